@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef FO_COMMON_H
+#define FO_COMMON_H
+
+/*
+ * Conventions of the FlowOS C API, said once here:
+ *  - every exported name carries the fo_ / FO_ prefix; file-local names are static;
+ *  - constructors return a pointer, or NULL with rte_errno set;
+ *  - set-up functions return 0 or a negative errno;
+ *  - burst functions return a packet count.
+ */
+
+#include <stdint.h>
+
+#define FO_MAX_BURST 256
+#define FO_MAX_ROUTES 64
+
+#endif /* FO_COMMON_H */

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef FO_PORT_H
+#define FO_PORT_H
+
+#include <rte_mempool.h>
+
+#include "fo_common.h"
+
+/* How one ethdev port is set up: one RX and one TX queue per worker. */
+struct fo_port_conf {
+	struct rte_mempool *pool; /* RX buffers come from here */
+	uint16_t nb_queues;       /* RX and TX queues (one per worker) */
+	uint16_t nb_rxd;          /* RX descriptors per queue (adjusted to the device) */
+	uint16_t nb_txd;          /* TX descriptors per queue (adjusted to the device) */
+	uint8_t promiscuous;      /* enable promiscuous mode where the device has it */
+};
+
+/*
+ * Configures, sets up queues and starts a port: the fixed DPDK sequence,
+ * stopping at the first error. Returns 0 or -errno.
+ */
+int fo_port_start(uint16_t port_id, const struct fo_port_conf *conf);
+
+/* Stops and closes a port; safe to call on a port that never started. Returns 0 or -errno. */
+int fo_port_close(uint16_t port_id);
+
+#endif /* FO_PORT_H */

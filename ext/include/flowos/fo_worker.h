@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef FO_WORKER_H
+#define FO_WORKER_H
+
+#include <rte_common.h>
+#include <rte_mbuf.h>
+
+#include "fo_common.h"
+
+/* One direction of forwarding: what is received on (rx_port, rx_queue) goes out on (tx_port, tx_queue). */
+struct fo_route {
+	uint16_t rx_port;
+	uint16_t rx_queue;
+	uint16_t tx_port;
+	uint16_t tx_queue;
+	/* A finite source (a capture being replayed) and how many packets it will deliver. */
+	uint8_t finite;
+	uint64_t expected_rx;
+};
+
+/* Counters of one route. Written by the worker only; read with fo_worker_route_stats(). */
+struct fo_route_stats {
+	uint64_t rx_packets;
+	uint64_t tx_packets;
+	uint64_t tx_unsent;   /* the TX queue refused them: freed and counted here */
+	uint64_t hook_kept;   /* taken by the processing hook (dropped, held or sent elsewhere) */
+} __rte_cache_aligned;
+
+/*
+ * The processing seam, called once per received burst before TX. The hook owns pkts[0..n-1]:
+ * it leaves the packets to send on the route compacted at the front of pkts and returns how
+ * many there are; every other packet it frees, sends elsewhere or keeps. No hook: forward all.
+ */
+typedef uint16_t (*fo_burst_hook_t)(void *ctx, const struct fo_route *route,
+				    struct rte_mbuf **pkts, uint16_t n);
+
+enum fo_stop_reason {
+	FO_STOP_NONE = 0,
+	FO_STOP_REQUESTED,     /* fo_worker_request_stop() */
+	FO_STOP_PACKET_LIMIT,  /* received packet_limit packets */
+	FO_STOP_INPUT_DONE,    /* every source was finite and has been read to its end */
+};
+
+struct fo_worker_conf {
+	uint16_t burst;              /* packets per rx burst, 1..FO_MAX_BURST */
+	uint64_t packet_limit;       /* stop after receiving this many packets; 0 = no limit */
+	uint32_t source_idle_ms;     /* a finite source silent this long before its expected count is finished (short) */
+	fo_burst_hook_t hook;        /* NULL: forward everything */
+	void *hook_ctx;
+};
+
+struct fo_worker;
+
+/* Returns a worker with no routes, or NULL with rte_errno set. */
+struct fo_worker *fo_worker_create(const struct fo_worker_conf *conf, int socket_id);
+
+/* Adds a route. Returns 0, -ENOSPC past FO_MAX_ROUTES, -EINVAL for an invalid port, -EBUSY while running. */
+int fo_worker_add_route(struct fo_worker *w, const struct fo_route *route);
+
+/* Starts the poll loop on a worker lcore. Returns 0 or -errno. */
+int fo_worker_launch(struct fo_worker *w, unsigned int lcore_id);
+
+/* Asks the loop to end after its current burst; returns at once. */
+void fo_worker_request_stop(struct fo_worker *w);
+
+/* Nonzero while the poll loop runs (it may have ended by itself: see fo_worker_stop_reason). */
+int fo_worker_running(const struct fo_worker *w);
+
+/* Waits for the loop to end. Returns the loop's return value (0) or -errno. */
+int fo_worker_join(struct fo_worker *w);
+
+enum fo_stop_reason fo_worker_stop_reason(const struct fo_worker *w);
+
+/* Finite sources that went silent before delivering the packets they were expected to. */
+uint16_t fo_worker_short_sources(const struct fo_worker *w);
+
+/* A consistent-enough copy of a route's counters, safe to call while the loop runs. Returns 0 or -EINVAL. */
+int fo_worker_route_stats(const struct fo_worker *w, uint16_t route, struct fo_route_stats *out);
+
+/* Frees a worker that is not running. */
+void fo_worker_free(struct fo_worker *w);
+
+/* The poll loop itself, as an lcore_function_t: usable with rte_eal_remote_launch or on the calling lcore. */
+int fo_worker_loop(void *worker);
+
+#endif /* FO_WORKER_H */

@@ -1,0 +1,5 @@
+import sys
+
+from flowos.cli import main
+
+sys.exit(main())

@@ -1,0 +1,297 @@
+# cython: language_level=3
+"""The DPDK resources FlowOS holds, one class each: Eal, Mempool, Port, Worker.
+
+Each object keeps a strong reference to what it depends on, so that teardown happens in DPDK's
+order (stop ports, close ports, free pools, clean up the EAL). close() is explicit and
+idempotent; __dealloc__ only warns about a resource nobody closed.
+"""
+import warnings
+from collections import namedtuple
+
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+from libc.stdint cimport uint16_t, uint64_t
+
+from flowos.dpdk cimport *
+from flowos.fo cimport *
+
+from flowos.errors import FlowOSError
+
+CaptureInfo = namedtuple("CaptureInfo", "packets bytes truncated linktype damaged")
+RouteStats = namedtuple("RouteStats", "rx_packets tx_packets tx_unsent hook_kept")
+
+STOP_REASONS = {
+    FO_STOP_NONE: None,
+    FO_STOP_REQUESTED: "stopped",
+    FO_STOP_PACKET_LIMIT: "packet-limit",
+    FO_STOP_INPUT_DONE: "input-done",
+}
+
+MAX_BURST = FO_MAX_BURST
+MAX_ROUTES = FO_MAX_ROUTES
+
+
+cdef int check(int ret, str what) except -1:
+    """The one place a C return code becomes a Python exception."""
+    if ret < 0:
+        raise FlowOSError(f"{what}: {rte_strerror(-ret).decode()}")
+    return ret
+
+
+def _warn_unclosed(obj):
+    warnings.warn(f"{obj!r} was not closed; call close()", ResourceWarning, stacklevel=2)
+
+
+def scan_capture(path):
+    """Packets and bytes in a capture file, as net_pcap will replay them."""
+    cdef fo_capture_info info
+    cdef char err[512]
+    cdef bytes bpath = str(path).encode()
+    ret = fo_capture_scan(bpath, &info, err, sizeof(err))
+    if ret == -32:  # EPIPE: a damaged record; what comes before it is replayed
+        return CaptureInfo(info.packets, info.bytes, info.truncated, info.linktype, err.decode(errors="replace"))
+    if ret < 0:
+        raise FlowOSError(f"{path}: {err.decode(errors='replace')}")
+    return CaptureInfo(info.packets, info.bytes, info.truncated, info.linktype, None)
+
+
+cdef object _the_eal = None
+cdef list _eal_argv_keepalive = []
+
+
+cdef class Eal:
+    """The DPDK environment of this process. It can start once per process."""
+    cdef readonly list argv
+    cdef readonly str log_path
+    cdef bint closed
+
+    @staticmethod
+    def start(argv, log_path):
+        global _the_eal
+        if _the_eal is not None:
+            raise FlowOSError("the DPDK EAL is already initialised in this process (it can start once per process)")
+        cdef list encoded = [str(a).encode() for a in argv]
+        cdef int argc = len(encoded)
+        cdef char **c_argv = <char **>malloc((argc + 1) * sizeof(char *))
+        if c_argv == NULL:
+            raise MemoryError()
+        for i, a in enumerate(encoded):
+            c_argv[i] = a
+        c_argv[argc] = NULL
+        # EAL may keep pointers into argv for the life of the process.
+        _eal_argv_keepalive.extend(encoded)
+        check(fo_log_to_file(str(log_path).encode()), f"cannot write the DPDK log to {log_path}")
+        with nogil:
+            ret = rte_eal_init(argc, c_argv)
+        free(c_argv)
+        if ret < 0:
+            _the_eal = False  # a failed init cannot be retried in this process either
+            raise FlowOSError(f"DPDK EAL start-up failed: {rte_strerror(rte_errno).decode()}")
+        cdef Eal eal = Eal.__new__(Eal)
+        eal.argv = list(argv)
+        eal.log_path = str(log_path)
+        _the_eal = eal
+        return eal
+
+    def worker_lcores(self):
+        """The lcores other than the main one, in order."""
+        lcores = []
+        cdef unsigned int lc = rte_get_next_lcore(<unsigned int>-1, 1, 0)
+        while lc < RTE_MAX_LCORE:
+            lcores.append(lc)
+            lc = rte_get_next_lcore(lc, 1, 0)
+        return lcores
+
+    @property
+    def main_lcore(self):
+        return rte_get_main_lcore()
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        rte_eal_cleanup()
+        fo_log_close()
+
+    def __dealloc__(self):
+        if not self.closed:
+            _warn_unclosed(self)
+
+
+cdef class Mempool:
+    """A pool of packet buffers (mbufs)."""
+    cdef rte_mempool *mp
+    cdef readonly Eal eal
+    cdef readonly str name
+
+    @staticmethod
+    def create(Eal eal, str name, unsigned int size, unsigned int cache, unsigned int data_room, int socket_id=-1):
+        cdef Mempool pool = Mempool.__new__(Mempool)
+        cdef bytes bname = name.encode()
+        pool.mp = rte_pktmbuf_pool_create(bname, size, cache, 0, data_room, socket_id)
+        if pool.mp == NULL:
+            check(-rte_errno, f"cannot create mbuf pool {name!r} of {size} mbufs")
+        pool.eal = eal
+        pool.name = name
+        return pool
+
+    @property
+    def size(self):
+        return self.mp.size if self.mp != NULL else 0
+
+    @property
+    def in_use(self):
+        return rte_mempool_in_use_count(self.mp) if self.mp != NULL else 0
+
+    def close(self):
+        if self.mp != NULL:
+            rte_mempool_free(self.mp)
+            self.mp = NULL
+
+    def __dealloc__(self):
+        if self.mp != NULL:
+            _warn_unclosed(self)
+
+
+cdef class Port:
+    """An ethdev port (a vdev or a PCI NIC) with one RX and one TX queue per worker."""
+    cdef readonly uint16_t port_id
+    cdef readonly str device
+    cdef readonly Eal eal
+    cdef readonly Mempool pool
+    cdef bint started
+
+    @staticmethod
+    def find(Eal eal, str device):
+        cdef uint16_t port_id
+        check(rte_eth_dev_get_port_by_name(device.encode(), &port_id), f"no port for device {device!r}")
+        cdef Port port = Port.__new__(Port)
+        port.port_id = port_id
+        port.device = device
+        port.eal = eal
+        return port
+
+    def start(self, Mempool pool, uint16_t queues=1, uint16_t rx_descriptors=1024,
+              uint16_t tx_descriptors=1024, bint promiscuous=True):
+        cdef fo_port_conf conf
+        memset(&conf, 0, sizeof(conf))
+        conf.pool = pool.mp
+        conf.nb_queues = queues
+        conf.nb_rxd = rx_descriptors
+        conf.nb_txd = tx_descriptors
+        conf.promiscuous = promiscuous
+        self.pool = pool
+        self.started = True  # a half-started port still needs closing
+        check(fo_port_start(self.port_id, &conf), f"cannot start port {self.device}")
+
+    @property
+    def driver(self):
+        cdef rte_eth_dev_info info
+        check(rte_eth_dev_info_get(self.port_id, &info), f"port {self.device}")
+        return info.driver_name.decode()
+
+    def stats(self):
+        cdef rte_eth_stats s
+        check(rte_eth_stats_get(self.port_id, &s), f"cannot read the stats of port {self.device}")
+        return {
+            "rx_packets": s.ipackets, "rx_bytes": s.ibytes,
+            "tx_packets": s.opackets, "tx_bytes": s.obytes,
+            "rx_missed": s.imissed, "rx_errors": s.ierrors,
+            "tx_errors": s.oerrors, "rx_nombuf": s.rx_nombuf,
+        }
+
+    def link(self):
+        cdef rte_eth_link link
+        check(rte_eth_link_get_nowait(self.port_id, &link), f"cannot read the link of port {self.device}")
+        return {"up": bool(link.link_status), "speed_mbps": link.link_speed,
+                "full_duplex": bool(link.link_duplex)}
+
+    def close(self):
+        if not self.started:
+            return
+        self.started = False
+        check(fo_port_close(self.port_id), f"cannot close port {self.device}")
+
+    def __repr__(self):
+        return f"<Port {self.port_id} {self.device}>"
+
+    def __dealloc__(self):
+        if self.started:
+            _warn_unclosed(self)
+
+
+cdef class Worker:
+    """A C poll loop on one lcore, forwarding along its routes without the GIL."""
+    cdef fo_worker *w
+    cdef readonly Eal eal
+    cdef readonly list routes   # (rx Port, tx Port) per route, kept alive while the loop runs
+
+    @staticmethod
+    def create(Eal eal, uint16_t burst=32, uint64_t packet_limit=0, unsigned int source_idle_ms=1000):
+        if not 1 <= burst <= FO_MAX_BURST:
+            raise FlowOSError(f"burst must be 1..{FO_MAX_BURST}, not {burst}")
+        cdef fo_worker_conf conf
+        memset(&conf, 0, sizeof(conf))
+        conf.burst = burst
+        conf.packet_limit = packet_limit
+        conf.source_idle_ms = source_idle_ms
+        cdef Worker worker = Worker.__new__(Worker)
+        worker.w = fo_worker_create(&conf, SOCKET_ID_ANY)
+        if worker.w == NULL:
+            check(-rte_errno, "cannot create a worker")
+        worker.eal = eal
+        worker.routes = []
+        return worker
+
+    def add_route(self, Port rx, Port tx, expected_rx=None):
+        """Forward what rx receives out of tx. expected_rx: packets a finite source will deliver."""
+        cdef fo_route route
+        memset(&route, 0, sizeof(route))
+        route.rx_port = rx.port_id
+        route.tx_port = tx.port_id
+        route.finite = expected_rx is not None
+        route.expected_rx = expected_rx or 0
+        check(fo_worker_add_route(self.w, &route), f"cannot add route {rx.device} -> {tx.device}")
+        self.routes.append((rx, tx))
+
+    def launch(self, unsigned int lcore):
+        check(fo_worker_launch(self.w, lcore), f"cannot launch the worker on lcore {lcore}")
+
+    def request_stop(self):
+        fo_worker_request_stop(self.w)
+
+    @property
+    def running(self):
+        return bool(fo_worker_running(self.w))
+
+    def join(self):
+        cdef int ret
+        with nogil:
+            ret = fo_worker_join(self.w)
+        check(ret, "worker")
+
+    @property
+    def stop_reason(self):
+        return STOP_REASONS[fo_worker_stop_reason(self.w)]
+
+    @property
+    def short_sources(self):
+        return fo_worker_short_sources(self.w)
+
+    def route_stats(self, uint16_t route):
+        cdef fo_route_stats s
+        check(fo_worker_route_stats(self.w, route, &s), f"no route {route}")
+        return RouteStats(s.rx_packets, s.tx_packets, s.tx_unsent, s.hook_kept)
+
+    def close(self):
+        if self.w == NULL:
+            return
+        fo_worker_request_stop(self.w)
+        self.join()
+        fo_worker_free(self.w)
+        self.w = NULL
+        self.routes = []
+
+    def __dealloc__(self):
+        if self.w != NULL:
+            _warn_unclosed(self)

@@ -1,0 +1,114 @@
+"""flowos-run: run a FlowOS middlebox from the command line, with or without a config file.
+
+Exit status: 0 after a clean run, 1 when the run fails, 2 for bad input (flags or config).
+"""
+import argparse
+import sys
+
+from rich.console import Console
+
+from flowos import __version__, config as configuration, devices
+from flowos.errors import ConfigError, FlowOSError
+from flowos.hugepages import MODES
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise ConfigError("", None, f"{message} (see flowos-run --help)")
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a value > 0, got {text!r}")
+        return value
+    return parse
+
+
+def build_parser():
+    p = _Parser(prog="flowos-run", description="Run a FlowOS middlebox. With no config file, a transparent "
+                "bridge: one port sends back out of itself, two ports forward to each other.")
+    p.add_argument("-c", "--config", help="YAML configuration file")
+    p.add_argument("--vdev", action="append", default=[], metavar="SPEC",
+                   help="add a virtual device, e.g. net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap (repeatable)")
+    p.add_argument("--pci", action="append", default=[], metavar="ADDR", help="add a PCI NIC (repeatable)")
+    p.add_argument("--forward", action="append", default=[], metavar="ROUTE",
+                   help='forwarding between port names: "a -> b" or "a <-> b" (repeatable)')
+    p.add_argument("--duration", type=_positive(float), help="stop after this many seconds")
+    p.add_argument("--packets", type=_positive(int), help="stop after receiving this many packets")
+    p.add_argument("--burst", type=_positive(int), help="packets per receive burst (default 32)")
+    p.add_argument("--mbufs", type=_positive(int), help="mbufs in the packet pool (default: sized from the ports)")
+    p.add_argument("--memory", choices=MODES, help="hugepages, no-huge, or auto (default: hugepages when enough are free)")
+    p.add_argument("--memory-mb", type=_positive(int), help="EAL memory in MB (default: sized from the pool)")
+    p.add_argument("--worker-cpu", type=int, help="CPU of the forwarding worker (default: the last one)")
+    p.add_argument("--file-prefix", help="DPDK file prefix (default: flowos-<pid>)")
+    p.add_argument("--eal-arg", action="append", default=[], metavar="ARG", help="extra EAL argument (repeatable)")
+    p.add_argument("--no-dashboard", action="store_true", help="no live dashboard; print the summary only")
+    p.add_argument("--stats-json", metavar="FILE", help="write the final statistics as JSON")
+    p.add_argument("--version", action="version", version=f"flowos {__version__}")
+    return p
+
+
+def make_config(args):
+    """The config file (if any) with the command line laid over it."""
+    cfg = configuration.load(args.config) if args.config else configuration.Config(source="command line")
+    for spec in args.vdev:
+        port = devices.parse_vdev(spec)
+        port.origin = "--vdev"
+        cfg.ports.append(port)
+    for address in args.pci:
+        port = devices.parse_pci(address)
+        port.origin = "--pci"
+        cfg.ports.append(port)
+    if args.forward:
+        cfg.forward = configuration.from_dict({"forward": args.forward}, "--forward").forward
+    for value, target, attr in ((args.duration, cfg.run, "duration"), (args.packets, cfg.run, "packets"),
+                                (args.burst, cfg.run, "burst"), (args.mbufs, cfg.pool, "mbufs"),
+                                (args.memory, cfg.eal, "memory"), (args.memory_mb, cfg.eal, "memory_mb"),
+                                (args.worker_cpu, cfg.eal, "worker_cpu"), (args.file_prefix, cfg.eal, "file_prefix")):
+        if value is not None:
+            setattr(target, attr, value)
+    cfg.eal.args += args.eal_arg
+    if not 1 <= cfg.run.burst <= 256:
+        raise ConfigError("--burst", None, f"expected 1..256, got {cfg.run.burst}")
+    return configuration.finish(cfg)
+
+
+def main(argv=None):
+    console = Console(highlight=False)
+    errors = Console(stderr=True, highlight=False)
+    try:
+        args = build_parser().parse_args(argv)
+        cfg = make_config(args)
+    except FlowOSError as e:
+        errors.print(f"flowos-run: error: {e}", markup=False, soft_wrap=True)
+        return EXIT_BAD_INPUT
+
+    from flowos import runner
+    from flowos.dashboard import Dashboard, QuietView, summary_table
+
+    view = QuietView(console) if args.no_dashboard else Dashboard(console)
+    try:
+        report = runner.run(cfg, view)
+    except FlowOSError as e:
+        errors.print(f"flowos-run: error: {e}", markup=False, soft_wrap=True)
+        return EXIT_FAILED
+    console.print(summary_table(report))
+    if args.stats_json:
+        report.write_json(args.stats_json)
+    if report.mbufs_in_use_at_exit:
+        errors.print(f"flowos-run: error: {report.mbufs_in_use_at_exit} mbufs were not returned to the pool",
+                     markup=False)
+        return EXIT_FAILED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

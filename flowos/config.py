@@ -1,0 +1,252 @@
+"""The run configuration: a YAML file, the command line, or both (the command line wins).
+
+Sections (each optional; later issues add `flows:` beside them):
+
+  eal:     memory (auto | hugepages | no-huge), memory_mb, file_prefix, worker_cpu, log_level, args
+  pool:    mbufs, cache, data_room
+  ports:   list of {name, vdev | pci, rx_descriptors, tx_descriptors, promiscuous}
+  forward: list of "a -> b", "a <-> b" or {from: a, to: b}
+  run:     burst, duration, packets, source_idle_ms
+
+Every error names the file, the key and what was expected; unknown keys are rejected.
+"""
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from flowos import devices
+from flowos.errors import ConfigError, FlowOSError
+from flowos.hugepages import MODES
+
+
+@dataclass
+class EalConfig:
+    memory: str = "auto"
+    memory_mb: int | None = None       # None: sized from the pool
+    file_prefix: str | None = None     # None: flowos-<pid>
+    worker_cpu: int | None = None      # None: the last CPU this process may use
+    log_level: str | None = None
+    args: list = field(default_factory=list)
+
+
+@dataclass
+class PoolConfig:
+    mbufs: int | None = None           # None: sized from the ports' descriptors
+    cache: int = 256
+    data_room: int = 2176              # RTE_MBUF_DEFAULT_BUF_SIZE: 2048 bytes + headroom
+
+
+@dataclass
+class RunConfig:
+    burst: int = 32
+    duration: float | None = None      # seconds
+    packets: int | None = None         # stop after receiving this many
+    source_idle_ms: int = 1000         # a capture source silent this long counts as finished
+
+
+@dataclass
+class Config:
+    source: str = ""                   # where it came from, for messages
+    eal: EalConfig = field(default_factory=EalConfig)
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    ports: list = field(default_factory=list)     # devices.PortSpec
+    forward: list = field(default_factory=list)   # (from name, to name)
+    run: RunConfig = field(default_factory=RunConfig)
+    notes: list = field(default_factory=list)     # defaults applied, to tell the user
+
+    def port(self, name):
+        return next(p for p in self.ports if p.name == name)
+
+
+# --- a small schema: what each key accepts ----------------------------------------------------
+
+def _int(lo, hi=None):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, int):
+            return f"expected an integer, got {v!r}"
+        if v < lo or (hi is not None and v > hi):
+            return f"expected an integer in {lo}..{hi}" if hi is not None else f"expected an integer >= {lo}"
+    return check
+
+
+def _number(lo):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= lo:
+            return f"expected a number > {lo}, got {v!r}"
+    return check
+
+
+def _choice(*options):
+    def check(v):
+        if v not in options:
+            return f"expected one of {', '.join(options)}, got {v!r}"
+    return check
+
+
+def _string(pattern=None, what="a string"):
+    def check(v):
+        if not isinstance(v, str) or (pattern and not re.fullmatch(pattern, v)):
+            return f"expected {what}, got {v!r}"
+    return check
+
+
+def _bool(v):
+    if not isinstance(v, bool):
+        return f"expected true or false, got {v!r}"
+
+
+def _strings(v):
+    if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
+        return f"expected a list of strings, got {v!r}"
+
+
+PORT_NAME = r"[A-Za-z][A-Za-z0-9_.:-]*"
+SCHEMA = {
+    "eal": {"memory": _choice(*MODES), "memory_mb": _int(16), "file_prefix": _string(r"[A-Za-z0-9_.-]+", "letters, digits, _ . -"),
+            "worker_cpu": _int(0), "log_level": _string(), "args": _strings},
+    "pool": {"mbufs": _int(64, 2**31 - 1), "cache": _int(0, 512), "data_room": _int(256, 65535)},
+    "run": {"burst": _int(1, 256), "duration": _number(0), "packets": _int(1), "source_idle_ms": _int(1)},
+    "port": {"name": _string(PORT_NAME, "a name of letters, digits, _ . : -"), "vdev": _string(), "pci": _string(),
+             "rx_descriptors": _int(1, 32768), "tx_descriptors": _int(1, 32768), "promiscuous": _bool},
+}
+TOP_LEVEL = ("eal", "pool", "ports", "forward", "run")
+
+
+class _Reader:
+    """Walks a parsed YAML document, naming the file and key in every error."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def error(self, key, problem):
+        return ConfigError(self.source, key, problem)
+
+    def mapping(self, value, key):
+        if not isinstance(value, dict):
+            raise self.error(key, f"expected a mapping, got {type(value).__name__}")
+        return value
+
+    def fields(self, value, key, schema, required=()):
+        value = self.mapping(value, key)
+        for k in value:
+            if k not in schema:
+                raise self.error(f"{key}.{k}", f"unknown key (expected one of: {', '.join(schema)})")
+        for k in required:
+            if k not in value:
+                raise self.error(f"{key}.{k}", "required")
+        for k, v in value.items():
+            problem = schema[k](v)
+            if problem:
+                raise self.error(f"{key}.{k}", problem)
+        return value
+
+
+def load(path):
+    """Reads and validates a YAML config file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(str(path), None, f"cannot read: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(str(path), None, f"not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    return from_dict(data if data is not None else {}, str(path), base_dir=path.parent)
+
+
+def from_dict(data, source="<config>", base_dir=None):
+    r = _Reader(source)
+    data = r.mapping(data, "(top level)")
+    for k in data:
+        if k not in TOP_LEVEL:
+            raise r.error(k, f"unknown section (expected one of: {', '.join(TOP_LEVEL)})")
+    config = Config(source=source)
+    for section, target in (("eal", config.eal), ("pool", config.pool), ("run", config.run)):
+        for k, v in r.fields(data.get(section) or {}, section, SCHEMA[section]).items():
+            setattr(target, k, v)
+
+    ports = data.get("ports") or []
+    if not isinstance(ports, list):
+        raise r.error("ports", "expected a list of ports")
+    for i, entry in enumerate(ports):
+        key = f"ports[{i}]"
+        entry = r.fields(entry, key, SCHEMA["port"], required=("name",))
+        if ("vdev" in entry) == ("pci" in entry):
+            raise r.error(key, "expected exactly one of vdev or pci")
+        try:
+            port = devices.parse_vdev(entry["vdev"], base_dir) if "vdev" in entry else devices.parse_pci(entry["pci"])
+        except FlowOSError as e:
+            raise r.error(f"{key}.{'vdev' if 'vdev' in entry else 'pci'}", str(e)) from None
+        port.name = entry["name"]
+        port.origin = key
+        for k in ("rx_descriptors", "tx_descriptors", "promiscuous"):
+            if k in entry:
+                setattr(port, k, entry[k])
+        config.ports.append(port)
+
+    forward = data.get("forward") or []
+    if not isinstance(forward, list):
+        raise r.error("forward", "expected a list such as [\"lan -> wan\", \"wan -> lan\"]")
+    for i, entry in enumerate(forward):
+        config.forward += _parse_route(r, f"forward[{i}]", entry)
+    return config
+
+
+def _parse_route(r, key, entry):
+    if isinstance(entry, dict):
+        r.fields(entry, key, {"from": _string(PORT_NAME), "to": _string(PORT_NAME)}, required=("from", "to"))
+        return [(entry["from"], entry["to"])]
+    m = re.fullmatch(rf"\s*({PORT_NAME})\s*(<->|->)\s*({PORT_NAME})\s*", entry) if isinstance(entry, str) else None
+    if not m:
+        raise r.error(key, f"expected \"a -> b\", \"a <-> b\" or {{from: a, to: b}}, got {entry!r}")
+    a, arrow, b = m.groups()
+    return [(a, b), (b, a)] if arrow == "<->" else [(a, b)]
+
+
+def finish(config):
+    """Checks the whole (file + command line) configuration and fills in defaults."""
+    r = _Reader(config.source)
+    if not config.ports:
+        raise r.error("ports", "no ports: give --vdev/--pci or a ports: section")
+    for what in ("name", "device"):
+        values = [getattr(p, what) for p in config.ports]
+        twice = next((v for v in values if values.count(v) > 1), None)
+        if twice is not None:
+            raise r.error("ports", f"{what} {twice!r} is used by two ports")
+    for port in config.ports:
+        note = devices.apply_defaults(port)
+        if note:
+            config.notes.append(note)
+        try:
+            devices.check(port)
+        except FlowOSError as e:
+            raise r.error(port.origin or None, str(e)) from None
+    if not config.forward:
+        config.forward = default_forwarding(r, config.ports)
+    names = {p.name for p in config.ports}
+    receivers = set()
+    for src, dst in config.forward:
+        for name in (src, dst):
+            if name not in names:
+                raise r.error("forward", f"no port named {name!r} (ports: {', '.join(sorted(names))})")
+        if src in receivers:
+            raise r.error("forward", f"port {src!r} forwards to two places; a port receives into one route")
+        receivers.add(src)
+    return config
+
+
+def default_forwarding(r, ports):
+    """One port sends back out of itself; ports pair up in order (0 <-> 1, 2 <-> 3)."""
+    if len(ports) == 1:
+        return [(ports[0].name, ports[0].name)]
+    if len(ports) % 2:
+        raise r.error("forward", f"{len(ports)} ports cannot pair up by themselves: say where each one forwards")
+    routes = []
+    for a, b in zip(ports[::2], ports[1::2]):
+        routes += [(a.name, b.name), (b.name, a.name)]
+    return routes

@@ -1,0 +1,120 @@
+"""Ports as the user names them: vdev strings and PCI addresses, checked before DPDK sees them."""
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flowos.errors import FlowOSError
+
+SAMPLE_CAPTURE = Path(__file__).parent / "data" / "sample.pcap"
+DEFAULT_OUTPUT = "flowos-out.pcap"
+
+# Virtual device drivers FlowOS is tested with; DPDK itself decides what else exists.
+KNOWN_VDEV_DRIVERS = ("net_pcap", "net_null", "net_ring", "net_af_packet", "net_tap", "net_tun",
+                      "net_memif", "net_vhost", "net_virtio_user", "net_bonding", "net_failsafe")
+PCI_ADDRESS = re.compile(r"^(?:[0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
+PCAP_FILE_KEYS = ("rx_pcap", "tx_pcap")
+
+
+@dataclass
+class PortSpec:
+    """One port: its name in configs and tables, and the device DPDK opens."""
+    name: str
+    device: str                  # the DPDK device name: "net_pcap0" or a PCI address
+    kind: str                    # "vdev" or "pci"
+    args: list = field(default_factory=list)   # vdev (key, value) pairs, in order
+    rx_descriptors: int = 1024
+    tx_descriptors: int = 1024
+    promiscuous: bool = True
+    origin: str = ""             # where the user gave it ("ports[0]", "--vdev"), for messages
+
+    @property
+    def driver(self):
+        return vdev_driver(self.device) if self.kind == "vdev" else "pci"
+
+    def arg(self, key):
+        return next((v for k, v in self.args if k == key), None)
+
+    @property
+    def eal_spec(self):
+        """The --vdev or -a argument for the EAL."""
+        return ",".join([self.device] + [f"{k}={v}" if v is not None else k for k, v in self.args])
+
+    @property
+    def capture_source(self):
+        """The capture this port replays once (a finite source), or None for an endless one."""
+        if self.driver != "net_pcap" or self.arg("infinite_rx") == "1":
+            return None
+        return self.arg("rx_pcap")
+
+
+def vdev_driver(device):
+    """net_pcap0 -> net_pcap; DPDK matches a vdev's driver by the prefix of its name."""
+    for driver in KNOWN_VDEV_DRIVERS:
+        if device.startswith(driver):
+            return driver
+    return re.sub(r"\d+$", "", device)
+
+
+def parse_vdev(spec, base_dir=None):
+    """Parses "net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap". Capture paths are made absolute
+    (relative to base_dir, a config file's folder, when given)."""
+    parts = [p.strip() for p in spec.split(",")]
+    device = parts[0]
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", device or ""):
+        raise FlowOSError(f"vdev {spec!r}: expected a device name such as net_pcap0 before the first comma")
+    if not device.startswith("net_"):
+        raise FlowOSError(f"vdev {spec!r}: FlowOS opens network devices, whose names start with net_ (e.g. net_pcap0)")
+    args = []
+    for part in parts[1:]:
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if key in PCAP_FILE_KEYS and sep:
+            value = str(Path(base_dir or ".", value).absolute()) if not os.path.isabs(value) else value
+        args.append((key, value if sep else None))
+    return PortSpec(name=device, device=device, kind="vdev", args=args)
+
+
+def parse_pci(address):
+    if not PCI_ADDRESS.match(address):
+        raise FlowOSError(f"PCI address {address!r}: expected DOMAIN:BUS:DEVICE.FUNCTION, e.g. 0000:01:00.0")
+    if address.count(":") == 1:
+        address = "0000:" + address
+    return PortSpec(name=address, device=address.lower(), kind="pci")
+
+
+def apply_defaults(port):
+    """A bare net_pcap port replays the bundled sample into ./flowos-out.pcap. Returns a note or None."""
+    if port.driver != "net_pcap" or any(k.startswith(("rx_", "tx_")) for k, _ in port.args):
+        return None
+    port.args += [("rx_pcap", str(SAMPLE_CAPTURE)), ("tx_pcap", str(Path(DEFAULT_OUTPUT).absolute()))]
+    return f"{port.device}: no capture given; replaying the bundled sample {SAMPLE_CAPTURE.name} into ./{DEFAULT_OUTPUT}"
+
+
+def check(port):
+    """What can be known about a port before DPDK starts: files, interfaces, driver names."""
+    if port.kind == "pci":
+        return
+    if port.driver not in KNOWN_VDEV_DRIVERS:
+        raise FlowOSError(f"vdev {port.device}: unknown driver {port.driver!r} "
+                          f"(known: {', '.join(KNOWN_VDEV_DRIVERS)})")
+    keys = [k for k, _ in port.args]
+    if port.driver == "net_pcap":
+        if keys.count("rx_pcap") > 1 or keys.count("tx_pcap") > 1:
+            raise FlowOSError(f"vdev {port.device}: one rx_pcap and one tx_pcap per port (use one port per capture)")
+        rx, tx = port.arg("rx_pcap"), port.arg("tx_pcap")
+        if rx is not None and not os.path.isfile(rx):
+            raise FlowOSError(f"vdev {port.device}: rx_pcap {rx}: no such file")
+        if rx is not None and not os.access(rx, os.R_OK):
+            raise FlowOSError(f"vdev {port.device}: rx_pcap {rx}: not readable")
+        if tx is not None:
+            folder = os.path.dirname(tx) or "."
+            if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+                raise FlowOSError(f"vdev {port.device}: tx_pcap {tx}: cannot write in {folder}")
+    if port.driver == "net_af_packet":
+        iface = port.arg("iface")
+        if iface is None:
+            raise FlowOSError(f"vdev {port.device}: net_af_packet needs iface=<interface>")
+        if not os.path.exists(f"/sys/class/net/{iface}"):
+            raise FlowOSError(f"vdev {port.device}: no network interface {iface!r}")

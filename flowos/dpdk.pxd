@@ -1,0 +1,67 @@
+# Raw declarations of the DPDK API FlowOS uses; wrappers live in _runtime.pyx.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+
+
+cdef extern from "rte_errno.h" nogil:
+    int rte_errno
+    const char *rte_strerror(int errnum)
+
+
+cdef extern from "rte_eal.h" nogil:
+    int rte_eal_init(int argc, char **argv)
+    int rte_eal_cleanup()
+
+
+cdef extern from "rte_lcore.h" nogil:
+    unsigned int RTE_MAX_LCORE
+    unsigned int rte_lcore_count()
+    unsigned int rte_get_main_lcore()
+    unsigned int rte_get_next_lcore(unsigned int i, int skip_main, int wrap)
+    unsigned int rte_lcore_to_socket_id(unsigned int lcore_id)
+    int SOCKET_ID_ANY
+
+
+cdef extern from "rte_mempool.h" nogil:
+    struct rte_mempool:
+        char *name
+        unsigned int size
+    unsigned int rte_mempool_avail_count(const rte_mempool *mp)
+    unsigned int rte_mempool_in_use_count(const rte_mempool *mp)
+    void rte_mempool_free(rte_mempool *mp)
+
+
+cdef extern from "rte_mbuf.h" nogil:
+    rte_mempool *rte_pktmbuf_pool_create(const char *name, unsigned int n, unsigned int cache_size,
+                                         uint16_t priv_size, uint16_t data_room_size, int socket_id)
+
+
+cdef extern from "rte_ethdev.h" nogil:
+    uint16_t RTE_MAX_ETHPORTS
+
+    struct rte_eth_stats:
+        uint64_t ipackets
+        uint64_t opackets
+        uint64_t ibytes
+        uint64_t obytes
+        uint64_t imissed
+        uint64_t ierrors
+        uint64_t oerrors
+        uint64_t rx_nombuf
+
+    struct rte_eth_link:
+        uint32_t link_speed
+        uint16_t link_duplex
+        uint16_t link_autoneg
+        uint16_t link_status
+
+    struct rte_eth_dev_info:
+        const char *driver_name
+        uint16_t max_rx_queues
+        uint16_t max_tx_queues
+
+    int rte_eth_dev_get_port_by_name(const char *name, uint16_t *port_id)
+    int rte_eth_dev_get_name_by_port(uint16_t port_id, char *name)
+    uint64_t rte_eth_find_next(uint16_t port_id)
+    int rte_eth_dev_info_get(uint16_t port_id, rte_eth_dev_info *dev_info)
+    int rte_eth_stats_get(uint16_t port_id, rte_eth_stats *stats)
+    int rte_eth_link_get_nowait(uint16_t port_id, rte_eth_link *link)

@@ -1,0 +1,79 @@
+# Declarations of the FlowOS C fast path (ext/include/flowos); wrappers live in _runtime.pyx.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+
+from flowos.dpdk cimport rte_mempool
+
+
+cdef extern from "flowos/fo_common.h" nogil:
+    int FO_MAX_BURST
+    int FO_MAX_ROUTES
+
+
+cdef extern from "flowos/fo_log.h" nogil:
+    int fo_log_to_file(const char *path)
+    void fo_log_close()
+
+
+cdef extern from "flowos/fo_capture.h" nogil:
+    struct fo_capture_info:
+        uint64_t packets
+        uint64_t bytes
+        uint64_t truncated
+        uint32_t linktype
+    int fo_capture_scan(const char *path, fo_capture_info *info, char *err, size_t errlen)
+
+
+cdef extern from "flowos/fo_port.h" nogil:
+    struct fo_port_conf:
+        rte_mempool *pool
+        uint16_t nb_queues
+        uint16_t nb_rxd
+        uint16_t nb_txd
+        uint8_t promiscuous
+    int fo_port_start(uint16_t port_id, const fo_port_conf *conf)
+    int fo_port_close(uint16_t port_id)
+
+
+cdef extern from "flowos/fo_worker.h" nogil:
+    struct fo_route:
+        uint16_t rx_port
+        uint16_t rx_queue
+        uint16_t tx_port
+        uint16_t tx_queue
+        uint8_t finite
+        uint64_t expected_rx
+
+    struct fo_route_stats:
+        uint64_t rx_packets
+        uint64_t tx_packets
+        uint64_t tx_unsent
+        uint64_t hook_kept
+
+    ctypedef uint16_t (*fo_burst_hook_t)(void *ctx, const fo_route *route, void **pkts, uint16_t n)
+
+    enum fo_stop_reason:
+        FO_STOP_NONE
+        FO_STOP_REQUESTED
+        FO_STOP_PACKET_LIMIT
+        FO_STOP_INPUT_DONE
+
+    struct fo_worker_conf:
+        uint16_t burst
+        uint64_t packet_limit
+        uint32_t source_idle_ms
+        fo_burst_hook_t hook
+        void *hook_ctx
+
+    struct fo_worker:
+        pass
+
+    fo_worker *fo_worker_create(const fo_worker_conf *conf, int socket_id)
+    int fo_worker_add_route(fo_worker *w, const fo_route *route)
+    int fo_worker_launch(fo_worker *w, unsigned int lcore_id)
+    void fo_worker_request_stop(fo_worker *w)
+    int fo_worker_running(const fo_worker *w)
+    int fo_worker_join(fo_worker *w)
+    fo_stop_reason fo_worker_stop_reason(const fo_worker *w)
+    uint16_t fo_worker_short_sources(const fo_worker *w)
+    int fo_worker_route_stats(const fo_worker *w, uint16_t route, fo_route_stats *out)
+    void fo_worker_free(fo_worker *w)

@@ -1,0 +1,173 @@
+"""Builds the runtime from a configuration, runs it until a stop condition, and tears it down
+in DPDK's order: stop the worker, stop and close the ports, count and free the pool, clean up
+the EAL."""
+import os
+import signal
+import tempfile
+import threading
+import time
+
+from flowos import eal_args, hugepages
+from flowos._runtime import Eal, Mempool, Port, Worker, scan_capture
+from flowos.errors import FlowOSError
+from flowos.stats import PortStats, RunReport, Snapshot, SourceReport
+from flowos.dpdk_log import explain_failure
+
+MIN_POOL = 8191
+
+
+def pool_size(config):
+    """Enough mbufs to fill every descriptor ring twice over, as 2^k - 1 (a mempool's best size)."""
+    need = sum(p.rx_descriptors + p.tx_descriptors for p in config.ports) + 2 * config.run.burst + config.pool.cache
+    size = MIN_POOL
+    while size < 2 * need:
+        size = size * 2 + 1
+    return size
+
+
+class Bridge:
+    """The DPDK resources of one run, built from a finished Config."""
+
+    def __init__(self, config):
+        self.config = config
+        self.eal = self.pool = self.worker = None
+        self.ports = {}
+        self.sources = {}      # port name -> CaptureInfo of the capture it replays
+        self.started_at = None
+        self.memory = None
+        self.file_prefix = config.eal.file_prefix or f"flowos-{os.getpid()}"
+        self.log_path = os.path.join(tempfile.gettempdir(), f"{self.file_prefix}.log")
+
+    def start(self):
+        cfg = self.config
+        mbufs = cfg.pool.mbufs or pool_size(cfg)
+        needed = eal_args.needed_memory_mb(mbufs, cfg.pool.data_room)
+        if cfg.eal.memory_mb is not None and cfg.eal.memory_mb < needed:
+            raise FlowOSError(f"memory {cfg.eal.memory_mb} MB is too little: a pool of {mbufs} mbufs "
+                              f"needs {needed} MB (raise eal.memory_mb/--memory-mb or lower pool.mbufs/--mbufs)")
+        self.memory = hugepages.choose(cfg.eal.memory, cfg.eal.memory_mb or needed)
+        for port in cfg.ports:
+            if port.capture_source:
+                self.sources[port.name] = scan_capture(port.capture_source)
+        lcores, _ = eal_args.lcore_map(worker_cpu=cfg.eal.worker_cpu)
+        argv = eal_args.eal_argv(self.memory, self.file_prefix, lcores, cfg.ports, cfg.eal.log_level, cfg.eal.args)
+        if os.path.exists(self.log_path):
+            os.unlink(self.log_path)
+        try:
+            self.eal = Eal.start(argv, self.log_path)
+        except FlowOSError as e:
+            raise FlowOSError(explain_failure(str(e), self.log_path)) from None
+        try:
+            self.pool = Mempool.create(self.eal, "fo_pool", mbufs, cfg.pool.cache, cfg.pool.data_room)
+        except FlowOSError as e:
+            raise FlowOSError(f"{e} in {self.memory.memory_mb} MB ({self.memory.mode}); "
+                              "raise --memory-mb or lower --mbufs") from None
+        for spec in cfg.ports:
+            port = Port.find(self.eal, spec.device)
+            self.ports[spec.name] = port
+            port.start(self.pool, 1, spec.rx_descriptors, spec.tx_descriptors, spec.promiscuous)
+        self.worker = Worker.create(self.eal, cfg.run.burst, cfg.run.packets or 0, cfg.run.source_idle_ms)
+        for src, dst in cfg.forward:
+            source = self.sources.get(src)
+            self.worker.add_route(self.ports[src], self.ports[dst], source.packets if source else None)
+        lcores = self.eal.worker_lcores()
+        if not lcores:
+            raise FlowOSError("no worker lcore: the EAL started with the main lcore only")
+        self.worker.launch(lcores[0])
+        self.started_at = time.monotonic()
+
+    @property
+    def elapsed(self):
+        return time.monotonic() - self.started_at if self.started_at else 0.0
+
+    def port_stats(self):
+        unsent = {}
+        for i, (_, tx) in enumerate(self.worker.routes):
+            unsent[tx.device] = unsent.get(tx.device, 0) + self.worker.route_stats(i).tx_unsent
+        out = []
+        for spec in self.config.ports:
+            port = self.ports[spec.name]
+            out.append(PortStats(name=spec.name, device=spec.device, driver=port.driver,
+                                 tx_unsent=unsent.get(port.device, 0), link_up=port.link()["up"], **port.stats()))
+        return out
+
+    def snapshot(self):
+        return Snapshot(self.elapsed, self.port_stats(), self.pool.in_use, self.pool.size)
+
+    def close(self, stop_reason):
+        """Tears down whatever start() built, in DPDK's order, and reports the run."""
+        report = None
+        if self.worker is not None:
+            self.worker.request_stop()
+            self.worker.join()
+            ports = self.port_stats()
+            sources = [SourceReport(name, self.config.port(name).capture_source, info.packets, info.bytes,
+                                    next(p.rx_packets for p in ports if p.name == name), info.damaged)
+                       for name, info in self.sources.items()]
+            report = RunReport(self.memory.mode, self.memory.reason, self.memory.memory_mb, self.file_prefix,
+                               self.elapsed, stop_reason or self.worker.stop_reason, ports, self.pool.size, 0, sources)
+            self.worker.close()
+        errors = []
+        for port in self.ports.values():
+            try:
+                port.close()
+            except FlowOSError as e:
+                errors.append(str(e))
+        if self.pool is not None:
+            if report is not None:
+                report.mbufs_in_use_at_exit = self.pool.in_use
+            self.pool.close()
+        if self.eal is not None:
+            self.eal.close()
+            if os.path.exists(self.log_path) and not errors:
+                os.unlink(self.log_path)
+        if errors:
+            raise FlowOSError("; ".join(errors))
+        return report
+
+
+class StopRequest:
+    """SIGINT/SIGTERM end the run cleanly: the handler only records the signal."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.signal_name = None
+        self.saved = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+
+    def _handle(self, signum, frame):
+        self.signal_name = signal.Signals(signum).name
+        self.event.set()
+
+    def wait(self, timeout):
+        return self.event.wait(timeout)
+
+    def restore(self):
+        for s, handler in self.saved.items():
+            signal.signal(s, handler)
+
+
+def run(config, view):
+    """Runs until a signal, --duration, --packets, or the end of every input capture."""
+    bridge = Bridge(config)
+    stop = StopRequest()
+    reason = None
+    try:
+        bridge.start()
+        view.started(bridge)
+        while bridge.worker.running:
+            if stop.wait(view.interval):
+                reason = reason or f"signal ({stop.signal_name})"
+                bridge.worker.request_stop()
+            elif config.run.duration is not None and bridge.elapsed >= config.run.duration:
+                reason = reason or "duration"
+                bridge.worker.request_stop()
+            view.update(bridge.snapshot())
+    finally:
+        try:
+            report = bridge.close(reason)
+        finally:
+            stop.restore()
+            view.stopped()
+    return report

@@ -1,0 +1,88 @@
+"""Statistics of a run: live snapshots for the dashboard, and the final report (JSON)."""
+import json
+from dataclasses import asdict, dataclass, field
+
+PORT_COUNTERS = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "rx_missed", "rx_errors",
+                 "tx_errors", "rx_nombuf", "tx_unsent")
+# Every way a packet can be lost on a port, in the port's own counters and the worker's.
+DROP_COUNTERS = ("rx_missed", "rx_errors", "tx_errors", "rx_nombuf", "tx_unsent")
+
+
+@dataclass
+class PortStats:
+    name: str
+    device: str
+    driver: str
+    rx_packets: int = 0
+    rx_bytes: int = 0
+    tx_packets: int = 0
+    tx_bytes: int = 0
+    rx_missed: int = 0
+    rx_errors: int = 0
+    tx_errors: int = 0
+    rx_nombuf: int = 0
+    tx_unsent: int = 0   # refused by the TX queue: freed by the worker and counted here
+    link_up: bool = False
+
+    @property
+    def dropped(self):
+        return sum(getattr(self, c) for c in DROP_COUNTERS)
+
+
+@dataclass
+class Snapshot:
+    """What the dashboard shows: taken at `elapsed` seconds into the run."""
+    elapsed: float
+    ports: list
+    pool_in_use: int
+    pool_size: int
+
+
+@dataclass
+class SourceReport:
+    """A capture replayed by a port: what it holds and what was received of it."""
+    port: str
+    capture: str
+    packets: int
+    bytes: int
+    received: int
+    damaged: str | None = None
+
+
+@dataclass
+class RunReport:
+    memory_mode: str
+    memory_reason: str
+    memory_mb: int
+    file_prefix: str
+    elapsed_s: float
+    stop_reason: str
+    ports: list
+    pool_size: int
+    mbufs_in_use_at_exit: int
+    sources: list = field(default_factory=list)
+
+    def totals(self):
+        keys = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")
+        totals = {k: sum(getattr(p, k) for p in self.ports) for k in keys}
+        totals["dropped"] = sum(p.dropped for p in self.ports)
+        return totals
+
+    def to_dict(self):
+        return {
+            "memory_mode": self.memory_mode,
+            "memory_reason": self.memory_reason,
+            "memory_mb": self.memory_mb,
+            "file_prefix": self.file_prefix,
+            "elapsed_s": round(self.elapsed_s, 6),
+            "stop_reason": self.stop_reason,
+            "ports": [dict(asdict(p), dropped=p.dropped) for p in self.ports],
+            "totals": self.totals(),
+            "mbufs": {"pool_size": self.pool_size, "in_use_at_exit": self.mbufs_in_use_at_exit},
+            "sources": [asdict(s) for s in self.sources],
+        }
+
+    def write_json(self, path):
+        with open(path, "w") as f:
+            json.dump(self.to_dict(), f, indent=2)
+            f.write("\n")
