@@ -5,11 +5,15 @@ Each object keeps a strong reference to what it depends on, so that teardown hap
 order (stop ports, close ports, free pools, clean up the EAL). close() is explicit and
 idempotent; __dealloc__ only warns about a resource nobody closed.
 """
+import os
+import sys
 import warnings
 from collections import namedtuple
+from contextlib import contextmanager
 
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
+from libc.stdio cimport fflush as libc_fflush
 from libc.stdint cimport uint16_t, uint64_t
 
 from flowos.dpdk cimport *
@@ -55,6 +59,24 @@ def scan_capture(path):
     return CaptureInfo(info.packets, info.bytes, info.truncated, info.linktype, None)
 
 
+@contextmanager
+def _fds_redirected_to(path):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    target = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.dup2(target, 1)
+        os.dup2(target, 2)
+        yield
+    finally:
+        libc_fflush(NULL)
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved + [target]:
+            os.close(fd)
+
+
 cdef object _the_eal = None
 cdef list _eal_argv_keepalive = []
 
@@ -81,8 +103,10 @@ cdef class Eal:
         # EAL may keep pointers into argv for the life of the process.
         _eal_argv_keepalive.extend(encoded)
         check(fo_log_to_file(str(log_path).encode()), f"cannot write the DPDK log to {log_path}")
-        with nogil:
-            ret = rte_eal_init(argc, c_argv)
+        # rte_eal_init also prints (usage text, fatal errors) straight to stdout and stderr.
+        with _fds_redirected_to(log_path):
+            with nogil:
+                ret = rte_eal_init(argc, c_argv)
         free(c_argv)
         if ret < 0:
             _the_eal = False  # a failed init cannot be retried in this process either
@@ -110,8 +134,13 @@ cdef class Eal:
         if self.closed:
             return
         self.closed = True
+        runtime_dir = rte_eal_get_runtime_dir().decode()
         rte_eal_cleanup()
         fo_log_close()
+        try:  # the EAL leaves its (by now empty) runtime folder behind
+            os.rmdir(runtime_dir)
+        except OSError:
+            pass
 
     def __dealloc__(self):
         if not self.closed:

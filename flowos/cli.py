@@ -59,14 +59,14 @@ def build_parser():
 def make_config(args):
     """The config file (if any) with the command line laid over it."""
     cfg = configuration.load(args.config) if args.config else configuration.Config(source="command line")
-    for spec in args.vdev:
-        port = devices.parse_vdev(spec)
-        port.origin = "--vdev"
-        cfg.ports.append(port)
-    for address in args.pci:
-        port = devices.parse_pci(address)
-        port.origin = "--pci"
-        cfg.ports.append(port)
+    for flag, values, parse in (("--vdev", args.vdev, devices.parse_vdev), ("--pci", args.pci, devices.parse_pci)):
+        for value in values:
+            try:
+                port = parse(value)
+            except FlowOSError as e:
+                raise ConfigError("command line", flag, str(e)) from None
+            port.origin = flag
+            cfg.ports.append(port)
     if args.forward:
         cfg.forward = configuration.from_dict({"forward": args.forward}, "--forward").forward
     for value, target, attr in ((args.duration, cfg.run, "duration"), (args.packets, cfg.run, "packets"),
@@ -82,7 +82,7 @@ def make_config(args):
 
 
 def main(argv=None):
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     errors = Console(stderr=True, highlight=False)
     try:
         args = build_parser().parse_args(argv)
@@ -99,7 +99,7 @@ def main(argv=None):
         report = runner.run(cfg, view)
     except FlowOSError as e:
         errors.print(f"flowos-run: error: {e}", markup=False, soft_wrap=True)
-        return EXIT_FAILED
+        return EXIT_BAD_INPUT if isinstance(e, ConfigError) else EXIT_FAILED
     console.print(summary_table(report))
     if args.stats_json:
         report.write_json(args.stats_json)

@@ -68,7 +68,7 @@ class Dashboard(QuietView):
         self.previous = (now, snapshot)
         table = Table(title=f"FlowOS  up {snapshot.elapsed:.1f} s | {self.header}", title_justify="left")
         for col in ("port", "device", "link", "rx pps", "tx pps", "rx", "tx", "dropped"):
-            table.add_column(col, justify="left" if col in ("port", "device", "link") else "right")
+            table.add_column(col, justify="left" if col in ("port", "device", "link") else "right", no_wrap=True)
         for p in snapshot.ports:
             rx_rate, tx_rate = rates.get(p.name, (0.0, 0.0))
             table.add_row(p.name, f"{p.device} ({p.driver})", "up" if p.link_up else "down",
@@ -87,10 +87,10 @@ def summary_table(report):
     table = Table(title=f"FlowOS summary: {report.elapsed_s:.2f} s, stopped by {report.stop_reason}, "
                         f"memory {report.memory_mode}", title_justify="left")
     for col in ("port", "rx packets", "rx bytes", "tx packets", "tx bytes", "dropped", "avg rx pps"):
-        table.add_column(col, justify="left" if col == "port" else "right")
+        table.add_column(col, justify="left" if col == "port" else "right", no_wrap=True)
     elapsed = max(report.elapsed_s, 1e-9)
     for p in report.ports:
-        table.add_row(f"{p.name} ({p.driver})", f"{p.rx_packets:,}", f"{p.rx_bytes:,}", f"{p.tx_packets:,}",
+        table.add_row(p.name, f"{p.rx_packets:,}", f"{p.rx_bytes:,}", f"{p.tx_packets:,}",
                       f"{p.tx_bytes:,}", f"{p.dropped:,}", _si(p.rx_packets / elapsed))
     t = report.totals()
     table.add_row("total", f"{t['rx_packets']:,}", f"{t['rx_bytes']:,}", f"{t['tx_packets']:,}",

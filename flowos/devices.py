@@ -4,6 +4,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flowos._runtime import scan_capture
 from flowos.errors import FlowOSError
 
 SAMPLE_CAPTURE = Path(__file__).parent / "data" / "sample.pcap"
@@ -27,6 +28,7 @@ class PortSpec:
     tx_descriptors: int = 1024
     promiscuous: bool = True
     origin: str = ""             # where the user gave it ("ports[0]", "--vdev"), for messages
+    capture: object = None       # CaptureInfo of capture_source, once check() has read it
 
     @property
     def driver(self):
@@ -108,6 +110,11 @@ def check(port):
             raise FlowOSError(f"vdev {port.device}: rx_pcap {rx}: no such file")
         if rx is not None and not os.access(rx, os.R_OK):
             raise FlowOSError(f"vdev {port.device}: rx_pcap {rx}: not readable")
+        if rx is not None:
+            try:
+                port.capture = scan_capture(rx)
+            except FlowOSError as e:
+                raise FlowOSError(f"vdev {port.device}: rx_pcap {e}: not a capture file libpcap can read") from None
         if tx is not None:
             folder = os.path.dirname(tx) or "."
             if not os.path.isdir(folder) or not os.access(folder, os.W_OK):

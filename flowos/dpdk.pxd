@@ -10,6 +10,7 @@ cdef extern from "rte_errno.h" nogil:
 cdef extern from "rte_eal.h" nogil:
     int rte_eal_init(int argc, char **argv)
     int rte_eal_cleanup()
+    const char *rte_eal_get_runtime_dir()
 
 
 cdef extern from "rte_lcore.h" nogil:

@@ -3,11 +3,13 @@ import re
 
 # (what the log says, what the user is told); the first match wins.
 KNOWN_FAILURES = (
+    (re.compile(r"(unrecognized option '[^']+'|invalid option -- '.')"), "bad EAL argument: {m}"),
     (re.compile(r"failed to parse device \"([^\"]+)\""), "DPDK cannot parse device {0!r}"),
     (re.compile(r"Driver cannot attach the device \((\S+)\)"), "the driver cannot open device {0}"),
     (re.compile(r"[Cc]annot (?:init|get|reserve|allocate|create).*memory.*"), "not enough memory: {m}"),
     (re.compile(r"Cannot get hugepage information"), "no usable hugepages"),
-    (re.compile(r"(?:rte_pmd_\w+_probe|\w+: ).*(?:Couldn't|couldn't|cannot|Cannot|failed|Failed).*"), "{m}"),
+    # Any other complaint of a DPDK component ("EAL: ...", "rte_pmd_pcap_probe(): ...").
+    (re.compile(r"^[A-Za-z_0-9()]+: .*(?:[Cc]ouldn't|[Cc]annot|[Ff]ailed|[Ii]nvalid|[Ee]rror).*"), "{m}"),
 )
 
 

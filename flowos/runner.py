@@ -8,8 +8,8 @@ import threading
 import time
 
 from flowos import eal_args, hugepages
-from flowos._runtime import Eal, Mempool, Port, Worker, scan_capture
-from flowos.errors import FlowOSError
+from flowos._runtime import Eal, Mempool, Port, Worker
+from flowos.errors import ConfigError, FlowOSError
 from flowos.stats import PortStats, RunReport, Snapshot, SourceReport
 from flowos.dpdk_log import explain_failure
 
@@ -43,12 +43,10 @@ class Bridge:
         mbufs = cfg.pool.mbufs or pool_size(cfg)
         needed = eal_args.needed_memory_mb(mbufs, cfg.pool.data_room)
         if cfg.eal.memory_mb is not None and cfg.eal.memory_mb < needed:
-            raise FlowOSError(f"memory {cfg.eal.memory_mb} MB is too little: a pool of {mbufs} mbufs "
-                              f"needs {needed} MB (raise eal.memory_mb/--memory-mb or lower pool.mbufs/--mbufs)")
+            raise ConfigError(cfg.source, "eal.memory_mb", f"{cfg.eal.memory_mb} MB is too little: a pool of "
+                              f"{mbufs} mbufs needs {needed} MB (raise it, or lower pool.mbufs)")
         self.memory = hugepages.choose(cfg.eal.memory, cfg.eal.memory_mb or needed)
-        for port in cfg.ports:
-            if port.capture_source:
-                self.sources[port.name] = scan_capture(port.capture_source)
+        self.sources = {p.name: p.capture for p in cfg.ports if p.capture_source}
         lcores, _ = eal_args.lcore_map(worker_cpu=cfg.eal.worker_cpu)
         argv = eal_args.eal_argv(self.memory, self.file_prefix, lcores, cfg.ports, cfg.eal.log_level, cfg.eal.args)
         if os.path.exists(self.log_path):

@@ -1,0 +1,62 @@
+"""Shared helpers: run flowos-run in a subprocess (each with its own EAL and file prefix) and
+read captures independently of FlowOS, with scapy."""
+import itertools
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from scapy.utils import RawPcapReader
+
+DATA = Path(__file__).parent / "data"
+CAPTURES = sorted(DATA.glob("*.pcap"))
+FLOWOS_RUN = str(Path(sys.executable).with_name("flowos-run"))
+_prefixes = itertools.count()
+
+
+def unique_prefix():
+    return f"fot{os.getpid()}-{next(_prefixes)}"
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    stats: dict | None
+
+
+def run_flowos(*args, tmp_path, memory="no-huge", timeout=60, stats=True):
+    """Runs flowos-run to completion; returns its exit code, output and --stats-json."""
+    stats_path = tmp_path / f"stats-{next(_prefixes)}.json"
+    argv = [FLOWOS_RUN, "--no-dashboard", "--file-prefix", unique_prefix(), *args]
+    if memory:
+        argv += ["--memory", memory]
+    if stats:
+        argv += ["--stats-json", str(stats_path)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
+    data = json.loads(stats_path.read_text()) if stats_path.exists() else None
+    return Run(done.returncode, done.stdout, done.stderr, data)
+
+
+def start_flowos(*args, tmp_path, memory="no-huge"):
+    """Starts flowos-run in the background; the caller ends it."""
+    argv = [FLOWOS_RUN, "--no-dashboard", "--file-prefix", unique_prefix(), "--memory", memory, *args]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+
+
+def packets(path):
+    """The packets of a capture, as bytes, in order."""
+    return [bytes(data) for data, _ in RawPcapReader(str(path))]
+
+
+def port(stats, name):
+    return next(p for p in stats["ports"] if p["name"] == name)
+
+
+@pytest.fixture
+def capture_dir():
+    return DATA

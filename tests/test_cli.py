@@ -1,0 +1,60 @@
+"""Command-line parsing into a configuration (no DPDK started here)."""
+import pytest
+
+from flowos import cli, devices
+from flowos.errors import ConfigError, FlowOSError
+
+from conftest import DATA
+
+
+def make(*argv):
+    return cli.make_config(cli.build_parser().parse_args(list(argv)))
+
+
+def test_vdevs_become_ports_bridged_in_pairs():
+    cfg = make("--vdev", "net_null0", "--vdev", "net_null1")
+    assert [p.device for p in cfg.ports] == ["net_null0", "net_null1"]
+    assert cfg.forward == [("net_null0", "net_null1"), ("net_null1", "net_null0")]
+
+
+def test_bare_pcap_port_replays_the_bundled_sample(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = make("--vdev", "net_pcap0")
+    port = cfg.ports[0]
+    assert port.capture_source == str(devices.SAMPLE_CAPTURE)
+    assert port.arg("tx_pcap") == str(tmp_path / "flowos-out.pcap")
+    assert any("bundled sample" in note for note in cfg.notes)
+
+
+def test_command_line_overrides_the_config_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("run: {burst: 16, duration: 9}\nports: [{name: a, vdev: net_null0}]\n")
+    cfg = make("-c", str(path), "--burst", "64", "--packets", "10", "--vdev", "net_null1", "--forward", "a <-> net_null1")
+    assert (cfg.run.burst, cfg.run.duration, cfg.run.packets) == (64, 9, 10)
+    assert cfg.forward == [("a", "net_null1"), ("net_null1", "a")]
+
+
+def test_pci_address_gets_its_domain():
+    cfg = make("--pci", "01:00.0")
+    assert cfg.ports[0].device == "0000:01:00.0" and cfg.ports[0].kind == "pci"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--vdev", "net_null0", "--duration", "-3"], "argument --duration: expected a value > 0"),
+    (["--vdev", "net_null0", "--packets", "many"], "argument --packets: expected a int"),
+    (["--vdev", "net_null0", "--memory", "plenty"], "argument --memory: invalid choice"),
+    (["--vdev", "net_null0", "--burst", "1000"], "expected 1..256"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--vdev", "net_foo0"], "unknown driver 'net_foo'"),
+    (["--vdev", "eth0"], "names start with net_"),
+    (["--vdev", f"net_pcap0,rx_pcap={DATA}/udp_echo.pcap,rx_pcap={DATA}/udp_echo.pcap"], "one rx_pcap"),
+    (["--vdev", "net_pcap0,tx_pcap=/no/such/dir/out.pcap"], "cannot write in /no/such/dir"),
+    (["--vdev", "net_af_packet0"], "needs iface="),
+    (["--vdev", "net_af_packet0,iface=nosuchif0"], "no network interface 'nosuchif0'"),
+    ([], "no ports"),
+])
+def test_bad_flags_are_one_clear_error(argv, expected):
+    with pytest.raises(FlowOSError) as info:
+        make(*argv)
+    assert expected in str(info.value)
+    assert isinstance(info.value, ConfigError)

@@ -1,0 +1,47 @@
+"""EAL arguments: memory sized from the pool, memory mode choice, lcore mapping."""
+import pytest
+
+from flowos import eal_args, hugepages
+from flowos.devices import parse_pci, parse_vdev
+from flowos.errors import FlowOSError
+
+
+def test_memory_grows_with_the_pool():
+    small = eal_args.needed_memory_mb(8191, 2176)
+    big = eal_args.needed_memory_mb(8 * 8191, 2176)
+    assert eal_args.BASE_MEMORY_MB < small < big
+    assert big - eal_args.BASE_MEMORY_MB >= 8 * 8191 * 2176 / 2**20  # at least the data rooms
+
+
+def test_lcore_map_keeps_python_off_the_worker_cpu():
+    assert eal_args.lcore_map([0, 1]) == ("0@(0),1@1", 1)
+    assert eal_args.lcore_map([0, 1, 2, 3], worker_cpu=2) == ("0@(0-1,3),1@2", 2)
+    assert eal_args.lcore_map([5]) == ("0@(5),1@5", 5)
+    with pytest.raises(FlowOSError, match="worker CPU 7"):
+        eal_args.lcore_map([0, 1], worker_cpu=7)
+
+
+def test_argv_for_each_memory_mode():
+    ports = [parse_vdev("net_null0"), parse_pci("0000:01:00.0")]
+    huge = hugepages.MemoryMode("hugepages", 128, "/dev/hugepages", "")
+    argv = eal_args.eal_argv(huge, "p1", "0@(0),1@1", ports)
+    assert argv[argv.index("--huge-dir") + 1] == "/dev/hugepages" and "--no-huge" not in argv
+    assert argv[argv.index("-a") + 1] == "0000:01:00.0" and "--no-pci" not in argv
+    assert argv[argv.index("--vdev") + 1] == "net_null0"
+    flat = eal_args.eal_argv(hugepages.MemoryMode("no-huge", 96, None, ""), "p2", "0@(0),1@1", ports[:1])
+    assert "--no-huge" in flat and "--no-pci" in flat and flat[flat.index("-m") + 1] == "96"
+
+
+@pytest.mark.parametrize("state, mode, reason", [
+    (hugepages.HugepageState(256, 256, "/dev/hugepages"), "hugepages", "256 free"),
+    (hugepages.HugepageState(256, 10, "/dev/hugepages"), "no-huge", "10 free 2 MB hugepages, 64 needed"),
+    (hugepages.HugepageState(0, 0, None), "no-huge", "no hugetlbfs"),
+])
+def test_auto_mode_falls_back_and_says_why(state, mode, reason):
+    chosen = hugepages.choose("auto", 128, state)
+    assert chosen.mode == mode and reason in chosen.reason
+
+
+def test_hugepages_demanded_but_missing_is_an_error():
+    with pytest.raises(FlowOSError, match="hugepages asked for, but no hugetlbfs"):
+        hugepages.choose("hugepages", 128, hugepages.HugepageState(0, 0, None))
