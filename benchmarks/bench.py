@@ -1,0 +1,293 @@
+"""FlowOS benchmarks, one subcommand each (run through scripts/bench).
+
+  bridge   the FlowOS bridge against dpdk-testpmd's io forwarding on the same two net_null ports
+           (the default when no subcommand is given)
+
+A benchmark is a function that takes the parsed arguments and returns a Report: a JSON-able dict
+and the text to show. Add one with an entry in BENCHMARKS.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from flowos import hugepages
+from flowos.config import PoolConfig
+from flowos.devices import PortSpec
+from flowos.eal_args import lcore_map
+from flowos.errors import FlowOSError
+
+FLOWOS_RUN = Path(sys.executable).with_name("flowos-run")
+TESTPMD = "dpdk-testpmd"
+VDEVS = ("net_null0", "net_null1")
+BURST = 32
+MBUFS = 16383
+STARTUP_S = 30      # what a run may take beyond its measured seconds (EAL init, port setup, teardown)
+STOP_GRACE_S = 10   # how long a process may take to exit after SIGINT before it is killed
+
+
+class BenchError(Exception):
+    pass
+
+
+@dataclass
+class Report:
+    data: dict    # what --json prints
+    text: str     # what is printed otherwise
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What both tools share in a run, so that they are compared on equal terms."""
+    memory: hugepages.MemoryMode
+    worker_cpu: int
+    lcores: str          # main lcore floating over the other CPUs, the worker alone on worker_cpu
+    seconds: float
+    burst: int = BURST
+    mbufs: int = MBUFS
+    cache: int = PoolConfig.cache
+    data_room: int = PoolConfig.data_room
+    descriptors: int = PortSpec.rx_descriptors
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a process, bounded in time
+
+
+def run_bounded(argv, limit_s, enough=None):
+    """Runs argv and returns (exit status, its output). Interrupts it with SIGINT once enough(line)
+    is true for a line of its output, or after limit_s; kills it if it then does not exit in time."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors="replace")
+    lines, done = [], threading.Event()
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+            if enough and enough(line):
+                done.set()
+        done.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        in_time = done.wait(limit_s)
+    finally:
+        stop(proc)
+    reader.join(STOP_GRACE_S)
+    output = "".join(lines)
+    if not in_time:
+        raise BenchError(f"{Path(argv[0]).name} did not finish within {limit_s:.0f} s\n{tail(output)}")
+    return proc.returncode, output
+
+
+def stop(proc):
+    """SIGINT, then SIGKILL if the process does not exit within STOP_GRACE_S."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def count_lines(prefix, n):
+    """A predicate for run_bounded: true once n lines starting with prefix have been seen."""
+    seen = 0
+
+    def enough(line):
+        nonlocal seen
+        seen += line.lstrip().startswith(prefix)
+        return seen >= n
+    return enough
+
+
+def tail(text, lines=15):
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def remove_runtime_dir(prefix):
+    """The EAL leaves an empty runtime folder per file prefix; remove ours (only if empty)."""
+    base = "/var/run" if os.geteuid() == 0 else os.environ.get("XDG_RUNTIME_DIR", "/tmp")
+    try:
+        os.rmdir(Path(base, "dpdk", prefix))
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# The bridge benchmark: one run of each tool, in Mpps of packets received on both ports
+
+
+def eal_args(setup, prefix):
+    """The EAL command line FlowOS builds for itself (flowos/eal_args.py), for testpmd."""
+    memory = setup.memory
+    argv = ["--lcores", setup.lcores, "--file-prefix", prefix, "--no-shconf", "--no-telemetry",
+            "-m", str(memory.memory_mb), "--no-pci"]
+    argv += ["--no-huge"] if memory.mode == "no-huge" else ["--huge-dir", memory.huge_dir, "--huge-unlink"]
+    for vdev in VDEVS:
+        argv += ["--vdev", vdev]
+    return argv
+
+
+def testpmd_mpps(setup, prefix):
+    """testpmd io forwarding; the median of its per-second samples of Rx-pps summed over ports.
+    The first sample (always 0: nothing to compare with yet) is skipped."""
+    samples = int(setup.seconds)
+    argv = ["stdbuf", "-oL", TESTPMD, *eal_args(setup, prefix), "--",
+            "--forward-mode=io", "--auto-start", "--stats-period", "1", "--nb-cores=1",
+            f"--burst={setup.burst}", f"--total-num-mbufs={setup.mbufs}", f"--mbcache={setup.cache}",
+            f"--mbuf-size={setup.data_room}", f"--rxd={setup.descriptors}", f"--txd={setup.descriptors}"]
+    status, output = run_bounded(argv, setup.seconds + 1 + STARTUP_S,
+                                 count_lines("Rx-pps:", (samples + 1) * len(VDEVS)))
+    per_second = testpmd_samples(output)[1:samples + 1]
+    if status != 0 or len(per_second) < samples:
+        raise BenchError(f"testpmd failed (exit {status}, {len(per_second)} of {samples} samples)\n{tail(output)}")
+    return statistics.median(per_second) / 1e6
+
+
+def testpmd_samples(output):
+    """Summed Rx-pps of each complete 'Port statistics' block testpmd printed, in order."""
+    samples = []
+    for block in output.split("Port statistics")[1:]:
+        pps = [int(n) for n in re.findall(r"Rx-pps:\s+(\d+)", block)]
+        if len(pps) == len(VDEVS):
+            samples.append(sum(pps))
+    return samples
+
+
+def flowos_mpps(setup, prefix):
+    """The FlowOS bridge; packets received on both ports over the seconds its worker ran."""
+    with tempfile.TemporaryDirectory(prefix="flowos-bench-") as tmp:
+        stats_file = Path(tmp, "stats.json")
+        argv = [str(FLOWOS_RUN), *[a for vdev in VDEVS for a in ("--vdev", vdev)],
+                "--duration", str(setup.seconds), "--burst", str(setup.burst), "--mbufs", str(setup.mbufs),
+                "--memory", setup.memory.mode, "--memory-mb", str(setup.memory.memory_mb),
+                "--worker-cpu", str(setup.worker_cpu), "--file-prefix", prefix,
+                "--no-dashboard", "--stats-json", str(stats_file)]
+        status, output = run_bounded(argv, setup.seconds + STARTUP_S)
+        if status != 0 or not stats_file.exists():
+            raise BenchError(f"flowos-run failed (exit {status})\n{tail(output)}")
+        stats = json.loads(stats_file.read_text())
+    if stats["memory_mode"] != setup.memory.mode or stats["mbufs"]["pool_size"] != setup.mbufs:
+        raise BenchError(f"flowos-run ran with {stats['memory_mode']} and {stats['mbufs']['pool_size']} mbufs, "
+                         f"not {setup.memory.mode} and {setup.mbufs}")
+    return stats["totals"]["rx_packets"] / stats["elapsed_s"] / 1e6
+
+
+TOOLS = {"testpmd": testpmd_mpps, "flowos": flowos_mpps}
+
+
+def bridge(args):
+    if shutil.which(TESTPMD) is None:
+        raise BenchError(f"{TESTPMD} not found: install it with apt-get install dpdk")
+    lcores, worker_cpu = lcore_map(worker_cpu=args.cpu)
+    setup = Setup(hugepages.choose(args.memory, args.memory_mb), worker_cpu, lcores, args.seconds)
+    log(f"bridge: memory {setup.memory.mode} ({setup.memory.reason}), lcores {lcores}, "
+        f"{args.reps} x {args.seconds:g} s per tool")
+    runs = {name: [] for name in TOOLS}
+    for rep in range(1, args.reps + 1):
+        for name, measure in TOOLS.items():
+            prefix = f"bench-{os.getpid()}-{name}-{rep}"
+            try:
+                runs[name].append(measure(setup, prefix))
+            finally:
+                remove_runtime_dir(prefix)
+            log(f"  run {rep}/{args.reps} {name:8} {runs[name][-1]:8.2f} Mpps")
+    medians = {name: statistics.median(values) for name, values in runs.items()}
+    data = {"benchmark": "bridge",
+            "flowos_mpps": round(medians["flowos"], 3),
+            "testpmd_mpps": round(medians["testpmd"], 3),
+            "ratio": round(medians["flowos"] / medians["testpmd"], 3),
+            "memory_mode": setup.memory.mode,
+            "memory_mb": setup.memory.memory_mb,
+            "worker_cpu": setup.worker_cpu,
+            "lcores": setup.lcores,
+            "vdevs": list(VDEVS),
+            "burst": setup.burst, "mbufs": setup.mbufs, "mbuf_cache": setup.cache,
+            "reps": args.reps, "seconds": args.seconds,
+            "flowos_runs_mpps": [round(v, 3) for v in runs["flowos"]],
+            "testpmd_runs_mpps": [round(v, 3) for v in runs["testpmd"]]}
+    return Report(data, bridge_table(data))
+
+
+def bridge_table(data):
+    lines = [f"bridge: {' <-> '.join(data['vdevs'])}, worker CPU {data['worker_cpu']}, "
+             f"memory {data['memory_mode']} ({data['memory_mb']} MB), burst {data['burst']}, "
+             f"{data['mbufs']} mbufs (cache {data['mbuf_cache']}), {data['reps']} x {data['seconds']:g} s",
+             "",
+             f"{'run':>6}  {'testpmd Mpps':>12}  {'FlowOS Mpps':>12}"]
+    for i, (t, f) in enumerate(zip(data["testpmd_runs_mpps"], data["flowos_runs_mpps"]), 1):
+        lines.append(f"{i:>6}  {t:12.2f}  {f:12.2f}")
+    lines.append(f"{'median':>6}  {data['testpmd_mpps']:12.2f}  {data['flowos_mpps']:12.2f}")
+    lines += ["", f"FlowOS / testpmd = {data['ratio']:.3f}  (target >= 0.95)"]
+    return "\n".join(lines)
+
+
+def add_bridge_args(p):
+    p.add_argument("--reps", type=positive(int), default=5, help="runs of each tool, alternating (default 5)")
+    p.add_argument("--seconds", type=positive(int), default=5, help="seconds per run (default 5)")
+    p.add_argument("--memory", choices=hugepages.MODES, default="auto",
+                   help="memory mode of both tools (default auto: hugepages when enough are free)")
+    p.add_argument("--memory-mb", type=positive(int), default=256, help="EAL memory of each run (default 256)")
+    p.add_argument("--cpu", type=int, help="CPU of the forwarding lcore (default: the last one)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+BENCHMARKS = {"bridge": (add_bridge_args, bridge, "FlowOS bridge vs dpdk-testpmd io forwarding on net_null")}
+DEFAULT = "bridge"
+
+
+def positive(kind):
+    def parse(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a value > 0, got {text!r}")
+        return value
+    return parse
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="scripts/bench", description=f"FlowOS benchmarks (default: {DEFAULT}).")
+    commands = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK")
+    for name, (add_args, run, help_text) in BENCHMARKS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        add_args(sub)
+        sub.add_argument("--json", action="store_true", help="print only one JSON object with the results")
+        sub.set_defaults(run=run)
+    return parser
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in BENCHMARKS and argv[0] not in ("-h", "--help"):
+        argv.insert(0, DEFAULT)
+    args = build_parser().parse_args(argv)
+    try:
+        report = args.run(args)
+    except (BenchError, FlowOSError) as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(report.data) if args.json else report.text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
