@@ -155,7 +155,10 @@ def run(config, view):
         bridge.start()
         view.started(bridge)
         while bridge.worker.running:
-            if stop.wait(view.interval):
+            wait = view.interval
+            if config.run.duration is not None:
+                wait = max(0.0, min(wait, config.run.duration - bridge.elapsed))
+            if stop.wait(wait):
                 reason = reason or f"signal ({stop.signal_name})"
                 bridge.worker.request_stop()
             elif config.run.duration is not None and bridge.elapsed >= config.run.duration:
