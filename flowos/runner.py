@@ -25,6 +25,16 @@ def pool_size(config):
     return size
 
 
+def available_memory_mb():
+    """MemAvailable plus free hugepages: what a run can take without the OOM killer stepping in."""
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+    except OSError:
+        return None
+    return int(fields["MemAvailable"].split()[0]) // 1024 + hugepages.probe().free_mb
+
+
 class Bridge:
     """The DPDK resources of one run, built from a finished Config."""
 
@@ -45,6 +55,10 @@ class Bridge:
         if cfg.eal.memory_mb is not None and cfg.eal.memory_mb < needed:
             raise ConfigError(cfg.source, "eal.memory_mb", f"{cfg.eal.memory_mb} MB is too little: a pool of "
                               f"{mbufs} mbufs needs {needed} MB (raise it, or lower pool.mbufs)")
+        available = available_memory_mb()
+        if available is not None and (cfg.eal.memory_mb or needed) > available:
+            raise ConfigError(cfg.source, "pool.mbufs", f"{mbufs} mbufs need {cfg.eal.memory_mb or needed} MB, "
+                              f"more than the {available} MB of memory this machine has available")
         self.memory = hugepages.choose(cfg.eal.memory, cfg.eal.memory_mb or needed)
         self.sources = {p.name: p.capture for p in cfg.ports if p.capture_source}
         lcores, _ = eal_args.lcore_map(worker_cpu=cfg.eal.worker_cpu)

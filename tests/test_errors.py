@@ -27,9 +27,11 @@ def assert_one_line_error(run, code, *fragments):
     (["-c", "/no/such.yaml"], BAD_INPUT, ["/no/such.yaml: cannot read"]),
     (["--vdev", "net_null0", "--memory-mb", "20"], BAD_INPUT, ["eal.memory_mb: 20 MB is too little"]),
     (["--vdev", "net_null0", "--duration", "soon"], BAD_INPUT, ["--duration"]),
+    (["--vdev", "net_null0", "--mbufs", "2000000000"], BAD_INPUT, ["pool.mbufs", "more than the", "available"]),
     (["--vdev", "net_null0", "--eal-arg=--bogus"], FAILED, ["bad EAL argument", "'--bogus'"]),
     (["--vdev", "net_null0", "--worker-cpu", "4096"], FAILED, ["worker CPU 4096"]),
-], ids=["driver", "missing-pcap", "missing-config", "memory", "duration", "eal-arg", "worker-cpu"])
+], ids=["driver", "missing-pcap", "missing-config", "memory", "duration", "machine-memory", "eal-arg",
+        "worker-cpu"])
 def test_bad_input(tmp_path, args, code, fragments):
     assert_one_line_error(run_flowos(*args, tmp_path=tmp_path, stats=False), code, *fragments)
 
