@@ -200,7 +200,7 @@ def bridge(args):
         for name, measure in TOOLS.items():
             prefix = f"bench-{os.getpid()}-{name}-{rep}"
             try:
-                runs[name].append(measure(setup, prefix))
+                runs[name].append(round(measure(setup, prefix), 3))
             finally:
                 remove_runtime_dir(prefix)
             log(f"  run {rep}/{args.reps} {name:8} {runs[name][-1]:8.2f} Mpps")
@@ -216,8 +216,8 @@ def bridge(args):
             "vdevs": list(VDEVS),
             "burst": setup.burst, "mbufs": setup.mbufs, "mbuf_cache": setup.cache,
             "reps": args.reps, "seconds": args.seconds,
-            "flowos_runs_mpps": [round(v, 3) for v in runs["flowos"]],
-            "testpmd_runs_mpps": [round(v, 3) for v in runs["testpmd"]]}
+            "flowos_runs_mpps": runs["flowos"],
+            "testpmd_runs_mpps": runs["testpmd"]}
     return Report(data, bridge_table(data))
 
 

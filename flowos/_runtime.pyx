@@ -83,9 +83,6 @@ cdef list _eal_argv_keepalive = []
 
 cdef class Eal:
     """The DPDK environment of this process. It can start once per process."""
-    cdef readonly list argv
-    cdef readonly str log_path
-    cdef bint closed
 
     @staticmethod
     def start(argv, log_path):
@@ -149,9 +146,6 @@ cdef class Eal:
 
 cdef class Mempool:
     """A pool of packet buffers (mbufs)."""
-    cdef rte_mempool *mp
-    cdef readonly Eal eal
-    cdef readonly str name
 
     @staticmethod
     def create(Eal eal, str name, unsigned int size, unsigned int cache, unsigned int data_room, int socket_id=-1):
@@ -184,11 +178,6 @@ cdef class Mempool:
 
 cdef class Port:
     """An ethdev port (a vdev or a PCI NIC) with one RX and one TX queue per worker."""
-    cdef readonly uint16_t port_id
-    cdef readonly str device
-    cdef readonly Eal eal
-    cdef readonly Mempool pool
-    cdef bint started
 
     @staticmethod
     def find(Eal eal, str device):
@@ -201,7 +190,7 @@ cdef class Port:
         return port
 
     def start(self, Mempool pool, uint16_t queues=1, uint16_t rx_descriptors=1024,
-              uint16_t tx_descriptors=1024, bint promiscuous=True):
+              uint16_t tx_descriptors=1024, bint promiscuous=True, bint rx_timestamp=False):
         cdef fo_port_conf conf
         memset(&conf, 0, sizeof(conf))
         conf.pool = pool.mp
@@ -209,6 +198,7 @@ cdef class Port:
         conf.nb_rxd = rx_descriptors
         conf.nb_txd = tx_descriptors
         conf.promiscuous = promiscuous
+        conf.rx_timestamp = rx_timestamp
         self.pool = pool
         self.started = True  # a half-started port still needs closing
         check(fo_port_start(self.port_id, &conf), f"cannot start port {self.device}")
@@ -251,9 +241,6 @@ cdef class Port:
 
 cdef class Worker:
     """A C poll loop on one lcore, forwarding along its routes without the GIL."""
-    cdef fo_worker *w
-    cdef readonly Eal eal
-    cdef readonly list routes   # (rx Port, tx Port) per route, kept alive while the loop runs
 
     @staticmethod
     def create(Eal eal, uint16_t burst=32, uint64_t packet_limit=0, unsigned int source_idle_ms=1000):
@@ -320,6 +307,7 @@ cdef class Worker:
         fo_worker_free(self.w)
         self.w = NULL
         self.routes = []
+        self.hook_owner = None
 
     def __dealloc__(self):
         if self.w != NULL:

@@ -1,12 +1,13 @@
 """The run configuration: a YAML file, the command line, or both (the command line wins).
 
-Sections (each optional; later issues add `flows:` beside them):
+Sections (each optional):
 
   eal:     memory (auto | hugepages | no-huge), memory_mb, file_prefix, worker_cpu, log_level, args
   pool:    mbufs, cache, data_room
   ports:   list of {name, vdev | pci, rx_descriptors, tx_descriptors, promiscuous}
   forward: list of "a -> b", "a <-> b" or {from: a, to: b}
   run:     burst, duration, packets, source_idle_ms
+  engine:  the flow engine's settings, and flows: the flow definitions (see flowos/flows.py)
 
 Every error names the file, the key and what was expected; unknown keys are rejected.
 """
@@ -16,7 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from flowos import devices
+import copy
+
+from flowos import devices, flows as flow_defs
 from flowos.errors import ConfigError, FlowOSError
 from flowos.hugepages import MODES
 
@@ -54,6 +57,8 @@ class Config:
     ports: list = field(default_factory=list)     # devices.PortSpec
     forward: list = field(default_factory=list)   # (from name, to name)
     run: RunConfig = field(default_factory=RunConfig)
+    engine: flow_defs.EngineConfig = field(default_factory=flow_defs.EngineConfig)
+    flows: list = field(default_factory=list)     # flow_defs.FlowDefinition; none: a plain bridge
     notes: list = field(default_factory=list)     # defaults applied, to tell the user
 
     def port(self, name):
@@ -111,7 +116,7 @@ SCHEMA = {
     "port": {"name": _string(PORT_NAME, "a name of letters, digits, _ . : -"), "vdev": _string(), "pci": _string(),
              "rx_descriptors": _int(1, 32768), "tx_descriptors": _int(1, 32768), "promiscuous": _bool},
 }
-TOP_LEVEL = ("eal", "pool", "ports", "forward", "run")
+TOP_LEVEL = ("eal", "pool", "ports", "forward", "run", "engine", "flows")
 
 
 class _Reader:
@@ -189,6 +194,12 @@ def from_dict(data, source="<config>", base_dir=None):
                 setattr(port, k, entry[k])
         config.ports.append(port)
 
+    try:
+        config.engine = flow_defs.parse_engine(data.get("engine"))
+        config.flows = flow_defs.parse_flows(data.get("flows") or [])
+    except flow_defs.Invalid as e:
+        raise r.error(e.key, e.problem) from None
+
     forward = data.get("forward") or []
     if not isinstance(forward, list):
         raise r.error("forward", "expected a list such as [\"lan -> wan\", \"wan -> lan\"]")
@@ -237,6 +248,13 @@ def finish(config):
         if src in receivers:
             raise r.error("forward", f"port {src!r} forwards to two places; a port receives into one route")
         receivers.add(src)
+    # Port names in flow definitions are checked now; they become DPDK port ids once DPDK runs.
+    flow_defs.resolve_ports(copy.deepcopy(config.flows), {p.name: i for i, p in enumerate(config.ports)}, r.error)
+    if config.flows and config.engine.clock == "capture":
+        endless = [p.name for p in config.ports if p.capture_source is None and p.name in receivers]
+        if endless:
+            raise r.error("engine.clock", f"capture time needs every receiving port to replay a capture "
+                                          f"(net_pcap rx_pcap=, not infinite_rx); not: {', '.join(endless)}")
     return config
 
 

@@ -20,6 +20,15 @@ def needed_memory_mb(mbufs, data_room):
     return BASE_MEMORY_MB + math.ceil(pool_memory_mb(mbufs, data_room) * 1.25)
 
 
+# What one flow costs: its fo_flow (~180 B), its hash table entry and key (~100 B), pipeline
+# state, with room to spare.
+BYTES_PER_FLOW = 512
+
+
+def flow_table_memory_mb(capacity):
+    return math.ceil(capacity * BYTES_PER_FLOW / 2**20) + 16
+
+
 def lcore_map(cpus=None, worker_cpu=None):
     """Main lcore 0 floats over every CPU but the worker's; lcore 1 (the worker) has its own CPU.
 

@@ -30,6 +30,7 @@ cdef extern from "flowos/fo_port.h" nogil:
         uint16_t nb_rxd
         uint16_t nb_txd
         uint8_t promiscuous
+        uint8_t rx_timestamp
     int fo_port_start(uint16_t port_id, const fo_port_conf *conf)
     int fo_port_close(uint16_t port_id)
 
@@ -69,6 +70,7 @@ cdef extern from "flowos/fo_worker.h" nogil:
 
     fo_worker *fo_worker_create(const fo_worker_conf *conf, int socket_id)
     int fo_worker_add_route(fo_worker *w, const fo_route *route)
+    int fo_worker_set_hook(fo_worker *w, fo_burst_hook_t hook, void *ctx)
     int fo_worker_launch(fo_worker *w, unsigned int lcore_id)
     void fo_worker_request_stop(fo_worker *w)
     int fo_worker_running(const fo_worker *w)
@@ -77,3 +79,51 @@ cdef extern from "flowos/fo_worker.h" nogil:
     uint16_t fo_worker_short_sources(const fo_worker *w)
     int fo_worker_route_stats(const fo_worker *w, uint16_t route, fo_route_stats *out)
     void fo_worker_free(fo_worker *w)
+
+
+cdef extern from "flowos/fo_decode.h" nogil:
+    int FO_NO_LEVEL
+    int FO_DECODE_MAX_VLAN
+    int FO_DECODE_MAX_EXT
+    int FO_DECODE_MAX_LEN
+
+    enum fo_level:
+        FO_LEVEL_L2
+        FO_LEVEL_L3
+        FO_LEVEL_L4
+        FO_LEVEL_PAYLOAD
+        FO_LEVEL_COUNT
+
+    int FO_PKT_VLAN
+    int FO_PKT_IPV4
+    int FO_PKT_IPV6
+    int FO_PKT_FRAGMENT
+    int FO_PKT_FIRST_FRAG
+    int FO_PKT_MALFORMED
+    int FO_PKT_L4_PORTS
+
+    enum fo_decode_error:
+        FO_DECODE_OK
+        FO_DECODE_TRUNCATED_L2
+        FO_DECODE_TRUNCATED_L3
+        FO_DECODE_BAD_L3
+        FO_DECODE_TRUNCATED_L4
+        FO_DECODE_BAD_L4
+        FO_DECODE_ERROR_COUNT
+
+    struct fo_decoded:
+        uint16_t offset[4]             # [FO_LEVEL_COUNT]
+        uint16_t end
+        uint16_t ether_type
+        uint16_t vlan_tci
+        uint8_t ip_proto
+        uint8_t tcp_flags
+        uint16_t flags
+        uint8_t error
+        uint16_t sport
+        uint16_t dport
+        uint32_t frag_id
+        uint16_t frag_offset
+
+    int fo_decode(const uint8_t *data, uint32_t len, fo_decoded *out)
+    const char *fo_decode_error_name(fo_decode_error error)

@@ -7,7 +7,10 @@ import tempfile
 import threading
 import time
 
-from flowos import eal_args, hugepages
+import copy
+
+from flowos import eal_args, flows as flow_defs, hugepages
+from flowos._engine import Engine
 from flowos._runtime import Eal, Mempool, Port, Worker
 from flowos.errors import ConfigError, FlowOSError
 from flowos.stats import PortStats, RunReport, Snapshot, SourceReport
@@ -40,7 +43,7 @@ class Bridge:
 
     def __init__(self, config):
         self.config = config
-        self.eal = self.pool = self.worker = None
+        self.eal = self.pool = self.worker = self.engine = None
         self.ports = {}
         self.sources = {}      # port name -> CaptureInfo of the capture it replays
         self.started_at = None
@@ -52,6 +55,8 @@ class Bridge:
         cfg = self.config
         mbufs = cfg.pool.mbufs or pool_size(cfg)
         needed = eal_args.needed_memory_mb(mbufs, cfg.pool.data_room)
+        if cfg.flows:
+            needed += eal_args.flow_table_memory_mb(cfg.engine.capacity)
         if cfg.eal.memory_mb is not None and cfg.eal.memory_mb < needed:
             raise ConfigError(cfg.source, "eal.memory_mb", f"{cfg.eal.memory_mb} MB is too little: a pool of "
                               f"{mbufs} mbufs needs {needed} MB (raise it, or lower pool.mbufs)")
@@ -77,16 +82,53 @@ class Bridge:
         for spec in cfg.ports:
             port = Port.find(self.eal, spec.device)
             self.ports[spec.name] = port
-            port.start(self.pool, 1, spec.rx_descriptors, spec.tx_descriptors, spec.promiscuous)
+            port.start(self.pool, 1, spec.rx_descriptors, spec.tx_descriptors, spec.promiscuous,
+                       rx_timestamp=bool(cfg.flows) and cfg.engine.clock == "capture" and spec.capture_source is not None)
         self.worker = Worker.create(self.eal, cfg.run.burst, cfg.run.packets or 0, cfg.run.source_idle_ms)
         for src, dst in cfg.forward:
             source = self.sources.get(src)
             self.worker.add_route(self.ports[src], self.ports[dst], source.packets if source else None)
+        if cfg.flows:
+            self.engine = self._build_engine()
+            self.engine.attach(self.worker)
         lcores = self.eal.worker_lcores()
         if not lcores:
             raise FlowOSError("no worker lcore: the EAL started with the main lcore only")
         self.worker.launch(lcores[0])
         self.started_at = time.monotonic()
+
+    def _build_engine(self):
+        """The flow engine for the config's definitions, with port names turned into port ids."""
+        cfg = self.config
+        flows = copy.deepcopy(cfg.flows)
+        flow_defs.resolve_ports(flows, {name: port.port_id for name, port in self.ports.items()},
+                                lambda key, problem: FlowOSError(f"{key}: {problem}"))
+        engine = Engine.create(self.pool, cfg.engine.capacity, cfg.engine.unmatched, cfg.engine.malformed,
+                               cfg.engine.table_full, cfg.engine.clock, cfg.engine.timeouts)
+        try:
+            for flow in flows:
+                index = engine.add_definition(flow.name, flow.match, flow.hold_packets, flow.hold_bytes,
+                                              flow.hold_overflow)
+                for stage, procs in enumerate(flow.stages):
+                    for proc in procs:
+                        engine.add_processor(index, stage, proc.name, proc.params)
+            engine.build()
+        except BaseException:
+            engine.close()
+            raise
+        return engine
+
+    def engine_report(self):
+        """The engine's statistics, each definition's, and what its processors report."""
+        if self.engine is None:
+            return None
+        return {
+            "stats": self.engine.stats(),
+            "flows": [{"name": name, **self.engine.definition_stats(i),
+                       "processors": [{"name": proc, "report": self.engine.report(i, j)}
+                                      for j, proc in enumerate(self.engine.processors[i])]}
+                      for i, name in enumerate(self.engine.definitions)],
+        }
 
     @property
     def elapsed(self):
@@ -112,13 +154,18 @@ class Bridge:
         if self.worker is not None:
             self.worker.request_stop()
             self.worker.join()
+            if self.engine is not None:
+                self.engine.shutdown()   # every flow ends; what they held goes out
             ports = self.port_stats()
             sources = [SourceReport(name, self.config.port(name).capture_source, info.packets, info.bytes,
                                     next(p.rx_packets for p in ports if p.name == name), info.damaged)
                        for name, info in self.sources.items()]
             report = RunReport(self.memory.mode, self.memory.reason, self.memory.memory_mb, self.file_prefix,
-                               self.elapsed, stop_reason or self.worker.stop_reason, ports, self.pool.size, 0, sources)
+                               self.elapsed, stop_reason or self.worker.stop_reason, ports, self.pool.size, 0, sources,
+                               self.engine_report())
             self.worker.close()
+        if self.engine is not None:
+            self.engine.close()
         errors = []
         for port in self.ports.values():
             try:

@@ -61,6 +61,7 @@ class RunReport:
     pool_size: int
     mbufs_in_use_at_exit: int
     sources: list = field(default_factory=list)
+    engine: dict | None = None     # the flow engine's report, when flows are defined
 
     def totals(self):
         keys = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")
@@ -80,6 +81,7 @@ class RunReport:
             "totals": self.totals(),
             "mbufs": {"pool_size": self.pool_size, "in_use_at_exit": self.mbufs_in_use_at_exit},
             "sources": [asdict(s) for s in self.sources],
+            **({"engine": self.engine} if self.engine is not None else {}),
         }
 
     def write_json(self, path):

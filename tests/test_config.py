@@ -64,7 +64,7 @@ def test_relative_capture_paths_resolve_against_the_config_folder(tmp_path):
     ("run: {burst: 0}", "run.burst", "expected an integer in 1..256"),
     ("run: {duration: -1}", "run.duration", "expected a number > 0"),
     ("pool: {mbufs: true}", "pool.mbufs", "expected an integer"),
-    ("flows: []", "flows", "unknown section"),
+    ("filters: []", "filters", "unknown section"),
     ("ports: {name: a}", "ports", "expected a list"),
     ("- just\n- a list", "(top level)", "expected a mapping"),
     ("ports: []", "ports", "no ports"),

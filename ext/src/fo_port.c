@@ -21,6 +21,9 @@ fo_port_start(uint16_t port_id, const struct fo_port_conf *conf)
 		return ret;
 	if (conf->nb_queues > info.max_rx_queues || conf->nb_queues > info.max_tx_queues)
 		return -EINVAL;
+	/* net_pcap stamps packets with their capture time without being asked (nor saying it can). */
+	if (conf->rx_timestamp && (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TIMESTAMP))
+		port_conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TIMESTAMP;
 
 	ret = rte_eth_dev_configure(port_id, conf->nb_queues, conf->nb_queues, &port_conf);
 	if (ret != 0)

@@ -167,6 +167,16 @@ fo_worker_loop(void *arg)
 }
 
 int
+fo_worker_set_hook(struct fo_worker *w, fo_burst_hook_t hook, void *ctx)
+{
+	if (RELAXED_LOAD(&w->running))
+		return -EBUSY;
+	w->conf.hook = hook;
+	w->conf.hook_ctx = ctx;
+	return 0;
+}
+
+int
 fo_worker_launch(struct fo_worker *w, unsigned int lcore_id)
 {
 	int ret;

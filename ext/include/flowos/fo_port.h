@@ -13,6 +13,7 @@ struct fo_port_conf {
 	uint16_t nb_rxd;          /* RX descriptors per queue (adjusted to the device) */
 	uint16_t nb_txd;          /* TX descriptors per queue (adjusted to the device) */
 	uint8_t promiscuous;      /* enable promiscuous mode where the device has it */
+	uint8_t rx_timestamp;     /* ask the device to stamp received packets, where it can */
 };
 
 /*

@@ -57,6 +57,9 @@ struct fo_worker *fo_worker_create(const struct fo_worker_conf *conf, int socket
 /* Adds a route. Returns 0, -ENOSPC past FO_MAX_ROUTES, -EINVAL for an invalid port, -EBUSY while running. */
 int fo_worker_add_route(struct fo_worker *w, const struct fo_route *route);
 
+/* Sets the processing hook of a worker that is not running. Returns 0 or -EBUSY. */
+int fo_worker_set_hook(struct fo_worker *w, fo_burst_hook_t hook, void *ctx);
+
 /* Starts the poll loop on a worker lcore. Returns 0 or -errno. */
 int fo_worker_launch(struct fo_worker *w, unsigned int lcore_id);
 

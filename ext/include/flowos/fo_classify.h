@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef FO_CLASSIFY_H
+#define FO_CLASSIFY_H
+
+/*
+ * Flow definitions to packets: ordered wildcard matches compiled into one rte_acl trie, so a
+ * burst is classified in one call whatever the number of definitions. The first (earliest)
+ * definition a packet matches wins.
+ */
+#include <stdint.h>
+
+#include "fo_match.h"
+
+/* The classifier's view of a packet: fo_match_fields laid out for rte_acl, in network order. */
+struct fo_class_key {
+	uint8_t proto;
+	uint8_t pad0[3];
+	uint16_t in_port;
+	uint8_t family;
+	uint8_t pad1;
+	uint8_t src_ip[16];
+	uint8_t dst_ip[16];
+	uint16_t src_port;
+	uint16_t dst_port;
+	uint8_t src_mac_hi[4];
+	uint8_t src_mac_lo[2];
+	uint8_t dst_mac_lo[2];
+	uint8_t dst_mac_hi[4];
+} __attribute__((aligned(8)));
+
+#define FO_CLASS_NONE UINT32_MAX
+
+struct fo_classifier;
+
+/* Compiles the definitions (in priority order). Returns NULL with rte_errno set on failure. */
+struct fo_classifier *fo_classifier_create(const char *name, const struct fo_match *defs, uint16_t n,
+					   int socket_id);
+
+void fo_classifier_free(struct fo_classifier *c);
+
+void fo_class_key_fill(struct fo_class_key *key, const struct fo_match_fields *f);
+
+/* Writes for each key the index of the first definition it matches, or FO_CLASS_NONE. */
+void fo_classify(const struct fo_classifier *c, const struct fo_class_key **keys, uint32_t *defs,
+		 uint32_t n);
+
+#endif /* FO_CLASSIFY_H */

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef FO_ENGINE_H
+#define FO_ENGINE_H
+
+/*
+ * The flow engine: the worker's processing hook. Per burst it decodes each packet, classifies
+ * it to a flow definition, finds (or creates) its per-connection flow, runs the definition's
+ * pipeline over every flow the burst touched, and sends what the last stage released, in
+ * per-flow order. It sends packets itself (they may leave by another port than the route's),
+ * so the hook always returns 0.
+ */
+#include <stdint.h>
+
+#include <rte_mempool.h>
+
+#include "fo_flow.h"
+#include "fo_match.h"
+#include "fo_processor.h"
+#include "fo_worker.h"
+
+#define FO_MAX_DEFS 1024
+#define FO_MAX_PROCS 16     /* per definition */
+#define FO_MAX_STAGES 7      /* fo_pkt_meta.first_stage (3 bits) counts up to one past the last */
+#define FO_NAME_LEN 48
+
+enum fo_unmatched_policy { FO_UNMATCHED_PASS = 0, FO_UNMATCHED_DROP };
+enum fo_malformed_policy { FO_MALFORMED_PASS = 0, FO_MALFORMED_DROP };
+enum fo_table_full_policy { FO_TABLE_FULL_BYPASS = 0, FO_TABLE_FULL_DROP };
+enum fo_hold_policy { FO_HOLD_OVERFLOW_DROP = 0, FO_HOLD_OVERFLOW_RELEASE };
+enum fo_clock { FO_CLOCK_TSC = 0, FO_CLOCK_CAPTURE };
+
+struct fo_engine_conf {
+	uint32_t flow_capacity;                         /* concurrent flows */
+	uint8_t unmatched;                              /* enum fo_unmatched_policy */
+	uint8_t malformed;                              /* enum fo_malformed_policy */
+	uint8_t table_full;                             /* enum fo_table_full_policy */
+	uint8_t clock;                                  /* enum fo_clock */
+	uint64_t timeout_ns[FO_TIMEOUT_CLASS_COUNT];    /* idle time before a flow ends */
+	struct rte_mempool *pool;                       /* for injected packets */
+	int socket_id;
+};
+
+struct fo_def_conf {
+	char name[FO_NAME_LEN];
+	struct fo_match match;
+	uint32_t hold_packets;    /* per flow: packets held (not yet released by the last stage) */
+	uint32_t hold_bytes;
+	uint8_t hold_overflow;    /* enum fo_hold_policy */
+};
+
+struct fo_engine_stats {
+	uint64_t packets;                                 /* seen by the engine */
+	uint64_t malformed[FO_DECODE_ERROR_COUNT];        /* by reason ([0] unused) */
+	uint64_t malformed_dropped;
+	uint64_t unmatched;
+	uint64_t unmatched_dropped;
+	uint64_t table_full;                              /* new flows that found the table full */
+	uint64_t table_full_dropped;                      /* ... and were dropped (else bypassed) */
+	uint64_t fragments_tracked;                       /* non-first fragments put in their flow */
+	uint64_t fragments_orphaned;                      /* ... whose first fragment was not seen */
+	uint64_t flows_created;
+	uint64_t flows_ended[FO_END_REASON_COUNT];
+	uint64_t flows_active;
+	uint64_t flows_peak;
+	uint64_t verdicts[FO_VERDICT_COUNT];              /* as processors gave them */
+	uint64_t bad_verdicts;                            /* out of range: treated as FO_DROP */
+	uint64_t bad_redirects;                           /* to no valid port: treated as FO_DROP */
+	uint64_t hold_overflows;                          /* times a flow went over its hold limit */
+	uint64_t hold_overflow_packets;                   /* packets dropped or force-released then */
+	uint64_t injected;
+	uint64_t inject_failed;
+	uint64_t checksums_fixed;
+	uint64_t tx_packets;
+	uint64_t tx_unsent;                               /* refused by a TX queue: freed */
+	uint64_t dropped;                                 /* freed by verdict or policy */
+};
+
+struct fo_def_stats {
+	uint64_t packets;
+	uint64_t bytes;
+	uint64_t flows_created;
+	uint64_t flows_active;
+};
+
+struct fo_engine;
+
+/* Returns an engine with no definitions, or NULL with rte_errno set. */
+struct fo_engine *fo_engine_create(const struct fo_engine_conf *conf);
+
+/* Adds a definition after the others (lower priority). Returns its index or -errno. */
+int fo_engine_add_definition(struct fo_engine *e, const struct fo_def_conf *def);
+
+/*
+ * Appends a processor to stage `stage` of a definition's pipeline (stages are added in order,
+ * from 0). Runs the processor's setup. Returns the processor's index in the definition, or
+ * -errno with the reason in err (a writer sharing a stage is -EINVAL).
+ */
+int fo_engine_add_processor(struct fo_engine *e, uint16_t def, uint16_t stage,
+			    const struct fo_processor_ops *ops, const void *params, size_t params_len,
+			    char *err, size_t errlen);
+
+/* Builds the classifier and the flow table. Returns 0 or -errno with the reason in err. */
+int fo_engine_build(struct fo_engine *e, char *err, size_t errlen);
+
+/* The processing hook (fo_burst_hook_t) of a built engine. */
+uint16_t fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pkts, uint16_t n);
+
+/* Ends every flow (FO_END_SHUTDOWN), sending what they still held. Call once the worker has stopped. */
+void fo_engine_shutdown(struct fo_engine *e);
+
+void fo_engine_read_stats(const struct fo_engine *e, struct fo_engine_stats *out);
+int fo_engine_read_def_stats(const struct fo_engine *e, uint16_t def, struct fo_def_stats *out);
+uint16_t fo_engine_def_count(const struct fo_engine *e);
+
+/* A processor's report (see fo_processor_ops.report). Returns its length, or -errno. */
+int fo_engine_processor_report(struct fo_engine *e, uint16_t def, uint16_t proc, char *buf, size_t len);
+
+/* Calls teardown on every processor and frees everything. */
+void fo_engine_free(struct fo_engine *e);
+
+/* Registers the per-packet dynamic fields; called by fo_engine_create. Returns 0 or -errno. */
+int fo_pkt_meta_register(void);
+
+#endif /* FO_ENGINE_H */

@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <rte_acl.h>
+#include <rte_byteorder.h>
+#include <rte_errno.h>
+#include <rte_malloc.h>
+
+#include "flowos/fo_classify.h"
+
+enum {
+	F_PROTO, F_IN_PORT, F_FAMILY,
+	F_SRC0, F_SRC1, F_SRC2, F_SRC3,
+	F_DST0, F_DST1, F_DST2, F_DST3,
+	F_SPORT, F_DPORT,
+	F_SMAC_HI, F_SMAC_LO, F_DMAC_LO, F_DMAC_HI,
+	F_COUNT
+};
+
+RTE_ACL_RULE_DEF(class_rule, F_COUNT);
+
+#define FIELD(t, f, input, member) { \
+	.type = RTE_ACL_FIELD_TYPE_##t, \
+	.size = sizeof(((struct fo_class_key *)0)->member), \
+	.field_index = (f), .input_index = (input), \
+	.offset = offsetof(struct fo_class_key, member) }
+#define ADDR_FIELD(f, input, member, word) { \
+	.type = RTE_ACL_FIELD_TYPE_MASK, .size = 4, .field_index = (f), .input_index = (input), \
+	.offset = offsetof(struct fo_class_key, member) + 4 * (word) }
+
+/* rte_acl reads the first byte alone, then groups of 4 bytes: one input_index per group. */
+static const struct rte_acl_field_def class_fields[F_COUNT] = {
+	FIELD(BITMASK, F_PROTO, 0, proto),
+	FIELD(RANGE, F_IN_PORT, 1, in_port),
+	FIELD(BITMASK, F_FAMILY, 1, family),
+	ADDR_FIELD(F_SRC0, 2, src_ip, 0), ADDR_FIELD(F_SRC1, 3, src_ip, 1),
+	ADDR_FIELD(F_SRC2, 4, src_ip, 2), ADDR_FIELD(F_SRC3, 5, src_ip, 3),
+	ADDR_FIELD(F_DST0, 6, dst_ip, 0), ADDR_FIELD(F_DST1, 7, dst_ip, 1),
+	ADDR_FIELD(F_DST2, 8, dst_ip, 2), ADDR_FIELD(F_DST3, 9, dst_ip, 3),
+	FIELD(RANGE, F_SPORT, 10, src_port),
+	FIELD(RANGE, F_DPORT, 10, dst_port),
+	FIELD(BITMASK, F_SMAC_HI, 11, src_mac_hi),
+	FIELD(BITMASK, F_SMAC_LO, 12, src_mac_lo),
+	FIELD(BITMASK, F_DMAC_LO, 12, dst_mac_lo),
+	FIELD(BITMASK, F_DMAC_HI, 13, dst_mac_hi),
+};
+
+struct fo_classifier {
+	struct rte_acl_ctx *acl;
+	uint16_t n_defs;
+};
+
+static uint32_t
+be32_at(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return rte_be_to_cpu_32(v);
+}
+
+static uint16_t
+be16_at(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, 2);
+	return rte_be_to_cpu_16(v);
+}
+
+static void
+set_bits(struct rte_acl_field *f, uint64_t value, uint64_t mask, int on)
+{
+	f->value.u64 = on ? value : 0;
+	f->mask_range.u64 = on ? mask : 0;
+}
+
+/* An address with a prefix, as four 32-bit MASK fields. */
+static void
+set_addr(struct rte_acl_field *f, const uint8_t *addr, uint8_t prefix, int on)
+{
+	int w;
+
+	for (w = 0; w < 4; w++) {
+		int bits = on ? RTE_MIN(RTE_MAX((int)prefix - 32 * w, 0), 32) : 0;
+
+		f[w].value.u32 = bits ? be32_at(addr + 4 * w) : 0;
+		f[w].mask_range.u32 = bits;
+	}
+}
+
+static void
+set_range(struct rte_acl_field *f, uint16_t lo, uint16_t hi, int on)
+{
+	f->value.u16 = on ? lo : 0;
+	f->mask_range.u16 = on ? hi : UINT16_MAX;
+}
+
+static void
+rule_from_match(struct class_rule *r, const struct fo_match *m, uint16_t index)
+{
+	uint32_t on = m->fields;
+
+	memset(r, 0, sizeof(*r));
+	r->data.category_mask = 1;
+	r->data.priority = RTE_ACL_MAX_PRIORITY - index;  /* the earliest definition wins */
+	r->data.userdata = index + 1;                     /* 0 means no match to rte_acl */
+	set_bits(&r->field[F_PROTO], m->proto, 0xff, on & FO_MATCH_PROTO);
+	set_range(&r->field[F_IN_PORT], m->in_port, m->in_port, on & FO_MATCH_IN_PORT);
+	set_bits(&r->field[F_FAMILY], m->family, 0xff, m->family != FO_FAMILY_ANY);
+	set_addr(&r->field[F_SRC0], m->src_ip, m->src_prefix, on & FO_MATCH_SRC_IP);
+	set_addr(&r->field[F_DST0], m->dst_ip, m->dst_prefix, on & FO_MATCH_DST_IP);
+	set_range(&r->field[F_SPORT], m->src_port_lo, m->src_port_hi, on & FO_MATCH_SRC_PORT);
+	set_range(&r->field[F_DPORT], m->dst_port_lo, m->dst_port_hi, on & FO_MATCH_DST_PORT);
+	set_bits(&r->field[F_SMAC_HI], be32_at(m->src_mac), UINT32_MAX, on & FO_MATCH_SRC_MAC);
+	set_bits(&r->field[F_SMAC_LO], be16_at(m->src_mac + 4), UINT16_MAX, on & FO_MATCH_SRC_MAC);
+	set_bits(&r->field[F_DMAC_LO], be16_at(m->dst_mac + 4), UINT16_MAX, on & FO_MATCH_DST_MAC);
+	set_bits(&r->field[F_DMAC_HI], be32_at(m->dst_mac), UINT32_MAX, on & FO_MATCH_DST_MAC);
+}
+
+struct fo_classifier *
+fo_classifier_create(const char *name, const struct fo_match *defs, uint16_t n, int socket_id)
+{
+	struct rte_acl_param param = {
+		.name = name, .socket_id = socket_id,
+		.rule_size = RTE_ACL_RULE_SZ(F_COUNT), .max_rule_num = RTE_MAX(n, 1),
+	};
+	struct rte_acl_config build = { .num_categories = 1, .num_fields = F_COUNT };
+	struct fo_classifier *c;
+	struct class_rule rule;
+	uint16_t i;
+	int ret;
+
+	c = rte_zmalloc_socket("fo_classifier", sizeof(*c), 0, socket_id);
+	if (c == NULL) {
+		rte_errno = ENOMEM;
+		return NULL;
+	}
+	c->n_defs = n;
+	if (n == 0)
+		return c;
+	c->acl = rte_acl_create(&param);
+	if (c->acl == NULL)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		rule_from_match(&rule, &defs[i], i);
+		ret = rte_acl_add_rules(c->acl, (const struct rte_acl_rule *)&rule, 1);
+		if (ret != 0) {
+			rte_errno = -ret;
+			goto fail;
+		}
+	}
+	memcpy(build.defs, class_fields, sizeof(class_fields));
+	ret = rte_acl_build(c->acl, &build);
+	if (ret != 0) {
+		rte_errno = -ret;
+		goto fail;
+	}
+	return c;
+fail:
+	fo_classifier_free(c);
+	return NULL;
+}
+
+void
+fo_classifier_free(struct fo_classifier *c)
+{
+	if (c == NULL)
+		return;
+	rte_acl_free(c->acl);
+	rte_free(c);
+}
+
+void
+fo_class_key_fill(struct fo_class_key *k, const struct fo_match_fields *f)
+{
+	k->proto = f->proto;
+	k->in_port = rte_cpu_to_be_16(f->in_port);
+	k->family = f->family;
+	memcpy(k->src_ip, f->src_ip, 16);
+	memcpy(k->dst_ip, f->dst_ip, 16);
+	k->src_port = rte_cpu_to_be_16(f->src_port);
+	k->dst_port = rte_cpu_to_be_16(f->dst_port);
+	memcpy(k->src_mac_hi, f->src_mac, 4);
+	memcpy(k->src_mac_lo, f->src_mac + 4, 2);
+	memcpy(k->dst_mac_lo, f->dst_mac + 4, 2);
+	memcpy(k->dst_mac_hi, f->dst_mac, 4);
+}
+
+void
+fo_classify(const struct fo_classifier *c, const struct fo_class_key **keys, uint32_t *defs, uint32_t n)
+{
+	uint32_t i;
+
+	if (c->acl == NULL) {
+		for (i = 0; i < n; i++)
+			defs[i] = FO_CLASS_NONE;
+		return;
+	}
+	rte_acl_classify(c->acl, (const uint8_t **)keys, defs, n, 1);
+	for (i = 0; i < n; i++)
+		defs[i] = defs[i] == 0 ? FO_CLASS_NONE : defs[i] - 1;
+}

@@ -1,0 +1,521 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The engine's set-up and its burst path: decode, classify, find the flow, queue the packet,
+ * run the pipelines of the flows the burst touched, send what they released.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_malloc.h>
+#include <rte_mbuf_dyn.h>
+
+#include "fo_engine_priv.h"
+
+int fo_pkt_meta_offset = -1;
+int fo_pkt_seq_offset = -1;
+
+int
+fo_pkt_meta_register(void)
+{
+	static const struct rte_mbuf_dynfield meta = {
+		.name = "flowos_pkt_meta", .size = sizeof(struct fo_pkt_meta),
+		.align = __alignof__(struct fo_pkt_meta),
+	};
+	static const struct rte_mbuf_dynfield seq = {
+		.name = "flowos_pkt_seq", .size = sizeof(uint32_t), .align = __alignof__(uint32_t),
+	};
+
+	if (fo_pkt_meta_offset < 0)
+		fo_pkt_meta_offset = rte_mbuf_dynfield_register(&meta);
+	if (fo_pkt_seq_offset < 0)
+		fo_pkt_seq_offset = rte_mbuf_dynfield_register(&seq);
+	return fo_pkt_meta_offset < 0 || fo_pkt_seq_offset < 0 ? -rte_errno : 0;
+}
+
+struct fo_engine *
+fo_engine_create(const struct fo_engine_conf *conf)
+{
+	struct fo_engine *e;
+	int ret;
+
+	if (conf->flow_capacity == 0 || conf->pool == NULL) {
+		rte_errno = EINVAL;
+		return NULL;
+	}
+	ret = fo_pkt_meta_register();
+	if (ret != 0) {
+		/* ENOENT: the drivers left too little of the mbuf's dynamic field space. */
+		rte_errno = -ret;
+		return NULL;
+	}
+	e = rte_zmalloc_socket("fo_engine", sizeof(*e), RTE_CACHE_LINE_SIZE, conf->socket_id);
+	if (e == NULL)
+		goto nomem;
+	e->defs = rte_zmalloc_socket("fo_defs", sizeof(*e->defs) * FO_MAX_DEFS, 0, conf->socket_id);
+	if (e->defs == NULL)
+		goto nomem;
+	e->conf = *conf;
+	e->timestamp_offset = -1;
+	return e;
+nomem:
+	if (e != NULL)
+		rte_free(e->defs);
+	rte_free(e);
+	rte_errno = ENOMEM;
+	return NULL;
+}
+
+int
+fo_engine_add_definition(struct fo_engine *e, const struct fo_def_conf *def)
+{
+	struct definition *d;
+
+	if (e->built)
+		return -EBUSY;
+	if (e->n_defs == FO_MAX_DEFS)
+		return -ENOSPC;
+	d = &e->defs[e->n_defs];
+	d->conf = *def;
+	d->conf.name[FO_NAME_LEN - 1] = '\0';
+	return e->n_defs++;
+}
+
+int
+fo_engine_add_processor(struct fo_engine *e, uint16_t def, uint16_t stage,
+			const struct fo_processor_ops *ops, const void *params, size_t params_len,
+			char *err, size_t errlen)
+{
+	struct definition *d;
+	struct proc_instance *p;
+	uint16_t s;
+	int ret;
+
+	if (e->built)
+		return -EBUSY;
+	if (def >= e->n_defs || ops == NULL || ops->process == NULL) {
+		snprintf(err, errlen, "no such definition, or a processor without process()");
+		return -EINVAL;
+	}
+	d = &e->defs[def];
+	if (d->n_procs == FO_MAX_PROCS || stage >= FO_MAX_STAGES) {
+		snprintf(err, errlen, "at most %d processors in %d stages per flow definition",
+			 FO_MAX_PROCS, FO_MAX_STAGES);
+		return -ENOSPC;
+	}
+	if (stage != d->n_stages && stage + 1 != d->n_stages) {
+		snprintf(err, errlen, "stages are added in order");
+		return -EINVAL;
+	}
+	/* A writer stands alone in its stage; read-only processors may share one. */
+	if (stage + 1 == d->n_stages) {
+		for (s = d->stage_first[stage]; s < d->n_procs; s++) {
+			if (!ops->readonly || !d->procs[s].ops->readonly) {
+				snprintf(err, errlen, "%s and %s share stage %u, but %s changes packets: a writer stands alone in its stage",
+					 d->procs[s].ops->name, ops->name, stage,
+					 ops->readonly ? d->procs[s].ops->name : ops->name);
+				return -EINVAL;
+			}
+		}
+	}
+	p = &d->procs[d->n_procs];
+	p->ops = ops;
+	p->stage = stage;
+	p->ctx = ops->ctx_size ? rte_zmalloc_socket("fo_proc", ops->ctx_size, RTE_CACHE_LINE_SIZE,
+						   e->conf.socket_id) : NULL;
+	if (ops->ctx_size && p->ctx == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if (ops->setup != NULL) {
+		ret = ops->setup(p->ctx, params, params_len, err, errlen);
+		if (ret != 0) {
+			rte_free(p->ctx);
+			p->ctx = NULL;
+			return ret < 0 ? ret : -EINVAL;
+		}
+	}
+	if (stage == d->n_stages) {
+		d->stage_first[stage] = d->n_procs;
+		d->n_stages++;
+	}
+	d->n_procs++;
+	d->stage_first[d->n_stages] = d->n_procs;
+	return d->n_procs - 1;
+}
+
+/* Lays out each definition's per-flow state: heads first, then each processor's state. */
+static uint32_t
+layout_states(struct fo_engine *e)
+{
+	uint32_t largest = 0;
+	uint16_t i, p;
+
+	for (i = 0; i < e->n_defs; i++) {
+		struct definition *d = &e->defs[i];
+		uint32_t size = RTE_ALIGN_CEIL(sizeof(uint32_t) * d->n_procs, 8);
+
+		for (p = 0; p < d->n_procs; p++) {
+			d->procs[p].state_offset = size;
+			size += RTE_ALIGN_CEIL(d->procs[p].ops->state_size, 8);
+		}
+		d->state_size = d->n_procs ? size : 0;
+		largest = RTE_MAX(largest, d->state_size);
+	}
+	return largest;
+}
+
+int
+fo_engine_build(struct fo_engine *e, char *err, size_t errlen)
+{
+	struct fo_match matches[FO_MAX_DEFS];
+	uint32_t state_size, hold = 0;
+	char name[RTE_MEMPOOL_NAMESIZE];
+	uint16_t i;
+	int ret;
+
+	if (e->built)
+		return -EBUSY;
+	for (i = 0; i < e->n_defs; i++) {
+		matches[i] = e->defs[i].conf.match;
+		hold = RTE_MAX(hold, e->defs[i].conf.hold_packets);
+	}
+	snprintf(name, sizeof(name), "fo_class_%p", (void *)e);
+	e->classifier = fo_classifier_create(name, matches, e->n_defs, e->conf.socket_id);
+	if (e->classifier == NULL) {
+		snprintf(err, errlen, "cannot build the classifier: %s", rte_strerror(rte_errno));
+		return -rte_errno;
+	}
+	ret = flow_table_create(e, err, errlen);
+	if (ret != 0)
+		return ret;
+	state_size = layout_states(e);
+	if (state_size > 0) {
+		snprintf(name, sizeof(name), "fo_states_%p", (void *)e);
+		e->states = rte_mempool_create(name, e->n_flows, state_size, 0, 0, NULL, NULL, NULL, NULL,
+					       e->conf.socket_id, RTE_MEMPOOL_F_SP_PUT | RTE_MEMPOOL_F_SC_GET);
+		if (e->states == NULL) {
+			snprintf(err, errlen, "cannot allocate pipeline state for %u flows (%u bytes each): %s",
+				 e->n_flows, state_size, rte_strerror(rte_errno));
+			return -ENOMEM;
+		}
+	}
+	/* A window holds what a flow may hold, one burst more, and what processors inject into it. */
+	e->window_cap = hold + 2 * FO_MAX_BURST;
+	e->batches = rte_zmalloc_socket("fo_batches", sizeof(*e->batches) * FO_MAX_BURST, 0, e->conf.socket_id);
+	e->window = rte_malloc_socket("fo_window", sizeof(*e->window) * e->window_cap * FO_MAX_BURST, 0,
+				      e->conf.socket_id);
+	e->verdicts = rte_malloc_socket("fo_verdicts", e->window_cap * FO_MAX_BURST, 0, e->conf.socket_id);
+	e->out_ports = rte_malloc_socket("fo_out_ports", sizeof(uint16_t) * e->window_cap * FO_MAX_BURST, 0,
+					 e->conf.socket_id);
+	if (e->batches == NULL || e->window == NULL || e->verdicts == NULL || e->out_ports == NULL) {
+		snprintf(err, errlen, "out of memory for processing windows");
+		return -ENOMEM;
+	}
+	if (e->conf.clock == FO_CLOCK_CAPTURE) {
+		ret = rte_mbuf_dyn_rx_timestamp_register(&e->timestamp_offset, &e->timestamp_flag);
+		if (ret != 0) {
+			snprintf(err, errlen, "cannot read capture timestamps: %s", rte_strerror(rte_errno));
+			return -rte_errno;
+		}
+	}
+	e->tsc_start = rte_rdtsc();
+	e->ns_per_tsc = 1e9 / (double)rte_get_tsc_hz();
+	e->built = 1;
+	return 0;
+}
+
+/* The engine's clock: TSC time, or the newest capture timestamp seen (so replays are deterministic). */
+static void
+advance_clock(struct fo_engine *e, struct rte_mbuf **pkts, uint16_t n)
+{
+	uint16_t i;
+
+	if (e->conf.clock == FO_CLOCK_TSC) {
+		e->now = (uint64_t)((double)(rte_rdtsc() - e->tsc_start) * e->ns_per_tsc);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		uint64_t ts;
+
+		if (!(pkts[i]->ol_flags & e->timestamp_flag))
+			continue;
+		ts = *RTE_MBUF_DYNFIELD(pkts[i], e->timestamp_offset, uint64_t *);
+		if (ts > e->now)
+			e->now = ts;
+	}
+}
+
+/* Decodes m into its metadata; returns 0, or the decode error for a malformed packet. */
+int
+engine_decode(struct rte_mbuf *m, uint16_t out_port)
+{
+	struct fo_pkt_meta *meta = fo_pkt_meta(m);
+	struct fo_decoded d;
+	int l;
+
+	fo_decode(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), &d);
+	meta->next = NULL;
+	for (l = 0; l < FO_LEVEL_COUNT; l++)
+		meta->offset[l] = d.offset[l];
+	meta->end = d.end;
+	meta->flags = d.flags;
+	meta->ip_proto = d.ip_proto;
+	meta->out_port = out_port;
+	meta->verdict = FO_PASS;
+	meta->dir = 0;
+	meta->first_stage = 0;
+	*fo_pkt_seq(m) = 0;
+	return d.error;
+}
+
+void
+engine_send(struct fo_engine *e, struct rte_mbuf *m)
+{
+	uint16_t port = fo_pkt_meta(m)->out_port;
+	struct tx_queue *q = &e->tx[port];
+
+	q->pkts[q->n++] = m;
+	if (q->n == TX_BUF) {
+		uint16_t sent = rte_eth_tx_burst(port, 0, q->pkts, q->n);
+
+		RELAXED_ADD(e->stats.tx_packets, sent);
+		if (sent < q->n) {
+			rte_pktmbuf_free_bulk(&q->pkts[sent], q->n - sent);
+			RELAXED_ADD(e->stats.tx_unsent, q->n - sent);
+		}
+		q->n = 0;
+	}
+}
+
+void
+engine_drop(struct fo_engine *e, struct rte_mbuf *m)
+{
+	rte_pktmbuf_free(m);
+	RELAXED_ADD(e->stats.dropped, 1);
+}
+
+void
+engine_tx_flush(struct fo_engine *e)
+{
+	uint16_t port;
+
+	for (port = 0; port < RTE_MAX_ETHPORTS; port++) {
+		struct tx_queue *q = &e->tx[port];
+		uint16_t sent;
+
+		if (q->n == 0)
+			continue;
+		sent = rte_eth_tx_burst(port, 0, q->pkts, q->n);
+		RELAXED_ADD(e->stats.tx_packets, sent);
+		if (sent < q->n) {
+			rte_pktmbuf_free_bulk(&q->pkts[sent], q->n - sent);
+			RELAXED_ADD(e->stats.tx_unsent, q->n - sent);
+		}
+		q->n = 0;
+	}
+}
+
+/* Puts a classified packet in its flow; returns 0, or -1 when a policy took the packet. */
+static int
+join_flow(struct fo_engine *e, uint16_t def, const struct fo_match_fields *f, struct rte_mbuf *m)
+{
+	struct fo_pkt_meta *meta = fo_pkt_meta(m);
+	struct definition *d = &e->defs[def];
+	struct fo_flow *flow;
+	int created = 0;
+	uint8_t dir;
+
+	flow = flow_for_packet(e, def, f, m, &created);
+	if (flow == NULL) {
+		RELAXED_ADD(e->stats.table_full, 1);
+		if (e->conf.table_full == FO_TABLE_FULL_DROP) {
+			RELAXED_ADD(e->stats.table_full_dropped, 1);
+			engine_drop(e, m);
+		} else {
+			engine_send(e, m);
+		}
+		return -1;
+	}
+	if ((meta->flags & (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG)) == (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG))
+		flow_remember_fragment(e, flow, f, m);
+	dir = (memcmp(f->src_ip, flow->key.addr_lo, 16) == 0 && f->src_port == flow->key.port_lo) ==
+		flow->opener_is_lo ? 0 : 1;
+	/* A flow between an endpoint and itself: both directions are the opener's. */
+	if (memcmp(flow->key.addr_lo, flow->key.addr_hi, 16) == 0 && flow->key.port_lo == flow->key.port_hi)
+		dir = 0;
+	RELAXED_ADD(d->stats.packets, 1);
+	RELAXED_ADD(d->stats.bytes, rte_pktmbuf_pkt_len(m));
+	flow_account(e, flow, m, dir);
+	pipeline_enqueue(flow, m);
+	if (flow->touched_epoch != e->epoch) {
+		flow->touched_epoch = e->epoch;
+		e->touched[e->n_touched++] = flow->id;
+	}
+	return 0;
+}
+
+uint16_t
+fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pkts, uint16_t n)
+{
+	struct fo_engine *e = engine;
+	struct fo_match_fields fields[FO_MAX_BURST];
+	struct fo_class_key keys[FO_MAX_BURST];
+	const struct fo_class_key *key_ptrs[FO_MAX_BURST];
+	uint32_t defs[FO_MAX_BURST];
+	uint16_t todo[FO_MAX_BURST];
+	uint16_t i, j, n_todo = 0;
+
+	e->epoch++;
+	e->n_touched = 0;
+	advance_clock(e, pkts, n);
+	RELAXED_ADD(e->stats.packets, n);
+	for (i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+		struct fo_flow *flow;
+
+		int error = engine_decode(m, route->tx_port);
+
+		if (unlikely(error != FO_DECODE_OK)) {
+			RELAXED_ADD(e->stats.malformed[error], 1);
+			if (e->conf.malformed == FO_MALFORMED_DROP) {
+				RELAXED_ADD(e->stats.malformed_dropped, 1);
+				engine_drop(e, m);
+			} else {
+				engine_send(e, m);
+			}
+			continue;
+		}
+		flow_packet_fields(m, route->rx_port, &fields[n_todo]);
+		/* A later fragment carries no ports: it joins the flow its first fragment went to. */
+		if (unlikely((fo_pkt_meta(m)->flags & (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG)) == FO_PKT_FRAGMENT)) {
+			flow = flow_for_fragment(e, &fields[n_todo], m);
+			if (flow != NULL) {
+				RELAXED_ADD(e->stats.fragments_tracked, 1);
+				join_flow(e, flow->key.def, &fields[n_todo], m);
+				continue;
+			}
+			RELAXED_ADD(e->stats.fragments_orphaned, 1);
+		}
+		fo_class_key_fill(&keys[n_todo], &fields[n_todo]);
+		key_ptrs[n_todo] = &keys[n_todo];
+		todo[n_todo++] = i;
+	}
+	fo_classify(e->classifier, key_ptrs, defs, n_todo);
+	for (j = 0; j < n_todo; j++) {
+		struct rte_mbuf *m = pkts[todo[j]];
+
+		if (defs[j] == FO_CLASS_NONE) {
+			RELAXED_ADD(e->stats.unmatched, 1);
+			if (e->conf.unmatched == FO_UNMATCHED_DROP) {
+				RELAXED_ADD(e->stats.unmatched_dropped, 1);
+				engine_drop(e, m);
+			} else {
+				engine_send(e, m);
+			}
+			continue;
+		}
+		join_flow(e, defs[j], &fields[j], m);
+	}
+	for (i = 0; i < e->n_defs; i++)
+		if (e->defs[i].n_procs > 0)
+			pipeline_run(e, i);
+	for (i = 0; i < e->n_touched; i++) {
+		struct fo_flow *flow = &e->flows[e->touched[i]];
+		enum fo_flow_end_reason reason;
+
+		pipeline_release(e, flow, pipeline_released(e, flow));
+		if (flow_wants_end(flow, &reason))
+			flow_end(e, flow, reason);
+	}
+	flow_expire(e);
+	engine_tx_flush(e);
+	return 0;
+}
+
+void
+fo_engine_shutdown(struct fo_engine *e)
+{
+	uint32_t id;
+
+	if (!e->built)
+		return;
+	for (id = 0; id < e->n_flows; id++)
+		if (e->flows[id].live)
+			flow_end(e, &e->flows[id], FO_END_SHUTDOWN);
+	engine_tx_flush(e);
+}
+
+void
+fo_engine_read_stats(const struct fo_engine *e, struct fo_engine_stats *out)
+{
+	const uint64_t *src = (const uint64_t *)&e->stats;
+	uint64_t *dst = (uint64_t *)out;
+	size_t i;
+
+	for (i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+
+int
+fo_engine_read_def_stats(const struct fo_engine *e, uint16_t def, struct fo_def_stats *out)
+{
+	const uint64_t *src;
+	uint64_t *dst = (uint64_t *)out;
+	size_t i;
+
+	if (def >= e->n_defs)
+		return -EINVAL;
+	src = (const uint64_t *)&e->defs[def].stats;
+	for (i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	return 0;
+}
+
+uint16_t
+fo_engine_def_count(const struct fo_engine *e)
+{
+	return e->n_defs;
+}
+
+int
+fo_engine_processor_report(struct fo_engine *e, uint16_t def, uint16_t proc, char *buf, size_t len)
+{
+	struct proc_instance *p;
+
+	if (def >= e->n_defs || proc >= e->defs[def].n_procs)
+		return -EINVAL;
+	p = &e->defs[def].procs[proc];
+	if (p->ops->report == NULL)
+		return -ENOTSUP;
+	return p->ops->report(p->ctx, buf, len);
+}
+
+void
+fo_engine_free(struct fo_engine *e)
+{
+	uint16_t i, p;
+
+	if (e == NULL)
+		return;
+	for (i = 0; i < e->n_defs; i++) {
+		for (p = 0; p < e->defs[i].n_procs; p++) {
+			struct proc_instance *proc = &e->defs[i].procs[p];
+
+			if (proc->ops->teardown != NULL)
+				proc->ops->teardown(proc->ctx);
+			rte_free(proc->ctx);
+		}
+	}
+	flow_table_free(e);
+	rte_mempool_free(e->states);
+	fo_classifier_free(e->classifier);
+	rte_free(e->batches);
+	rte_free(e->window);
+	rte_free(e->verdicts);
+	rte_free(e->out_ports);
+	rte_free(e->defs);
+	rte_free(e);
+}

@@ -1,0 +1,390 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Per-connection flows: a bounded hash table keyed by the canonical 5-tuple, TCP state, idle
+ * lists per timeout class (oldest first, so expiry looks only at list heads), and a small
+ * cache that sends later IPv4/IPv6 fragments to the flow of their first fragment.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <rte_errno.h>
+#include <rte_hash.h>
+#include <rte_ip.h>
+#include <rte_jhash.h>
+#include <rte_malloc.h>
+#include <rte_tcp.h>
+
+#include "fo_engine_priv.h"
+
+int
+flow_table_create(struct fo_engine *e, char *err, size_t errlen)
+{
+	char name[RTE_HASH_NAMESIZE];
+	struct rte_hash_parameters params = {
+		.name = name,
+		.entries = RTE_MAX(e->conf.flow_capacity, 8u),
+		.key_len = sizeof(struct fo_flow_key),
+		.hash_func = rte_jhash,
+		.socket_id = e->conf.socket_id,
+		/* Buckets that overflow chain into an extended table: a full table means full, not unlucky. */
+		.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
+	};
+	uint32_t i;
+
+	snprintf(name, sizeof(name), "fo_flows_%p", (void *)e);
+	e->table = rte_hash_create(&params);
+	if (e->table == NULL) {
+		snprintf(err, errlen, "cannot create a flow table of %u flows: %s", params.entries,
+			 rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
+	e->n_flows = rte_hash_max_key_id(e->table) + 1;
+	e->flows = rte_zmalloc_socket("fo_flows", sizeof(*e->flows) * e->n_flows, RTE_CACHE_LINE_SIZE,
+				      e->conf.socket_id);
+	if (e->flows == NULL) {
+		snprintf(err, errlen, "cannot allocate %u flows (%zu bytes each)", e->n_flows, sizeof(*e->flows));
+		return -ENOMEM;
+	}
+	for (i = 0; i < FO_TIMEOUT_CLASS_COUNT; i++)
+		e->lru_head[i] = e->lru_tail[i] = FO_FLOW_NONE;
+	for (i = 0; i < FRAG_CACHE_SIZE; i++)
+		e->frags[i].flow = FO_FLOW_NONE;
+	return 0;
+}
+
+void
+flow_table_free(struct fo_engine *e)
+{
+	rte_hash_free(e->table);
+	rte_free(e->flows);
+}
+
+void
+flow_packet_fields(struct rte_mbuf *m, uint16_t in_port, struct fo_match_fields *f)
+{
+	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
+	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint16_t l3 = meta->offset[FO_LEVEL_L3], l4 = meta->offset[FO_LEVEL_L4];
+
+	memset(f, 0, sizeof(*f));
+	f->in_port = in_port;
+	if (rte_pktmbuf_data_len(m) >= 12) {
+		memcpy(f->dst_mac, data, 6);
+		memcpy(f->src_mac, data + 6, 6);
+	}
+	f->proto = meta->ip_proto;
+	if (meta->flags & FO_PKT_IPV4) {
+		f->family = FO_FAMILY_IPV4;
+		memcpy(f->src_ip, data + l3 + 12, 4);
+		memcpy(f->dst_ip, data + l3 + 16, 4);
+	} else if (meta->flags & FO_PKT_IPV6) {
+		f->family = FO_FAMILY_IPV6;
+		memcpy(f->src_ip, data + l3 + 8, 16);
+		memcpy(f->dst_ip, data + l3 + 24, 16);
+	}
+	if ((meta->flags & FO_PKT_L4_PORTS) && l4 != FO_NO_LEVEL) {
+		f->src_port = (uint16_t)data[l4] << 8 | data[l4 + 1];
+		f->dst_port = (uint16_t)data[l4 + 2] << 8 | data[l4 + 3];
+	}
+}
+
+/* Both directions of a connection give one key; returns whether the source is the low side. */
+static int
+make_key(struct fo_flow_key *k, uint16_t def, const struct fo_match_fields *f, const struct rte_mbuf *m)
+{
+	int cmp = memcmp(f->src_ip, f->dst_ip, 16);
+	int src_lo = cmp < 0 || (cmp == 0 && f->src_port <= f->dst_port);
+
+	memset(k, 0, sizeof(*k));
+	k->def = def;
+	k->family = f->family;
+	k->proto = f->proto;
+	if (f->family == FO_FAMILY_ANY) {
+		/* Not IP: one flow per ether type within the definition. */
+		const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
+		uint16_t l3 = fo_pkt_meta((struct rte_mbuf *)(uintptr_t)m)->offset[FO_LEVEL_L3];
+
+		if (l3 != FO_NO_LEVEL && l3 >= 2)
+			k->port_lo = (uint16_t)data[l3 - 2] << 8 | data[l3 - 1];
+		return 1;
+	}
+	memcpy(k->addr_lo, src_lo ? f->src_ip : f->dst_ip, 16);
+	memcpy(k->addr_hi, src_lo ? f->dst_ip : f->src_ip, 16);
+	k->port_lo = src_lo ? f->src_port : f->dst_port;
+	k->port_hi = src_lo ? f->dst_port : f->src_port;
+	return src_lo;
+}
+
+static enum fo_timeout_class
+timeout_class(const struct fo_flow *flow)
+{
+	switch (flow->key.proto) {
+	case IPPROTO_TCP:
+		if (flow->tcp_state == FO_TCP_ESTABLISHED)
+			return FO_TIMEOUT_TCP_ESTABLISHED;
+		if (flow->tcp_state >= FO_TCP_CLOSING)
+			return FO_TIMEOUT_TCP_CLOSING;
+		return FO_TIMEOUT_TCP_OPENING;
+	case IPPROTO_UDP:
+		return FO_TIMEOUT_UDP;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		return FO_TIMEOUT_ICMP;
+	default:
+		return FO_TIMEOUT_OTHER;
+	}
+}
+
+static void
+lru_unlink(struct fo_engine *e, struct fo_flow *flow)
+{
+	uint8_t c = flow->timeout_class;
+
+	if (flow->lru_prev != FO_FLOW_NONE)
+		e->flows[flow->lru_prev].lru_next = flow->lru_next;
+	else
+		e->lru_head[c] = flow->lru_next;
+	if (flow->lru_next != FO_FLOW_NONE)
+		e->flows[flow->lru_next].lru_prev = flow->lru_prev;
+	else
+		e->lru_tail[c] = flow->lru_prev;
+}
+
+static void
+lru_append(struct fo_engine *e, struct fo_flow *flow)
+{
+	uint8_t c = flow->timeout_class;
+
+	flow->lru_next = FO_FLOW_NONE;
+	flow->lru_prev = e->lru_tail[c];
+	if (e->lru_tail[c] != FO_FLOW_NONE)
+		e->flows[e->lru_tail[c]].lru_next = flow->id;
+	else
+		e->lru_head[c] = flow->id;
+	e->lru_tail[c] = flow->id;
+}
+
+static void
+flow_start(struct fo_engine *e, struct fo_flow *flow, const struct fo_flow_key *key, int src_lo,
+	   uint32_t id, struct rte_mbuf *first)
+{
+	struct definition *d = &e->defs[key->def];
+	void *area = NULL;
+	uint16_t p;
+
+	memset(flow, 0, sizeof(*flow));
+	flow->key = *key;
+	flow->id = id;
+	flow->live = 1;
+	flow->opener_is_lo = src_lo;
+	flow->first_seen = flow->last_seen = e->now;
+	flow->timeout_class = timeout_class(flow);
+	if (d->state_size > 0 && rte_mempool_get(e->states, &area) == 0) {
+		memset(area, 0, d->state_size);
+		flow->heads = area;
+		flow->states = area;
+	}
+	lru_append(e, flow);
+	RELAXED_ADD(e->stats.flows_created, 1);
+	RELAXED_ADD(e->stats.flows_active, 1);
+	if (e->stats.flows_active > e->stats.flows_peak)
+		RELAXED_ADD(e->stats.flows_peak, e->stats.flows_active - e->stats.flows_peak);
+	RELAXED_ADD(d->stats.flows_created, 1);
+	RELAXED_ADD(d->stats.flows_active, 1);
+	for (p = 0; p < d->n_procs; p++) {
+		struct proc_instance *proc = &d->procs[p];
+
+		if (proc->ops->flow_start != NULL)
+			proc->ops->flow_start(proc->ctx, flow, flow->states + proc->state_offset, first);
+	}
+}
+
+struct fo_flow *
+flow_for_packet(struct fo_engine *e, uint16_t def, const struct fo_match_fields *f, struct rte_mbuf *m,
+		int *created)
+{
+	struct fo_flow_key key;
+	int src_lo = make_key(&key, def, f, m);
+	hash_sig_t sig = rte_hash_hash(e->table, &key);
+	int32_t pos = rte_hash_lookup_with_hash(e->table, &key, sig);
+
+	if (likely(pos >= 0))
+		return &e->flows[pos];
+	/* The pipeline state pool is as large as the table, so only the table can be full. */
+	pos = rte_hash_add_key_with_hash(e->table, &key, sig);
+	if (pos < 0)
+		return NULL;
+	flow_start(e, &e->flows[pos], &key, src_lo, pos, m);
+	*created = 1;
+	return &e->flows[pos];
+}
+
+static uint32_t
+frag_slot(const struct fo_match_fields *f, uint32_t id)
+{
+	uint32_t h = rte_jhash(f->src_ip, 16, id);
+
+	return rte_jhash(f->dst_ip, 16, h ^ f->proto) & (FRAG_CACHE_SIZE - 1);
+}
+
+static uint32_t
+frag_id(const struct rte_mbuf *m, const struct fo_match_fields *f)
+{
+	const struct fo_pkt_meta *meta = fo_pkt_meta((struct rte_mbuf *)(uintptr_t)m);
+	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint16_t l3 = meta->offset[FO_LEVEL_L3];
+
+	if (f->family == FO_FAMILY_IPV4)
+		return (uint32_t)data[l3 + 4] << 8 | data[l3 + 5];
+	/* IPv6: the fragment header sits right before the upper layer (or payload, for later fragments). */
+	{
+		uint16_t at = meta->offset[FO_LEVEL_L4] != FO_NO_LEVEL ? meta->offset[FO_LEVEL_L4] :
+			meta->offset[FO_LEVEL_PAYLOAD];
+		const uint8_t *fh = data + at - 8;
+
+		return (uint32_t)fh[4] << 24 | (uint32_t)fh[5] << 16 | (uint32_t)fh[6] << 8 | fh[7];
+	}
+}
+
+void
+flow_remember_fragment(struct fo_engine *e, const struct fo_flow *flow, const struct fo_match_fields *f,
+		       const struct rte_mbuf *m)
+{
+	uint32_t id = frag_id(m, f);
+	struct frag_entry *slot = &e->frags[frag_slot(f, id)];
+
+	memcpy(slot->src, f->src_ip, 16);
+	memcpy(slot->dst, f->dst_ip, 16);
+	slot->id = id;
+	slot->proto = f->proto;
+	slot->flow = flow->id;
+}
+
+struct fo_flow *
+flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, const struct rte_mbuf *m)
+{
+	uint32_t id = frag_id(m, f);
+	const struct frag_entry *slot = &e->frags[frag_slot(f, id)];
+	struct fo_flow *flow;
+
+	if (slot->flow == FO_FLOW_NONE || slot->id != id || slot->proto != f->proto ||
+	    memcmp(slot->src, f->src_ip, 16) != 0 || memcmp(slot->dst, f->dst_ip, 16) != 0)
+		return NULL;
+	flow = &e->flows[slot->flow];
+	/* The flow may have ended (and its slot been reused) since. */
+	if (!flow->live || flow->key.proto != f->proto)
+		return NULL;
+	return flow;
+}
+
+static void
+track_tcp(struct fo_flow *flow, uint8_t flags, uint8_t dir)
+{
+	uint8_t before = flow->tcp_state;
+
+	if (flags & RTE_TCP_RST_FLAG) {
+		flow->tcp_state = FO_TCP_CLOSED;
+		flow->end_pending = 1 + FO_END_RST;
+		return;
+	}
+	if (flow->tcp_state == FO_TCP_CLOSED && !(flags & (RTE_TCP_SYN_FLAG | RTE_TCP_FIN_FLAG))) {
+		/* The last ACK of the close. */
+		flow->end_pending = 1 + FO_END_FIN;
+		return;
+	}
+	if (flags & RTE_TCP_FIN_FLAG) {
+		flow->fin_seen |= 1 << dir;
+		flow->tcp_state = flow->fin_seen == 3 ? FO_TCP_CLOSED : FO_TCP_CLOSING;
+		return;
+	}
+	switch (before) {
+	case FO_TCP_NONE:
+		/* A flow picked up mid-connection counts as established. */
+		flow->tcp_state = (flags & RTE_TCP_SYN_FLAG) ?
+			((flags & RTE_TCP_ACK_FLAG) ? FO_TCP_SYN_RECV : FO_TCP_SYN_SENT) : FO_TCP_ESTABLISHED;
+		break;
+	case FO_TCP_SYN_SENT:
+		if ((flags & (RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG)) == (RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG))
+			flow->tcp_state = FO_TCP_SYN_RECV;
+		break;
+	case FO_TCP_SYN_RECV:
+		if ((flags & RTE_TCP_ACK_FLAG) && !(flags & RTE_TCP_SYN_FLAG))
+			flow->tcp_state = FO_TCP_ESTABLISHED;
+		break;
+	default:
+		break;
+	}
+}
+
+void
+flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir)
+{
+	struct fo_pkt_meta *meta = fo_pkt_meta(m);
+	uint8_t cls;
+
+	meta->dir = dir;
+	*fo_pkt_seq(m) = flow->next_seq++;
+	flow->packets[dir]++;
+	flow->bytes[dir] += rte_pktmbuf_pkt_len(m);
+	flow->last_seen = e->now;
+	if (flow->key.proto == IPPROTO_TCP && meta->offset[FO_LEVEL_L4] != FO_NO_LEVEL)
+		track_tcp(flow, rte_pktmbuf_mtod_offset(m, const struct rte_tcp_hdr *,
+							 meta->offset[FO_LEVEL_L4])->tcp_flags, dir);
+	cls = timeout_class(flow);
+	lru_unlink(e, flow);
+	flow->timeout_class = cls;
+	lru_append(e, flow);
+}
+
+int
+flow_wants_end(const struct fo_flow *flow, enum fo_flow_end_reason *reason)
+{
+	if (flow->end_pending == 0 || flow->q_packets != 0)
+		return 0;
+	*reason = flow->end_pending - 1;
+	return 1;
+}
+
+void
+flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason)
+{
+	struct definition *d = &e->defs[flow->key.def];
+	uint16_t p;
+
+	/* What the flow still holds goes out as it is: ending a flow loses no data. */
+	pipeline_release(e, flow, UINT32_MAX);
+	for (p = 0; p < d->n_procs; p++) {
+		struct proc_instance *proc = &d->procs[p];
+
+		if (proc->ops->flow_end != NULL)
+			proc->ops->flow_end(proc->ctx, flow, flow->states + proc->state_offset, reason);
+	}
+	if (flow->states != NULL)
+		rte_mempool_put(e->states, flow->states);
+	lru_unlink(e, flow);
+	rte_hash_del_key(e->table, &flow->key);
+	flow->live = 0;
+	RELAXED_ADD(e->stats.flows_ended[reason], 1);
+	RELAXED_ADD(e->stats.flows_active, -1);
+	RELAXED_ADD(d->stats.flows_active, -1);
+}
+
+void
+flow_expire(struct fo_engine *e)
+{
+	int c;
+
+	for (c = 0; c < FO_TIMEOUT_CLASS_COUNT; c++) {
+		uint64_t timeout = e->conf.timeout_ns[c];
+		int budget = EXPIRE_PER_BURST;
+
+		while (budget-- > 0 && e->lru_head[c] != FO_FLOW_NONE) {
+			struct fo_flow *flow = &e->flows[e->lru_head[c]];
+
+			if (e->now - flow->last_seen < timeout)
+				break;
+			flow_end(e, flow, flow->tcp_state == FO_TCP_CLOSED ? FO_END_FIN : FO_END_IDLE);
+		}
+	}
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <string.h>
+
+#include "flowos/fo_match.h"
+
+static int
+prefix_equal(const uint8_t *a, const uint8_t *b, uint8_t bits)
+{
+	uint8_t whole = bits / 8, rest = bits % 8;
+
+	if (memcmp(a, b, whole) != 0)
+		return 0;
+	if (rest == 0)
+		return 1;
+	return ((a[whole] ^ b[whole]) & (uint8_t)(0xff << (8 - rest))) == 0;
+}
+
+int
+fo_match_test(const struct fo_match *m, const struct fo_match_fields *f)
+{
+	uint32_t on = m->fields;
+
+	if ((on & FO_MATCH_IN_PORT) && f->in_port != m->in_port)
+		return 0;
+	if ((on & FO_MATCH_SRC_MAC) && memcmp(f->src_mac, m->src_mac, 6) != 0)
+		return 0;
+	if ((on & FO_MATCH_DST_MAC) && memcmp(f->dst_mac, m->dst_mac, 6) != 0)
+		return 0;
+	if (m->family != FO_FAMILY_ANY && f->family != m->family)
+		return 0;
+	if ((on & FO_MATCH_SRC_IP) && !prefix_equal(f->src_ip, m->src_ip, m->src_prefix))
+		return 0;
+	if ((on & FO_MATCH_DST_IP) && !prefix_equal(f->dst_ip, m->dst_ip, m->dst_prefix))
+		return 0;
+	if ((on & FO_MATCH_PROTO) && f->proto != m->proto)
+		return 0;
+	if ((on & FO_MATCH_SRC_PORT) && (f->src_port < m->src_port_lo || f->src_port > m->src_port_hi))
+		return 0;
+	if ((on & FO_MATCH_DST_PORT) && (f->dst_port < m->dst_port_lo || f->dst_port > m->dst_port_hi))
+		return 0;
+	return 1;
+}

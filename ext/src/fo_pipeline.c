@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The head/tail protocol. A flow's packets wait in its queue, in arrival order, until the last
+ * stage has released them. Each (flow, processor) pair has a head: the sequence number up to
+ * which it has released. A processor's window runs from its head to its tail, which is what the
+ * previous stage released: the smallest head in that stage (for stage 0, everything arrived).
+ */
+#include <errno.h>
+#include <stddef.h>
+
+#include <rte_ethdev.h>
+#include <rte_ip.h>
+#include <rte_tcp.h>
+#include <rte_udp.h>
+
+#include "fo_engine_priv.h"
+
+void
+pipeline_enqueue(struct fo_flow *flow, struct rte_mbuf *m)
+{
+	*pkt_next(m) = NULL;
+	if (flow->q_tail != NULL)
+		*pkt_next(flow->q_tail) = m;
+	else
+		flow->q_head = m;
+	flow->q_tail = m;
+	flow->q_packets++;
+	flow->q_bytes += rte_pktmbuf_pkt_len(m);
+}
+
+/* What stage s has released: the smallest head among its processors. */
+static uint32_t
+stage_released(const struct definition *d, const struct fo_flow *flow, uint16_t s)
+{
+	uint32_t least = UINT32_MAX;
+	uint16_t p;
+
+	for (p = d->stage_first[s]; p < d->stage_first[s + 1]; p++)
+		least = RTE_MIN(least, flow->heads[p]);
+	return least;
+}
+
+static uint32_t
+stage_tail(const struct definition *d, const struct fo_flow *flow, uint16_t s)
+{
+	return s == 0 ? flow->next_seq : stage_released(d, flow, s - 1);
+}
+
+uint32_t
+pipeline_released(const struct fo_engine *e, struct fo_flow *flow)
+{
+	const struct definition *d = &e->defs[flow->key.def];
+
+	if (d->n_stages == 0 || flow->heads == NULL)
+		return flow->next_seq;
+	return stage_released(d, flow, d->n_stages - 1);
+}
+
+/* Fills the window of one (flow, processor) pair; returns its length. */
+static uint16_t
+build_window(const struct fo_engine *e, struct fo_flow *flow, const struct proc_instance *proc,
+	     uint32_t head, uint32_t tail, struct rte_mbuf **window)
+{
+	struct rte_mbuf *m;
+	uint16_t n = 0;
+
+	for (m = flow->q_head; m != NULL && n < e->window_cap; m = *pkt_next(m)) {
+		const struct fo_pkt_meta *meta = fo_pkt_meta(m);
+		uint32_t seq = *fo_pkt_seq(m);
+
+		if (seq < head)
+			continue;
+		if (seq >= tail)
+			break;
+		if (meta->verdict == FO_DROP || meta->first_stage > proc->stage)
+			continue;
+		if (fo_pkt_level_len(m, proc->ops->level) == 0)
+			continue;   /* nothing at this processor's level: it skips it, in place */
+		window[n++] = m;
+	}
+	return n;
+}
+
+/* Applies one processor's verdicts to its window and returns its new head. */
+static uint32_t
+apply_verdicts(struct fo_engine *e, struct fo_batch *b, uint32_t tail)
+{
+	uint16_t i;
+
+	for (i = 0; i < b->n; i++) {
+		struct fo_pkt_meta *meta = fo_pkt_meta(b->pkts[i]);
+		uint8_t v = b->verdicts[i];
+
+		if (unlikely(v >= FO_VERDICT_COUNT)) {
+			RELAXED_ADD(e->stats.bad_verdicts, 1);
+			v = FO_DROP;
+		} else if (v == FO_REDIRECT && (b->out_ports[i] >= RTE_MIN(RTE_MAX_ETHPORTS, UINT8_MAX) ||
+						!rte_eth_dev_is_valid_port(b->out_ports[i]))) {
+			RELAXED_ADD(e->stats.bad_redirects, 1);
+			v = FO_DROP;
+		}
+		RELAXED_ADD(e->stats.verdicts[v], 1);
+		switch (v) {
+		case FO_HOLD:
+			return *fo_pkt_seq(b->pkts[i]);   /* it and everything after it wait for the next call */
+		case FO_DROP:
+			meta->verdict = FO_DROP;
+			break;
+		case FO_MODIFIED:
+			if (meta->verdict != FO_DROP)
+				meta->verdict = FO_MODIFIED;
+			break;
+		case FO_REDIRECT:
+			meta->out_port = b->out_ports[i];
+			break;
+		default:
+			break;
+		}
+	}
+	return tail;
+}
+
+/* Runs one processor over every touched flow of its definition. */
+static void
+run_processor(struct fo_engine *e, struct definition *d, uint16_t p)
+{
+	struct proc_instance *proc = &d->procs[p];
+	uint32_t tails[FO_MAX_BURST];
+	uint16_t i, nb = 0, used = 0;
+
+	for (i = 0; i < e->n_touched; i++) {
+		struct fo_flow *flow = &e->flows[e->touched[i]];
+		struct fo_batch *b = &e->batches[nb];
+		uint32_t tail, head;
+		uint16_t n, k;
+
+		if (flow->key.def != (uint16_t)(d - e->defs) || flow->heads == NULL)
+			continue;
+		head = flow->heads[p];
+		tail = stage_tail(d, flow, proc->stage);
+		if (head >= tail)
+			continue;
+		n = build_window(e, flow, proc, head, tail, &e->window[used]);
+		if (n == 0) {
+			flow->heads[p] = tail;   /* everything in reach skipped this processor */
+			continue;
+		}
+		b->flow = flow;
+		b->state = flow->states + proc->state_offset;
+		b->pkts = &e->window[used];
+		b->verdicts = &e->verdicts[used];
+		b->out_ports = &e->out_ports[used];
+		b->n = n;
+		b->stage = proc->stage;
+		b->engine = e;
+		for (k = 0; k < n; k++)
+			b->verdicts[k] = FO_PASS;
+		tails[nb++] = tail;
+		used += n;
+	}
+	if (nb == 0)
+		return;
+	proc->ops->process(proc->ctx, e->batches, nb);
+	for (i = 0; i < nb; i++)
+		e->batches[i].flow->heads[p] = apply_verdicts(e, &e->batches[i], tails[i]);
+}
+
+void
+pipeline_run(struct fo_engine *e, uint16_t def)
+{
+	struct definition *d = &e->defs[def];
+	uint16_t s, p;
+
+	for (s = 0; s < d->n_stages; s++)
+		for (p = d->stage_first[s]; p < d->stage_first[s + 1]; p++)
+			run_processor(e, d, p);
+}
+
+/* The TCP/UDP checksum over l4..end plus the pseudo-header sum, in any number of segments. */
+static uint16_t
+l4_checksum(const struct rte_mbuf *m, uint16_t l4, uint16_t end, uint16_t pseudo)
+{
+	uint16_t raw;
+	uint32_t sum;
+
+	if (end <= l4 || rte_raw_cksum_mbuf(m, l4, end - l4, &raw) != 0)
+		return 0;
+	sum = (uint32_t)raw + pseudo;
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (~sum) & 0xffff;
+	return sum == 0 ? 0xffff : (uint16_t)sum;
+}
+
+static void
+fix_checksums(struct fo_engine *e, struct rte_mbuf *m)
+{
+	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
+	uint16_t l3 = meta->offset[FO_LEVEL_L3], l4 = meta->offset[FO_LEVEL_L4];
+	/* A fragment's transport checksum covers the whole datagram: it cannot be fixed here. */
+	int transport = !(meta->flags & FO_PKT_FRAGMENT) && l4 != FO_NO_LEVEL &&
+		(meta->ip_proto == IPPROTO_TCP || meta->ip_proto == IPPROTO_UDP);
+	uint16_t pseudo = 0, *cksum = NULL;
+
+	if (transport) {
+		cksum = meta->ip_proto == IPPROTO_TCP ?
+			(uint16_t *)(rte_pktmbuf_mtod_offset(m, uint8_t *, l4) + offsetof(struct rte_tcp_hdr, cksum)) :
+			(uint16_t *)(rte_pktmbuf_mtod_offset(m, uint8_t *, l4) + offsetof(struct rte_udp_hdr, dgram_cksum));
+		/* UDP over IPv4 may go without a checksum (0): it stays without. */
+		if (meta->ip_proto == IPPROTO_UDP && (meta->flags & FO_PKT_IPV4) && *cksum == 0)
+			transport = 0;
+	}
+	if (meta->flags & FO_PKT_IPV4) {
+		struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, l3);
+
+		ip->hdr_checksum = 0;
+		ip->hdr_checksum = rte_ipv4_cksum(ip);
+		pseudo = rte_ipv4_phdr_cksum(ip, 0);
+	} else if (meta->flags & FO_PKT_IPV6) {
+		/* The pseudo-header names the upper layer: right only without extension headers. */
+		if (l4 != l3 + sizeof(struct rte_ipv6_hdr))
+			transport = 0;
+		pseudo = rte_ipv6_phdr_cksum(rte_pktmbuf_mtod_offset(m, struct rte_ipv6_hdr *, l3), 0);
+	}
+	if (transport) {
+		*cksum = 0;
+		*cksum = l4_checksum(m, l4, meta->end, pseudo);
+	}
+	RELAXED_ADD(e->stats.checksums_fixed, 1);
+}
+
+void
+pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto)
+{
+	struct definition *d = &e->defs[flow->key.def];
+
+	while (flow->q_head != NULL && *fo_pkt_seq(flow->q_head) < upto) {
+		struct rte_mbuf *m = flow->q_head;
+		struct fo_pkt_meta *meta = fo_pkt_meta(m);
+
+		flow->q_head = *pkt_next(m);
+		if (flow->q_head == NULL)
+			flow->q_tail = NULL;
+		flow->q_packets--;
+		flow->q_bytes -= rte_pktmbuf_pkt_len(m);
+		if (meta->verdict == FO_DROP) {
+			engine_drop(e, m);
+			continue;
+		}
+		if (meta->verdict == FO_MODIFIED)
+			fix_checksums(e, m);
+		engine_send(e, m);
+	}
+	if (flow->q_packets <= d->conf.hold_packets && flow->q_bytes <= d->conf.hold_bytes)
+		return;
+	/* Over the hold limit: the overflow policy takes everything the flow holds. */
+	RELAXED_ADD(e->stats.hold_overflows, 1);
+	RELAXED_ADD(e->stats.hold_overflow_packets, flow->q_packets);
+	if (d->conf.hold_overflow == FO_HOLD_OVERFLOW_DROP) {
+		struct rte_mbuf *m;
+
+		for (m = flow->q_head; m != NULL; m = *pkt_next(m))
+			fo_pkt_meta(m)->verdict = FO_DROP;
+	}
+	if (flow->heads != NULL) {
+		uint16_t p;
+
+		for (p = 0; p < d->n_procs; p++)
+			flow->heads[p] = flow->next_seq;
+	}
+	pipeline_release(e, flow, UINT32_MAX);
+}
+
+int
+fo_batch_inject(struct fo_batch *b, uint16_t i, struct rte_mbuf *m, int after)
+{
+	struct fo_engine *e = b->engine;
+	struct fo_flow *flow = b->flow;
+	struct rte_mbuf *at, *prev = NULL, *cur;
+	struct fo_pkt_meta *meta, *at_meta;
+
+	if (i >= b->n || flow->q_packets >= e->window_cap - FO_MAX_BURST) {
+		rte_pktmbuf_free(m);
+		RELAXED_ADD(e->stats.inject_failed, 1);
+		return i >= b->n ? -EINVAL : -ENOSPC;
+	}
+	at = b->pkts[i];
+	at_meta = fo_pkt_meta(at);
+	meta = fo_pkt_meta(m);
+	engine_decode(m, at_meta->out_port);
+	/* It travels with its neighbour: same direction, sequence number and way out. */
+	meta->dir = at_meta->dir;
+	*fo_pkt_seq(m) = *fo_pkt_seq(at);
+	meta->first_stage = b->stage + 1;
+	for (cur = flow->q_head; cur != NULL && cur != at; cur = *pkt_next(cur))
+		prev = cur;
+	if (after) {
+		*pkt_next(m) = *pkt_next(at);
+		*pkt_next(at) = m;
+		if (flow->q_tail == at)
+			flow->q_tail = m;
+	} else {
+		*pkt_next(m) = at;
+		if (prev != NULL)
+			*pkt_next(prev) = m;
+		else
+			flow->q_head = m;
+	}
+	flow->q_packets++;
+	flow->q_bytes += rte_pktmbuf_pkt_len(m);
+	RELAXED_ADD(e->stats.injected, 1);
+	return 0;
+}
+
+struct rte_mempool *
+fo_batch_pool(const struct fo_batch *b)
+{
+	return b->engine->conf.pool;
+}

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * acl: ordered allow/deny rules. A flow's first packet decides for the whole flow, so the
+ * replies of an allowed connection pass and everything of a denied one is dropped.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <rte_malloc.h>
+
+#include "flowos/fo_builtins.h"
+#include "flowos/fo_flow.h"
+#include "fo_param.h"
+
+enum { UNDECIDED = 0, ALLOWED, DENIED };
+
+struct acl {
+	struct fo_acl_params *params;
+	uint64_t flows[3];      /* by decision */
+	uint64_t packets[3];
+};
+
+static int
+acl_setup(void *ctx, const void *params, size_t len, char *err, size_t errlen)
+{
+	const struct fo_acl_params *p = FO_PARAMS(struct fo_acl_params, params, len, err, errlen);
+	size_t size = sizeof(*p) + sizeof(p->rules[0]) * p->n_rules;
+	struct acl *a = ctx;
+
+	if (len < size) {
+		snprintf(err, errlen, "%u rules need %zu bytes of parameters, got %zu", p->n_rules, size, len);
+		return -EINVAL;
+	}
+	a->params = rte_malloc("fo_acl", size, 0);
+	if (a->params == NULL) {
+		snprintf(err, errlen, "no memory for %u rules", p->n_rules);
+		return -ENOMEM;
+	}
+	memcpy(a->params, p, size);
+	return 0;
+}
+
+static void
+packet_fields(const struct rte_mbuf *m, struct fo_match_fields *f)
+{
+	const struct fo_pkt_meta *meta = fo_pkt_meta((struct rte_mbuf *)(uintptr_t)m);
+	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint16_t l3 = meta->offset[FO_LEVEL_L3], l4 = meta->offset[FO_LEVEL_L4];
+
+	memset(f, 0, sizeof(*f));
+	f->in_port = m->port;
+	memcpy(f->dst_mac, data, 6);
+	memcpy(f->src_mac, data + 6, 6);
+	f->proto = meta->ip_proto;
+	if (meta->flags & FO_PKT_IPV4) {
+		f->family = FO_FAMILY_IPV4;
+		memcpy(f->src_ip, data + l3 + 12, 4);
+		memcpy(f->dst_ip, data + l3 + 16, 4);
+	} else if (meta->flags & FO_PKT_IPV6) {
+		f->family = FO_FAMILY_IPV6;
+		memcpy(f->src_ip, data + l3 + 8, 16);
+		memcpy(f->dst_ip, data + l3 + 24, 16);
+	}
+	if ((meta->flags & FO_PKT_L4_PORTS) && l4 != FO_NO_LEVEL) {
+		f->src_port = (uint16_t)data[l4] << 8 | data[l4 + 1];
+		f->dst_port = (uint16_t)data[l4 + 2] << 8 | data[l4 + 3];
+	}
+}
+
+static void
+acl_flow_start(void *ctx, const struct fo_flow *flow, void *state, const struct rte_mbuf *first)
+{
+	struct acl *a = ctx;
+	struct fo_match_fields f;
+	uint8_t *decision = state;
+	uint32_t i;
+
+	RTE_SET_USED(flow);
+	packet_fields(first, &f);
+	*decision = a->params->default_allow ? ALLOWED : DENIED;
+	for (i = 0; i < a->params->n_rules; i++) {
+		if (fo_match_test(&a->params->rules[i].match, &f)) {
+			*decision = a->params->rules[i].allow ? ALLOWED : DENIED;
+			break;
+		}
+	}
+	a->flows[*decision]++;
+}
+
+static void
+acl_process(void *ctx, struct fo_batch *batches, uint16_t n)
+{
+	struct acl *a = ctx;
+	uint16_t b, i;
+
+	for (b = 0; b < n; b++) {
+		uint8_t decision = *(uint8_t *)batches[b].state;
+
+		a->packets[decision] += batches[b].n;
+		if (decision == ALLOWED)
+			continue;
+		for (i = 0; i < batches[b].n; i++)
+			batches[b].verdicts[i] = FO_DROP;
+	}
+}
+
+static int
+acl_report(void *ctx, char *buf, size_t len)
+{
+	struct acl *a = ctx;
+
+	return snprintf(buf, len, "{\"allowed_flows\": %lu, \"denied_flows\": %lu, "
+			"\"allowed_packets\": %lu, \"denied_packets\": %lu}",
+			(unsigned long)a->flows[ALLOWED], (unsigned long)a->flows[DENIED],
+			(unsigned long)a->packets[ALLOWED], (unsigned long)a->packets[DENIED]);
+}
+
+static void
+acl_teardown(void *ctx)
+{
+	struct acl *a = ctx;
+
+	rte_free(a->params);
+	a->params = NULL;
+}
+
+const struct fo_processor_ops fo_proc_acl = {
+	.name = "acl",
+	.level = FO_LEVEL_L2,
+	.readonly = 1,
+	.ctx_size = sizeof(struct acl),
+	.state_size = sizeof(uint8_t),
+	.setup = acl_setup,
+	.flow_start = acl_flow_start,
+	.process = acl_process,
+	.report = acl_report,
+	.teardown = acl_teardown,
+};

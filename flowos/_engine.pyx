@@ -1,0 +1,243 @@
+# cython: language_level=3
+"""The flow engine, as Python builds and reads it: definitions, pipelines of built-in C
+processors, and its statistics. The packets never come here: the engine runs as the worker's
+processing hook, in C, without the GIL."""
+import json
+
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
+
+from flowos.dpdk cimport rte_errno, rte_strerror
+from flowos.fo cimport fo_burst_hook_t, fo_decode_error, fo_decode_error_name, fo_worker_set_hook
+from flowos.fo_engine cimport *
+from flowos._runtime cimport Mempool, Worker
+
+from flowos.errors import FlowOSError
+
+POLICIES = {
+    "unmatched": ("pass", "drop"),
+    "malformed": ("pass", "drop"),
+    "table_full": ("bypass", "drop"),
+    "hold_overflow": ("drop", "release"),
+    "clock": ("tsc", "capture"),
+}
+TIMEOUT_CLASSES = ("tcp_opening", "tcp_established", "tcp_closing", "udp", "icmp", "other")
+VERDICTS = ("pass", "drop", "hold", "modified", "redirect")
+END_REASONS = ("fin", "rst", "idle", "shutdown")
+DECODE_ERRORS = 6
+
+
+cdef int check(int ret, str what) except -1:
+    if ret < 0:
+        raise FlowOSError(f"{what}: {rte_strerror(-ret).decode()}")
+    return ret
+
+
+cdef void fill_match(fo_match *m, dict spec) except *:
+    """spec: the canonical match of flowos.flows (in_port, src_mac, dst_mac, src, dst, proto, sport, dport)."""
+    memset(m, 0, sizeof(fo_match))
+    if "in_port" in spec:
+        m.fields |= FO_MATCH_IN_PORT
+        m.in_port = spec["in_port"]
+    if "src_mac" in spec:
+        m.fields |= FO_MATCH_SRC_MAC
+        memcpy(m.src_mac, <const char *>spec["src_mac"], 6)
+    if "dst_mac" in spec:
+        m.fields |= FO_MATCH_DST_MAC
+        memcpy(m.dst_mac, <const char *>spec["dst_mac"], 6)
+    for key, flag in (("src", FO_MATCH_SRC_IP), ("dst", FO_MATCH_DST_IP)):
+        if key in spec:
+            family, address, prefix = spec[key]
+            m.fields |= flag
+            m.family = family
+            if key == "src":
+                memcpy(m.src_ip, <const char *>address, len(address))
+                m.src_prefix = prefix
+            else:
+                memcpy(m.dst_ip, <const char *>address, len(address))
+                m.dst_prefix = prefix
+    if "proto" in spec:
+        m.fields |= FO_MATCH_PROTO
+        m.proto = spec["proto"]
+    if "sport" in spec:
+        m.fields |= FO_MATCH_SRC_PORT
+        m.src_port_lo, m.src_port_hi = spec["sport"]
+    if "dport" in spec:
+        m.fields |= FO_MATCH_DST_PORT
+        m.dst_port_lo, m.dst_port_hi = spec["dport"]
+
+
+cdef bytes as_bytes(void *p, size_t size):
+    return (<char *>p)[:size]
+
+
+cdef bytes builtin_params(str name, dict params):
+    """The C parameter struct a built-in's setup() takes, from validated parameters."""
+    cdef fo_counter_params counter
+    cdef fo_ttl_params ttl
+    cdef fo_redirect_params redirect
+    cdef fo_hold_params hold
+    cdef fo_mirror_params mirror
+    cdef fo_acl_params *acl
+    cdef size_t size
+    if name == "counter":
+        counter.max_flows = params["max_flows"]
+        return as_bytes(&counter, sizeof(counter))
+    if name == "ttl":
+        ttl.set = params.get("set", 0)
+        ttl.decrement = params.get("decrement", 1)
+        return as_bytes(&ttl, sizeof(ttl))
+    if name == "redirect":
+        redirect.port = params["port"]
+        redirect.direction = params.get("direction", -1)
+        return as_bytes(&redirect, sizeof(redirect))
+    if name == "hold":
+        hold.packets = params["packets"]
+        return as_bytes(&hold, sizeof(hold))
+    if name == "mirror":
+        mirror.port = params["port"]
+        return as_bytes(&mirror, sizeof(mirror))
+    if name == "acl":
+        rules = params["rules"]
+        size = sizeof(fo_acl_params) + sizeof(fo_acl_rule) * len(rules)
+        acl = <fo_acl_params *>malloc(size)
+        if acl == NULL:
+            raise MemoryError()
+        try:
+            memset(acl, 0, size)
+            acl.n_rules = len(rules)
+            acl.default_allow = params["default_allow"]
+            for i, rule in enumerate(rules):
+                fill_match(&acl.rules[i].match, rule["match"])
+                acl.rules[i].allow = rule["allow"]
+            return as_bytes(acl, size)
+        finally:
+            free(acl)
+    raise FlowOSError(f"no built-in processor {name!r}")
+
+
+cdef class Engine:
+    cdef fo_engine *e
+    cdef readonly Mempool pool
+    cdef readonly list definitions      # names, by index
+    cdef readonly list processors       # per definition: processor names, by index
+
+    @staticmethod
+    def create(Mempool pool, uint32_t capacity, str unmatched="pass", str malformed="pass",
+               str table_full="bypass", str clock="tsc", dict timeouts=None):
+        cdef fo_engine_conf conf
+        memset(&conf, 0, sizeof(conf))
+        conf.flow_capacity = capacity
+        conf.unmatched = POLICIES["unmatched"].index(unmatched)
+        conf.malformed = POLICIES["malformed"].index(malformed)
+        conf.table_full = POLICIES["table_full"].index(table_full)
+        conf.clock = POLICIES["clock"].index(clock)
+        for i, cls in enumerate(TIMEOUT_CLASSES):
+            conf.timeout_ns[i] = <uint64_t>((timeouts or {}).get(cls, 60) * 1e9)
+        conf.pool = pool.mp
+        conf.socket_id = -1
+        cdef Engine engine = Engine.__new__(Engine)
+        engine.e = fo_engine_create(&conf)
+        if engine.e == NULL:
+            check(-rte_errno, "cannot create the flow engine")
+        engine.pool = pool
+        engine.definitions = []
+        engine.processors = []
+        return engine
+
+    def add_definition(self, str name, dict match, uint32_t hold_packets, uint32_t hold_bytes, str hold_overflow):
+        cdef fo_def_conf d
+        memset(&d, 0, sizeof(d))
+        encoded = name.encode()[:47]
+        memcpy(d.name, <const char *>encoded, len(encoded))
+        fill_match(&d.match, match)
+        d.hold_packets = hold_packets
+        d.hold_bytes = hold_bytes
+        d.hold_overflow = POLICIES["hold_overflow"].index(hold_overflow)
+        index = check(fo_engine_add_definition(self.e, &d), f"flow {name!r}")
+        self.definitions.append(name)
+        self.processors.append([])
+        return index
+
+    def add_processor(self, uint16_t definition, uint16_t stage, str name, dict params):
+        cdef const fo_processor_ops *ops = fo_processor_find(name.encode())
+        cdef char err[256]
+        if ops == NULL:
+            raise FlowOSError(f"no built-in processor {name!r}")
+        cdef bytes blob = builtin_params(name, params)
+        err[0] = 0
+        ret = fo_engine_add_processor(self.e, definition, stage, ops, <const char *>blob, len(blob), err, sizeof(err))
+        if ret < 0:
+            reason = err.decode(errors="replace") or rte_strerror(-ret).decode()
+            raise FlowOSError(f"flow {self.definitions[definition]!r}, stage {stage}, {name}: {reason}")
+        self.processors[definition].append(name)
+        return ret
+
+    def build(self):
+        cdef char err[256]
+        err[0] = 0
+        ret = fo_engine_build(self.e, err, sizeof(err))
+        if ret < 0:
+            raise FlowOSError(f"cannot build the flow engine: {err.decode(errors='replace')}")
+
+    def attach(self, Worker worker):
+        """Makes this engine the worker's processing hook."""
+        check(fo_worker_set_hook(worker.w, <fo_burst_hook_t>fo_engine_burst, self.e), "cannot attach the flow engine")
+        worker.hook_owner = self
+
+    def shutdown(self):
+        """Ends every flow (sending what they held). Only once the worker has stopped."""
+        fo_engine_shutdown(self.e)
+
+    def stats(self):
+        cdef fo_engine_stats s
+        fo_engine_read_stats(self.e, &s)
+        return {
+            "packets": s.packets,
+            "malformed": {fo_decode_error_name(<fo_decode_error>i).decode(): s.malformed[i]
+                          for i in range(1, DECODE_ERRORS)},
+            "malformed_dropped": s.malformed_dropped,
+            "unmatched": s.unmatched, "unmatched_dropped": s.unmatched_dropped,
+            "table_full": s.table_full, "table_full_dropped": s.table_full_dropped,
+            "fragments_tracked": s.fragments_tracked, "fragments_orphaned": s.fragments_orphaned,
+            "flows_created": s.flows_created, "flows_active": s.flows_active, "flows_peak": s.flows_peak,
+            "flows_ended": {reason: s.flows_ended[i] for i, reason in enumerate(END_REASONS)},
+            "verdicts": {v: s.verdicts[i] for i, v in enumerate(VERDICTS)},
+            "bad_verdicts": s.bad_verdicts, "bad_redirects": s.bad_redirects,
+            "hold_overflows": s.hold_overflows, "hold_overflow_packets": s.hold_overflow_packets,
+            "injected": s.injected, "inject_failed": s.inject_failed,
+            "checksums_fixed": s.checksums_fixed,
+            "tx_packets": s.tx_packets, "tx_unsent": s.tx_unsent, "dropped": s.dropped,
+        }
+
+    def definition_stats(self, uint16_t definition):
+        cdef fo_def_stats s
+        check(fo_engine_read_def_stats(self.e, definition, &s), "no such flow definition")
+        return {"packets": s.packets, "bytes": s.bytes, "flows_created": s.flows_created,
+                "flows_active": s.flows_active}
+
+    def report(self, uint16_t definition, uint16_t processor):
+        """What a processor reports (parsed JSON), or None if it has nothing to say."""
+        cdef char small[1]
+        cdef int needed = fo_engine_processor_report(self.e, definition, processor, small, 0)
+        if needed < 0:
+            return None
+        cdef char *buf = <char *>malloc(needed + 1)
+        if buf == NULL:
+            raise MemoryError()
+        try:
+            fo_engine_processor_report(self.e, definition, processor, buf, needed + 1)
+            return json.loads(buf[:needed].decode())
+        finally:
+            free(buf)
+
+    def close(self):
+        if self.e != NULL:
+            fo_engine_free(self.e)
+            self.e = NULL
+
+    def __dealloc__(self):
+        if self.e != NULL:
+            import warnings
+            warnings.warn("flow engine was not closed", ResourceWarning)
