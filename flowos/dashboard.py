@@ -73,14 +73,23 @@ class Dashboard(QuietView):
             rx_rate, tx_rate = rates.get(p.name, (0.0, 0.0))
             table.add_row(p.name, f"{p.device} ({p.driver})", "up" if p.link_up else "down",
                           _si(rx_rate), _si(tx_rate), f"{p.rx_packets:,}", f"{p.tx_packets:,}", f"{p.dropped:,}")
-        pool = Text(f"mbuf pool: {snapshot.pool_in_use:,} of {snapshot.pool_size:,} in use")
+        lines = [table, Text(f"mbuf pool: {snapshot.pool_in_use:,} of {snapshot.pool_size:,} in use")]
+        if snapshot.engine is not None:
+            lines.append(Text(engine_line(snapshot.engine)))
         if self.live is not None:
-            self.live.update(Group(table, pool))
+            self.live.update(Group(*lines))
 
     def stopped(self):
         if self.live is not None:
             self.live.stop()
             self.live = None
+
+
+def engine_line(stats):
+    malformed = sum(stats["malformed"].values())
+    return (f"flows: {stats['flows_active']:,} active (peak {stats['flows_peak']:,}), {stats['flows_created']:,} "
+            f"created | unmatched {stats['unmatched']:,} | malformed {malformed:,} | "
+            f"dropped {stats['dropped']:,} | table full {stats['table_full']:,}")
 
 
 def summary_table(report):
@@ -96,6 +105,12 @@ def summary_table(report):
     table.add_row("total", f"{t['rx_packets']:,}", f"{t['rx_bytes']:,}", f"{t['tx_packets']:,}",
                   f"{t['tx_bytes']:,}", f"{t['dropped']:,}", _si(t["rx_packets"] / elapsed), style="bold")
     lines = [table, Text(f"mbufs in use at exit: {report.mbufs_in_use_at_exit} of {report.pool_size:,}")]
+    if report.engine is not None:
+        lines.append(Text(engine_line(report.engine["stats"])))
+        for flow in report.engine["flows"]:
+            lines.append(Text(f"flow {flow['name']}: {flow['packets']:,} packets, {flow['bytes']:,} bytes, "
+                              f"{flow['flows_created']:,} flows; pipeline: "
+                              + (" -> ".join(p["name"] for p in flow["processors"]) or "none")))
     for s in report.sources:
         note = f"capture {s.capture}: {s.received:,} of {s.packets:,} packets received"
         if s.damaged:

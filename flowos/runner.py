@@ -146,7 +146,8 @@ class Bridge:
         return out
 
     def snapshot(self):
-        return Snapshot(self.elapsed, self.port_stats(), self.pool.in_use, self.pool.size)
+        return Snapshot(self.elapsed, self.port_stats(), self.pool.in_use, self.pool.size,
+                        self.engine.stats() if self.engine is not None else None)
 
     def close(self, stop_reason):
         """Tears down whatever start() built, in DPDK's order, and reports the run."""

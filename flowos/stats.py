@@ -36,6 +36,7 @@ class Snapshot:
     ports: list
     pool_in_use: int
     pool_size: int
+    engine: dict | None = None   # the flow engine's statistics, when flows are defined
 
 
 @dataclass

@@ -30,7 +30,10 @@ RTE_ACL_RULE_DEF(class_rule, F_COUNT);
 	.type = RTE_ACL_FIELD_TYPE_MASK, .size = 4, .field_index = (f), .input_index = (input), \
 	.offset = offsetof(struct fo_class_key, member) + 4 * (word) }
 
-/* rte_acl reads the first byte alone, then groups of 4 bytes: one input_index per group. */
+/*
+ * rte_acl reads the first byte alone, then groups of 4 bytes: one input_index per group, and
+ * the fields of a group must cover all 4 of its bytes.
+ */
 static const struct rte_acl_field_def class_fields[F_COUNT] = {
 	FIELD(BITMASK, F_PROTO, 0, proto),
 	FIELD(RANGE, F_IN_PORT, 1, in_port),
@@ -109,7 +112,7 @@ rule_from_match(struct class_rule *r, const struct fo_match *m, uint16_t index)
 	r->data.userdata = index + 1;                     /* 0 means no match to rte_acl */
 	set_bits(&r->field[F_PROTO], m->proto, 0xff, on & FO_MATCH_PROTO);
 	set_range(&r->field[F_IN_PORT], m->in_port, m->in_port, on & FO_MATCH_IN_PORT);
-	set_bits(&r->field[F_FAMILY], m->family, 0xff, m->family != FO_FAMILY_ANY);
+	set_bits(&r->field[F_FAMILY], m->family, UINT16_MAX, m->family != FO_FAMILY_ANY);
 	set_addr(&r->field[F_SRC0], m->src_ip, m->src_prefix, on & FO_MATCH_SRC_IP);
 	set_addr(&r->field[F_DST0], m->dst_ip, m->dst_prefix, on & FO_MATCH_DST_IP);
 	set_range(&r->field[F_SPORT], m->src_port_lo, m->src_port_hi, on & FO_MATCH_SRC_PORT);
@@ -178,7 +181,7 @@ fo_class_key_fill(struct fo_class_key *k, const struct fo_match_fields *f)
 {
 	k->proto = f->proto;
 	k->in_port = rte_cpu_to_be_16(f->in_port);
-	k->family = f->family;
+	k->family = rte_cpu_to_be_16(f->family);
 	memcpy(k->src_ip, f->src_ip, 16);
 	memcpy(k->dst_ip, f->dst_ip, 16);
 	k->src_port = rte_cpu_to_be_16(f->src_port);

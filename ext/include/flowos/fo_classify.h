@@ -16,8 +16,7 @@ struct fo_class_key {
 	uint8_t proto;
 	uint8_t pad0[3];
 	uint16_t in_port;
-	uint8_t family;
-	uint8_t pad1;
+	uint16_t family;      /* 2 bytes: rte_acl needs every 4-byte input group covered by fields */
 	uint8_t src_ip[16];
 	uint8_t dst_ip[16];
 	uint16_t src_port;

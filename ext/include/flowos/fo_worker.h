@@ -30,6 +30,7 @@ struct fo_route_stats {
  * The processing seam, called once per received burst before TX. The hook owns pkts[0..n-1]:
  * it leaves the packets to send on the route compacted at the front of pkts and returns how
  * many there are; every other packet it frees, sends elsewhere or keeps. No hook: forward all.
+ * When nothing arrives, it is also called with n == 0 about once a millisecond (timers).
  */
 typedef uint16_t (*fo_burst_hook_t)(void *ctx, const struct fo_route *route,
 				    struct rte_mbuf **pkts, uint16_t n);
