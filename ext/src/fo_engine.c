@@ -318,17 +318,16 @@ engine_tx_flush(struct fo_engine *e)
 	}
 }
 
-/* Puts a classified packet in its flow; returns 0, or -1 when a policy took the packet. */
+/* Puts a packet in its flow, found by the caller or here; returns 0, or -1 when a policy took it. */
 static int
-join_flow(struct fo_engine *e, uint16_t def, const struct fo_match_fields *f, struct rte_mbuf *m)
+join_flow(struct fo_engine *e, uint16_t def, const struct fo_match_fields *f, struct rte_mbuf *m,
+	  struct fo_flow *flow, uint8_t dir)
 {
 	struct fo_pkt_meta *meta = fo_pkt_meta(m);
-	struct definition *d = &e->defs[def];
-	struct fo_flow *flow;
-	int created = 0;
-	uint8_t dir;
+	struct definition *d;
 
-	flow = flow_for_packet(e, def, f, m, &created);
+	if (flow == NULL)
+		flow = flow_for_packet(e, def, f, m, &dir);
 	if (flow == NULL) {
 		RELAXED_ADD(e->stats.table_full, 1);
 		if (e->conf.table_full == FO_TABLE_FULL_DROP) {
@@ -341,11 +340,7 @@ join_flow(struct fo_engine *e, uint16_t def, const struct fo_match_fields *f, st
 	}
 	if ((meta->flags & (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG)) == (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG))
 		flow_remember_fragment(e, flow, f, m);
-	dir = (memcmp(f->src_ip, flow->key.addr_lo, 16) == 0 && f->src_port == flow->key.port_lo) ==
-		flow->opener_is_lo ? 0 : 1;
-	/* A flow between an endpoint and itself: both directions are the opener's. */
-	if (memcmp(flow->key.addr_lo, flow->key.addr_hi, 16) == 0 && flow->key.port_lo == flow->key.port_hi)
-		dir = 0;
+	d = &e->defs[flow->key.def];
 	RELAXED_ADD(d->stats.packets, 1);
 	RELAXED_ADD(d->stats.bytes, rte_pktmbuf_pkt_len(m));
 	flow_account(e, flow, m, dir);
@@ -391,10 +386,12 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 		flow_packet_fields(m, route->rx_port, &fields[n_todo]);
 		/* A later fragment carries no ports: it joins the flow its first fragment went to. */
 		if (unlikely((fo_pkt_meta(m)->flags & (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG)) == FO_PKT_FRAGMENT)) {
-			flow = flow_for_fragment(e, &fields[n_todo], m);
+			uint8_t dir;
+
+			flow = flow_for_fragment(e, &fields[n_todo], m, &dir);
 			if (flow != NULL) {
 				RELAXED_ADD(e->stats.fragments_tracked, 1);
-				join_flow(e, flow->key.def, &fields[n_todo], m);
+				join_flow(e, flow->key.def, &fields[n_todo], m, flow, dir);
 				continue;
 			}
 			RELAXED_ADD(e->stats.fragments_orphaned, 1);
@@ -417,7 +414,7 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 			}
 			continue;
 		}
-		join_flow(e, defs[j], &fields[j], m);
+		join_flow(e, defs[j], &fields[j], m, NULL, 0);
 	}
 	for (i = 0; i < e->n_defs; i++)
 		if (e->defs[i].n_procs > 0)

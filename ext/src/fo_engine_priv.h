@@ -92,8 +92,9 @@ flow_heads(struct fo_flow *f)
 int flow_table_create(struct fo_engine *e, char *err, size_t errlen);
 void flow_table_free(struct fo_engine *e);
 struct fo_flow *flow_for_packet(struct fo_engine *e, uint16_t def, const struct fo_match_fields *f,
-				struct rte_mbuf *m, int *created);
-struct fo_flow *flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, const struct rte_mbuf *m);
+				struct rte_mbuf *m, uint8_t *dir);
+struct fo_flow *flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, const struct rte_mbuf *m,
+				  uint8_t *dir);
 void flow_remember_fragment(struct fo_engine *e, const struct fo_flow *flow, const struct fo_match_fields *f,
 			    const struct rte_mbuf *m);
 void flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir);

@@ -200,23 +200,24 @@ flow_start(struct fo_engine *e, struct fo_flow *flow, const struct fo_flow_key *
 	}
 }
 
+/* Finds or creates the packet's flow; *dir says which way the packet goes in it. */
 struct fo_flow *
 flow_for_packet(struct fo_engine *e, uint16_t def, const struct fo_match_fields *f, struct rte_mbuf *m,
-		int *created)
+		uint8_t *dir)
 {
 	struct fo_flow_key key;
 	int src_lo = make_key(&key, def, f, m);
 	hash_sig_t sig = rte_hash_hash(e->table, &key);
 	int32_t pos = rte_hash_lookup_with_hash(e->table, &key, sig);
 
-	if (likely(pos >= 0))
-		return &e->flows[pos];
-	/* The pipeline state pool is as large as the table, so only the table can be full. */
-	pos = rte_hash_add_key_with_hash(e->table, &key, sig);
-	if (pos < 0)
-		return NULL;
-	flow_start(e, &e->flows[pos], &key, src_lo, pos, m);
-	*created = 1;
+	if (unlikely(pos < 0)) {
+		/* The pipeline state pool is as large as the table, so only the table can be full. */
+		pos = rte_hash_add_key_with_hash(e->table, &key, sig);
+		if (pos < 0)
+			return NULL;
+		flow_start(e, &e->flows[pos], &key, src_lo, pos, m);
+	}
+	*dir = src_lo == e->flows[pos].opener_is_lo ? 0 : 1;
 	return &e->flows[pos];
 }
 
@@ -262,7 +263,8 @@ flow_remember_fragment(struct fo_engine *e, const struct fo_flow *flow, const st
 }
 
 struct fo_flow *
-flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, const struct rte_mbuf *m)
+flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, const struct rte_mbuf *m,
+		  uint8_t *dir)
 {
 	uint32_t id = frag_id(m, f);
 	const struct frag_entry *slot = &e->frags[frag_slot(f, id)];
@@ -275,6 +277,7 @@ flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, const st
 	/* The flow may have ended (and its slot been reused) since. */
 	if (!flow->live || flow->key.proto != f->proto)
 		return NULL;
+	*dir = (memcmp(f->src_ip, flow->key.addr_lo, 16) == 0) == flow->opener_is_lo ? 0 : 1;
 	return flow;
 }
 
