@@ -47,6 +47,8 @@ def build_parser():
     p.add_argument("--mbufs", type=_positive(int), help="mbufs in the packet pool (default: sized from the ports)")
     p.add_argument("--memory", choices=MODES, help="hugepages, no-huge, or auto (default: hugepages when enough are free)")
     p.add_argument("--memory-mb", type=_positive(int), help="EAL memory in MB (default: sized from the pool)")
+    p.add_argument("--clock", choices=("tsc", "capture"),
+                   help="flow engine time: the TSC, or the replayed captures' timestamps (deterministic)")
     p.add_argument("--worker-cpu", type=int, help="CPU of the forwarding worker (default: the last one)")
     p.add_argument("--file-prefix", help="DPDK file prefix (default: flowos-<pid>)")
     p.add_argument("--eal-arg", action="append", default=[], metavar="ARG", help="extra EAL argument (repeatable)")
@@ -72,7 +74,8 @@ def make_config(args):
     for value, target, attr in ((args.duration, cfg.run, "duration"), (args.packets, cfg.run, "packets"),
                                 (args.burst, cfg.run, "burst"), (args.mbufs, cfg.pool, "mbufs"),
                                 (args.memory, cfg.eal, "memory"), (args.memory_mb, cfg.eal, "memory_mb"),
-                                (args.worker_cpu, cfg.eal, "worker_cpu"), (args.file_prefix, cfg.eal, "file_prefix")):
+                                (args.worker_cpu, cfg.eal, "worker_cpu"), (args.file_prefix, cfg.eal, "file_prefix"),
+                                (args.clock, cfg.engine, "clock")):
         if value is not None:
             setattr(target, attr, value)
     cfg.eal.args += args.eal_arg

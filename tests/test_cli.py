@@ -34,6 +34,19 @@ def test_command_line_overrides_the_config_file(tmp_path):
     assert cfg.forward == [("a", "net_null1"), ("net_null1", "a")]
 
 
+def test_clock_flag_sets_the_engine_clock(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"ports: [{{name: a, vdev: 'net_pcap0,rx_pcap={DATA}/udp_echo.pcap'}}]\nflows: [{{name: all}}]\n")
+    assert make("-c", str(path), "--clock", "capture").engine.clock == "capture"
+
+
+def test_capture_clock_needs_capture_sources(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("ports: [{name: a, vdev: net_null0}]\nflows: [{name: all}]\n")
+    with pytest.raises(ConfigError, match="capture time needs every receiving port to replay a capture"):
+        make("-c", str(path), "--clock", "capture")
+
+
 def test_pci_address_gets_its_domain():
     cfg = make("--pci", "01:00.0")
     assert cfg.ports[0].device == "0000:01:00.0" and cfg.ports[0].kind == "pci"
