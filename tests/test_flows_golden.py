@@ -21,16 +21,6 @@ CATCH_ALL = [{"name": "all", "pipeline": ["counter"]}]
 CAPTURE_CLOCK = {"clock": "capture"}
 C_MAC, S_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
 
-SIMULTANEOUS_CLOSE = (
-    "simultaneous close: the last two packets of the connection (client port 54774) are the two ACKs of a "
-    "simultaneous close (FIN/ACK both ways, then an ACK each way). fo_flow_table.c track_tcp() sets end_pending "
-    "on the first non-FIN packet once both FINs are seen, so the flow ends after the burst holding the first ACK "
-    "(packet 63 closes the second 32-packet burst) and the second ACK (packet 64) creates a new flow of its own "
-    "(4 flows for 3 connections, a 1-packet flow ended by shutdown). A flow should end only once each FIN has "
-    "been acknowledged (track each direction's FIN sequence number and compare the ACKs), so that no packet of "
-    "the close starts a new flow")
-
-
 def synthetic_frames():
     """Well-formed frames of every kind the key cares about (see flowcheck.read_header)."""
     c4, s4, c6, s6 = "10.1.0.1", "10.1.0.2", "fd01::1", "fd01::2"
@@ -162,7 +152,7 @@ def _one_flow_per_connection(tmp_path, capture):
 
 
 @pytest.mark.parametrize("capture", [
-    pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=SIMULTANEOUS_CLOSE))
+    pytest.param(c)
     if c.stem == "http_keepalive" else c for c in CAPTURES], ids=IDS)
 def test_one_flow_per_connection(tmp_path, capture):
     _one_flow_per_connection(tmp_path, capture)
@@ -281,18 +271,6 @@ def test_first_matching_definition_wins(tmp_path, capture_dir):
 
 # --- fragments ---------------------------------------------------------------------------------
 
-SAME_BURST_FRAGMENTS = (
-    "a later fragment that arrives in the same rx burst as its first fragment is orphaned (fragments_tracked 0, "
-    "fragments_orphaned = every later fragment), so a fragmented UDP datagram is split over two flows (the "
-    "later fragments keyed with ports 0, classified without ports: unmatched by a definition with a port "
-    "match) and its fragments lose their relative order. fo_engine.c fo_engine_burst() looks later fragments "
-    "up (flow_for_fragment) in its first loop, the decode loop, but first fragments join their flow and are "
-    "remembered (join_flow -> flow_remember_fragment) only in the second loop, after fo_classify(); so the "
-    "fragment cache never holds a first fragment of the current burst. Later fragments should be resolved in "
-    "arrival order after the burst's earlier packets joined their flows (e.g. defer them to the second loop). "
-    "With run.burst 1 (one packet per burst) they are tracked")
-
-
 def check_fragments(tmp_path, frames, **extra):
     capture, out = write_pcap(tmp_path / "frags.pcap", frames), tmp_path / "out.pcap"
     run = run_config(tmp_path, one_port(capture, out, CATCH_ALL, CAPTURE_CLOCK, **extra))
@@ -314,7 +292,7 @@ def check_fragments(tmp_path, frames, **extra):
 
 
 @pytest.mark.parametrize("burst", [
-    pytest.param(32, marks=pytest.mark.xfail(strict=True, reason=SAME_BURST_FRAGMENTS), id="same-burst"),
+    pytest.param(32, id="same-burst"),
     pytest.param(1, id="one-packet-bursts")])
 def test_later_fragments_join_their_first_fragments_flow(tmp_path, burst):
     frames = fragment_frames()
@@ -324,14 +302,12 @@ def test_later_fragments_join_their_first_fragments_flow(tmp_path, burst):
     assert len(conns) == 2
 
 
-@pytest.mark.xfail(strict=True, reason=SAME_BURST_FRAGMENTS)
 def test_icmp_ping_fragments_are_tracked(tmp_path, capture_dir):
     """The 3000-byte pings of icmp_ping.pcap are in three fragments each: 12 later fragments."""
     run, _ = check_fragments(tmp_path, packets(capture_dir / "icmp_ping.pcap"))
     assert engine_stats(run)["fragments_tracked"] == 12
 
 
-@pytest.mark.xfail(strict=True, reason=SAME_BURST_FRAGMENTS)
 def test_later_fragments_follow_their_first_fragment_into_its_definition(tmp_path):
     """Only the first fragment has ports; the others must still land in the definition (and flow)
     its first fragment matched, not in the unmatched traffic."""
@@ -357,14 +333,6 @@ def test_later_fragments_follow_their_first_fragment_into_its_definition(tmp_pat
     assert rec["bytes"] == [sum(len(f) for f in frames if f[26:30] == bytes([10, 2, 0, 1])), 0]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "IPv6 fragments whose fragmentable part starts with a Destination Options header (RFC 8200 4.5: Fragment "
-    "header, then Destination Options, then UDP) are orphaned even one packet per burst (fragments_orphaned 2, "
-    "and a second flow with ports 0). fo_flow_table.c frag_id() reads the first fragment's identification at "
-    "(L4 offset - 8), which is the Destination Options header there, not the Fragment header; and "
-    "flow_remember_fragment() stores f->proto (17, the transport at the chain's end) while a later fragment's "
-    "proto is its Fragment header's next header (60), so flow_for_fragment() cannot match it either. The "
-    "first fragment's id and Fragment next-header should be taken from the Fragment header itself"))
 def test_ipv6_later_fragments_join_past_destination_options(tmp_path):
     e = Ether(src=C_MAC, dst=S_MAC)
     frames = [bytes(f) for f in fragment6(

@@ -110,14 +110,7 @@ def test_a_flow_without_close_ends_at_shutdown(tmp_path, burst):
 
 @pytest.mark.parametrize("burst", [
     pytest.param(None, id="burst32"),
-    pytest.param(1, id="burst1", marks=pytest.mark.xfail(strict=True, reason=(
-        "simultaneous close (FIN/ACK both ways crossing, then each side's ACK): the flow ends on the first ACK and "
-        "the second ACK, when it comes in a later burst, creates a new 1-packet flow (counter: 40000->80 [4, 2] "
-        "fin, then 80->40000 [1, 0] shutdown; flows_created 2). fo_flow_table.c track_tcp() sets end_pending = "
-        "FIN on the first packet without SYN/FIN once fin_seen == 3, whether or not it acknowledges both FINs; the "
-        "flow should end only when each direction's FIN has been acknowledged (remember each FIN's sequence "
-        "number and compare the ACK numbers). With 32-packet bursts both ACKs are in one burst and it does not "
-        "show")))])
+    pytest.param(1, id="burst1")])
 def test_simultaneous_close_is_one_flow(tmp_path, burst):
     s = Session()
     frames = s.open() + s.close_simultaneous()
@@ -127,13 +120,7 @@ def test_simultaneous_close_is_one_flow(tmp_path, burst):
 
 
 @pytest.mark.parametrize("burst", [
-    pytest.param(None, id="burst32", marks=pytest.mark.xfail(strict=True, reason=(
-        "a connection that reuses the ports of one just closed (its SYN right after the last ACK, in the same rx "
-        "burst) is merged into the closed flow: one flow [12, 7] ended by fin instead of [8, 5] fin then [4, 2] "
-        "shutdown (track_tcp ignores a SYN on a CLOSED flow). The ending is only acted on at the end of the burst "
-        "(fo_engine_burst: flow_wants_end/flow_end after pipeline_run), so until then flow_for_packet() keeps "
-        "finding the old flow. A packet that finds a flow whose end is pending (or a SYN on a closed flow) should "
-        "go to a new flow"))),
+    pytest.param(None, id="burst32"),
     pytest.param(1, id="burst1")])
 def test_new_connection_on_the_same_ports_after_a_close_is_a_new_flow(tmp_path, burst):
     first, second = Session(), Session()
@@ -155,13 +142,6 @@ def test_packets_held_at_the_close_still_leave(tmp_path):
     assert stats["flows_active"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a TCP flow closed by FIN both ways and its last ACK does not end (by fin) while a processor holds some of "
-    "its packets: with [counter, hold(4)] the 13-packet connection keeps 1 packet held and ends only at shutdown "
-    "(counter end 'shutdown', flows_ended.fin 0). fo_flow_table.c flow_wants_end() refuses to end a flow with "
-    "q_packets != 0, and nothing will ever release them (no more packets come); in a real-time run it would end "
-    "10 s later by the tcp_closing timeout, in a capture-clock replay only at shutdown. flow_end() already "
-    "sends what a flow holds, so the flow can end when its last ACK is processed"))
 def test_a_closed_connection_ends_by_fin_even_with_packets_held(tmp_path):
     s = Session()
     frames = s.open() + s.exchange(2) + s.close()
@@ -175,15 +155,6 @@ def test_a_closed_connection_ends_by_fin_even_with_packets_held(tmp_path):
 # Gaps far beyond the timeouts (2000 times), so that these tests do not depend on the unit bug
 # test_capture_clock_counts_seconds shows; that test uses ordinary gaps.
 LONG = 20_000
-
-CAPTURE_CLOCK_UNIT = (
-    "with clock: capture, time runs 1000 times too slowly: UDP flows 20 s apart with timeouts.udp 10 never end "
-    "idle (all shutdown); they do once 20000 s apart. DPDK 22.11's net_pcap (the installed "
-    "librte_net_pcap.so, eth_pcap_rx) opens the capture with pcap_open_offline (microsecond precision) and "
-    "stores tv_sec * 1000000 + tv_usec in the rx timestamp dynamic field: microseconds. fo_engine.c "
-    "advance_clock() uses that value as nanoseconds (e->now, compared with conf.timeout_ns). The rx timestamp's "
-    "unit is driver-defined in DPDK; the engine should convert it (for net_pcap 22.11: x1000), e.g. decided "
-    "once per port when the capture clock is set up")
 
 IDLE_IN_A_BURST = (
     "with clock: capture, flows whose packets are in one rx burst never expire between them: three UDP flows "
@@ -204,15 +175,13 @@ def three_flows(gap):
     return frames, times
 
 
-@pytest.mark.xfail(strict=True, reason=CAPTURE_CLOCK_UNIT)
 def test_capture_clock_counts_seconds(tmp_path):
     frames, times = three_flows(20)
     run = run_frames(tmp_path, frames, times, engine={"timeouts": {"udp": 10}}, burst=1)
     assert ended(run) == {"idle": 2, "shutdown": 1}
 
 
-@pytest.mark.parametrize("burst", [pytest.param(None, id="burst32", marks=pytest.mark.xfail(strict=True,
-                                                                                              reason=IDLE_IN_A_BURST)),
+@pytest.mark.parametrize("burst", [pytest.param(None, id="burst32"),
                                    pytest.param(1, id="burst1")])
 def test_idle_flows_end_by_the_capture_clock(tmp_path, burst):
     """UDP times out after 10 s: flows 1001 and 1002 end idle (each once the next one's packets
@@ -230,14 +199,6 @@ def test_flows_within_their_timeout_do_not_expire(tmp_path):
 
 
 @pytest.mark.parametrize("burst", BURSTS)
-@pytest.mark.xfail(strict=True, reason=(
-    "with clock: capture, a UDP exchange that resumes on the same ports long after its timeout (20000 s later, "
-    "timeouts.udp 10) continues the old flow instead of starting a new one (counter: one flow [2, 2] ended by "
-    "shutdown instead of [1, 1] idle then [1, 1] shutdown), whatever the burst size. The packet that comes after "
-    "the timeout finds the stale flow (fo_engine_burst -> flow_for_packet) and refreshes its last_seen before "
-    "flow_expire() runs at the end of the burst; with the capture clock nothing else moves time, so the flow is "
-    "never seen idle. For the same reason a full table refuses the first new flow after old flows have timed "
-    "out. A packet that finds its flow idle past its timeout should end that flow (idle) and start a new one"))
 def test_a_connection_idle_past_its_timeout_comes_back_as_a_new_flow(tmp_path, burst):
     frames = [udp(1001), udp(1001, reply=True), udp(1001), udp(1001, reply=True)]
     times = [T0, T0 + 0.5, T0 + LONG, T0 + LONG + 0.5]

@@ -212,14 +212,7 @@ def test_random_bytes_with_every_ether_type(tmp_path):
 # --- frames longer than one mbuf -------------------------------------------------------------
 
 @pytest.mark.parametrize("data_room", [
-    pytest.param(None, id="default-pool", marks=pytest.mark.xfail(strict=True, reason=(
-        "well-formed frames longer than one mbuf segment are counted malformed (bad_l3) and bypass their flow: "
-        "IPv4/UDP frames of 3042 and 8042 bytes and an IPv6/UDP frame of 4062 bytes, with the default pool "
-        "(data_room 2176: 2048 bytes a segment; net_pcap chains segments, eth_pcap_rx_jumbo). fo_engine.c "
-        "engine_decode() gives fo_decode() rte_pktmbuf_data_len(m), the first segment only, so the IP total "
-        "length (IPv6 payload length) lies past the 'frame' -> FO_DECODE_BAD_L3. It should decode the headers "
-        "(copied with rte_pktmbuf_read when they span segments) against pkt_len, or refuse a pool whose "
-        "segments are shorter than the ports' largest frame"))),
+    pytest.param(None, id="default-pool"),
     pytest.param(10240, id="jumbo-pool")])
 def test_frames_longer_than_one_mbuf_are_not_malformed(tmp_path, data_room):
     e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")

@@ -60,14 +60,7 @@ DENY_UDP = {"acl": {"rules": [{"action": "deny", "proto": "udp"}], "default": "a
 
 @pytest.mark.parametrize("order", [
     pytest.param("counter-first", id="counter-first"),
-    pytest.param("acl-first", id="acl-first", marks=pytest.mark.xfail(strict=True, reason=(
-        "with pipeline [[acl, counter]] the counter, a read-only processor sharing acl's stage, never sees the "
-        "packets acl drops (mixed.pcap: the UDP flow is reported with packets [0, 0] instead of [50, 50]; with "
-        "[[counter, acl]] it sees them). fo_pipeline.c pipeline_run() runs a stage's processors one after another "
-        "and run_processor() applies each one's verdicts at once (apply_verdicts: meta->verdict = FO_DROP) before "
-        "the next processor of the same stage builds its window, and build_window() skips packets whose verdict "
-        "is FO_DROP. Processors of one stage must all see the window the previous stage released: build every "
-        "window of the stage before applying any verdict (or skip only packets dropped by an earlier stage)")))])
+    pytest.param("acl-first", id="acl-first")])
 def test_readonly_stage_mates_see_what_one_of_them_drops(tmp_path, capture_dir, order):
     """The paper: read-only processors of a stage work side by side on the same window; a drop
     verdict of one takes the packet from later stages, not from its stage-mates."""

@@ -205,12 +205,15 @@ fo_engine_build(struct fo_engine *e, char *err, size_t errlen)
 	/* A window holds what a flow may hold, one burst more, and what processors inject into it. */
 	e->window_cap = hold + 2 * FO_MAX_BURST;
 	e->batches = rte_zmalloc_socket("fo_batches", sizeof(*e->batches) * FO_MAX_BURST, 0, e->conf.socket_id);
+	e->pending_drops = rte_malloc_socket("fo_drops", sizeof(*e->pending_drops) * e->window_cap * FO_MAX_BURST, 0,
+					     e->conf.socket_id);
 	e->window = rte_malloc_socket("fo_window", sizeof(*e->window) * e->window_cap * FO_MAX_BURST, 0,
 				      e->conf.socket_id);
 	e->verdicts = rte_malloc_socket("fo_verdicts", e->window_cap * FO_MAX_BURST, 0, e->conf.socket_id);
 	e->out_ports = rte_malloc_socket("fo_out_ports", sizeof(uint16_t) * e->window_cap * FO_MAX_BURST, 0,
 					 e->conf.socket_id);
-	if (e->batches == NULL || e->window == NULL || e->verdicts == NULL || e->out_ports == NULL) {
+	if (e->batches == NULL || e->window == NULL || e->verdicts == NULL || e->out_ports == NULL ||
+	    e->pending_drops == NULL) {
 		snprintf(err, errlen, "out of memory for processing windows");
 		return -ENOMEM;
 	}
@@ -227,36 +230,22 @@ fo_engine_build(struct fo_engine *e, char *err, size_t errlen)
 	return 0;
 }
 
-/* The engine's clock: TSC time, or the newest capture timestamp seen (so replays are deterministic). */
-static void
-advance_clock(struct fo_engine *e, struct rte_mbuf **pkts, uint16_t n)
-{
-	uint16_t i;
-
-	if (e->conf.clock == FO_CLOCK_TSC) {
-		e->now = (uint64_t)((double)(rte_rdtsc() - e->tsc_start) * e->ns_per_tsc);
-		return;
-	}
-	for (i = 0; i < n; i++) {
-		uint64_t ts;
-
-		if (!(pkts[i]->ol_flags & e->timestamp_flag))
-			continue;
-		ts = *RTE_MBUF_DYNFIELD(pkts[i], e->timestamp_offset, uint64_t *);
-		if (ts > e->now)
-			e->now = ts;
-	}
-}
-
 /* Decodes m into its metadata; returns 0, or the decode error for a malformed packet. */
 int
-engine_decode(struct rte_mbuf *m, uint16_t out_port)
+engine_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, uint32_t *frag_id)
 {
 	struct fo_pkt_meta *meta = fo_pkt_meta(m);
+	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint32_t len = rte_pktmbuf_data_len(m);
 	struct fo_decoded d;
 	int l;
 
-	fo_decode(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), &d);
+	/* Lengths are checked against the whole packet: a long one comes in several segments. */
+	if (unlikely(m->nb_segs > 1)) {
+		len = RTE_MIN(rte_pktmbuf_pkt_len(m), (uint32_t)FO_DECODE_MAX_LEN);
+		data = rte_pktmbuf_read(m, 0, len, e->linear);
+	}
+	fo_decode(data, len, &d);
 	meta->next = NULL;
 	for (l = 0; l < FO_LEVEL_COUNT; l++)
 		meta->offset[l] = d.offset[l];
@@ -268,7 +257,45 @@ engine_decode(struct rte_mbuf *m, uint16_t out_port)
 	meta->dir = 0;
 	meta->first_stage = 0;
 	*fo_pkt_seq(m) = 0;
+	*frag_id = d.frag_id;
 	return d.error;
+}
+
+/* The capture clock's time for a packet, in ns. net_pcap in DPDK 22.11 stamps microseconds;
+ * a value that small is taken for microseconds (as nanoseconds it would be before 1973). */
+static inline void
+capture_time(struct fo_engine *e, const struct rte_mbuf *m)
+{
+	uint64_t ts;
+
+	if (!(m->ol_flags & e->timestamp_flag))
+		return;
+	ts = *RTE_MBUF_DYNFIELD(m, e->timestamp_offset, const uint64_t *);
+	if (ts < 100000000000000000ULL)
+		ts *= 1000;
+	if (ts > e->now)
+		e->now = ts;
+}
+
+/* Ends a flow now, in the middle of a burst: what the burst brought it is processed first. */
+void
+engine_finish_flow(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason)
+{
+	uint32_t id = flow->id;
+	uint16_t i;
+
+	if (flow->touched_epoch == e->epoch) {
+		if (e->defs[flow->key.def].n_procs > 0)
+			pipeline_run(e, flow->key.def, &id, 1);
+		pipeline_release(e, flow, pipeline_released(e, flow));
+		for (i = 0; i < e->n_touched; i++) {
+			if (e->touched[i] == id) {
+				e->touched[i] = e->touched[--e->n_touched];
+				break;
+			}
+		}
+	}
+	flow_end(e, flow, reason);
 }
 
 void
@@ -321,7 +348,7 @@ engine_tx_flush(struct fo_engine *e)
 /* Puts a packet in its flow, found by the caller or here; returns 0, or -1 when a policy took it. */
 static int
 join_flow(struct fo_engine *e, uint16_t def, const struct fo_match_fields *f, struct rte_mbuf *m,
-	  struct fo_flow *flow, uint8_t dir)
+	  struct fo_flow *flow, uint8_t dir, uint32_t frag_id)
 {
 	struct fo_pkt_meta *meta = fo_pkt_meta(m);
 	struct definition *d;
@@ -339,7 +366,7 @@ join_flow(struct fo_engine *e, uint16_t def, const struct fo_match_fields *f, st
 		return -1;
 	}
 	if ((meta->flags & (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG)) == (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG))
-		flow_remember_fragment(e, flow, f, m);
+		flow_remember_fragment(e, flow, f, frag_id);
 	d = &e->defs[flow->key.def];
 	RELAXED_ADD(d->stats.packets, 1);
 	RELAXED_ADD(d->stats.bytes, rte_pktmbuf_pkt_len(m));
@@ -359,19 +386,18 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 	struct fo_match_fields fields[FO_MAX_BURST];
 	struct fo_class_key keys[FO_MAX_BURST];
 	const struct fo_class_key *key_ptrs[FO_MAX_BURST];
-	uint32_t defs[FO_MAX_BURST];
+	uint32_t defs[FO_MAX_BURST], frag_ids[FO_MAX_BURST];
 	uint16_t todo[FO_MAX_BURST];
 	uint16_t i, j, n_todo = 0;
 
 	e->epoch++;
 	e->n_touched = 0;
-	advance_clock(e, pkts, n);
+	if (e->conf.clock == FO_CLOCK_TSC)
+		e->now = (uint64_t)((double)(rte_rdtsc() - e->tsc_start) * e->ns_per_tsc);
 	RELAXED_ADD(e->stats.packets, n);
 	for (i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
-		struct fo_flow *flow;
-
-		int error = engine_decode(m, route->tx_port);
+		int error = engine_decode(e, m, route->tx_port, &frag_ids[n_todo]);
 
 		if (unlikely(error != FO_DECODE_OK)) {
 			RELAXED_ADD(e->stats.malformed[error], 1);
@@ -384,26 +410,31 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 			continue;
 		}
 		flow_packet_fields(m, route->rx_port, &fields[n_todo]);
-		/* A later fragment carries no ports: it joins the flow its first fragment went to. */
-		if (unlikely((fo_pkt_meta(m)->flags & (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG)) == FO_PKT_FRAGMENT)) {
-			uint8_t dir;
-
-			flow = flow_for_fragment(e, &fields[n_todo], m, &dir);
-			if (flow != NULL) {
-				RELAXED_ADD(e->stats.fragments_tracked, 1);
-				join_flow(e, flow->key.def, &fields[n_todo], m, flow, dir);
-				continue;
-			}
-			RELAXED_ADD(e->stats.fragments_orphaned, 1);
-		}
 		fo_class_key_fill(&keys[n_todo], &fields[n_todo]);
 		key_ptrs[n_todo] = &keys[n_todo];
 		todo[n_todo++] = i;
 	}
 	fo_classify(e->classifier, key_ptrs, defs, n_todo);
+	/* In arrival order, so that a first fragment is known before the later ones of the burst. */
 	for (j = 0; j < n_todo; j++) {
 		struct rte_mbuf *m = pkts[todo[j]];
+		uint16_t flags = fo_pkt_meta(m)->flags;
 
+		if (e->conf.clock == FO_CLOCK_CAPTURE)
+			capture_time(e, m);
+		/* A later fragment carries no ports: it joins its first fragment's flow. */
+		if (unlikely((flags & (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG)) == FO_PKT_FRAGMENT)) {
+			struct fo_flow *flow;
+			uint8_t dir;
+
+			flow = flow_for_fragment(e, &fields[j], frag_ids[j], &dir);
+			if (flow != NULL) {
+				RELAXED_ADD(e->stats.fragments_tracked, 1);
+				join_flow(e, flow->key.def, &fields[j], m, flow, dir, frag_ids[j]);
+				continue;
+			}
+			RELAXED_ADD(e->stats.fragments_orphaned, 1);
+		}
 		if (defs[j] == FO_CLASS_NONE) {
 			RELAXED_ADD(e->stats.unmatched, 1);
 			if (e->conf.unmatched == FO_UNMATCHED_DROP) {
@@ -414,11 +445,11 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 			}
 			continue;
 		}
-		join_flow(e, defs[j], &fields[j], m, NULL, 0);
+		join_flow(e, defs[j], &fields[j], m, NULL, 0, frag_ids[j]);
 	}
 	for (i = 0; i < e->n_defs; i++)
 		if (e->defs[i].n_procs > 0)
-			pipeline_run(e, i);
+			pipeline_run(e, i, e->touched, e->n_touched);
 	for (i = 0; i < e->n_touched; i++) {
 		struct fo_flow *flow = &e->flows[e->touched[i]];
 		enum fo_flow_end_reason reason;
@@ -439,9 +470,10 @@ fo_engine_shutdown(struct fo_engine *e)
 
 	if (!e->built)
 		return;
+	/* A connection that had closed by FIN ended by FIN, even if it was still in TIME-WAIT. */
 	for (id = 0; id < e->n_flows; id++)
 		if (e->flows[id].live)
-			flow_end(e, &e->flows[id], FO_END_SHUTDOWN);
+			flow_end(e, &e->flows[id], flow_closed_by_fin(&e->flows[id]) ? FO_END_FIN : FO_END_SHUTDOWN);
 	engine_tx_flush(e);
 }
 
@@ -510,6 +542,7 @@ fo_engine_free(struct fo_engine *e)
 	rte_mempool_free(e->states);
 	fo_classifier_free(e->classifier);
 	rte_free(e->batches);
+	rte_free(e->pending_drops);
 	rte_free(e->window);
 	rte_free(e->verdicts);
 	rte_free(e->out_ports);

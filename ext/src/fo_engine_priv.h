@@ -35,7 +35,6 @@ struct definition {
 struct frag_entry {
 	uint8_t src[16], dst[16];
 	uint32_t id;
-	uint8_t proto;
 	uint32_t flow;              /* FO_FLOW_NONE: empty */
 };
 
@@ -67,6 +66,9 @@ struct fo_engine {
 	uint16_t n_touched;
 	uint64_t epoch;                         /* burst counter: a flow is touched once per epoch */
 	struct fo_batch *batches;               /* scratch for one processor call */
+	struct rte_mbuf **pending_drops;        /* dropped in the current stage, marked when it ends */
+	uint32_t n_pending_drops;
+	uint8_t linear[FO_DECODE_MAX_LEN + 1];  /* the headers of a multi-segment packet, in one piece */
 	struct rte_mbuf **window;               /* scratch windows, window_cap per flow */
 	uint8_t *verdicts;
 	uint16_t *out_ports;
@@ -88,15 +90,22 @@ flow_heads(struct fo_flow *f)
 	return f->heads;
 }
 
+/* A TCP connection both of whose FINs were acknowledged. */
+static inline int
+flow_closed_by_fin(const struct fo_flow *flow)
+{
+	return flow->fin_acked == 3;
+}
+
 /* fo_flow_table.c */
 int flow_table_create(struct fo_engine *e, char *err, size_t errlen);
 void flow_table_free(struct fo_engine *e);
 struct fo_flow *flow_for_packet(struct fo_engine *e, uint16_t def, const struct fo_match_fields *f,
 				struct rte_mbuf *m, uint8_t *dir);
-struct fo_flow *flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, const struct rte_mbuf *m,
+struct fo_flow *flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, uint32_t id,
 				  uint8_t *dir);
 void flow_remember_fragment(struct fo_engine *e, const struct fo_flow *flow, const struct fo_match_fields *f,
-			    const struct rte_mbuf *m);
+			    uint32_t id);
 void flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir);
 void flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason);
 void flow_expire(struct fo_engine *e);
@@ -104,13 +113,14 @@ int flow_wants_end(const struct fo_flow *flow, enum fo_flow_end_reason *reason);
 void flow_packet_fields(struct rte_mbuf *m, uint16_t in_port, struct fo_match_fields *f);
 
 /* fo_pipeline.c */
-void pipeline_run(struct fo_engine *e, uint16_t def);
+void pipeline_run(struct fo_engine *e, uint16_t def, const uint32_t *flows, uint16_t n);
 void pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto);
 uint32_t pipeline_released(const struct fo_engine *e, struct fo_flow *flow);
 void pipeline_enqueue(struct fo_flow *flow, struct rte_mbuf *m);
 
 /* fo_engine.c */
-int engine_decode(struct rte_mbuf *m, uint16_t out_port);
+int engine_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, uint32_t *frag_id);
+void engine_finish_flow(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason);
 void engine_send(struct fo_engine *e, struct rte_mbuf *m);
 void engine_drop(struct fo_engine *e, struct rte_mbuf *m);
 void engine_tx_flush(struct fo_engine *e);

@@ -200,6 +200,33 @@ flow_start(struct fo_engine *e, struct fo_flow *flow, const struct fo_flow_key *
 	}
 }
 
+/*
+ * Whether the packet's flow is over already: idle past its timeout (the packet starts a new
+ * flow on the same 5-tuple), or closed and the packet opens a new connection (a SYN).
+ */
+static int
+flow_is_over(const struct fo_engine *e, const struct fo_flow *flow, const struct rte_mbuf *m,
+	     enum fo_flow_end_reason *reason)
+{
+	const struct fo_pkt_meta *meta = fo_pkt_meta((struct rte_mbuf *)(uintptr_t)m);
+
+	if (e->now - flow->last_seen >= e->conf.timeout_ns[flow->timeout_class] && e->now > flow->last_seen) {
+		*reason = flow->tcp_state == FO_TCP_CLOSED ? FO_END_FIN : FO_END_IDLE;
+		return 1;
+	}
+	if ((flow->end_pending || flow_closed_by_fin(flow)) && meta->ip_proto == IPPROTO_TCP &&
+	    meta->offset[FO_LEVEL_L4] != FO_NO_LEVEL) {
+		uint8_t flags = rte_pktmbuf_mtod_offset(m, const struct rte_tcp_hdr *,
+							meta->offset[FO_LEVEL_L4])->tcp_flags;
+
+		if ((flags & (RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG)) == RTE_TCP_SYN_FLAG) {
+			*reason = flow->end_pending ? flow->end_pending - 1 : FO_END_FIN;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* Finds or creates the packet's flow; *dir says which way the packet goes in it. */
 struct fo_flow *
 flow_for_packet(struct fo_engine *e, uint16_t def, const struct fo_match_fields *f, struct rte_mbuf *m,
@@ -209,10 +236,20 @@ flow_for_packet(struct fo_engine *e, uint16_t def, const struct fo_match_fields 
 	int src_lo = make_key(&key, def, f, m);
 	hash_sig_t sig = rte_hash_hash(e->table, &key);
 	int32_t pos = rte_hash_lookup_with_hash(e->table, &key, sig);
+	enum fo_flow_end_reason reason;
 
+	if (pos >= 0 && unlikely(flow_is_over(e, &e->flows[pos], m, &reason))) {
+		engine_finish_flow(e, &e->flows[pos], reason);
+		pos = -1;
+	}
 	if (unlikely(pos < 0)) {
 		/* The pipeline state pool is as large as the table, so only the table can be full. */
 		pos = rte_hash_add_key_with_hash(e->table, &key, sig);
+		if (pos < 0) {
+			/* Flows past their time may still sit in a full table: end them, try again. */
+			flow_expire(e);
+			pos = rte_hash_add_key_with_hash(e->table, &key, sig);
+		}
 		if (pos < 0)
 			return NULL;
 		flow_start(e, &e->flows[pos], &key, src_lo, pos, m);
@@ -224,84 +261,80 @@ flow_for_packet(struct fo_engine *e, uint16_t def, const struct fo_match_fields 
 static uint32_t
 frag_slot(const struct fo_match_fields *f, uint32_t id)
 {
-	uint32_t h = rte_jhash(f->src_ip, 16, id);
-
-	return rte_jhash(f->dst_ip, 16, h ^ f->proto) & (FRAG_CACHE_SIZE - 1);
-}
-
-static uint32_t
-frag_id(const struct rte_mbuf *m, const struct fo_match_fields *f)
-{
-	const struct fo_pkt_meta *meta = fo_pkt_meta((struct rte_mbuf *)(uintptr_t)m);
-	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
-	uint16_t l3 = meta->offset[FO_LEVEL_L3];
-
-	if (f->family == FO_FAMILY_IPV4)
-		return (uint32_t)data[l3 + 4] << 8 | data[l3 + 5];
-	/* IPv6: the fragment header sits right before the upper layer (or payload, for later fragments). */
-	{
-		uint16_t at = meta->offset[FO_LEVEL_L4] != FO_NO_LEVEL ? meta->offset[FO_LEVEL_L4] :
-			meta->offset[FO_LEVEL_PAYLOAD];
-		const uint8_t *fh = data + at - 8;
-
-		return (uint32_t)fh[4] << 24 | (uint32_t)fh[5] << 16 | (uint32_t)fh[6] << 8 | fh[7];
-	}
+	return rte_jhash(f->dst_ip, 16, rte_jhash(f->src_ip, 16, id)) & (FRAG_CACHE_SIZE - 1);
 }
 
 void
 flow_remember_fragment(struct fo_engine *e, const struct fo_flow *flow, const struct fo_match_fields *f,
-		       const struct rte_mbuf *m)
+		       uint32_t id)
 {
-	uint32_t id = frag_id(m, f);
 	struct frag_entry *slot = &e->frags[frag_slot(f, id)];
 
 	memcpy(slot->src, f->src_ip, 16);
 	memcpy(slot->dst, f->dst_ip, 16);
 	slot->id = id;
-	slot->proto = f->proto;
 	slot->flow = flow->id;
 }
 
 struct fo_flow *
-flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, const struct rte_mbuf *m,
-		  uint8_t *dir)
+flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, uint32_t id, uint8_t *dir)
 {
-	uint32_t id = frag_id(m, f);
 	const struct frag_entry *slot = &e->frags[frag_slot(f, id)];
 	struct fo_flow *flow;
 
-	if (slot->flow == FO_FLOW_NONE || slot->id != id || slot->proto != f->proto ||
+	if (slot->flow == FO_FLOW_NONE || slot->id != id ||
 	    memcmp(slot->src, f->src_ip, 16) != 0 || memcmp(slot->dst, f->dst_ip, 16) != 0)
 		return NULL;
 	flow = &e->flows[slot->flow];
 	/* The flow may have ended (and its slot been reused) since. */
-	if (!flow->live || flow->key.proto != f->proto)
+	if (!flow->live || flow->key.family != f->family)
 		return NULL;
 	*dir = (memcmp(f->src_ip, flow->key.addr_lo, 16) == 0) == flow->opener_is_lo ? 0 : 1;
 	return flow;
 }
 
-static void
-track_tcp(struct fo_flow *flow, uint8_t flags, uint8_t dir)
+static inline int
+seq_geq(uint32_t a, uint32_t b)
 {
-	uint8_t before = flow->tcp_state;
+	return (int32_t)(a - b) >= 0;
+}
+
+/*
+ * TCP state from one packet. A connection is over on RST, or once each side's FIN has been
+ * acknowledged by the other (which also covers a simultaneous close): closed by FIN.
+ */
+static void
+track_tcp(struct fo_flow *flow, const struct rte_mbuf *m, uint8_t dir)
+{
+	const struct fo_pkt_meta *meta = fo_pkt_meta((struct rte_mbuf *)(uintptr_t)m);
+	const struct rte_tcp_hdr *th = rte_pktmbuf_mtod_offset(m, const struct rte_tcp_hdr *,
+							       meta->offset[FO_LEVEL_L4]);
+	uint8_t flags = th->tcp_flags, other = dir ^ 1;
+	uint32_t seq = rte_be_to_cpu_32(th->sent_seq);
+	uint32_t payload = meta->offset[FO_LEVEL_PAYLOAD] != FO_NO_LEVEL && meta->end > meta->offset[FO_LEVEL_PAYLOAD] ?
+		meta->end - meta->offset[FO_LEVEL_PAYLOAD] : 0;
 
 	if (flags & RTE_TCP_RST_FLAG) {
 		flow->tcp_state = FO_TCP_CLOSED;
 		flow->end_pending = 1 + FO_END_RST;
 		return;
 	}
-	if (flow->tcp_state == FO_TCP_CLOSED && !(flags & (RTE_TCP_SYN_FLAG | RTE_TCP_FIN_FLAG))) {
-		/* The last ACK of the close. */
-		flow->end_pending = 1 + FO_END_FIN;
-		return;
-	}
+	if ((flags & RTE_TCP_ACK_FLAG) && (flow->fin_seen & (1 << other)) &&
+	    seq_geq(rte_be_to_cpu_32(th->recv_ack), flow->fin_end[other]))
+		flow->fin_acked |= 1 << other;
 	if (flags & RTE_TCP_FIN_FLAG) {
 		flow->fin_seen |= 1 << dir;
+		flow->fin_end[dir] = seq + payload + 1 + !!(flags & RTE_TCP_SYN_FLAG);
+	}
+	/*
+	 * Once closed, the flow stays for the closing timeout (TCP's TIME-WAIT) so that late
+	 * packets of the connection still join it; a new SYN on the same ports ends it sooner.
+	 */
+	if (flow->fin_seen) {
 		flow->tcp_state = flow->fin_seen == 3 ? FO_TCP_CLOSED : FO_TCP_CLOSING;
 		return;
 	}
-	switch (before) {
+	switch (flow->tcp_state) {
 	case FO_TCP_NONE:
 		/* A flow picked up mid-connection counts as established. */
 		flow->tcp_state = (flags & RTE_TCP_SYN_FLAG) ?
@@ -332,8 +365,7 @@ flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint
 	flow->bytes[dir] += rte_pktmbuf_pkt_len(m);
 	flow->last_seen = e->now;
 	if (flow->key.proto == IPPROTO_TCP && meta->offset[FO_LEVEL_L4] != FO_NO_LEVEL)
-		track_tcp(flow, rte_pktmbuf_mtod_offset(m, const struct rte_tcp_hdr *,
-							 meta->offset[FO_LEVEL_L4])->tcp_flags, dir);
+		track_tcp(flow, m, dir);
 	cls = timeout_class(flow);
 	lru_unlink(e, flow);
 	flow->timeout_class = cls;
@@ -343,7 +375,8 @@ flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint
 int
 flow_wants_end(const struct fo_flow *flow, enum fo_flow_end_reason *reason)
 {
-	if (flow->end_pending == 0 || flow->q_packets != 0)
+	/* What it still holds goes out as it ends: nothing more will come to complete it. */
+	if (flow->end_pending == 0)
 		return 0;
 	*reason = flow->end_pending - 1;
 	return 1;
@@ -387,7 +420,7 @@ flow_expire(struct fo_engine *e)
 
 			if (e->now - flow->last_seen < timeout)
 				break;
-			flow_end(e, flow, flow->tcp_state == FO_TCP_CLOSED ? FO_END_FIN : FO_END_IDLE);
+			engine_finish_flow(e, flow, flow->tcp_state == FO_TCP_CLOSED ? FO_END_FIN : FO_END_IDLE);
 		}
 	}
 }

@@ -104,7 +104,11 @@ apply_verdicts(struct fo_engine *e, struct fo_batch *b, uint32_t tail)
 		case FO_HOLD:
 			return *fo_pkt_seq(b->pkts[i]);   /* it and everything after it wait for the next call */
 		case FO_DROP:
-			meta->verdict = FO_DROP;
+			/* Marked when the stage ends, so the processor's stage-mates still see it. */
+			if (e->n_pending_drops < e->window_cap * FO_MAX_BURST)
+				e->pending_drops[e->n_pending_drops++] = b->pkts[i];
+			else
+				meta->verdict = FO_DROP;
 			break;
 		case FO_MODIFIED:
 			if (meta->verdict != FO_DROP)
@@ -120,16 +124,17 @@ apply_verdicts(struct fo_engine *e, struct fo_batch *b, uint32_t tail)
 	return tail;
 }
 
-/* Runs one processor over every touched flow of its definition. */
+/* Runs one processor over the given flows of its definition. */
 static void
-run_processor(struct fo_engine *e, struct definition *d, uint16_t p)
+run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint32_t *flows, uint16_t n_flows)
 {
 	struct proc_instance *proc = &d->procs[p];
 	uint32_t tails[FO_MAX_BURST];
-	uint16_t i, nb = 0, used = 0;
+	uint32_t used = 0;
+	uint16_t i, nb = 0;
 
-	for (i = 0; i < e->n_touched; i++) {
-		struct fo_flow *flow = &e->flows[e->touched[i]];
+	for (i = 0; i < n_flows; i++) {
+		struct fo_flow *flow = &e->flows[flows[i]];
 		struct fo_batch *b = &e->batches[nb];
 		uint32_t tail, head;
 		uint16_t n, k;
@@ -166,14 +171,20 @@ run_processor(struct fo_engine *e, struct definition *d, uint16_t p)
 }
 
 void
-pipeline_run(struct fo_engine *e, uint16_t def)
+pipeline_run(struct fo_engine *e, uint16_t def, const uint32_t *flows, uint16_t n)
 {
 	struct definition *d = &e->defs[def];
 	uint16_t s, p;
+	uint32_t i;
 
-	for (s = 0; s < d->n_stages; s++)
+	for (s = 0; s < d->n_stages; s++) {
+		e->n_pending_drops = 0;
 		for (p = d->stage_first[s]; p < d->stage_first[s + 1]; p++)
-			run_processor(e, d, p);
+			run_processor(e, d, p, flows, n);
+		for (i = 0; i < e->n_pending_drops; i++)
+			fo_pkt_meta(e->pending_drops[i])->verdict = FO_DROP;
+	}
+	e->n_pending_drops = 0;
 }
 
 /* The TCP/UDP checksum over l4..end plus the pseudo-header sum, in any number of segments. */
@@ -286,7 +297,11 @@ fo_batch_inject(struct fo_batch *b, uint16_t i, struct rte_mbuf *m, int after)
 	at = b->pkts[i];
 	at_meta = fo_pkt_meta(at);
 	meta = fo_pkt_meta(m);
-	engine_decode(m, at_meta->out_port);
+	{
+		uint32_t frag_id;
+
+		engine_decode(e, m, at_meta->out_port, &frag_id);
+	}
 	/* It travels with its neighbour: same direction, sequence number and way out. */
 	meta->dir = at_meta->dir;
 	*fo_pkt_seq(m) = *fo_pkt_seq(at);

@@ -54,6 +54,7 @@ struct fo_flow {
 	uint32_t id;                 /* index in the table */
 	uint32_t next_seq;           /* sequence number of the next packet to arrive */
 	uint32_t lru_prev, lru_next; /* in its timeout class's idle list */
+	uint32_t fin_end[2];         /* by direction: the sequence number right after its FIN */
 	uint32_t q_packets;          /* packets not yet released by the last stage ... */
 	uint32_t q_bytes;
 	struct rte_mbuf *q_head;     /* ... in flow order */
@@ -64,6 +65,7 @@ struct fo_flow {
 	uint8_t opener_is_lo;        /* direction 0 goes from addr_lo to addr_hi */
 	uint8_t tcp_state;           /* enum fo_tcp_state */
 	uint8_t fin_seen;            /* bit per direction */
+	uint8_t fin_acked;           /* bit per direction: that direction's FIN was acknowledged */
 	uint8_t timeout_class;       /* enum fo_timeout_class */
 	uint8_t end_pending;         /* 1 + enum fo_flow_end_reason once it should end; 0 otherwise */
 };
