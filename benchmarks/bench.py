@@ -2,6 +2,8 @@
 
   bridge   the FlowOS bridge against dpdk-testpmd's io forwarding on the same two net_null ports
            (the default when no subcommand is given)
+  flows    the flow engine on one core (fo_engine_burst on generated TCP traffic), per scenario:
+           classification, flow table, a C pipeline, flow setup rate, memory per flow
 
 A benchmark is a function that takes the parsed arguments and returns a Report: a JSON-able dict
 and the text to show. Add one with an entry in BENCHMARKS.
@@ -244,10 +246,206 @@ def add_bridge_args(p):
 
 
 # ---------------------------------------------------------------------------------------------
+# The flow path: fo_flowbench (benchmarks/fo_flowbench.c) runs the flow engine on one core
+
+
+ROOT = Path(__file__).resolve().parent.parent
+FLOWBENCH = ROOT / "build" / "release" / "benchmarks" / "fo_flowbench"
+FLOWS_MEMORY_MB = 512     # EAL memory: the largest scenario (1M flows in a table of 2M) takes about 470 MiB
+FLOWS_LIMIT_S = 120       # per run, beyond its measured seconds (EAL init, building 1M-flow tables)
+# The issue's targets, and the scenario each is read from.
+TARGET_MPPS = ("pipeline_100k", 20.0)
+TARGET_SETUP = ("setup_1m", 2.0)
+TARGET_MEMORY = ("setup_1m", 512.0)
+TARGET_MEMORY_PIPELINE = ("setup_1m_pipeline", 512.0)
+
+
+def flowbench_binary():
+    if not FLOWBENCH.exists():
+        log(f"flows: {FLOWBENCH.relative_to(ROOT)} is missing; building it with scripts/setup")
+        done = subprocess.run(["bash", str(ROOT / "scripts" / "setup")], cwd=ROOT, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if done.returncode != 0 or not FLOWBENCH.exists():
+            raise BenchError(f"scripts/setup did not build {FLOWBENCH}\n{tail(done.stdout)}")
+    return FLOWBENCH
+
+
+def flowbench_run(binary, memory, cpu, args, prefix):
+    """One run of fo_flowbench: its JSON object."""
+    argv = [str(binary), "--lcores", f"0@{cpu}", "--file-prefix", prefix, "--no-shconf", "--no-telemetry",
+            "--no-pci", "-m", str(memory.memory_mb), "--log-level=lib.eal:warning"]
+    argv += ["--no-huge"] if memory.mode == "no-huge" else ["--huge-dir", memory.huge_dir, "--huge-unlink"]
+    argv += ["--", "--seconds", str(args.seconds), "--warmup", str(args.warmup)]
+    if args.only:
+        argv += ["--only", args.only]
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+                              timeout=FLOWS_LIMIT_S + 12 * (args.seconds + args.warmup))
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{binary.name} did not finish in time") from None
+    try:
+        data = json.loads(done.stdout)
+    except ValueError:
+        data = None
+    # It exits 1 when a scenario failed, and says why in that scenario's result.
+    if done.returncode not in (0, 1) or data is None:
+        raise BenchError(f"{binary.name} failed (exit {done.returncode})\n{tail(done.stdout + done.stderr)}")
+    return data
+
+
+def flowbench_anomalies(name, r):
+    """What in one scenario's result says the measurement is not what it claims to be."""
+    problems = []
+    if r["heap_leaked_bytes"]:
+        problems.append(f"{name}: the engine left {r['heap_leaked_bytes']} bytes allocated after fo_engine_free")
+    if "error" in r:
+        return problems + [f"{name}: {r['error']}"]
+    if r["mbufs_missing"]:
+        problems.append(f"{name}: {r['mbufs_missing']} mbufs neither in the pool nor in the TX ring")
+    e = r["engine"]
+    if e is not None:
+        for key in ("malformed", "table_full", "tx_unsent", "dropped"):
+            if e[key]:
+                problems.append(f"{name}: engine counted {e[key]} {key}")
+        if e["tx_packets"] != e["packets"]:
+            problems.append(f"{name}: engine saw {e['packets']} packets but sent {e['tx_packets']}")
+        if name.startswith("classify") and e["unmatched"] != e["packets"]:
+            problems.append(f"{name}: {e['packets'] - e['unmatched']} packets matched a definition")
+        if not name.startswith("classify") and e["flows_created"] != r["flows"]:
+            problems.append(f"{name}: {e['flows_created']} flows created, {r['flows']} expected")
+    return problems
+
+
+def flows(args):
+    binary = Path(args.binary).resolve() if args.binary else flowbench_binary()
+    if not binary.exists():
+        raise BenchError(f"{binary} does not exist")
+    memory = hugepages.choose(args.memory, args.memory_mb)
+    cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
+    log(f"flows: {binary}, memory {memory.mode} ({memory.reason}), CPU {cpu}, "
+        f"{args.reps} runs of {args.seconds:g} s per scenario")
+    runs = []
+    for rep in range(1, args.reps + 1):
+        prefix = f"bench-{os.getpid()}-flows-{rep}"
+        try:
+            runs.append(flowbench_run(binary, memory, cpu, args, prefix))
+        finally:
+            remove_runtime_dir(prefix)
+        log(f"  run {rep}/{args.reps}: " + ", ".join(
+            f"{name} {r.get('mpps', r.get('mflows_per_s', float('nan'))):.2f}"
+            for name, r in runs[-1]["scenarios"].items()))
+    if runs[0]["memory"] != memory.mode:
+        raise BenchError(f"fo_flowbench ran with {runs[0]['memory']}, not {memory.mode}")
+    scenarios, anomalies = {}, []
+    for name in runs[0]["scenarios"]:
+        results = [run["scenarios"][name] for run in runs]
+        for r in results:
+            anomalies += flowbench_anomalies(name, r)
+        good = [r for r in results if "error" not in r]
+        if not good:
+            scenarios[name] = {"error": results[0]["error"]}
+            continue
+        scenarios[name] = flows_summary(good)
+    data = {"benchmark": "flows", "binary": str(binary), "memory_mode": memory.mode,
+            "memory_mb": memory.memory_mb, "cpu": cpu, "reps": args.reps, "seconds": args.seconds,
+            "warmup": args.warmup, "burst": runs[0]["burst"], "frame_len": runs[0]["frame_len"],
+            "tsc_hz": runs[0]["tsc_hz"], "sizeof_fo_flow": runs[0]["sizeof_fo_flow"], "scenarios": scenarios,
+            "targets": flows_targets(scenarios), "anomalies": sorted(set(anomalies))}
+    return Report(data, flows_table(data))
+
+
+def flows_summary(results):
+    """Medians of one scenario's runs. Throughput scenarios have mpps, setup ones mflows_per_s."""
+    def median(key):
+        return round(statistics.median(r[key] for r in results), 3)
+    if "mpps" in results[0]:
+        out = {"unit": "Mpps", "median": median("mpps"), "runs": [r["mpps"] for r in results],
+               "cycles_per_packet": median("cycles_per_packet")}
+        if "engine_heap_mib" in results[0]:
+            out["engine_heap_mib"] = median("engine_heap_mib")
+        return out
+    return {"unit": "Mflows/s", "median": median("mflows_per_s"), "runs": [r["mflows_per_s"] for r in results],
+            "cycles_per_flow": median("cycles_per_flow"), "shutdown_mflows_per_s": median("shutdown_mflows_per_s"),
+            "flows": results[0]["flows"], "engine_heap_mib": median("engine_heap_full_mib"),
+            "heap_bytes_per_flow": median("heap_bytes_per_flow")}
+
+
+def flows_targets(scenarios):
+    """The issue's targets against the medians (None where the scenario did not run)."""
+    def check(target, key, at_least):
+        name, goal = target
+        value = scenarios.get(name, {}).get(key)
+        met = None if value is None else (value >= goal if at_least else value <= goal)
+        return {"scenario": name, "value": value, "target": goal, "met": met}
+    return {"full_path_mpps": check(TARGET_MPPS, "median", True),
+            "setup_mflows_per_s": check(TARGET_SETUP, "median", True),
+            "memory_1m_flows_mib": check(TARGET_MEMORY, "engine_heap_mib", False),
+            "memory_1m_flows_pipeline_mib": check(TARGET_MEMORY_PIPELINE, "engine_heap_mib", False)}
+
+
+def flows_table(data):
+    sc = data["scenarios"]
+    base = sc.get("generator_only", {}).get("cycles_per_packet")
+    lines = [f"flows: fo_engine_burst on CPU {data['cpu']}, memory {data['memory_mode']} "
+             f"({data['memory_mb']} MB), burst {data['burst']}, {data['frame_len']}-byte TCP frames, "
+             f"{data['reps']} x {data['seconds']:g} s per scenario (after {data['warmup']:g} s of warm-up)", "",
+             f"{'scenario':<18} {'median Mpps':>11} {'min':>7} {'max':>7} {'cycles/pkt':>10} "
+             f"{'engine cycles/pkt':>17} {'engine heap MiB':>15}"]
+    for name, s in sc.items():
+        if s.get("unit") != "Mpps":
+            continue
+        engine = f"{s['cycles_per_packet'] - base:.0f}" if base is not None and name != "generator_only" else "-"
+        heap = f"{s['engine_heap_mib']:.1f}" if "engine_heap_mib" in s else "-"
+        lines.append(f"{name:<18} {s['median']:11.2f} {min(s['runs']):7.2f} {max(s['runs']):7.2f} "
+                     f"{s['cycles_per_packet']:10.0f} {engine:>17} {heap:>15}")
+    lines += ["", f"{'scenario':<18} {'median Mflows/s':>15} {'min':>7} {'max':>7} {'cycles/flow':>11} "
+              f"{'shutdown Mflows/s':>17} {'heap MiB':>8} {'B/flow':>7}"]
+    for name, s in sc.items():
+        if s.get("unit") != "Mflows/s":
+            continue
+        lines.append(f"{name:<18} {s['median']:15.2f} {min(s['runs']):7.2f} {max(s['runs']):7.2f} "
+                     f"{s['cycles_per_flow']:11.0f} {s['shutdown_mflows_per_s']:17.2f} "
+                     f"{s['engine_heap_mib']:8.1f} {s['heap_bytes_per_flow']:7.0f}")
+    for name, s in sc.items():
+        if "error" in s:
+            lines.append(f"{name}: failed: {s['error']}")
+    lines += ["", "(engine cycles/pkt: cycles/pkt less generator_only's, the generator's and TX ring's share)", ""]
+    labels = {"full_path_mpps": ("full path", "Mpps", ">="),
+              "setup_mflows_per_s": ("flow setup", "Mflows/s", ">="),
+              "memory_1m_flows_mib": ("memory, 1M flows", "MiB", "<="),
+              "memory_1m_flows_pipeline_mib": ("memory, 1M flows with the pipeline", "MiB", "<=")}
+    for key, t in data["targets"].items():
+        label, unit, op = labels[key]
+        verdict = "not measured" if t["met"] is None else "met" if t["met"] else "NOT met"
+        value = "-" if t["value"] is None else f"{t['value']:.2f}"
+        lines.append(f"target {label}: {value} {unit} ({t['scenario']}), target {op} {t['target']:g}: {verdict}")
+    for problem in data["anomalies"]:
+        lines.append(f"warning: {problem}")
+    return "\n".join(lines)
+
+
+def add_flows_args(p):
+    p.add_argument("--reps", type=positive(int), default=5, help="runs of the whole set (default 5)")
+    p.add_argument("--seconds", type=positive(float), default=2.0,
+                   help="measured seconds per scenario (default 2)")
+    p.add_argument("--warmup", type=positive(float), default=0.5,
+                   help="seconds of warm-up per scenario, after one pass over its traffic (default 0.5)")
+    p.add_argument("--memory", choices=hugepages.MODES, default="auto",
+                   help="memory mode (default auto: hugepages when enough are free)")
+    p.add_argument("--memory-mb", type=positive(int), default=FLOWS_MEMORY_MB,
+                   help=f"EAL memory (default {FLOWS_MEMORY_MB}: what the 1M-flow scenarios need)")
+    p.add_argument("--cpu", type=int, help="CPU to run on (default: the last one)")
+    p.add_argument("--only", help="comma-separated scenarios (default all; fo_flowbench -- --list names them)")
+    p.add_argument("--binary", help=f"the fo_flowbench to run, e.g. one built from another commit "
+                                    f"(default {FLOWBENCH.relative_to(ROOT)}, built if missing)")
+
+
+# ---------------------------------------------------------------------------------------------
 # Command line
 
 
-BENCHMARKS = {"bridge": (add_bridge_args, bridge, "FlowOS bridge vs dpdk-testpmd io forwarding on net_null")}
+BENCHMARKS = {"bridge": (add_bridge_args, bridge, "FlowOS bridge vs dpdk-testpmd io forwarding on net_null"),
+              "flows": (add_flows_args, flows, "the flow engine's per-core throughput, setup rate and memory")}
 DEFAULT = "bridge"
 
 
