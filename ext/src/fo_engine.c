@@ -194,8 +194,10 @@ fo_engine_build(struct fo_engine *e, char *err, size_t errlen)
 	state_size = layout_states(e);
 	if (state_size > 0) {
 		snprintf(name, sizeof(name), "fo_states_%p", (void *)e);
+		/* Packed: the areas are small and one core uses them (no alignment or spreading). */
 		e->states = rte_mempool_create(name, e->n_flows, state_size, 0, 0, NULL, NULL, NULL, NULL,
-					       e->conf.socket_id, RTE_MEMPOOL_F_SP_PUT | RTE_MEMPOOL_F_SC_GET);
+					       e->conf.socket_id, RTE_MEMPOOL_F_SP_PUT | RTE_MEMPOOL_F_SC_GET |
+					       RTE_MEMPOOL_F_NO_CACHE_ALIGN | RTE_MEMPOOL_F_NO_SPREAD);
 		if (e->states == NULL) {
 			snprintf(err, errlen, "cannot allocate pipeline state for %u flows (%u bytes each): %s",
 				 e->n_flows, state_size, rte_strerror(rte_errno));

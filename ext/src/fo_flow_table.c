@@ -11,6 +11,7 @@
 #include <rte_errno.h>
 #include <rte_hash.h>
 #include <rte_ip.h>
+#include <rte_hash_crc.h>
 #include <rte_jhash.h>
 #include <rte_malloc.h>
 #include <rte_tcp.h>
@@ -25,7 +26,7 @@ flow_table_create(struct fo_engine *e, char *err, size_t errlen)
 		.name = name,
 		.entries = RTE_MAX(e->conf.flow_capacity, 8u),
 		.key_len = sizeof(struct fo_flow_key),
-		.hash_func = rte_jhash,
+		.hash_func = rte_hash_crc,   /* SSE4.2 CRC32: cheaper than jhash on a 48-byte key */
 		.socket_id = e->conf.socket_id,
 		/* Buckets that overflow chain into an extended table: a full table means full, not unlucky. */
 		.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
