@@ -11,6 +11,7 @@
 #include <rte_errno.h>
 #include <rte_malloc.h>
 #include <rte_mbuf_dyn.h>
+#include <rte_prefetch.h>
 
 #include "fo_engine_priv.h"
 
@@ -347,16 +348,14 @@ engine_tx_flush(struct fo_engine *e)
 	}
 }
 
-/* Puts a packet in its flow, found by the caller or here; returns 0, or -1 when a policy took it. */
+/* Puts a packet in its flow (NULL: the table was full); returns 0, or -1 when a policy took it. */
 static int
-join_flow(struct fo_engine *e, uint16_t def, const struct fo_match_fields *f, struct rte_mbuf *m,
+join_flow(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf *m,
 	  struct fo_flow *flow, uint8_t dir, uint32_t frag_id)
 {
 	struct fo_pkt_meta *meta = fo_pkt_meta(m);
 	struct definition *d;
 
-	if (flow == NULL)
-		flow = flow_for_packet(e, def, f, m, &dir);
 	if (flow == NULL) {
 		RELAXED_ADD(e->stats.table_full, 1);
 		if (e->conf.table_full == FO_TABLE_FULL_DROP) {
@@ -390,7 +389,12 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 	const struct fo_class_key *key_ptrs[FO_MAX_BURST];
 	uint32_t defs[FO_MAX_BURST], frag_ids[FO_MAX_BURST];
 	uint16_t todo[FO_MAX_BURST];
-	uint16_t i, j, n_todo = 0;
+	struct fo_flow_key flow_keys[FO_MAX_BURST];
+	const void *flow_key_ptrs[FO_MAX_BURST];
+	int32_t positions[FO_MAX_BURST], found[RTE_HASH_LOOKUP_BULK_MAX];
+	uint16_t key_at[FO_MAX_BURST];
+	uint8_t src_lo[FO_MAX_BURST];
+	uint16_t i, j, k, n_todo = 0, n_keys = 0;
 
 	e->epoch++;
 	e->n_touched = 0;
@@ -417,22 +421,40 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 		todo[n_todo++] = i;
 	}
 	fo_classify(e->classifier, key_ptrs, defs, n_todo);
+	/* One lookup for the burst overlaps its cache misses; then the flows found are prefetched. */
+	for (j = 0; j < n_todo; j++) {
+		positions[j] = -1;
+		if (defs[j] == FO_CLASS_NONE)
+			continue;
+		src_lo[j] = flow_make_key(&flow_keys[j], defs[j], &fields[j], pkts[todo[j]]);
+		key_at[n_keys] = j;
+		flow_key_ptrs[n_keys++] = &flow_keys[j];
+	}
+	for (k = 0; k < n_keys; k += RTE_HASH_LOOKUP_BULK_MAX) {
+		uint16_t chunk = RTE_MIN(n_keys - k, RTE_HASH_LOOKUP_BULK_MAX), c;
+
+		rte_hash_lookup_bulk(e->table, &flow_key_ptrs[k], chunk, found);
+		for (c = 0; c < chunk; c++) {
+			positions[key_at[k + c]] = found[c];
+			if (found[c] >= 0)
+				rte_prefetch0(&e->flows[found[c]]);
+		}
+	}
 	/* In arrival order, so that a first fragment is known before the later ones of the burst. */
 	for (j = 0; j < n_todo; j++) {
 		struct rte_mbuf *m = pkts[todo[j]];
 		uint16_t flags = fo_pkt_meta(m)->flags;
+		struct fo_flow *flow;
+		uint8_t dir;
 
 		if (e->conf.clock == FO_CLOCK_CAPTURE)
 			capture_time(e, m);
 		/* A later fragment carries no ports: it joins its first fragment's flow. */
 		if (unlikely((flags & (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG)) == FO_PKT_FRAGMENT)) {
-			struct fo_flow *flow;
-			uint8_t dir;
-
 			flow = flow_for_fragment(e, &fields[j], frag_ids[j], &dir);
 			if (flow != NULL) {
 				RELAXED_ADD(e->stats.fragments_tracked, 1);
-				join_flow(e, flow->key.def, &fields[j], m, flow, dir, frag_ids[j]);
+				join_flow(e, &fields[j], m, flow, dir, frag_ids[j]);
 				continue;
 			}
 			RELAXED_ADD(e->stats.fragments_orphaned, 1);
@@ -447,7 +469,8 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 			}
 			continue;
 		}
-		join_flow(e, defs[j], &fields[j], m, NULL, 0, frag_ids[j]);
+		flow = flow_for_key(e, &flow_keys[j], src_lo[j], positions[j], m, &dir);
+		join_flow(e, &fields[j], m, flow, dir, frag_ids[j]);
 	}
 	for (i = 0; i < e->n_defs; i++)
 		if (e->defs[i].n_procs > 0)

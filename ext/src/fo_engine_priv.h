@@ -100,8 +100,9 @@ flow_closed_by_fin(const struct fo_flow *flow)
 /* fo_flow_table.c */
 int flow_table_create(struct fo_engine *e, char *err, size_t errlen);
 void flow_table_free(struct fo_engine *e);
-struct fo_flow *flow_for_packet(struct fo_engine *e, uint16_t def, const struct fo_match_fields *f,
-				struct rte_mbuf *m, uint8_t *dir);
+int flow_make_key(struct fo_flow_key *key, uint16_t def, const struct fo_match_fields *f, const struct rte_mbuf *m);
+struct fo_flow *flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int32_t hint,
+			     struct rte_mbuf *m, uint8_t *dir);
 struct fo_flow *flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, uint32_t id,
 				  uint8_t *dir);
 void flow_remember_fragment(struct fo_engine *e, const struct fo_flow *flow, const struct fo_match_fields *f,

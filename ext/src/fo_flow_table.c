@@ -91,8 +91,8 @@ flow_packet_fields(struct rte_mbuf *m, uint16_t in_port, struct fo_match_fields 
 }
 
 /* Both directions of a connection give one key; returns whether the source is the low side. */
-static int
-make_key(struct fo_flow_key *k, uint16_t def, const struct fo_match_fields *f, const struct rte_mbuf *m)
+int
+flow_make_key(struct fo_flow_key *k, uint16_t def, const struct fo_match_fields *f, const struct rte_mbuf *m)
 {
 	int cmp = memcmp(f->src_ip, f->dst_ip, 16);
 	int src_lo = cmp < 0 || (cmp == 0 && f->src_port <= f->dst_port);
@@ -228,32 +228,39 @@ flow_is_over(const struct fo_engine *e, const struct fo_flow *flow, const struct
 	return 0;
 }
 
-/* Finds or creates the packet's flow; *dir says which way the packet goes in it. */
+/*
+ * Finds or creates the flow of a packet whose key is made (src_lo: flow_make_key's answer).
+ * hint: where a burst-wide lookup found the key, or negative; the flow there may have ended
+ * since, earlier in the burst. *dir says which way the packet goes in its flow.
+ */
 struct fo_flow *
-flow_for_packet(struct fo_engine *e, uint16_t def, const struct fo_match_fields *f, struct rte_mbuf *m,
-		uint8_t *dir)
+flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int32_t hint,
+	     struct rte_mbuf *m, uint8_t *dir)
 {
-	struct fo_flow_key key;
-	int src_lo = make_key(&key, def, f, m);
-	hash_sig_t sig = rte_hash_hash(e->table, &key);
-	int32_t pos = rte_hash_lookup_with_hash(e->table, &key, sig);
+	int32_t pos = hint;
 	enum fo_flow_end_reason reason;
+	hash_sig_t sig;
 
+	if (pos < 0 || !e->flows[pos].live || memcmp(&e->flows[pos].key, key, sizeof(*key)) != 0) {
+		sig = rte_hash_hash(e->table, key);
+		pos = rte_hash_lookup_with_hash(e->table, key, sig);
+	}
 	if (pos >= 0 && unlikely(flow_is_over(e, &e->flows[pos], m, &reason))) {
 		engine_finish_flow(e, &e->flows[pos], reason);
 		pos = -1;
 	}
 	if (unlikely(pos < 0)) {
+		sig = rte_hash_hash(e->table, key);
 		/* The pipeline state pool is as large as the table, so only the table can be full. */
-		pos = rte_hash_add_key_with_hash(e->table, &key, sig);
+		pos = rte_hash_add_key_with_hash(e->table, key, sig);
 		if (pos < 0) {
 			/* Flows past their time may still sit in a full table: end them, try again. */
 			flow_expire(e);
-			pos = rte_hash_add_key_with_hash(e->table, &key, sig);
+			pos = rte_hash_add_key_with_hash(e->table, key, sig);
 		}
 		if (pos < 0)
 			return NULL;
-		flow_start(e, &e->flows[pos], &key, src_lo, pos, m);
+		flow_start(e, &e->flows[pos], key, src_lo, pos, m);
 	}
 	*dir = src_lo == e->flows[pos].opener_is_lo ? 0 : 1;
 	return &e->flows[pos];
