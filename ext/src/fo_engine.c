@@ -472,6 +472,8 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 		flow = flow_for_key(e, &flow_keys[j], src_lo[j], positions[j], m, &dir);
 		join_flow(e, &fields[j], m, flow, dir, frag_ids[j]);
 	}
+	for (i = 0; i < e->n_touched; i++)
+		rte_prefetch0(e->flows[e->touched[i]].heads);   /* the pipeline reads them first */
 	for (i = 0; i < e->n_defs; i++)
 		if (e->defs[i].n_procs > 0)
 			pipeline_run(e, i, e->touched, e->n_touched);
