@@ -1,2 +1,6 @@
 """FlowOS: a programmable middlebox platform, a DPDK fast path in C under Python and Cython."""
 __version__ = "0.1.0"
+
+from flowos.processor import DROP, HOLD, MODIFIED, PASS, REDIRECT, Processor  # noqa: E402
+
+__all__ = ["Processor", "PASS", "DROP", "HOLD", "MODIFIED", "REDIRECT"]

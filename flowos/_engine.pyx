@@ -174,6 +174,20 @@ cdef class Engine:
         self.processors[definition].append(name)
         return ret
 
+    def add_tier_processor(self, uint16_t definition, uint16_t stage, tier):
+        """Appends a processor of another tier (flowos._python.PythonTier): its ops and setup parameters."""
+        cdef char err[256]
+        cdef size_t ops = tier.ops_address()
+        params, size = tier.params_address()
+        err[0] = 0
+        ret = fo_engine_add_processor(self.e, definition, stage, <const fo_processor_ops *>ops,
+                                      <const void *><size_t>params, size, err, sizeof(err))
+        if ret < 0:
+            reason = err.decode(errors="replace") or rte_strerror(-ret).decode()
+            raise FlowOSError(f"flow {self.definitions[definition]!r}, stage {stage}: {reason}")
+        self.processors[definition].append(tier)
+        return ret
+
     def build(self):
         cdef char err[256]
         err[0] = 0
@@ -219,6 +233,9 @@ cdef class Engine:
 
     def report(self, uint16_t definition, uint16_t processor):
         """What a processor reports (parsed JSON), or None if it has nothing to say."""
+        entry = self.processors[definition][processor]
+        if not isinstance(entry, str):
+            return entry.stats()
         cdef char small[1]
         cdef int needed = fo_engine_processor_report(self.e, definition, processor, small, 0)
         if needed < 0:

@@ -270,6 +270,11 @@ cdef class Worker:
         check(fo_worker_add_route(self.w, &route), f"cannot add route {rx.device} -> {tx.device}")
         self.routes.append((rx, tx))
 
+    def set_thread_hooks(self, size_t start, size_t stop):
+        """C functions (addresses) the worker's thread calls when its loop starts and ends."""
+        check(fo_worker_set_thread_hooks(self.w, <fo_thread_hook_t>start, <fo_thread_hook_t>stop, NULL),
+              "cannot set the worker's thread hooks")
+
     def launch(self, unsigned int lcore):
         check(fo_worker_launch(self.w, lcore), f"cannot launch the worker on lcore {lcore}")
 

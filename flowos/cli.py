@@ -3,6 +3,7 @@
 Exit status: 0 after a clean run, 1 when the run fails, 2 for bad input (flags or config).
 """
 import argparse
+import os
 import sys
 
 from rich.console import Console
@@ -39,6 +40,9 @@ def build_parser():
     p.add_argument("--vdev", action="append", default=[], metavar="SPEC",
                    help="add a virtual device, e.g. net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap (repeatable)")
     p.add_argument("--pci", action="append", default=[], metavar="ADDR", help="add a PCI NIC (repeatable)")
+    p.add_argument("--processor", action="append", default=[], metavar="PATH",
+                   help="a Python processor (package.module:Class) for all traffic; repeat for more stages "
+                        "(with no flows: in the config)")
     p.add_argument("--forward", action="append", default=[], metavar="ROUTE",
                    help='forwarding between port names: "a -> b" or "a <-> b" (repeatable)')
     p.add_argument("--duration", type=_positive(float), help="stop after this many seconds")
@@ -79,6 +83,14 @@ def make_config(args):
         if value is not None:
             setattr(target, attr, value)
     cfg.eal.args += args.eal_arg
+    if args.processor:
+        if cfg.flows:
+            raise ConfigError(cfg.source, "--processor", "the config defines flows: name processors in their pipelines")
+        try:
+            cfg.flows = configuration.flow_defs.parse_flows(
+                [{"name": "all", "pipeline": list(args.processor)}])
+        except configuration.flow_defs.Invalid as e:
+            raise ConfigError("--processor", None, e.problem) from None
     if not 1 <= cfg.run.burst <= 256:
         raise ConfigError("--burst", None, f"expected 1..256, got {cfg.run.burst}")
     return configuration.finish(cfg)
@@ -87,8 +99,12 @@ def make_config(args):
 def main(argv=None):
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     errors = Console(stderr=True, highlight=False)
+    # Python processors are named by import path: from here, or beside the config file.
+    sys.path[:0] = [p for p in (os.getcwd(),) if p not in sys.path]
     try:
         args = build_parser().parse_args(argv)
+        if args.config:
+            sys.path.insert(0, os.path.dirname(os.path.abspath(args.config)))
         cfg = make_config(args)
     except FlowOSError as e:
         errors.print(f"flowos-run: error: {e}", markup=False, soft_wrap=True)
@@ -106,6 +122,9 @@ def main(argv=None):
     console.print(summary_table(report))
     if args.stats_json:
         report.write_json(args.stats_json)
+    if report.stop_reason.startswith("processor fault"):
+        errors.print(f"flowos-run: error: stopped by a {report.stop_reason} (on_error: stop)", markup=False)
+        return EXIT_FAILED
     if report.mbufs_in_use_at_exit:
         errors.print(f"flowos-run: error: {report.mbufs_in_use_at_exit} mbufs were not returned to the pool",
                      markup=False)

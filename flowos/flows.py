@@ -41,9 +41,19 @@ class EngineConfig:
 
 @dataclass
 class ProcessorSpec:
-    name: str
+    name: str                    # a built-in's name, or the import path of a Python processor
     params: dict                 # validated; port names still names
     where: str                   # "flows[0].pipeline[1]", for messages
+    python: type | None = None   # the flowos.Processor subclass, for a Python processor
+    on_error: str | None = None  # a Python processor's fault policy (None: the class's)
+
+    @property
+    def readonly(self):
+        return self.python.readonly if self.python is not None else BUILTINS[self.name]["readonly"]
+
+    def instantiate(self):
+        """A fresh instance of a Python processor (parameters were validated at load)."""
+        return self.python(**self.params)
 
 
 @dataclass
@@ -204,9 +214,49 @@ def _processor(entry, key):
         (name, params), = entry.items()
     else:
         raise Invalid(key, f"expected a processor name or {{name: {{parameters}}}}, got {entry!r}")
+    if ":" in name:
+        return _python_processor(name, params, key)
     if name not in BUILTINS:
-        raise Invalid(key, f"no processor {name!r} (built-ins: {', '.join(BUILTINS)})")
+        raise Invalid(key, f"no processor {name!r} (built-ins: {', '.join(BUILTINS)}; "
+                           "or a Python processor as package.module:Class)")
     return ProcessorSpec(name, _processor_params(name, params, f"{key}.{name}"), key)
+
+
+def load_python_processor(path):
+    """package.module:Class -> the class, which must subclass flowos.Processor."""
+    import importlib
+
+    from flowos.processor import Processor
+    module_name, _, class_name = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:
+        raise Invalid(None, f"cannot import {module_name!r}: {type(e).__name__}: {e}") from None
+    cls = getattr(module, class_name, None)
+    if not isinstance(cls, type) or not issubclass(cls, Processor):
+        raise Invalid(None, f"{path} is not a flowos.Processor subclass")
+    return cls
+
+
+def _python_processor(path, params, key):
+    from flowos.processor import LEVELS, ON_ERROR
+    if params is not None and not isinstance(params, dict):
+        raise Invalid(key, f"expected the parameters of {path} as a mapping, got {params!r}")
+    params = dict(params or {})
+    try:
+        cls = load_python_processor(path)
+    except Invalid as e:
+        raise Invalid(key, e.problem) from None
+    on_error = params.pop("on_error", None)
+    if on_error is not None and on_error not in ON_ERROR:
+        raise Invalid(f"{key}.on_error", f"expected one of {', '.join(ON_ERROR)}, got {on_error!r}")
+    if cls.level not in LEVELS or cls.on_error not in ON_ERROR:
+        raise Invalid(key, f"{path}: level must be one of {', '.join(LEVELS)}, on_error one of {', '.join(ON_ERROR)}")
+    try:
+        cls(**params)   # __init__ validates the parameters
+    except Exception as e:
+        raise Invalid(key, f"{path} rejects its parameters: {type(e).__name__}: {e}") from None
+    return ProcessorSpec(path, params, key, python=cls, on_error=on_error)
 
 
 def parse_pipeline(value, key):
@@ -221,7 +271,7 @@ def parse_pipeline(value, key):
         if not entries:
             raise Invalid(where, "an empty stage")
         procs = [_processor(e, f"{where}[{i}]" if isinstance(stage, list) else where) for i, e in enumerate(entries)]
-        writers = [p.name for p in procs if not BUILTINS[p.name]["readonly"]]
+        writers = [p.name for p in procs if not p.readonly]
         if writers and len(procs) > 1:
             raise Invalid(where, f"{', '.join(p.name for p in procs)} share a stage, but {writers[0]} changes "
                                  "packets: a writer stands alone in its stage")

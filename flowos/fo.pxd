@@ -71,6 +71,8 @@ cdef extern from "flowos/fo_worker.h" nogil:
     fo_worker *fo_worker_create(const fo_worker_conf *conf, int socket_id)
     int fo_worker_add_route(fo_worker *w, const fo_route *route)
     int fo_worker_set_hook(fo_worker *w, fo_burst_hook_t hook, void *ctx)
+    ctypedef void (*fo_thread_hook_t)(void *ctx)
+    int fo_worker_set_thread_hooks(fo_worker *w, fo_thread_hook_t start, fo_thread_hook_t stop, void *ctx)
     int fo_worker_launch(fo_worker *w, unsigned int lcore_id)
     void fo_worker_request_stop(fo_worker *w)
     int fo_worker_running(const fo_worker *w)

@@ -11,12 +11,20 @@ import copy
 
 from flowos import eal_args, flows as flow_defs, hugepages
 from flowos._engine import Engine
+from flowos._python import PythonTier, thread_hooks
 from flowos._runtime import Eal, Mempool, Port, Worker
 from flowos.errors import ConfigError, FlowOSError
 from flowos.stats import PortStats, RunReport, Snapshot, SourceReport
 from flowos.dpdk_log import explain_failure
 
 MIN_POOL = 8191
+
+
+class ProcessorContext:
+    """What a processor's setup() gets: the port ids by name (for batch.redirect)."""
+
+    def __init__(self, ports):
+        self.ports = ports
 
 
 def pool_size(config):
@@ -44,6 +52,7 @@ class Bridge:
     def __init__(self, config):
         self.config = config
         self.eal = self.pool = self.worker = self.engine = None
+        self.tiers = []            # the Python processors in the engine
         self.ports = {}
         self.sources = {}      # port name -> CaptureInfo of the capture it replays
         self.started_at = None
@@ -111,12 +120,30 @@ class Bridge:
                                               flow.hold_overflow)
                 for stage, procs in enumerate(flow.stages):
                     for proc in procs:
-                        engine.add_processor(index, stage, proc.name, proc.params)
+                        if proc.python is None:
+                            engine.add_processor(index, stage, proc.name, proc.params)
+                            continue
+                        tier = PythonTier(proc.instantiate(), proc.on_error)
+                        engine.add_tier_processor(index, stage, tier)
+                        self.tiers.append(tier)
             engine.build()
+            context = ProcessorContext({name: port.port_id for name, port in self.ports.items()})
+            for tier in self.tiers:
+                try:
+                    tier.processor.setup(context)
+                except Exception as e:
+                    raise FlowOSError(f"processor {tier.stats()['name']} failed to set up: "
+                                      f"{type(e).__name__}: {e}") from None
         except BaseException:
             engine.close()
             raise
+        if self.tiers:
+            self.worker.set_thread_hooks(*thread_hooks())
         return engine
+
+    def processor_fault(self):
+        """The Python processor whose fault policy asks the run to stop, if one does."""
+        return next((t for t in self.tiers if t.stop_requested), None)
 
     def engine_report(self):
         """The engine's statistics, each definition's, and what its processors report."""
@@ -125,7 +152,8 @@ class Bridge:
         return {
             "stats": self.engine.stats(),
             "flows": [{"name": name, **self.engine.definition_stats(i),
-                       "processors": [{"name": proc, "report": self.engine.report(i, j)}
+                       "processors": [{"name": proc if isinstance(proc, str) else proc.stats()["name"],
+                                       "report": self.engine.report(i, j)}
                                       for j, proc in enumerate(self.engine.processors[i])]}
                       for i, name in enumerate(self.engine.definitions)],
         }
@@ -225,6 +253,9 @@ def run(config, view):
                 bridge.worker.request_stop()
             elif config.run.duration is not None and bridge.elapsed >= config.run.duration:
                 reason = reason or "duration"
+                bridge.worker.request_stop()
+            elif bridge.processor_fault() is not None:
+                reason = reason or f"processor fault ({bridge.processor_fault().stats()['name']})"
                 bridge.worker.request_stop()
             view.update(bridge.snapshot())
     finally:

@@ -36,6 +36,8 @@ struct fo_worker {
 	uint16_t short_sources;    /* written by the loop */
 	struct fo_route routes[FO_MAX_ROUTES];
 	struct fo_route_stats stats[FO_MAX_ROUTES];
+	fo_thread_hook_t thread_start, thread_stop;
+	void *thread_ctx;
 };
 
 struct fo_worker *
@@ -119,6 +121,8 @@ fo_worker_loop(void *arg)
 
 	for (i = 0; i < w->n_routes; i++)
 		n_finite += w->routes[i].finite;
+	if (w->thread_start != NULL)
+		w->thread_start(w->thread_ctx);
 
 	while (reason == FO_STOP_NONE) {
 		uint16_t finished = 0, received = 0;
@@ -174,8 +178,21 @@ fo_worker_loop(void *arg)
 			}
 		}
 	}
+	if (w->thread_stop != NULL)
+		w->thread_stop(w->thread_ctx);
 	RELAXED_STORE(&w->stop_reason, reason);
 	__atomic_store_n(&w->running, 0, __ATOMIC_RELEASE);
+	return 0;
+}
+
+int
+fo_worker_set_thread_hooks(struct fo_worker *w, fo_thread_hook_t start, fo_thread_hook_t stop, void *ctx)
+{
+	if (RELAXED_LOAD(&w->running))
+		return -EBUSY;
+	w->thread_start = start;
+	w->thread_stop = stop;
+	w->thread_ctx = ctx;
 	return 0;
 }
 

@@ -118,7 +118,4 @@ int fo_engine_processor_report(struct fo_engine *e, uint16_t def, uint16_t proc,
 /* Calls teardown on every processor and frees everything. */
 void fo_engine_free(struct fo_engine *e);
 
-/* Registers the per-packet dynamic fields; called by fo_engine_create. Returns 0 or -errno. */
-int fo_pkt_meta_register(void);
-
 #endif /* FO_ENGINE_H */

@@ -111,6 +111,13 @@ struct fo_pkt_meta {
 extern int fo_pkt_meta_offset;
 extern int fo_pkt_seq_offset;
 
+/*
+ * Registers (or finds, if registered already) the dynamic fields above. Each shared object that
+ * links the fast path has its own copy of the offsets, so each calls this once before reading
+ * packet metadata. Returns 0 or -errno (ENOENT: the drivers left too little room in the mbuf).
+ */
+int fo_pkt_meta_register(void);
+
 static inline struct fo_pkt_meta *
 fo_pkt_meta(struct rte_mbuf *m)
 {
@@ -122,6 +129,13 @@ static inline uint32_t *
 fo_pkt_seq(struct rte_mbuf *m)
 {
 	return RTE_MBUF_DYNFIELD(m, fo_pkt_seq_offset, uint32_t *);
+}
+
+/* The packet's first byte (headers are in its first segment). */
+static inline uint8_t *
+fo_pkt_data(struct rte_mbuf *m)
+{
+	return rte_pktmbuf_mtod(m, uint8_t *);
 }
 
 /* Bytes of m at a level: from the level's start to the end of the IP packet; 0 if it has none. */

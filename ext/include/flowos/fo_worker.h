@@ -58,6 +58,15 @@ struct fo_worker *fo_worker_create(const struct fo_worker_conf *conf, int socket
 /* Adds a route. Returns 0, -ENOSPC past FO_MAX_ROUTES, -EINVAL for an invalid port, -EBUSY while running. */
 int fo_worker_add_route(struct fo_worker *w, const struct fo_route *route);
 
+/*
+ * Called on the worker's lcore thread when its loop starts and when it ends: where a
+ * processing tier sets up what it needs per thread (the Python tier: one thread state).
+ */
+typedef void (*fo_thread_hook_t)(void *ctx);
+
+/* Sets the thread hooks of a worker that is not running (either may be NULL). Returns 0 or -EBUSY. */
+int fo_worker_set_thread_hooks(struct fo_worker *w, fo_thread_hook_t start, fo_thread_hook_t stop, void *ctx);
+
 /* Sets the processing hook of a worker that is not running. Returns 0 or -EBUSY. */
 int fo_worker_set_hook(struct fo_worker *w, fo_burst_hook_t hook, void *ctx);
 

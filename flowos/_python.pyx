@@ -1,0 +1,548 @@
+# cython: language_level=3
+"""The Python tier: a user's flowos.Processor inside the C engine.
+
+Each processor becomes a fo_processor_ops whose process() takes the GIL once per burst, hands
+the processor one Batch for every flow the burst brought it, and copies the verdicts back. The
+worker's lcore keeps one Python thread state for its whole run (thread_start/thread_stop), so
+taking the GIL costs no thread-state creation. Nothing raised in a processor unwinds through C:
+a fault is counted, reported once with its traceback, and handled by the processor's on_error.
+"""
+import array
+import sys
+import traceback
+
+from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
+
+from flowos.fo_processor cimport *
+
+from flowos.processor import END_REASONS, LEVELS, ON_ERROR, Processor
+
+cdef extern from "Python.h" nogil:
+    ctypedef struct PyThreadState:
+        pass
+    ctypedef int PyGILState_STATE
+    PyGILState_STATE PyGILState_Ensure()
+    void PyGILState_Release(PyGILState_STATE state)
+    PyThreadState *PyEval_SaveThread()
+    void PyEval_RestoreThread(PyThreadState *tstate)
+
+cdef extern from "rte_ip.h" nogil:
+    pass
+
+
+# --- the worker thread's Python thread state ------------------------------------------------
+
+cdef PyGILState_STATE worker_gil_state
+cdef PyThreadState *worker_tstate = NULL
+
+
+cdef void thread_start(void *ctx) noexcept nogil:
+    global worker_gil_state, worker_tstate
+    worker_gil_state = PyGILState_Ensure()
+    worker_tstate = PyEval_SaveThread()
+
+
+cdef void thread_stop(void *ctx) noexcept nogil:
+    global worker_tstate
+    PyEval_RestoreThread(worker_tstate)
+    worker_tstate = NULL
+    PyGILState_Release(worker_gil_state)
+
+
+def thread_hooks():
+    """The (start, stop) hooks, as addresses for Worker.set_thread_hooks."""
+    return <size_t>thread_start, <size_t>thread_stop
+
+
+# --- packets and flows, as a processor sees them ----------------------------------------------
+
+cdef enum:
+    F_LENGTH, F_PROTO, F_DIR, F_SPORT, F_DPORT, F_TCP_FLAGS, F_TTL, F_PAYLOAD_LEN
+
+
+cdef inline bint code_is(int kind, int size) noexcept nogil:
+    """The item size of a field's array: 1, 2 or 4 bytes."""
+    if kind == F_PROTO or kind == F_DIR or kind == F_TCP_FLAGS or kind == F_TTL:
+        return size == 1
+    if kind == F_SPORT or kind == F_DPORT:
+        return size == 2
+    return size == 4
+
+
+cdef class Packet:
+    """Zero-copy access to one packet's bytes, valid only during process(): after, it raises."""
+    cdef rte_mbuf *m
+    cdef Batch batch
+    cdef int exports
+
+    def __len__(self):
+        self.batch.check()
+        return self.m.pkt_len
+
+    def tobytes(self):
+        self.batch.check()
+        return (<char *>fo_pkt_data(self.m))[:self.m.data_len]
+
+    def __getitem__(self, index):
+        self.batch.check()
+        return self.tobytes()[index] if isinstance(index, slice) else fo_pkt_data(self.m)[self._index(index)]
+
+    cdef uint32_t _index(self, long i) except? 0:
+        if i < 0:
+            i += self.m.data_len
+        if not 0 <= i < self.m.data_len:
+            raise IndexError("packet index out of range")
+        return <uint32_t>i
+
+    def find(self, sub, start=0):
+        return self.tobytes().find(sub, start)
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        self.batch.check()
+        view.buf = fo_pkt_data(self.m)
+        view.obj = self
+        view.len = self.m.data_len
+        view.readonly = 1
+        view.itemsize = 1
+        view.format = NULL
+        if flags & 4:   # PyBUF_FORMAT
+            view.format = b"B"
+        view.ndim = 1
+        view.shape = NULL
+        view.strides = NULL
+        view.suboffsets = NULL
+        view.internal = NULL
+        self.exports += 1
+        self.batch.exports += 1
+
+    def __releasebuffer__(self, Py_buffer *view):
+        self.exports -= 1
+        self.batch.exports -= 1
+
+
+cdef class Flow:
+    """One flow of a batch: its 5-tuple as its opener sent it, its packets, its state."""
+    cdef const fo_flow *flow
+    cdef void **state_slot
+    cdef readonly object packets     # the flow's packets' indices in the batch (a range)
+    cdef Batch batch                 # None for a flow handed to flow_end
+
+    cdef object addr(self, bint source):
+        cdef const uint8_t *a = &self.flow.key.addr_lo[0]
+        if (self.flow.opener_is_lo == 1) != source:
+            a = &self.flow.key.addr_hi[0]
+        if self.flow.key.family == 4:
+            return ".".join(str(a[i]) for i in range(4))
+        if self.flow.key.family == 6:
+            import ipaddress
+            return str(ipaddress.IPv6Address(bytes(a[:16])))
+        return None
+
+    @property
+    def src(self):
+        return self.addr(True)
+
+    @property
+    def dst(self):
+        return self.addr(False)
+
+    @property
+    def sport(self):
+        return self.flow.key.port_lo if self.flow.opener_is_lo else self.flow.key.port_hi
+
+    @property
+    def dport(self):
+        return self.flow.key.port_hi if self.flow.opener_is_lo else self.flow.key.port_lo
+
+    @property
+    def proto(self):
+        return self.flow.key.proto
+
+    @property
+    def id(self):
+        return self.flow.id
+
+    @property
+    def counts(self):
+        """(packets, bytes) by direction, as the engine counted them so far."""
+        return ((self.flow.packets[0], self.flow.bytes[0]), (self.flow.packets[1], self.flow.bytes[1]))
+
+    @property
+    def state(self):
+        """Any object, kept for this (flow, processor) until the flow ends."""
+        if self.batch is not None:
+            self.batch.check()
+        cdef PyObject *obj = <PyObject *>self.state_slot[0]
+        return None if obj == NULL else <object>obj
+
+    @state.setter
+    def state(self, value):
+        if self.batch is not None:
+            self.batch.check()
+        cdef PyObject *old = <PyObject *>self.state_slot[0]
+        if value is None:
+            self.state_slot[0] = NULL
+        else:
+            Py_INCREF(value)
+            self.state_slot[0] = <void *>value
+        Py_XDECREF(old)
+
+
+cdef Flow make_flow(const fo_flow *flow, void *state, Batch batch, object packets):
+    cdef Flow f = Flow.__new__(Flow)
+    f.flow = flow
+    f.state_slot = <void **>state
+    f.batch = batch
+    f.packets = packets
+    return f
+
+
+cdef class Batch:
+    """Every packet of one burst ready for a processor, grouped by flow. Valid during process()."""
+    cdef fo_batch *batches
+    cdef uint16_t n_batches
+    cdef readonly uint32_t size
+    cdef rte_mbuf **pkts             # flat: batch b's packets follow batch b-1's
+    cdef uint16_t *owner             # flat index -> its fo_batch
+    cdef uint32_t *first             # fo_batch b -> its first flat index
+    cdef uint16_t *ports             # redirect targets
+    cdef readonly object verdicts    # array('B'), preset to pass
+    cdef bint valid
+    cdef int exports
+    cdef list _flows
+
+    def __dealloc__(self):
+        free(self.pkts)
+        free(self.owner)
+        free(self.first)
+        free(self.ports)
+
+    cdef int check(self) except -1:
+        if not self.valid:
+            raise RuntimeError("this batch (and its packets) is only valid during process()")
+        return 0
+
+    def __len__(self):
+        return self.size
+
+    def flows(self):
+        """The batch's flows, each with .packets: the indices of its packets in this batch."""
+        self.check()
+        if self._flows is None:
+            self._flows = [make_flow(self.batches[b].flow, self.batches[b].state, self,
+                                     range(self.first[b], self.first[b] + self.batches[b].n))
+                           for b in range(self.n_batches)]
+        return self._flows
+
+    def packet(self, uint32_t i):
+        """Zero-copy view of packet i's bytes (its first segment)."""
+        self.check()
+        if i >= self.size:
+            raise IndexError("packet index out of range")
+        cdef Packet p = Packet.__new__(Packet)
+        p.m = self.pkts[i]
+        p.batch = self
+        return p
+
+    # Vector accessors: one C loop each, returned as array.array (buffer protocol: NumPy wraps it).
+    cdef object field(self, int kind):
+        self.check()
+        cdef str code = "B" if kind in (F_PROTO, F_DIR, F_TCP_FLAGS, F_TTL) else ("H" if kind in (F_SPORT, F_DPORT) else "I")
+        out = array.array(code, bytes(self.size * array.array(code).itemsize))
+        cdef uint8_t[:] out8
+        cdef uint16_t[:] out16
+        cdef uint32_t[:] out32
+        if code == "B":
+            out8 = out
+        elif code == "H":
+            out16 = out
+        else:
+            out32 = out
+        cdef uint32_t i, v
+        cdef rte_mbuf *m
+        cdef fo_pkt_meta *meta
+        cdef uint8_t *d
+        with nogil:
+            for i in range(self.size):
+                m = self.pkts[i]
+                meta = fo_pkt_meta_of(m)
+                d = fo_pkt_data(m)
+                v = 0
+                if kind == F_LENGTH:
+                    v = m.pkt_len
+                elif kind == F_PROTO:
+                    v = meta.ip_proto
+                elif kind == F_DIR:
+                    v = meta.dir
+                elif kind == F_SPORT or kind == F_DPORT:
+                    if meta.flags & FO_PKT_L4_PORTS:
+                        d = d + meta.offset[2] + (0 if kind == F_SPORT else 2)
+                        v = d[0] << 8 | d[1]
+                elif kind == F_TCP_FLAGS:
+                    if meta.ip_proto == 6 and meta.offset[2] != FO_NO_LEVEL:
+                        v = d[meta.offset[2] + 13]
+                elif kind == F_TTL:
+                    if meta.flags & FO_PKT_IPV4:
+                        v = d[meta.offset[1] + 8]
+                    elif meta.flags & FO_PKT_IPV6:
+                        v = d[meta.offset[1] + 7]
+                elif kind == F_PAYLOAD_LEN:
+                    v = fo_pkt_level_len(m, FO_LEVEL_PAYLOAD)
+                if code_is(kind, 1):
+                    out8[i] = <uint8_t>v
+                elif code_is(kind, 2):
+                    out16[i] = <uint16_t>v
+                else:
+                    out32[i] = v
+        return out
+
+    @property
+    def length(self):
+        return self.field(F_LENGTH)
+
+    @property
+    def proto(self):
+        return self.field(F_PROTO)
+
+    @property
+    def sport(self):
+        return self.field(F_SPORT)
+
+    @property
+    def dport(self):
+        return self.field(F_DPORT)
+
+    @property
+    def tcp_flags(self):
+        return self.field(F_TCP_FLAGS)
+
+    @property
+    def ttl(self):
+        return self.field(F_TTL)
+
+    @property
+    def dir(self):
+        return self.field(F_DIR)
+
+    @property
+    def payload_len(self):
+        return self.field(F_PAYLOAD_LEN)
+
+    # Verdicts, one packet at a time (batch.verdicts[i] = ... works too).
+    def drop(self, uint32_t i):
+        self.check()
+        self.verdicts[i] = FO_DROP
+
+    def hold(self, uint32_t i):
+        self.check()
+        self.verdicts[i] = FO_HOLD
+
+    def redirect(self, uint32_t i, uint16_t port):
+        self.check()
+        self.verdicts[i] = FO_REDIRECT
+        self.ports[i] = port
+
+    def write(self, uint32_t i, uint32_t offset, data):
+        """Overwrites bytes of packet i in place; its checksums are repaired before it leaves."""
+        self.check()
+        cdef bytes b = bytes(data)
+        if i >= self.size:
+            raise IndexError("packet index out of range")
+        if offset + len(b) > self.pkts[i].data_len:
+            raise ValueError(f"write of {len(b)} bytes at {offset} past the packet's {self.pkts[i].data_len}")
+        memcpy(fo_pkt_data(self.pkts[i]) + offset, <const char *>b, len(b))
+        if self.verdicts[i] == FO_PASS:
+            self.verdicts[i] = FO_MODIFIED
+
+    def set_ttl(self, uint32_t i, uint8_t ttl):
+        """Sets the IPv4 TTL / IPv6 hop limit of packet i."""
+        self.check()
+        cdef fo_pkt_meta *meta = fo_pkt_meta_of(self.pkts[i])
+        if meta.flags & FO_PKT_IPV4:
+            self.write(i, meta.offset[1] + 8, bytes([ttl]))
+        elif meta.flags & FO_PKT_IPV6:
+            self.write(i, meta.offset[1] + 7, bytes([ttl]))
+        else:
+            raise ValueError("packet is not IP")
+
+    def inject(self, uint32_t i, data, bint after=True):
+        """Adds a new packet (bytes of a whole frame) to packet i's flow, next to it."""
+        self.check()
+        cdef bytes b = bytes(data)
+        cdef uint16_t owner = self.owner[i]
+        cdef fo_batch *fb = &self.batches[owner]
+        cdef rte_mbuf *m = rte_pktmbuf_alloc(fo_batch_pool(fb))
+        if m == NULL:
+            raise MemoryError("no mbuf to inject into")
+        if len(b) > rte_pktmbuf_tailroom(m):
+            rte_pktmbuf_free(m)
+            raise ValueError(f"an injected packet holds at most {rte_pktmbuf_tailroom(m)} bytes")
+        memcpy(rte_pktmbuf_append(m, len(b)), <const char *>b, len(b))
+        if fo_batch_inject(fb, i - self.first[owner], m, after) != 0:
+            raise RuntimeError("the flow holds too much to take another packet")
+
+
+# --- one processor in the engine --------------------------------------------------------------
+
+cdef struct tier_ctx:
+    PyObject *tier
+    uint8_t wants_flow_end
+
+
+cdef class PythonTier:
+    """A flowos.Processor inside the engine: its C ops, its fault policy and its counters."""
+    cdef fo_processor_ops ops
+    cdef tier_ctx params
+    cdef bytes name
+    cdef readonly object processor
+    cdef readonly str on_error
+    cdef readonly uint64_t calls, packets, faults
+    cdef readonly list reports          # the first faults' tracebacks
+    cdef readonly bint stop_requested
+
+    def __init__(self, processor, str on_error=None):
+        if fo_pkt_meta_register() != 0:   # this module's copy of the metadata offsets
+            raise RuntimeError("cannot find the per-packet metadata fields: is the flow engine created?")
+        if not isinstance(processor, Processor):
+            raise TypeError(f"{processor!r} is not a flowos.Processor")
+        cls = type(processor)
+        self.processor = processor
+        self.on_error = on_error or processor.on_error
+        if self.on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, not {self.on_error!r}")
+        if processor.level not in LEVELS:
+            raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {processor.level!r}")
+        self.name = f"{cls.__module__}:{cls.__qualname__}".encode()
+        self.reports = []
+        memset(&self.ops, 0, sizeof(self.ops))
+        self.ops.name = self.name
+        cdef int level = LEVELS.index(processor.level)
+        self.ops.level = <fo_level>level
+        self.ops.readonly = bool(processor.readonly)
+        self.ops.ctx_size = sizeof(tier_ctx)
+        self.ops.state_size = sizeof(void *)
+        self.ops.setup = tier_setup
+        self.ops.process = tier_process
+        self.ops.flow_end = tier_flow_end
+        self.ops.teardown = tier_teardown
+        self.params.tier = <PyObject *>self
+        self.params.wants_flow_end = cls.flow_end is not Processor.flow_end
+
+    def ops_address(self):
+        return <size_t>&self.ops
+
+    def params_address(self):
+        return <size_t>&self.params, sizeof(tier_ctx)
+
+    cdef void fault(self, str what, Batch batch):
+        self.faults += 1
+        if len(self.reports) < 5:
+            text = f"flowos: processor {self.name.decode()} {what}"
+            self.reports.append(text)
+            if self.faults == 1:
+                sys.stderr.write(text.rstrip() + f"\nflowos: on_error={self.on_error}; later faults are counted, not shown\n")
+                sys.stderr.flush()
+        if self.on_error == "stop":
+            self.stop_requested = True
+        if batch is not None:
+            batch.verdicts[:] = array.array("B", bytes([FO_DROP if self.on_error == "drop" else FO_PASS]) * batch.size)
+
+    cdef void run(self, fo_batch *batches, uint16_t n):
+        cdef Batch batch = new_batch(batches, n)
+        cdef uint32_t i, k
+        cdef uint16_t b
+        cdef uint8_t[:] verdicts
+        self.calls += 1
+        self.packets += batch.size
+        try:
+            result = self.processor.process(batch)
+            if result is not None:
+                if len(result) != batch.size:
+                    raise TypeError(f"process() returned {len(result)} verdicts for {batch.size} packets")
+                batch.verdicts[:] = array.array("B", result)
+            verdicts = batch.verdicts
+            for i in range(batch.size):
+                if verdicts[i] >= FO_VERDICT_COUNT:
+                    raise ValueError(f"verdict {verdicts[i]} of packet {i} is not one of pass, drop, hold, "
+                                     "modified, redirect")
+        except BaseException:
+            self.fault("failed:\n" + traceback.format_exc(), batch)
+        batch.valid = False
+        if batch.exports:
+            self.fault("kept a view of packet bytes past process(): the views are stale now", None)
+        verdicts = batch.verdicts
+        for b in range(n):
+            for k in range(batches[b].n):
+                i = batch.first[b] + k
+                batches[b].verdicts[k] = verdicts[i]
+                batches[b].out_ports[k] = batch.ports[i]
+
+    def stats(self):
+        return {"name": self.name.decode(), "calls": self.calls, "packets": self.packets, "faults": self.faults,
+                "on_error": self.on_error, "first_faults": list(self.reports)}
+
+
+cdef Batch new_batch(fo_batch *batches, uint16_t n):
+    cdef Batch batch = Batch.__new__(Batch)
+    cdef uint32_t total = 0, i = 0
+    cdef uint16_t b, k
+    for b in range(n):
+        total += batches[b].n
+    batch.batches = batches
+    batch.n_batches = n
+    batch.size = total
+    batch.pkts = <rte_mbuf **>malloc(sizeof(rte_mbuf *) * (total + 1))
+    batch.owner = <uint16_t *>malloc(sizeof(uint16_t) * (total + 1))
+    batch.ports = <uint16_t *>malloc(sizeof(uint16_t) * (total + 1))
+    batch.first = <uint32_t *>malloc(sizeof(uint32_t) * (n + 1))
+    if batch.pkts == NULL or batch.owner == NULL or batch.ports == NULL or batch.first == NULL:
+        raise MemoryError()
+    for b in range(n):
+        batch.first[b] = i
+        for k in range(batches[b].n):
+            batch.pkts[i] = batches[b].pkts[k]
+            batch.owner[i] = b
+            batch.ports[i] = 0
+            i += 1
+    batch.verdicts = array.array("B", bytes(total))
+    batch.valid = True
+    return batch
+
+
+# --- the C callbacks: each takes the GIL and lets nothing escape ------------------------------
+
+cdef int tier_setup(void *ctx, const void *params, size_t params_len, char *err, size_t errlen) noexcept nogil:
+    memcpy(ctx, params, sizeof(tier_ctx))
+    return 0
+
+
+cdef void tier_process(void *ctx, fo_batch *batches, uint16_t n) noexcept nogil:
+    with gil:
+        (<PythonTier>(<tier_ctx *>ctx).tier).run(batches, n)
+
+
+cdef void tier_flow_end(void *ctx, const fo_flow *flow, void *state, fo_flow_end_reason reason) noexcept nogil:
+    cdef tier_ctx *c = <tier_ctx *>ctx
+    if (<void **>state)[0] == NULL and not c.wants_flow_end:
+        return
+    with gil:
+        tier = <PythonTier>c.tier
+        f = make_flow(flow, state, None, None)
+        if c.wants_flow_end:
+            try:
+                tier.processor.flow_end(f, END_REASONS[<int>reason])
+            except BaseException:
+                tier.fault("failed in flow_end:\n" + traceback.format_exc(), None)
+        f.state = None
+
+
+cdef void tier_teardown(void *ctx) noexcept nogil:
+    with gil:
+        tier = <PythonTier>(<tier_ctx *>ctx).tier
+        try:
+            tier.processor.teardown()
+        except BaseException:
+            tier.fault("failed in teardown:\n" + traceback.format_exc(), None)

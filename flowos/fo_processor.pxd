@@ -1,0 +1,127 @@
+# The processor ABI (ext/include/flowos/fo_processor.h, fo_flow.h), for Cython: what the Python
+# tier is built on, and what a user's Cython processor uses to read packets and set verdicts
+# without the GIL. Installed with the package: `from flowos.fo_processor cimport *`.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+
+
+cdef extern from "rte_mbuf.h" nogil:
+    struct rte_mempool:
+        pass
+
+    struct rte_mbuf:
+        uint16_t port
+        uint16_t nb_segs
+        uint32_t pkt_len
+        uint16_t data_len
+
+    rte_mbuf *rte_pktmbuf_alloc(rte_mempool *mp)
+    void rte_pktmbuf_free(rte_mbuf *m)
+    char *rte_pktmbuf_append(rte_mbuf *m, uint16_t len)
+    uint16_t rte_pktmbuf_tailroom(const rte_mbuf *m)
+
+
+cdef extern from "flowos/fo_decode.h" nogil:
+    enum:
+        FO_NO_LEVEL
+    enum fo_level:
+        FO_LEVEL_L2
+        FO_LEVEL_L3
+        FO_LEVEL_L4
+        FO_LEVEL_PAYLOAD
+        FO_LEVEL_COUNT
+    enum:
+        FO_PKT_VLAN
+        FO_PKT_IPV4
+        FO_PKT_IPV6
+        FO_PKT_FRAGMENT
+        FO_PKT_FIRST_FRAG
+        FO_PKT_L4_PORTS
+
+
+cdef extern from "flowos/fo_flow.h" nogil:
+    struct fo_flow_key:
+        uint8_t addr_lo[16]
+        uint8_t addr_hi[16]
+        uint16_t port_lo
+        uint16_t port_hi
+        uint8_t proto
+        uint8_t family
+        uint16_t defn "def"
+
+    struct fo_flow:
+        fo_flow_key key
+        uint64_t first_seen
+        uint64_t last_seen
+        uint64_t packets[2]
+        uint64_t bytes[2]
+        uint32_t id
+        uint8_t opener_is_lo
+        uint8_t tcp_state
+
+
+cdef extern from "flowos/fo_processor.h" nogil:
+    enum fo_verdict:
+        FO_PASS
+        FO_DROP
+        FO_HOLD
+        FO_MODIFIED
+        FO_REDIRECT
+        FO_VERDICT_COUNT
+
+    enum fo_flow_end_reason:
+        FO_END_FIN
+        FO_END_RST
+        FO_END_IDLE
+        FO_END_SHUTDOWN
+
+    struct fo_engine:
+        pass
+
+    struct fo_batch:
+        fo_flow *flow
+        void *state
+        rte_mbuf **pkts
+        uint8_t *verdicts
+        uint16_t *out_ports
+        uint16_t n
+        uint16_t stage
+        fo_engine *engine
+
+    ctypedef int (*fo_setup_fn)(void *ctx, const void *params, size_t params_len, char *err, size_t errlen)
+    ctypedef void (*fo_flow_start_fn)(void *ctx, const fo_flow *flow, void *state, const rte_mbuf *first)
+    ctypedef void (*fo_process_fn)(void *ctx, fo_batch *batches, uint16_t n)
+    ctypedef void (*fo_flow_end_fn)(void *ctx, const fo_flow *flow, void *state, fo_flow_end_reason reason)
+    ctypedef int (*fo_message_fn)(void *ctx, const char *msg, char *reply, size_t len)
+    ctypedef int (*fo_report_fn)(void *ctx, char *buf, size_t len)
+    ctypedef void (*fo_teardown_fn)(void *ctx)
+
+    struct fo_processor_ops:
+        const char *name
+        fo_level level
+        uint8_t readonly
+        uint32_t ctx_size
+        uint32_t state_size
+        fo_setup_fn setup
+        fo_flow_start_fn flow_start
+        fo_process_fn process
+        fo_flow_end_fn flow_end
+        fo_message_fn message
+        fo_report_fn report
+        fo_teardown_fn teardown
+
+    struct fo_pkt_meta:
+        uint16_t offset[4]
+        uint16_t end
+        uint16_t flags
+        uint8_t ip_proto
+        uint8_t out_port
+        uint8_t dir
+
+    fo_pkt_meta *fo_pkt_meta_of "fo_pkt_meta"(rte_mbuf *m)
+    uint8_t *fo_pkt_data(rte_mbuf *m)
+    uint32_t *fo_pkt_seq(rte_mbuf *m)
+    int fo_pkt_meta_register()
+    uint32_t fo_pkt_level_len(rte_mbuf *m, fo_level level)
+    int fo_batch_inject(fo_batch *b, uint16_t i, rte_mbuf *m, int after)
+    rte_mempool *fo_batch_pool(const fo_batch *b)
+

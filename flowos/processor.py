@@ -1,0 +1,53 @@
+"""The base class of Python processors.
+
+A processor is called once per burst with a Batch: every packet of the burst that is ready for it,
+grouped by flow. It sets verdicts (batch.verdicts, or helpers such as batch.drop(i)) and may keep
+per-flow state in flow.state. See docs/processors.md.
+
+    class PortCounter(flowos.Processor):
+        level = "l4"
+        readonly = True
+
+        def __init__(self, port=80):          # validate parameters only
+            super().__init__()
+            self.port = int(port)
+
+        def process(self, batch):
+            for flow in batch.flows():
+                if flow.dport == self.port:
+                    flow.state = (flow.state or 0) + len(flow.packets)
+"""
+
+PASS, DROP, HOLD, MODIFIED, REDIRECT = range(5)
+VERDICTS = {"pass": PASS, "drop": DROP, "hold": HOLD, "modified": MODIFIED, "redirect": REDIRECT}
+LEVELS = ("l2", "l3", "l4", "payload")
+ON_ERROR = ("pass", "drop", "stop")
+END_REASONS = ("fin", "rst", "idle", "shutdown")
+
+
+class Processor:
+    """Subclass and override process(); the other hooks are optional."""
+
+    level = "l2"          # packets with no bytes at this level skip the processor
+    readonly = True       # False if it changes packet bytes: it then stands alone in its stage
+    on_error = "pass"     # what a failing call does to its batch: pass | drop | stop
+
+    def __init__(self, **params):
+        if params:
+            raise TypeError(f"unexpected parameters: {', '.join(sorted(params))}")
+
+    def setup(self, context):
+        """Once the ports exist: context.ports maps port names to ids (for batch.redirect)."""
+
+    def process(self, batch):
+        raise NotImplementedError(f"{type(self).__name__} must implement process(batch)")
+
+    def flow_end(self, flow, reason):
+        """A flow ended ("fin", "rst", "idle" or "shutdown"); flow.state is freed after this."""
+
+    def on_message(self, message):
+        """Answers an operator's message; the reply must be JSON-serialisable."""
+        return None
+
+    def teardown(self):
+        """Always called at the end, also after a failed start."""
