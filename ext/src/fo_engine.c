@@ -415,7 +415,7 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 			}
 			continue;
 		}
-		flow_packet_fields(m, route->rx_port, &fields[n_todo]);
+		fo_match_fields_of(m, route->rx_port, &fields[n_todo]);
 		fo_class_key_fill(&keys[n_todo], &fields[n_todo]);
 		key_ptrs[n_todo] = &keys[n_todo];
 		todo[n_todo++] = i;

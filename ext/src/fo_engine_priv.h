@@ -111,7 +111,6 @@ void flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m,
 void flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason);
 void flow_expire(struct fo_engine *e);
 int flow_wants_end(const struct fo_flow *flow, enum fo_flow_end_reason *reason);
-void flow_packet_fields(struct rte_mbuf *m, uint16_t in_port, struct fo_match_fields *f);
 
 /* fo_pipeline.c */
 void pipeline_run(struct fo_engine *e, uint16_t def, const uint32_t *flows, uint16_t n);

@@ -61,35 +61,6 @@ flow_table_free(struct fo_engine *e)
 	rte_free(e->flows);
 }
 
-void
-flow_packet_fields(struct rte_mbuf *m, uint16_t in_port, struct fo_match_fields *f)
-{
-	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
-	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
-	uint16_t l3 = meta->offset[FO_LEVEL_L3], l4 = meta->offset[FO_LEVEL_L4];
-
-	memset(f, 0, sizeof(*f));
-	f->in_port = in_port;
-	if (rte_pktmbuf_data_len(m) >= 12) {
-		memcpy(f->dst_mac, data, 6);
-		memcpy(f->src_mac, data + 6, 6);
-	}
-	f->proto = meta->ip_proto;
-	if (meta->flags & FO_PKT_IPV4) {
-		f->family = FO_FAMILY_IPV4;
-		memcpy(f->src_ip, data + l3 + 12, 4);
-		memcpy(f->dst_ip, data + l3 + 16, 4);
-	} else if (meta->flags & FO_PKT_IPV6) {
-		f->family = FO_FAMILY_IPV6;
-		memcpy(f->src_ip, data + l3 + 8, 16);
-		memcpy(f->dst_ip, data + l3 + 24, 16);
-	}
-	if ((meta->flags & FO_PKT_L4_PORTS) && l4 != FO_NO_LEVEL) {
-		f->src_port = (uint16_t)data[l4] << 8 | data[l4 + 1];
-		f->dst_port = (uint16_t)data[l4 + 2] << 8 | data[l4 + 3];
-	}
-}
-
 /* Both directions of a connection give one key; returns whether the source is the low side. */
 int
 flow_make_key(struct fo_flow_key *k, uint16_t def, const struct fo_match_fields *f, const struct rte_mbuf *m)

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "flowos/fo_match.h"
+#include "flowos/fo_processor.h"
 
 static int
 prefix_equal(const uint8_t *a, const uint8_t *b, uint8_t bits)
@@ -39,4 +40,33 @@ fo_match_test(const struct fo_match *m, const struct fo_match_fields *f)
 	if ((on & FO_MATCH_DST_PORT) && (f->dst_port < m->dst_port_lo || f->dst_port > m->dst_port_hi))
 		return 0;
 	return 1;
+}
+
+void
+fo_match_fields_of(struct rte_mbuf *m, uint16_t in_port, struct fo_match_fields *f)
+{
+	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
+	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint16_t l3 = meta->offset[FO_LEVEL_L3], l4 = meta->offset[FO_LEVEL_L4];
+
+	memset(f, 0, sizeof(*f));
+	f->in_port = in_port;
+	if (rte_pktmbuf_data_len(m) >= 12) {
+		memcpy(f->dst_mac, data, 6);
+		memcpy(f->src_mac, data + 6, 6);
+	}
+	f->proto = meta->ip_proto;
+	if (meta->flags & FO_PKT_IPV4) {
+		f->family = FO_FAMILY_IPV4;
+		memcpy(f->src_ip, data + l3 + 12, 4);
+		memcpy(f->dst_ip, data + l3 + 16, 4);
+	} else if (meta->flags & FO_PKT_IPV6) {
+		f->family = FO_FAMILY_IPV6;
+		memcpy(f->src_ip, data + l3 + 8, 16);
+		memcpy(f->dst_ip, data + l3 + 24, 16);
+	}
+	if ((meta->flags & FO_PKT_L4_PORTS) && l4 != FO_NO_LEVEL) {
+		f->src_port = (uint16_t)data[l4] << 8 | data[l4 + 1];
+		f->dst_port = (uint16_t)data[l4 + 2] << 8 | data[l4 + 3];
+	}
 }

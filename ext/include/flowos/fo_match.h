@@ -49,6 +49,11 @@ struct fo_match_fields {
 	uint16_t src_port, dst_port;  /* 0 when the packet has none */
 };
 
+struct rte_mbuf;
+
+/* The fields of a decoded packet (the engine's metadata) that arrived on in_port. */
+void fo_match_fields_of(struct rte_mbuf *m, uint16_t in_port, struct fo_match_fields *f);
+
 /* Nonzero when the packet fields satisfy the match (a linear check, for rules met once per flow). */
 int fo_match_test(const struct fo_match *m, const struct fo_match_fields *f);
 

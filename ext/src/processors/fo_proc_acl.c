@@ -41,33 +41,6 @@ acl_setup(void *ctx, const void *params, size_t len, char *err, size_t errlen)
 }
 
 static void
-packet_fields(const struct rte_mbuf *m, struct fo_match_fields *f)
-{
-	const struct fo_pkt_meta *meta = fo_pkt_meta((struct rte_mbuf *)(uintptr_t)m);
-	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
-	uint16_t l3 = meta->offset[FO_LEVEL_L3], l4 = meta->offset[FO_LEVEL_L4];
-
-	memset(f, 0, sizeof(*f));
-	f->in_port = m->port;
-	memcpy(f->dst_mac, data, 6);
-	memcpy(f->src_mac, data + 6, 6);
-	f->proto = meta->ip_proto;
-	if (meta->flags & FO_PKT_IPV4) {
-		f->family = FO_FAMILY_IPV4;
-		memcpy(f->src_ip, data + l3 + 12, 4);
-		memcpy(f->dst_ip, data + l3 + 16, 4);
-	} else if (meta->flags & FO_PKT_IPV6) {
-		f->family = FO_FAMILY_IPV6;
-		memcpy(f->src_ip, data + l3 + 8, 16);
-		memcpy(f->dst_ip, data + l3 + 24, 16);
-	}
-	if ((meta->flags & FO_PKT_L4_PORTS) && l4 != FO_NO_LEVEL) {
-		f->src_port = (uint16_t)data[l4] << 8 | data[l4 + 1];
-		f->dst_port = (uint16_t)data[l4 + 2] << 8 | data[l4 + 3];
-	}
-}
-
-static void
 acl_flow_start(void *ctx, const struct fo_flow *flow, void *state, const struct rte_mbuf *first)
 {
 	struct acl *a = ctx;
@@ -76,7 +49,7 @@ acl_flow_start(void *ctx, const struct fo_flow *flow, void *state, const struct 
 	uint32_t i;
 
 	RTE_SET_USED(flow);
-	packet_fields(first, &f);
+	fo_match_fields_of((struct rte_mbuf *)(uintptr_t)first, first->port, &f);
 	*decision = a->params->default_allow ? ALLOWED : DENIED;
 	for (i = 0; i < a->params->n_rules; i++) {
 		if (fo_match_test(&a->params->rules[i].match, &f)) {
