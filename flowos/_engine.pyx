@@ -249,6 +249,11 @@ cdef class Engine:
         finally:
             free(buf)
 
+    def teardown(self):
+        """Calls every processor's teardown (once): before the final report, which counts its faults."""
+        if self.e != NULL:
+            fo_engine_teardown(self.e)
+
     def close(self):
         if self.e != NULL:
             fo_engine_free(self.e)

@@ -124,13 +124,23 @@ cdef class Packet:
 
 
 cdef class Flow:
-    """One flow of a batch: its 5-tuple as its opener sent it, its packets, its state."""
+    """One flow of a batch: its 5-tuple as its opener sent it, its packets, its state. Valid
+    during the call it was handed to (process, or flow_end): after, it raises."""
     cdef const fo_flow *flow
     cdef void **state_slot
     cdef readonly object packets     # the flow's packets' indices in the batch (a range)
     cdef Batch batch                 # None for a flow handed to flow_end
+    cdef bint ended                  # a flow_end flow, after flow_end returned
+
+    cdef int check(self) except -1:
+        if self.ended:
+            raise RuntimeError("this flow is only valid during the call it was handed to")
+        if self.batch is not None:
+            self.batch.check()
+        return 0
 
     cdef object addr(self, bint source):
+        self.check()
         cdef const uint8_t *a = &self.flow.key.addr_lo[0]
         if (self.flow.opener_is_lo == 1) != source:
             a = &self.flow.key.addr_hi[0]
@@ -151,37 +161,40 @@ cdef class Flow:
 
     @property
     def sport(self):
+        self.check()
         return self.flow.key.port_lo if self.flow.opener_is_lo else self.flow.key.port_hi
 
     @property
     def dport(self):
+        self.check()
         return self.flow.key.port_hi if self.flow.opener_is_lo else self.flow.key.port_lo
 
     @property
     def proto(self):
+        self.check()
         return self.flow.key.proto
 
     @property
     def id(self):
+        self.check()
         return self.flow.id
 
     @property
     def counts(self):
+        self.check()
         """(packets, bytes) by direction, as the engine counted them so far."""
         return ((self.flow.packets[0], self.flow.bytes[0]), (self.flow.packets[1], self.flow.bytes[1]))
 
     @property
     def state(self):
         """Any object, kept for this (flow, processor) until the flow ends."""
-        if self.batch is not None:
-            self.batch.check()
+        self.check()
         cdef PyObject *obj = <PyObject *>self.state_slot[0]
         return None if obj == NULL else <object>obj
 
     @state.setter
     def state(self, value):
-        if self.batch is not None:
-            self.batch.check()
+        self.check()
         cdef PyObject *old = <PyObject *>self.state_slot[0]
         if value is None:
             self.state_slot[0] = NULL
@@ -537,6 +550,7 @@ cdef void tier_flow_end(void *ctx, const fo_flow *flow, void *state, fo_flow_end
             except BaseException:
                 tier.fault("failed in flow_end:\n" + traceback.format_exc(), None)
         f.state = None
+        f.ended = True
 
 
 cdef void tier_teardown(void *ctx) noexcept nogil:

@@ -123,11 +123,12 @@ def main(argv=None):
     if args.stats_json:
         report.write_json(args.stats_json)
     if report.stop_reason.startswith("processor fault"):
-        errors.print(f"flowos-run: error: stopped by a {report.stop_reason} (on_error: stop)", markup=False)
+        errors.print(f"flowos-run: error: stopped by a {report.stop_reason} (on_error: stop)", markup=False,
+                     soft_wrap=True)
         return EXIT_FAILED
     if report.mbufs_in_use_at_exit:
         errors.print(f"flowos-run: error: {report.mbufs_in_use_at_exit} mbufs were not returned to the pool",
-                     markup=False)
+                     markup=False, soft_wrap=True)
         return EXIT_FAILED
     return 0
 

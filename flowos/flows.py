@@ -44,8 +44,14 @@ class ProcessorSpec:
     name: str                    # a built-in's name, or the import path of a Python processor
     params: dict                 # validated; port names still names
     where: str                   # "flows[0].pipeline[1]", for messages
-    python: type | None = None   # the flowos.Processor subclass, for a Python processor
+    python: type | None = None   # the flowos.Processor (or, Cython, CProcessor) subclass, by import path
     on_error: str | None = None  # a Python processor's fault policy (None: the class's)
+
+    @property
+    def cython(self):
+        """Whether it is a Cython processor (a flowos.cprocessor.CProcessor subclass)."""
+        from flowos.cprocessor import CProcessor
+        return self.python is not None and issubclass(self.python, CProcessor)
 
     @property
     def readonly(self):
@@ -223,9 +229,11 @@ def _processor(entry, key):
 
 
 def load_python_processor(path):
-    """package.module:Class -> the class, which must subclass flowos.Processor."""
+    """package.module:Class -> the class, which must subclass flowos.Processor (Python) or
+    flowos.cprocessor.CProcessor (Cython)."""
     import importlib
 
+    from flowos.cprocessor import CProcessor
     from flowos.processor import Processor
     module_name, _, class_name = path.partition(":")
     try:
@@ -233,8 +241,8 @@ def load_python_processor(path):
     except Exception as e:
         raise Invalid(None, f"cannot import {module_name!r}: {type(e).__name__}: {e}") from None
     cls = getattr(module, class_name, None)
-    if not isinstance(cls, type) or not issubclass(cls, Processor):
-        raise Invalid(None, f"{path} is not a flowos.Processor subclass")
+    if not isinstance(cls, type) or not issubclass(cls, (Processor, CProcessor)):
+        raise Invalid(None, f"{path} is not a flowos.Processor subclass (nor a flowos.cprocessor.CProcessor one)")
     return cls
 
 
@@ -252,6 +260,9 @@ def _python_processor(path, params, key):
         raise Invalid(f"{key}.on_error", f"expected one of {', '.join(ON_ERROR)}, got {on_error!r}")
     if cls.level not in LEVELS or cls.on_error not in ON_ERROR:
         raise Invalid(key, f"{path}: level must be one of {', '.join(LEVELS)}, on_error one of {', '.join(ON_ERROR)}")
+    from flowos.cprocessor import CProcessor, state_size_problem
+    if issubclass(cls, CProcessor) and state_size_problem(cls):
+        raise Invalid(key, f"{path}: {state_size_problem(cls)}")
     try:
         cls(**params)   # __init__ validates the parameters
     except Exception as e:
@@ -364,6 +375,8 @@ def resolve_ports(flows, port_ids, source_error):
             flow.match["in_port"] = port_id(flow.match["in_port"], f"flows[{i}].match.in_port")
         for stage in flow.stages:
             for proc in stage:
+                if proc.name not in BUILTINS:
+                    continue   # a Python or Cython processor gets its parameters as written
                 if "port" in proc.params and isinstance(proc.params["port"], str):
                     proc.params["port"] = port_id(proc.params["port"], f"{proc.where}.port")
                 for rule in proc.params.get("rules", []):

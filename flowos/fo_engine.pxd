@@ -126,4 +126,5 @@ cdef extern from "flowos/fo_engine.h" nogil:
     void fo_engine_read_stats(const fo_engine *e, fo_engine_stats *out)
     int fo_engine_read_def_stats(const fo_engine *e, uint16_t d, fo_def_stats *out)
     int fo_engine_processor_report(fo_engine *e, uint16_t d, uint16_t proc, char *buf, size_t len)
+    void fo_engine_teardown(fo_engine *e)
     void fo_engine_free(fo_engine *e)

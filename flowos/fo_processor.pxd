@@ -1,6 +1,6 @@
 # The processor ABI (ext/include/flowos/fo_processor.h, fo_flow.h), for Cython: what the Python
-# tier is built on, and what a user's Cython processor uses to read packets and set verdicts
-# without the GIL. Installed with the package: `from flowos.fo_processor cimport *`.
+# and Cython tiers are built on. Installed with the package: `from flowos.fo_processor cimport *`;
+# a user's Cython processor gets it through `from flowos.cprocessor cimport *` (docs/cython.md).
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
 
@@ -86,6 +86,8 @@ cdef extern from "flowos/fo_processor.h" nogil:
         uint16_t n
         uint16_t stage
         fo_engine *engine
+        int meta_offset
+        int seq_offset
 
     ctypedef int (*fo_setup_fn)(void *ctx, const void *params, size_t params_len, char *err, size_t errlen)
     ctypedef void (*fo_flow_start_fn)(void *ctx, const fo_flow *flow, void *state, const rte_mbuf *first)
@@ -117,6 +119,9 @@ cdef extern from "flowos/fo_processor.h" nogil:
         uint8_t out_port
         uint8_t dir
 
+    # fo_pkt_meta, fo_pkt_seq and fo_pkt_level_len read the fast path's fo_pkt_meta_offset: only for
+    # modules that link the fast path (and called fo_pkt_meta_register). A user's Cython processor
+    # uses flowos.cprocessor's helpers, which go through the batch (meta_offset, seq_offset).
     fo_pkt_meta *fo_pkt_meta_of "fo_pkt_meta"(rte_mbuf *m)
     uint8_t *fo_pkt_data(rte_mbuf *m)
     uint32_t *fo_pkt_seq(rte_mbuf *m)

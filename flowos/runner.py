@@ -12,6 +12,7 @@ import copy
 from flowos import eal_args, flows as flow_defs, hugepages
 from flowos._engine import Engine
 from flowos._python import PythonTier, thread_hooks
+from flowos.cprocessor import CythonTier
 from flowos._runtime import Eal, Mempool, Port, Worker
 from flowos.errors import ConfigError, FlowOSError
 from flowos.stats import PortStats, RunReport, Snapshot, SourceReport
@@ -25,6 +26,13 @@ class ProcessorContext:
 
     def __init__(self, ports):
         self.ports = ports
+
+
+def tier_name(tier):
+    """A Python or Cython processor's import path, without asking it for its report (a Cython
+    processor's report() must not run while the worker may be running it)."""
+    cls = type(tier.processor)
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def pool_size(config):
@@ -52,7 +60,7 @@ class Bridge:
     def __init__(self, config):
         self.config = config
         self.eal = self.pool = self.worker = self.engine = None
-        self.tiers = []            # the Python processors in the engine
+        self.tiers = []            # the Python and Cython processors in the engine
         self.ports = {}
         self.sources = {}      # port name -> CaptureInfo of the capture it replays
         self.started_at = None
@@ -123,7 +131,7 @@ class Bridge:
                         if proc.python is None:
                             engine.add_processor(index, stage, proc.name, proc.params)
                             continue
-                        tier = PythonTier(proc.instantiate(), proc.on_error)
+                        tier = (CythonTier if proc.cython else PythonTier)(proc.instantiate(), proc.on_error)
                         engine.add_tier_processor(index, stage, tier)
                         self.tiers.append(tier)
             engine.build()
@@ -132,12 +140,12 @@ class Bridge:
                 try:
                     tier.processor.setup(context)
                 except Exception as e:
-                    raise FlowOSError(f"processor {tier.stats()['name']} failed to set up: "
+                    raise FlowOSError(f"processor {tier_name(tier)} failed to set up: "
                                       f"{type(e).__name__}: {e}") from None
         except BaseException:
             engine.close()
             raise
-        if self.tiers:
+        if any(isinstance(tier, PythonTier) for tier in self.tiers):   # Cython tiers run without the GIL
             self.worker.set_thread_hooks(*thread_hooks())
         return engine
 
@@ -152,11 +160,19 @@ class Bridge:
         return {
             "stats": self.engine.stats(),
             "flows": [{"name": name, **self.engine.definition_stats(i),
-                       "processors": [{"name": proc if isinstance(proc, str) else proc.stats()["name"],
+                       "processors": [{"name": proc if isinstance(proc, str) else tier_name(proc),
                                        "report": self.engine.report(i, j)}
                                       for j, proc in enumerate(self.engine.processors[i])]}
                       for i, name in enumerate(self.engine.definitions)],
         }
+
+    def refresh_tier_reports(self, report):
+        """Python and Cython processors' counts again: after teardown, which may fault too. (The C
+        built-ins' reports are read before teardown, which releases what they report from.)"""
+        for i, flow in enumerate(report["flows"]):
+            for j, proc in enumerate(self.engine.processors[i]):
+                if not isinstance(proc, str):
+                    flow["processors"][j]["report"] = self.engine.report(i, j)
 
     @property
     def elapsed(self):
@@ -183,15 +199,19 @@ class Bridge:
         if self.worker is not None:
             self.worker.request_stop()
             self.worker.join()
+            engine_report = None
             if self.engine is not None:
                 self.engine.shutdown()   # every flow ends; what they held goes out
+                engine_report = self.engine_report()
+                self.engine.teardown()
+                self.refresh_tier_reports(engine_report)   # with the faults of their teardown
             ports = self.port_stats()
             sources = [SourceReport(name, self.config.port(name).capture_source, info.packets, info.bytes,
                                     next(p.rx_packets for p in ports if p.name == name), info.damaged)
                        for name, info in self.sources.items()]
             report = RunReport(self.memory.mode, self.memory.reason, self.memory.memory_mb, self.file_prefix,
                                self.elapsed, stop_reason or self.worker.stop_reason, ports, self.pool.size, 0, sources,
-                               self.engine_report())
+                               engine_report)
             self.worker.close()
         if self.engine is not None:
             self.engine.close()
@@ -255,7 +275,7 @@ def run(config, view):
                 reason = reason or "duration"
                 bridge.worker.request_stop()
             elif bridge.processor_fault() is not None:
-                reason = reason or f"processor fault ({bridge.processor_fault().stats()['name']})"
+                reason = reason or f"processor fault ({tier_name(bridge.processor_fault())})"
                 bridge.worker.request_stop()
             view.update(bridge.snapshot())
     finally:

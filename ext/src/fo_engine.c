@@ -550,21 +550,34 @@ fo_engine_processor_report(struct fo_engine *e, uint16_t def, uint16_t proc, cha
 }
 
 void
-fo_engine_free(struct fo_engine *e)
+fo_engine_teardown(struct fo_engine *e)
 {
 	uint16_t i, p;
 
-	if (e == NULL)
+	if (e->torn_down)
 		return;
+	e->torn_down = 1;
 	for (i = 0; i < e->n_defs; i++) {
 		for (p = 0; p < e->defs[i].n_procs; p++) {
 			struct proc_instance *proc = &e->defs[i].procs[p];
 
 			if (proc->ops->teardown != NULL)
 				proc->ops->teardown(proc->ctx);
-			rte_free(proc->ctx);
 		}
 	}
+}
+
+void
+fo_engine_free(struct fo_engine *e)
+{
+	uint16_t i, p;
+
+	if (e == NULL)
+		return;
+	fo_engine_teardown(e);
+	for (i = 0; i < e->n_defs; i++)
+		for (p = 0; p < e->defs[i].n_procs; p++)
+			rte_free(e->defs[i].procs[p].ctx);
 	flow_table_free(e);
 	rte_mempool_free(e->states);
 	fo_classifier_free(e->classifier);

@@ -61,6 +61,7 @@ struct fo_engine {
 	uint16_t n_defs;
 	struct definition *defs;                /* FO_MAX_DEFS */
 	uint8_t built;
+	uint8_t torn_down;                      /* the processors' teardown has run */
 	/* per burst */
 	uint32_t touched[FO_MAX_BURST];         /* flows the burst added packets to */
 	uint16_t n_touched;

@@ -158,6 +158,8 @@ run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint3
 		b->n = n;
 		b->stage = proc->stage;
 		b->engine = e;
+		b->meta_offset = fo_pkt_meta_offset;
+		b->seq_offset = fo_pkt_seq_offset;
 		for (k = 0; k < n; k++)
 			b->verdicts[k] = FO_PASS;
 		tails[nb++] = tail;

@@ -115,7 +115,10 @@ uint16_t fo_engine_def_count(const struct fo_engine *e);
 /* A processor's report (see fo_processor_ops.report). Returns its length, or -errno. */
 int fo_engine_processor_report(struct fo_engine *e, uint16_t def, uint16_t proc, char *buf, size_t len);
 
-/* Calls teardown on every processor and frees everything. */
+/* Calls every processor's teardown, once (fo_engine_free does it if nobody did before). */
+void fo_engine_teardown(struct fo_engine *e);
+
+/* Tears the processors down if that was not done yet, and frees everything. */
 void fo_engine_free(struct fo_engine *e);
 
 #endif /* FO_ENGINE_H */

@@ -50,6 +50,12 @@ struct fo_batch {
 	uint16_t n;
 	uint16_t stage;              /* for the engine */
 	struct fo_engine *engine;    /* for the engine */
+	/*
+	 * fo_pkt_meta_offset and fo_pkt_seq_offset, for code that does not link the fast path
+	 * (a user's Cython processor): it finds a packet's metadata through the batch.
+	 */
+	int meta_offset;
+	int seq_offset;
 };
 
 enum fo_flow_end_reason {
@@ -145,6 +151,9 @@ fo_pkt_level_len(struct rte_mbuf *m, enum fo_level level)
 	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
 	uint16_t off = meta->offset[level];
 
+	/* Levels from l3 up are IP's: an ARP frame has bytes after its Ethernet header, not at l3. */
+	if (level >= FO_LEVEL_L3 && !(meta->flags & (FO_PKT_IPV4 | FO_PKT_IPV6)))
+		return 0;
 	return off == FO_NO_LEVEL || off >= meta->end ? 0 : (uint32_t)(meta->end - off);
 }
 

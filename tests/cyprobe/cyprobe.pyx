@@ -1,0 +1,126 @@
+# cython: language_level=3
+"""Cython processors that tests/test_cython_processors.py builds (like the example, outside
+FlowOS) to check the helpers of flowos.cprocessor against scapy, that process() runs without the
+GIL, and the verdicts, inject() and fault() policies of the Cython tier."""
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
+
+from flowos.cprocessor cimport *
+
+cdef extern from "Python.h" nogil:
+    int PyGILState_Check()
+
+FIELDS = ("seq", "dir", "proto", "sport", "dport", "tcp_flags", "ttl", "length", "l2", "l3", "l4", "payload",
+          "payload_len", "gil")
+
+
+cdef struct row:
+    uint32_t v[14]
+
+
+cdef class Probe(CProcessor):
+    """Records what the helpers say about every packet it sees, in arrival order per call."""
+    cdef row *rows
+    cdef uint32_t capacity, n_rows, calls
+
+    def __init__(self, capacity=100000):
+        super().__init__()
+        self.capacity = capacity
+
+    def setup(self, context):
+        self.rows = <row *>calloc(self.capacity, sizeof(row))
+        if self.rows == NULL:
+            raise MemoryError()
+
+    cdef void process(self, fo_batch *batches, uint16_t n) noexcept nogil:
+        cdef uint16_t b, i
+        cdef fo_batch *fb
+        cdef uint8_t *ttl
+        cdef row *r
+        self.calls += 1
+        for b in range(n):
+            fb = &batches[b]
+            for i in range(fb.n):
+                if self.n_rows == self.capacity:
+                    self.fault(b"too many packets")
+                    return
+                r = &self.rows[self.n_rows]
+                self.n_rows += 1
+                ttl = pkt_ttl(fb, i)
+                r.v[0] = pkt_seq(fb, i)
+                r.v[1] = pkt_dir(fb, i)
+                r.v[2] = pkt_proto(fb, i)
+                r.v[3] = pkt_sport(fb, i)
+                r.v[4] = pkt_dport(fb, i)
+                r.v[5] = pkt_tcp_flags(fb, i)
+                r.v[6] = ttl[0] if ttl != NULL else 0
+                r.v[7] = pkt_len(fb, i)
+                r.v[8] = pkt_offset(fb, i, FO_LEVEL_L2)
+                r.v[9] = pkt_offset(fb, i, FO_LEVEL_L3)
+                r.v[10] = pkt_offset(fb, i, FO_LEVEL_L4)
+                r.v[11] = pkt_offset(fb, i, FO_LEVEL_PAYLOAD)
+                r.v[12] = pkt_level_len(fb, i, FO_LEVEL_PAYLOAD)
+                r.v[13] = PyGILState_Check()
+
+    def report(self):
+        cdef uint32_t k
+        return {"calls": self.calls,
+                "rows": [dict(zip(FIELDS, [self.rows[k].v[j] for j in range(14)])) for k in range(self.n_rows)]}
+
+    def __dealloc__(self):
+        free(self.rows)
+
+
+cdef class Faulty(CProcessor):
+    """Marks every packet dropped, and reports a fault on every call: on_error decides."""
+
+    cdef void process(self, fo_batch *batches, uint16_t n) noexcept nogil:
+        cdef uint16_t b, i
+        for b in range(n):
+            for i in range(batches[b].n):
+                set_verdict(&batches[b], i, FO_DROP)
+        self.fault(b"a fault, on purpose")
+
+
+cdef class Injector(CProcessor):
+    """Injects a copy of every UDP packet to `dport` right after it; later stages see the copies."""
+    cdef uint16_t dport
+    cdef uint64_t failed
+
+    def __init__(self, dport=5353):
+        super().__init__()
+        self.dport = dport
+
+    cdef void process(self, fo_batch *batches, uint16_t n) noexcept nogil:
+        cdef uint16_t b, i, count
+        for b in range(n):
+            count = batches[b].n          # the window; injected packets are not part of it
+            for i in range(count):
+                if pkt_proto(&batches[b], i) == 17 and pkt_dport(&batches[b], i) == self.dport:
+                    if inject(&batches[b], i, pkt_data(&batches[b], i), pkt_data_len(&batches[b], i), True) != 0:
+                        self.failed += 1
+
+    def report(self):
+        return {"failed": self.failed}
+
+
+cdef class Redirector(CProcessor):
+    """Sends UDP out of the port named `to` instead of its route's (its id from setup())."""
+    cdef str port_name
+    cdef uint16_t port_id
+
+    def __init__(self, to=None):
+        super().__init__()
+        if not isinstance(to, str):
+            raise ValueError("to: the name of a port")
+        self.port_name = to
+
+    def setup(self, context):
+        self.port_id = context.ports[self.port_name]
+
+    cdef void process(self, fo_batch *batches, uint16_t n) noexcept nogil:
+        cdef uint16_t b, i
+        for b in range(n):
+            for i in range(batches[b].n):
+                if pkt_proto(&batches[b], i) == 17:
+                    redirect(&batches[b], i, self.port_id)
