@@ -4,6 +4,8 @@
            (the default when no subcommand is given)
   flows    the flow engine on one core (fo_engine_burst on generated TCP traffic), per scenario:
            classification, flow table, a C pipeline, flow setup rate, memory per flow
+  processors  the same engine with one processor per scenario: none, C, Cython, Python (doing
+           nothing, vectorised, per packet) and one Python call per packet (procbench.py)
 
 A benchmark is a function that takes the parsed arguments and returns a Report: a JSON-able dict
 and the text to show. Add one with an entry in BENCHMARKS.
@@ -441,11 +443,253 @@ def add_flows_args(p):
 
 
 # ---------------------------------------------------------------------------------------------
+# Processors: procbench.py (with benchmarks/pybench.pyx) runs the flow engine on one core with one
+# processor of each tier: none, C, Cython, Python (nothing, vectorised, per packet), and one
+# Python call per packet (bursts of 1)
+
+
+BUILD = ROOT / "build" / "release"
+PROCBENCH = ROOT / "benchmarks" / "procbench.py"
+PROCESSORS_LIMIT_S = 60     # per run, beyond its measured seconds (EAL init, one pass over the traffic)
+PROCESSORS_SCENARIOS = 30   # procbench.py --list: 15 kinds at 1k and at 100k flows
+# The issue's targets, each read at both flow counts.
+TARGET_PYTHON_MPPS = 15.0     # python_vector, Mpps per core
+TARGET_CYTHON_GAP = 0.10      # cython_dport within 10 % of c_dport
+TARGET_BATCH_SPEEDUP = 10.0   # python_vector / python_vector_b1
+FLOW_SUFFIXES = ("1k", "100k")
+DPORT_KINDS = ("c_dport", "cython_dport", "python_vector", "python_loop", "python_loop_field", "python_vector_b1",
+               "python_vector_b256")
+
+
+def pybench_modules():
+    """The built pybench extension; scripts/setup builds it (and FlowOS) if it is missing."""
+    found = sorted((BUILD / "benchmarks").glob("pybench*.so"))
+    if not found:
+        log(f"processors: {BUILD.relative_to(ROOT)}/benchmarks/pybench*.so is missing; building it with scripts/setup")
+        done = subprocess.run(["bash", str(ROOT / "scripts" / "setup")], cwd=ROOT, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        found = sorted((BUILD / "benchmarks").glob("pybench*.so"))
+        if done.returncode != 0 or not found:
+            raise BenchError(f"scripts/setup did not build pybench\n{tail(done.stdout)}")
+    return found[0]
+
+
+def check_same_build():
+    """pybench links its own copy of the fast path from build/release and hands the engine's
+    batches to the installed flowos's tiers: both must come from the same build, or the struct
+    layouts they share may differ (a crash, or wrong figures)."""
+    import flowos
+    installed = Path(flowos.__file__).resolve().parent
+    stale = []
+    for built in sorted((BUILD / "flowos").glob("*.so")):
+        copy = installed / built.name
+        if not copy.exists() or copy.read_bytes() != built.read_bytes():
+            stale.append(built.name)
+    lib = BUILD / "ext" / "libflowos_fast.a"
+    pybench = pybench_modules()
+    if lib.exists() and pybench.stat().st_mtime < lib.stat().st_mtime:
+        stale.append(pybench.name)
+    if stale:
+        raise BenchError(f"the installed flowos and {BUILD.relative_to(ROOT)} differ ({', '.join(stale)}): "
+                         "run scripts/setup")
+
+
+def procbench_run(memory, cpu, args, prefix):
+    """One run of procbench.py: its JSON object, with the load average around it."""
+    argv = [sys.executable, str(PROCBENCH), "--cpu", str(cpu), "--file-prefix", prefix,
+            "--memory", memory.mode, "--memory-mb", str(memory.memory_mb),
+            "--seconds", str(args.seconds), "--warmup", str(args.warmup)]
+    if memory.mode == "hugepages":
+        argv += ["--huge-dir", memory.huge_dir]
+    if args.only:
+        argv += ["--only", args.only]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(BUILD / "benchmarks"),
+                                                                    os.environ.get("PYTHONPATH")])))
+    scenarios = len(args.only.split(",")) if args.only else PROCESSORS_SCENARIOS
+    load_before = os.getloadavg()[0]
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+                              env=env, timeout=PROCESSORS_LIMIT_S + scenarios * (args.seconds + args.warmup + 5))
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{PROCBENCH.name} did not finish in time") from None
+    try:
+        data = json.loads(done.stdout)
+    except ValueError:
+        data = None
+    if done.returncode != 0 or data is None:
+        raise BenchError(f"{PROCBENCH.name} failed (exit {done.returncode})\n{tail(done.stdout + done.stderr)}")
+    data["loadavg"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    return data
+
+
+def processors_anomalies(name, r):
+    """What in one scenario's result says the measurement is not what it claims to be."""
+    if "error" in r:
+        return [f"{name}: {r['error']}"]
+    problems = []
+    for key in ("heap_leaked_bytes", "mbufs_missing"):
+        if r[key]:
+            problems.append(f"{name}: {key} {r[key]}")
+    e = r["engine"]
+    for key in ("malformed", "table_full", "tx_unsent", "dropped", "unmatched", "bad_verdicts"):
+        if e[key]:
+            problems.append(f"{name}: engine counted {e[key]} {key}")
+    if e["tx_packets"] != e["packets"]:
+        problems.append(f"{name}: engine saw {e['packets']} packets but sent {e['tx_packets']}")
+    if e["flows_created"] != r["flows"]:
+        problems.append(f"{name}: {e['flows_created']} flows created, {r['flows']} expected")
+    proc = r["processor"]
+    if isinstance(proc, dict):    # the tiers' statistics, or a C processor's report (counter's has no packets)
+        if "packets" in proc and proc["packets"] != e["packets"]:
+            problems.append(f"{name}: the processor saw {proc.get('packets')} of {e['packets']} packets")
+        if proc.get("faults"):
+            problems.append(f"{name}: the processor faulted {proc['faults']} times: {proc.get('first_faults')}")
+    if r["kind"] in DPORT_KINDS:
+        share = r.get("matched", 0) / e["packets"]
+        if abs(share - 1 / 3) > 0.01:   # two connections in three go to 443, one direction each
+            problems.append(f"{name}: counted {share:.4f} of the packets to port 443, not 1/3")
+    return problems
+
+
+def processors(args):
+    check_same_build()
+    memory = hugepages.choose(args.memory, args.memory_mb)
+    cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
+    log(f"processors: memory {memory.mode} ({memory.reason}), CPU {cpu}, "
+        f"{args.reps} runs of {args.seconds:g} s per scenario")
+    runs = []
+    for rep in range(1, args.reps + 1):
+        prefix = f"bench-{os.getpid()}-procs-{rep}"
+        try:
+            runs.append(procbench_run(memory, cpu, args, prefix))
+        finally:
+            remove_runtime_dir(prefix)
+        log(f"  run {rep}/{args.reps} (load {runs[-1]['loadavg'][0]:.2f}): " + ", ".join(
+            f"{name} {r['mpps']:.2f}" for name, r in runs[-1]["scenarios"].items() if "mpps" in r))
+    scenarios, anomalies = {}, []
+    for name in runs[0]["scenarios"]:
+        results = [run["scenarios"][name] for run in runs]
+        for r in results:
+            anomalies += processors_anomalies(name, r)
+        good = [r for r in results if "error" not in r]
+        if not good:
+            scenarios[name] = {"error": results[0]["error"]}
+            continue
+        scenarios[name] = {"kind": good[0]["kind"], "what": good[0]["what"], "flows": good[0]["flows"],
+                           "burst": good[0]["burst"],
+                           "median": round(statistics.median(r["mpps"] for r in good), 3),
+                           "runs": [round(r["mpps"], 3) for r in good],
+                           "cycles_per_packet": round(statistics.median(r["cycles_per_packet"] for r in good), 1)}
+    data = {"benchmark": "processors", "memory_mode": memory.mode, "memory_mb": memory.memory_mb, "cpu": cpu,
+            "reps": args.reps, "seconds": args.seconds, "warmup": args.warmup, "tsc_hz": runs[0]["tsc_hz"],
+            "frame_len": runs[0]["frame_len"], "python": runs[0]["python"],
+            "loadavg": [run["loadavg"] for run in runs], "scenarios": scenarios,
+            "targets": processors_targets(scenarios), "anomalies": sorted(set(anomalies))}
+    return Report(data, processors_table(data))
+
+
+def processors_targets(scenarios):
+    """The issue's three targets against the medians, per flow count (met None: not measured)."""
+    def median(name, key="median"):
+        return scenarios.get(name, {}).get(key)
+
+    def ratio(a, b, digits):
+        return None if a is None or b is None else round(a / b, digits)
+
+    def target(value, goal, met):
+        return {"value": value, "target": goal, "met": None if value is None else met(value)}
+
+    def extra_cycles(name, base):
+        """Cycles per packet the processor adds to the engine (no processor, same burst)."""
+        with_proc, without = median(name, "cycles_per_packet"), median(base, "cycles_per_packet")
+        return None if with_proc is None or without is None else with_proc - without
+
+    out = {}
+    for s in FLOW_SUFFIXES:
+        c, cy = median(f"c_dport_{s}"), median(f"cython_dport_{s}")
+        out[s] = {
+            "python_vector_mpps": target(median(f"python_vector_{s}"), TARGET_PYTHON_MPPS,
+                                         lambda v: v >= TARGET_PYTHON_MPPS),
+            # The same processor called once per 256 packets (flowos-run --burst 256).
+            "python_vector_b256_mpps": target(median(f"python_vector_b256_{s}"), TARGET_PYTHON_MPPS,
+                                              lambda v: v >= TARGET_PYTHON_MPPS),
+            "cython_vs_c": target(ratio(cy, c, 3), 1 - TARGET_CYTHON_GAP, lambda v: v >= 1 - TARGET_CYTHON_GAP),
+            "batched_speedup": target(ratio(median(f"python_vector_{s}"), median(f"python_vector_b1_{s}"), 2),
+                                      TARGET_BATCH_SPEEDUP, lambda v: v >= TARGET_BATCH_SPEEDUP),
+            # The same, counting only the cycles the processor adds to the engine at each burst size:
+            # what the batched boundary buys the Python side, the engine's own batching aside.
+            "batched_speedup_python_share": target(
+                ratio(extra_cycles(f"python_vector_b1_{s}", f"none_b1_{s}"),
+                      extra_cycles(f"python_vector_{s}", f"none_{s}"), 2),
+                TARGET_BATCH_SPEEDUP, lambda v: v >= TARGET_BATCH_SPEEDUP),
+        }
+    return out
+
+
+def processors_table(data):
+    sc, hz = data["scenarios"], data["tsc_hz"]
+    lines = [f"processors: fo_engine_burst on CPU {data['cpu']}, memory {data['memory_mode']} "
+             f"({data['memory_mb']} MB), {data['frame_len']}-byte TCP frames, one catch-all flow, "
+             f"{data['reps']} x {data['seconds']:g} s per scenario (after one pass and {data['warmup']:g} s of "
+             f"warm-up), Python {data['python']}, load average {min(l[0] for l in data['loadavg']):.2f}-"
+             f"{max(l[1] for l in data['loadavg']):.2f}", "",
+             f"{'scenario':<24} {'burst':>5} {'median Mpps':>11} {'min':>7} {'max':>7} {'cycles/pkt':>10} "
+             f"{'+ over none':>11} {'+ per call':>10}  what"]
+    for name, s in sc.items():
+        if "error" in s:
+            lines.append(f"{name:<24} {s['error']}")
+            continue
+        suffix = name.rsplit("_", 1)[1]
+        base_name = f"none_{suffix}" if s["burst"] == 32 else f"none_b{s['burst']}_{suffix}"
+        base = sc.get(base_name, {}).get("cycles_per_packet")
+        extra = s["cycles_per_packet"] - base if base is not None and not s["kind"].startswith("none") else None
+        per_call = f"{extra * s['burst'] / hz * 1e9:7.0f} ns" if extra is not None else "-"
+        lines.append(f"{name:<24} {s['burst']:>5} {s['median']:11.2f} {min(s['runs']):7.2f} {max(s['runs']):7.2f} "
+                     f"{s['cycles_per_packet']:10.0f} {'-' if extra is None else f'{extra:.0f}':>11} {per_call:>10}  "
+                     f"{s['what']}")
+    lines += ["", "(+ over none: cycles per packet more than no processor at the same flows and burst; "
+                  "+ per call: that, times the burst, in ns)", ""]
+
+    def verdict(t):
+        return "not measured" if t["met"] is None else "met" if t["met"] else "NOT met"
+
+    def value(t, form):
+        return "-" if t["value"] is None else format(t["value"], form)
+
+    for suffix, t in data["targets"].items():
+        v, v256, c, b, bp = (t["python_vector_mpps"], t["python_vector_b256_mpps"], t["cython_vs_c"],
+                             t["batched_speedup"], t["batched_speedup_python_share"])
+        lines += [f"{suffix} flows: Python vectorised {value(v, '.2f')} Mpps (target >= {v['target']:g}): {verdict(v)}"
+                  f"; at bursts of 256: {value(v256, '.2f')} Mpps, {verdict(v256)}",
+                  f"{suffix} flows: Cython / C {value(c, '.3f')} (target >= 0.9: at most 10 % slower): {verdict(c)}",
+                  f"{suffix} flows: batched / one Python call per packet {value(b, '.1f')}x in Mpps "
+                  f"(target >= {b['target']:g}x): {verdict(b)}; {value(bp, '.1f')}x in the cycles the "
+                  f"processor adds to the engine: {verdict(bp)}"]
+    for problem in data["anomalies"]:
+        lines.append(f"warning: {problem}")
+    return "\n".join(lines)
+
+
+def add_processors_args(p):
+    p.add_argument("--reps", type=positive(int), default=5, help="runs of the whole set (default 5)")
+    p.add_argument("--seconds", type=positive(float), default=2.0, help="measured seconds per scenario (default 2)")
+    p.add_argument("--warmup", type=positive(float), default=0.5,
+                   help="seconds of warm-up per scenario, after one pass over its traffic (default 0.5)")
+    p.add_argument("--memory", choices=hugepages.MODES, default="auto",
+                   help="memory mode (default auto: hugepages when enough are free)")
+    p.add_argument("--memory-mb", type=positive(int), default=256, help="EAL memory (default 256)")
+    p.add_argument("--cpu", type=int, help="CPU to run on (default: the last one)")
+    p.add_argument("--only", help="comma-separated scenarios (default all; procbench.py --list names them)")
+
+
+# ---------------------------------------------------------------------------------------------
 # Command line
 
 
 BENCHMARKS = {"bridge": (add_bridge_args, bridge, "FlowOS bridge vs dpdk-testpmd io forwarding on net_null"),
-              "flows": (add_flows_args, flows, "the flow engine's per-core throughput, setup rate and memory")}
+              "flows": (add_flows_args, flows, "the flow engine's per-core throughput, setup rate and memory"),
+              "processors": (add_processors_args, processors,
+                             "the flow path with a processor of each tier: none, C, Cython, Python")}
 DEFAULT = "bridge"
 
 

@@ -7,8 +7,9 @@
  * Every scenario builds an engine through the C API, then calls fo_engine_burst() on bursts of
  * 32 packets for a fixed time on the calling lcore. The engine sends what it releases into a
  * net_ring port; the generator takes those mbufs back from the port's TX ring and rewrites them
- * into the next packets, so the steady state allocates and frees nothing. One JSON object goes
- * to stdout, progress to stderr.
+ * into the next packets, so the steady state allocates and frees nothing (fo_gen.c: the
+ * generator and the rig, shared with the processors benchmark). One JSON object goes to stdout,
+ * progress to stderr.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,31 +21,23 @@
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
-#include <rte_eth_ring.h>
 #include <rte_ethdev.h>
-#include <rte_ip.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
-#include <rte_ring.h>
-#include <rte_tcp.h>
 
 #include <flowos/fo_builtins.h>
 #include <flowos/fo_engine.h>
 
+#include "fo_gen.h"
+
 #define BURST 32
-#define FRAME_LEN 60            /* a 64-byte frame without its FCS */
-#define HDR_LEN (sizeof(struct rte_ether_hdr) + sizeof(struct rte_ipv4_hdr) + sizeof(struct rte_tcp_hdr))
 #define POOL_SIZE 8191
 #define POOL_CACHE 256
-#define RING_SIZE 1024
 #define TIMEOUT_NS (600ull * 1000000000ull)   /* no flow may end by idle time during a run */
 #define ERRLEN 256
 
-/* Traffic: clients in 10.0.0.0/8, 4 connections each, to 64 servers in 172.16.0.0/16. */
-#define CLIENT_NET RTE_IPV4(10, 0, 0, 0)
-#define SERVER_NET RTE_IPV4(172, 16, 0, 0)
-#define SERVERS 64
+#define CLIENT_NET FO_GEN_CLIENT_NET
 
 enum kind {
 	K_GENERATOR,    /* no engine: the generator and the TX ring alone */
@@ -76,155 +69,8 @@ static const struct scenario scenarios[] = {
 
 /* The test rig, shared by every scenario. */
 static struct rte_mempool *pool;
-static struct rte_ring *rx_ring, *tx_ring;
-static struct fo_route route;
+static struct fo_gen_rig rig;
 static int socket_id;
-
-/*
- * The generator. Packet k of the traffic is direction t & 1 of connection t >> 1, where t runs
- * through 0..2N-1 in steps of a large odd prime (mod 2N): every connection shows up in both
- * directions, at scattered times, in an order no hardware prefetcher can follow.
- */
-struct gen {
-	uint64_t t, step, period;   /* period = 2N; 0: every packet a new connection (t counts them) */
-	struct frame_tpl {
-		uint8_t bytes[HDR_LEN];
-		uint32_t ip_sum;        /* raw sums of the headers with addresses, ports and checksums zero */
-		uint32_t tcp_sum;       /* ... with the pseudo-header's protocol and length */
-	} tpl[2];                   /* by direction: the MACs are swapped */
-};
-
-struct tuple {
-	rte_be32_t client, server;
-	rte_be16_t cport, sport;
-};
-
-/* Connection i: unique for i < 2^26 (client address from i / 4, client port from i % 4). */
-static void
-connection(uint64_t i, struct tuple *c)
-{
-	c->client = rte_cpu_to_be_32(CLIENT_NET + (uint32_t)(i >> 2));
-	c->server = rte_cpu_to_be_32(SERVER_NET + (uint32_t)(i % SERVERS));
-	c->cport = rte_cpu_to_be_16(32768 + (i & 3) * 4096 + (uint16_t)((i >> 2) % 4096));
-	c->sport = rte_cpu_to_be_16(i % 3 ? 443 : 80);
-}
-
-static void
-make_template(struct frame_tpl *tpl, int dir, uint8_t tcp_flags)
-{
-	struct rte_ether_addr client = {{ 0x02, 0, 0, 0, 0, 0x01 }}, server = {{ 0x02, 0, 0, 0, 0, 0x02 }};
-	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)tpl->bytes;
-	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(eth + 1);
-	struct rte_tcp_hdr *tcp = (struct rte_tcp_hdr *)(ip + 1);
-
-	memset(tpl, 0, sizeof(*tpl));
-	eth->src_addr = dir ? server : client;
-	eth->dst_addr = dir ? client : server;
-	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-	ip->version_ihl = RTE_IPV4_VHL_DEF;
-	ip->total_length = rte_cpu_to_be_16(sizeof(*ip) + sizeof(*tcp));
-	ip->packet_id = rte_cpu_to_be_16(1);
-	ip->time_to_live = 64;
-	ip->next_proto_id = IPPROTO_TCP;
-	tcp->sent_seq = rte_cpu_to_be_32(dir ? 0x20000000 : 0x10000000);
-	tcp->recv_ack = rte_cpu_to_be_32(dir ? 0x10000000 : 0x20000000);
-	tcp->data_off = (sizeof(*tcp) / 4) << 4;
-	tcp->tcp_flags = tcp_flags;
-	tcp->rx_win = rte_cpu_to_be_16(65535);
-	tpl->ip_sum = rte_raw_cksum(ip, sizeof(*ip));
-	tpl->tcp_sum = rte_raw_cksum(tcp, sizeof(*tcp)) + rte_cpu_to_be_16(IPPROTO_TCP) +
-		rte_cpu_to_be_16(sizeof(*tcp));
-}
-
-static void
-gen_init(struct gen *g, uint32_t flows, int new_each_packet, uint8_t tcp_flags)
-{
-	memset(g, 0, sizeof(*g));
-	g->period = new_each_packet ? 0 : 2ull * flows;
-	g->step = g->period ? 2654435761ull % g->period : 1;   /* odd and prime: coprime with 2N for N = 2^a 5^b */
-	make_template(&g->tpl[0], 0, tcp_flags);
-	make_template(&g->tpl[1], 1, tcp_flags);
-}
-
-static inline uint32_t
-fold(uint32_t s)
-{
-	s = (s & 0xffff) + (s >> 16);
-	return (s & 0xffff) + (s >> 16);
-}
-
-/* Writes the next packet of the traffic into m, checksums included (added to the template's sums). */
-static inline void
-gen_packet(struct gen *g, struct rte_mbuf *m)
-{
-	uint64_t t = g->t;
-	int dir = g->period ? t & 1 : 0;
-	const struct frame_tpl *tpl = &g->tpl[dir];
-	uint8_t *p = rte_pktmbuf_mtod(m, uint8_t *);
-	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(p + sizeof(struct rte_ether_hdr));
-	struct rte_tcp_hdr *tcp = (struct rte_tcp_hdr *)(ip + 1);
-	struct tuple c;
-	uint32_t addrs, sum;
-
-	connection(g->period ? t >> 1 : t, &c);
-	g->t = g->period ? (t + g->step >= g->period ? t + g->step - g->period : t + g->step) : t + 1;
-	memcpy(p, tpl->bytes, HDR_LEN);
-	ip->src_addr = dir ? c.server : c.client;
-	ip->dst_addr = dir ? c.client : c.server;
-	tcp->src_port = dir ? c.sport : c.cport;
-	tcp->dst_port = dir ? c.cport : c.sport;
-	/* A one's complement sum does not care which side an address or port is on. */
-	addrs = (c.client & 0xffff) + (c.client >> 16) + (c.server & 0xffff) + (c.server >> 16);
-	ip->hdr_checksum = (uint16_t)~fold(tpl->ip_sum + addrs);
-	sum = (uint16_t)~fold(tpl->tcp_sum + addrs + c.cport + c.sport);
-	tcp->cksum = sum == 0 ? 0xffff : sum;
-	m->data_len = m->pkt_len = FRAME_LEN;
-	m->port = route.rx_port;
-}
-
-/* Fills pkts with the next BURST packets in mbufs taken back from the TX ring, or new ones. */
-static int
-gen_burst(struct gen *g, struct rte_mbuf **pkts)
-{
-	unsigned int n = rte_ring_sc_dequeue_burst(tx_ring, (void **)pkts, BURST, NULL);
-	unsigned int i;
-
-	/* Only what the engine freed (dropped, or refused by a full ring) comes from the pool. */
-	if (n < BURST && rte_pktmbuf_alloc_bulk(pool, &pkts[n], BURST - n) != 0) {
-		rte_pktmbuf_free_bulk(pkts, n);
-		return -ENOMEM;
-	}
-	for (i = 0; i < BURST; i++)
-		gen_packet(g, pkts[i]);
-	return 0;
-}
-
-/* Checks the generator's checksums against DPDK's on a few packets of each kind. */
-static int
-gen_self_check(void)
-{
-	struct rte_mbuf *pkts[BURST];
-	struct gen g;
-	int k, i, bad = 0;
-
-	for (k = 0; k < 2; k++) {
-		gen_init(&g, 1000, k, k ? RTE_TCP_SYN_FLAG : RTE_TCP_ACK_FLAG);
-		if (gen_burst(&g, pkts) != 0)
-			return -ENOMEM;
-		for (i = 0; i < BURST; i++) {
-			struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(pkts[i], struct rte_ipv4_hdr *,
-									  sizeof(struct rte_ether_hdr));
-			struct rte_tcp_hdr *tcp = (struct rte_tcp_hdr *)(ip + 1);
-			uint16_t ours = tcp->cksum;
-
-			bad |= rte_raw_cksum(ip, sizeof(*ip)) != 0xffff;
-			tcp->cksum = 0;
-			bad |= rte_ipv4_udptcp_cksum(ip, tcp) != ours;
-		}
-		rte_pktmbuf_free_bulk(pkts, BURST);
-	}
-	return bad ? -EINVAL : 0;
-}
 
 /* ------------------------------------------------------------------------------------------- */
 /* Engines */
@@ -360,38 +206,9 @@ heap_used(void)
 
 /* One burst: through the engine, or (no engine) straight to the port the engine would send to. */
 static int
-burst(struct fo_engine *e, struct gen *g)
+burst(struct fo_engine *e, struct fo_gen *g)
 {
-	struct rte_mbuf *pkts[BURST];
-	uint16_t sent;
-
-	if (gen_burst(g, pkts) != 0)
-		return -ENOMEM;
-	if (e != NULL) {
-		fo_engine_burst(e, &route, pkts, BURST);
-		return 0;
-	}
-	sent = rte_eth_tx_burst(route.tx_port, route.tx_queue, pkts, BURST);
-	if (sent < BURST)
-		rte_pktmbuf_free_bulk(&pkts[sent], BURST - sent);
-	return 0;
-}
-
-/* Bursts for `seconds`; returns the packets and sets the TSC cycles they took. */
-static int64_t
-run_for(struct fo_engine *e, struct gen *g, double seconds, uint64_t *cycles)
-{
-	uint64_t start = rte_rdtsc(), end = start + (uint64_t)(seconds * rte_get_tsc_hz()), now;
-	int64_t packets = 0;
-
-	do {
-		if (burst(e, g) != 0)
-			return -ENOMEM;
-		packets += BURST;
-		now = rte_rdtsc();
-	} while (now < end);
-	*cycles = now - start;
-	return packets;
+	return fo_gen_step(e, g, &rig, BURST);
 }
 
 static void
@@ -410,17 +227,6 @@ print_stats(const struct fo_engine_stats *s)
 	       (unsigned long)s->tx_packets, (unsigned long)s->tx_unsent, (unsigned long)s->dropped);
 }
 
-/* Returns mbufs the TX ring still holds to the pool, so the next scenario starts from a full pool. */
-static void
-drain_tx_ring(void)
-{
-	struct rte_mbuf *pkts[BURST];
-	unsigned int n;
-
-	while ((n = rte_ring_sc_dequeue_burst(tx_ring, (void **)pkts, BURST, NULL)) > 0)
-		rte_pktmbuf_free_bulk(pkts, n);
-}
-
 /*
  * Runs one scenario and prints its JSON member. Throughput: one pass over the traffic (which
  * creates every flow), `warmup` seconds more, then measure. Setup: one packet per new flow,
@@ -436,7 +242,7 @@ run_scenario(const struct scenario *sc, double seconds, double warmup)
 	struct fo_engine_stats st;
 	uint64_t cycles = 0;
 	int64_t packets;
-	struct gen g;
+	struct fo_gen g;
 
 	fprintf(stderr, "fo_flowbench: %s ...\n", sc->name);
 	if (sc->kind != K_GENERATOR) {
@@ -458,7 +264,7 @@ run_scenario(const struct scenario *sc, double seconds, double warmup)
 	if (sc->setup) {
 		uint64_t start, i;
 
-		gen_init(&g, sc->flows, 1, RTE_TCP_SYN_FLAG);
+		fo_gen_init(&g, sc->flows, 1, RTE_TCP_SYN_FLAG);
 		start = rte_rdtsc();
 		for (i = 0; i < sc->flows; i += BURST)
 			if (burst(e, &g) != 0)
@@ -475,15 +281,15 @@ run_scenario(const struct scenario *sc, double seconds, double warmup)
 		       (heap_built - heap_before) / 1048576.0, (heap_full - heap_before) / 1048576.0,
 		       (heap_full - heap_before) / (double)st.flows_created);
 	} else {
-		gen_init(&g, sc->flows, 0, RTE_TCP_ACK_FLAG);
+		fo_gen_init(&g, sc->flows, 0, RTE_TCP_ACK_FLAG);
 		/* One pass over the traffic creates every flow, however long `warmup` is. */
 		for (packets = 0; packets < (int64_t)g.period && packets >= 0; packets += BURST)
 			if (burst(e, &g) != 0)
 				packets = -ENOMEM;
 		if (packets >= 0)
-			packets = run_for(e, &g, warmup, &cycles);
+			packets = fo_gen_run_for(e, &g, &rig, BURST, warmup, &cycles);
 		if (packets >= 0)
-			packets = run_for(e, &g, seconds, &cycles);
+			packets = fo_gen_run_for(e, &g, &rig, BURST, seconds, &cycles);
 		if (packets < 0) {
 			printf("\"error\": \"the mbuf pool ran dry: mbufs are being lost\"}");
 			fo_engine_free(e);
@@ -512,7 +318,7 @@ run_scenario(const struct scenario *sc, double seconds, double warmup)
 	} else {
 		printf("\"engine\": null");
 	}
-	drain_tx_ring();
+	fo_gen_rig_drain(&rig);
 	/* What the engine left allocated, and mbufs neither in the pool nor in the ring. */
 	printf(", \"heap_leaked_bytes\": %ld, \"mbufs_missing\": %d}",
 	       (long)(heap_used() - heap_before), (int)(POOL_SIZE - rte_mempool_avail_count(pool)));
@@ -525,33 +331,17 @@ run_scenario(const struct scenario *sc, double seconds, double warmup)
 static int
 rig_create(void)
 {
-	struct rte_eth_conf port_conf = { 0 };
-	struct rte_ring *rx[1], *tx[1];
-	int port;
+	int ret;
 
 	socket_id = (int)rte_socket_id();
 	pool = rte_pktmbuf_pool_create("fb_pool", POOL_SIZE, POOL_CACHE, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket_id);
-	/* Single producer and consumer: only this lcore touches them. */
-	rx_ring = rte_ring_create("fb_rx", RING_SIZE, socket_id, RING_F_SP_ENQ | RING_F_SC_DEQ);
-	tx_ring = rte_ring_create("fb_tx", RING_SIZE, socket_id, RING_F_SP_ENQ | RING_F_SC_DEQ);
-	if (pool == NULL || rx_ring == NULL || tx_ring == NULL) {
-		fprintf(stderr, "fo_flowbench: cannot create the mbuf pool and rings: %s\n", rte_strerror(rte_errno));
+	if (pool == NULL) {
+		fprintf(stderr, "fo_flowbench: cannot create the mbuf pool: %s\n", rte_strerror(rte_errno));
 		return -1;
 	}
-	rx[0] = rx_ring;
-	tx[0] = tx_ring;
-	port = rte_eth_from_rings("fb_ring", rx, 1, tx, 1, socket_id);
-	if (port < 0) {
-		fprintf(stderr, "fo_flowbench: cannot create the net_ring port: %s\n", rte_strerror(rte_errno));
-		return -1;
-	}
-	route.rx_port = route.tx_port = (uint16_t)port;
-	/* The ring PMD's queues are its rings; the port must still be started to take packets. */
-	if (rte_eth_dev_configure(port, 1, 1, &port_conf) != 0 ||
-	    rte_eth_rx_queue_setup(port, 0, RING_SIZE, socket_id, NULL, pool) != 0 ||
-	    rte_eth_tx_queue_setup(port, 0, RING_SIZE, socket_id, NULL) != 0 ||
-	    rte_eth_dev_start(port) != 0) {
-		fprintf(stderr, "fo_flowbench: cannot start the net_ring port\n");
+	ret = fo_gen_rig_create(&rig, "fb_ring", pool, socket_id);
+	if (ret != 0) {
+		fprintf(stderr, "fo_flowbench: cannot create the net_ring port: %s\n", rte_strerror(-ret));
 		return -1;
 	}
 	/* Registered once here, so that the first engine's heap figures do not include them. */
@@ -632,7 +422,7 @@ main(int argc, char **argv)
 		rte_eal_cleanup();
 		return 1;
 	}
-	if (gen_self_check() != 0) {
+	if (fo_gen_self_check(&rig) != 0) {
 		fprintf(stderr, "fo_flowbench: the generator's checksums are wrong\n");
 		rte_eal_cleanup();
 		return 1;
@@ -640,7 +430,7 @@ main(int argc, char **argv)
 	printf("{\"benchmark\": \"flows\", \"memory\": \"%s\", \"tsc_hz\": %lu, \"burst\": %d, \"frame_len\": %d, "
 	       "\"seconds\": %g, \"warmup\": %g, \"sizeof_fo_flow\": %zu, \"scenarios\": {",
 	       rte_eal_has_hugepages() ? "hugepages" : "no-huge", (unsigned long)rte_get_tsc_hz(), BURST,
-	       FRAME_LEN + 4, seconds, warmup, sizeof(struct fo_flow));
+	       FO_GEN_FRAME_LEN + 4, seconds, warmup, sizeof(struct fo_flow));
 	for (i = 0; i < RTE_DIM(scenarios); i++) {
 		if (!selected(only, scenarios[i].name))
 			continue;
@@ -651,11 +441,8 @@ main(int argc, char **argv)
 		fflush(stdout);
 	}
 	printf("}}\n");
-	rte_eth_dev_stop(route.rx_port);
-	rte_eth_dev_close(route.rx_port);
+	fo_gen_rig_free(&rig);
 	rte_mempool_free(pool);
-	rte_ring_free(rx_ring);
-	rte_ring_free(tx_ring);
 	rte_eal_cleanup();
 	return failed;
 }

@@ -18,7 +18,7 @@ from libc.string cimport memcpy, memset
 
 from flowos.fo_processor cimport *
 
-from flowos.processor import END_REASONS, LEVELS, ON_ERROR, Processor
+from flowos.processor import END_REASONS, LEVELS, Processor, checked_policy
 
 cdef extern from "Python.h" nogil:
     ctypedef struct PyThreadState:
@@ -423,12 +423,8 @@ cdef class PythonTier:
             raise TypeError(f"{processor!r} is not a flowos.Processor")
         cls = type(processor)
         self.processor = processor
-        self.on_error = on_error or processor.on_error
-        if self.on_error not in ON_ERROR:
-            raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, not {self.on_error!r}")
-        if processor.level not in LEVELS:
-            raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {processor.level!r}")
-        self.name = f"{cls.__module__}:{cls.__qualname__}".encode()
+        self.on_error, name = checked_policy(processor, on_error)
+        self.name = name.encode()
         self.reports = []
         memset(&self.ops, 0, sizeof(self.ops))
         self.ops.name = self.name

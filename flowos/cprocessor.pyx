@@ -27,7 +27,7 @@ from libc.string cimport memcpy, memset, strncpy
 
 from flowos.fo_processor cimport *
 
-from flowos.processor import LEVELS, ON_ERROR
+from flowos.processor import LEVELS, ON_ERROR, checked_policy
 
 MAX_STATE_SIZE = 1 << 16
 
@@ -124,15 +124,11 @@ cdef class CythonTier:
             raise RuntimeError("cannot find the per-packet metadata fields: is the flow engine created?")
         cls = type(processor)
         self.processor = processor
-        self.on_error = on_error or processor.on_error
-        if self.on_error not in ON_ERROR:
-            raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, not {self.on_error!r}")
-        if processor.level not in LEVELS:
-            raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {processor.level!r}")
+        self.on_error, name = checked_policy(processor, on_error)
         problem = state_size_problem(cls)
         if problem:
             raise ValueError(problem)
-        self.name = f"{cls.__module__}:{cls.__qualname__}".encode()
+        self.name = name.encode()
         memset(&self.ops, 0, sizeof(self.ops))
         memset(&self.counters, 0, sizeof(self.counters))
         self.ops.name = self.name

@@ -51,3 +51,14 @@ class Processor:
 
     def teardown(self):
         """Always called at the end, also after a failed start."""
+
+
+def checked_policy(processor, on_error=None):
+    """A processor's fault policy (on_error, or its class's) and its name, both tiers alike."""
+    on_error = on_error or processor.on_error
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, not {on_error!r}")
+    if processor.level not in LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {processor.level!r}")
+    cls = type(processor)
+    return on_error, f"{cls.__module__}:{cls.__qualname__}"

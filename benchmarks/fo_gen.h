@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef FO_GEN_H
+#define FO_GEN_H
+
+/*
+ * The flow benchmarks' traffic and test rig, shared by fo_flowbench (C) and pybench (Cython).
+ *
+ * The rig is a net_ring port (rte_eth_from_rings) whose TX ring the engine sends into. The
+ * generator takes those mbufs back from the TX ring and rewrites them into the next packets:
+ * 64-byte Ethernet/IPv4/TCP frames with valid checksums, so the steady state allocates and
+ * frees nothing.
+ *
+ * Traffic: packet k is direction t & 1 of connection t >> 1, where t runs through 0..2N-1 in
+ * steps of a large odd prime (mod 2N): every one of N connections shows up in both directions,
+ * at scattered times, in an order no hardware prefetcher can follow. Clients are in 10.0.0.0/8
+ * (4 connections each), servers are 64 addresses in 172.16.0.0/16 on ports 80 and 443 (a third
+ * of the connections on 80, two thirds on 443).
+ *
+ * Return conventions: setup returns 0 or -errno; the run functions return a packet count or -errno.
+ */
+#include <stdint.h>
+
+#include <rte_ether.h>
+#include <rte_ip.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <rte_tcp.h>
+
+#include <flowos/fo_engine.h>
+
+#define FO_GEN_MAX_BURST 256        /* the largest burst the generator fills (FO_MAX_BURST) */
+#define FO_GEN_FRAME_LEN 60         /* a 64-byte frame without its FCS */
+#define FO_GEN_HDR_LEN (sizeof(struct rte_ether_hdr) + sizeof(struct rte_ipv4_hdr) + sizeof(struct rte_tcp_hdr))
+#define FO_GEN_RING_SIZE 1024
+#define FO_GEN_CLIENT_NET RTE_IPV4(10, 0, 0, 0)
+#define FO_GEN_SERVER_NET RTE_IPV4(172, 16, 0, 0)
+#define FO_GEN_SERVERS 64
+
+/* The port the engine sends into, and the rings behind it. */
+struct fo_gen_rig {
+	struct rte_mempool *pool;       /* where mbufs come from when the TX ring has too few */
+	struct rte_ring *rx_ring, *tx_ring;
+	struct fo_route route;          /* rx_port == tx_port: the net_ring port */
+	int socket_id;
+	int port;                       /* -1 until created */
+};
+
+struct fo_gen {
+	uint64_t t, step, period;       /* period = 2N; 0: every packet a new connection (t counts them) */
+	struct fo_gen_tpl {
+		uint8_t bytes[FO_GEN_HDR_LEN];
+		uint32_t ip_sum;            /* raw sums of the headers with addresses, ports and checksums zero */
+		uint32_t tcp_sum;           /* ... with the pseudo-header's protocol and length */
+	} tpl[2];                       /* by direction: the MACs are swapped */
+};
+
+/*
+ * Creates the rings and the net_ring port (named `name`) on socket_id, with pool for RX, and
+ * starts it. Returns 0 or -errno; on failure fo_gen_rig_free() releases what was made.
+ */
+int fo_gen_rig_create(struct fo_gen_rig *rig, const char *name, struct rte_mempool *pool, int socket_id);
+
+/* Returns the mbufs the TX ring holds to the pool. */
+void fo_gen_rig_drain(struct fo_gen_rig *rig);
+
+/* Drains, stops and closes the port, frees the rings (not the pool). Idempotent. */
+void fo_gen_rig_free(struct fo_gen_rig *rig);
+
+/* Traffic of `flows` connections, or (new_each_packet) one packet per new connection. */
+void fo_gen_init(struct fo_gen *g, uint32_t flows, int new_each_packet, uint8_t tcp_flags);
+
+/* Fills pkts with the next n (<= FO_GEN_MAX_BURST) packets, in mbufs from the TX ring or the pool. 0 or -ENOMEM. */
+int fo_gen_burst(struct fo_gen *g, struct fo_gen_rig *rig, struct rte_mbuf **pkts, unsigned int n);
+
+/* Checks the generator's checksums against DPDK's on a few packets of each kind. 0, -EINVAL or -ENOMEM. */
+int fo_gen_self_check(struct fo_gen_rig *rig);
+
+/* One burst of n (<= FO_GEN_MAX_BURST) packets through the engine, or (e == NULL) straight into the TX ring. 0 or -ENOMEM. */
+int fo_gen_step(struct fo_engine *e, struct fo_gen *g, struct fo_gen_rig *rig, unsigned int n);
+
+/* Bursts of n for `seconds`; returns the packets (or -ENOMEM) and sets the TSC cycles they took. */
+int64_t fo_gen_run_for(struct fo_engine *e, struct fo_gen *g, struct fo_gen_rig *rig, unsigned int n,
+		       double seconds, uint64_t *cycles);
+
+/* Bursts of n until `packets` have gone through (rounded up to whole bursts). Returns them or -ENOMEM. */
+int64_t fo_gen_run_packets(struct fo_engine *e, struct fo_gen *g, struct fo_gen_rig *rig, unsigned int n,
+			   uint64_t packets);
+
+#endif /* FO_GEN_H */
