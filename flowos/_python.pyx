@@ -7,13 +7,14 @@ worker's lcore keeps one Python thread state for its whole run (thread_start/thr
 taking the GIL costs no thread-state creation. Nothing raised in a processor unwinds through C:
 a fault is counted, reported once with its traceback, and handled by the processor's on_error.
 """
+from cpython cimport array
 import array
 import sys
 import traceback
 
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
 
 from flowos.fo_processor cimport *
@@ -227,11 +228,6 @@ cdef class Batch:
     cdef int exports
     cdef list _flows
 
-    def __dealloc__(self):
-        free(self.pkts)
-        free(self.owner)
-        free(self.first)
-        free(self.ports)
 
     cdef int check(self) except -1:
         if not self.valid:
@@ -415,6 +411,11 @@ cdef class PythonTier:
     cdef readonly uint64_t calls, packets, faults
     cdef readonly list reports          # the first faults' tracebacks
     cdef readonly bint stop_requested
+    cdef rte_mbuf **pkts                 # the flat arrays every Batch of this tier points into
+    cdef uint16_t *owner
+    cdef uint16_t *ports
+    cdef uint32_t *first
+    cdef uint32_t capacity, flow_capacity
 
     def __init__(self, processor, str on_error=None):
         if fo_pkt_meta_register() != 0:   # this module's copy of the metadata offsets
@@ -459,11 +460,35 @@ cdef class PythonTier:
         if batch is not None:
             batch.verdicts[:] = array.array("B", bytes([FO_DROP if self.on_error == "drop" else FO_PASS]) * batch.size)
 
+    cdef void reserve(self, uint32_t packets, uint16_t flows) except *:
+        """Room in the flat arrays for a batch of this size."""
+        if packets <= self.capacity and flows <= self.flow_capacity:
+            return
+        self.capacity = max(packets, 2 * self.capacity, 64)
+        self.flow_capacity = max(flows, 2 * self.flow_capacity, 32)
+        self.pkts = <rte_mbuf **>realloc(self.pkts, sizeof(rte_mbuf *) * self.capacity)
+        self.owner = <uint16_t *>realloc(self.owner, sizeof(uint16_t) * self.capacity)
+        self.ports = <uint16_t *>realloc(self.ports, sizeof(uint16_t) * self.capacity)
+        self.first = <uint32_t *>realloc(self.first, sizeof(uint32_t) * self.flow_capacity)
+        if self.pkts == NULL or self.owner == NULL or self.ports == NULL or self.first == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self.pkts)
+        free(self.owner)
+        free(self.ports)
+        free(self.first)
+
     cdef void run(self, fo_batch *batches, uint16_t n):
-        cdef Batch batch = new_batch(batches, n)
+        cdef Batch batch
         cdef uint32_t i, k
         cdef uint16_t b
-        cdef uint8_t[:] verdicts
+        cdef const uint8_t *verdicts
+        try:
+            batch = new_batch(self, batches, n)
+        except MemoryError:
+            self.fault("could not be called: out of memory", None)
+            return   # the verdicts stay FO_PASS
         self.calls += 1
         self.packets += batch.size
         try:
@@ -472,7 +497,9 @@ cdef class PythonTier:
                 if len(result) != batch.size:
                     raise TypeError(f"process() returned {len(result)} verdicts for {batch.size} packets")
                 batch.verdicts[:] = array.array("B", result)
-            verdicts = batch.verdicts
+            if not isinstance(batch.verdicts, array.array) or (<array.array>batch.verdicts).ob_descr.typecode != b"B":
+                raise TypeError("batch.verdicts was replaced by something else than an array('B')")
+            verdicts = (<array.array>batch.verdicts).data.as_uchars
             for i in range(batch.size):
                 if verdicts[i] >= FO_VERDICT_COUNT:
                     raise ValueError(f"verdict {verdicts[i]} of packet {i} is not one of pass, drop, hold, "
@@ -482,7 +509,7 @@ cdef class PythonTier:
         batch.valid = False
         if batch.exports:
             self.fault("kept a view of packet bytes past process(): the views are stale now", None)
-        verdicts = batch.verdicts
+        verdicts = (<array.array>batch.verdicts).data.as_uchars
         for b in range(n):
             for k in range(batches[b].n):
                 i = batch.first[b] + k
@@ -494,21 +521,25 @@ cdef class PythonTier:
                 "on_error": self.on_error, "first_faults": list(self.reports)}
 
 
-cdef Batch new_batch(fo_batch *batches, uint16_t n):
+cdef array.array VERDICTS_TEMPLATE = array.array("B")
+
+
+cdef Batch new_batch(PythonTier tier, fo_batch *batches, uint16_t n):
+    """A new Batch over the tier's flat arrays (reused from call to call: only the Batch object,
+    which a processor may keep and must then find invalid, is new)."""
     cdef Batch batch = Batch.__new__(Batch)
     cdef uint32_t total = 0, i = 0
     cdef uint16_t b, k
     for b in range(n):
         total += batches[b].n
+    tier.reserve(total, n)
     batch.batches = batches
     batch.n_batches = n
     batch.size = total
-    batch.pkts = <rte_mbuf **>malloc(sizeof(rte_mbuf *) * (total + 1))
-    batch.owner = <uint16_t *>malloc(sizeof(uint16_t) * (total + 1))
-    batch.ports = <uint16_t *>malloc(sizeof(uint16_t) * (total + 1))
-    batch.first = <uint32_t *>malloc(sizeof(uint32_t) * (n + 1))
-    if batch.pkts == NULL or batch.owner == NULL or batch.ports == NULL or batch.first == NULL:
-        raise MemoryError()
+    batch.pkts = tier.pkts
+    batch.owner = tier.owner
+    batch.ports = tier.ports
+    batch.first = tier.first
     for b in range(n):
         batch.first[b] = i
         for k in range(batches[b].n):
@@ -516,7 +547,7 @@ cdef Batch new_batch(fo_batch *batches, uint16_t n):
             batch.owner[i] = b
             batch.ports[i] = 0
             i += 1
-    batch.verdicts = array.array("B", bytes(total))
+    batch.verdicts = array.clone(VERDICTS_TEMPLATE, total, zero=True)
     batch.valid = True
     return batch
 
