@@ -338,22 +338,33 @@ def flows(args):
             for name, r in runs[-1]["scenarios"].items()))
     if runs[0]["memory"] != memory.mode:
         raise BenchError(f"fo_flowbench ran with {runs[0]['memory']}, not {memory.mode}")
-    scenarios, anomalies = {}, []
-    for name in runs[0]["scenarios"]:
-        results = [run["scenarios"][name] for run in runs]
-        for r in results:
-            anomalies += flowbench_anomalies(name, r)
-        good = [r for r in results if "error" not in r]
-        if not good:
-            scenarios[name] = {"error": results[0]["error"]}
-            continue
-        scenarios[name] = flows_summary(good)
+    scenarios, anomalies = summarize_runs(runs, flowbench_anomalies, flows_summary)
     data = {"benchmark": "flows", "binary": str(binary), "memory_mode": memory.mode,
             "memory_mb": memory.memory_mb, "cpu": cpu, "reps": args.reps, "seconds": args.seconds,
             "warmup": args.warmup, "burst": runs[0]["burst"], "frame_len": runs[0]["frame_len"],
             "tsc_hz": runs[0]["tsc_hz"], "sizeof_fo_flow": runs[0]["sizeof_fo_flow"], "scenarios": scenarios,
             "targets": flows_targets(scenarios), "anomalies": sorted(set(anomalies))}
     return Report(data, flows_table(data))
+
+
+def summarize_runs(runs, anomalies_of, summary_of):
+    """Per scenario: the summary of its good runs (or the first error), and every run's anomalies."""
+    scenarios, anomalies = {}, []
+    for name in runs[0]["scenarios"]:
+        results = [run["scenarios"][name] for run in runs]
+        for r in results:
+            anomalies += anomalies_of(name, r)
+        good = [r for r in results if "error" not in r]
+        scenarios[name] = summary_of(good) if good else {"error": results[0]["error"]}
+    return scenarios, anomalies
+
+
+def processors_summary(good):
+    """Medians of one processor scenario's runs."""
+    return {"kind": good[0]["kind"], "what": good[0]["what"], "flows": good[0]["flows"], "burst": good[0]["burst"],
+            "median": round(statistics.median(r["mpps"] for r in good), 3),
+            "runs": [round(r["mpps"], 3) for r in good],
+            "cycles_per_packet": round(statistics.median(r["cycles_per_packet"] for r in good), 1)}
 
 
 def flows_summary(results):
@@ -566,20 +577,7 @@ def processors(args):
             remove_runtime_dir(prefix)
         log(f"  run {rep}/{args.reps} (load {runs[-1]['loadavg'][0]:.2f}): " + ", ".join(
             f"{name} {r['mpps']:.2f}" for name, r in runs[-1]["scenarios"].items() if "mpps" in r))
-    scenarios, anomalies = {}, []
-    for name in runs[0]["scenarios"]:
-        results = [run["scenarios"][name] for run in runs]
-        for r in results:
-            anomalies += processors_anomalies(name, r)
-        good = [r for r in results if "error" not in r]
-        if not good:
-            scenarios[name] = {"error": results[0]["error"]}
-            continue
-        scenarios[name] = {"kind": good[0]["kind"], "what": good[0]["what"], "flows": good[0]["flows"],
-                           "burst": good[0]["burst"],
-                           "median": round(statistics.median(r["mpps"] for r in good), 3),
-                           "runs": [round(r["mpps"], 3) for r in good],
-                           "cycles_per_packet": round(statistics.median(r["cycles_per_packet"] for r in good), 1)}
+    scenarios, anomalies = summarize_runs(runs, processors_anomalies, processors_summary)
     data = {"benchmark": "processors", "memory_mode": memory.mode, "memory_mb": memory.memory_mb, "cpu": cpu,
             "reps": args.reps, "seconds": args.seconds, "warmup": args.warmup, "tsc_hz": runs[0]["tsc_hz"],
             "frame_len": runs[0]["frame_len"], "python": runs[0]["python"],

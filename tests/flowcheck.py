@@ -378,3 +378,32 @@ def checksums_ok(raw):
                     layer.setfieldval(name, None)
         layer = layer.payload
     return bytes(pkt) == raw
+
+
+def ip_offset(raw):
+    """(family, offset of the IP header) of an untagged frame, or (0, None)."""
+    ether_type = raw[12:14]
+    return (4, 14) if ether_type == b"\x08\x00" else (6, 14) if ether_type == b"\x86\xdd" else (0, None)
+
+
+def ipv4_header_checksum(header):
+    header = header[:10] + b"\0\0" + header[12:]
+    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def with_ttl(raw, ttl=None, decrement=0):
+    """The frame with its IPv4 TTL / IPv6 hop limit rewritten (not below 1), IPv4 header checksum
+    recomputed; a non-IP frame as it is."""
+    family, l3 = ip_offset(raw)
+    if not family:
+        return raw
+    b = bytearray(raw)
+    at = l3 + (8 if family == 4 else 7)
+    b[at] = ttl if ttl is not None else max(b[at] - decrement, 1)
+    if family == 4:
+        ihl = (b[l3] & 0xF) * 4
+        b[l3 + 10:l3 + 12] = struct.pack("!H", ipv4_header_checksum(bytes(b[l3:l3 + ihl])))
+    return bytes(b)

@@ -20,7 +20,8 @@ from scapy.all import IP, IPv6, Ether
 
 from conftest import CAPTURES, packets, run_flowos
 from flowcheck import (Keyer, check_clean, check_per_flow_order, checksums_ok, connections, engine_stats,
-                       one_port, read_header, report, report_key, run_config, same_multiset, write_pcap)
+                       one_port, read_header, report, report_key, run_config, same_multiset, with_ttl,
+                       write_pcap)
 
 TESTS = Path(__file__).parent
 EXAMPLE = TESTS.parent / "examples" / "cython_processor"
@@ -78,29 +79,6 @@ def model_counts(frames):
 
 def counts_by_key(rep):
     return {report_key(r): (r["packets"], r["bytes"]) for r in rep["flows"]}
-
-
-def ipv4_header_checksum(header):
-    header = header[:10] + b"\0\0" + header[12:]
-    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def with_ttl(raw, ttl=None, decrement=0):
-    """The frame (untagged) with its IPv4 TTL / IPv6 hop limit rewritten (not below 1), the IPv4
-    header checksum recomputed (the transport checksums do not cover it); non-IP as it is."""
-    ether_type = raw[12:14]
-    if ether_type not in (b"\x08\x00", b"\x86\xdd"):
-        return raw
-    b = bytearray(raw)
-    at = 14 + (8 if ether_type == b"\x08\x00" else 7)
-    b[at] = ttl if ttl is not None else max(b[at] - decrement, 1)
-    if ether_type == b"\x08\x00":
-        ihl = (b[14] & 0xF) * 4
-        b[24:26] = struct.pack("!H", ipv4_header_checksum(bytes(b[14:14 + ihl])))
-    return bytes(b)
 
 
 # --- built outside FlowOS ----------------------------------------------------------------------

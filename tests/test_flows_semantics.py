@@ -8,8 +8,8 @@ import struct
 import pytest
 
 from conftest import packets
-from flowcheck import (check_clean, check_per_flow_order, checksums_ok, connections, engine_stats,
-                       one_port, report, report_key, run_config, same_multiset, write_pcap)
+from flowcheck import (check_clean, check_per_flow_order, checksums_ok, connections, engine_stats, ip_offset,
+                       one_port, report, report_key, run_config, same_multiset, with_ttl, write_pcap)
 
 CAPTURE_CLOCK = {"clock": "capture"}
 
@@ -87,35 +87,6 @@ def test_next_stage_sees_only_what_every_processor_of_the_stage_released(tmp_pat
 
 
 # --- a writer, and what the next stage sees ------------------------------------------------------
-
-def ip_offset(raw):
-    """(family, offset of the IP header) of an untagged frame, or (0, None)."""
-    ether_type = raw[12:14]
-    return (4, 14) if ether_type == b"\x08\x00" else (6, 14) if ether_type == b"\x86\xdd" else (0, None)
-
-
-def ipv4_header_checksum(header):
-    header = header[:10] + b"\0\0" + header[12:]
-    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def with_ttl(raw, ttl=None, decrement=0):
-    """The frame with its IPv4 TTL / IPv6 hop limit rewritten (not below 1), IPv4 header checksum
-    recomputed; a non-IP frame as it is."""
-    family, l3 = ip_offset(raw)
-    if not family:
-        return raw
-    b = bytearray(raw)
-    at = l3 + (8 if family == 4 else 7)
-    b[at] = ttl if ttl is not None else max(b[at] - decrement, 1)
-    if family == 4:
-        ihl = (b[l3] & 0xF) * 4
-        b[l3 + 10:l3 + 12] = struct.pack("!H", ipv4_header_checksum(bytes(b[l3:l3 + ihl])))
-    return bytes(b)
-
 
 def test_writer_stage_sees_the_previous_writers_changes(tmp_path, capture_dir):
     """ttl set 100, then (next stage) ttl decrement 1: every IP packet leaves with TTL 99."""
