@@ -146,7 +146,8 @@ cdef class Engine:
         engine.processors = []
         return engine
 
-    def add_definition(self, str name, dict match, uint32_t hold_packets, uint32_t hold_bytes, str hold_overflow):
+    def add_definition(self, str name, dict match, uint32_t hold_packets, uint32_t hold_bytes, str hold_overflow,
+                       bint streams=False, uint16_t reorder_packets=64):
         cdef fo_def_conf d
         memset(&d, 0, sizeof(d))
         encoded = name.encode()[:47]
@@ -155,6 +156,8 @@ cdef class Engine:
         d.hold_packets = hold_packets
         d.hold_bytes = hold_bytes
         d.hold_overflow = POLICIES["hold_overflow"].index(hold_overflow)
+        d.streams = streams
+        d.reorder_packets = reorder_packets
         index = check(fo_engine_add_definition(self.e, &d), f"flow {name!r}")
         self.definitions.append(name)
         self.processors.append([])
@@ -222,6 +225,11 @@ cdef class Engine:
             "hold_overflows": s.hold_overflows, "hold_overflow_packets": s.hold_overflow_packets,
             "injected": s.injected, "inject_failed": s.inject_failed,
             "checksums_fixed": s.checksums_fixed,
+            "streams": {"reordered": s.stream_reordered, "reorder_overflow": s.stream_reorder_overflow,
+                        "duplicates": s.stream_duplicates, "overlap_bytes": s.stream_overlap_bytes,
+                        "retransmits": s.stream_retransmits, "gaps_skipped": s.stream_gaps_skipped,
+                        "rewritten": s.stream_rewritten, "split": s.stream_split,
+                        "copies_evicted": s.stream_copies_evicted},
             "tx_packets": s.tx_packets, "tx_unsent": s.tx_unsent, "dropped": s.dropped,
         }
 

@@ -12,9 +12,12 @@ import array
 import sys
 import traceback
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
+from libc.errno cimport EMSGSIZE, EPERM, ERANGE
+from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
 from flowos.fo_processor cimport *
@@ -124,9 +127,198 @@ cdef class Packet:
         self.batch.exports -= 1
 
 
+cdef class Span:
+    """Zero-copy bytes of one packet, from a stream: valid only during process()."""
+    cdef const uint8_t *data
+    cdef uint32_t length
+    cdef Batch batch
+
+    def __len__(self):
+        return self.length
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        self.batch.check()
+        export_bytes(view, self, self.data, self.length, flags)
+        self.batch.exports += 1
+
+    def __releasebuffer__(self, Py_buffer *view):
+        self.batch.exports -= 1
+
+
+cdef void export_bytes(Py_buffer *view, object owner, const uint8_t *data, Py_ssize_t length, int flags):
+    view.buf = <void *>data
+    view.obj = owner
+    view.len = length
+    view.readonly = 1
+    view.itemsize = 1
+    view.format = NULL
+    if flags & 4:   # PyBUF_FORMAT
+        view.format = b"B"
+    view.ndim = 1
+    view.shape = NULL
+    view.strides = NULL
+    view.suboffsets = NULL
+    view.internal = NULL
+
+
+cdef int check_splice(int ret) except -1:
+    if ret == 0:
+        return 0
+    if ret == -ERANGE:
+        raise IndexError("stream offset outside the bytes this processor holds")
+    if ret == -EPERM:
+        raise ValueError("length-changing edits need a normalised TCP flow (streams: on) and no IP fragments")
+    if ret == -EMSGSIZE:
+        raise ValueError("the packet would grow past 64 KB")
+    raise MemoryError("no mbuf for the edit")
+
+
+cdef class Stream:
+    """The bytes a processor holds of one flow direction, at absolute stream offsets.
+
+    TCP data is in sequence order, each byte once; UDP/ICMP datagrams in arrival order. Valid
+    during process(). Reads are zero-copy when they fall in one packet (view()); edits change
+    the packets in place, and for TCP the engine keeps sequence numbers right."""
+    cdef fo_batch *b
+    cdef Batch batch
+    cdef readonly uint8_t dir
+
+    @property
+    def start(self):
+        """The offset of the first byte held (everything before was released)."""
+        self.batch.check()
+        return fo_stream_start(self.b, self.dir)
+
+    @property
+    def end(self):
+        self.batch.check()
+        return fo_stream_start(self.b, self.dir) + fo_stream_len(self.b, self.dir)
+
+    def __len__(self):
+        self.batch.check()
+        return fo_stream_len(self.b, self.dir)
+
+    cdef uint64_t at(self, object off) except? 0:
+        return fo_stream_start(self.b, self.dir) if off is None else off
+
+    def read(self, off=None, n=None):
+        """n bytes (all to the end if None) from off (the start if None), as bytes."""
+        self.batch.check()
+        cdef uint64_t o = self.at(off), end = fo_stream_start(self.b, self.dir) + fo_stream_len(self.b, self.dir)
+        if o > end:
+            return b""
+        cdef uint64_t count = end - o if n is None else min(<uint64_t>n, end - o)
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, count)
+        if count:
+            fo_stream_read(self.b, self.dir, o, PyBytes_AS_STRING(out), <uint32_t>count)
+        return out
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            if index.step not in (None, 1):
+                raise ValueError("stream slices take no step")
+            start = self.start if index.start is None else index.start
+            stop = self.end if index.stop is None else index.stop
+            return self.read(start, max(0, stop - start))
+        data = self.read(index, 1)
+        if not data:
+            raise IndexError("stream offset outside the bytes held")
+        return data[0]
+
+    def view(self, off=None):
+        """Zero-copy: the bytes from off to the end of the packet piece holding it."""
+        self.batch.check()
+        cdef uint32_t avail = 0
+        cdef const uint8_t *p = fo_stream_peek(self.b, self.dir, self.at(off), &avail)
+        if p == NULL:
+            raise IndexError("stream offset outside the bytes held")
+        cdef Span span = Span.__new__(Span)
+        span.data = p
+        span.length = avail
+        span.batch = self.batch
+        return memoryview(span)
+
+    def find(self, pattern, start=None, end=None):
+        """The offset of the first pattern in [start, end), also across packets; -1 if none."""
+        self.batch.check()
+        cdef bytes pat = bytes(pattern)
+        cdef uint64_t stop = self.end if end is None else end
+        return fo_stream_find(self.b, self.dir, <const char *>pat, len(pat), self.at(start), stop)
+
+    def partial_at(self, pattern):
+        """Where a match of pattern may still be starting, cut off by the end of the bytes held:
+        the offset of the longest proper prefix of pattern that ends the stream, else end.
+        Releasing up to here holds back only what the next bytes could complete."""
+        cdef bytes pat = bytes(pattern)
+        cdef uint64_t end = self.end
+        tail = self.read(max(self.start, end - max(len(pat) - 1, 0)))
+        for k in range(min(len(pat) - 1, len(tail)), 0, -1):
+            if tail.endswith(pat[:k]):
+                return end - k
+        return end
+
+    def startswith(self, prefix, off=None):
+        cdef bytes p = bytes(prefix)
+        return self.read(off, len(p)) == p
+
+    def readline(self, off=None, delim=b"\n"):
+        """The bytes from off up to and including delim, or None while no delim is held."""
+        cdef uint64_t o = self.at(off)
+        cdef int64_t hit = self.find(delim, o)
+        if hit < 0:
+            return None
+        return self.read(o, hit + len(delim) - o)
+
+    def packets(self):
+        """(stream offset, batch index, length) of each packet of this direction held."""
+        self.batch.check()
+        cdef uint64_t off = fo_stream_start(self.b, self.dir)
+        cdef uint32_t plen
+        cdef uint16_t k
+        out = []
+        first = self.batch.index_of(self.b)
+        for k in range(self.b.n):
+            if fo_pkt_meta_of(self.b.pkts[k]).dir != self.dir:
+                continue
+            plen = fo_pkt_level_len(self.b.pkts[k], FO_LEVEL_PAYLOAD)
+            if plen:
+                out.append((off, first + k, plen))
+                off += plen
+        return out
+
+    def replace(self, off, data):
+        """Overwrites len(data) bytes at off."""
+        self.batch.check()
+        cdef bytes d = bytes(data)
+        check_splice(fo_stream_splice(self.b, self.dir, off, len(d), <const char *>d, len(d)))
+        self.batch.sync_verdicts(self.b)
+
+    def delete(self, off, n):
+        self.batch.check()
+        check_splice(fo_stream_splice(self.b, self.dir, off, n, NULL, 0))
+        self.batch.sync_verdicts(self.b)
+
+    def insert(self, off, data):
+        self.batch.check()
+        cdef bytes d = bytes(data)
+        check_splice(fo_stream_splice(self.b, self.dir, off, 0, <const char *>d, len(d)))
+        self.batch.sync_verdicts(self.b)
+
+    def release(self, upto):
+        """Releases the bytes before upto and holds the rest (per packet: the packet holding
+        upto is held whole, and so is everything after it in the flow). Returns the offset
+        released up to."""
+        self.batch.check()
+        self.batch.push_verdicts(self.b)
+        cdef uint64_t done = fo_stream_release(self.b, self.dir, upto)
+        self.batch.sync_verdicts(self.b)
+        return done
+
+
 cdef class Flow:
     """One flow of a batch: its 5-tuple as its opener sent it, its packets, its state. Valid
     during the call it was handed to (process, or flow_end): after, it raises."""
+    cdef fo_batch *fb                # None for a flow handed to flow_end
     cdef const fo_flow *flow
     cdef void **state_slot
     cdef readonly object packets     # the flow's packets' indices in the batch (a range)
@@ -180,6 +372,23 @@ cdef class Flow:
         self.check()
         return self.flow.id
 
+    def stream(self, int dir=0):
+        """The stream of one direction (0: from the flow's opener, 1: the other way)."""
+        self.check()
+        if self.fb == NULL:
+            raise RuntimeError("streams exist only in process()")
+        if dir not in (0, 1):
+            raise ValueError("a stream's direction is 0 (from the opener) or 1")
+        cdef Stream s = Stream.__new__(Stream)
+        s.b = self.fb
+        s.batch = self.batch
+        s.dir = dir
+        return s
+
+    def streams(self):
+        """Both directions' streams: (from the opener, to the opener)."""
+        return self.stream(0), self.stream(1)
+
     @property
     def counts(self):
         self.check()
@@ -205,8 +414,9 @@ cdef class Flow:
         Py_XDECREF(old)
 
 
-cdef Flow make_flow(const fo_flow *flow, void *state, Batch batch, object packets):
+cdef Flow make_flow(const fo_flow *flow, void *state, Batch batch, object packets, fo_batch *fb=NULL):
     cdef Flow f = Flow.__new__(Flow)
+    f.fb = fb
     f.flow = flow
     f.state_slot = <void **>state
     f.batch = batch
@@ -242,9 +452,29 @@ cdef class Batch:
         self.check()
         if self._flows is None:
             self._flows = [make_flow(self.batches[b].flow, self.batches[b].state, self,
-                                     range(self.first[b], self.first[b] + self.batches[b].n))
+                                     range(self.first[b], self.first[b] + self.batches[b].n), &self.batches[b])
                            for b in range(self.n_batches)]
         return self._flows
+
+    cdef uint32_t index_of(self, fo_batch *fb):
+        return self.first[fb - self.batches]
+
+    cdef void push_verdicts(self, fo_batch *fb):
+        """The Python verdicts of fb's packets into fb, for C code that reads them."""
+        cdef uint32_t first = self.index_of(fb), k
+        cdef const uint8_t *v = (<array.array>self.verdicts).data.as_uchars
+        for k in range(fb.n):
+            fb.verdicts[k] = v[first + k]
+
+    cdef void sync_verdicts(self, fo_batch *fb):
+        """fb's verdicts (the C stream code sets them) back into batch.verdicts."""
+        cdef uint32_t first = self.index_of(fb), k
+        cdef uint8_t *v = (<array.array>self.verdicts).data.as_uchars
+        for k in range(fb.n):
+            if fb.verdicts[k] != FO_PASS and v[first + k] == FO_PASS:
+                v[first + k] = fb.verdicts[k]
+            elif fb.verdicts[k] == FO_HOLD:
+                v[first + k] = FO_HOLD
 
     def packet(self, uint32_t i):
         """Zero-copy view of packet i's bytes (its first segment)."""

@@ -48,6 +48,10 @@ class ProcessorSpec:
     on_error: str | None = None  # a Python processor's fault policy (None: the class's)
 
     @property
+    def level(self):
+        return self.python.level if self.python is not None else BUILTINS[self.name]["level"]
+
+    @property
     def cython(self):
         """Whether it is a Cython processor (a flowos.cprocessor.CProcessor subclass)."""
         from flowos.cprocessor import CProcessor
@@ -70,6 +74,15 @@ class FlowDefinition:
     hold_packets: int = 1024
     hold_bytes: int = 4 << 20
     hold_overflow: str = "drop"
+    reorder_packets: int = 64
+    streams: str = "auto"        # on | off | auto: on when a processor works at the payload level
+
+    @property
+    def wants_streams(self):
+        """Whether the engine keeps payload streams (and normalises TCP) for this definition."""
+        if self.streams != "auto":
+            return self.streams == "on"
+        return any(spec.level == "payload" for stage in self.stages for spec in stage)
 
 
 class Invalid(Exception):
@@ -290,20 +303,26 @@ def parse_pipeline(value, key):
     return stages
 
 
-LIMIT_KEYS = ("hold_packets", "hold_bytes", "hold_overflow")
+LIMIT_KEYS = ("hold_packets", "hold_bytes", "hold_overflow", "reorder_packets")
 
 
 def parse_flow(value, key):
     if not isinstance(value, dict):
         raise Invalid(key, "expected a flow definition with name, match, pipeline, limits")
     for k in value:
-        if k not in ("name", "match", "pipeline", "limits"):
-            raise Invalid(f"{key}.{k}", "unknown key (expected one of: name, match, pipeline, limits)")
+        if k not in ("name", "match", "pipeline", "limits", "streams"):
+            raise Invalid(f"{key}.{k}", "unknown key (expected one of: name, match, pipeline, limits, streams)")
     name = value.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,46}", name):
         raise Invalid(f"{key}.name", f"expected a name of letters, digits, _ . - (up to 47), got {name!r}")
     flow = FlowDefinition(name, parse_match(value.get("match"), f"{key}.match"),
                           parse_pipeline(value.get("pipeline"), f"{key}.pipeline"))
+    streams = value.get("streams", "auto")
+    if streams is True or streams is False:
+        streams = "on" if streams else "off"
+    if streams not in ("auto", "on", "off"):
+        raise Invalid(f"{key}.streams", f"expected auto, on or off, got {streams!r}")
+    flow.streams = streams
     limits = value.get("limits") or {}
     if not isinstance(limits, dict):
         raise Invalid(f"{key}.limits", "expected a mapping")
@@ -312,9 +331,10 @@ def parse_flow(value, key):
         if k == "hold_overflow":
             if v not in ("drop", "release"):
                 raise Invalid(where, f"expected drop or release, got {v!r}")
-        elif k in ("hold_packets", "hold_bytes"):
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= (1 << 20 if k == "hold_packets" else 1 << 31):
-                raise Invalid(where, f"expected a positive integer, got {v!r}")
+        elif k in ("hold_packets", "hold_bytes", "reorder_packets"):
+            top = {"hold_packets": 1 << 20, "hold_bytes": 1 << 31, "reorder_packets": 4096}[k]
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= top:
+                raise Invalid(where, f"expected an integer from 1 to {top}, got {v!r}")
         else:
             raise Invalid(where, f"unknown key (expected one of: {', '.join(LIMIT_KEYS)})")
         setattr(flow, k, v)

@@ -80,6 +80,8 @@ cdef extern from "flowos/fo_engine.h" nogil:
         uint32_t hold_packets
         uint32_t hold_bytes
         uint8_t hold_overflow
+        uint8_t streams
+        uint16_t reorder_packets
 
     struct fo_engine_stats:
         uint64_t packets
@@ -106,6 +108,15 @@ cdef extern from "flowos/fo_engine.h" nogil:
         uint64_t tx_packets
         uint64_t tx_unsent
         uint64_t dropped
+        uint64_t stream_reordered
+        uint64_t stream_reorder_overflow
+        uint64_t stream_duplicates
+        uint64_t stream_overlap_bytes
+        uint64_t stream_retransmits
+        uint64_t stream_gaps_skipped
+        uint64_t stream_rewritten
+        uint64_t stream_split
+        uint64_t stream_copies_evicted
 
     struct fo_def_stats:
         uint64_t packets

@@ -1,7 +1,7 @@
 # The processor ABI (ext/include/flowos/fo_processor.h, fo_flow.h), for Cython: what the Python
 # and Cython tiers are built on. Installed with the package: `from flowos.fo_processor cimport *`;
 # a user's Cython processor gets it through `from flowos.cprocessor cimport *` (docs/cython.md).
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 
 cdef extern from "rte_mbuf.h" nogil:
@@ -77,6 +77,8 @@ cdef extern from "flowos/fo_processor.h" nogil:
     struct fo_engine:
         pass
 
+    struct fo_stream_ops      # flowos/fo_stream.h, below
+
     struct fo_batch:
         fo_flow *flow
         void *state
@@ -88,6 +90,9 @@ cdef extern from "flowos/fo_processor.h" nogil:
         fo_engine *engine
         int meta_offset
         int seq_offset
+        uint64_t stream_base[2]
+        const fo_stream_ops *stream_ops
+        uint8_t normalized
 
     ctypedef int (*fo_setup_fn)(void *ctx, const void *params, size_t params_len, char *err, size_t errlen)
     ctypedef void (*fo_flow_start_fn)(void *ctx, const fo_flow *flow, void *state, const rte_mbuf *first)
@@ -130,3 +135,25 @@ cdef extern from "flowos/fo_processor.h" nogil:
     int fo_batch_inject(fo_batch *b, uint16_t i, rte_mbuf *m, int after)
     rte_mempool *fo_batch_pool(const fo_batch *b)
 
+
+
+# The stream view (ext/include/flowos/fo_stream.h). The fo_stream_* functions are for modules that
+# link the fast path; a user's Cython processor calls the same through batch.stream_ops.
+cdef extern from "flowos/fo_stream.h" nogil:
+    struct fo_stream_ops:
+        uint64_t (*start)(const fo_batch *b, uint8_t dir)
+        uint64_t (*len)(const fo_batch *b, uint8_t dir)
+        int64_t (*find)(const fo_batch *b, uint8_t dir, const void *pat, uint32_t pat_len, uint64_t start, uint64_t end)
+        uint32_t (*read)(const fo_batch *b, uint8_t dir, uint64_t off, void *out, uint32_t len)
+        const uint8_t *(*peek)(const fo_batch *b, uint8_t dir, uint64_t off, uint32_t *avail)
+        int (*splice)(fo_batch *b, uint8_t dir, uint64_t off, uint32_t dele, const void *ins, uint32_t ins_len)
+        uint64_t (*release)(fo_batch *b, uint8_t dir, uint64_t upto)
+
+    uint64_t fo_stream_start(const fo_batch *b, uint8_t dir)
+    uint64_t fo_stream_len(const fo_batch *b, uint8_t dir)
+    int64_t fo_stream_find(const fo_batch *b, uint8_t dir, const void *pat, uint32_t pat_len, uint64_t start, uint64_t end)
+    uint32_t fo_stream_read(const fo_batch *b, uint8_t dir, uint64_t off, void *out, uint32_t len)
+    const uint8_t *fo_stream_peek(const fo_batch *b, uint8_t dir, uint64_t off, uint32_t *avail)
+    int fo_stream_locate(const fo_batch *b, uint8_t dir, uint64_t off, uint16_t *index, uint32_t *pkt_off)
+    int fo_stream_splice(fo_batch *b, uint8_t dir, uint64_t off, uint32_t dele, const void *ins, uint32_t ins_len)
+    uint64_t fo_stream_release(fo_batch *b, uint8_t dir, uint64_t upto)

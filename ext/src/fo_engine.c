@@ -81,6 +81,8 @@ fo_engine_add_definition(struct fo_engine *e, const struct fo_def_conf *def)
 	d = &e->defs[e->n_defs];
 	d->conf = *def;
 	d->conf.name[FO_NAME_LEN - 1] = '\0';
+	if (d->conf.reorder_packets == 0)
+		d->conf.reorder_packets = 64;
 	return e->n_defs++;
 }
 
@@ -157,6 +159,13 @@ layout_states(struct fo_engine *e)
 	for (i = 0; i < e->n_defs; i++) {
 		struct definition *d = &e->defs[i];
 		uint32_t size = RTE_ALIGN_CEIL(sizeof(uint32_t) * d->n_procs, 8);
+
+		d->stream_offset = 0;
+		if (d->conf.streams && d->n_procs > 0) {
+			d->stream_offset = size;
+			size += sizeof(struct stream_flow) + sizeof(uint64_t) * 2 * d->n_procs;
+			size = RTE_ALIGN_CEIL(size, 8);
+		}
 
 		for (p = 0; p < d->n_procs; p++) {
 			d->procs[p].state_offset = size;
@@ -371,8 +380,18 @@ join_flow(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf 
 	d = &e->defs[flow->key.def];
 	RELAXED_ADD(d->stats.packets, 1);
 	RELAXED_ADD(d->stats.bytes, rte_pktmbuf_pkt_len(m));
-	flow_account(e, flow, m, dir);
-	pipeline_enqueue(flow, m);
+	if (d->stream_offset != 0 && stream_wants(e, flow, m)) {
+		/* Acknowledgements first: the flow's TCP tracking reads them in the sender's numbers. */
+		stream_map_acks(e, flow, m, dir);
+		flow_account(e, flow, m, dir);
+		if (stream_admit(e, flow, m, dir) == 0)
+			pipeline_enqueue(flow, m);
+		stream_drain(e, flow, dir);
+		stream_drain(e, flow, dir ^ 1);
+	} else {
+		flow_account(e, flow, m, dir);
+		pipeline_enqueue(flow, m);
+	}
 	if (flow->touched_epoch != e->epoch) {
 		flow->touched_epoch = e->epoch;
 		e->touched[e->n_touched++] = flow->id;

@@ -22,13 +22,54 @@ struct proc_instance {
 	uint16_t stage;
 };
 
+/* TCP sequence number comparisons, modulo 2^32 (RFC 1982). */
+static inline int seq_lt(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
+static inline int seq_leq(uint32_t a, uint32_t b) { return (int32_t)(a - b) <= 0; }
+static inline int seq_gt(uint32_t a, uint32_t b) { return (int32_t)(a - b) > 0; }
+static inline int seq_geq(uint32_t a, uint32_t b) { return (int32_t)(a - b) >= 0; }
+
+/*
+ * One segment that left a rewritten direction, kept (a reference to its mbuf) until the receiver
+ * acknowledges it: a retransmission of its data is answered with it, and acknowledgements are
+ * mapped back through it. "in" numbers are the sender's, "out" numbers what the receiver sees.
+ */
+struct sent_seg {
+	struct rte_mbuf *m;       /* NULL for data that was deleted (nothing to resend) */
+	uint32_t in, in_len;
+	uint32_t out, out_len;
+	uint32_t acks_to;         /* the sender's sequence number that acknowledging its end acknowledges */
+};
+
+/* TCP normalisation state of one direction of a flow. */
+struct stream_dir {
+	uint32_t rcv_nxt;         /* in: the next byte expected from the sender */
+	uint32_t in_nxt;          /* in: the end of what has left */
+	uint32_t out_nxt;         /* out: ... as the receiver numbers it */
+	uint32_t base_in, base_out;   /* a point both numberings agree on, before every kept segment */
+	uint16_t mss;             /* from the receiver's SYN; 0: unknown */
+	uint16_t largest;         /* the largest segment seen (the MSS when it is unknown) */
+	uint8_t synced;
+	uint8_t rewritten;        /* what left differs from what came: keep copies, map numbers */
+	uint16_t ooo_n;
+	struct rte_mbuf *ooo;     /* segments past a gap, by sequence number (linked by metadata) */
+	struct sent_seg *sent;    /* ring of what left and is not acknowledged yet (once rewritten) */
+	uint32_t sent_head, sent_n, sent_cap;
+};
+
+/* The streams of a flow, in its state area (definitions with streams). */
+struct stream_flow {
+	struct stream_dir dir[2];
+	uint64_t released[][2];   /* per processor, per direction: the stream bytes it released */
+};
+
 struct definition {
 	struct fo_def_conf conf;
 	uint16_t n_procs;
 	uint16_t n_stages;
 	uint16_t stage_first[FO_MAX_STAGES + 1];   /* processors of stage s: [stage_first[s], stage_first[s+1]) */
 	struct proc_instance procs[FO_MAX_PROCS];
-	uint32_t state_size;        /* heads, then each processor's state */
+	uint32_t state_size;        /* heads, then the streams, then each processor's state */
+	uint32_t stream_offset;     /* of the struct stream_flow in the state area; 0: no streams */
 	struct fo_def_stats stats;
 };
 
@@ -112,6 +153,27 @@ void flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m,
 void flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason);
 void flow_expire(struct fo_engine *e);
 int flow_wants_end(const struct fo_flow *flow, enum fo_flow_end_reason *reason);
+
+static inline struct stream_flow *
+flow_streams(const struct fo_engine *e, const struct fo_flow *flow)
+{
+	uint32_t off = e->defs[flow->key.def].stream_offset;
+
+	return off == 0 || flow->states == NULL ? NULL : (struct stream_flow *)(flow->states + off);
+}
+
+/* fo_stream.c: replaces del bytes at frame offset at with ins (a packet's payload only). */
+int pkt_splice(struct rte_mempool *pool, struct rte_mbuf *m, uint32_t at, uint32_t del, const void *ins, uint32_t ins_len);
+
+/* fo_tcp_norm.c */
+int stream_wants(const struct fo_engine *e, const struct fo_flow *flow, const struct rte_mbuf *m);
+void stream_map_acks(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir);
+int stream_admit(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir);
+void stream_drain(struct fo_engine *e, struct fo_flow *flow, uint8_t dir);
+int stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m);
+void stream_flow_end(struct fo_engine *e, struct fo_flow *flow);
+void fix_lengths(struct rte_mbuf *m);
+void fix_checksums(struct fo_engine *e, struct rte_mbuf *m);
 
 /* fo_pipeline.c */
 void pipeline_run(struct fo_engine *e, uint16_t def, const uint32_t *flows, uint16_t n);

@@ -272,12 +272,6 @@ flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, uint32_t
 	return flow;
 }
 
-static inline int
-seq_geq(uint32_t a, uint32_t b)
-{
-	return (int32_t)(a - b) >= 0;
-}
-
 /*
  * TCP state from one packet. A connection is over on RST, or once each side's FIN has been
  * acknowledged by the other (which also covers a simultaneous close): closed by FIN.
@@ -339,7 +333,6 @@ flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint
 	uint8_t cls;
 
 	meta->dir = dir;
-	*fo_pkt_seq(m) = flow->next_seq++;
 	flow->packets[dir]++;
 	flow->bytes[dir] += rte_pktmbuf_pkt_len(m);
 	flow->last_seen = e->now;
@@ -369,6 +362,7 @@ flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reas
 
 	/* What the flow still holds goes out as it is: ending a flow loses no data. */
 	pipeline_release(e, flow, UINT32_MAX);
+	stream_flow_end(e, flow);
 	for (p = 0; p < d->n_procs; p++) {
 		struct proc_instance *proc = &d->procs[p];
 

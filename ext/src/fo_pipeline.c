@@ -13,11 +13,13 @@
 #include <rte_tcp.h>
 #include <rte_udp.h>
 
+#include "flowos/fo_stream.h"
 #include "fo_engine_priv.h"
 
 void
 pipeline_enqueue(struct fo_flow *flow, struct rte_mbuf *m)
 {
+	*fo_pkt_seq(m) = flow->next_seq++;
 	*pkt_next(m) = NULL;
 	if (flow->q_tail != NULL)
 		*pkt_next(flow->q_tail) = m;
@@ -81,9 +83,22 @@ build_window(const struct fo_engine *e, struct fo_flow *flow, const struct proc_
 	return n;
 }
 
-/* Applies one processor's verdicts to its window and returns its new head. */
+/* Adds what a processor released of each direction's stream to its stream offsets. */
+static void
+count_released(struct fo_engine *e, struct fo_batch *b, uint16_t p, uint16_t n)
+{
+	struct stream_flow *sf = flow_streams(e, b->flow);
+	uint16_t i;
+
+	if (sf == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		sf->released[p][fo_pkt_meta(b->pkts[i])->dir] += fo_pkt_level_len(b->pkts[i], FO_LEVEL_PAYLOAD);
+}
+
+/* Applies processor p's verdicts to its window and returns its new head. */
 static uint32_t
-apply_verdicts(struct fo_engine *e, struct fo_batch *b, uint32_t tail)
+apply_verdicts(struct fo_engine *e, struct fo_batch *b, uint16_t p, uint32_t tail)
 {
 	uint16_t i;
 
@@ -102,6 +117,7 @@ apply_verdicts(struct fo_engine *e, struct fo_batch *b, uint32_t tail)
 		RELAXED_ADD(e->stats.verdicts[v], 1);
 		switch (v) {
 		case FO_HOLD:
+			count_released(e, b, p, i);
 			return *fo_pkt_seq(b->pkts[i]);   /* it and everything after it wait for the next call */
 		case FO_DROP:
 			/* Marked when the stage ends, so the processor's stage-mates still see it. */
@@ -121,6 +137,7 @@ apply_verdicts(struct fo_engine *e, struct fo_batch *b, uint32_t tail)
 			break;
 		}
 	}
+	count_released(e, b, p, b->n);
 	return tail;
 }
 
@@ -160,6 +177,17 @@ run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint3
 		b->engine = e;
 		b->meta_offset = fo_pkt_meta_offset;
 		b->seq_offset = fo_pkt_seq_offset;
+		b->stream_ops = &fo_stream_ops;
+		if (d->stream_offset != 0) {
+			struct stream_flow *sf = flow_streams(e, flow);
+
+			b->stream_base[0] = sf->released[p][0];
+			b->stream_base[1] = sf->released[p][1];
+			b->normalized = 1;
+		} else {
+			b->stream_base[0] = b->stream_base[1] = 0;
+			b->normalized = 0;
+		}
 		for (k = 0; k < n; k++)
 			b->verdicts[k] = FO_PASS;
 		tails[nb++] = tail;
@@ -169,7 +197,7 @@ run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint3
 		return;
 	proc->ops->process(proc->ctx, e->batches, nb);
 	for (i = 0; i < nb; i++)
-		e->batches[i].flow->heads[p] = apply_verdicts(e, &e->batches[i], tails[i]);
+		e->batches[i].flow->heads[p] = apply_verdicts(e, &e->batches[i], p, tails[i]);
 }
 
 void
@@ -204,7 +232,7 @@ l4_checksum(const struct rte_mbuf *m, uint16_t l4, uint16_t end, uint16_t pseudo
 	return sum == 0 ? 0xffff : (uint16_t)sum;
 }
 
-static void
+void
 fix_checksums(struct fo_engine *e, struct rte_mbuf *m)
 {
 	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
@@ -214,6 +242,7 @@ fix_checksums(struct fo_engine *e, struct rte_mbuf *m)
 		(meta->ip_proto == IPPROTO_TCP || meta->ip_proto == IPPROTO_UDP);
 	uint16_t pseudo = 0, *cksum = NULL;
 
+	fix_lengths(m);   /* a stream edit may have changed the payload's length */
 	if (transport) {
 		cksum = meta->ip_proto == IPPROTO_TCP ?
 			(uint16_t *)(rte_pktmbuf_mtod_offset(m, uint8_t *, l4) + offsetof(struct rte_tcp_hdr, cksum)) :
@@ -245,16 +274,22 @@ void
 pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto)
 {
 	struct definition *d = &e->defs[flow->key.def];
+	int streams = d->stream_offset != 0 && flow->key.proto == IPPROTO_TCP;
 
 	while (flow->q_head != NULL && *fo_pkt_seq(flow->q_head) < upto) {
 		struct rte_mbuf *m = flow->q_head;
 		struct fo_pkt_meta *meta = fo_pkt_meta(m);
 
 		flow->q_head = *pkt_next(m);
-		if (flow->q_head == NULL)
-			flow->q_tail = NULL;
 		flow->q_packets--;
-		flow->q_bytes -= rte_pktmbuf_pkt_len(m);
+		/* Stream edits change packets' lengths while they wait: the count never goes below 0. */
+		flow->q_bytes -= RTE_MIN(flow->q_bytes, rte_pktmbuf_pkt_len(m));
+		if (flow->q_head == NULL) {
+			flow->q_tail = NULL;
+			flow->q_bytes = 0;
+		}
+		if (streams && stream_depart(e, flow, m))
+			continue;
 		if (meta->verdict == FO_DROP) {
 			engine_drop(e, m);
 			continue;

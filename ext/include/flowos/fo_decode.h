@@ -48,6 +48,7 @@ enum fo_level {
 #define FO_PKT_FIRST_FRAG  (1u << 4)   /* ... the one at offset 0, which carries the L4 header */
 #define FO_PKT_MALFORMED   (1u << 5)   /* a header is truncated or inconsistent: see fo_decode_error */
 #define FO_PKT_L4_PORTS    (1u << 6)   /* sport/dport are valid (TCP, UDP, SCTP first fragment or whole) */
+#define FO_PKT_HDR_DIRTY   (1u << 7)   /* the engine rewrote a header (seq/ack): checksums are due */
 
 enum fo_decode_error {
 	FO_DECODE_OK = 0,

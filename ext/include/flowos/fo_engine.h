@@ -46,6 +46,8 @@ struct fo_def_conf {
 	uint32_t hold_packets;    /* per flow: packets held (not yet released by the last stage) */
 	uint32_t hold_bytes;
 	uint8_t hold_overflow;    /* enum fo_hold_policy */
+	uint8_t streams;          /* payload streams: per-processor stream offsets, TCP normalised */
+	uint16_t reorder_packets; /* per TCP direction: segments held until a gap fills */
 };
 
 struct fo_engine_stats {
@@ -73,6 +75,16 @@ struct fo_engine_stats {
 	uint64_t tx_packets;
 	uint64_t tx_unsent;                               /* refused by a TX queue: freed */
 	uint64_t dropped;                                 /* freed by verdict or policy */
+	/* TCP normalisation (definitions with streams) */
+	uint64_t stream_reordered;        /* segments past a gap, held until it filled */
+	uint64_t stream_reorder_overflow; /* ... dropped: the direction held its limit (the sender resends) */
+	uint64_t stream_duplicates;       /* data already received, not yet sent on: dropped (it leaves once) */
+	uint64_t stream_overlap_bytes;    /* bytes already received, trimmed off a segment */
+	uint64_t stream_retransmits;      /* data already sent on, sent again as it first left */
+	uint64_t stream_gaps_skipped;     /* gaps the receiver acknowledged before their data came by */
+	uint64_t stream_rewritten;        /* packets whose sequence or acknowledgement numbers were rewritten */
+	uint64_t stream_split;            /* packets split to stay within the MSS */
+	uint64_t stream_copies_evicted;   /* copies of unacknowledged data let go for room */
 };
 
 struct fo_def_stats {

@@ -31,6 +31,7 @@
 
 struct fo_flow;
 struct fo_engine;
+struct fo_stream_ops;
 
 enum fo_verdict {
 	FO_PASS = 0,
@@ -56,6 +57,10 @@ struct fo_batch {
 	 */
 	int meta_offset;
 	int seq_offset;
+	/* The stream view (fo_stream.h): where this window starts in each direction's stream. */
+	uint64_t stream_base[2];
+	const struct fo_stream_ops *stream_ops;
+	uint8_t normalized;          /* TCP data is normalised: length-changing edits are allowed */
 };
 
 enum fo_flow_end_reason {

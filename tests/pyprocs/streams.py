@@ -1,0 +1,84 @@
+"""Payload-level processors over the stream API, for the stream tests (tests/test_streams.py)."""
+import json
+
+import flowos
+
+
+def flow_name(flow):
+    return f"{flow.proto} {flow.src} {flow.sport} {flow.dst} {flow.dport}"
+
+
+class Recorder(flowos.Processor):
+    """Writes every flow's two streams, as it saw them, to a JSON file at teardown; checks that
+    each call's window starts where the last one ended."""
+    level = "payload"
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = str(path)
+        self.seen = {}
+
+    def process(self, batch):
+        for flow in batch.flows():
+            rec = self.seen.setdefault(flow_name(flow), [bytearray(), bytearray(), []])
+            for s in flow.streams():
+                if s.start != len(rec[s.dir]):
+                    rec[2].append(f"dir {s.dir}: window starts at {s.start}, {len(rec[s.dir])} seen")
+                rec[s.dir] += s.read()
+
+    def teardown(self):
+        out = {k: [v[0].hex(), v[1].hex(), v[2]] for k, v in self.seen.items()}
+        with open(self.path, "w") as f:
+            json.dump(out, f)
+
+
+class Finder(flowos.Processor):
+    """Records the stream offsets of a pattern (read-only): holds back a possible start of it at
+    the window's end, so that a pattern split across packets is found once its end arrives."""
+    level = "payload"
+
+    def __init__(self, path, pattern, dir=1):
+        super().__init__()
+        self.path, self.pattern, self.dir = str(path), pattern.encode(), int(dir)
+        self.found = {}
+
+    def process(self, batch):
+        for flow in batch.flows():
+            s = flow.stream(self.dir)
+            at = s.start if flow.state is None else max(flow.state, s.start)
+            while (hit := s.find(self.pattern, at)) >= 0:
+                self.found.setdefault(flow_name(flow), []).append(hit)
+                at = hit + 1
+            flow.state = at
+            s.release(s.partial_at(self.pattern))
+
+    def teardown(self):
+        with open(self.path, "w") as f:
+            json.dump(self.found, f)
+
+
+class Rewriter(flowos.Processor):
+    """Replaces every `old` with `new` (any lengths) in one direction's stream; holds back a
+    possible start of `old` at the window's end."""
+    level = "payload"
+    readonly = False
+
+    def __init__(self, old, new, dir=1):
+        super().__init__()
+        self.old, self.new, self.dir = old.encode(), new.encode(), int(dir)
+        self.replaced = 0
+
+    def process(self, batch):
+        for flow in batch.flows():
+            s = flow.stream(self.dir)
+            at = s.start if flow.state is None else max(flow.state, s.start)
+            while (hit := s.find(self.old, at)) >= 0:
+                s.delete(hit, len(self.old))
+                s.insert(hit, self.new)
+                self.replaced += 1
+                at = hit + len(self.new)
+            flow.state = at
+            s.release(s.partial_at(self.old))
+
+    def on_message(self, message):
+        return str(self.replaced)
