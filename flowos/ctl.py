@@ -20,6 +20,7 @@ from flowos.control import SOCKET_NAME, unflatten
 
 EXIT_ERROR = 1
 EXIT_NO_INSTANCE = 2
+MAX_COMMAND = 1023     # bytes: DPDK 22.11 reads a command into a 1024-byte buffer
 
 
 def runtime_base():
@@ -138,6 +139,11 @@ def main(argv=None):
         print(f"flowos-ctl: cannot reach {path}: {e}", file=sys.stderr)
         return EXIT_NO_INSTANCE
     cmd = command_line(args)
+    if len(cmd.encode()) > MAX_COMMAND:     # telemetry would cut it silently
+        inst.close()
+        print(f"flowos-ctl: the command is {len(cmd.encode())} bytes; telemetry takes {MAX_COMMAND} at most",
+              file=sys.stderr)
+        return EXIT_ERROR
     try:
         reply = inst.ask(cmd)
     except (OSError, ValueError) as e:

@@ -1,6 +1,7 @@
 """Operator control, end to end: a flowos-run replaying a capture forever, queried and steered with
 flowos-ctl (a real subprocess, over the DPDK telemetry socket), then stopped by SIGINT: it must
 exit cleanly with every mbuf back. Also the pure parts: telemetry's flat form and its escapes."""
+import contextlib
 import json
 import os
 import shutil
@@ -54,11 +55,11 @@ class Running:
         return reply
 
 
-@pytest.fixture
-def running(tmp_path):
-    """flowos-run over mixed.pcap replayed forever; after the test, SIGINT and a clean exit."""
-    cfg = dict(CONFIG, ports=[{"name": "a", "vdev": f"net_pcap0,rx_pcap={DATA}/mixed.pcap,infinite_rx=1,"
-                                                    "tx_pcap=/dev/null"}], forward=["a -> a"])
+@contextlib.contextmanager
+def launched(tmp_path, flows):
+    """flowos-run over mixed.pcap replayed forever; at the end, SIGINT and a clean exit."""
+    cfg = {"flows": flows, "forward": ["a -> a"],
+           "ports": [{"name": "a", "vdev": f"net_pcap0,rx_pcap={DATA}/mixed.pcap,infinite_rx=1,tx_pcap=/dev/null"}]}
     (tmp_path / "ctl.yaml").write_text(yaml.safe_dump(cfg))
     stats_path = tmp_path / "stats.json"
     proc = start_flowos("-c", str(tmp_path / "ctl.yaml"), "--stats-json", str(stats_path), tmp_path=tmp_path)
@@ -81,6 +82,12 @@ def running(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def running(tmp_path):
+    with launched(tmp_path, CONFIG["flows"]) as run:
+        yield run
 
 
 def wait_for(predicate, timeout=10.0):
@@ -172,6 +179,8 @@ def test_long_and_unicode_replies(running):
     assert expected.startswith(reply["reply"][:5000]) and 10000 <= len(reply["reply"]) <= control.MAX_REPLY
     reply = running.ok("message", "0.0", "unicode")
     assert reply["reply"] == 'quote " backslash \\ tab \t é ü 日本 ✓'
+    rc, reply, err = running.ctl("message", "0.0", "x" * 1100)
+    assert rc == 1 and reply is None and "1023 at most" in err
     rc, reply, _ = running.ctl("message", "0.0", "ünïcode, with a comma")
     assert rc == 1 and "unknown message 'ünïcode, with a comma'" in reply["error"]
 
@@ -186,6 +195,24 @@ def test_dpdk_telemetry_client(running):
     processors = next(r["/flowos/processors"] for r in replies if "/flowos/processors" in r)
     assert processors["processors/2/name"] == "counter"
     assert "/flowos/message" in next(r["/"] for r in replies if "/" in r)
+
+
+def test_cython_processor_messages(tmp_path, monkeypatch):
+    from test_cython_processors import meson_build      # built as a user builds it
+    build = meson_build(TESTS / "cyprobe", tmp_path / "probe")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(build), os.environ["PYTHONPATH"]]))
+    with launched(tmp_path, [{"name": "all", "pipeline": ["cyprobe:Messenger"]}]) as run:
+        procs = run.ok("processors")["processors"]
+        assert procs[0]["tier"] == "cython" and procs[0]["name"] == "cyprobe:Messenger"
+        assert run.ok("message", "Messenger", "drop")["reply"] == "dropping"
+        wait_for(lambda: run.ok("stats")["engine"]["verdicts"]["drop"] > 0)
+        count = json.loads(run.ok("message", "0.0", "count")["reply"])
+        assert count["dropping"] is True and count["seen"] > 0
+        rc, reply, _ = run.ctl("message", "0.0", "bogus")
+        assert rc == 1 and "ValueError: unknown message 'bogus'" in reply["error"]
+        assert run.ok("processors")["processors"][0]["faults"] == 1
+        assert run.ok("message", "0.0", "pass")["reply"] == "passing"
+    assert run.report["engine"]["flows"][0]["processors"][0]["report"]["faults"] == 1
 
 
 # --- the flat form, without a run ---------------------------------------------------------------
