@@ -203,6 +203,11 @@ cdef class Engine:
         check(fo_worker_set_hook(worker.w, <fo_burst_hook_t>fo_engine_burst, self.e), "cannot attach the flow engine")
         worker.hook_owner = self
 
+    def address(self):
+        """The fo_engine and its burst hook, for the control mailbox (flowos._control), which calls
+        the hook of this module: each extension module links its own copy of the fast path."""
+        return <size_t>self.e, <size_t>fo_engine_burst
+
     def shutdown(self):
         """Ends every flow (sending what they held). Only once the worker has stopped."""
         fo_engine_shutdown(self.e)

@@ -9,6 +9,7 @@ a fault is counted, reported once with its traceback, and handled by the process
 """
 from cpython cimport array
 import array
+import json
 import sys
 import traceback
 
@@ -638,7 +639,7 @@ cdef class PythonTier:
     cdef bytes name
     cdef readonly object processor
     cdef readonly str on_error
-    cdef readonly uint64_t calls, packets, faults
+    cdef readonly uint64_t calls, packets, faults, messages
     cdef readonly list reports          # the first faults' tracebacks
     cdef readonly bint stop_requested
     cdef rte_mbuf **pkts                 # the flat arrays every Batch of this tier points into
@@ -668,6 +669,8 @@ cdef class PythonTier:
         self.ops.process = tier_process
         self.ops.flow_end = tier_flow_end
         self.ops.teardown = tier_teardown
+        if cls.on_message is not Processor.on_message:
+            self.ops.message = tier_message
         self.params.tier = <PyObject *>self
         self.params.wants_flow_end = cls.flow_end is not Processor.flow_end
 
@@ -746,6 +749,26 @@ cdef class PythonTier:
                 batches[b].verdicts[k] = verdicts[i]
                 batches[b].out_ports[k] = batch.ports[i]
 
+    cdef int answer(self, const char *msg, char *reply, size_t length) noexcept:
+        """An operator's message, on the worker between bursts: the reply's length or -EIO, its text in reply."""
+        cdef int ret = 0
+        self.messages += 1
+        try:
+            result = self.processor.on_message(msg.decode("utf-8", "replace"))
+            text = "" if result is None else result if isinstance(result, str) else json.dumps(result)
+        except BaseException as e:
+            self.fault("failed in on_message:\n" + traceback.format_exc(), None)
+            text, ret = f"on_message failed: {type(e).__name__}: {e}", -5   # -EIO
+        data = text.encode("utf-8", "replace")
+        cdef size_t n = min(<size_t>len(data), length - 1)
+        memcpy(reply, <const char *>data, n)
+        reply[n] = 0
+        return ret if ret < 0 else len(data)
+
+    def counts(self):
+        """The counters alone (safe while the worker runs: it updates them holding the GIL)."""
+        return {"calls": self.calls, "packets": self.packets, "faults": self.faults, "messages": self.messages}
+
     def stats(self):
         return {"name": self.name.decode(), "calls": self.calls, "packets": self.packets, "faults": self.faults,
                 "on_error": self.on_error, "first_faults": list(self.reports)}
@@ -808,6 +831,11 @@ cdef void tier_flow_end(void *ctx, const fo_flow *flow, void *state, fo_flow_end
                 tier.fault("failed in flow_end:\n" + traceback.format_exc(), None)
         f.state = None
         f.ended = True
+
+
+cdef int tier_message(void *ctx, const char *msg, char *reply, size_t length) noexcept nogil:
+    with gil:
+        return (<PythonTier>(<tier_ctx *>ctx).tier).answer(msg, reply, length)
 
 
 cdef void tier_teardown(void *ctx) noexcept nogil:

@@ -127,6 +127,11 @@ cdef class Eal:
     def main_lcore(self):
         return rte_get_main_lcore()
 
+    @property
+    def runtime_dir(self):
+        """Where the EAL keeps its runtime files: the telemetry socket (dpdk_telemetry.v2)."""
+        return rte_eal_get_runtime_dir().decode()
+
     def close(self):
         if self.closed:
             return
@@ -134,7 +139,11 @@ cdef class Eal:
         runtime_dir = rte_eal_get_runtime_dir().decode()
         rte_eal_cleanup()
         fo_log_close()
-        try:  # the EAL leaves its (by now empty) runtime folder behind
+        try:  # the EAL leaves its runtime folder behind, and telemetry its socket until exit
+            os.unlink(os.path.join(runtime_dir, "dpdk_telemetry.v2"))
+        except OSError:
+            pass
+        try:
             os.rmdir(runtime_dir)
         except OSError:
             pass

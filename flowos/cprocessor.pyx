@@ -18,6 +18,7 @@ Nothing Python happens on that path: no GIL, no objects, no exceptions. The Pyth
                     if pkt_dport(&batches[b], i) == 23:
                         set_verdict(&batches[b], i, FO_DROP)
 """
+import json
 import socket
 
 from cpython.ref cimport PyObject
@@ -54,6 +55,11 @@ cdef class CProcessor:
 
     def teardown(self):
         """Always called at the end, also after a failed start."""
+
+    def on_message(self, message):
+        """Answers an operator's message (flowos-ctl message): a str, None, or anything
+        JSON-serialisable. With the GIL, on the worker between bursts, never beside process()."""
+        return None
 
     cdef void process(self, fo_batch *batches, uint16_t n) noexcept nogil:
         pass
@@ -141,6 +147,8 @@ cdef class CythonTier:
         self.ops.process = tier_process
         self.ops.flow_end = tier_flow_end
         self.ops.teardown = tier_teardown
+        if cls.on_message is not CProcessor.on_message:
+            self.ops.message = tier_message
         self.params.processor = <PyObject *>processor
         self.params.stats = &self.counters
         self.params.on_error = ON_ERROR.index(self.on_error)
@@ -154,6 +162,10 @@ cdef class CythonTier:
     @property
     def stop_requested(self):
         return bool(self.counters.stop_requested)
+
+    def counts(self):
+        """The counters alone (report() must not run while the worker may be running process())."""
+        return {"calls": self.counters.calls, "packets": self.counters.packets, "faults": self.processor._faults}
 
     def stats(self):
         """Counters, the first fault, and what the processor reports."""
@@ -203,6 +215,24 @@ cdef void tier_process(void *ctx, fo_batch *batches, uint16_t n) noexcept nogil:
 
 cdef void tier_flow_end(void *ctx, const fo_flow *flow, void *state, fo_flow_end_reason reason) noexcept nogil:
     (<CProcessor>(<tier_ctx *>ctx).processor).flow_end(flow, state, reason)
+
+
+cdef int tier_message(void *ctx, const char *msg, char *reply, size_t length) noexcept nogil:
+    cdef size_t n
+    cdef int ret = 0
+    with gil:
+        processor = <CProcessor>(<tier_ctx *>ctx).processor
+        try:
+            result = processor.on_message(msg.decode("utf-8", "replace"))
+            text = "" if result is None else result if isinstance(result, str) else json.dumps(result)
+        except BaseException as e:
+            text, ret = f"on_message failed: {type(e).__name__}: {e}", -5   # -EIO
+            processor.fault(text.encode(errors="replace"))
+        data = text.encode("utf-8", "replace")
+        n = min(<size_t>len(data), length - 1)
+        memcpy(reply, <const char *>data, n)
+        reply[n] = 0
+        return ret if ret < 0 else len(data)
 
 
 cdef void tier_teardown(void *ctx) noexcept nogil:

@@ -66,3 +66,27 @@ cdef extern from "rte_ethdev.h" nogil:
     int rte_eth_dev_info_get(uint16_t port_id, rte_eth_dev_info *dev_info)
     int rte_eth_stats_get(uint16_t port_id, rte_eth_stats *stats)
     int rte_eth_link_get_nowait(uint16_t port_id, rte_eth_link *link)
+
+
+cdef extern from "rte_telemetry.h" nogil:
+    int RTE_TEL_MAX_STRING_LEN
+    struct rte_tel_data:
+        pass
+    enum rte_tel_value_type:
+        RTE_TEL_STRING_VAL
+        RTE_TEL_INT_VAL
+        RTE_TEL_U64_VAL
+        RTE_TEL_CONTAINER
+    ctypedef int (*telemetry_cb)(const char *cmd, const char *params, rte_tel_data *info)
+    int rte_tel_data_start_dict(rte_tel_data *d)
+    int rte_tel_data_start_array(rte_tel_data *d, rte_tel_value_type type)
+    int rte_tel_data_add_array_string(rte_tel_data *d, const char *s)
+    int rte_tel_data_add_array_int(rte_tel_data *d, int x)
+    int rte_tel_data_add_array_u64(rte_tel_data *d, uint64_t x)
+    int rte_tel_data_add_dict_string(rte_tel_data *d, const char *name, const char *val)
+    int rte_tel_data_add_dict_int(rte_tel_data *d, const char *name, int val)
+    int rte_tel_data_add_dict_u64(rte_tel_data *d, const char *name, uint64_t val)
+    int rte_tel_data_add_dict_container(rte_tel_data *d, const char *name, rte_tel_data *val, int keep)
+    rte_tel_data *rte_tel_data_alloc()
+    void rte_tel_data_free(rte_tel_data *data)
+    int rte_telemetry_register_cmd(const char *cmd, telemetry_cb fn, const char *help)

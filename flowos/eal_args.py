@@ -57,7 +57,7 @@ def _ranges(cpus):
 
 def eal_argv(memory, file_prefix, lcores, ports, log_level=None, extra=()):
     """memory: a hugepages.MemoryMode; ports: PortSpecs; extra: the user's own EAL arguments."""
-    argv = ["flowos", "--lcores", lcores, "--file-prefix", file_prefix, "--no-shconf", "--no-telemetry",
+    argv = ["flowos", "--lcores", lcores, "--file-prefix", file_prefix, "--no-shconf",
             "-m", str(memory.memory_mb)]
     if memory.mode == "no-huge":
         argv.append("--no-huge")

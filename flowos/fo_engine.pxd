@@ -139,3 +139,4 @@ cdef extern from "flowos/fo_engine.h" nogil:
     int fo_engine_processor_report(fo_engine *e, uint16_t d, uint16_t proc, char *buf, size_t len)
     void fo_engine_teardown(fo_engine *e)
     void fo_engine_free(fo_engine *e)
+

@@ -2,7 +2,7 @@
 
 A processor is called once per burst with a Batch: every packet of the burst that is ready for it,
 grouped by flow. It sets verdicts (batch.verdicts, or helpers such as batch.drop(i)) and may keep
-per-flow state in flow.state. See docs/processors.md.
+per-flow state in flow.state; on_message() answers an operator (flowos-ctl). See docs/processors.md.
 
     class PortCounter(flowos.Processor):
         level = "l4"
@@ -46,7 +46,9 @@ class Processor:
         """A flow ended ("fin", "rst", "idle" or "shutdown"); flow.state is freed after this."""
 
     def on_message(self, message):
-        """Answers an operator's message; the reply must be JSON-serialisable."""
+        """Answers an operator's message (flowos-ctl message NAME TEXT): a str, None (no reply), or
+        anything JSON-serialisable (sent as JSON). It runs on the worker between bursts, never
+        beside process(), so it may change what process() does next."""
         return None
 
     def teardown(self):

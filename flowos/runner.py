@@ -9,7 +9,7 @@ import time
 
 import copy
 
-from flowos import eal_args, flows as flow_defs, hugepages
+from flowos import _control, control as control_api, eal_args, flows as flow_defs, hugepages
 from flowos._engine import Engine
 from flowos._python import PythonTier, thread_hooks
 from flowos.cprocessor import CythonTier
@@ -60,6 +60,8 @@ class Bridge:
     def __init__(self, config):
         self.config = config
         self.eal = self.pool = self.worker = self.engine = None
+        self.control = None        # the engine's control mailbox (flowos-ctl flows, message)
+        self.telemetry_socket = None
         self.tiers = []            # the Python and Cython processors in the engine
         self.ports = {}
         self.sources = {}      # port name -> CaptureInfo of the capture it replays
@@ -108,11 +110,17 @@ class Bridge:
         if cfg.flows:
             self.engine = self._build_engine()
             self.engine.attach(self.worker)
+            self.control = _control.Control.attach(self.engine, self.worker)
         lcores = self.eal.worker_lcores()
         if not lcores:
             raise FlowOSError("no worker lcore: the EAL started with the main lcore only")
         self.worker.launch(lcores[0])
         self.started_at = time.monotonic()
+        socket_path = os.path.join(self.eal.runtime_dir, control_api.SOCKET_NAME)
+        if os.path.exists(socket_path):   # not with --eal-arg=--no-telemetry
+            self.telemetry_socket = socket_path
+            _control.register(control_api.COMMANDS)
+            _control.serve(control_api.Commands(self, self.control).handle)
 
     def _build_engine(self):
         """The flow engine for the config's definitions, with port names turned into port ids."""
@@ -196,9 +204,14 @@ class Bridge:
     def close(self, stop_reason):
         """Tears down whatever start() built, in DPDK's order, and reports the run."""
         report = None
+        if self.control is not None:
+            self.control.stop()       # wakes a request waiting for the worker
+        _control.stop_serving()       # waits for a telemetry request under way; refuses later ones
         if self.worker is not None:
             self.worker.request_stop()
             self.worker.join()
+            if self.control is not None:
+                self.control.close()
             engine_report = None
             if self.engine is not None:
                 self.engine.shutdown()   # every flow ends; what they held goes out

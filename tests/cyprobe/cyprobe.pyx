@@ -124,3 +124,26 @@ cdef class Redirector(CProcessor):
             for i in range(batches[b].n):
                 if pkt_proto(&batches[b], i) == 17:
                     redirect(&batches[b], i, self.port_id)
+
+
+cdef class Messenger(CProcessor):
+    """Steered by operator messages: "drop" drops every packet from then on, "pass" stops that,
+    "count" replies what it saw; anything else raises (a fault)."""
+    cdef bint dropping
+    cdef uint64_t seen
+
+    cdef void process(self, fo_batch *batches, uint16_t n) noexcept nogil:
+        cdef uint16_t b, i
+        for b in range(n):
+            for i in range(batches[b].n):
+                self.seen += 1
+                if self.dropping:
+                    set_verdict(&batches[b], i, FO_DROP)
+
+    def on_message(self, message):
+        if message == "drop" or message == "pass":
+            self.dropping = message == "drop"
+            return "dropping" if self.dropping else "passing"
+        if message == "count":
+            return {"seen": self.seen, "dropping": bool(self.dropping)}
+        raise ValueError(f"unknown message {message!r}")

@@ -82,7 +82,11 @@ struct fo_processor_ops {
 	void (*flow_start)(void *ctx, const struct fo_flow *flow, void *state, const struct rte_mbuf *first);
 	void (*process)(void *ctx, struct fo_batch *batches, uint16_t n);    /* required */
 	void (*flow_end)(void *ctx, const struct fo_flow *flow, void *state, enum fo_flow_end_reason reason);
-	/* Answers a message. Returns the reply's length (which may exceed len: then it was cut) or -errno. */
+	/*
+	 * Answers an operator's message (flowos-ctl message), on the worker's lcore between bursts,
+	 * never beside process(). Returns the reply's length (which may exceed len: then it was cut),
+	 * or -errno with the reason in reply.
+	 */
 	int (*message)(void *ctx, const char *msg, char *reply, size_t len);
 	/* Writes what the processor has to report (JSON). Returns the length needed, or -errno. */
 	int (*report)(void *ctx, char *buf, size_t len);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* counter: packets and bytes per flow and direction; each ended flow is recorded for the report. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -124,6 +125,27 @@ counter_report(void *ctx, char *buf, size_t len)
 	return (int)used;
 }
 
+/* "report": how many ended flows are recorded; "reset": forget them (the report starts over). */
+static int
+counter_message(void *ctx, const char *msg, char *reply, size_t len)
+{
+	struct counter *c = ctx;
+
+	if (strcmp(msg, "reset") == 0) {
+		int n = snprintf(reply, len, "{\"forgot\": %u, \"unrecorded\": %lu}", c->n_records,
+				 (unsigned long)c->unrecorded);
+
+		c->n_records = 0;
+		c->unrecorded = 0;
+		return n;
+	}
+	if (strcmp(msg, "report") == 0)
+		return snprintf(reply, len, "{\"recorded\": %u, \"unrecorded\": %lu, \"max_flows\": %u}",
+				c->n_records, (unsigned long)c->unrecorded, c->max_flows);
+	snprintf(reply, len, "unknown message (counter takes: report, reset)");
+	return -EINVAL;
+}
+
 static void
 counter_teardown(void *ctx)
 {
@@ -142,6 +164,7 @@ const struct fo_processor_ops fo_proc_counter = {
 	.setup = counter_setup,
 	.process = counter_process,
 	.flow_end = counter_flow_end,
+	.message = counter_message,
 	.report = counter_report,
 	.teardown = counter_teardown,
 };

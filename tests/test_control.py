@@ -1,0 +1,237 @@
+"""Operator control, end to end: a flowos-run replaying a capture forever, queried and steered with
+flowos-ctl (a real subprocess, over the DPDK telemetry socket), then stopped by SIGINT: it must
+exit cleanly with every mbuf back. Also the pure parts: telemetry's flat form and its escapes."""
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import DATA, start_flowos
+from flowos import control
+
+TESTS = Path(__file__).parent
+FLOWOS_CTL = str(Path(sys.executable).with_name("flowos-ctl"))
+DPDK_TELEMETRY = "/usr/bin/dpdk-telemetry.py"
+
+# Ids: definition index . processor index in it.
+CONFIG = {
+    "flows": [
+        {"name": "udp", "match": {"proto": "udp"},
+         "pipeline": ["pyprocs.control:PortDropper", "pyprocs.control:Silent"]},           # 0.0, 0.1
+        {"name": "rest", "pipeline": [{"counter": {"max_flows": 16}}, "pyprocs.control:PortDropper"]},  # 1.0, 1.1
+    ],
+}
+
+
+@pytest.fixture(autouse=True)
+def pyprocs_importable(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p))
+
+
+class Running:
+    def __init__(self, proc, prefix, stats_path):
+        self.proc, self.prefix, self.stats_path = proc, prefix, stats_path
+
+    def ctl(self, *args, prefix=True):
+        argv = [FLOWOS_CTL, *(["--file-prefix", self.prefix] if prefix else []), *args]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        assert self.proc.poll() is None, "flowos-run ended: " + self.proc.stderr.read()
+        try:
+            return done.returncode, json.loads(done.stdout) if done.stdout.strip() else None, done.stderr
+        except ValueError:
+            raise AssertionError(f"not JSON: {done.stdout!r} {done.stderr!r}") from None
+
+    def ok(self, *args):
+        rc, reply, err = self.ctl(*args)
+        assert rc == 0 and "error" not in reply, (reply, err)
+        return reply
+
+
+@contextlib.contextmanager
+def launched(tmp_path, flows):
+    """flowos-run over mixed.pcap replayed forever; at the end, SIGINT and a clean exit."""
+    cfg = {"flows": flows, "forward": ["a -> a"],
+           "ports": [{"name": "a", "vdev": f"net_pcap0,rx_pcap={DATA}/mixed.pcap,infinite_rx=1,tx_pcap=/dev/null"}]}
+    (tmp_path / "ctl.yaml").write_text(yaml.safe_dump(cfg))
+    stats_path = tmp_path / "stats.json"
+    proc = start_flowos("-c", str(tmp_path / "ctl.yaml"), "--stats-json", str(stats_path), tmp_path=tmp_path)
+    try:
+        lines = [proc.stdout.readline() for _ in range(2)]
+        assert lines[0].startswith("flowos: memory"), "".join(lines) + proc.stderr.read()
+        assert lines[1].startswith("flowos: control: flowos-ctl --file-prefix "), lines
+        prefix = lines[1].split()[4]
+        assert os.path.exists(f"/var/run/dpdk/{prefix}/{control.SOCKET_NAME}")
+        run = Running(proc, prefix, stats_path)
+        yield run
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == 0, stderr
+        assert "stopped by signal (SIGINT)" in stdout
+        run.report = json.loads(stats_path.read_text())
+        assert run.report["mbufs"]["in_use_at_exit"] == 0
+        assert not os.path.exists(f"/var/run/dpdk/{prefix}"), "the runtime folder (and socket) stays behind"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def running(tmp_path):
+    with launched(tmp_path, CONFIG["flows"]) as run:
+        yield run
+
+
+def wait_for(predicate, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_stats_flows_and_processors(running):
+    stats = running.ok("stats")
+    assert stats["file_prefix"] == running.prefix and stats["running"] == 1
+    assert stats["ports"][0]["name"] == "a" and stats["mbufs"]["size"] > 0
+    later = wait_for(lambda: (s := running.ok("stats"))["engine"]["packets"] > stats["engine"]["packets"] and s)
+    assert later["ports"][0]["rx_packets"] >= later["engine"]["packets"] > 0
+
+    procs = running.ok("processors")["processors"]
+    assert [(p["id"], p["name"], p["tier"], p["flow"], p["stage"]) for p in procs] == [
+        ("0.0", "pyprocs.control:PortDropper", "python", "udp", 0),
+        ("0.1", "pyprocs.control:Silent", "python", "udp", 1),
+        ("1.0", "counter", "c", "rest", 0),
+        ("1.1", "pyprocs.control:PortDropper", "python", "rest", 1)]
+    assert procs[0]["calls"] > 0 and procs[0]["packets"] > 0 and procs[0]["faults"] == 0
+    assert "calls" not in procs[2]     # the C built-ins count nothing of the kind
+
+    flows = running.ok("flows")
+    assert 1 <= flows["shown"] == len(flows["flows"]) <= flows["live"] and flows["shown"] <= control.MAX_FLOWS
+    totals = [sum(f["bytes"]) for f in flows["flows"]]
+    assert totals == sorted(totals, reverse=True)
+    udp = [f for f in flows["flows"] if f["flow"] == "udp"]
+    assert udp and udp[0]["proto"] == 17 and udp[0]["dport"] == 5353 and udp[0]["src"] == "10.77.0.1"
+    assert len(udp[0]["packets"]) == 2 and udp[0]["packets"][0] > 0 and udp[0]["age_ms"] >= 0
+    assert running.ok("flows", "1")["shown"] == 1
+    rc, reply, _ = running.ctl("flows", "99")
+    assert rc == 1 and "at most 20" in reply["error"]
+
+    listed = subprocess.run([FLOWOS_CTL, "list"], capture_output=True, text=True, timeout=30).stdout
+    assert running.prefix in listed
+
+
+def test_message_changes_what_the_processor_does(running):
+    reply = running.ok("message", "0.0", "drop-port 5353")
+    assert reply["status"] == "ok" and reply["reply"] == "dropping port 5353" and reply["name"].endswith("PortDropper")
+    counts = wait_for(lambda: (c := json.loads(running.ok("message", "0.0", "count")["reply"]))["dropped"] > 0 and c)
+    assert counts["drop_port"] == 5353
+    assert running.ok("stats")["engine"]["verdicts"]["drop"] > 0
+    reply = running.ok("message", "0.0", "reset")["reply"]
+    assert reply.startswith("reset after ") and int(reply.split()[2]) >= counts["packets"]
+    assert running.ok("message", "0.0", "pass-all")["reply"] == ""          # None: no reply
+    dropped = json.loads(running.ok("message", "0.0", "count")["reply"])["dropped"]
+    time.sleep(0.3)
+    assert json.loads(running.ok("message", "0.0", "count")["reply"])["dropped"] == dropped   # dropping no more
+    assert running.ok("processors")["processors"][0]["messages"] == 6
+
+
+def test_message_errors_and_faults(running):
+    rc, reply, _ = running.ctl("message", "NoSuch", "hello")
+    assert rc == 1 and "no processor 'NoSuch'" in reply["error"]
+    rc, reply, _ = running.ctl("message", "PortDropper", "count")
+    assert rc == 1 and "0.0, 1.1" in reply["error"]                         # two of that name
+    rc, reply, _ = running.ctl("message", "Silent", "hello")
+    assert rc == 1 and "takes no messages" in reply["error"]
+
+    rc, reply, _ = running.ctl("message", "1.1", "bogus")                      # on_message raises
+    assert rc == 1 and reply["status"] == "error" and "ValueError: unknown message 'bogus'" in reply["error"]
+    procs = running.ok("processors")["processors"]
+    assert procs[3]["faults"] == 1 and procs[0]["faults"] == 0
+    before = running.ok("stats")["engine"]["packets"]
+    wait_for(lambda: running.ok("stats")["engine"]["packets"] > before)      # the run goes on
+    assert running.ok("message", "1.1", "count")["status"] == "ok"
+
+    report = json.loads(running.ok("message", "counter", "report")["reply"])  # a C built-in
+    assert report["max_flows"] == 16 and report["recorded"] >= 0
+    forgot = json.loads(running.ok("message", "1.0", "reset")["reply"])
+    assert set(forgot) == {"forgot", "unrecorded"}
+    rc, reply, _ = running.ctl("message", "1.0", "nope")
+    assert rc == 1 and "counter takes: report, reset" in reply["error"]
+
+
+def test_long_and_unicode_replies(running):
+    reply = running.ok("message", "0.0", "long 5000")
+    expected = "".join(chr(ord("a") + i % 26) for i in range(5000))
+    assert reply["reply"] == expected and reply["reply_bytes"] == 5000 and "reply_truncated" not in reply
+    reply = running.ok("message", "0.0", "long 40000")
+    assert reply["reply_truncated"] == 1 and reply["reply_bytes"] == 40000
+    assert expected.startswith(reply["reply"][:5000]) and 10000 <= len(reply["reply"]) <= control.MAX_REPLY
+    reply = running.ok("message", "0.0", "unicode")
+    assert reply["reply"] == 'quote " backslash \\ tab \t é ü 日本 ✓'
+    rc, reply, err = running.ctl("message", "0.0", "x" * 1100)
+    assert rc == 1 and reply is None and "1023 at most" in err
+    rc, reply, _ = running.ctl("message", "0.0", "ünïcode, with a comma")
+    assert rc == 1 and "unknown message 'ünïcode, with a comma'" in reply["error"]
+
+
+@pytest.mark.skipif(not os.path.exists(DPDK_TELEMETRY) or shutil.which("python3") is None,
+                    reason="dpdk-telemetry.py (Debian's dpdk-dev) is not installed")
+def test_dpdk_telemetry_client(running):
+    done = subprocess.run(["python3", DPDK_TELEMETRY, "-f", running.prefix], input="/flowos/processors\n/\n",
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    replies = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    processors = next(r["/flowos/processors"] for r in replies if "/flowos/processors" in r)
+    assert processors["processors/2/name"] == "counter"
+    assert "/flowos/message" in next(r["/"] for r in replies if "/" in r)
+
+
+def test_cython_processor_messages(tmp_path, monkeypatch):
+    from test_cython_processors import meson_build      # built as a user builds it
+    build = meson_build(TESTS / "cyprobe", tmp_path / "probe")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(build), os.environ["PYTHONPATH"]]))
+    with launched(tmp_path, [{"name": "all", "pipeline": ["cyprobe:Messenger"]}]) as run:
+        procs = run.ok("processors")["processors"]
+        assert procs[0]["tier"] == "cython" and procs[0]["name"] == "cyprobe:Messenger"
+        assert run.ok("message", "Messenger", "drop")["reply"] == "dropping"
+        wait_for(lambda: run.ok("stats")["engine"]["verdicts"]["drop"] > 0)
+        count = json.loads(run.ok("message", "0.0", "count")["reply"])
+        assert count["dropping"] is True and count["seen"] > 0
+        rc, reply, _ = run.ctl("message", "0.0", "bogus")
+        assert rc == 1 and "ValueError: unknown message 'bogus'" in reply["error"]
+        assert run.ok("processors")["processors"][0]["faults"] == 1
+        assert run.ok("message", "0.0", "pass")["reply"] == "passing"
+    assert run.report["engine"]["flows"][0]["processors"][0]["report"]["faults"] == 1
+
+
+# --- the flat form, without a run ---------------------------------------------------------------
+
+def test_flatten_round_trip():
+    tree = {"a": 1, "b": {"c": "x", "d": [1, 2]}, "rows": [{"n": "é\"\\", "v": -3}, {"n": "y", "v": None}],
+            "empty": []}
+    flat = control.flatten(tree)
+    assert flat["b/c"] == "x" and flat["b/d"] == [1, 2] and flat["rows/0/n"] == '\\xe9"\\\\' and "rows/1/v" not in flat
+    assert all(c.isalnum() or c in "_/" for k in flat for c in k)
+    assert control.unflatten(flat) == {"a": 1, "b": {"c": "x", "d": [1, 2]}, "rows": [{"n": "é\"\\", "v": -3},
+                                                                                    {"n": "y"}], "empty": []}
+
+
+def test_flatten_cuts_and_truncates():
+    flat = control.flatten({"long": "ü" * 100, "many": [{"i": i} for i in range(400)]})
+    assert len(flat["long"]) <= control.MAX_STRING and flat["cut"] == ["long"]
+    assert flat["truncated"] == 1 and len(flat) <= 256
+    assert len(json.dumps(flat)) < 16384
+    pieces = control.chunks("日本" * 100)
+    assert all(len(p) <= control.MAX_STRING for p in pieces)
+    assert "".join(control.unescape(p) for p in pieces) == "日本" * 100
