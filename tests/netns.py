@@ -265,9 +265,11 @@ class FlowOS:
 
 class Wire:
     """Two namespaces, client and server, joined through the root namespace by whatever bridges
-    the root-side veth ends `left` (client side) and `right` (server side): FlowOS, normally."""
+    the root-side veth ends `left` (client side) and `right` (server side): FlowOS, normally.
+    `subnet` picks 10.<subnet>.0.0/24 (default: from the pid and a counter); `port_args` are
+    appended to both net_af_packet vdevs."""
 
-    def __init__(self, subnet=None, mtu=1500):
+    def __init__(self, subnet=None, mtu=1500, port_args="framecnt=4096"):
         n = next(_wires)
         pid = os.getpid()
         self.tag = f"fw{pid % 100000}x{n}"            # + "c"/"s": at most 15 characters
@@ -276,6 +278,9 @@ class Wire:
         self.server = Namespace(self, f"fo-{pid}-{n}-srv", f"10.{third}.0.2", f"fd00:{third:x}::2")
         self.left, self.right = f"{self.tag}c", f"{self.tag}s"
         self.mtu = mtu
+        # net_af_packet's default ring (512 frames) overflows under a bulk TCP transfer, and
+        # the kernel's drops there reach no FlowOS counter; 4096 frames make them rare.
+        self.port_args = port_args
         self._processes, self._flowos, self._created = [], [], []
 
     # -- building and tearing down -------------------------------------------------------------
@@ -331,7 +336,9 @@ class Wire:
     def vdevs(self):
         """The flowos-run arguments for the two ports: net_af_packet0 on the client side,
         net_af_packet1 on the server side (the zero-config bridge pairs them: 0 <-> 1)."""
-        return ["--vdev", f"net_af_packet0,iface={self.left}", "--vdev", f"net_af_packet1,iface={self.right}"]
+        extra = f",{self.port_args}" if self.port_args else ""
+        return ["--vdev", f"net_af_packet0,iface={self.left}{extra}",
+                "--vdev", f"net_af_packet1,iface={self.right}{extra}"]
 
     def start_flowos(self, *args, tmp_path, config=None, memory="no-huge", env=None, wait=10):
         """Starts flowos-run (root namespace) on the two ports, with `config` (a YAML path, or a
