@@ -73,6 +73,9 @@ def wire():
         pytest.skip(reason)
     with netns.Wire() as w:
         yield w
+    for failure in w.start_failures:  # retried, so the test went on; said, so it is seen
+        import warnings
+        warnings.warn(f"flowos-run failed to start and was started again: {failure}")
 
 
 def need_tools(*tools):

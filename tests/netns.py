@@ -25,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,10 @@ CURL_INFO = CURL_MARK + ('{"http_code":%{http_code},"size_download":%{size_downl
 
 class WireError(RuntimeError):
     """Something the harness needs did not happen (a namespace, a listener, a first ping)."""
+
+
+class FlowOSExited(WireError):
+    """flowos-run ended before it forwarded anything."""
 
 
 def missing_tools(*tools):
@@ -282,6 +287,7 @@ class Wire:
         # the kernel's drops there reach no FlowOS counter; 4096 frames make them rare.
         self.port_args = port_args
         self._processes, self._flowos, self._created = [], [], []
+        self.start_failures = []  # flowos-run start-ups that failed and were retried (start_flowos)
 
     # -- building and tearing down -------------------------------------------------------------
 
@@ -340,27 +346,41 @@ class Wire:
         return ["--vdev", f"net_af_packet0,iface={self.left}{extra}",
                 "--vdev", f"net_af_packet1,iface={self.right}{extra}"]
 
-    def start_flowos(self, *args, tmp_path, config=None, memory="no-huge", env=None, wait=10):
+    def start_flowos(self, *args, tmp_path, config=None, memory="no-huge", env=None, wait=10, attempts=2):
         """Starts flowos-run (root namespace) on the two ports, with `config` (a YAML path, or a
-        dict written to tmp_path) and extra `args`; returns a FlowOS once a ping crosses it."""
+        dict written to tmp_path) and extra `args`; returns a FlowOS once a ping crosses it.
+
+        A flowos-run that exits during start-up is started again, up to `attempts` times in
+        all: rarely, under parallel load, DPDK's net_af_packet probe fails silently ("no port
+        for device 'net_af_packet0'"). Each such failure is kept in self.start_failures (its
+        message and the tail of its DPDK log), and the last one is raised."""
         tmp_path = Path(tmp_path)
-        stats_path = tmp_path / f"stats-{self.tag}-{len(self._flowos)}.json"
-        argv = [FLOWOS_RUN, "--no-dashboard", "--file-prefix", unique_prefix(), "--memory", memory,
-                "--stats-json", str(stats_path), *self.vdevs()]
         if isinstance(config, dict):
             import yaml
             path = tmp_path / f"flowos-{self.tag}-{len(self._flowos)}.yaml"
             path.write_text(yaml.safe_dump(config))
             config = path
-        if config is not None:
-            argv += ["-c", str(config)]
-        argv += list(map(str, args))
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                cwd=tmp_path, env=env)
-        box = FlowOS(proc, stats_path)
-        self._flowos.append(box)
-        self.wait_forwarding(box, timeout=wait)
-        return box
+        for attempt in range(attempts):
+            prefix = unique_prefix()
+            stats_path = tmp_path / f"stats-{prefix}.json"
+            argv = [FLOWOS_RUN, "--no-dashboard", "--file-prefix", prefix, "--memory", memory,
+                    "--stats-json", str(stats_path), *self.vdevs()]
+            if config is not None:
+                argv += ["-c", str(config)]
+            argv += list(map(str, args))
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    cwd=tmp_path, env=env)
+            box = FlowOS(proc, stats_path)
+            self._flowos.append(box)
+            try:
+                self.wait_forwarding(box, timeout=wait)
+                return box
+            except FlowOSExited as e:
+                log = Path(tempfile.gettempdir(), f"{prefix}.log")
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no DPDK log)"
+                self.start_failures.append(f"{e}\nDPDK log {log}:\n{tail}")
+                if attempt == attempts - 1:
+                    raise WireError(self.start_failures[-1]) from None
 
     def wait_forwarding(self, box=None, timeout=10):
         """Waits until a ping from the client reaches the server and comes back."""
@@ -368,7 +388,7 @@ class Wire:
         while time.monotonic() < deadline:
             if box is not None and box.proc.poll() is not None:
                 run = box.stop()
-                raise WireError(f"flowos-run exited with {run.returncode}: {run.stderr.strip()}")
+                raise FlowOSExited(f"flowos-run exited with {run.returncode}: {run.stderr.strip()}")
             if self.client.ping(self.server.addr, wait=1):
                 return
         raise WireError(f"no ping from {self.client.addr} to {self.server.addr} after {timeout} s")
