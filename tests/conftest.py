@@ -60,3 +60,27 @@ def port(stats, name):
 @pytest.fixture
 def capture_dir():
     return DATA
+
+
+@pytest.fixture
+def wire():
+    """A netns.Wire: client and server namespaces joined through two root-side veth ends, ready
+    for flowos-run between them (wire.start_flowos). Everything it made is removed afterwards,
+    whatever the test did. Skips where namespaces cannot be made (not root, no iproute2)."""
+    import netns
+    reason = netns.can_create_namespaces()
+    if reason:
+        pytest.skip(reason)
+    with netns.Wire() as w:
+        yield w
+    for failure in w.start_failures:  # retried, so the test went on; said, so it is seen
+        import warnings
+        warnings.warn(f"flowos-run failed to start and was started again: {failure}")
+
+
+def need_tools(*tools):
+    """Skips the test, naming them, when any of `tools` is not installed."""
+    import netns
+    missing = netns.missing_tools(*tools)
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (scripts/setup installs them)")
