@@ -6,7 +6,7 @@
 # and subclass CProcessor (see docs/cython.md). The helpers read packet metadata through the
 # batch (b.meta_offset, b.seq_offset), never through fo_pkt_meta(): a user's module does not
 # link the fast path, so it has no fo_pkt_meta_offset of its own.
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 from flowos.fo_processor cimport *
 
@@ -127,3 +127,36 @@ cdef inline void redirect(fo_batch *b, uint16_t i, uint16_t port) noexcept nogil
     """Sends packet i out of `port` (an id from setup()'s context.ports) instead of its route's."""
     b.verdicts[i] = <uint8_t>FO_REDIRECT
     b.out_ports[i] = port
+
+
+# --- the stream of one direction of b's flow (docs/streams.md), through b.stream_ops -----------
+# Offsets are absolute in the direction's stream; dir 0 is from the flow's opener. No GIL.
+
+cdef inline uint64_t stream_start(const fo_batch *b, uint8_t dir) noexcept nogil:
+    """The offset of the first byte this processor holds (what it released before)."""
+    return b.stream_ops.start(b, dir)
+
+cdef inline uint64_t stream_end(const fo_batch *b, uint8_t dir) noexcept nogil:
+    return b.stream_ops.start(b, dir) + b.stream_ops.len(b, dir)
+
+cdef inline int64_t stream_find(const fo_batch *b, uint8_t dir, const void *pat, uint32_t pat_len,
+                                uint64_t start, uint64_t end) noexcept nogil:
+    """The offset of pat's first match in [start, end), also across packets; -1 if none."""
+    return b.stream_ops.find(b, dir, pat, pat_len, start, end)
+
+cdef inline uint32_t stream_read(const fo_batch *b, uint8_t dir, uint64_t off, void *out, uint32_t n) noexcept nogil:
+    """Copies up to n bytes from off; returns how many."""
+    return b.stream_ops.read(b, dir, off, out, n)
+
+cdef inline const uint8_t *stream_peek(const fo_batch *b, uint8_t dir, uint64_t off, uint32_t *avail) noexcept nogil:
+    """Zero-copy: the bytes at off, *avail of them in one piece; NULL outside the window."""
+    return b.stream_ops.peek(b, dir, off, avail)
+
+cdef inline int stream_splice(fo_batch *b, uint8_t dir, uint64_t off, uint32_t dele, const void *ins,
+                              uint32_t ins_len) noexcept nogil:
+    """Replaces dele bytes at off with ins: 0, or -ERANGE, -EPERM, -EMSGSIZE, -ENOMEM."""
+    return b.stream_ops.splice(b, dir, off, dele, ins, ins_len)
+
+cdef inline uint64_t stream_release(fo_batch *b, uint8_t dir, uint64_t upto) noexcept nogil:
+    """Releases the bytes before upto, holds the rest (per packet); returns where it stopped."""
+    return b.stream_ops.release(b, dir, upto)
