@@ -141,13 +141,13 @@ cdef extern from "flowos/fo_processor.h" nogil:
 # link the fast path; a user's Cython processor calls the same through batch.stream_ops.
 cdef extern from "flowos/fo_stream.h" nogil:
     struct fo_stream_ops:
-        uint64_t (*start)(const fo_batch *b, uint8_t dir)
-        uint64_t (*len)(const fo_batch *b, uint8_t dir)
-        int64_t (*find)(const fo_batch *b, uint8_t dir, const void *pat, uint32_t pat_len, uint64_t start, uint64_t end)
-        uint32_t (*read)(const fo_batch *b, uint8_t dir, uint64_t off, void *out, uint32_t len)
-        const uint8_t *(*peek)(const fo_batch *b, uint8_t dir, uint64_t off, uint32_t *avail)
-        int (*splice)(fo_batch *b, uint8_t dir, uint64_t off, uint32_t dele, const void *ins, uint32_t ins_len)
-        uint64_t (*release)(fo_batch *b, uint8_t dir, uint64_t upto)
+        uint64_t (*start)(const fo_batch *b, uint8_t dir) noexcept nogil
+        uint64_t (*len)(const fo_batch *b, uint8_t dir) noexcept nogil
+        int64_t (*find)(const fo_batch *b, uint8_t dir, const void *pat, uint32_t pat_len, uint64_t start, uint64_t end) noexcept nogil
+        uint32_t (*read)(const fo_batch *b, uint8_t dir, uint64_t off, void *out, uint32_t len) noexcept nogil
+        const uint8_t *(*peek)(const fo_batch *b, uint8_t dir, uint64_t off, uint32_t *avail) noexcept nogil
+        int (*splice)(fo_batch *b, uint8_t dir, uint64_t off, uint32_t dele, const void *ins, uint32_t ins_len) noexcept nogil
+        uint64_t (*release)(fo_batch *b, uint8_t dir, uint64_t upto) noexcept nogil
 
     uint64_t fo_stream_start(const fo_batch *b, uint8_t dir)
     uint64_t fo_stream_len(const fo_batch *b, uint8_t dir)
