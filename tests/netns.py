@@ -40,7 +40,8 @@ OFFLOADS_OFF = ("tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "of
 HTTP_PORT = 8000
 IPERF_PORT = 5201
 CURL_MARK = "@@curl@@"
-CURL_INFO = CURL_MARK + ('{"http_code":%{http_code},"size_download":%{size_download},'
+# http_code is quoted: curl writes 000 when no response came, which is no JSON number.
+CURL_INFO = CURL_MARK + ('{"http_code":"%{http_code}","size_download":%{size_download},'
                          '"num_connects":%{num_connects},"speed_download":%{speed_download},'
                          '"time_total":%{time_total}}\n')
 
@@ -412,7 +413,9 @@ class Wire:
         info, errors = [], []
         for line in done.stderr.decode(errors="replace").splitlines():
             if line.startswith(CURL_MARK):
-                info.append(json.loads(line[len(CURL_MARK):]))
+                transfer = json.loads(line[len(CURL_MARK):])
+                transfer["http_code"] = int(transfer["http_code"])
+                info.append(transfer)
             else:
                 errors.append(line)
         return Fetched(done.returncode, done.stdout, "\n".join(errors), info)

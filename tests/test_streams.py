@@ -144,7 +144,8 @@ def test_a_pattern_split_across_segments_is_found(tmp_path):
     found = tmp_path / "found.json"
     run, out = run_streams(tmp_path, capture, [{"pyprocs.streams:Finder": {"path": str(found),
                                                                            "pattern": "SECRET-TOKEN-1234"}}])
-    assert list(json.loads(found.read_text()).values()) == [[at]]
+    got = json.loads(found.read_text())
+    assert list(got["found"].values()) == [[at]] and got["spanning"] == 1
     assert len(out) == len(frames)
 
 
@@ -155,7 +156,7 @@ def test_the_token_in_the_real_http_capture_is_found_once(tmp_path):
     model = streams(capture)
     expect = {model_name(s): [s[1].data.index(b"SECRET-TOKEN-1234")] for s in model.values()
               if b"SECRET-TOKEN-1234" in s[1].data}
-    assert json.loads(found.read_text()) == expect
+    assert json.loads(found.read_text())["found"] == expect
 
 
 @pytest.mark.parametrize("new", ["[gone]", "SECRET-TOKEN-1234-AND-A-MUCH-LONGER-REPLACEMENT" * 40],

@@ -270,6 +270,57 @@ fix_checksums(struct fo_engine *e, struct rte_mbuf *m)
 	RELAXED_ADD(e->stats.checksums_fixed, 1);
 }
 
+/*
+ * A TCP packet that takes no sequence space (a pure ACK, a window update) and that every
+ * processor has released or skips (no bytes at its level) may leave before data held back:
+ * TCP's directions are independent, and a direction held by a processor must not hold back the
+ * other's acknowledgements, which its own sender waits for before it sends what would let the
+ * processor decide.
+ */
+static int
+may_overtake(const struct definition *d, const struct fo_flow *flow, struct rte_mbuf *m)
+{
+	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
+	uint32_t seq = *fo_pkt_seq(m);
+	uint16_t p;
+
+	if (meta->ip_proto != IPPROTO_TCP || meta->offset[FO_LEVEL_L4] == FO_NO_LEVEL ||
+	    (meta->flags & FO_PKT_FRAGMENT) || fo_pkt_level_len(m, FO_LEVEL_PAYLOAD) > 0 ||
+	    meta->verdict == FO_DROP || (rte_pktmbuf_mtod_offset(m, struct rte_tcp_hdr *, meta->offset[FO_LEVEL_L4])->tcp_flags &
+					  (RTE_TCP_SYN_FLAG | RTE_TCP_FIN_FLAG | RTE_TCP_RST_FLAG)))
+		return 0;
+	for (p = 0; p < d->n_procs; p++)
+		if (seq >= flow->heads[p] && fo_pkt_level_len(m, d->procs[p].ops->level) > 0)
+			return 0;
+	return 1;
+}
+
+/* Sends the queued packets that may overtake what is held (streams only). */
+static void
+release_overtakers(struct fo_engine *e, struct fo_flow *flow)
+{
+	const struct definition *d = &e->defs[flow->key.def];
+	struct rte_mbuf *prev = NULL, *m = flow->q_head, *next;
+
+	for (; m != NULL; m = next) {
+		next = *pkt_next(m);
+		if (!may_overtake(d, flow, m)) {
+			prev = m;
+			continue;
+		}
+		if (prev != NULL)
+			*pkt_next(prev) = next;
+		else
+			flow->q_head = next;
+		if (flow->q_tail == m)
+			flow->q_tail = prev;
+		flow->q_packets--;
+		flow->q_bytes -= RTE_MIN(flow->q_bytes, rte_pktmbuf_pkt_len(m));
+		if (!stream_depart(e, flow, m))
+			engine_send(e, m);
+	}
+}
+
 void
 pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto)
 {
@@ -298,6 +349,8 @@ pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto)
 			fix_checksums(e, m);
 		engine_send(e, m);
 	}
+	if (streams && flow->q_head != NULL && flow->heads != NULL)
+		release_overtakers(e, flow);
 	if (flow->q_packets <= d->conf.hold_packets && flow->q_bytes <= d->conf.hold_bytes)
 		return;
 	/* Over the hold limit: the overflow policy takes everything the flow holds. */

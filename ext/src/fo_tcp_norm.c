@@ -591,7 +591,10 @@ stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
 		engine_drop(e, m);
 		return 1;
 	}
-	mss = sd->mss ? sd->mss : RTE_MAX(sd->largest, (uint16_t)DEFAULT_MSS);
+	/* The MSS option counts no TCP options: the segment's own (timestamps...) come off it. */
+	mss = sd->mss ? sd->mss - RTE_MIN((uint32_t)sd->mss / 2, meta->offset[FO_LEVEL_PAYLOAD] -
+					  meta->offset[FO_LEVEL_L4] - (uint32_t)sizeof(struct rte_tcp_hdr)) :
+		RTE_MAX(sd->largest, (uint16_t)DEFAULT_MSS);
 	if (out_len > mss) {
 		send_split(e, sd, m, in, in_span, mss);
 	} else {

@@ -8,6 +8,12 @@ def flow_name(flow):
     return f"{flow.proto} {flow.src} {flow.sport} {flow.dst} {flow.dport}"
 
 
+def spans_packets(stream, off, length):
+    """Whether [off, off + length) of the stream lies in more than one packet."""
+    starts = [o for o, _, _ in stream.packets()]
+    return any(off < o < off + length for o in starts)
+
+
 class Recorder(flowos.Processor):
     """Writes every flow's two streams, as it saw them, to a JSON file at teardown; checks that
     each call's window starts where the last one ended."""
@@ -41,6 +47,7 @@ class Finder(flowos.Processor):
         super().__init__()
         self.path, self.pattern, self.dir = str(path), pattern.encode(), int(dir)
         self.found = {}
+        self.spanning = 0   # matches that started in one packet and ended in another
 
     def process(self, batch):
         for flow in batch.flows():
@@ -48,13 +55,14 @@ class Finder(flowos.Processor):
             at = s.start if flow.state is None else max(flow.state, s.start)
             while (hit := s.find(self.pattern, at)) >= 0:
                 self.found.setdefault(flow_name(flow), []).append(hit)
+                self.spanning += spans_packets(s, hit, len(self.pattern))
                 at = hit + 1
             flow.state = at
             s.release(s.partial_at(self.pattern))
 
     def teardown(self):
         with open(self.path, "w") as f:
-            json.dump(self.found, f)
+            json.dump({"found": self.found, "spanning": self.spanning}, f)
 
 
 class Rewriter(flowos.Processor):
