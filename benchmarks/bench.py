@@ -6,6 +6,9 @@
            classification, flow table, a C pipeline, flow setup rate, memory per flow
   processors  the same engine with one processor per scenario: none, C, Cython, Python (doing
            nothing, vectorised, per packet) and one Python call per packet (procbench.py)
+  streams  the same engine with streams on, over real in-order TCP: the rate at which each tier
+           finds a pattern across packets, and the cost of a length-changing edit per packet
+           (streambench.py)
 
 A benchmark is a function that takes the parsed arguments and returns a Report: a JSON-able dict
 and the text to show. Add one with an entry in BENCHMARKS.
@@ -505,9 +508,10 @@ def check_same_build():
                          "run scripts/setup")
 
 
-def procbench_run(memory, cpu, args, prefix):
-    """One run of procbench.py: its JSON object, with the load average around it."""
-    argv = [sys.executable, str(PROCBENCH), "--cpu", str(cpu), "--file-prefix", prefix,
+def procbench_run(memory, cpu, args, prefix, script=PROCBENCH, scenarios=PROCESSORS_SCENARIOS, extra=()):
+    """One run of procbench.py (or another script of its kind, e.g. streambench.py, with `scenarios`
+    in all and `extra` arguments): its JSON object, with the load average around it."""
+    argv = [sys.executable, str(script), *extra, "--cpu", str(cpu), "--file-prefix", prefix,
             "--memory", memory.mode, "--memory-mb", str(memory.memory_mb),
             "--seconds", str(args.seconds), "--warmup", str(args.warmup)]
     if memory.mode == "hugepages":
@@ -516,19 +520,19 @@ def procbench_run(memory, cpu, args, prefix):
         argv += ["--only", args.only]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(BUILD / "benchmarks"),
                                                                     os.environ.get("PYTHONPATH")])))
-    scenarios = len(args.only.split(",")) if args.only else PROCESSORS_SCENARIOS
+    scenarios = len(args.only.split(",")) if args.only else scenarios
     load_before = os.getloadavg()[0]
     try:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
                               env=env, timeout=PROCESSORS_LIMIT_S + scenarios * (args.seconds + args.warmup + 5))
     except subprocess.TimeoutExpired:
-        raise BenchError(f"{PROCBENCH.name} did not finish in time") from None
+        raise BenchError(f"{script.name} did not finish in time") from None
     try:
         data = json.loads(done.stdout)
     except ValueError:
         data = None
     if done.returncode != 0 or data is None:
-        raise BenchError(f"{PROCBENCH.name} failed (exit {done.returncode})\n{tail(done.stdout + done.stderr)}")
+        raise BenchError(f"{script.name} failed (exit {done.returncode})\n{tail(done.stdout + done.stderr)}")
     data["loadavg"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return data
 
@@ -681,13 +685,181 @@ def add_processors_args(p):
 
 
 # ---------------------------------------------------------------------------------------------
+# Streams: streambench.py (with pybench and cystream) runs the flow engine on one core with
+# streams on, over real in-order TCP (fo_gen's stream mode): the pattern scan rate of each tier
+# and the cost of a length-changing edit per packet
+
+
+STREAMBENCH = ROOT / "benchmarks" / "streambench.py"
+STREAMS_SCENARIOS = 17      # streambench.py --list
+TARGET_SCAN_GBPS = 10.0     # scan_c and scan_cython, Gbit/s of TCP payload per core
+EDIT_TIERS = ("c", "cython", "python")
+EDIT_MODES = ("replace", "insert", "delete")
+# Counters that say the segments did not arrive as sent (in order, once each), or were not all handled.
+STREAM_IN_ORDER = ("reordered", "reorder_overflow", "duplicates", "overlap_bytes", "retransmits", "gaps_skipped",
+                   "split", "copies_evicted")
+
+
+def streams_anomalies(name, r):
+    """What in one scenario's result says the measurement is not what it claims to be."""
+    if "error" in r:
+        return [f"{name}: {r['error']}"]
+    problems = []
+    for key in ("heap_leaked_bytes", "mbufs_missing"):
+        if r[key]:
+            problems.append(f"{name}: {key} {r[key]}")
+    gen = r["generator"]
+    if gen["unknown"]:
+        problems.append(f"{name}: {gen['unknown']} packets out of the engine were none of the generator's")
+    e = r["engine"]
+    if e is None:
+        return problems
+    for key in ("malformed", "table_full", "tx_unsent", "dropped", "unmatched", "bad_verdicts", "hold_overflows",
+                "inject_failed"):
+        if e[key]:
+            problems.append(f"{name}: engine counted {e[key]} {key}")
+    for key in STREAM_IN_ORDER:
+        if e["streams"][key]:
+            problems.append(f"{name}: engine counted {e['streams'][key]} streams.{key}")
+    if e["flows_created"] != r["flows"]:
+        problems.append(f"{name}: {e['flows_created']} flows created, {r['flows']} expected")
+    # Every packet leaves (a held one in a later burst: at most the flows' last segments wait).
+    if not 0 <= e["packets"] - e["tx_packets"] <= 2 * r["flows"]:
+        problems.append(f"{name}: engine saw {e['packets']} packets but sent {e['tx_packets']}")
+    counts = r.get("counts") or {}
+    if r["kind"].endswith("_find"):
+        if counts.get("matched") != gen["planted"] or not gen["planted"]:
+            problems.append(f"{name}: the processor counted {counts.get('matched')} matches, "
+                            f"the generator planted {gen['planted']}")
+    elif "_edit_" in r["kind"]:
+        edits = counts.get("edits", 0)
+        if counts.get("failed"):
+            problems.append(f"{name}: {counts['failed']} edits failed")
+        if r["kind"].endswith("_none") != (edits == 0) or (edits and edits < gen["data"]):
+            problems.append(f"{name}: {edits} edits for {gen['data']} data segments")
+    return problems
+
+
+def streams_summary(good):
+    """Medians of one streams scenario's runs."""
+    def median(key):
+        return round(statistics.median(r[key] for r in good), 3)
+    return {"kind": good[0]["kind"], "what": good[0]["what"], "median_gbps": median("gbps"),
+            "runs_gbps": [round(r["gbps"], 3) for r in good], "median_mpps": median("mpps"),
+            "runs_mpps": [round(r["mpps"], 3) for r in good], "cycles_per_packet": median("cycles_per_packet"),
+            "engine_streams": good[0]["engine"]["streams"] if good[0]["engine"] else None,
+            "counts": good[0].get("counts"), "planted": good[0]["generator"]["planted"]}
+
+
+def streams_targets(scenarios, hz):
+    """Scan rates against the target; the cost of each edit over the same tier walking the packets."""
+    out = {}
+    for name in ("scan_c", "scan_cython", "scan_python"):
+        value = scenarios.get(name, {}).get("median_gbps")
+        out[name] = {"value": value, "target": TARGET_SCAN_GBPS if name != "scan_python" else None,
+                     "met": None if value is None or name == "scan_python" else value >= TARGET_SCAN_GBPS}
+    costs = {}
+    for tier in EDIT_TIERS:
+        base = scenarios.get(f"edit_{tier}_none", {}).get("cycles_per_packet")
+        for mode in EDIT_MODES:
+            c = scenarios.get(f"edit_{tier}_{mode}", {}).get("cycles_per_packet")
+            if c is not None and base is not None:
+                costs[f"{tier}_{mode}"] = round((c - base) / hz * 1e9, 1)
+    out["edit_ns_per_packet"] = costs
+    return out
+
+
+def streams(args):
+    check_same_build()
+    memory = hugepages.choose(args.memory, args.memory_mb)
+    cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
+    log(f"streams: memory {memory.mode} ({memory.reason}), CPU {cpu}, {args.flows} connections, "
+        f"{args.payload}-byte segments, {args.reps} runs of {args.seconds:g} s per scenario")
+    runs = []
+    for rep in range(1, args.reps + 1):
+        prefix = f"bench-{os.getpid()}-streams-{rep}"
+        try:
+            runs.append(procbench_run(memory, cpu, args, prefix, STREAMBENCH, STREAMS_SCENARIOS,
+                                      ("--flows", str(args.flows), "--payload", str(args.payload))))
+        finally:
+            remove_runtime_dir(prefix)
+        log(f"  run {rep}/{args.reps} (load {runs[-1]['loadavg'][0]:.2f}): " + ", ".join(
+            f"{name} {r['gbps']:.2f}" for name, r in runs[-1]["scenarios"].items() if "gbps" in r))
+    scenarios, anomalies = summarize_runs(runs, streams_anomalies, streams_summary)
+    first = runs[0]
+    data = {"benchmark": "streams", "memory_mode": memory.mode, "memory_mb": memory.memory_mb, "cpu": cpu,
+            "reps": args.reps, "seconds": args.seconds, "warmup": args.warmup, "tsc_hz": first["tsc_hz"],
+            "flows": first["flows"], "payload": first["payload"], "pattern": first["pattern"],
+            "plant_div": first["plant_div"], "mss": first["mss"], "edit_bytes": first["edit_bytes"],
+            "python": first["python"], "loadavg": [run["loadavg"] for run in runs], "scenarios": scenarios,
+            "targets": streams_targets(scenarios, first["tsc_hz"]), "anomalies": sorted(set(anomalies))}
+    return Report(data, streams_table(data))
+
+
+def streams_table(data):
+    sc, hz = data["scenarios"], data["tsc_hz"]
+    gen = sc.get("gen_only", {}).get("cycles_per_packet")
+    lines = [f"streams: fo_engine_burst on CPU {data['cpu']}, memory {data['memory_mode']} ({data['memory_mb']} MB), "
+             f"{data['flows']} TCP connections (both directions), {data['payload']}-byte segments in order, "
+             f"bursts of 32, {data['reps']} x {data['seconds']:g} s per scenario, Python {data['python']}, "
+             f"load average {min(l[0] for l in data['loadavg']):.2f}-{max(l[1] for l in data['loadavg']):.2f}", "",
+             f"{'scenario':<20} {'Gbit/s':>7} {'min':>6} {'max':>6} {'Mpps':>6} {'cycles/pkt':>10} "
+             f"{'less gen.':>9} {'Gbit/s less gen.':>16}  what"]
+    for name, s in sc.items():
+        if "error" in s:
+            lines.append(f"{name:<20} {s['error']}")
+            continue
+        engine = s["cycles_per_packet"] - gen if gen is not None and name != "gen_only" else None
+        rate = data["payload"] * 8 * hz / engine / 1e9 if engine else None
+        lines.append(f"{name:<20} {s['median_gbps']:7.2f} {min(s['runs_gbps']):6.2f} {max(s['runs_gbps']):6.2f} "
+                     f"{s['median_mpps']:6.2f} {s['cycles_per_packet']:10.0f} "
+                     f"{'-' if engine is None else f'{engine:.0f}':>9} {'-' if rate is None else f'{rate:.1f}':>16}  "
+                     f"{s['what']}")
+    lines += ["", "(Gbit/s: TCP payload through the engine per second, generator included; less gen.: without "
+                  "gen_only's cycles per packet)", ""]
+    t = data["targets"]
+    for name in ("scan_c", "scan_cython", "scan_python"):
+        v = t[name]
+        value = "-" if v["value"] is None else f"{v['value']:.2f}"
+        verdict = ("no target" if v["target"] is None else "not measured" if v["met"] is None
+                   else "met" if v["met"] else "NOT met")
+        goal = f" (target >= {v['target']:g})" if v["target"] else ""
+        lines.append(f"{name}: {value} Gbit/s{goal}: {verdict}")
+    for tier in EDIT_TIERS:
+        costs = [f"{mode} {t['edit_ns_per_packet'][f'{tier}_{mode}']:.0f} ns" for mode in EDIT_MODES
+                 if f"{tier}_{mode}" in t["edit_ns_per_packet"]]
+        if costs:
+            lines.append(f"edit cost per packet over edit_{tier}_none ({data['edit_bytes']} bytes): " + ", ".join(costs))
+    for problem in data["anomalies"]:
+        lines.append(f"warning: {problem}")
+    return "\n".join(lines)
+
+
+def add_streams_args(p):
+    p.add_argument("--reps", type=positive(int), default=5, help="runs of the whole set (default 5)")
+    p.add_argument("--seconds", type=positive(float), default=2.0, help="measured seconds per scenario (default 2)")
+    p.add_argument("--warmup", type=positive(float), default=0.5,
+                   help="seconds of warm-up per scenario, after the SYNs of every connection (default 0.5)")
+    p.add_argument("--flows", type=positive(int), default=1000, help="TCP connections (default 1000)")
+    p.add_argument("--payload", type=positive(int), default=1448,
+                   help="TCP payload bytes per segment, 36..1460 (default 1448)")
+    p.add_argument("--memory", choices=hugepages.MODES, default="auto",
+                   help="memory mode (default auto: hugepages when enough are free)")
+    p.add_argument("--memory-mb", type=positive(int), default=256, help="EAL memory (default 256)")
+    p.add_argument("--cpu", type=int, help="CPU to run on (default: the last one)")
+    p.add_argument("--only", help="comma-separated scenarios (default all; streambench.py --list names them)")
+
+
+# ---------------------------------------------------------------------------------------------
 # Command line
 
 
 BENCHMARKS = {"bridge": (add_bridge_args, bridge, "FlowOS bridge vs dpdk-testpmd io forwarding on net_null"),
               "flows": (add_flows_args, flows, "the flow engine's per-core throughput, setup rate and memory"),
               "processors": (add_processors_args, processors,
-                             "the flow path with a processor of each tier: none, C, Cython, Python")}
+                             "the flow path with a processor of each tier: none, C, Cython, Python"),
+              "streams": (add_streams_args, streams,
+                          "streams over real TCP: pattern scan rate per tier, cost of a length-changing edit")}
 DEFAULT = "bridge"
 
 

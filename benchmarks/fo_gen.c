@@ -9,6 +9,7 @@
 #include <rte_errno.h>
 #include <rte_eth_ring.h>
 #include <rte_ethdev.h>
+#include <rte_malloc.h>
 
 #include "fo_gen.h"
 
@@ -167,11 +168,300 @@ gen_packet(struct fo_gen *g, struct rte_mbuf *m, uint16_t port)
 	m->port = port;
 }
 
+/* ------------------------------------------------------------------------------------------- */
+/* Stream mode */
+
+#define FILLER_SPAN 4096            /* payload starts at an even offset below this in the filler */
+#define ISN(dir) ((dir) ? 0x20000000u : 0x10000000u)
+
+struct fo_gen_stream {
+	struct fo_gen_stream_conf conf;
+	struct fo_gen_stream_stats stats;
+	uint32_t flows;
+	uint32_t *rcvd;                 /* per (connection, direction) t: the end of what left the engine */
+	uint8_t *filler;                /* FILLER_SPAN + payload_len lowercase letters */
+	uint64_t *fsum;                 /* fsum[k]: the raw checksum sum of filler[0..k), as placed in memory */
+	uint64_t psum[2][FO_GEN_MAX_PATTERN + 1];   /* the same of the pattern, starting at an even/odd address */
+	struct fo_gen_tpl tpl[2];       /* data segments: ACK|PSH, lengths for payload_len */
+};
+
+/* One byte's share of a raw (little-endian 16-bit word) sum, at an even or odd position. */
+static inline uint64_t
+byte_sum(uint8_t b, uint64_t pos)
+{
+	return (pos & 1) ? (uint64_t)b << 8 : b;
+}
+
+static inline uint32_t
+fold64(uint64_t s)
+{
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint32_t)s;
+}
+
+int
+fo_gen_init_stream(struct fo_gen *g, uint32_t flows, const struct fo_gen_stream_conf *conf, int socket_id)
+{
+	const uint32_t len = conf->payload_len, plen = conf->pattern_len;
+	struct fo_gen_stream *st;
+	uint64_t x = 88172645463325252ull;
+	uint32_t i, k;
+	int d;
+
+	fo_gen_init(g, flows, 0, RTE_TCP_ACK_FLAG);
+	if (flows == 0 || flows > (1u << 24) || len > FO_GEN_MAX_PAYLOAD || plen > FO_GEN_MAX_PATTERN ||
+	    len < 2 * plen + 2 || len < 2 || (conf->plant_div && plen < 2) ||
+	    (plen && (conf->pattern[0] >= 'a' && conf->pattern[0] <= 'z')) ||
+	    (plen && memchr(conf->pattern + 1, conf->pattern[0], plen - 1) != NULL))
+		return -EINVAL;
+	st = rte_zmalloc_socket("fo_gen_stream", sizeof(*st), 0, socket_id);
+	if (st == NULL)
+		return -ENOMEM;
+	g->st = st;
+	st->conf = *conf;
+	st->flows = flows;
+	st->rcvd = rte_malloc_socket("fo_gen_rcvd", sizeof(uint32_t) * 2 * flows, 0, socket_id);
+	st->filler = rte_malloc_socket("fo_gen_filler", FILLER_SPAN + len, 0, socket_id);
+	st->fsum = rte_malloc_socket("fo_gen_fsum", sizeof(uint64_t) * (FILLER_SPAN + len + 1), 0, socket_id);
+	if (st->rcvd == NULL || st->filler == NULL || st->fsum == NULL) {
+		fo_gen_fini(g);
+		return -ENOMEM;
+	}
+	/* Until a packet of the other side comes back, acknowledge its SYN. */
+	for (i = 0; i < 2 * flows; i++)
+		st->rcvd[i] = ISN(i & 1) + 1;
+	st->fsum[0] = 0;
+	for (k = 0; k < FILLER_SPAN + len; k++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		st->filler[k] = 'a' + (uint8_t)(x % 26);
+		st->fsum[k + 1] = st->fsum[k] + byte_sum(st->filler[k], k);
+	}
+	for (d = 0; d < 2; d++) {
+		st->psum[d][0] = 0;
+		for (k = 0; k < plen; k++)
+			st->psum[d][k + 1] = st->psum[d][k] + byte_sum(conf->pattern[k], k + d);
+	}
+	for (d = 0; d < 2; d++) {
+		struct fo_gen_tpl *tpl = &st->tpl[d];
+		struct rte_ipv4_hdr *ip;
+		struct rte_tcp_hdr *tcp;
+
+		make_template(tpl, d, RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG);
+		ip = (struct rte_ipv4_hdr *)(tpl->bytes + sizeof(struct rte_ether_hdr));
+		tcp = (struct rte_tcp_hdr *)(ip + 1);
+		tcp->sent_seq = tcp->recv_ack = 0;
+		ip->total_length = rte_cpu_to_be_16(sizeof(*ip) + sizeof(*tcp) + len);
+		tpl->ip_sum = rte_raw_cksum(ip, sizeof(*ip));
+		tpl->tcp_sum = rte_raw_cksum(tcp, sizeof(*tcp)) + rte_cpu_to_be_16(IPPROTO_TCP) +
+			rte_cpu_to_be_16(sizeof(*tcp) + len);
+	}
+	return 0;
+}
+
+void
+fo_gen_fini(struct fo_gen *g)
+{
+	if (g->st == NULL)
+		return;
+	rte_free(g->st->rcvd);
+	rte_free(g->st->filler);
+	rte_free(g->st->fsum);
+	rte_free(g->st);
+	g->st = NULL;
+}
+
+void
+fo_gen_read_stream_stats(const struct fo_gen *g, struct fo_gen_stream_stats *out)
+{
+	if (g->st != NULL)
+		*out = g->st->stats;
+	else
+		memset(out, 0, sizeof(*out));
+}
+
+/* The opening segment of (connection c, direction dir): SYN, or SYN-ACK, with an MSS option. */
+static void
+gen_syn(struct fo_gen_stream *st, struct rte_mbuf *m, const struct tuple *c, int dir)
+{
+	struct rte_ether_addr client = {{ 0x02, 0, 0, 0, 0, 0x01 }}, server = {{ 0x02, 0, 0, 0, 0, 0x02 }};
+	uint8_t *p = rte_pktmbuf_mtod(m, uint8_t *);
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)p;
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(eth + 1);
+	struct rte_tcp_hdr *tcp = (struct rte_tcp_hdr *)(ip + 1);
+	uint8_t *opt = (uint8_t *)(tcp + 1);
+
+	memset(p, 0, FO_GEN_FRAME_LEN);
+	eth->src_addr = dir ? server : client;
+	eth->dst_addr = dir ? client : server;
+	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+	ip->version_ihl = RTE_IPV4_VHL_DEF;
+	ip->total_length = rte_cpu_to_be_16(sizeof(*ip) + sizeof(*tcp) + 4);
+	ip->packet_id = rte_cpu_to_be_16(1);
+	ip->time_to_live = 64;
+	ip->next_proto_id = IPPROTO_TCP;
+	ip->src_addr = dir ? c->server : c->client;
+	ip->dst_addr = dir ? c->client : c->server;
+	tcp->src_port = dir ? c->sport : c->cport;
+	tcp->dst_port = dir ? c->cport : c->sport;
+	tcp->sent_seq = rte_cpu_to_be_32(ISN(dir));
+	tcp->recv_ack = dir ? rte_cpu_to_be_32(ISN(0) + 1) : 0;
+	tcp->data_off = ((sizeof(*tcp) + 4) / 4) << 4;
+	tcp->tcp_flags = dir ? RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG : RTE_TCP_SYN_FLAG;
+	tcp->rx_win = rte_cpu_to_be_16(65535);
+	opt[0] = 2;
+	opt[1] = 4;
+	opt[2] = st->conf.mss >> 8;
+	opt[3] = st->conf.mss & 0xff;
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	tcp->cksum = rte_ipv4_udptcp_cksum(ip, tcp);
+	m->data_len = m->pkt_len = FO_GEN_FRAME_LEN;
+	st->stats.syns++;
+}
+
+/* Copies n pattern bytes from pattern offset from to payload offset at; returns their raw sum
+ * less that of the filler bytes they cover (payload starts at an even address: see gen_data). */
+static inline int64_t
+plant(const struct fo_gen_stream *st, uint8_t *pay, uint32_t o, uint32_t at, uint32_t from, uint32_t n)
+{
+	const uint64_t *ps = st->psum[(at - from) & 1];
+
+	memcpy(pay + at, st->conf.pattern + from, n);
+	return (int64_t)(ps[from + n] - ps[from]) - (int64_t)(st->fsum[o + at + n] - st->fsum[o + at]);
+}
+
+/* Data segment number s >= 1 of (connection c, direction dir) into m. */
+static inline void
+gen_data(struct fo_gen *g, struct rte_mbuf *m, const struct tuple *c, uint64_t t, uint64_t s)
+{
+	struct fo_gen_stream *st = g->st;
+	const int dir = t & 1;
+	const struct fo_gen_tpl *tpl = &st->tpl[dir];
+	const uint32_t len = st->conf.payload_len, plen = st->conf.pattern_len, half = plen / 2;
+	uint8_t *p = rte_pktmbuf_mtod(m, uint8_t *);
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(p + sizeof(struct rte_ether_hdr));
+	struct rte_tcp_hdr *tcp = (struct rte_tcp_hdr *)(ip + 1);
+	uint8_t *pay = (uint8_t *)(tcp + 1);
+	/* An even filler offset keeps each byte's place in its 16-bit word (the payload is at 54). */
+	const uint32_t o = (uint32_t)(((t >> 1) * 40503u + s * 2131u) % (FILLER_SPAN / 2)) * 2;
+	rte_be32_t seq = rte_cpu_to_be_32(ISN(dir) + 1 + (uint32_t)((s - 1) * len));
+	rte_be32_t ack = rte_cpu_to_be_32(st->rcvd[t ^ 1]);
+	int64_t pay_sum = (int64_t)(st->fsum[o + len] - st->fsum[o]);
+	uint32_t addrs, sum;
+
+	memcpy(p, tpl->bytes, FO_GEN_HDR_LEN);
+	memcpy(pay, st->filler + o, len);
+	if (st->conf.plant_div && (t >> 1) % st->conf.plant_div == 0) {
+		if (s & 1) {
+			pay_sum += plant(st, pay, o, len - half, 0, half);
+		} else {
+			pay_sum += plant(st, pay, o, 0, half, plen - half);
+			pay_sum += plant(st, pay, o, len / 2, 0, plen);
+			st->stats.planted += 2;
+		}
+	}
+	ip->src_addr = dir ? c->server : c->client;
+	ip->dst_addr = dir ? c->client : c->server;
+	tcp->src_port = dir ? c->sport : c->cport;
+	tcp->dst_port = dir ? c->cport : c->sport;
+	tcp->sent_seq = seq;
+	tcp->recv_ack = ack;
+	addrs = (c->client & 0xffff) + (c->client >> 16) + (c->server & 0xffff) + (c->server >> 16);
+	ip->hdr_checksum = (uint16_t)~fold(tpl->ip_sum + addrs);
+	sum = (uint16_t)~fold64((uint64_t)tpl->tcp_sum + addrs + c->cport + c->sport + (seq & 0xffff) + (seq >> 16) +
+				(ack & 0xffff) + (ack >> 16) + (uint64_t)pay_sum);
+	tcp->cksum = sum == 0 ? 0xffff : sum;
+	m->data_len = m->pkt_len = FO_GEN_HDR_LEN + len;
+	st->stats.data++;
+	st->stats.payload_bytes += len;
+}
+
+static inline void
+gen_stream_packet(struct fo_gen *g, struct rte_mbuf *m, uint16_t port)
+{
+	uint64_t t = g->t, s = g->generated / g->period;
+	struct tuple c;
+
+	connection(t >> 1, &c);
+	g->t = t + g->step >= g->period ? t + g->step - g->period : t + g->step;
+	g->generated++;
+	if (s == 0)
+		gen_syn(g->st, m, &c, t & 1);
+	else
+		gen_data(g, m, &c, t, s);
+	m->port = port;
+}
+
+/* Reads what the receiver got from a packet the engine sent (its sequence numbers). */
+static inline void
+observe(struct fo_gen_stream *st, struct rte_mbuf *m)
+{
+	const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *);
+	const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)(p + sizeof(struct rte_ether_hdr));
+	const struct rte_tcp_hdr *tcp;
+	uint32_t client, cport, i, t, seq, end, hlen;
+	int dir;
+
+	st->stats.observed++;
+	if (m->data_len < FO_GEN_HDR_LEN || ip->next_proto_id != IPPROTO_TCP) {
+		st->stats.unknown++;
+		return;
+	}
+	hlen = (ip->version_ihl & 0xf) * 4;
+	tcp = (const struct rte_tcp_hdr *)((const uint8_t *)ip + hlen);
+	dir = (rte_be_to_cpu_32(ip->src_addr) >> 24) != (FO_GEN_CLIENT_NET >> 24);
+	client = rte_be_to_cpu_32(dir ? ip->dst_addr : ip->src_addr) - FO_GEN_CLIENT_NET;
+	cport = rte_be_to_cpu_16(dir ? tcp->dst_port : tcp->src_port) - 32768;
+	i = client << 2 | cport >> 12;
+	if (client >= (1u << 24) || cport >= 4 * 4096 || i >= st->flows) {
+		st->stats.unknown++;
+		return;
+	}
+	t = i << 1 | dir;
+	seq = rte_be_to_cpu_32(tcp->sent_seq);
+	end = seq + rte_be_to_cpu_16(ip->total_length) - hlen - (tcp->data_off >> 4) * 4 +
+		!!(tcp->tcp_flags & (RTE_TCP_SYN_FLAG | RTE_TCP_FIN_FLAG));
+	if ((int32_t)(end - st->rcvd[t]) > 0)
+		st->rcvd[t] = end;
+}
+
+/* Stream mode's burst: reads back what the engine sent, recycles the mbufs it no longer holds. */
+static int
+gen_stream_burst(struct fo_gen *g, struct fo_gen_rig *rig, struct rte_mbuf **pkts, unsigned int n)
+{
+	struct fo_gen_stream *st = g->st;
+	unsigned int got = rte_ring_sc_dequeue_burst(rig->tx_ring, (void **)pkts, n, NULL), kept = 0, i;
+
+	for (i = 0; i < got; i++) {
+		struct rte_mbuf *m = pkts[i];
+
+		observe(st, m);
+		if (rte_mbuf_refcnt_read(m) > 1 || m->nb_segs > 1 || m->next != NULL) {
+			st->stats.not_recycled++;
+			rte_pktmbuf_free(m);
+			continue;
+		}
+		pkts[kept++] = m;
+	}
+	if (kept < n && rte_pktmbuf_alloc_bulk(rig->pool, &pkts[kept], n - kept) != 0) {
+		rte_pktmbuf_free_bulk(pkts, kept);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++)
+		gen_stream_packet(g, pkts[i], rig->route.rx_port);
+	return 0;
+}
+
 static __rte_always_inline int
 gen_burst(struct fo_gen *g, struct fo_gen_rig *rig, struct rte_mbuf **pkts, unsigned int n)
 {
-	unsigned int got = rte_ring_sc_dequeue_burst(rig->tx_ring, (void **)pkts, n, NULL);
-	unsigned int i;
+	unsigned int got, i;
+
+	if (g->st != NULL)
+		return gen_stream_burst(g, rig, pkts, n);
+	got = rte_ring_sc_dequeue_burst(rig->tx_ring, (void **)pkts, n, NULL);
 
 	/* Only what the engine freed (dropped, or refused by a full ring) comes from the pool. */
 	if (got < n && rte_pktmbuf_alloc_bulk(rig->pool, &pkts[got], n - got) != 0) {
@@ -213,6 +503,37 @@ fo_gen_self_check(struct fo_gen_rig *rig)
 			bad |= rte_ipv4_udptcp_cksum(ip, tcp) != ours;
 		}
 		rte_pktmbuf_free_bulk(pkts, CHECK_PACKETS);
+	}
+	/* Stream mode: SYNs, then segments with and without the pattern (8 connections, all planted
+	 * but the odd ones: plant_div 2), at an odd and an even payload length. */
+	for (k = 0; k < 2; k++) {
+		struct fo_gen_stream_conf conf = { .payload_len = k ? 1448 : 101, .mss = 1460, .plant_div = 2,
+						   .pattern_len = 9 };
+		int pass, ret;
+
+		memcpy(conf.pattern, "X-Needle!", 9);
+		ret = fo_gen_init_stream(&g, 8, &conf, rig->socket_id);
+		if (ret != 0)
+			return ret;
+		for (pass = 0; pass < 3 && !bad; pass++) {
+			if (fo_gen_burst(&g, rig, pkts, 16) != 0) {
+				fo_gen_fini(&g);
+				return -ENOMEM;
+			}
+			for (i = 0; i < 16; i++) {
+				struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(pkts[i], struct rte_ipv4_hdr *,
+										  sizeof(struct rte_ether_hdr));
+				struct rte_tcp_hdr *tcp = (struct rte_tcp_hdr *)(ip + 1);
+				uint16_t ours = tcp->cksum;
+
+				bad |= rte_raw_cksum(ip, sizeof(*ip)) != 0xffff;
+				tcp->cksum = 0;
+				bad |= rte_ipv4_udptcp_cksum(ip, tcp) != ours;
+			}
+			rte_pktmbuf_free_bulk(pkts, 16);
+		}
+		bad |= g.st->stats.planted != 16;   /* 4 planted connections x 2 directions x 2 copies in pass 2 */
+		fo_gen_fini(&g);
 	}
 	return bad ? -EINVAL : 0;
 }

@@ -16,6 +16,18 @@
  * (4 connections each), servers are 64 addresses in 172.16.0.0/16 on ports 80 and 443 (a third
  * of the connections on 80, two thirds on 443).
  *
+ * Stream mode (fo_gen_init_stream): the same connections and order, but as real TCP: each
+ * (connection, direction) opens with a SYN (SYN-ACK from the server) carrying an MSS option,
+ * then sends data segments of payload_len bytes with advancing sequence numbers, in order, each
+ * acknowledging what the other side has received so far: the generator reads the sequence
+ * numbers of the packets the engine sent (the TX ring) before it recycles their mbufs, so its
+ * acknowledgements are in the receiver's numbers even when the engine rewrote them. An mbuf the
+ * engine still holds a reference to (a copy of rewritten data, kept until acknowledged) is not
+ * recycled: its reference is dropped and a fresh mbuf taken from the pool. Payload: lowercase
+ * letters; in one connection of every plant_div, every other segment ends with the first half of
+ * the pattern and the next one starts with its second half and holds a whole copy in its middle,
+ * so two matches per two segments, one across packets (`planted` counts them as they complete).
+ *
  * Return conventions: setup returns 0 or -errno; the run functions return a packet count or -errno.
  */
 #include <stdint.h>
@@ -45,8 +57,12 @@ struct fo_gen_rig {
 	int port;                       /* -1 until created */
 };
 
+struct fo_gen_stream;
+
 struct fo_gen {
 	uint64_t t, step, period;       /* period = 2N; 0: every packet a new connection (t counts them) */
+	uint64_t generated;             /* packets written so far */
+	struct fo_gen_stream *st;       /* stream mode's state (fo_gen_init_stream), else NULL */
 	struct fo_gen_tpl {
 		uint8_t bytes[FO_GEN_HDR_LEN];
 		uint32_t ip_sum;            /* raw sums of the headers with addresses, ports and checksums zero */
@@ -69,10 +85,42 @@ void fo_gen_rig_free(struct fo_gen_rig *rig);
 /* Traffic of `flows` connections, or (new_each_packet) one packet per new connection. */
 void fo_gen_init(struct fo_gen *g, uint32_t flows, int new_each_packet, uint8_t tcp_flags);
 
+#define FO_GEN_MAX_PATTERN 64
+#define FO_GEN_MAX_PAYLOAD 1460     /* an MSS: the segments fit a 1500-byte IP MTU and an mbuf */
+
+struct fo_gen_stream_conf {
+	uint32_t payload_len;           /* data bytes per segment, 2 x pattern_len + 2 .. FO_GEN_MAX_PAYLOAD */
+	uint16_t mss;                   /* announced in the SYNs (the engine splits what grows past it) */
+	uint32_t plant_div;             /* the pattern goes into connections i % plant_div == 0; 0: none */
+	uint32_t pattern_len;           /* 0 .. FO_GEN_MAX_PATTERN */
+	uint8_t pattern[FO_GEN_MAX_PATTERN]; /* its first byte: not a lowercase letter, and not again in it */
+};
+
+struct fo_gen_stream_stats {
+	uint64_t planted;               /* whole copies of the pattern the streams carry so far */
+	uint64_t syns, data, payload_bytes;   /* segments and bytes written */
+	uint64_t observed;              /* packets read back from the TX ring */
+	uint64_t unknown;               /* ... that were none of the generator's connections */
+	uint64_t not_recycled;          /* ... whose mbufs the engine still held (or chained): replaced */
+};
+
+/*
+ * Stream mode (see above) over `flows` connections, its state on socket_id. Returns 0, -EINVAL
+ * (a configuration it cannot make) or -ENOMEM. fo_gen_fini() frees it.
+ */
+int fo_gen_init_stream(struct fo_gen *g, uint32_t flows, const struct fo_gen_stream_conf *conf, int socket_id);
+
+/* Frees stream mode's state; nothing in the other modes. Idempotent. */
+void fo_gen_fini(struct fo_gen *g);
+
+/* Stream mode's counters (zeros in the other modes). */
+void fo_gen_read_stream_stats(const struct fo_gen *g, struct fo_gen_stream_stats *out);
+
 /* Fills pkts with the next n (<= FO_GEN_MAX_BURST) packets, in mbufs from the TX ring or the pool. 0 or -ENOMEM. */
 int fo_gen_burst(struct fo_gen *g, struct fo_gen_rig *rig, struct rte_mbuf **pkts, unsigned int n);
 
-/* Checks the generator's checksums against DPDK's on a few packets of each kind. 0, -EINVAL or -ENOMEM. */
+/* Checks the generator's checksums against DPDK's on a few packets of each kind (stream mode's
+ * SYNs and segments, with and without the pattern, included). 0, -EINVAL or -ENOMEM. */
 int fo_gen_self_check(struct fo_gen_rig *rig);
 
 /* One burst of n (<= FO_GEN_MAX_BURST) packets through the engine, or (e == NULL) straight into the TX ring. 0 or -ENOMEM. */

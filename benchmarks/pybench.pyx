@@ -61,14 +61,40 @@ cdef extern from "fo_gen.h" nogil:
     int64_t fo_gen_run_for(fo_engine *e, fo_gen *g, fo_gen_rig *rig, unsigned int n, double seconds,
                            uint64_t *cycles)
     int64_t fo_gen_run_packets(fo_engine *e, fo_gen *g, fo_gen_rig *rig, unsigned int n, uint64_t packets)
+    int FO_GEN_MAX_PATTERN
+    int FO_GEN_MAX_PAYLOAD
+    struct fo_gen_stream_conf:
+        uint32_t payload_len
+        uint16_t mss
+        uint32_t plant_div
+        uint32_t pattern_len
+        uint8_t pattern[64]
+    struct fo_gen_stream_stats:
+        uint64_t planted, syns, data, payload_bytes, observed, unknown, not_recycled
+    int fo_gen_init_stream(fo_gen *g, uint32_t flows, const fo_gen_stream_conf *conf, int socket_id)
+    void fo_gen_fini(fo_gen *g)
+    void fo_gen_read_stream_stats(const fo_gen *g, fo_gen_stream_stats *out)
 
 cdef extern from "fo_benchproc.h" nogil:
     const fo_processor_ops fo_bench_dport_ops
+    const fo_processor_ops fo_bench_find_ops
+    const fo_processor_ops fo_bench_edit_ops
+    struct fo_bench_find_params:
+        uint32_t pattern_len
+        uint8_t pattern[64]
+    struct fo_bench_edit_params:
+        uint8_t mode
+        uint8_t bytes
 
 MAX_BURST = FO_GEN_MAX_BURST
 FRAME_LEN = FO_GEN_FRAME_LEN + 4
 TIMEOUT_S = 600         # no flow may end by idle time during a run
 BUILTINS = ("counter", "bench_dport")   # the C processors run() takes by name
+# ... and as tuples: ("bench_find", pattern) and ("bench_edit", mode, bytes) (fo_benchproc.h)
+EDIT_MODES = ("none", "replace", "insert", "delete")
+# A stream definition's limits: flowos.flows' defaults (what flowos-run gives a flow).
+HOLD_PACKETS = 1024
+HOLD_BYTES = 4 << 20
 
 
 cdef int check(int ret, str what) except -1:
@@ -128,10 +154,12 @@ cdef class Rig:
             warnings.warn("pybench.Rig was not closed", ResourceWarning)
 
 
-cdef fo_engine *build_engine(Rig rig, uint32_t flows, processor) except NULL:
+cdef fo_engine *build_engine(Rig rig, uint32_t flows, processor, bint streams=False) except NULL:
     cdef fo_engine_conf conf
     cdef fo_def_conf d
     cdef fo_counter_params counter
+    cdef fo_bench_find_params find
+    cdef fo_bench_edit_params edit
     cdef const fo_processor_ops *ops = NULL
     cdef const void *params = NULL
     cdef size_t params_len = 0
@@ -151,6 +179,10 @@ cdef fo_engine *build_engine(Rig rig, uint32_t flows, processor) except NULL:
     try:
         memset(&d, 0, sizeof(d))
         memcpy(d.name, b"all", 4)           # one catch-all definition
+        if streams:
+            d.streams = 1
+            d.hold_packets = HOLD_PACKETS
+            d.hold_bytes = HOLD_BYTES
         check(fo_engine_add_definition(e, &d), "fo_engine_add_definition")
         if processor is not None:
             if processor == "counter":
@@ -160,7 +192,19 @@ cdef fo_engine *build_engine(Rig rig, uint32_t flows, processor) except NULL:
                 params_len = sizeof(counter)
             elif processor == "bench_dport":
                 ops = &fo_bench_dport_ops
-            elif isinstance(processor, str):
+            elif isinstance(processor, tuple) and processor[0] == "bench_find":
+                pattern = bytes(processor[1])
+                if not 0 < len(pattern) <= 64:
+                    raise ValueError("bench_find: a pattern of 1..64 bytes")
+                memset(&find, 0, sizeof(find))
+                find.pattern_len = len(pattern)
+                memcpy(find.pattern, <const char *>pattern, len(pattern))
+                ops, params, params_len = &fo_bench_find_ops, &find, sizeof(find)
+            elif isinstance(processor, tuple) and processor[0] == "bench_edit":
+                edit.mode = EDIT_MODES.index(processor[1])
+                edit.bytes = processor[2]
+                ops, params, params_len = &fo_bench_edit_ops, &edit, sizeof(edit)
+            elif isinstance(processor, (str, tuple)):
                 raise ValueError(f"no C processor {processor!r} here: {', '.join(BUILTINS)}")
             else:                           # another tier: its ops and setup parameters
                 ops = <const fo_processor_ops *><size_t>processor.ops_address()
@@ -188,14 +232,21 @@ cdef dict engine_stats(fo_engine *e):
     return {"packets": s.packets, "malformed": malformed, "unmatched": s.unmatched,
             "flows_created": s.flows_created, "flows_active": s.flows_active, "table_full": s.table_full,
             "verdicts": [s.verdicts[i] for i in range(5)], "bad_verdicts": s.bad_verdicts,
-            "tx_packets": s.tx_packets, "tx_unsent": s.tx_unsent, "dropped": s.dropped}
+            "tx_packets": s.tx_packets, "tx_unsent": s.tx_unsent, "dropped": s.dropped,
+            "hold_overflows": s.hold_overflows, "injected": s.injected, "inject_failed": s.inject_failed,
+            "checksums_fixed": s.checksums_fixed,
+            "streams": {"reordered": s.stream_reordered, "reorder_overflow": s.stream_reorder_overflow,
+                        "duplicates": s.stream_duplicates, "overlap_bytes": s.stream_overlap_bytes,
+                        "retransmits": s.stream_retransmits, "gaps_skipped": s.stream_gaps_skipped,
+                        "rewritten": s.stream_rewritten, "split": s.stream_split,
+                        "copies_evicted": s.stream_copies_evicted}}
 
 
 cdef object processor_report(fo_engine *e, processor):
     cdef char buf[512]
     if processor is None:
         return None
-    if not isinstance(processor, str):
+    if not isinstance(processor, (str, tuple)):
         return processor.stats() if hasattr(processor, "stats") else None
     n = fo_engine_processor_report(e, 0, 0, buf, sizeof(buf))
     if n < 0 or n >= <int>sizeof(buf):
@@ -236,6 +287,68 @@ def run(Rig rig not None, uint32_t flows, unsigned int burst, double seconds, do
     finally:
         fo_engine_shutdown(e)
         fo_engine_free(e)
+    out["heap_leaked_bytes"] = <long>(heap_used(socket) - heap_before)
+    out["mbufs_missing"] = rig.mbufs_missing
+    return out
+
+
+def run_streams(Rig rig not None, uint32_t flows, unsigned int burst, double seconds, double warmup, processor=None,
+                uint32_t payload_len=1448, uint16_t mss=1460, bytes pattern=b"", uint32_t plant_div=0,
+                bint engine=True):
+    """run() on fo_gen's stream mode (fo_gen.h: real TCP, SYNs then in-order data segments of
+    payload_len bytes, acknowledged) into a definition with streams (`processor` as in run(); or
+    engine=False: the generator and the TX ring alone). One pass over the traffic (the SYNs),
+    `warmup` seconds, then `seconds` measured. Returns run()'s dict plus the generator's counts
+    (planted: the pattern's whole copies so far, to compare with the processor's matches)."""
+    if not 1 <= burst <= FO_GEN_MAX_BURST:
+        raise ValueError(f"burst must be 1..{FO_GEN_MAX_BURST}, not {burst}")
+    cdef int socket = rig.rig.socket_id
+    cdef size_t heap_before = heap_used(socket), heap_built
+    cdef fo_engine *e = build_engine(rig, flows, processor, True) if engine else NULL
+    cdef fo_gen g
+    cdef fo_gen_stream_conf conf
+    cdef fo_gen_stream_stats gs
+    cdef uint64_t cycles = 0, pass_packets = 2ULL * flows
+    cdef int64_t packets
+    heap_built = heap_used(socket)
+    memset(&conf, 0, sizeof(conf))
+    conf.payload_len = payload_len
+    conf.mss = mss
+    conf.plant_div = plant_div
+    conf.pattern_len = len(pattern)
+    if len(pattern) > FO_GEN_MAX_PATTERN:
+        raise ValueError(f"the pattern takes at most {FO_GEN_MAX_PATTERN} bytes")
+    memcpy(conf.pattern, <const char *>pattern, len(pattern))
+    ret = fo_gen_init_stream(&g, flows, &conf, socket)
+    if ret < 0:
+        if e != NULL:
+            fo_engine_free(e)
+        check(ret, "fo_gen_init_stream (payload, pattern or flows out of range?)")
+    with nogil:
+        packets = fo_gen_run_packets(e, &g, &rig.rig, burst, pass_packets)
+        if packets >= 0:
+            packets = fo_gen_run_for(e, &g, &rig.rig, burst, warmup, &cycles)
+        if packets >= 0:
+            packets = fo_gen_run_for(e, &g, &rig.rig, burst, seconds, &cycles)
+    try:
+        if packets < 0:
+            return {"error": "the mbuf pool ran dry: mbufs are being lost or held"}
+        hz = <double>rte_get_tsc_hz()
+        fo_gen_read_stream_stats(&g, &gs)
+        out = {"mpps": packets / (cycles / hz) / 1e6, "cycles_per_packet": cycles / <double>packets,
+               "gbps": packets * payload_len * 8 / (cycles / hz) / 1e9,
+               "packets": packets, "seconds": cycles / hz, "flows": flows, "burst": burst,
+               "payload_len": payload_len, "engine_heap_mib": (heap_built - heap_before) / 1048576.0,
+               "engine": engine_stats(e) if e != NULL else None,
+               "processor": processor_report(e, processor) if e != NULL else None,
+               "generator": {"planted": gs.planted, "syns": gs.syns, "data": gs.data,
+                             "payload_bytes": gs.payload_bytes, "observed": gs.observed, "unknown": gs.unknown,
+                             "not_recycled": gs.not_recycled}}
+    finally:
+        if e != NULL:
+            fo_engine_shutdown(e)
+            fo_engine_free(e)
+        fo_gen_fini(&g)
     out["heap_leaked_bytes"] = <long>(heap_used(socket) - heap_before)
     out["mbufs_missing"] = rig.mbufs_missing
     return out
