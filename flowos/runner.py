@@ -69,6 +69,7 @@ class Bridge:
         self.memory = None
         self.file_prefix = config.eal.file_prefix or f"flowos-{os.getpid()}"
         self.log_path = os.path.join(tempfile.gettempdir(), f"{self.file_prefix}.log")
+        self.keep_log = False  # a failed start-up keeps DPDK's log: the error names it
 
     def start(self):
         cfg = self.config
@@ -92,6 +93,7 @@ class Bridge:
         try:
             self.eal = Eal.start(argv, self.log_path)
         except FlowOSError as e:
+            self.keep_log = True
             raise FlowOSError(explain_failure(str(e), self.log_path)) from None
         try:
             self.pool = Mempool.create(self.eal, "fo_pool", mbufs, cfg.pool.cache, cfg.pool.data_room)
@@ -99,7 +101,12 @@ class Bridge:
             raise FlowOSError(f"{e} in {self.memory.memory_mb} MB ({self.memory.mode}); "
                               "raise --memory-mb or lower --mbufs") from None
         for spec in cfg.ports:
-            port = Port.find(self.eal, spec.device)
+            try:
+                port = Port.find(self.eal, spec.device)
+            except FlowOSError as e:
+                # The EAL starts even when a vdev's driver refused it; why is in DPDK's log.
+                self.keep_log = True
+                raise FlowOSError(explain_failure(str(e), self.log_path, device=spec.device)) from None
             self.ports[spec.name] = port
             port.start(self.pool, 1, spec.rx_descriptors, spec.tx_descriptors, spec.promiscuous,
                        rx_timestamp=bool(cfg.flows) and cfg.engine.clock == "capture" and spec.capture_source is not None)
@@ -240,7 +247,7 @@ class Bridge:
             self.pool.close()
         if self.eal is not None:
             self.eal.close()
-            if os.path.exists(self.log_path) and not errors:
+            if os.path.exists(self.log_path) and not errors and not self.keep_log:
                 os.unlink(self.log_path)
         if errors:
             raise FlowOSError("; ".join(errors))

@@ -64,18 +64,15 @@ def capture_dir():
 
 @pytest.fixture
 def wire():
-    """A netns.Wire: client and server namespaces joined through two root-side veth ends, ready
-    for flowos-run between them (wire.start_flowos). Everything it made is removed afterwards,
-    whatever the test did. Skips where namespaces cannot be made (not root, no iproute2)."""
+    """A netns.Wire: client and server namespaces joined through two veth ends in a third
+    namespace (the box), ready for flowos-run between them (wire.start_flowos). Everything it
+    made is removed afterwards, whatever the test did. Skips where namespaces cannot be made (not root, no iproute2)."""
     import netns
     reason = netns.can_create_namespaces()
     if reason:
         pytest.skip(reason)
     with netns.Wire() as w:
         yield w
-    for failure in w.start_failures:  # retried, so the test went on; said, so it is seen
-        import warnings
-        warnings.warn(f"flowos-run failed to start and was started again: {failure}")
 
 
 def need_tools(*tools):

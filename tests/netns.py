@@ -1,14 +1,19 @@
 """FlowOS as a bump in the wire between two real Linux TCP stacks, for end-to-end tests.
 
-    client namespace                 root namespace                   server namespace
+    client namespace                 box namespace                    server namespace
     eth0 10.N.0.1/24  <-veth->  <tag>c ══ flowos-run ══ <tag>s  <-veth->  eth0 10.N.0.2/24
     fd0N::1/64                   (net_af_packet0)  (net_af_packet1)        fd0N::2/64
 
-Both endpoints are in one subnet: FlowOS bridges the two root-side veth ends with net_af_packet
+Both endpoints are in one subnet: FlowOS bridges the two box-side veth ends with net_af_packet
 ports, so the client's ARP, ND and TCP all cross it. Every name carries the pid and a counter,
-so tests run in parallel (pytest-xdist). `Wire` owns everything it creates — namespaces, veths,
-qdiscs, processes — and `close()` removes it all, also after a failed test; the `wire` fixture
-in tests/conftest.py calls it.
+so tests run in parallel (pytest-xdist). flowos-run runs in a namespace of each wire's own (the
+box), not the root namespace: DPDK 22.11's net_af_packet joins a PACKET_FANOUT group whose id,
+(pid ^ ifindex) & 0xffff, is shared by every packet socket of a network namespace, and two
+flowos-runs started at once in one namespace (close pids, consecutive ifindexes) picked the
+same id in one run of the e2e set in two or three (the kernel refuses a group on a second
+interface: EINVAL, "could not set PACKET_FANOUT"). `Wire` owns everything it creates —
+namespaces, veths, qdiscs, processes — and `close()` removes it all, also after a failed test;
+the `wire` fixture in tests/conftest.py calls it.
 
     def test_download(wire, tmp_path):
         box = wire.start_flowos(tmp_path=tmp_path)          # waits until a ping crosses it
@@ -270,8 +275,8 @@ class FlowOS:
 
 
 class Wire:
-    """Two namespaces, client and server, joined through the root namespace by whatever bridges
-    the root-side veth ends `left` (client side) and `right` (server side): FlowOS, normally.
+    """Two namespaces, client and server, joined through a third, the box, by whatever bridges
+    the box-side veth ends `left` (client side) and `right` (server side): FlowOS, normally.
     `subnet` picks 10.<subnet>.0.0/24 (default: from the pid and a counter); `port_args` are
     appended to both net_af_packet vdevs."""
 
@@ -282,28 +287,30 @@ class Wire:
         third = subnet if subnet is not None else 100 + (pid * 7 + n) % 150
         self.client = Namespace(self, f"fo-{pid}-{n}-cli", f"10.{third}.0.1", f"fd00:{third:x}::1")
         self.server = Namespace(self, f"fo-{pid}-{n}-srv", f"10.{third}.0.2", f"fd00:{third:x}::2")
+        self.box = Namespace(self, f"fo-{pid}-{n}-box", None, None)   # where flowos-run runs
         self.left, self.right = f"{self.tag}c", f"{self.tag}s"
         self.mtu = mtu
         # net_af_packet's default ring (512 frames) overflows under a bulk TCP transfer, and
         # the kernel's drops there reach no FlowOS counter; 4096 frames make them rare.
         self.port_args = port_args
         self._processes, self._flowos, self._created = [], [], []
-        self.start_failures = []  # flowos-run start-ups that failed and were retried (start_flowos)
 
     # -- building and tearing down -------------------------------------------------------------
 
     def create(self):
         """Builds both namespaces and veths; on any error removes what it made and raises."""
         try:
-            for ns, root_end in ((self.client, self.left), (self.server, self.right)):
+            _run(["ip", "netns", "add", self.box.name])
+            self._created.append(self.box.name)
+            for ns, box_end in ((self.client, self.left), (self.server, self.right)):
                 _run(["ip", "netns", "add", ns.name])
                 self._created.append(ns.name)
-                _run(["ip", "link", "add", root_end, "mtu", self.mtu, "type", "veth",
-                      "peer", "name", ns.iface, "mtu", self.mtu, "netns", ns.name])
-                # Nothing of the root namespace's own may cross the box: no IPv6 on the root ends.
-                _run(["sysctl", "-qw", f"net.ipv6.conf.{root_end}.disable_ipv6=1"])
-                _run(["ethtool", "-K", root_end, *OFFLOADS_OFF])
-                _run(["ip", "link", "set", root_end, "up"])
+                self.box.run("ip", "link", "add", box_end, "mtu", self.mtu, "type", "veth",
+                             "peer", "name", ns.iface, "mtu", self.mtu, "netns", ns.name)
+                # Nothing of the box's own may cross FlowOS: no IPv6 on the box ends.
+                self.box.run("sysctl", "-qw", f"net.ipv6.conf.{box_end}.disable_ipv6=1")
+                self.box.run("ethtool", "-K", box_end, *OFFLOADS_OFF)
+                self.box.run("ip", "link", "set", box_end, "up")
                 ns.run("ethtool", "-K", ns.iface, *OFFLOADS_OFF)
                 ns.run("ip", "addr", "add", f"{ns.addr}/24", "dev", ns.iface)
                 ns.run("ip", "addr", "add", f"{ns.addr6}/64", "dev", ns.iface, "nodad")
@@ -315,8 +322,8 @@ class Wire:
         return self
 
     def close(self):
-        """Stops every process the wire started, then deletes its namespaces and veths (which
-        takes their qdiscs). Idempotent; never raises for what is already gone."""
+        """Stops every process the wire started, then deletes its namespaces (which takes their
+        veths and qdiscs). Idempotent; never raises for what is already gone."""
         for box in self._flowos:
             box.stop()
         for proc in reversed(self._processes):
@@ -328,9 +335,6 @@ class Wire:
         for name in reversed(self._created):
             _run(["ip", "netns", "del", name], check=False)
         self._created.clear()
-        for root_end in (self.left, self.right):  # gone with their peers; this is a safety net
-            if os.path.exists(f"/sys/class/net/{root_end}"):
-                _run(["ip", "link", "del", root_end], check=False)
 
     def __enter__(self):
         return self.create()
@@ -347,41 +351,35 @@ class Wire:
         return ["--vdev", f"net_af_packet0,iface={self.left}{extra}",
                 "--vdev", f"net_af_packet1,iface={self.right}{extra}"]
 
-    def start_flowos(self, *args, tmp_path, config=None, memory="no-huge", env=None, wait=10, attempts=2):
-        """Starts flowos-run (root namespace) on the two ports, with `config` (a YAML path, or a
-        dict written to tmp_path) and extra `args`; returns a FlowOS once a ping crosses it.
-
-        A flowos-run that exits during start-up is started again, up to `attempts` times in
-        all: rarely, under parallel load, DPDK's net_af_packet probe fails silently ("no port
-        for device 'net_af_packet0'"). Each such failure is kept in self.start_failures (its
-        message and the tail of its DPDK log), and the last one is raised."""
+    def start_flowos(self, *args, tmp_path, config=None, memory="no-huge", env=None, wait=10):
+        """Starts flowos-run (in the box namespace) on the two ports, with `config` (a YAML path,
+        or a dict written to tmp_path) and extra `args`; returns a FlowOS once a ping crosses it.
+        If flowos-run exits first, raises FlowOSExited with its error and the tail of its DPDK
+        log (which flowos-run keeps when it fails to start)."""
         tmp_path = Path(tmp_path)
         if isinstance(config, dict):
             import yaml
             path = tmp_path / f"flowos-{self.tag}-{len(self._flowos)}.yaml"
             path.write_text(yaml.safe_dump(config))
             config = path
-        for attempt in range(attempts):
-            prefix = unique_prefix()
-            stats_path = tmp_path / f"stats-{prefix}.json"
-            argv = [FLOWOS_RUN, "--no-dashboard", "--file-prefix", prefix, "--memory", memory,
-                    "--stats-json", str(stats_path), *self.vdevs()]
-            if config is not None:
-                argv += ["-c", str(config)]
-            argv += list(map(str, args))
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                    cwd=tmp_path, env=env)
-            box = FlowOS(proc, stats_path)
-            self._flowos.append(box)
-            try:
-                self.wait_forwarding(box, timeout=wait)
-                return box
-            except FlowOSExited as e:
-                log = Path(tempfile.gettempdir(), f"{prefix}.log")
-                tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no DPDK log)"
-                self.start_failures.append(f"{e}\nDPDK log {log}:\n{tail}")
-                if attempt == attempts - 1:
-                    raise WireError(self.start_failures[-1]) from None
+        prefix = unique_prefix()
+        stats_path = tmp_path / f"stats-{prefix}.json"
+        argv = [FLOWOS_RUN, "--no-dashboard", "--file-prefix", prefix, "--memory", memory,
+                "--stats-json", str(stats_path), *self.vdevs()]
+        if config is not None:
+            argv += ["-c", str(config)]
+        argv += list(map(str, args))
+        proc = subprocess.Popen(self.box.argv(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, cwd=tmp_path, env=env)  # ip execs flowos-run: same PID
+        box = FlowOS(proc, stats_path)
+        self._flowos.append(box)
+        try:
+            self.wait_forwarding(box, timeout=wait)
+        except FlowOSExited as e:
+            log = Path(tempfile.gettempdir(), f"{prefix}.log")
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no DPDK log)"
+            raise FlowOSExited(f"{e}\nDPDK log {log}:\n{tail}") from None
+        return box
 
     def wait_forwarding(self, box=None, timeout=10):
         """Waits until a ping from the client reaches the server and comes back."""
