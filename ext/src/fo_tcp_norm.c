@@ -32,6 +32,7 @@
 #define DEFAULT_MSS 536       /* RFC 9293's default, when neither the SYN nor the traffic says more */
 #define TCP_OPT_MSS 2
 #define TCP_OPT_SACK 5
+#define TCP_OPT_TIMESTAMPS 8
 
 static inline struct rte_tcp_hdr *
 tcp_of(struct rte_mbuf *m)
@@ -117,6 +118,28 @@ tcp_mss_option(struct rte_mbuf *m)
 		opt += opt[1];
 	}
 	return 0;
+}
+
+/* The 8 bytes of m's TCP timestamps option (TSval, TSecr), or NULL. */
+static uint8_t *
+tcp_timestamps(struct rte_mbuf *m)
+{
+	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
+	uint8_t *opt = rte_pktmbuf_mtod_offset(m, uint8_t *, meta->offset[FO_LEVEL_L4] + sizeof(struct rte_tcp_hdr));
+	uint8_t *end = rte_pktmbuf_mtod_offset(m, uint8_t *, meta->offset[FO_LEVEL_PAYLOAD]);
+
+	while (opt < end && *opt != 0) {
+		if (*opt == 1) {
+			opt++;
+			continue;
+		}
+		if (opt + 1 >= end || opt[1] < 2 || opt + opt[1] > end)
+			return NULL;
+		if (opt[0] == TCP_OPT_TIMESTAMPS && opt[1] == 10)
+			return opt + 2;
+		opt += opt[1];
+	}
+	return NULL;
 }
 
 /* --- the kept segments of a rewritten direction ---------------------------------------------- */
@@ -339,6 +362,7 @@ static int
 retransmission(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, uint32_t seq, uint32_t end)
 {
 	uint32_t k, resent = 0;
+	const uint8_t *ts;
 
 	if (seq_gt(end, sd->in_nxt)) {
 		/* Part of it is still in the flow's queue, and leaves from there. */
@@ -355,12 +379,23 @@ retransmission(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, u
 		send_now(e, m);
 		return 1;
 	}
+	ts = tcp_timestamps(m);
 	for (k = 0; k < sd->sent_n; k++) {
 		struct sent_seg *s = sent_at(sd, k);
 		struct rte_mbuf *seg;
+		uint8_t *copy_ts;
 
 		if (s->m == NULL || !seq_lt(s->in, end) || !seq_gt(s->in + s->in_len, seq))
 			continue;
+		/*
+		 * It leaves with the retransmission's timestamps: the receiver may have taken a newer
+		 * TSval since the copy first left, and would discard an older one (PAWS, RFC 7323).
+		 */
+		copy_ts = tcp_timestamps(s->m);
+		if (ts != NULL && copy_ts != NULL && memcmp(copy_ts, ts, 8) != 0) {
+			memcpy(copy_ts, ts, 8);
+			fix_checksums(e, s->m);
+		}
 		for (seg = s->m; seg != NULL; seg = seg->next)
 			rte_mbuf_refcnt_update(seg, 1);
 		engine_send(e, s->m);
