@@ -302,3 +302,24 @@ def test_the_processor_flag_takes_a_cython_processor(tmp_path, capture_dir):
     assert tier["name"] == "cyprocs:FlowBytes"
     assert counts_by_key(tier["report"]) == model_counts(packets(capture))
     assert packets(tmp_path / "out.pcap") == packets(capture)
+
+
+def test_stream_edits_from_cython_match_the_python_twin(tmp_path):
+    """cyprobe.StreamRedactor (stream_find/stream_splice/stream_release, no GIL) and the Python
+    Rewriter of tests/pyprocs/streams.py replace the token by a shorter string: the connections
+    that leave carry the same streams, the original's with the token replaced."""
+    from streamcheck import streams
+    capture = next(c for c in CAPTURES if c.stem == "http_get")
+    outs = {}
+    for name, entry in (("cython", {"cyprobe:StreamRedactor": {"old": "SECRET-TOKEN-1234", "new": "[gone]"}}),
+                        ("python", {"pyprocs.streams:Rewriter": {"old": "SECRET-TOKEN-1234", "new": "[gone]"}})):
+        (tmp_path / name).mkdir()
+        run, _, out = run_one_port(tmp_path / name, capture, catch_all(entry))
+        outs[name] = streams(out)
+        if name == "cython":
+            rep = report(run, "all")["report"]
+            assert rep == {"replaced": 1, "failed": 0}
+    expect = {k: (s[0].data, s[1].data.replace(b"SECRET-TOKEN-1234", b"[gone]"))
+              for k, s in streams(capture).items() if s.tcp}
+    for name, got in outs.items():
+        assert {k: (s[0].data, s[1].data) for k, s in got.items() if s.tcp} == expect, name

@@ -2,7 +2,7 @@
 """Cython processors that tests/test_cython_processors.py builds (like the example, outside
 FlowOS) to check the helpers of flowos.cprocessor against scapy, that process() runs without the
 GIL, and the verdicts, inject() and fault() policies of the Cython tier."""
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 
 from flowos.cprocessor cimport *
@@ -147,3 +147,52 @@ cdef class Messenger(CProcessor):
         if message == "count":
             return {"seen": self.seen, "dropping": bool(self.dropping)}
         raise ValueError(f"unknown message {message!r}")
+
+
+cdef class StreamRedactor(CProcessor):
+    """Replaces every `old` with `new` (any lengths) in the server's stream (direction 1), from
+    Cython through the stream helpers: the twin of tests/pyprocs/streams.py:Rewriter. Its per-flow
+    state is the stream offset searched up to."""
+    level = "payload"
+    readonly = False
+    state_size = sizeof(uint64_t)
+    cdef bytes old, new                      # kept alive for the pointers below
+    cdef const char *old_p
+    cdef const char *new_p
+    cdef uint32_t old_len, new_len
+    cdef uint64_t replaced, failed
+
+    def __init__(self, old="SECRET-TOKEN-1234", new="[gone]"):
+        super().__init__()
+        self.old, self.new = old.encode(), new.encode()
+        self.old_p, self.new_p = self.old, self.new
+        self.old_len, self.new_len = len(self.old), len(self.new)
+
+    cdef void process(self, fo_batch *batches, uint16_t n) noexcept nogil:
+        cdef uint16_t b
+        cdef fo_batch *fb
+        cdef uint64_t *at
+        cdef int64_t hit
+        cdef const char *old = self.old_p
+        cdef const char *new = self.new_p
+        cdef uint32_t old_len = self.old_len, new_len = self.new_len
+        for b in range(n):
+            fb = &batches[b]
+            at = <uint64_t *>fb.state
+            if at[0] < stream_start(fb, 1):
+                at[0] = stream_start(fb, 1)
+            hit = stream_find(fb, 1, old, old_len, at[0], stream_end(fb, 1))
+            while hit >= 0:
+                if stream_splice(fb, 1, hit, old_len, new, new_len) != 0:
+                    self.failed += 1
+                    break
+                self.replaced += 1
+                at[0] = hit + new_len
+                hit = stream_find(fb, 1, old, old_len, at[0], stream_end(fb, 1))
+            # Hold back what could be the start of the next `old`.
+            if stream_end(fb, 1) >= at[0] + old_len - 1:
+                at[0] = stream_end(fb, 1) - (old_len - 1)
+            stream_release(fb, 1, at[0])
+
+    def report(self):
+        return {"replaced": self.replaced, "failed": self.failed}
