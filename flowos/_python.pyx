@@ -107,19 +107,7 @@ cdef class Packet:
 
     def __getbuffer__(self, Py_buffer *view, int flags):
         self.batch.check()
-        view.buf = fo_pkt_data(self.m)
-        view.obj = self
-        view.len = self.m.data_len
-        view.readonly = 1
-        view.itemsize = 1
-        view.format = NULL
-        if flags & 4:   # PyBUF_FORMAT
-            view.format = b"B"
-        view.ndim = 1
-        view.shape = NULL
-        view.strides = NULL
-        view.suboffsets = NULL
-        view.internal = NULL
+        export_bytes(view, self, fo_pkt_data(self.m), self.m.data_len, flags)
         self.exports += 1
         self.batch.exports += 1
 

@@ -98,31 +98,9 @@ stream_wants(const struct fo_engine *e, const struct fo_flow *flow, const struct
 		!(meta->flags & FO_PKT_FRAGMENT) && meta->offset[FO_LEVEL_PAYLOAD] <= m->data_len;
 }
 
-/* The TCP options of m, for each of kind: calls fn with the option's value and length. */
-static uint16_t
-tcp_mss_option(struct rte_mbuf *m)
-{
-	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
-	const uint8_t *opt = rte_pktmbuf_mtod_offset(m, const uint8_t *, meta->offset[FO_LEVEL_L4] + sizeof(struct rte_tcp_hdr));
-	const uint8_t *end = rte_pktmbuf_mtod_offset(m, const uint8_t *, meta->offset[FO_LEVEL_PAYLOAD]);
-
-	while (opt < end && *opt != 0) {
-		if (*opt == 1) {
-			opt++;
-			continue;
-		}
-		if (opt + 1 >= end || opt[1] < 2 || opt + opt[1] > end)
-			break;
-		if (opt[0] == TCP_OPT_MSS && opt[1] == 4)
-			return (uint16_t)(opt[2] << 8 | opt[3]);
-		opt += opt[1];
-	}
-	return 0;
-}
-
-/* The 8 bytes of m's TCP timestamps option (TSval, TSecr), or NULL. */
+/* The value of m's first TCP option of this kind (its length in *len), or NULL. */
 static uint8_t *
-tcp_timestamps(struct rte_mbuf *m)
+tcp_option(struct rte_mbuf *m, uint8_t kind, uint8_t *len)
 {
 	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
 	uint8_t *opt = rte_pktmbuf_mtod_offset(m, uint8_t *, meta->offset[FO_LEVEL_L4] + sizeof(struct rte_tcp_hdr));
@@ -135,11 +113,32 @@ tcp_timestamps(struct rte_mbuf *m)
 		}
 		if (opt + 1 >= end || opt[1] < 2 || opt + opt[1] > end)
 			return NULL;
-		if (opt[0] == TCP_OPT_TIMESTAMPS && opt[1] == 10)
+		if (opt[0] == kind) {
+			*len = opt[1] - 2;
 			return opt + 2;
+		}
 		opt += opt[1];
 	}
 	return NULL;
+}
+
+static uint16_t
+tcp_mss_option(struct rte_mbuf *m)
+{
+	uint8_t len;
+	const uint8_t *v = tcp_option(m, TCP_OPT_MSS, &len);
+
+	return v != NULL && len == 2 ? (uint16_t)(v[0] << 8 | v[1]) : 0;
+}
+
+/* The 8 bytes of m's TCP timestamps option (TSval, TSecr), or NULL. */
+static uint8_t *
+tcp_timestamps(struct rte_mbuf *m)
+{
+	uint8_t len;
+	uint8_t *v = tcp_option(m, TCP_OPT_TIMESTAMPS, &len);
+
+	return v != NULL && len == 8 ? v : NULL;
 }
 
 /* --- the kept segments of a rewritten direction ---------------------------------------------- */
@@ -267,31 +266,19 @@ start_rewriting(struct stream_dir *sd)
 static void
 map_sack(struct rte_mbuf *m, const struct stream_dir *sd)
 {
-	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
-	uint8_t *opt = rte_pktmbuf_mtod_offset(m, uint8_t *, meta->offset[FO_LEVEL_L4] + sizeof(struct rte_tcp_hdr));
-	uint8_t *end = rte_pktmbuf_mtod_offset(m, uint8_t *, meta->offset[FO_LEVEL_PAYLOAD]);
+	uint8_t len, *edge;
+	uint8_t *blocks = tcp_option(m, TCP_OPT_SACK, &len);
 
-	while (opt < end && *opt != 0) {
-		if (*opt == 1) {
-			opt++;
-			continue;
-		}
-		if (opt + 1 >= end || opt[1] < 2 || opt + opt[1] > end)
-			return;
-		if (opt[0] == TCP_OPT_SACK) {
-			uint8_t *edge;
+	if (blocks == NULL)
+		return;
+	for (edge = blocks; edge + 4 <= blocks + len; edge += 4) {
+		uint32_t v;
 
-			for (edge = opt + 2; edge + 4 <= opt + opt[1]; edge += 4) {
-				uint32_t v;
-
-				memcpy(&v, edge, 4);
-				v = rte_cpu_to_be_32(ack_in(sd, rte_be_to_cpu_32(v)));
-				memcpy(edge, &v, 4);
-			}
-			fo_pkt_meta(m)->flags |= FO_PKT_HDR_DIRTY;
-		}
-		opt += opt[1];
+		memcpy(&v, edge, 4);
+		v = rte_cpu_to_be_32(ack_in(sd, rte_be_to_cpu_32(v)));
+		memcpy(edge, &v, 4);
 	}
+	fo_pkt_meta(m)->flags |= FO_PKT_HDR_DIRTY;
 }
 
 /* Trims n bytes off the front of a segment (or, with back, off its end); its IP length follows. */
