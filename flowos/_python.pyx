@@ -193,13 +193,16 @@ cdef class Stream:
     def read(self, off=None, n=None):
         """n bytes (all to the end if None) from off (the start if None), as bytes."""
         self.batch.check()
-        cdef uint64_t o = self.at(off), end = fo_stream_start(self.b, self.dir) + fo_stream_len(self.b, self.dir)
+        cdef uint64_t o = self.at(off), start = fo_stream_start(self.b, self.dir)
+        cdef uint64_t end = start + fo_stream_len(self.b, self.dir)
+        if o < start:
+            raise IndexError(f"stream offset {o} was released (this processor holds from {start})")
         if o > end:
             return b""
         cdef uint64_t count = end - o if n is None else min(<uint64_t>n, end - o)
         cdef bytes out = PyBytes_FromStringAndSize(NULL, count)
-        if count:
-            fo_stream_read(self.b, self.dir, o, PyBytes_AS_STRING(out), <uint32_t>count)
+        if count and fo_stream_read(self.b, self.dir, o, PyBytes_AS_STRING(out), <uint32_t>count) != count:
+            raise RuntimeError("the stream changed under the read")
         return out
 
     def __getitem__(self, index):

@@ -181,3 +181,33 @@ def test_length_changing_rewrites_renumber_the_connection(tmp_path, new):
         assert a[0].pending == a[1].pending == 0 and a[0].ooo == a[1].ooo == 0
         sizes = [len(Ether(f)[TCP].payload) for f in out if TCP in Ether(f)]
         assert max(sizes) <= 1448 + 12
+
+
+def test_the_stream_api_reads_searches_edits_and_releases(tmp_path):
+    """A request in three segments: the first call reads it (and holds it); the second sees all
+    three, edits across them (insert, a delete spanning two packets, replace, append) and
+    releases; what leaves is the edited stream, renumbered."""
+    parts = [b"GET /a HTTP/1.1\r\nHo", b"st: x\r\n\r\n", b"tail"]
+    frames = handshake(100, 900)
+    seq = 101
+    for p in parts:
+        frames.append(tcp(CLIENT, SERVER, seq, 901, "PA", p))
+        seq += len(p)
+    capture = write_pcap(tmp_path / "in.pcap", frames)
+    path = tmp_path / "probe.json"
+    run, out = run_streams(tmp_path, capture, [{"pyprocs.streams:Probe": {"path": str(path)}}], burst=4)
+    got = json.loads(path.read_text())
+    first, second = got["calls"]
+    assert (first["start"], first["end"], first["packets"]) == (0, 19, [[0, 19]])
+    assert first["line"] == "GET /a HTTP/1.1\r\n" and first["header_end"] == -1 and first["get"]
+    assert first["slice"] == "GET" and first["view"] == parts[0].decode() and first["partial"] == 19
+    whole = b"".join(parts).decode()
+    assert (second["start"], second["end"], second["packets"]) == (0, 32, [[0, 19], [19, 9], [28, 4]])
+    assert first["read_released"] == "no error"   # offset 0 is held
+    assert second["all"] == whole and second["header_end"] == 24 and second["read_released"] == "no error"
+    assert second["partial"] == 28          # "tail" may start "tail-end"
+    assert second["edited"] == "PUT XYZ/a HTTP/1.1\r\n\r\ntail!"
+    assert got["stale"] == "RuntimeError"   # a Stream kept past process() raises
+    (left,) = [s for s in streams(out).values() if s.tcp]
+    assert left[0].data == second["edited"].encode() and left[0].ooo == left[0].overlap == 0
+    assert all(checksums_ok(f) for f in out)

@@ -90,3 +90,50 @@ class Rewriter(flowos.Processor):
 
     def on_message(self, message):
         return str(self.replaced)
+
+
+class Probe(flowos.Processor):
+    """Exercises the Stream API on direction 0 and writes what it saw, call by call, to `path`:
+    on the first call it only reads (and holds everything); on the second it edits across the
+    packets it holds, then releases all."""
+    level = "payload"
+    readonly = False
+
+    def __init__(self, path):
+        super().__init__()
+        self.path, self.calls, self.kept = str(path), [], None
+
+    def process(self, batch):
+        for flow in batch.flows():
+            if flow.proto != 6:
+                continue
+            s = flow.stream(0)
+            call = {"start": s.start, "end": s.end, "len": len(s), "packets": [[o, n] for o, _, n in s.packets()],
+                    "all": s.read().decode(), "line": (s.readline() or b"").decode(),
+                    "header_end": s.find(b"\r\n\r\n"), "get": s.startswith(b"GET "), "slice": s[s.start:s.start + 3].decode(),
+                    "view": bytes(s.view(s.start)).decode(), "partial": s.partial_at(b"tail-end")}
+            try:
+                s.read(max(s.start - 1, 0), 1)
+                call["read_released"] = "no error"
+            except IndexError:
+                call["read_released"] = "IndexError"
+            self.kept = s
+            if len(self.calls) == 0:
+                s.release(s.start)          # hold it all for the next call
+            else:
+                s.insert(s.start + 4, b"XYZ")
+                host = s.find(b"Host")
+                s.delete(host, len(b"Host: x\r\n"))
+                s.replace(s.start, b"PUT")
+                s.insert(s.end, b"!")
+                call["edited"] = s.read().decode()
+            self.calls.append(call)
+
+    def teardown(self):
+        try:
+            self.kept.start
+            stale = "no error"
+        except RuntimeError:
+            stale = "RuntimeError"
+        with open(self.path, "w") as f:
+            json.dump({"calls": self.calls, "stale": stale}, f)
