@@ -440,18 +440,28 @@ def flows_table(data):
     return "\n".join(lines)
 
 
-def add_flows_args(p):
+def add_timing_args(p, warmup_after="one pass over its traffic"):
+    """--reps, --seconds and --warmup, as the flows, processors and streams benchmarks take them."""
     p.add_argument("--reps", type=positive(int), default=5, help="runs of the whole set (default 5)")
-    p.add_argument("--seconds", type=positive(float), default=2.0,
-                   help="measured seconds per scenario (default 2)")
+    p.add_argument("--seconds", type=positive(float), default=2.0, help="measured seconds per scenario (default 2)")
     p.add_argument("--warmup", type=positive(float), default=0.5,
-                   help="seconds of warm-up per scenario, after one pass over its traffic (default 0.5)")
+                   help=f"seconds of warm-up per scenario, after {warmup_after} (default 0.5)")
+
+
+def add_engine_args(p, lister, memory_mb=256, memory_mb_help="EAL memory (default 256)"):
+    """--memory, --memory-mb, --cpu and --only (`lister`: what names the scenarios), as the flows,
+    processors and streams benchmarks take them."""
     p.add_argument("--memory", choices=hugepages.MODES, default="auto",
                    help="memory mode (default auto: hugepages when enough are free)")
-    p.add_argument("--memory-mb", type=positive(int), default=FLOWS_MEMORY_MB,
-                   help=f"EAL memory (default {FLOWS_MEMORY_MB}: what the 1M-flow scenarios need)")
+    p.add_argument("--memory-mb", type=positive(int), default=memory_mb, help=memory_mb_help)
     p.add_argument("--cpu", type=int, help="CPU to run on (default: the last one)")
-    p.add_argument("--only", help="comma-separated scenarios (default all; fo_flowbench -- --list names them)")
+    p.add_argument("--only", help=f"comma-separated scenarios (default all; {lister} names them)")
+
+
+def add_flows_args(p):
+    add_timing_args(p)
+    add_engine_args(p, "fo_flowbench -- --list", FLOWS_MEMORY_MB,
+                    f"EAL memory (default {FLOWS_MEMORY_MB}: what the 1M-flow scenarios need)")
     p.add_argument("--binary", help=f"the fo_flowbench to run, e.g. one built from another commit "
                                     f"(default {FLOWBENCH.relative_to(ROOT)}, built if missing)")
 
@@ -537,22 +547,27 @@ def procbench_run(memory, cpu, args, prefix, script=PROCBENCH, scenarios=PROCESS
     return data
 
 
+def pybench_anomalies(name, r, engine_counters):
+    """What every pybench result is checked for: the leak checks, the engine's `engine_counters`
+    (each must be 0) and one flow created per connection."""
+    problems = [f"{name}: {key} {r[key]}" for key in ("heap_leaked_bytes", "mbufs_missing") if r[key]]
+    e = r["engine"]
+    if e is not None:
+        problems += [f"{name}: engine counted {e[key]} {key}" for key in engine_counters if e[key]]
+        if e["flows_created"] != r["flows"]:
+            problems.append(f"{name}: {e['flows_created']} flows created, {r['flows']} expected")
+    return problems
+
+
 def processors_anomalies(name, r):
     """What in one scenario's result says the measurement is not what it claims to be."""
     if "error" in r:
         return [f"{name}: {r['error']}"]
-    problems = []
-    for key in ("heap_leaked_bytes", "mbufs_missing"):
-        if r[key]:
-            problems.append(f"{name}: {key} {r[key]}")
+    problems = pybench_anomalies(name, r, ("malformed", "table_full", "tx_unsent", "dropped", "unmatched",
+                                           "bad_verdicts"))
     e = r["engine"]
-    for key in ("malformed", "table_full", "tx_unsent", "dropped", "unmatched", "bad_verdicts"):
-        if e[key]:
-            problems.append(f"{name}: engine counted {e[key]} {key}")
     if e["tx_packets"] != e["packets"]:
         problems.append(f"{name}: engine saw {e['packets']} packets but sent {e['tx_packets']}")
-    if e["flows_created"] != r["flows"]:
-        problems.append(f"{name}: {e['flows_created']} flows created, {r['flows']} expected")
     proc = r["processor"]
     if isinstance(proc, dict):    # the tiers' statistics, or a C processor's report (counter's has no packets)
         if "packets" in proc and proc["packets"] != e["packets"]:
@@ -566,21 +581,29 @@ def processors_anomalies(name, r):
     return problems
 
 
-def processors(args):
+def procbench_runs(args, label, tag, detail, rate, script=PROCBENCH, scenarios=PROCESSORS_SCENARIOS, extra=()):
+    """args.reps runs of procbench.py (or streambench.py, as procbench_run) after checking the
+    build, each logged with its scenarios' `rate` ("mpps", "gbps"): the memory, the CPU and the runs.
+    `detail` goes in the first log line after the CPU."""
     check_same_build()
     memory = hugepages.choose(args.memory, args.memory_mb)
     cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
-    log(f"processors: memory {memory.mode} ({memory.reason}), CPU {cpu}, "
+    log(f"{label}: memory {memory.mode} ({memory.reason}), CPU {cpu}, {detail}"
         f"{args.reps} runs of {args.seconds:g} s per scenario")
     runs = []
     for rep in range(1, args.reps + 1):
-        prefix = f"bench-{os.getpid()}-procs-{rep}"
+        prefix = f"bench-{os.getpid()}-{tag}-{rep}"
         try:
-            runs.append(procbench_run(memory, cpu, args, prefix))
+            runs.append(procbench_run(memory, cpu, args, prefix, script, scenarios, extra))
         finally:
             remove_runtime_dir(prefix)
         log(f"  run {rep}/{args.reps} (load {runs[-1]['loadavg'][0]:.2f}): " + ", ".join(
-            f"{name} {r['mpps']:.2f}" for name, r in runs[-1]["scenarios"].items() if "mpps" in r))
+            f"{name} {r[rate]:.2f}" for name, r in runs[-1]["scenarios"].items() if rate in r))
+    return memory, cpu, runs
+
+
+def processors(args):
+    memory, cpu, runs = procbench_runs(args, "processors", "procs", "", "mpps")
     scenarios, anomalies = summarize_runs(runs, processors_anomalies, processors_summary)
     data = {"benchmark": "processors", "memory_mode": memory.mode, "memory_mb": memory.memory_mb, "cpu": cpu,
             "reps": args.reps, "seconds": args.seconds, "warmup": args.warmup, "tsc_hz": runs[0]["tsc_hz"],
@@ -628,13 +651,19 @@ def processors_targets(scenarios):
     return out
 
 
+def pybench_title(data, detail):
+    """The first line of the processors and streams tables, with `detail` after the memory."""
+    loads = data["loadavg"]
+    return (f"{data['benchmark']}: fo_engine_burst on CPU {data['cpu']}, memory {data['memory_mode']} "
+            f"({data['memory_mb']} MB), {detail}, Python {data['python']}, "
+            f"load average {min(l[0] for l in loads):.2f}-{max(l[1] for l in loads):.2f}")
+
+
 def processors_table(data):
     sc, hz = data["scenarios"], data["tsc_hz"]
-    lines = [f"processors: fo_engine_burst on CPU {data['cpu']}, memory {data['memory_mode']} "
-             f"({data['memory_mb']} MB), {data['frame_len']}-byte TCP frames, one catch-all flow, "
-             f"{data['reps']} x {data['seconds']:g} s per scenario (after one pass and {data['warmup']:g} s of "
-             f"warm-up), Python {data['python']}, load average {min(l[0] for l in data['loadavg']):.2f}-"
-             f"{max(l[1] for l in data['loadavg']):.2f}", "",
+    lines = [pybench_title(data, f"{data['frame_len']}-byte TCP frames, one catch-all flow, {data['reps']} x "
+                                 f"{data['seconds']:g} s per scenario (after one pass and {data['warmup']:g} s of "
+                                 f"warm-up)"), "",
              f"{'scenario':<24} {'burst':>5} {'median Mpps':>11} {'min':>7} {'max':>7} {'cycles/pkt':>10} "
              f"{'+ over none':>11} {'+ per call':>10}  what"]
     for name, s in sc.items():
@@ -673,15 +702,8 @@ def processors_table(data):
 
 
 def add_processors_args(p):
-    p.add_argument("--reps", type=positive(int), default=5, help="runs of the whole set (default 5)")
-    p.add_argument("--seconds", type=positive(float), default=2.0, help="measured seconds per scenario (default 2)")
-    p.add_argument("--warmup", type=positive(float), default=0.5,
-                   help="seconds of warm-up per scenario, after one pass over its traffic (default 0.5)")
-    p.add_argument("--memory", choices=hugepages.MODES, default="auto",
-                   help="memory mode (default auto: hugepages when enough are free)")
-    p.add_argument("--memory-mb", type=positive(int), default=256, help="EAL memory (default 256)")
-    p.add_argument("--cpu", type=int, help="CPU to run on (default: the last one)")
-    p.add_argument("--only", help="comma-separated scenarios (default all; procbench.py --list names them)")
+    add_timing_args(p)
+    add_engine_args(p, "procbench.py --list")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -704,25 +726,17 @@ def streams_anomalies(name, r):
     """What in one scenario's result says the measurement is not what it claims to be."""
     if "error" in r:
         return [f"{name}: {r['error']}"]
-    problems = []
-    for key in ("heap_leaked_bytes", "mbufs_missing"):
-        if r[key]:
-            problems.append(f"{name}: {key} {r[key]}")
+    problems = pybench_anomalies(name, r, ("malformed", "table_full", "tx_unsent", "dropped", "unmatched",
+                                           "bad_verdicts", "hold_overflows", "inject_failed"))
     gen = r["generator"]
     if gen["unknown"]:
         problems.append(f"{name}: {gen['unknown']} packets out of the engine were none of the generator's")
     e = r["engine"]
     if e is None:
         return problems
-    for key in ("malformed", "table_full", "tx_unsent", "dropped", "unmatched", "bad_verdicts", "hold_overflows",
-                "inject_failed"):
-        if e[key]:
-            problems.append(f"{name}: engine counted {e[key]} {key}")
     for key in STREAM_IN_ORDER:
         if e["streams"][key]:
             problems.append(f"{name}: engine counted {e['streams'][key]} streams.{key}")
-    if e["flows_created"] != r["flows"]:
-        problems.append(f"{name}: {e['flows_created']} flows created, {r['flows']} expected")
     # Every packet leaves (a held one in a later burst: at most the flows' last segments wait).
     if not 0 <= e["packets"] - e["tx_packets"] <= 2 * r["flows"]:
         problems.append(f"{name}: engine saw {e['packets']} packets but sent {e['tx_packets']}")
@@ -770,21 +784,10 @@ def streams_targets(scenarios, hz):
 
 
 def streams(args):
-    check_same_build()
-    memory = hugepages.choose(args.memory, args.memory_mb)
-    cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
-    log(f"streams: memory {memory.mode} ({memory.reason}), CPU {cpu}, {args.flows} connections, "
-        f"{args.payload}-byte segments, {args.reps} runs of {args.seconds:g} s per scenario")
-    runs = []
-    for rep in range(1, args.reps + 1):
-        prefix = f"bench-{os.getpid()}-streams-{rep}"
-        try:
-            runs.append(procbench_run(memory, cpu, args, prefix, STREAMBENCH, STREAMS_SCENARIOS,
-                                      ("--flows", str(args.flows), "--payload", str(args.payload))))
-        finally:
-            remove_runtime_dir(prefix)
-        log(f"  run {rep}/{args.reps} (load {runs[-1]['loadavg'][0]:.2f}): " + ", ".join(
-            f"{name} {r['gbps']:.2f}" for name, r in runs[-1]["scenarios"].items() if "gbps" in r))
+    memory, cpu, runs = procbench_runs(args, "streams", "streams",
+                                       f"{args.flows} connections, {args.payload}-byte segments, ", "gbps",
+                                       STREAMBENCH, STREAMS_SCENARIOS,
+                                       ("--flows", str(args.flows), "--payload", str(args.payload)))
     scenarios, anomalies = summarize_runs(runs, streams_anomalies, streams_summary)
     first = runs[0]
     data = {"benchmark": "streams", "memory_mode": memory.mode, "memory_mb": memory.memory_mb, "cpu": cpu,
@@ -799,10 +802,9 @@ def streams(args):
 def streams_table(data):
     sc, hz = data["scenarios"], data["tsc_hz"]
     gen = sc.get("gen_only", {}).get("cycles_per_packet")
-    lines = [f"streams: fo_engine_burst on CPU {data['cpu']}, memory {data['memory_mode']} ({data['memory_mb']} MB), "
-             f"{data['flows']} TCP connections (both directions), {data['payload']}-byte segments in order, "
-             f"bursts of 32, {data['reps']} x {data['seconds']:g} s per scenario, Python {data['python']}, "
-             f"load average {min(l[0] for l in data['loadavg']):.2f}-{max(l[1] for l in data['loadavg']):.2f}", "",
+    lines = [pybench_title(data, f"{data['flows']} TCP connections (both directions), {data['payload']}-byte "
+                                 f"segments in order, bursts of 32, {data['reps']} x {data['seconds']:g} s per "
+                                 f"scenario"), "",
              f"{'scenario':<20} {'Gbit/s':>7} {'min':>6} {'max':>6} {'Mpps':>6} {'cycles/pkt':>10} "
              f"{'less gen.':>9} {'Gbit/s less gen.':>16}  what"]
     for name, s in sc.items():
@@ -836,18 +838,11 @@ def streams_table(data):
 
 
 def add_streams_args(p):
-    p.add_argument("--reps", type=positive(int), default=5, help="runs of the whole set (default 5)")
-    p.add_argument("--seconds", type=positive(float), default=2.0, help="measured seconds per scenario (default 2)")
-    p.add_argument("--warmup", type=positive(float), default=0.5,
-                   help="seconds of warm-up per scenario, after the SYNs of every connection (default 0.5)")
+    add_timing_args(p, "the SYNs of every connection")
     p.add_argument("--flows", type=positive(int), default=1000, help="TCP connections (default 1000)")
     p.add_argument("--payload", type=positive(int), default=1448,
                    help="TCP payload bytes per segment, 36..1460 (default 1448)")
-    p.add_argument("--memory", choices=hugepages.MODES, default="auto",
-                   help="memory mode (default auto: hugepages when enough are free)")
-    p.add_argument("--memory-mb", type=positive(int), default=256, help="EAL memory (default 256)")
-    p.add_argument("--cpu", type=int, help="CPU to run on (default: the last one)")
-    p.add_argument("--only", help="comma-separated scenarios (default all; streambench.py --list names them)")
+    add_engine_args(p, "streambench.py --list")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -427,6 +427,18 @@ observe(struct fo_gen_stream *st, struct rte_mbuf *m)
 		st->rcvd[t] = end;
 }
 
+/* Fills pkts[have..n) from the pool (what the engine freed or still holds): 0, or -ENOMEM after
+ * freeing pkts[0..have). */
+static __rte_always_inline int
+top_up(struct fo_gen_rig *rig, struct rte_mbuf **pkts, unsigned int have, unsigned int n)
+{
+	if (have < n && rte_pktmbuf_alloc_bulk(rig->pool, &pkts[have], n - have) != 0) {
+		rte_pktmbuf_free_bulk(pkts, have);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /* Stream mode's burst: reads back what the engine sent, recycles the mbufs it no longer holds. */
 static int
 gen_stream_burst(struct fo_gen *g, struct fo_gen_rig *rig, struct rte_mbuf **pkts, unsigned int n)
@@ -445,10 +457,8 @@ gen_stream_burst(struct fo_gen *g, struct fo_gen_rig *rig, struct rte_mbuf **pkt
 		}
 		pkts[kept++] = m;
 	}
-	if (kept < n && rte_pktmbuf_alloc_bulk(rig->pool, &pkts[kept], n - kept) != 0) {
-		rte_pktmbuf_free_bulk(pkts, kept);
+	if (top_up(rig, pkts, kept, n) != 0)
 		return -ENOMEM;
-	}
 	for (i = 0; i < n; i++)
 		gen_stream_packet(g, pkts[i], rig->route.rx_port);
 	return 0;
@@ -464,10 +474,8 @@ gen_burst(struct fo_gen *g, struct fo_gen_rig *rig, struct rte_mbuf **pkts, unsi
 	got = rte_ring_sc_dequeue_burst(rig->tx_ring, (void **)pkts, n, NULL);
 
 	/* Only what the engine freed (dropped, or refused by a full ring) comes from the pool. */
-	if (got < n && rte_pktmbuf_alloc_bulk(rig->pool, &pkts[got], n - got) != 0) {
-		rte_pktmbuf_free_bulk(pkts, got);
+	if (top_up(rig, pkts, got, n) != 0)
 		return -ENOMEM;
-	}
 	for (i = 0; i < n; i++)
 		gen_packet(g, pkts[i], rig->route.rx_port);
 	return 0;
@@ -481,27 +489,39 @@ fo_gen_burst(struct fo_gen *g, struct fo_gen_rig *rig, struct rte_mbuf **pkts, u
 
 #define CHECK_PACKETS 32   /* of each kind */
 
+/* Nonzero if the IPv4 header or TCP checksum of any of the n generated frames is wrong (each
+ * frame's TCP checksum field is zeroed by the check). */
+static int
+bad_checksums(struct rte_mbuf **pkts, unsigned int n)
+{
+	unsigned int i;
+	int bad = 0;
+
+	for (i = 0; i < n; i++) {
+		struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(pkts[i], struct rte_ipv4_hdr *,
+								  sizeof(struct rte_ether_hdr));
+		struct rte_tcp_hdr *tcp = (struct rte_tcp_hdr *)(ip + 1);
+		uint16_t ours = tcp->cksum;
+
+		bad |= rte_raw_cksum(ip, sizeof(*ip)) != 0xffff;
+		tcp->cksum = 0;
+		bad |= rte_ipv4_udptcp_cksum(ip, tcp) != ours;
+	}
+	return bad;
+}
+
 int
 fo_gen_self_check(struct fo_gen_rig *rig)
 {
 	struct rte_mbuf *pkts[CHECK_PACKETS];
 	struct fo_gen g;
-	int k, i, bad = 0;
+	int k, bad = 0;
 
 	for (k = 0; k < 2; k++) {
 		fo_gen_init(&g, 1000, k, k ? RTE_TCP_SYN_FLAG : RTE_TCP_ACK_FLAG);
 		if (fo_gen_burst(&g, rig, pkts, CHECK_PACKETS) != 0)
 			return -ENOMEM;
-		for (i = 0; i < CHECK_PACKETS; i++) {
-			struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(pkts[i], struct rte_ipv4_hdr *,
-									  sizeof(struct rte_ether_hdr));
-			struct rte_tcp_hdr *tcp = (struct rte_tcp_hdr *)(ip + 1);
-			uint16_t ours = tcp->cksum;
-
-			bad |= rte_raw_cksum(ip, sizeof(*ip)) != 0xffff;
-			tcp->cksum = 0;
-			bad |= rte_ipv4_udptcp_cksum(ip, tcp) != ours;
-		}
+		bad |= bad_checksums(pkts, CHECK_PACKETS);
 		rte_pktmbuf_free_bulk(pkts, CHECK_PACKETS);
 	}
 	/* Stream mode: SYNs, then segments with and without the pattern (8 connections, all planted
@@ -520,16 +540,7 @@ fo_gen_self_check(struct fo_gen_rig *rig)
 				fo_gen_fini(&g);
 				return -ENOMEM;
 			}
-			for (i = 0; i < 16; i++) {
-				struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(pkts[i], struct rte_ipv4_hdr *,
-										  sizeof(struct rte_ether_hdr));
-				struct rte_tcp_hdr *tcp = (struct rte_tcp_hdr *)(ip + 1);
-				uint16_t ours = tcp->cksum;
-
-				bad |= rte_raw_cksum(ip, sizeof(*ip)) != 0xffff;
-				tcp->cksum = 0;
-				bad |= rte_ipv4_udptcp_cksum(ip, tcp) != ours;
-			}
+			bad |= bad_checksums(pkts, 16);
 			rte_pktmbuf_free_bulk(pkts, 16);
 		}
 		bad |= g.st->stats.planted != 16;   /* 4 planted connections x 2 directions x 2 copies in pass 2 */

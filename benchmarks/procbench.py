@@ -14,22 +14,16 @@ the most the engine takes: one call per 256 packets). The
 processors that read a field all do the same thing: count the packets whose TCP/UDP destination
 port is 443 (a third of this traffic: the client-to-server direction of two connections in three).
 """
-import argparse
-import json
-import os
 import sys
-import tempfile
 
 import flowos
 from flowos._python import PythonTier
-from flowos._runtime import Eal, Mempool
 
+import benchrun
 import cyproc
 import pybench
 
 POOL_SIZE = 8191     # as fo_flowbench: the TX ring (1024) and the engine's bursts never hold more
-POOL_CACHE = 256
-DATA_ROOM = 2176     # RTE_MBUF_DEFAULT_BUF_SIZE
 HTTPS = 443
 
 
@@ -144,55 +138,14 @@ def run_scenario(rig, name, seconds, warmup):
     return r
 
 
-def eal_argv(args):
-    argv = ["procbench", "--lcores", f"0@{args.cpu}", "--file-prefix", args.file_prefix, "--no-shconf",
-            "--no-telemetry", "--no-pci", "-m", str(args.memory_mb), "--log-level=lib.eal:warning"]
-    if args.memory == "no-huge":
-        return argv + ["--no-huge"]
-    return argv + ["--huge-dir", args.huge_dir, "--huge-unlink"]
-
-
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cpu", type=int, default=max(os.sched_getaffinity(0)))
-    p.add_argument("--file-prefix", default=f"procbench-{os.getpid()}")
-    p.add_argument("--memory", choices=("hugepages", "no-huge"), default="no-huge")
-    p.add_argument("--huge-dir", default="/dev/hugepages")
-    p.add_argument("--memory-mb", type=int, default=512)
-    p.add_argument("--seconds", type=float, default=2.0)
-    p.add_argument("--warmup", type=float, default=0.5)
-    p.add_argument("--only", help="comma-separated scenarios (default all)")
-    p.add_argument("--list", action="store_true", help="print the scenarios and exit")
-    args = p.parse_args(argv)
-    if args.list:
-        for name, (kind, _) in SCENARIOS.items():
-            print(f"{name:<26} {KINDS[kind][2]}")
+    p = benchrun.parser("procbench", __doc__, memory_mb=512)
+    args, names = benchrun.parse(p, argv, {name: KINDS[kind][2] for name, (kind, _) in SCENARIOS.items()}, 26)
+    if names is None:
         return 0
-    names = list(SCENARIOS) if not args.only else args.only.split(",")
-    unknown = [n for n in names if n not in SCENARIOS]
-    if unknown:
-        p.error(f"no scenario {', '.join(unknown)} (--list names them)")
-    with tempfile.TemporaryDirectory(prefix="procbench-") as tmp:
-        eal = Eal.start(eal_argv(args), os.path.join(tmp, "dpdk.log"))
-        pool = rig = None
-        try:
-            pybench.register_meta()
-            pool = Mempool.create(eal, "pb_pool", POOL_SIZE, POOL_CACHE, DATA_ROOM)
-            rig = pybench.Rig.create(pool)
-            out = {"benchmark": "processors", "memory": args.memory, "cpu": args.cpu, "tsc_hz": pybench.tsc_hz(),
-                   "frame_len": pybench.FRAME_LEN, "seconds": args.seconds, "warmup": args.warmup,
-                   "python": sys.version.split()[0], "scenarios": {}}
-            for name in names:
-                print(f"procbench: {name} ...", file=sys.stderr, flush=True)
-                out["scenarios"][name] = run_scenario(rig, name, args.seconds, args.warmup)
-        finally:
-            if rig is not None:
-                rig.close()
-            if pool is not None:
-                pool.close()
-            eal.close()
-    print(json.dumps(out))
-    return 0
+    header = {"frame_len": pybench.FRAME_LEN, "seconds": args.seconds, "warmup": args.warmup}
+    return benchrun.run("procbench", "processors", args, names, "pb_pool", POOL_SIZE, header,
+                        lambda rig, name: run_scenario(rig, name, args.seconds, args.warmup))
 
 
 if __name__ == "__main__":

@@ -254,6 +254,18 @@ cdef object processor_report(fo_engine *e, processor):
     return json.loads(buf[:n].decode())
 
 
+cdef int64_t timed_run(fo_engine *e, fo_gen *g, fo_gen_rig *rig, unsigned int burst, uint64_t pass_packets,
+                       double warmup, double seconds, uint64_t *cycles) noexcept nogil:
+    """One pass of `pass_packets` packets, `warmup` seconds, then `seconds` measured (into
+    *cycles), in bursts of `burst`: the measured packets, or < 0 if the mbuf pool ran dry."""
+    cdef int64_t packets = fo_gen_run_packets(e, g, rig, burst, pass_packets)
+    if packets >= 0:
+        packets = fo_gen_run_for(e, g, rig, burst, warmup, cycles)
+    if packets >= 0:
+        packets = fo_gen_run_for(e, g, rig, burst, seconds, cycles)
+    return packets
+
+
 def run(Rig rig not None, uint32_t flows, unsigned int burst, double seconds, double warmup, processor=None):
     """Builds an engine (one catch-all definition; `processor` in stage 0 if not None: a name in
     BUILTINS or a tier object), sends one pass over the traffic of `flows` connections through it
@@ -271,11 +283,7 @@ def run(Rig rig not None, uint32_t flows, unsigned int burst, double seconds, do
     heap_built = heap_used(socket)
     fo_gen_init(&g, flows, 0, RTE_TCP_ACK_FLAG)
     with nogil:
-        packets = fo_gen_run_packets(e, &g, &rig.rig, burst, pass_packets)
-        if packets >= 0:
-            packets = fo_gen_run_for(e, &g, &rig.rig, burst, warmup, &cycles)
-        if packets >= 0:
-            packets = fo_gen_run_for(e, &g, &rig.rig, burst, seconds, &cycles)
+        packets = timed_run(e, &g, &rig.rig, burst, pass_packets, warmup, seconds, &cycles)
     try:
         if packets < 0:
             return {"error": "the mbuf pool ran dry: mbufs are being lost"}
@@ -325,11 +333,7 @@ def run_streams(Rig rig not None, uint32_t flows, unsigned int burst, double sec
             fo_engine_free(e)
         check(ret, "fo_gen_init_stream (payload, pattern or flows out of range?)")
     with nogil:
-        packets = fo_gen_run_packets(e, &g, &rig.rig, burst, pass_packets)
-        if packets >= 0:
-            packets = fo_gen_run_for(e, &g, &rig.rig, burst, warmup, &cycles)
-        if packets >= 0:
-            packets = fo_gen_run_for(e, &g, &rig.rig, burst, seconds, &cycles)
+        packets = timed_run(e, &g, &rig.rig, burst, pass_packets, warmup, seconds, &cycles)
     try:
         if packets < 0:
             return {"error": "the mbuf pool ran dry: mbufs are being lost or held"}

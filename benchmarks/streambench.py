@@ -21,22 +21,16 @@ definition with streams (normalised TCP), one payload-level processor, bursts of
           EDIT_BYTES bytes; the engine then renumbers the direction (and keeps each segment
           until the other side acknowledges it).
 """
-import argparse
-import json
-import os
 import sys
-import tempfile
 
 import flowos
 from flowos._python import PythonTier
-from flowos._runtime import Eal, Mempool
 
+import benchrun
 import cystream
 import pybench
 
 POOL_SIZE = 16383    # the TX ring (1024), the bursts, held segments and the copies of rewritten data
-POOL_CACHE = 256
-DATA_ROOM = 2176     # RTE_MBUF_DEFAULT_BUF_SIZE: a 1448-byte segment and a few bytes more fit one mbuf
 PATTERN = b"X-FlowOS-Needle/1"   # its first byte is no lowercase letter and occurs once in it (fo_gen.h)
 PLANT_DIV = 4
 MSS = 1460           # announced in the SYNs: an insert of EDIT_BYTES into a 1448-byte segment is not split
@@ -166,58 +160,17 @@ def run_scenario(rig, name, args):
     return r
 
 
-def eal_argv(args):
-    argv = ["streambench", "--lcores", f"0@{args.cpu}", "--file-prefix", args.file_prefix, "--no-shconf",
-            "--no-telemetry", "--no-pci", "-m", str(args.memory_mb), "--log-level=lib.eal:warning"]
-    if args.memory == "no-huge":
-        return argv + ["--no-huge"]
-    return argv + ["--huge-dir", args.huge_dir, "--huge-unlink"]
-
-
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cpu", type=int, default=max(os.sched_getaffinity(0)))
-    p.add_argument("--file-prefix", default=f"streambench-{os.getpid()}")
-    p.add_argument("--memory", choices=("hugepages", "no-huge"), default="no-huge")
-    p.add_argument("--huge-dir", default="/dev/hugepages")
-    p.add_argument("--memory-mb", type=int, default=256)
-    p.add_argument("--seconds", type=float, default=2.0)
-    p.add_argument("--warmup", type=float, default=0.5)
+    p = benchrun.parser("streambench", __doc__, memory_mb=256)
     p.add_argument("--flows", type=int, default=1000)
     p.add_argument("--payload", type=int, default=1448, help="TCP payload bytes per segment (default 1448)")
-    p.add_argument("--only", help="comma-separated scenarios (default all)")
-    p.add_argument("--list", action="store_true", help="print the scenarios and exit")
-    args = p.parse_args(argv)
-    if args.list:
-        for name, (_, _, what) in SCENARIOS.items():
-            print(f"{name:<22} {what}")
+    args, names = benchrun.parse(p, argv, {name: what for name, (_, _, what) in SCENARIOS.items()}, 22)
+    if names is None:
         return 0
-    names = list(SCENARIOS) if not args.only else args.only.split(",")
-    unknown = [n for n in names if n not in SCENARIOS]
-    if unknown:
-        p.error(f"no scenario {', '.join(unknown)} (--list names them)")
-    with tempfile.TemporaryDirectory(prefix="streambench-") as tmp:
-        eal = Eal.start(eal_argv(args), os.path.join(tmp, "dpdk.log"))
-        pool = rig = None
-        try:
-            pybench.register_meta()
-            pool = Mempool.create(eal, "sb_pool", POOL_SIZE, POOL_CACHE, DATA_ROOM)
-            rig = pybench.Rig.create(pool)
-            out = {"benchmark": "streams", "memory": args.memory, "cpu": args.cpu, "tsc_hz": pybench.tsc_hz(),
-                   "seconds": args.seconds, "warmup": args.warmup, "flows": args.flows, "payload": args.payload,
-                   "pattern": PATTERN.decode(), "plant_div": PLANT_DIV, "mss": MSS, "edit_bytes": EDIT_BYTES,
-                   "python": sys.version.split()[0], "scenarios": {}}
-            for name in names:
-                print(f"streambench: {name} ...", file=sys.stderr, flush=True)
-                out["scenarios"][name] = run_scenario(rig, name, args)
-        finally:
-            if rig is not None:
-                rig.close()
-            if pool is not None:
-                pool.close()
-            eal.close()
-    print(json.dumps(out))
-    return 0
+    header = {"seconds": args.seconds, "warmup": args.warmup, "flows": args.flows, "payload": args.payload,
+              "pattern": PATTERN.decode(), "plant_div": PLANT_DIV, "mss": MSS, "edit_bytes": EDIT_BYTES}
+    return benchrun.run("streambench", "streams", args, names, "sb_pool", POOL_SIZE, header,
+                        lambda rig, name: run_scenario(rig, name, args))
 
 
 if __name__ == "__main__":
