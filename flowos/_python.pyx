@@ -14,7 +14,7 @@ import sys
 import traceback
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
+from cpython.ref cimport PyObject, Py_INCREF, Py_REFCNT, Py_XDECREF
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.errno cimport EMSGSIZE, EPERM, ERANGE
@@ -66,15 +66,6 @@ def thread_hooks():
 
 cdef enum:
     F_LENGTH, F_PROTO, F_DIR, F_SPORT, F_DPORT, F_TCP_FLAGS, F_TTL, F_PAYLOAD_LEN
-
-
-cdef inline bint code_is(int kind, int size) noexcept nogil:
-    """The item size of a field's array: 1, 2 or 4 bytes."""
-    if kind == F_PROTO or kind == F_DIR or kind == F_TCP_FLAGS or kind == F_TTL:
-        return size == 1
-    if kind == F_SPORT or kind == F_DPORT:
-        return size == 2
-    return size == 4
 
 
 cdef class Packet:
@@ -481,17 +472,13 @@ cdef class Batch:
     # Vector accessors: one C loop each, returned as array.array (buffer protocol: NumPy wraps it).
     cdef object field(self, int kind):
         self.check()
-        cdef str code = "B" if kind in (F_PROTO, F_DIR, F_TCP_FLAGS, F_TTL) else ("H" if kind in (F_SPORT, F_DPORT) else "I")
-        out = array.array(code, bytes(self.size * array.array(code).itemsize))
-        cdef uint8_t[:] out8
-        cdef uint16_t[:] out16
-        cdef uint32_t[:] out32
-        if code == "B":
-            out8 = out
-        elif code == "H":
-            out16 = out
-        else:
-            out32 = out
+        cdef int size = 1 if kind in (F_PROTO, F_DIR, F_TCP_FLAGS, F_TTL) else (2 if kind in (F_SPORT, F_DPORT) else 4)
+        # array.clone and the array's own buffer: no bytes object, no typed memoryview (each cost
+        # more than the loop for a burst).
+        cdef array.array out = array.clone(FIELD_TEMPLATES[size], self.size, zero=False)
+        cdef uint8_t *out8 = out.data.as_uchars
+        cdef uint16_t *out16 = out.data.as_ushorts
+        cdef uint32_t *out32 = out.data.as_uints
         cdef uint32_t i, v
         cdef rte_mbuf *m
         cdef fo_pkt_meta *meta
@@ -522,9 +509,9 @@ cdef class Batch:
                         v = d[meta.offset[1] + 7]
                 elif kind == F_PAYLOAD_LEN:
                     v = fo_pkt_level_len(m, FO_LEVEL_PAYLOAD)
-                if code_is(kind, 1):
+                if size == 1:
                     out8[i] = <uint8_t>v
-                elif code_is(kind, 2):
+                elif size == 2:
                     out16[i] = <uint16_t>v
                 else:
                     out32[i] = v
@@ -638,6 +625,7 @@ cdef class PythonTier:
     cdef uint16_t *ports
     cdef uint32_t *first
     cdef uint32_t capacity, flow_capacity
+    cdef Batch last_batch                # reused by the next call when nobody else holds it
 
     def __init__(self, processor, str on_error=None):
         if fo_pkt_meta_register() != 0:   # this module's copy of the metadata offsets
@@ -731,6 +719,7 @@ cdef class PythonTier:
         except BaseException:
             self.fault("failed:\n" + traceback.format_exc(), batch)
         batch.valid = False
+        batch._flows = None     # its Flow objects point back at it: no cycle left for the GC
         if batch.exports:
             self.fault("kept a view of packet bytes past process(): the views are stale now", None)
         verdicts = (<array.array>batch.verdicts).data.as_uchars
@@ -766,17 +755,31 @@ cdef class PythonTier:
 
 
 cdef array.array VERDICTS_TEMPLATE = array.array("B")
+# The vector fields' arrays, by item size ("I" is 4 bytes on every platform FlowOS runs on).
+cdef dict FIELD_TEMPLATES = {1: array.array("B"), 2: array.array("H"), 4: array.array("I")}
 
 
 cdef Batch new_batch(PythonTier tier, fo_batch *batches, uint16_t n):
-    """A new Batch over the tier's flat arrays (reused from call to call: only the Batch object,
-    which a processor may keep and must then find invalid, is new)."""
-    cdef Batch batch = Batch.__new__(Batch)
+    """A Batch over the tier's flat arrays. The Batch object and its verdict array are reused
+    from the last call when nothing else holds them (a processor that kept them finds them
+    invalid, and the next call gets new ones)."""
+    cdef Batch batch = tier.last_batch
+    cdef array.array verdicts
     cdef uint32_t total = 0, i = 0
     cdef uint16_t b, k
     for b in range(n):
         total += batches[b].n
     tier.reserve(total, n)
+    if batch is None or Py_REFCNT(batch) != 2 or Py_REFCNT(batch.verdicts) != 1:
+        batch = Batch.__new__(Batch)
+        batch.verdicts = array.clone(VERDICTS_TEMPLATE, total, zero=True)
+        tier.last_batch = batch
+    else:
+        verdicts = batch.verdicts
+        array.resize(verdicts, total)
+        memset(verdicts.data.as_uchars, 0, total)
+        batch._flows = None
+        batch.exports = 0
     batch.batches = batches
     batch.n_batches = n
     batch.size = total
@@ -791,7 +794,6 @@ cdef Batch new_batch(PythonTier tier, fo_batch *batches, uint16_t n):
             batch.owner[i] = b
             batch.ports[i] = 0
             i += 1
-    batch.verdicts = array.clone(VERDICTS_TEMPLATE, total, zero=True)
     batch.valid = True
     return batch
 
