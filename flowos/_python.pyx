@@ -572,6 +572,7 @@ cdef class Batch:
         if offset + len(b) > self.pkts[i].data_len:
             raise ValueError(f"write of {len(b)} bytes at {offset} past the packet's {self.pkts[i].data_len}")
         memcpy(fo_pkt_data(self.pkts[i]) + offset, <const char *>b, len(b))
+        fo_pkt_meta_of(self.pkts[i]).flags |= FO_PKT_EDITED     # kept if it is held afterwards
         if self.verdicts[i] == FO_PASS:
             self.verdicts[i] = FO_MODIFIED
 

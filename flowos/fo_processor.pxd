@@ -36,6 +36,7 @@ cdef extern from "flowos/fo_decode.h" nogil:
         FO_PKT_FRAGMENT
         FO_PKT_FIRST_FRAG
         FO_PKT_L4_PORTS
+        FO_PKT_EDITED
 
 
 cdef extern from "flowos/fo_flow.h" nogil:

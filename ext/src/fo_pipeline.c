@@ -127,6 +127,7 @@ apply_verdicts(struct fo_engine *e, struct fo_batch *b, uint16_t p, uint32_t tai
 				meta->verdict = FO_DROP;
 			break;
 		case FO_MODIFIED:
+			meta->flags |= FO_PKT_EDITED;
 			if (meta->verdict != FO_DROP)
 				meta->verdict = FO_MODIFIED;
 			break;
@@ -345,7 +346,7 @@ pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto)
 			engine_drop(e, m);
 			continue;
 		}
-		if (meta->verdict == FO_MODIFIED)
+		if (meta->verdict == FO_MODIFIED || (meta->flags & (FO_PKT_EDITED | FO_PKT_HDR_DIRTY)))
 			fix_checksums(e, m);
 		engine_send(e, m);
 	}

@@ -288,6 +288,7 @@ fo_stream_locate(const struct fo_batch *b, uint8_t dir, uint64_t off, uint16_t *
 static void
 mark_modified(struct fo_batch *b, uint16_t i)
 {
+	fo_pkt_meta(b->pkts[i])->flags |= FO_PKT_EDITED;   /* a later hold keeps it */
 	if (b->verdicts[i] == FO_PASS)
 		b->verdicts[i] = FO_MODIFIED;
 }

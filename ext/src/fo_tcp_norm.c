@@ -585,7 +585,7 @@ stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
 			set_seq(m, seq_out(sd, seq));
 			RELAXED_ADD(e->stats.stream_rewritten, 1);
 		}
-		if (meta->verdict == FO_MODIFIED || (meta->flags & FO_PKT_HDR_DIRTY))
+		if (meta->verdict == FO_MODIFIED || (meta->flags & (FO_PKT_EDITED | FO_PKT_HDR_DIRTY)))
 			fix_checksums(e, m);
 		engine_send(e, m);
 		return 1;
@@ -596,13 +596,14 @@ stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
 			out_len = 0;
 		dropped = out_len > 0;
 	}
-	if (!sd->rewritten && (injected || dropped || out_len != in_len || meta->verdict == FO_MODIFIED))
+	if (!sd->rewritten && (injected || dropped || out_len != in_len || meta->verdict == FO_MODIFIED ||
+			       (meta->flags & FO_PKT_EDITED)))
 		start_rewriting(sd);
 	in = injected ? sd->in_nxt : seq;
 	in_span = in_len + (injected ? 0 : fin);
 	if (!sd->rewritten) {
 		sd->in_nxt = sd->out_nxt = in + in_span;
-		if (meta->flags & FO_PKT_HDR_DIRTY)
+		if (meta->flags & (FO_PKT_EDITED | FO_PKT_HDR_DIRTY))
 			fix_checksums(e, m);
 		engine_send(e, m);
 		return 1;

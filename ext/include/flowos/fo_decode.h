@@ -49,6 +49,7 @@ enum fo_level {
 #define FO_PKT_MALFORMED   (1u << 5)   /* a header is truncated or inconsistent: see fo_decode_error */
 #define FO_PKT_L4_PORTS    (1u << 6)   /* sport/dport are valid (TCP, UDP, SCTP first fragment or whole) */
 #define FO_PKT_HDR_DIRTY   (1u << 7)   /* the engine rewrote a header (seq/ack): checksums are due */
+#define FO_PKT_EDITED      (1u << 8)   /* a processor changed its bytes (kept while it is held): checksums are due */
 
 enum fo_decode_error {
 	FO_DECODE_OK = 0,
