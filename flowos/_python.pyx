@@ -234,10 +234,15 @@ cdef class Stream:
         Releasing up to here holds back only what the next bytes could complete."""
         cdef bytes pat = bytes(pattern)
         cdef uint64_t end = self.end
-        tail = self.read(max(self.start, end - max(len(pat) - 1, 0)))
-        for k in range(min(len(pat) - 1, len(tail)), 0, -1):
-            if tail.endswith(pat[:k]):
-                return end - k
+        cdef bytes tail = self.read(max(self.start, end - max(len(pat) - 1, 0)))
+        cdef bytes first = pat[:1]
+        # The earliest place in the tail where pattern could start is the longest such prefix;
+        # only the places of pattern's first byte can be one.
+        cdef Py_ssize_t j = tail.find(first) if first else -1
+        while j >= 0:
+            if pat.startswith(tail[j:]):
+                return end - (len(tail) - j)
+            j = tail.find(first, j + 1)
         return end
 
     def startswith(self, prefix, off=None):
