@@ -91,28 +91,37 @@ def read_header(raw):
     elif ether_type == 0x86DD:
         ip6 = IPv6(raw[l3:])
         h.family, h.src, h.dst = 6, _addr16(ip6.src), _addr16(ip6.dst)
-        body = raw[l3 + 40:][:ip6.plen]
-        nh = ip6.nh
-        while True:
-            if nh in V6_EXT:
-                nh, body = body[0], body[(body[1] + 1) * 8:]
-            elif nh == 51:
-                nh, body = body[0], body[(body[1] + 2) * 4:]
-            elif nh == 44:
-                off_m, ident = struct.unpack("!HI", body[2:8])
-                nh, body = body[0], body[8:]
-                if off_m & 0xFFF9:                      # an offset or more-fragments: a fragment
-                    h.frag_id = (h.src, h.dst, ident)
-                    if off_m & 0xFFF8:
-                        h.frag = "later"
-                        break
-                    h.frag = "first"
-            else:
-                break
+        nh, body, frag = ipv6_chain(raw[l3 + 40:][:ip6.plen], ip6.nh)
+        if frag is not None:                            # an offset or more-fragments: a fragment
+            h.frag_id = (h.src, h.dst, frag[0])
+            h.frag = "later" if frag[1] else "first"
         h.proto = nh
         if h.frag != "later" and h.proto in PORT_PROTOS:
             h.sport, h.dport = struct.unpack("!HH", body[:4])
     return h
+
+
+def ipv6_chain(body, nh):
+    """Walks an IPv6 extension-header chain from next header nh over body: (the upper protocol,
+    its bytes, fragment), fragment being (identification, offset, more) for a fragment header
+    that is not an atomic fragment (RFC 6946), else None. A later fragment's chain ends at its
+    fragment header: what follows is the first fragment's."""
+    frag = None
+    while True:
+        if nh in V6_EXT:
+            nh, body = body[0], body[(body[1] + 1) * 8:]
+        elif nh == 51:
+            nh, body = body[0], body[(body[1] + 2) * 4:]
+        elif nh == 44:
+            off_m, ident = struct.unpack("!HI", body[2:8])
+            nh, body = body[0], body[8:]
+            if off_m & 0xFFF9:
+                frag = (ident, off_m & 0xFFF8, bool(off_m & 1))
+                if frag[1]:
+                    break
+        else:
+            break
+    return nh, body, frag
 
 
 class Keyer:

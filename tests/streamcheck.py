@@ -30,7 +30,7 @@ from pathlib import Path
 from scapy.all import IP, TCP, IPv6, conf
 from scapy.utils import RawPcapReader
 
-from flowcheck import MAX_VLAN, V6_EXT, VLAN_TPIDS, Key, Keyer, decode_error, read_header
+from flowcheck import MAX_VLAN, VLAN_TPIDS, Key, Keyer, decode_error, ipv6_chain, read_header
 
 conf.verb = 0
 
@@ -135,22 +135,10 @@ def _ip_datagram(raw, fragments, owner):
         proto, frag_id, offset, more = ip.proto, (4, ip.src, ip.dst, ip.id, ip.proto), ip.frag * 8, bool(ip.flags.MF)
     else:
         ip6 = IPv6(raw[l3:])
-        body, nh, frag_id, offset, more = raw[l3 + 40:l3 + 40 + ip6.plen], ip6.nh, None, 0, False
-        while True:
-            if nh in V6_EXT:
-                nh, body = body[0], body[(body[1] + 1) * 8:]
-            elif nh == 51:
-                nh, body = body[0], body[(body[1] + 2) * 4:]
-            elif nh == 44:
-                off_m, ident = struct.unpack("!HI", body[2:8])
-                if off_m & 0xFFF9:          # not an atomic fragment (RFC 6946)
-                    frag_id, offset, more = (6, ip6.src, ip6.dst, ident), off_m & 0xFFF8, bool(off_m & 1)
-                nh, body = body[0], body[8:]
-                if offset:                  # a later fragment: the next header is the first one's
-                    break
-            else:
-                break
-        proto = nh
+        proto, body, frag = ipv6_chain(raw[l3 + 40:l3 + 40 + ip6.plen], ip6.nh)
+        frag_id, offset, more = None, 0, False
+        if frag is not None:
+            frag_id, offset, more = (6, ip6.src, ip6.dst, frag[0]), frag[1], frag[2]
     if offset == 0 and not more:
         return proto, bytes(body), owner
     f = fragments.setdefault(frag_id, {"owner": owner, "bytes": {}, "total": None, "proto": None})
