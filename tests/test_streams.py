@@ -213,24 +213,34 @@ def test_the_stream_api_reads_searches_edits_and_releases(tmp_path):
     assert all(checksums_ok(f) for f in out)
 
 
+def random_tcp(seed, count):
+    """Frames of a few TCP connections whose segments jump around the sequence space (also
+    across 2^32), repeat and overlap, with SYN/FIN/RST at random and payloads that contain the
+    words the test rewriters change."""
+    import random
+    rnd = random.Random(seed)
+    frames = []
+    conns = [((f"10.9.0.{i}", 1000 + i), ("10.9.1.1", 80), rnd.randrange(2**32), rnd.randrange(2**32)) for i in range(4)]
+    for _ in range(count):
+        c, s, isn_c, isn_s = rnd.choice(conns)
+        fwd = rnd.random() < 0.6
+        src, dst, isn, peer = (c, s, isn_c, isn_s) if fwd else (s, c, isn_s, isn_c)
+        seq = isn + rnd.choice([rnd.randrange(0, 20000), rnd.randrange(2**32)])
+        data = bytes(rnd.choice(b"ab foxlzy\r\n") for _ in range(rnd.choice([0, 1, 5, 100, 1400])))
+        if rnd.random() < 0.2:
+            data = (b"the quick brown fox jumps over the lazy middlebox " * 30)[:len(data)]
+        flags = rnd.choice(["A", "PA", "PA", "S", "SA", "FA", "R", "A"])
+        frames.append(tcp(src, dst, seq, peer + rnd.randrange(20000), flags, data))
+    return frames
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_tcp_through_a_rewriting_stream_pipeline_neither_crashes_nor_leaks(tmp_path, seed):
     """Garbage that still parses: a few connections whose segments jump around the sequence
     space (also across 2^32), repeat, overlap, carry SYN/FIN/RST at random, with payloads that
     contain the rewritten word; through a reader and a length-changing rewriter. The run ends
     cleanly, every mbuf returns to its pool, and every packet's bytes that leave are well formed."""
-    import random
-    rnd = random.Random(seed)
-    frames = []
-    conns = [((f"10.9.0.{i}", 1000 + i), ("10.9.1.1", 80), rnd.randrange(2**32), rnd.randrange(2**32)) for i in range(4)]
-    for _ in range(1500):
-        c, s, isn_c, isn_s = rnd.choice(conns)
-        fwd = rnd.random() < 0.6
-        src, dst, isn, peer = (c, s, isn_c, isn_s) if fwd else (s, c, isn_s, isn_c)
-        seq = isn + rnd.choice([rnd.randrange(0, 20000), rnd.randrange(2**32)])
-        data = bytes(rnd.choice(b"ab fox\r\n") for _ in range(rnd.choice([0, 1, 5, 100, 1400])))
-        flags = rnd.choice(["A", "PA", "PA", "S", "SA", "FA", "R", "A"])
-        frames.append(tcp(src, dst, seq, peer + rnd.randrange(20000), flags, data))
+    frames = random_tcp(seed, 1500)
     capture = write_pcap(tmp_path / "in.pcap", frames)
     rec = tmp_path / "streams.json"
     run, out = run_streams(tmp_path, capture, [{"pyprocs.streams:Recorder": {"path": str(rec)}},

@@ -33,7 +33,8 @@ pkt_splice(struct rte_mempool *pool, struct rte_mbuf *m, uint32_t at, uint32_t d
 		uint8_t *d = rte_pktmbuf_mtod(m, uint8_t *);
 
 		memmove(d + at + ins_len, d + at + del, end - at - del);
-		memcpy(d + at, ins, ins_len);
+		if (ins_len > 0)
+			memcpy(d + at, ins, ins_len);
 		m->data_len = total;
 		m->pkt_len = total;    /* Ethernet padding after the IP packet goes */
 		meta->end = total;
@@ -60,7 +61,8 @@ pkt_splice(struct rte_mempool *pool, struct rte_mbuf *m, uint32_t at, uint32_t d
 
 		if (p != tmp)
 			memcpy(tmp, p, at);
-		memcpy(tmp + at, ins, ins_len);
+		if (ins_len > 0)
+			memcpy(tmp + at, ins, ins_len);
 		p = rte_pktmbuf_read(m, at + del, end - at - del, tmp + at + ins_len);
 		if (p != tmp + at + ins_len)
 			memcpy(tmp + at + ins_len, p, end - at - del);

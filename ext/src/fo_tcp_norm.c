@@ -437,6 +437,12 @@ stream_admit(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint
 	uint8_t flags = th->tcp_flags;
 	uint32_t seq = rte_be_to_cpu_32(th->sent_seq), plen = fo_pkt_level_len(m, FO_LEVEL_PAYLOAD), end;
 
+	/*
+	 * What a SYN (TCP Fast Open) or a RST carries is not given to payload-level processors: it
+	 * passes as it came (a SYN cannot be split, a RST's text is not the stream's).
+	 */
+	if ((flags & (RTE_TCP_SYN_FLAG | RTE_TCP_RST_FLAG)) && plen > 0)
+		fo_pkt_meta(m)->offset[FO_LEVEL_PAYLOAD] = fo_pkt_meta(m)->end;
 	if (flags & RTE_TCP_RST_FLAG)
 		return 0;
 	if (flags & RTE_TCP_SYN_FLAG) {
