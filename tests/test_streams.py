@@ -251,3 +251,19 @@ def test_random_tcp_through_a_rewriting_stream_pipeline_neither_crashes_nor_leak
     for f in out:
         p = Ether(f)
         assert p[IP].len == len(p[IP]) and len(p[TCP].payload) <= 1460
+
+
+def test_the_redact_example_on_the_command_line(tmp_path, monkeypatch):
+    """examples/redact.py with --processor (the README's and scripts/demo's way)."""
+    from conftest import run_flowos
+    monkeypatch.setenv("PYTHONPATH", str(TESTS.parent / "examples"))
+    capture = next(c for c in CAPTURES if c.stem == "http_get")
+    out = tmp_path / "out.pcap"
+    run = run_flowos("--vdev", f"net_pcap0,rx_pcap={capture},tx_pcap={out}", "--processor", "redact:Redact",
+                     "--clock", "capture", tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "redact: 1 x 'SECRET-TOKEN-1234' -> '[redacted]'" in run.stderr
+    before, after = streams(capture), streams(out)
+    for k, s in before.items():
+        if s.tcp:
+            assert after[k][1].data == s[1].data.replace(b"SECRET-TOKEN-1234", b"[redacted]")
