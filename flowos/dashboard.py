@@ -90,9 +90,13 @@ class Dashboard(QuietView):
 
 def engine_line(stats):
     malformed = sum(stats["malformed"].values())
-    return (f"flows: {stats['flows_active']:,} active (peak {stats['flows_peak']:,}), {stats['flows_created']:,} "
+    line = (f"flows: {stats['flows_active']:,} active (peak {stats['flows_peak']:,}), {stats['flows_created']:,} "
             f"created | unmatched {stats['unmatched']:,} | malformed {malformed:,} | "
             f"dropped {stats['dropped']:,} | table full {stats['table_full']:,}")
+    streams = stats.get("streams") or {}
+    if any(streams.values()):
+        line += "\nstreams: " + " | ".join(f"{name.replace('_', ' ')} {value:,}" for name, value in streams.items() if value)
+    return line
 
 
 def summary_table(report):
