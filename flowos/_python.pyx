@@ -654,6 +654,8 @@ cdef class PythonTier:
         self.ops.process = tier_process
         self.ops.flow_end = tier_flow_end
         self.ops.teardown = tier_teardown
+        if cls.flow_start is not Processor.flow_start:   # else no GIL is taken for new flows
+            self.ops.flow_start = tier_flow_start
         if cls.on_message is not Processor.on_message:
             self.ops.message = tier_message
         self.params.tier = <PyObject *>self
@@ -814,6 +816,17 @@ cdef int tier_setup(void *ctx, const void *params, size_t params_len, char *err,
 cdef void tier_process(void *ctx, fo_batch *batches, uint16_t n) noexcept nogil:
     with gil:
         (<PythonTier>(<tier_ctx *>ctx).tier).run(batches, n)
+
+
+cdef void tier_flow_start(void *ctx, const fo_flow *flow, void *state, const rte_mbuf *first) noexcept nogil:
+    with gil:
+        tier = <PythonTier>(<tier_ctx *>ctx).tier
+        f = make_flow(flow, state, None, None)
+        try:
+            tier.processor.flow_start(f)
+        except BaseException:
+            tier.fault("failed in flow_start:\n" + traceback.format_exc(), None)
+        f.ended = True
 
 
 cdef void tier_flow_end(void *ctx, const fo_flow *flow, void *state, fo_flow_end_reason reason) noexcept nogil:

@@ -42,6 +42,11 @@ class Processor:
     def process(self, batch):
         raise NotImplementedError(f"{type(self).__name__} must implement process(batch)")
 
+    def flow_start(self, flow):
+        """A flow started (its first packet arrived; process() sees it next): flow has its 5-tuple
+        and may be given a state (flow.state = ...). Only processors that override it cost a
+        Python call per new flow."""
+
     def flow_end(self, flow, reason):
         """A flow ended ("fin", "rst", "idle" or "shutdown"); flow.state is freed after this."""
 

@@ -839,3 +839,17 @@ def test_a_processor_beside_the_config_file_imports(tmp_path, capture_dir, monke
     assert run.returncode == 0, run.stderr
     no_leak(run)
     assert packets(out) == []
+
+
+def test_flow_start_sees_each_flow_first_and_its_state_carries_on(tmp_path, capture_dir):
+    """flow_start runs once per flow before process() sees it; the state it sets is the one
+    process() and flow_end get; every state is freed at the end."""
+    out = tmp_path / "state.json"
+    run, frames_in, _ = run_one_port(tmp_path, capture_dir / "mixed.pcap", catch_all(P("observe:StartedCounter", out=str(out))))
+    rec = saved(out)
+    conns, _ = connections(frames_in)
+    assert len(rec["started"]) == len(rec["ended"]) == len(conns) == engine_stats(run)["flows_created"]
+    assert sorted(map(tuple, rec["started"])) == sorted((e["src"], e["sport"], e["dst"], e["dport"], e["proto"])
+                                                        for e in rec["ended"])
+    assert all(isinstance(e["packets"], list) for e in rec["ended"])    # the Counts made in flow_start
+    assert rec["live_states"] == 0

@@ -79,6 +79,30 @@ class StateCounter(flowos.Processor):
                         "live_states": len(Counts.live)})
 
 
+class StartedCounter(StateCounter):
+    """StateCounter whose states are made in flow_start, which also records each flow's 5-tuple
+    as it started; process() finds the state there on the flow's first call."""
+
+    def __init__(self, out=None):
+        super().__init__(out)
+        self.started = []
+
+    def flow_start(self, flow):
+        self.started.append([flow.src, flow.sport, flow.dst, flow.dport, flow.proto])
+        flow.state = Counts()
+
+    def process(self, batch):
+        for flow in batch.flows():
+            if not isinstance(flow.state, Counts):
+                raise TypeError(f"flow_start did not leave its state: {flow.state!r}")
+        super().process(batch)
+
+    def teardown(self):
+        gc.collect()
+        save(self.out, {"ended": self.ended, "started": self.started, "calls": self.calls,
+                        "live_states": len(Counts.live)})
+
+
 class Params(flowos.Processor):
     """Records the parameters it was built with (at setup, in the run's instance) and the port
     ids setup(context) was given."""
