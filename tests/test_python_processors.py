@@ -131,14 +131,19 @@ def l4_layout(pkt):
 
 def expected_fields(raw, direction):
     """The vector accessors' values for one frame, from scapy: length, proto, sport, dport,
-    tcp_flags, ttl, dir, payload_len."""
+    tcp_flags, ttl, dir, payload_len, src4/dst4 (IPv4 as integers), src/dst (16 bytes, hex)."""
     pkt = Ether(raw)
     l3, proto, l4, end, data_start = l4_layout(pkt)
     f = {"length": len(raw), "proto": proto, "sport": 0, "dport": 0, "tcp_flags": 0, "ttl": 0,
-         "dir": direction, "payload_len": 0}
+         "dir": direction, "payload_len": 0, "src4": 0, "dst4": 0, "src": "00" * 16, "dst": "00" * 16}
     if l3 is None:
         return f
     f["ttl"] = pkt[IP].ttl if IP in pkt else pkt[IPv6].hlim
+    if IP in pkt:
+        f["src4"], f["dst4"] = (int(ipaddress.IPv4Address(pkt[IP].src)), int(ipaddress.IPv4Address(pkt[IP].dst)))
+        f["src"], f["dst"] = (ipaddress.IPv6Address(f"::ffff:{a}").packed.hex() for a in (pkt[IP].src, pkt[IP].dst))
+    else:
+        f["src"], f["dst"] = (ipaddress.IPv6Address(a).packed.hex() for a in (pkt[IPv6].src, pkt[IPv6].dst))
     if l4 is None:                        # a later fragment: its data is the payload
         f["payload_len"] = end - data_start
         return f
@@ -384,7 +389,7 @@ def test_inject_puts_the_new_frame_right_after_its_packet(tmp_path, capture_dir)
 # ============================================================================================
 
 FORMATS = {"length": ("I", 4), "proto": ("B", 1), "sport": ("H", 2), "dport": ("H", 2), "tcp_flags": ("B", 1),
-           "ttl": ("B", 1), "dir": ("B", 1), "payload_len": ("I", 4)}
+           "ttl": ("B", 1), "dir": ("B", 1), "payload_len": ("I", 4), "src4": ("I", 4), "dst4": ("I", 4)}
 
 
 @pytest.mark.parametrize("capture", ["http_get.pcap", "http_ipv6.pcap", "icmp_ping.pcap"])

@@ -6,7 +6,8 @@ import flowos
 
 from pyprocs import save
 
-FIELDS = ("length", "proto", "sport", "dport", "tcp_flags", "ttl", "dir", "payload_len")
+FIELDS = ("length", "proto", "sport", "dport", "tcp_flags", "ttl", "dir", "payload_len", "src4", "dst4")
+ADDRESSES = ("src", "dst")   # 16 bytes per packet
 
 
 class Recorder(flowos.Processor):
@@ -20,6 +21,7 @@ class Recorder(flowos.Processor):
 
     def process(self, batch):
         vectors = {name: getattr(batch, name) for name in FIELDS}
+        addresses = {name: getattr(batch, name) for name in ADDRESSES}
         for name, v in vectors.items():
             m = memoryview(v)
             self.formats[name] = [m.format, m.itemsize, m.ndim, m.shape[0], len(batch)]
@@ -27,7 +29,8 @@ class Recorder(flowos.Processor):
             "size": len(batch),
             "flows": [{"src": f.src, "dst": f.dst, "sport": f.sport, "dport": f.dport, "proto": f.proto,
                        "packets": list(f.packets)} for f in batch.flows()],
-            "packets": [{"raw": batch.packet(i).tobytes().hex(), **{n: v[i] for n, v in vectors.items()}}
+            "packets": [{"raw": batch.packet(i).tobytes().hex(), **{n: v[i] for n, v in vectors.items()},
+                         **{n: a[16 * i:16 * i + 16].tobytes().hex() for n, a in addresses.items()}}
                         for i in range(len(batch))],
         })
 
