@@ -2,9 +2,9 @@
 in DPDK's order: stop the worker, stop and close the ports, count and free the pool, clean up
 the EAL."""
 import os
+import select
 import signal
 import tempfile
-import threading
 import time
 
 import copy
@@ -255,25 +255,43 @@ class Bridge:
 
 
 class StopRequest:
-    """SIGINT/SIGTERM end the run cleanly: the handler only records the signal."""
+    """SIGINT/SIGTERM end the run cleanly: the handler only records the signal.
+
+    The handler runs on the main thread between any two bytecodes, so it must take no lock: a
+    threading.Event's set() there deadlocks when the signal lands while Event.wait() holds the
+    Event's own lock (the run then ignores every later SIGINT too). wait() sleeps in select() on
+    a pipe that the interpreter writes a byte to on each signal (signal.set_wakeup_fd), whichever
+    thread the kernel delivered it to."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.event = threading.Event()
         self.signal_name = None
+        self._read, self._write = os.pipe()
+        for fd in (self._read, self._write):
+            os.set_blocking(fd, False)
+        self.saved_wakeup = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
         self.saved = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
 
     def _handle(self, signum, frame):
         self.signal_name = signal.Signals(signum).name
-        self.event.set()
 
     def wait(self, timeout):
-        return self.event.wait(timeout)
+        """True once a signal came; else after `timeout` seconds (sooner when one comes)."""
+        if self.signal_name is None:
+            select.select([self._read], [], [], timeout)
+            try:
+                os.read(self._read, 512)
+            except BlockingIOError:
+                pass
+        return self.signal_name is not None
 
     def restore(self):
         for s, handler in self.saved.items():
             signal.signal(s, handler)
+        signal.set_wakeup_fd(self.saved_wakeup)
+        os.close(self._read)
+        os.close(self._write)
 
 
 def run(config, view):

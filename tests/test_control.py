@@ -4,6 +4,7 @@ exit cleanly with every mbuf back. Also the pure parts: telemetry's flat form an
 import contextlib
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -213,6 +214,40 @@ def test_cython_processor_messages(tmp_path, monkeypatch):
         assert run.ok("processors")["processors"][0]["faults"] == 1
         assert run.ok("message", "0.0", "pass")["reply"] == "passing"
     assert run.report["engine"]["flows"][0]["processors"][0]["report"]["faults"] == 1
+
+
+STOP_CHILD = """
+import sys
+from flowos.runner import StopRequest
+for _ in range(int(sys.argv[1])):
+    stop = StopRequest()
+    print("ready", flush=True)
+    while not stop.wait(0):      # the main loop, at its busiest: mostly inside wait()
+        pass
+    stop.restore()
+    print("stopped", stop.signal_name, flush=True)
+"""
+
+
+def test_sigint_while_waiting_never_deadlocks(tmp_path):
+    """The run's stop request, signalled at random points of its wait: the handler must never block
+    (a threading.Event set from it deadlocked when the signal landed while wait() held its lock)."""
+    rounds = 40
+    child = subprocess.Popen([sys.executable, "-c", STOP_CHILD, str(rounds)], stdout=subprocess.PIPE, text=True,
+                             cwd=tmp_path)
+    try:
+        for i in range(rounds):
+            assert child.stdout.readline() == "ready\n"
+            time.sleep(0.002 * (i % 5))
+            child.send_signal(signal.SIGINT if i % 2 else signal.SIGTERM)
+            ready, _, _ = select.select([child.stdout], [], [], 10)
+            assert ready, f"round {i}: the signal handler hung"
+            assert child.stdout.readline() == f"stopped {'SIGINT' if i % 2 else 'SIGTERM'}\n"
+        assert child.wait(timeout=10) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
 
 
 # --- the flat form, without a run ---------------------------------------------------------------
