@@ -719,7 +719,7 @@ EDIT_TIERS = ("c", "cython", "python")
 EDIT_MODES = ("replace", "insert", "delete")
 # Counters that say the segments did not arrive as sent (in order, once each), or were not all handled.
 STREAM_IN_ORDER = ("reordered", "reorder_overflow", "duplicates", "overlap_bytes", "retransmits", "gaps_skipped",
-                   "split", "copies_evicted")
+                   "split", "split_failed", "copies_evicted")
 
 
 def streams_anomalies(name, r):

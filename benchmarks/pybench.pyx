@@ -238,7 +238,7 @@ cdef dict engine_stats(fo_engine *e):
             "streams": {"reordered": s.stream_reordered, "reorder_overflow": s.stream_reorder_overflow,
                         "duplicates": s.stream_duplicates, "overlap_bytes": s.stream_overlap_bytes,
                         "retransmits": s.stream_retransmits, "gaps_skipped": s.stream_gaps_skipped,
-                        "rewritten": s.stream_rewritten, "split": s.stream_split,
+                        "rewritten": s.stream_rewritten, "split": s.stream_split, "split_failed": s.stream_split_failed,
                         "copies_evicted": s.stream_copies_evicted}}
 
 

@@ -116,6 +116,7 @@ cdef extern from "flowos/fo_engine.h" nogil:
         uint64_t stream_gaps_skipped
         uint64_t stream_rewritten
         uint64_t stream_split
+        uint64_t stream_split_failed
         uint64_t stream_copies_evicted
 
     struct fo_def_stats:

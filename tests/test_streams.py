@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from scapy.all import IP, TCP, UDP, Ether, IPv6, Raw
+from scapy.all import IP, TCP, Ether, Raw
 
 from conftest import CAPTURES, packets
 from flowcheck import checksums_ok, engine_stats, one_port, run_config, write_pcap

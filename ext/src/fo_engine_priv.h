@@ -3,6 +3,8 @@
 #ifndef FO_ENGINE_PRIV_H
 #define FO_ENGINE_PRIV_H
 
+#include <string.h>
+
 #include <rte_ethdev.h>
 #include <rte_hash.h>
 
@@ -118,6 +120,16 @@ struct fo_engine {
 	struct tx_queue tx[RTE_MAX_ETHPORTS];
 	struct fo_engine_stats stats;
 };
+
+/* Copies len bytes of m from offset off into out, across segments. */
+static inline void
+pkt_copy_out(const struct rte_mbuf *m, uint32_t off, uint32_t len, void *out)
+{
+	const void *p = rte_pktmbuf_read(m, off, len, out);
+
+	if (p != NULL && p != out)
+		memcpy(out, p, len);
+}
 
 /* A flow's queue is linked through its packets' metadata. */
 static inline struct rte_mbuf **

@@ -56,17 +56,10 @@ pkt_splice(struct rte_mempool *pool, struct rte_mbuf *m, uint32_t at, uint32_t d
 			rte_pktmbuf_free(segs[s]);
 		return -ENOMEM;
 	}
-	{
-		const void *p = rte_pktmbuf_read(m, 0, at, tmp);
-
-		if (p != tmp)
-			memcpy(tmp, p, at);
-		if (ins_len > 0)
-			memcpy(tmp + at, ins, ins_len);
-		p = rte_pktmbuf_read(m, at + del, end - at - del, tmp + at + ins_len);
-		if (p != tmp + at + ins_len)
-			memcpy(tmp + at + ins_len, p, end - at - del);
-	}
+	pkt_copy_out(m, 0, at, tmp);
+	if (ins_len > 0)
+		memcpy(tmp + at, ins, ins_len);
+	pkt_copy_out(m, at + del, end - at - del, tmp + at + ins_len);
 	if (m->next != NULL)
 		rte_pktmbuf_free(m->next);
 	m->next = NULL;

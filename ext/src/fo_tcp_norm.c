@@ -527,9 +527,8 @@ send_split(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, uint3
 			break;
 		}
 		d = (uint8_t *)rte_pktmbuf_append(p, pay + n);
-		memcpy(d, rte_pktmbuf_read(m, 0, pay, d), pay);
-		if (rte_pktmbuf_read(m, pay + done, n, d + pay) != d + pay)
-			memcpy(d + pay, rte_pktmbuf_read(m, pay + done, n, d + pay), n);
+		pkt_copy_out(m, 0, pay, d);
+		pkt_copy_out(m, pay + done, n, d + pay);
 		*fo_pkt_meta(p) = *meta;
 		fo_pkt_meta(p)->end = pay + n;
 		fo_pkt_meta(p)->next = NULL;
@@ -543,7 +542,7 @@ send_split(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, uint3
 	}
 	if (done < plen) {
 		/* Out of mbufs: what is left goes as one segment, past the MSS (counted). */
-		RELAXED_ADD(e->stats.inject_failed, 1);
+		RELAXED_ADD(e->stats.stream_split_failed, 1);
 		if (done > 0 && pkt_splice(e->conf.pool, m, pay, done, NULL, 0) != 0) {
 			engine_drop(e, m);
 			sd->out_nxt = out + done;

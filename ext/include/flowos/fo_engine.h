@@ -84,6 +84,7 @@ struct fo_engine_stats {
 	uint64_t stream_gaps_skipped;     /* gaps the receiver acknowledged before their data came by */
 	uint64_t stream_rewritten;        /* packets whose sequence or acknowledgement numbers were rewritten */
 	uint64_t stream_split;            /* packets split to stay within the MSS */
+	uint64_t stream_split_failed;     /* ... that left whole or in part past it: no mbuf to split into */
 	uint64_t stream_copies_evicted;   /* copies of unacknowledged data let go for room */
 };
 
