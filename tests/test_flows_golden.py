@@ -269,6 +269,23 @@ def test_first_matching_definition_wins(tmp_path, capture_dir):
     assert same_multiset(packets(out), packets(capture))
 
 
+def test_a_first_catch_all_takes_every_packet(tmp_path, capture_dir):
+    """The engine skips the trie when the first definition matches everything (a shortcut):
+    every packet, IP or not, joins it, and the later definitions get nothing."""
+    capture, out = capture_dir / "mixed.pcap", tmp_path / "out.pcap"
+    flows = [{"name": "all", "pipeline": ["counter"]},
+             {"name": "udp", "match": {"proto": "udp"}, "pipeline": ["counter"]}]
+    run = run_config(tmp_path, one_port(capture, out, flows, CAPTURE_CLOCK))
+    check_clean(run)
+    frames_in = packets(capture)
+    conns, unmatched = connections(frames_in)
+    assert engine_stats(run)["unmatched"] == 0 and not unmatched
+    assert definition(run, "all")["packets"] == len(frames_in) == 1406
+    assert definition(run, "all")["flows_created"] == len(conns)
+    assert definition(run, "udp")["packets"] == definition(run, "udp")["flows_created"] == 0
+    assert same_multiset(packets(out), frames_in)
+
+
 # --- fragments ---------------------------------------------------------------------------------
 
 def check_fragments(tmp_path, frames, **extra):

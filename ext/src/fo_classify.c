@@ -53,6 +53,7 @@ static const struct rte_acl_field_def class_fields[F_COUNT] = {
 struct fo_classifier {
 	struct rte_acl_ctx *acl;
 	uint16_t n_defs;
+	uint32_t constant;    /* fo_classifier_constant() */
 };
 
 static uint32_t
@@ -142,8 +143,11 @@ fo_classifier_create(const char *name, const struct fo_match *defs, uint16_t n, 
 		return NULL;
 	}
 	c->n_defs = n;
-	if (n == 0)
+	c->constant = FO_CLASS_VARIES;
+	if (n == 0 || (defs[0].fields == 0 && defs[0].family == FO_FAMILY_ANY)) {
+		c->constant = n == 0 ? FO_CLASS_NONE : 0;
 		return c;
+	}
 	c->acl = rte_acl_create(&param);
 	if (c->acl == NULL)
 		goto fail;
@@ -176,6 +180,12 @@ fo_classifier_free(struct fo_classifier *c)
 	rte_free(c);
 }
 
+uint32_t
+fo_classifier_constant(const struct fo_classifier *c)
+{
+	return c->constant;
+}
+
 void
 fo_class_key_fill(struct fo_class_key *k, const struct fo_match_fields *f)
 {
@@ -197,9 +207,9 @@ fo_classify(const struct fo_classifier *c, const struct fo_class_key **keys, uin
 {
 	uint32_t i;
 
-	if (c->acl == NULL) {
+	if (c->constant != FO_CLASS_VARIES) {
 		for (i = 0; i < n; i++)
-			defs[i] = FO_CLASS_NONE;
+			defs[i] = c->constant;
 		return;
 	}
 	rte_acl_classify(c->acl, (const uint8_t **)keys, defs, n, 1);

@@ -198,6 +198,7 @@ fo_engine_build(struct fo_engine *e, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot build the classifier: %s", rte_strerror(rte_errno));
 		return -rte_errno;
 	}
+	e->class_constant = fo_classifier_constant(e->classifier);
 	ret = flow_table_create(e, err, errlen);
 	if (ret != 0)
 		return ret;
@@ -435,8 +436,10 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 			continue;
 		}
 		fo_match_fields_of(m, route->rx_port, &fields[n_todo]);
-		fo_class_key_fill(&keys[n_todo], &fields[n_todo]);
-		key_ptrs[n_todo] = &keys[n_todo];
+		if (e->class_constant == FO_CLASS_VARIES) {
+			fo_class_key_fill(&keys[n_todo], &fields[n_todo]);
+			key_ptrs[n_todo] = &keys[n_todo];
+		}
 		todo[n_todo++] = i;
 	}
 	fo_classify(e->classifier, key_ptrs, defs, n_todo);

@@ -89,6 +89,7 @@ struct tx_queue {
 struct fo_engine {
 	struct fo_engine_conf conf;
 	struct fo_classifier *classifier;
+	uint32_t class_constant;                /* fo_classifier_constant(): keys are skipped unless it varies */
 	struct rte_hash *table;
 	struct fo_flow *flows;                  /* indexed by the table's key position */
 	uint32_t n_flows;

@@ -28,6 +28,7 @@ struct fo_class_key {
 } __attribute__((aligned(8)));
 
 #define FO_CLASS_NONE UINT32_MAX
+#define FO_CLASS_VARIES (UINT32_MAX - 1)
 
 struct fo_classifier;
 
@@ -36,6 +37,13 @@ struct fo_classifier *fo_classifier_create(const char *name, const struct fo_mat
 					   int socket_id);
 
 void fo_classifier_free(struct fo_classifier *c);
+
+/*
+ * The definition every packet gets whatever its fields (FO_CLASS_NONE: there are none), or
+ * FO_CLASS_VARIES. When the first definition matches everything, callers skip the keys and the
+ * trie: the zero-config bridge and most single-service configurations are like that.
+ */
+uint32_t fo_classifier_constant(const struct fo_classifier *c);
 
 void fo_class_key_fill(struct fo_class_key *key, const struct fo_match_fields *f);
 
