@@ -417,10 +417,9 @@ cdef class Batch:
     cdef fo_batch *batches
     cdef uint16_t n_batches
     cdef readonly uint32_t size
-    cdef rte_mbuf **pkts             # flat: batch b's packets follow batch b-1's
-    cdef uint16_t *owner             # flat index -> its fo_batch
+    cdef rte_mbuf **pkts             # flat: the engine lays batch b's packets after batch b-1's
     cdef uint32_t *first             # fo_batch b -> its first flat index
-    cdef uint16_t *ports             # redirect targets
+    cdef uint16_t *ports             # redirect targets: the engine's out_ports, flat like pkts
     cdef readonly object verdicts    # array('B'), preset to pass
     cdef bint valid
     cdef int exports
@@ -431,6 +430,23 @@ cdef class Batch:
         if not self.valid:
             raise RuntimeError("this batch (and its packets) is only valid during process()")
         return 0
+
+    cdef int check_index(self, uint32_t i) except -1:
+        self.check()
+        if i >= self.size:
+            raise IndexError("packet index out of range")
+        return 0
+
+    cdef uint16_t owner_of(self, uint32_t i):
+        """The fo_batch that holds flat index i (< size): a binary search over first[]."""
+        cdef uint16_t lo = 0, hi = self.n_batches - 1, mid
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.first[mid] <= i:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
 
     def __len__(self):
         return self.size
@@ -466,9 +482,7 @@ cdef class Batch:
 
     def packet(self, uint32_t i):
         """Zero-copy view of packet i's bytes (its first segment)."""
-        self.check()
-        if i >= self.size:
-            raise IndexError("packet index out of range")
+        self.check_index(i)
         cdef Packet p = Packet.__new__(Packet)
         p.m = self.pkts[i]
         p.batch = self
@@ -607,16 +621,14 @@ cdef class Batch:
         self.verdicts[i] = FO_HOLD
 
     def redirect(self, uint32_t i, uint16_t port):
-        self.check()
+        self.check_index(i)
         self.verdicts[i] = FO_REDIRECT
         self.ports[i] = port
 
     def write(self, uint32_t i, uint32_t offset, data):
         """Overwrites bytes of packet i in place; its checksums are repaired before it leaves."""
-        self.check()
+        self.check_index(i)
         cdef bytes b = bytes(data)
-        if i >= self.size:
-            raise IndexError("packet index out of range")
         if offset + len(b) > self.pkts[i].data_len:
             raise ValueError(f"write of {len(b)} bytes at {offset} past the packet's {self.pkts[i].data_len}")
         memcpy(fo_pkt_data(self.pkts[i]) + offset, <const char *>b, len(b))
@@ -626,7 +638,7 @@ cdef class Batch:
 
     def set_ttl(self, uint32_t i, uint8_t ttl):
         """Sets the IPv4 TTL / IPv6 hop limit of packet i."""
-        self.check()
+        self.check_index(i)
         cdef fo_pkt_meta *meta = fo_pkt_meta_of(self.pkts[i])
         if meta.flags & FO_PKT_IPV4:
             self.write(i, meta.offset[1] + 8, bytes([ttl]))
@@ -637,9 +649,9 @@ cdef class Batch:
 
     def inject(self, uint32_t i, data, bint after=True):
         """Adds a new packet (bytes of a whole frame) to packet i's flow, next to it."""
-        self.check()
+        self.check_index(i)
         cdef bytes b = bytes(data)
-        cdef uint16_t owner = self.owner[i]
+        cdef uint16_t owner = self.owner_of(i)
         cdef fo_batch *fb = &self.batches[owner]
         cdef rte_mbuf *m = rte_pktmbuf_alloc(fo_batch_pool(fb))
         if m == NULL:
@@ -669,11 +681,8 @@ cdef class PythonTier:
     cdef readonly uint64_t calls, packets, faults, messages
     cdef readonly list reports          # the first faults' tracebacks
     cdef readonly bint stop_requested
-    cdef rte_mbuf **pkts                 # the flat arrays every Batch of this tier points into
-    cdef uint16_t *owner
-    cdef uint16_t *ports
-    cdef uint32_t *first
-    cdef uint32_t capacity, flow_capacity
+    cdef uint32_t *first                 # every Batch of this tier points into it
+    cdef uint32_t flow_capacity
     cdef Batch last_batch                # reused by the next call when nobody else holds it
 
     def __init__(self, processor, str on_error=None):
@@ -723,23 +732,17 @@ cdef class PythonTier:
         if batch is not None:
             batch.verdicts[:] = array.array("B", bytes([FO_DROP if self.on_error == "drop" else FO_PASS]) * batch.size)
 
-    cdef void reserve(self, uint32_t packets, uint16_t flows) except *:
-        """Room in the flat arrays for a batch of this size."""
-        if packets <= self.capacity and flows <= self.flow_capacity:
+    cdef void reserve(self, uint16_t flows) except *:
+        """Room in first[] for a call with this many batches."""
+        if flows <= self.flow_capacity:
             return
-        self.capacity = max(packets, 2 * self.capacity, 64)
-        self.flow_capacity = max(flows, 2 * self.flow_capacity, 32)
-        self.pkts = <rte_mbuf **>realloc(self.pkts, sizeof(rte_mbuf *) * self.capacity)
-        self.owner = <uint16_t *>realloc(self.owner, sizeof(uint16_t) * self.capacity)
-        self.ports = <uint16_t *>realloc(self.ports, sizeof(uint16_t) * self.capacity)
-        self.first = <uint32_t *>realloc(self.first, sizeof(uint32_t) * self.flow_capacity)
-        if self.pkts == NULL or self.owner == NULL or self.ports == NULL or self.first == NULL:
+        cdef uint32_t capacity = max(flows, 2 * self.flow_capacity, 32)
+        cdef uint32_t *first = <uint32_t *>realloc(self.first, sizeof(uint32_t) * capacity)
+        if first == NULL:
             raise MemoryError()
+        self.first, self.flow_capacity = first, capacity
 
     def __dealloc__(self):
-        free(self.pkts)
-        free(self.owner)
-        free(self.ports)
         free(self.first)
 
     cdef void run(self, fo_batch *batches, uint16_t n):
@@ -749,8 +752,8 @@ cdef class PythonTier:
         cdef const uint8_t *verdicts
         try:
             batch = new_batch(self, batches, n)
-        except MemoryError:
-            self.fault("could not be called: out of memory", None)
+        except (MemoryError, RuntimeError) as e:
+            self.fault(f"could not be called: {e or 'out of memory'}", None)
             return   # the verdicts stay FO_PASS
         self.calls += 1
         self.packets += batch.size
@@ -773,12 +776,8 @@ cdef class PythonTier:
         batch._flows = None     # its Flow objects point back at it: no cycle left for the GC
         if batch.exports:
             self.fault("kept a view of packet bytes past process(): the views are stale now", None)
-        verdicts = (<array.array>batch.verdicts).data.as_uchars
-        for b in range(n):
-            for k in range(batches[b].n):
-                i = batch.first[b] + k
-                batches[b].verdicts[k] = verdicts[i]
-                batches[b].out_ports[k] = batch.ports[i]
+        if n > 0:   # the engine's verdicts are flat like its packets
+            memcpy(batches[0].verdicts, (<array.array>batch.verdicts).data.as_uchars, batch.size)
 
     cdef int answer(self, const char *msg, char *reply, size_t length) noexcept:
         """An operator's message, on the worker between bursts: the reply's length or -EIO, its text in reply."""
@@ -811,16 +810,21 @@ cdef dict FIELD_TEMPLATES = {1: array.array("B"), 2: array.array("H"), 4: array.
 
 
 cdef Batch new_batch(PythonTier tier, fo_batch *batches, uint16_t n):
-    """A Batch over the tier's flat arrays. The Batch object and its verdict array are reused
-    from the last call when nothing else holds them (a processor that kept them finds them
-    invalid, and the next call gets new ones)."""
+    """A Batch over the engine's flat arrays: fo_processor.h promises that the batches of one
+    call lie back to back (packets, verdicts, out_ports), so nothing is copied per packet. The
+    Batch object and its verdict array are reused from the last call when nothing else holds
+    them (a processor that kept them finds them invalid, and the next call gets new ones)."""
     cdef Batch batch = tier.last_batch
     cdef array.array verdicts
-    cdef uint32_t total = 0, i = 0
-    cdef uint16_t b, k
+    cdef uint32_t total = 0
+    cdef uint16_t b
+    tier.reserve(n)
     for b in range(n):
+        if (batches[b].pkts != batches[0].pkts + total or batches[b].verdicts != batches[0].verdicts + total
+                or batches[b].out_ports != batches[0].out_ports + total):
+            raise RuntimeError("the engine's batches are not back to back")
+        tier.first[b] = total
         total += batches[b].n
-    tier.reserve(total, n)
     if batch is None or Py_REFCNT(batch) != 2 or Py_REFCNT(batch.verdicts) != 1:
         batch = Batch.__new__(Batch)
         batch.verdicts = array.clone(VERDICTS_TEMPLATE, total, zero=True)
@@ -834,17 +838,11 @@ cdef Batch new_batch(PythonTier tier, fo_batch *batches, uint16_t n):
     batch.batches = batches
     batch.n_batches = n
     batch.size = total
-    batch.pkts = tier.pkts
-    batch.owner = tier.owner
-    batch.ports = tier.ports
+    batch.pkts = batches[0].pkts if n > 0 else NULL
+    batch.ports = batches[0].out_ports if n > 0 else NULL
+    if n > 0:
+        memset(batch.ports, 0, sizeof(uint16_t) * total)
     batch.first = tier.first
-    for b in range(n):
-        batch.first[b] = i
-        for k in range(batches[b].n):
-            batch.pkts[i] = batches[b].pkts[k]
-            batch.owner[i] = b
-            batch.ports[i] = 0
-            i += 1
     batch.valid = True
     return batch
 

@@ -633,6 +633,10 @@ def test_the_stop_error_is_one_line(tmp_path, monkeypatch):
     ("range-list", "is not one of pass, drop"),
     ("range-array", "is not one of pass, drop"),
     ("negative", "Error"),
+    ("index-set_ttl", "IndexError: packet index out of range"),
+    ("index-inject", "IndexError: packet index out of range"),
+    ("index-redirect", "IndexError: packet index out of range"),
+    ("index-write", "IndexError: packet index out of range"),
 ])
 def test_a_wrong_return_is_a_fault(tmp_path, capture_dir, kind, says):
     """A non-sequence, too few or too many verdicts, a verdict out of range: each call is a fault,

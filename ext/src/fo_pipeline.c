@@ -87,18 +87,19 @@ build_window(const struct fo_engine *e, struct fo_flow *flow, const struct proc_
 static void
 count_released(struct fo_engine *e, struct fo_batch *b, uint16_t p, uint16_t n)
 {
-	struct stream_flow *sf = flow_streams(e, b->flow);
+	struct stream_flow *sf;
 	uint16_t i;
 
-	if (sf == NULL)
+	if (!b->normalized)
 		return;
+	sf = flow_streams(e, b->flow);
 	for (i = 0; i < n; i++)
 		sf->released[p][fo_pkt_meta(b->pkts[i])->dir] += fo_pkt_level_len(b->pkts[i], FO_LEVEL_PAYLOAD);
 }
 
-/* Applies processor p's verdicts to its window and returns its new head. */
+/* Applies processor p's verdicts to its window and returns its new head; counts them in counts. */
 static uint32_t
-apply_verdicts(struct fo_engine *e, struct fo_batch *b, uint16_t p, uint32_t tail)
+apply_verdicts(struct fo_engine *e, struct fo_batch *b, uint16_t p, uint32_t tail, uint64_t *counts)
 {
 	uint16_t i;
 
@@ -114,7 +115,7 @@ apply_verdicts(struct fo_engine *e, struct fo_batch *b, uint16_t p, uint32_t tai
 			RELAXED_ADD(e->stats.bad_redirects, 1);
 			v = FO_DROP;
 		}
-		RELAXED_ADD(e->stats.verdicts[v], 1);
+		counts[v]++;
 		switch (v) {
 		case FO_HOLD:
 			count_released(e, b, p, i);
@@ -148,6 +149,7 @@ run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint3
 {
 	struct proc_instance *proc = &d->procs[p];
 	uint32_t tails[FO_MAX_BURST];
+	uint64_t counts[FO_VERDICT_COUNT] = { 0 };
 	uint32_t used = 0;
 	uint16_t i, nb = 0;
 
@@ -198,7 +200,9 @@ run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint3
 		return;
 	proc->ops->process(proc->ctx, e->batches, nb);
 	for (i = 0; i < nb; i++)
-		e->batches[i].flow->heads[p] = apply_verdicts(e, &e->batches[i], p, tails[i]);
+		e->batches[i].flow->heads[p] = apply_verdicts(e, &e->batches[i], p, tails[i], counts);
+	for (i = 0; i < FO_VERDICT_COUNT; i++)
+		RELAXED_ADD(e->stats.verdicts[i], counts[i]);
 }
 
 void

@@ -67,6 +67,15 @@ class WrongReturn(flowos.Processor):
             return None
         if self.kind == "negative":
             return [-1] * n
+        # Per-packet helpers given the index one past the batch: each must raise IndexError.
+        if self.kind == "index-set_ttl":
+            batch.set_ttl(n, 1)
+        if self.kind == "index-inject":
+            batch.inject(n, b"\0" * 60)
+        if self.kind == "index-redirect":
+            batch.redirect(n, 0)
+        if self.kind == "index-write":
+            batch.write(n, 0, b"x")
         raise ValueError(self.kind)
 
 

@@ -42,6 +42,11 @@ enum fo_verdict {
 	FO_VERDICT_COUNT
 };
 
+/*
+ * The batches of one process() call lie back to back: batch b + 1's pkts, verdicts and out_ports
+ * start where batch b's end, so a processor may treat them as flat arrays of all the call's
+ * packets (the Python tier hands them to Python that way, without copying).
+ */
 struct fo_batch {
 	struct fo_flow *flow;
 	void *state;                 /* this (flow, processor) pair's private state, state_size bytes */
