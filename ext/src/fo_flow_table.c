@@ -130,6 +130,7 @@ lru_append(struct fo_engine *e, struct fo_flow *flow)
 
 	flow->lru_next = FO_FLOW_NONE;
 	flow->lru_prev = e->lru_tail[c];
+	flow->lru_time = e->now;
 	if (e->lru_tail[c] != FO_FLOW_NONE)
 		e->flows[e->lru_tail[c]].lru_next = flow->id;
 	else
@@ -340,7 +341,14 @@ flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint
 	flow->last_seen = e->now;
 	if (flow->key.proto == IPPROTO_TCP && meta->offset[FO_LEVEL_L4] != FO_NO_LEVEL)
 		track_tcp(flow, m, dir);
+	/*
+	 * A flow moves to its idle list's end only when its class changed or when it last moved
+	 * more than 1/1024 of its timeout ago: most packets skip the list (and the neighbours it
+	 * would touch), and flow_expire, which reads last_seen, ends a flow at most that late.
+	 */
 	cls = timeout_class(flow);
+	if (cls == flow->timeout_class && e->now - flow->lru_time < (e->conf.timeout_ns[cls] >> 10))
+		return;
 	lru_unlink(e, flow);
 	flow->timeout_class = cls;
 	lru_append(e, flow);
@@ -394,6 +402,7 @@ flow_expire(struct fo_engine *e)
 		while (budget-- > 0 && e->lru_head[c] != FO_FLOW_NONE) {
 			struct fo_flow *flow = &e->flows[e->lru_head[c]];
 
+			/* Those behind it moved after it, so they were seen less than timeout/1024 before it. */
 			if (e->now - flow->last_seen < timeout)
 				break;
 			engine_finish_flow(e, flow, flow->tcp_state == FO_TCP_CLOSED ? FO_END_FIN : FO_END_IDLE);

@@ -52,6 +52,7 @@ struct fo_flow {
 	uint64_t packets[2];         /* by direction: 0 from the side that opened the flow */
 	uint64_t bytes[2];
 	uint64_t touched_epoch;      /* the engine's burst counter when a packet last joined */
+	uint64_t lru_time;           /* engine clock when it last moved to its idle list's end */
 	uint32_t id;                 /* index in the table */
 	uint32_t next_seq;           /* sequence number of the next packet to arrive */
 	uint32_t lru_prev, lru_next; /* in its timeout class's idle list */
