@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <rte_byteorder.h>
 #include <rte_errno.h>
 #include <rte_hash.h>
 #include <rte_ip.h>
@@ -61,24 +62,43 @@ flow_table_free(struct fo_engine *e)
 	rte_free(e->flows);
 }
 
+/* Whether (a, a_port) sorts before or equal to (b, b_port): addresses as memcmp orders them. */
+static inline int
+endpoint_leq(const uint8_t *a, uint16_t a_port, const uint8_t *b, uint16_t b_port)
+{
+	uint64_t a0, a1, b0, b1;
+
+	memcpy(&a0, a, 8);
+	memcpy(&a1, a + 8, 8);
+	memcpy(&b0, b, 8);
+	memcpy(&b1, b + 8, 8);
+	a0 = rte_be_to_cpu_64(a0), b0 = rte_be_to_cpu_64(b0);
+	if (a0 != b0)
+		return a0 < b0;
+	a1 = rte_be_to_cpu_64(a1), b1 = rte_be_to_cpu_64(b1);
+	if (a1 != b1)
+		return a1 < b1;
+	return a_port <= b_port;
+}
+
 /* Both directions of a connection give one key; returns whether the source is the low side. */
 int
 flow_make_key(struct fo_flow_key *k, uint16_t def, const struct fo_match_fields *f, const struct rte_mbuf *m)
 {
-	int cmp = memcmp(f->src_ip, f->dst_ip, 16);
-	int src_lo = cmp < 0 || (cmp == 0 && f->src_port <= f->dst_port);
+	int src_lo = endpoint_leq(f->src_ip, f->src_port, f->dst_ip, f->dst_port);
 
-	memset(k, 0, sizeof(*k));
 	k->def = def;
 	k->family = f->family;
 	k->proto = f->proto;
+	memset(k->pad, 0, sizeof(k->pad));
 	if (f->family == FO_FAMILY_ANY) {
 		/* Not IP: one flow per ether type within the definition. */
 		const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
 		uint16_t l3 = fo_pkt_meta((struct rte_mbuf *)(uintptr_t)m)->offset[FO_LEVEL_L3];
 
-		if (l3 != FO_NO_LEVEL && l3 >= 2)
-			k->port_lo = (uint16_t)data[l3 - 2] << 8 | data[l3 - 1];
+		memset(k->addr_lo, 0, sizeof(k->addr_lo) + sizeof(k->addr_hi));
+		k->port_lo = l3 != FO_NO_LEVEL && l3 >= 2 ? (uint16_t)data[l3 - 2] << 8 | data[l3 - 1] : 0;
+		k->port_hi = 0;
 		return 1;
 	}
 	memcpy(k->addr_lo, src_lo ? f->src_ip : f->dst_ip, 16);

@@ -49,22 +49,32 @@ fo_match_fields_of(struct rte_mbuf *m, uint16_t in_port, struct fo_match_fields 
 	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
 	uint16_t l3 = meta->offset[FO_LEVEL_L3], l4 = meta->offset[FO_LEVEL_L4];
 
-	memset(f, 0, sizeof(*f));
+	/* Every byte is written once (no memset first): this runs for every packet. */
 	f->in_port = in_port;
 	if (rte_pktmbuf_data_len(m) >= 12) {
 		memcpy(f->dst_mac, data, 6);
 		memcpy(f->src_mac, data + 6, 6);
+	} else {
+		memset(f->dst_mac, 0, 6);
+		memset(f->src_mac, 0, 6);
 	}
 	f->proto = meta->ip_proto;
 	if (meta->flags & FO_PKT_IPV4) {
 		f->family = FO_FAMILY_IPV4;
 		memcpy(f->src_ip, data + l3 + 12, 4);
+		memset(f->src_ip + 4, 0, 12);
 		memcpy(f->dst_ip, data + l3 + 16, 4);
+		memset(f->dst_ip + 4, 0, 12);
 	} else if (meta->flags & FO_PKT_IPV6) {
 		f->family = FO_FAMILY_IPV6;
 		memcpy(f->src_ip, data + l3 + 8, 16);
 		memcpy(f->dst_ip, data + l3 + 24, 16);
+	} else {
+		f->family = FO_FAMILY_ANY;
+		memset(f->src_ip, 0, 16);
+		memset(f->dst_ip, 0, 16);
 	}
+	f->src_port = f->dst_port = 0;
 	if ((meta->flags & FO_PKT_L4_PORTS) && l4 != FO_NO_LEVEL) {
 		f->src_port = (uint16_t)data[l4] << 8 | data[l4 + 1];
 		f->dst_port = (uint16_t)data[l4 + 2] << 8 | data[l4 + 3];
