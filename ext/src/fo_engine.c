@@ -13,6 +13,7 @@
 #include <rte_mbuf_dyn.h>
 #include <rte_prefetch.h>
 
+#include "flowos/fo_stream.h"
 #include "fo_engine_priv.h"
 
 int fo_pkt_meta_offset = -1;
@@ -229,6 +230,12 @@ fo_engine_build(struct fo_engine *e, char *err, size_t errlen)
 	    e->pending_drops == NULL) {
 		snprintf(err, errlen, "out of memory for processing windows");
 		return -ENOMEM;
+	}
+	for (i = 0; i < FO_MAX_BURST; i++) {   /* what every batch of every call says alike */
+		e->batches[i].engine = e;
+		e->batches[i].meta_offset = fo_pkt_meta_offset;
+		e->batches[i].seq_offset = fo_pkt_seq_offset;
+		e->batches[i].stream_ops = &fo_stream_ops;
 	}
 	if (e->conf.clock == FO_CLOCK_CAPTURE) {
 		ret = rte_mbuf_dyn_rx_timestamp_register(&e->timestamp_offset, &e->timestamp_flag);

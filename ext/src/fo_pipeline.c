@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <stddef.h>
+#include <string.h>
 
 #include <rte_ethdev.h>
 #include <rte_ip.h>
@@ -157,7 +158,7 @@ run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint3
 		struct fo_flow *flow = &e->flows[flows[i]];
 		struct fo_batch *b = &e->batches[nb];
 		uint32_t tail, head;
-		uint16_t n, k;
+		uint16_t n;
 
 		if (flow->key.def != (uint16_t)(d - e->defs) || flow->heads == NULL)
 			continue;
@@ -176,11 +177,7 @@ run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint3
 		b->verdicts = &e->verdicts[used];
 		b->out_ports = &e->out_ports[used];
 		b->n = n;
-		b->stage = proc->stage;
-		b->engine = e;
-		b->meta_offset = fo_pkt_meta_offset;
-		b->seq_offset = fo_pkt_seq_offset;
-		b->stream_ops = &fo_stream_ops;
+		b->stage = proc->stage;   /* engine, meta_offset, seq_offset, stream_ops: set once, at build */
 		if (d->stream_offset != 0) {
 			struct stream_flow *sf = flow_streams(e, flow);
 
@@ -191,13 +188,12 @@ run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint3
 			b->stream_base[0] = b->stream_base[1] = 0;
 			b->normalized = 0;
 		}
-		for (k = 0; k < n; k++)
-			b->verdicts[k] = FO_PASS;
 		tails[nb++] = tail;
 		used += n;
 	}
 	if (nb == 0)
 		return;
+	memset(e->verdicts, FO_PASS, used);   /* the batches lie back to back */
 	proc->ops->process(proc->ctx, e->batches, nb);
 	for (i = 0; i < nb; i++)
 		e->batches[i].flow->heads[p] = apply_verdicts(e, &e->batches[i], p, tails[i], counts);
