@@ -19,6 +19,23 @@
 
 #include "fo_engine_priv.h"
 
+/*
+ * rte_hash's hash of a flow key. An IPv4 key's addresses fill 4 of their 16 bytes (the rest is
+ * zero), so its words 1, 3 and 5 never differ: three CRC32 steps instead of six.
+ */
+static uint32_t
+flow_key_hash(const void *data, uint32_t len, uint32_t init)
+{
+	const struct fo_flow_key *k = data;
+	uint64_t w[6];
+
+	RTE_BUILD_BUG_ON(sizeof(*k) != sizeof(w));
+	if (k->family != FO_FAMILY_IPV4)
+		return rte_hash_crc(data, len, init);
+	memcpy(w, data, sizeof(w));
+	return rte_hash_crc_8byte(w[4], rte_hash_crc_8byte(w[2], rte_hash_crc_8byte(w[0], init)));
+}
+
 int
 flow_table_create(struct fo_engine *e, char *err, size_t errlen)
 {
@@ -27,7 +44,7 @@ flow_table_create(struct fo_engine *e, char *err, size_t errlen)
 		.name = name,
 		.entries = RTE_MAX(e->conf.flow_capacity, 8u),
 		.key_len = sizeof(struct fo_flow_key),
-		.hash_func = rte_hash_crc,   /* SSE4.2 CRC32: cheaper than jhash on a 48-byte key */
+		.hash_func = flow_key_hash,   /* SSE4.2 CRC32: cheaper than jhash on a 48-byte key */
 		.socket_id = e->conf.socket_id,
 		/* Buckets that overflow chain into an extended table: a full table means full, not unlucky. */
 		.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
