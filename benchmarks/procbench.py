@@ -44,43 +44,40 @@ class DportField(flowos.Processor):
         batch.dport
 
 
-class DportVector(flowos.Processor):
-    """Vectorised: batch.dport (one C loop over the burst into an array.array('H')), then
-    array.count, a C loop that still boxes every item into an int to compare it."""
+class DportCounter(flowos.Processor):
+    """Counts the packets to port 443 in self.matched (the run checks it); subclasses say how."""
     level = "l4"
 
     def __init__(self):
         super().__init__()
         self.matched = 0
+
+
+class DportVector(DportCounter):
+    """Vectorised: batch.dport (one C loop over the burst into an array.array('H')), then
+    array.count, a C loop that still boxes every item into an int to compare it."""
 
     def process(self, batch):
         self.matched += batch.dport.count(HTTPS)
 
 
-class DportNumpy(flowos.Processor):
+class DportNumpy(DportCounter):
     """Vectorised with NumPy, as the buffer protocol is meant for: np.frombuffer wraps
     batch.dport without a copy, then one comparison and one count, no Python object per packet."""
-    level = "l4"
 
     def __init__(self):
         super().__init__()
         import numpy
         self.np = numpy
-        self.matched = 0
 
     def process(self, batch):
         np = self.np
         self.matched += int(np.count_nonzero(np.frombuffer(batch.dport, np.uint16) == HTTPS))
 
 
-class DportLoop(flowos.Processor):
+class DportLoop(DportCounter):
     """Per packet in Python: a zero-copy view of each packet and its two port bytes (offsets 36
     and 37: untagged Ethernet, IPv4 without options, as this traffic is)."""
-    level = "l4"
-
-    def __init__(self):
-        super().__init__()
-        self.matched = 0
 
     def process(self, batch):
         matched = 0
@@ -91,13 +88,8 @@ class DportLoop(flowos.Processor):
         self.matched += matched
 
 
-class DportLoopField(flowos.Processor):
+class DportLoopField(DportCounter):
     """Per packet in Python, over the field array: for port in batch.dport."""
-    level = "l4"
-
-    def __init__(self):
-        super().__init__()
-        self.matched = 0
 
     def process(self, batch):
         matched = 0

@@ -747,8 +747,7 @@ cdef class PythonTier:
 
     cdef void run(self, fo_batch *batches, uint16_t n):
         cdef Batch batch
-        cdef uint32_t i, k
-        cdef uint16_t b
+        cdef uint32_t i
         cdef const uint8_t *verdicts
         try:
             batch = new_batch(self, batches, n)

@@ -82,23 +82,22 @@ cdef inline uint32_t pkt_seq(const fo_batch *b, uint16_t i) noexcept nogil:
     """The packet's sequence number in its flow, in arrival order."""
     return (<uint32_t *>(<char *>b.pkts[i] + b.seq_offset))[0]
 
-cdef inline uint16_t pkt_sport(const fo_batch *b, uint16_t i) noexcept nogil:
-    """TCP/UDP/SCTP source port (host order); 0 without ports (e.g. a later fragment)."""
+cdef inline uint16_t pkt_l4_word(const fo_batch *b, uint16_t i, int at) noexcept nogil:
+    """The 16-bit word at byte `at` of the TCP/UDP/SCTP header (host order); 0 without ports."""
     cdef fo_pkt_meta *meta = pkt_meta(b, i)
     cdef const uint8_t *p
     if not meta.flags & FO_PKT_L4_PORTS:
         return 0
-    p = fo_pkt_data(b.pkts[i]) + meta.offset[<int>FO_LEVEL_L4]
+    p = fo_pkt_data(b.pkts[i]) + meta.offset[<int>FO_LEVEL_L4] + at
     return p[0] << 8 | p[1]
+
+cdef inline uint16_t pkt_sport(const fo_batch *b, uint16_t i) noexcept nogil:
+    """TCP/UDP/SCTP source port (host order); 0 without ports (e.g. a later fragment)."""
+    return pkt_l4_word(b, i, 0)
 
 cdef inline uint16_t pkt_dport(const fo_batch *b, uint16_t i) noexcept nogil:
     """TCP/UDP/SCTP destination port (host order); 0 without ports."""
-    cdef fo_pkt_meta *meta = pkt_meta(b, i)
-    cdef const uint8_t *p
-    if not meta.flags & FO_PKT_L4_PORTS:
-        return 0
-    p = fo_pkt_data(b.pkts[i]) + meta.offset[<int>FO_LEVEL_L4]
-    return p[2] << 8 | p[3]
+    return pkt_l4_word(b, i, 2)
 
 cdef inline uint8_t pkt_tcp_flags(const fo_batch *b, uint16_t i) noexcept nogil:
     """The TCP flags byte; 0 if not TCP (or a later fragment)."""

@@ -422,7 +422,6 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 	uint16_t key_at[FO_MAX_BURST];
 	uint8_t src_lo[FO_MAX_BURST];
 	uint16_t i, j, k, n_todo = 0, n_keys = 0;
-	uint64_t ends_then;
 
 	e->epoch++;
 	e->n_touched = 0;
@@ -460,7 +459,6 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 		key_at[n_keys] = j;
 		flow_key_ptrs[n_keys++] = &flow_keys[j];
 	}
-	ends_then = e->flows_ended;
 	for (k = 0; k < n_keys; k += RTE_HASH_LOOKUP_BULK_MAX) {
 		uint16_t chunk = RTE_MIN(n_keys - k, RTE_HASH_LOOKUP_BULK_MAX), c;
 
@@ -500,7 +498,7 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 			}
 			continue;
 		}
-		flow = flow_for_key(e, &flow_keys[j], src_lo[j], positions[j], ends_then, m, &dir);
+		flow = flow_for_key(e, &flow_keys[j], src_lo[j], positions[j], m, &dir);
 		join_flow(e, &fields[j], m, flow, dir, frag_ids[j]);
 	}
 	for (i = 0; i < e->n_touched; i++)

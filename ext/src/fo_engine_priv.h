@@ -93,7 +93,6 @@ struct fo_engine {
 	struct rte_hash *table;
 	struct fo_flow *flows;                  /* indexed by the table's key position */
 	uint32_t n_flows;
-	uint64_t flows_ended;                   /* ever: a table position found before is still valid while it stays */
 	struct rte_mempool *states;             /* per-flow pipeline state areas; NULL if no pipeline has state */
 	uint32_t lru_head[FO_TIMEOUT_CLASS_COUNT];
 	uint32_t lru_tail[FO_TIMEOUT_CLASS_COUNT];
@@ -158,7 +157,7 @@ int flow_table_create(struct fo_engine *e, char *err, size_t errlen);
 void flow_table_free(struct fo_engine *e);
 int flow_make_key(struct fo_flow_key *key, uint16_t def, const struct fo_match_fields *f, const struct rte_mbuf *m);
 struct fo_flow *flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int32_t hint,
-			     uint64_t ends_then, struct rte_mbuf *m, uint8_t *dir);
+			     struct rte_mbuf *m, uint8_t *dir);
 struct fo_flow *flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, uint32_t id,
 				  uint8_t *dir);
 void flow_remember_fragment(struct fo_engine *e, const struct fo_flow *flow, const struct fo_match_fields *f,

@@ -239,20 +239,18 @@ flow_is_over(const struct fo_engine *e, const struct fo_flow *flow, const struct
 
 /*
  * Finds or creates the flow of a packet whose key is made (src_lo: flow_make_key's answer).
- * hint: where a burst-wide lookup found the key, or negative; ends_then: e->flows_ended at that
- * lookup. Only an ending flow frees a position, so while no flow has ended since, the key is
- * still there; otherwise it is compared. *dir says which way the packet goes in its flow.
+ * hint: where a burst-wide lookup found the key, or negative; the flow there may have ended
+ * since, earlier in the burst. *dir says which way the packet goes in its flow.
  */
 struct fo_flow *
 flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int32_t hint,
-	     uint64_t ends_then, struct rte_mbuf *m, uint8_t *dir)
+	     struct rte_mbuf *m, uint8_t *dir)
 {
 	int32_t pos = hint;
 	enum fo_flow_end_reason reason;
 	hash_sig_t sig;
 
-	if (pos < 0 || (e->flows_ended != ends_then &&
-			(!e->flows[pos].live || memcmp(&e->flows[pos].key, key, sizeof(*key)) != 0))) {
+	if (pos < 0 || !e->flows[pos].live || memcmp(&e->flows[pos].key, key, sizeof(*key)) != 0) {
 		sig = rte_hash_hash(e->table, key);
 		pos = rte_hash_lookup_with_hash(e->table, key, sig);
 	}
@@ -421,7 +419,6 @@ flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reas
 	lru_unlink(e, flow);
 	rte_hash_del_key(e->table, &flow->key);
 	flow->live = 0;
-	e->flows_ended++;
 	RELAXED_ADD(e->stats.flows_ended[reason], 1);
 	RELAXED_ADD(e->stats.flows_active, -1);
 	RELAXED_ADD(d->stats.flows_active, -1);
