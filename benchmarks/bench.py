@@ -719,7 +719,7 @@ EDIT_TIERS = ("c", "cython", "python")
 EDIT_MODES = ("replace", "insert", "delete")
 # Counters that say the segments did not arrive as sent (in order, once each), or were not all handled.
 STREAM_IN_ORDER = ("reordered", "reorder_overflow", "duplicates", "overlap_bytes", "retransmits", "gaps_skipped",
-                   "split", "split_failed", "copies_evicted")
+                   "split", "split_failed", "release_split_failed", "copies_evicted")
 
 
 def streams_anomalies(name, r):
@@ -737,9 +737,11 @@ def streams_anomalies(name, r):
     for key in STREAM_IN_ORDER:
         if e["streams"][key]:
             problems.append(f"{name}: engine counted {e['streams'][key]} streams.{key}")
-    # Every packet leaves (a held one in a later burst: at most the flows' last segments wait).
-    if not 0 <= e["packets"] - e["tx_packets"] <= 2 * r["flows"]:
-        problems.append(f"{name}: engine saw {e['packets']} packets but sent {e['tx_packets']}")
+    # Every packet leaves, and every one the engine made (the fronts of segments cut at a
+    # release point); a held one in a later burst: at most the flows' last segments wait.
+    if not 0 <= e["packets"] + e["injected"] - e["tx_packets"] <= 2 * r["flows"]:
+        problems.append(f"{name}: engine saw {e['packets']} packets and made {e['injected']}, "
+                        f"but sent {e['tx_packets']}")
     counts = r.get("counts") or {}
     if r["kind"].endswith("_find"):
         if counts.get("matched") != gen["planted"] or not gen["planted"]:

@@ -446,6 +446,9 @@ gen_stream_burst(struct fo_gen *g, struct fo_gen_rig *rig, struct rte_mbuf **pkt
 	struct fo_gen_stream *st = g->st;
 	unsigned int got = rte_ring_sc_dequeue_burst(rig->tx_ring, (void **)pkts, n, NULL), kept = 0, i;
 
+	struct rte_mbuf *more[FO_GEN_MAX_BURST];
+	unsigned int extra;
+
 	for (i = 0; i < got; i++) {
 		struct rte_mbuf *m = pkts[i];
 
@@ -456,6 +459,16 @@ gen_stream_burst(struct fo_gen *g, struct fo_gen_rig *rig, struct rte_mbuf **pkt
 			continue;
 		}
 		pkts[kept++] = m;
+	}
+	/*
+	 * The engine may send more than it was given (segments it cut at a release point): when
+	 * the ring is all but full of them, read the surplus back too (the engine would drop it).
+	 */
+	while (rte_ring_free_count(rig->tx_ring) < 2 * n &&
+	       (extra = rte_ring_sc_dequeue_burst(rig->tx_ring, (void **)more, FO_GEN_MAX_BURST, NULL)) > 0) {
+		for (i = 0; i < extra; i++)
+			observe(st, more[i]);
+		rte_pktmbuf_free_bulk(more, extra);
 	}
 	if (top_up(rig, pkts, kept, n) != 0)
 		return -ENOMEM;

@@ -234,6 +234,7 @@ cdef class Engine:
                         "duplicates": s.stream_duplicates, "overlap_bytes": s.stream_overlap_bytes,
                         "retransmits": s.stream_retransmits, "gaps_skipped": s.stream_gaps_skipped,
                         "rewritten": s.stream_rewritten, "split": s.stream_split, "split_failed": s.stream_split_failed,
+                        "release_split": s.stream_release_split, "release_split_failed": s.stream_release_split_failed,
                         "copies_evicted": s.stream_copies_evicted},
             "tx_packets": s.tx_packets, "tx_unsent": s.tx_unsent, "dropped": s.dropped,
         }

@@ -293,9 +293,9 @@ cdef class Stream:
         self.batch.sync_verdicts(self.b)
 
     def release(self, upto):
-        """Releases the bytes before upto and holds the rest (per packet: the packet holding
-        upto is held whole, and so is everything after it in the flow). Returns the offset
-        released up to."""
+        """Releases the bytes before upto and holds the rest, and everything after it in the
+        flow (on TCP the packet holding upto is cut there after the call; a datagram is held
+        whole). Returns the offset released up to."""
         self.batch.check()
         self.batch.push_verdicts(self.b)
         cdef uint64_t done = fo_stream_release(self.b, self.dir, upto)

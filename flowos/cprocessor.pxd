@@ -157,5 +157,5 @@ cdef inline int stream_splice(fo_batch *b, uint8_t dir, uint64_t off, uint32_t d
     return b.stream_ops.splice(b, dir, off, dele, ins, ins_len)
 
 cdef inline uint64_t stream_release(fo_batch *b, uint8_t dir, uint64_t upto) noexcept nogil:
-    """Releases the bytes before upto, holds the rest (per packet); returns where it stopped."""
+    """Releases the bytes before upto, holds the rest (TCP: cut at upto; datagrams: whole); returns where it stopped."""
     return b.stream_ops.release(b, dir, upto)

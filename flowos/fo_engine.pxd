@@ -117,6 +117,8 @@ cdef extern from "flowos/fo_engine.h" nogil:
         uint64_t stream_rewritten
         uint64_t stream_split
         uint64_t stream_split_failed
+        uint64_t stream_release_split
+        uint64_t stream_release_split_failed
         uint64_t stream_copies_evicted
 
     struct fo_def_stats:

@@ -149,6 +149,36 @@ def test_a_pattern_split_across_segments_is_found(tmp_path):
     assert len(out) == len(frames)
 
 
+@pytest.mark.parametrize("stages", [
+    pytest.param([("the lazy ", "X")], id="one-stage"),
+    pytest.param([("fox", "wolverine"), ("the lazy ", "X")], id="after-an-edit")])
+def test_a_release_inside_a_packet_lets_the_bytes_before_it_go(tmp_path, stages):
+    """A processor holding a possible start of its pattern ("the la" at a segment's end) holds
+    those bytes, not the whole segment: the bytes before them leave at once, as a segment of
+    their own (a sender whose window has shrunk to that segment would otherwise never send the
+    rest). Bursts of one packet: a packet of another connection arriving between the two
+    segments leaves after the front. With an earlier stage's edit in the segment, the numbering
+    still has no gap or overlap."""
+    head, tail = b"the quick brown fox jumps\n" * 8, b"zy dog\n"
+    other = tcp(("10.77.0.3", 5555), SERVER, 100, flags="S")
+    frames = handshake(1, 9) + [tcp(SERVER, CLIENT, 10, 2, "PA", head + b"the la"), other,
+                                tcp(SERVER, CLIENT, 10 + len(head) + 6, 2, "PA", tail)]
+    capture = write_pcap(tmp_path / "in.pcap", frames)
+    run, out = run_streams(tmp_path, capture, [{"pyprocs.streams:Rewriter": {"old": o, "new": n}} for o, n in stages],
+                           burst=1)
+    assert engine_stats(run)["streams"]["release_split"] == 1
+    expect = head + b"the lazy dog\n"
+    for o, n in stages:
+        expect = expect.replace(o.encode(), n.encode())
+    frames_out = [Ether(f) for f in out]
+    first_data = next(i for i, p in enumerate(frames_out) if TCP in p and len(p[TCP].payload))
+    assert bytes(frames_out[first_data][TCP].payload) == expect[:expect.index(b"X")]
+    assert first_data < next(i for i, p in enumerate(frames_out) if TCP in p and p[TCP].sport == 5555)
+    (s,) = [s for s in streams(out).values() if s.tcp and (s[0].data or s[1].data)]
+    assert s[1].data == expect and s[1].pending == 0 and s[1].ooo == 0
+    assert all(checksums_ok(f) for f in out)
+
+
 def test_the_token_in_the_real_http_capture_is_found_once(tmp_path):
     capture = next(c for c in CAPTURES if c.stem == "http_get")
     found = tmp_path / "found.json"

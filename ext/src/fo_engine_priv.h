@@ -184,6 +184,8 @@ void stream_map_acks(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf 
 int stream_admit(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir);
 void stream_drain(struct fo_engine *e, struct fo_flow *flow, uint8_t dir);
 int stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m);
+/* Cuts a segment after n payload bytes: returns a new packet with the rest (m keeps the n), or NULL. */
+struct rte_mbuf *stream_split_rest(struct fo_engine *e, struct rte_mbuf *m, uint32_t n);
 void stream_flow_end(struct fo_engine *e, struct fo_flow *flow);
 void fix_lengths(struct rte_mbuf *m);
 void fix_checksums(struct fo_engine *e, struct rte_mbuf *m);
@@ -193,6 +195,7 @@ void pipeline_run(struct fo_engine *e, uint16_t def, const uint32_t *flows, uint
 void pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto);
 uint32_t pipeline_released(const struct fo_engine *e, struct fo_flow *flow);
 void pipeline_enqueue(struct fo_flow *flow, struct rte_mbuf *m);
+void pipeline_insert_after(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *at, struct rte_mbuf *m);
 
 /* fo_engine.c */
 int engine_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, uint32_t *frag_id);

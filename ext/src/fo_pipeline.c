@@ -31,6 +31,33 @@ pipeline_enqueue(struct fo_flow *flow, struct rte_mbuf *m)
 	flow->q_bytes += rte_pktmbuf_pkt_len(m);
 }
 
+/*
+ * Puts m in the flow's queue right after at, with the next sequence number: every packet after
+ * it moves up by one, and so does every head past at (whoever released at released m).
+ */
+void
+pipeline_insert_after(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *at, struct rte_mbuf *m)
+{
+	const struct definition *d = &e->defs[flow->key.def];
+	uint32_t seq = *fo_pkt_seq(at);
+	struct rte_mbuf *cur;
+	uint16_t p;
+
+	for (cur = *pkt_next(at); cur != NULL; cur = *pkt_next(cur))
+		(*fo_pkt_seq(cur))++;
+	*fo_pkt_seq(m) = seq + 1;
+	*pkt_next(m) = *pkt_next(at);
+	*pkt_next(at) = m;
+	if (flow->q_tail == at)
+		flow->q_tail = m;
+	flow->next_seq++;
+	for (p = 0; p < d->n_procs; p++)
+		if (flow->heads[p] > seq)
+			flow->heads[p]++;
+	flow->q_packets++;
+	flow->q_bytes += rte_pktmbuf_pkt_len(m);
+}
+
 /* What stage s has released: the smallest head among its processors. */
 static uint32_t
 stage_released(const struct definition *d, const struct fo_flow *flow, uint16_t s)
@@ -98,6 +125,27 @@ count_released(struct fo_engine *e, struct fo_batch *b, uint16_t p, uint16_t n)
 		sf->released[p][fo_pkt_meta(b->pkts[i])->dir] += fo_pkt_level_len(b->pkts[i], FO_LEVEL_PAYLOAD);
 }
 
+/*
+ * A stream release ended inside held packet i: its first bytes go on, the rest is cut off into a
+ * packet of its own that waits. A processor waiting for the bytes after a possible start of a
+ * pattern holds only those few, not the sender's whole segment: a sender whose window has shrunk
+ * to that segment (after a timeout it resends only the first unacknowledged one) would wait for
+ * an ACK while the processor waits for more data. Returns the processor's new head: the rest's
+ * sequence number, or packet i's (held whole: no mbuf to cut into).
+ */
+static __rte_noinline __rte_cold uint32_t
+split_held(struct fo_engine *e, struct fo_batch *b, uint16_t p, uint16_t i)
+{
+	struct rte_mbuf *m = b->pkts[i], *rest = stream_split_rest(e, m, b->split_bytes);
+
+	if (rest == NULL)
+		return *fo_pkt_seq(m);
+	pipeline_insert_after(e, b->flow, m, rest);
+	flow_streams(e, b->flow)->released[p][fo_pkt_meta(m)->dir] += b->split_bytes;
+	RELAXED_ADD(e->stats.injected, 1);   /* a packet the engine made: counted like one a processor adds */
+	return *fo_pkt_seq(rest);
+}
+
 /* Applies processor p's verdicts to its window and returns its new head; counts them in counts. */
 static uint32_t
 apply_verdicts(struct fo_engine *e, struct fo_batch *b, uint16_t p, uint32_t tail, uint64_t *counts)
@@ -120,6 +168,8 @@ apply_verdicts(struct fo_engine *e, struct fo_batch *b, uint16_t p, uint32_t tai
 		switch (v) {
 		case FO_HOLD:
 			count_released(e, b, p, i);
+			if (b->split_at == i)
+				return split_held(e, b, p, i);
 			return *fo_pkt_seq(b->pkts[i]);   /* it and everything after it wait for the next call */
 		case FO_DROP:
 			/* Marked when the stage ends, so the processor's stage-mates still see it. */
@@ -178,6 +228,7 @@ run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint3
 		b->out_ports = &e->out_ports[used];
 		b->n = n;
 		b->stage = proc->stage;   /* engine, meta_offset, seq_offset, stream_ops: set once, at build */
+		b->split_at = UINT16_MAX;
 		if (d->stream_offset != 0) {
 			struct stream_flow *sf = flow_streams(e, flow);
 

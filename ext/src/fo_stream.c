@@ -373,8 +373,19 @@ fo_stream_release(struct fo_batch *b, uint8_t dir, uint64_t upto)
 		    (plen = fo_pkt_level_len(b->pkts[i], FO_LEVEL_PAYLOAD)) == 0)
 			continue;
 		if (start + plen > upto) {
-			if (b->verdicts[i] != FO_DROP)
-				b->verdicts[i] = FO_HOLD;
+			if (b->verdicts[i] == FO_DROP)
+				return start;
+			b->verdicts[i] = FO_HOLD;
+			/*
+			 * On normalised TCP the bytes before upto go on: the packet is cut once the call
+			 * is over (fo_pipeline.c, split_held), so the window stays as it is until then.
+			 */
+			if (upto > start && b->normalized && i <= b->split_at &&
+			    stream_wants(b->engine, b->flow, b->pkts[i])) {
+				b->split_at = i;
+				b->split_bytes = upto - start;
+				return upto;
+			}
 			return start;
 		}
 		start += plen;

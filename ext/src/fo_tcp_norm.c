@@ -73,17 +73,27 @@ ip_header_end(struct rte_mbuf *m)
 		rte_be_to_cpu_16(rte_pktmbuf_mtod_offset(m, struct rte_ipv6_hdr *, l3)->payload_len);
 }
 
+/* Sets the IP header's length to say the packet ends at end. */
+static void
+set_ip_end(struct rte_mbuf *m, uint32_t end)
+{
+	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
+	uint16_t l3 = meta->offset[FO_LEVEL_L3];
+
+	if (meta->flags & FO_PKT_IPV4)
+		rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, l3)->total_length = rte_cpu_to_be_16(end - l3);
+	else if (meta->flags & FO_PKT_IPV6)
+		rte_pktmbuf_mtod_offset(m, struct rte_ipv6_hdr *, l3)->payload_len =
+			rte_cpu_to_be_16(end - l3 - sizeof(struct rte_ipv6_hdr));
+}
+
 void
 fix_lengths(struct rte_mbuf *m)
 {
 	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
-	uint16_t l3 = meta->offset[FO_LEVEL_L3], l4 = meta->offset[FO_LEVEL_L4];
+	uint16_t l4 = meta->offset[FO_LEVEL_L4];
 
-	if (meta->flags & FO_PKT_IPV4)
-		rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, l3)->total_length = rte_cpu_to_be_16(meta->end - l3);
-	else if (meta->flags & FO_PKT_IPV6)
-		rte_pktmbuf_mtod_offset(m, struct rte_ipv6_hdr *, l3)->payload_len =
-			rte_cpu_to_be_16(meta->end - l3 - sizeof(struct rte_ipv6_hdr));
+	set_ip_end(m, meta->end);
 	if (meta->ip_proto == IPPROTO_UDP && l4 != FO_NO_LEVEL && !(meta->flags & FO_PKT_FRAGMENT))
 		rte_pktmbuf_mtod_offset(m, struct rte_udp_hdr *, l4)->dgram_len = rte_cpu_to_be_16(meta->end - l4);
 }
@@ -558,6 +568,43 @@ send_split(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, uint3
 	}
 	sd->out_nxt = out + plen + !!fin;
 	RELAXED_ADD(e->stats.stream_split, 1);
+}
+
+struct rte_mbuf *
+stream_split_rest(struct fo_engine *e, struct rte_mbuf *m, uint32_t n)
+{
+	struct fo_pkt_meta *meta = fo_pkt_meta(m), *rmeta;
+	uint32_t pay = meta->offset[FO_LEVEL_PAYLOAD], plen = fo_pkt_level_len(m, FO_LEVEL_PAYLOAD);
+	uint32_t in_len = ip_header_end(m) > pay ? ip_header_end(m) - pay : 0;
+	/* Edits are taken to lie before the cut: the rest is as the sender sent it. */
+	uint32_t rest = plen - n, rest_in = RTE_MIN(rest, in_len), front_in = in_len - rest_in;
+	struct rte_mbuf *r;
+	uint8_t *d;
+
+	if (n == 0 || n >= plen || pay + rest > (uint32_t)rte_pktmbuf_data_room_size(e->conf.pool) - RTE_PKTMBUF_HEADROOM)
+		return NULL;
+	r = rte_pktmbuf_alloc(e->conf.pool);
+	if (r == NULL || (d = (uint8_t *)rte_pktmbuf_append(r, pay + rest)) == NULL)
+		goto fail;
+	pkt_copy_out(m, 0, pay, d);
+	pkt_copy_out(m, pay + n, rest, d + pay);
+	if (pkt_splice(e->conf.pool, m, pay + n, rest, NULL, 0) != 0)   /* at the end: nothing moves */
+		goto fail;
+	rmeta = fo_pkt_meta(r);
+	*rmeta = *meta;
+	rmeta->next = NULL;
+	rmeta->end = pay + rest;
+	tcp_of(m)->tcp_flags &= ~RTE_TCP_FIN_FLAG;   /* the FIN stays with the last byte */
+	set_ip_end(m, pay + front_in);                /* the sender's bytes each part covers */
+	set_ip_end(r, pay + rest_in);
+	set_seq(r, seg_seq(m) + front_in);
+	meta->flags |= FO_PKT_HDR_DIRTY;
+	RELAXED_ADD(e->stats.stream_release_split, 1);
+	return r;
+fail:
+	rte_pktmbuf_free(r);
+	RELAXED_ADD(e->stats.stream_release_split_failed, 1);
+	return NULL;
 }
 
 int

@@ -69,7 +69,7 @@ struct fo_engine_stats {
 	uint64_t bad_redirects;                           /* to no valid port: treated as FO_DROP */
 	uint64_t hold_overflows;                          /* times a flow went over its hold limit */
 	uint64_t hold_overflow_packets;                   /* packets dropped or force-released then */
-	uint64_t injected;
+	uint64_t injected;                /* packets added to flows: by processors, and cut off held ones */
 	uint64_t inject_failed;
 	uint64_t checksums_fixed;
 	uint64_t tx_packets;
@@ -85,6 +85,8 @@ struct fo_engine_stats {
 	uint64_t stream_rewritten;        /* packets whose sequence or acknowledgement numbers were rewritten */
 	uint64_t stream_split;            /* packets split to stay within the MSS */
 	uint64_t stream_split_failed;     /* ... that left whole or in part past it: no mbuf to split into */
+	uint64_t stream_release_split;    /* held segments cut where a processor's release ended, the front let go */
+	uint64_t stream_release_split_failed;  /* ... held whole instead: no mbuf to cut into */
 	uint64_t stream_copies_evicted;   /* copies of unacknowledged data let go for room */
 };
 

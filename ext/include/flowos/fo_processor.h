@@ -66,6 +66,9 @@ struct fo_batch {
 	uint64_t stream_base[2];
 	const struct fo_stream_ops *stream_ops;
 	uint8_t normalized;          /* TCP data is normalised: length-changing edits are allowed */
+	/* For the engine: the packet a stream release split (UINT16_MAX: none), the bytes it let go. */
+	uint16_t split_at;
+	uint32_t split_bytes;
 };
 
 enum fo_flow_end_reason {

@@ -57,9 +57,11 @@ int fo_stream_locate(const struct fo_batch *b, uint8_t dir, uint64_t off, uint16
 int fo_stream_splice(struct fo_batch *b, uint8_t dir, uint64_t off, uint32_t del, const void *ins, uint32_t ins_len);
 
 /*
- * Releases the direction's bytes before upto and holds the rest (from the packet holding upto:
- * release is per packet, and holding a packet holds every later packet of the window, both
- * directions). Returns the offset up to which the bytes are released.
+ * Releases the direction's bytes before upto and holds the rest (holding a packet holds every
+ * later packet of the window, both directions). On normalised TCP, a packet that upto falls
+ * inside is cut there once the call is over: its first bytes go on, the rest waits as a segment
+ * of its own (held whole if no mbuf is left to cut into). Elsewhere the packet holding upto is held whole.
+ * Returns the offset up to which the bytes are released.
  */
 uint64_t fo_stream_release(struct fo_batch *b, uint8_t dir, uint64_t upto);
 
