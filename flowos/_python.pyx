@@ -22,6 +22,9 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
 from flowos.fo_processor cimport *
+from flowos.fo cimport fo_field, fo_field_size, fo_field_vector, FO_FIELD_LENGTH, FO_FIELD_PROTO, FO_FIELD_DIR, \
+    FO_FIELD_SPORT, FO_FIELD_DPORT, FO_FIELD_TCP_FLAGS, FO_FIELD_TTL, FO_FIELD_PAYLOAD_LEN, FO_FIELD_SRC4, FO_FIELD_DST4, \
+    FO_FIELD_SRC, FO_FIELD_DST, FO_FIELD_COUNT
 
 from flowos.processor import END_REASONS, LEVELS, Processor, checked_policy
 
@@ -63,10 +66,6 @@ def thread_hooks():
 
 
 # --- packets and flows, as a processor sees them ----------------------------------------------
-
-cdef enum:
-    F_LENGTH, F_PROTO, F_DIR, F_SPORT, F_DPORT, F_TCP_FLAGS, F_TTL, F_PAYLOAD_LEN, F_SRC4, F_DST4
-
 
 cdef class Packet:
     """Zero-copy access to one packet's bytes, valid only during process(): after, it raises."""
@@ -488,128 +487,68 @@ cdef class Batch:
         p.batch = self
         return p
 
-    # Vector accessors: one C loop each, returned as array.array (buffer protocol: NumPy wraps it).
-    cdef object field(self, int kind):
+    # Vector accessors: one C loop each (fo_field_vector), into an array.array (buffer protocol:
+    # NumPy wraps it without a copy). array.clone and the array's own buffer: no bytes object and
+    # no typed memoryview (each cost more than the loop for a burst).
+    cdef object field(self, fo_field kind):
         self.check()
-        cdef int size = 1 if kind in (F_PROTO, F_DIR, F_TCP_FLAGS, F_TTL) else (2 if kind in (F_SPORT, F_DPORT) else 4)
-        # F_LENGTH, F_PAYLOAD_LEN, F_SRC4, F_DST4: 4 bytes
-        # array.clone and the array's own buffer: no bytes object, no typed memoryview (each cost
-        # more than the loop for a burst).
-        cdef array.array out = array.clone(FIELD_TEMPLATES[size], self.size, zero=False)
-        cdef uint8_t *out8 = out.data.as_uchars
-        cdef uint16_t *out16 = out.data.as_ushorts
-        cdef uint32_t *out32 = out.data.as_uints
-        cdef uint32_t i, v
-        cdef rte_mbuf *m
-        cdef fo_pkt_meta *meta
-        cdef uint8_t *d
+        cdef array.array template = FIELD_TEMPLATES[<int>kind]
+        cdef array.array out = array.clone(template, self.size * (fo_field_size(kind) // template.ob_descr.itemsize),
+                                           zero=False)
         with nogil:
-            for i in range(self.size):
-                m = self.pkts[i]
-                meta = fo_pkt_meta_of(m)
-                d = fo_pkt_data(m)
-                v = 0
-                if kind == F_LENGTH:
-                    v = m.pkt_len
-                elif kind == F_PROTO:
-                    v = meta.ip_proto
-                elif kind == F_DIR:
-                    v = meta.dir
-                elif kind == F_SPORT or kind == F_DPORT:
-                    if meta.flags & FO_PKT_L4_PORTS:
-                        d = d + meta.offset[2] + (0 if kind == F_SPORT else 2)
-                        v = d[0] << 8 | d[1]
-                elif kind == F_TCP_FLAGS:
-                    if meta.ip_proto == 6 and meta.offset[2] != FO_NO_LEVEL:
-                        v = d[meta.offset[2] + 13]
-                elif kind == F_TTL:
-                    if meta.flags & FO_PKT_IPV4:
-                        v = d[meta.offset[1] + 8]
-                    elif meta.flags & FO_PKT_IPV6:
-                        v = d[meta.offset[1] + 7]
-                elif kind == F_PAYLOAD_LEN:
-                    v = fo_pkt_level_len(m, FO_LEVEL_PAYLOAD)
-                elif kind == F_SRC4 or kind == F_DST4:
-                    if meta.flags & FO_PKT_IPV4:
-                        d = d + meta.offset[1] + (12 if kind == F_SRC4 else 16)
-                        v = <uint32_t>d[0] << 24 | <uint32_t>d[1] << 16 | <uint32_t>d[2] << 8 | d[3]
-                if size == 1:
-                    out8[i] = <uint8_t>v
-                elif size == 2:
-                    out16[i] = <uint16_t>v
-                else:
-                    out32[i] = v
+            fo_field_vector(kind, self.pkts, self.size, out.data.as_voidptr)
         return out
 
     @property
     def length(self):
-        return self.field(F_LENGTH)
+        return self.field(FO_FIELD_LENGTH)
 
     @property
     def proto(self):
-        return self.field(F_PROTO)
+        return self.field(FO_FIELD_PROTO)
 
     @property
     def sport(self):
-        return self.field(F_SPORT)
+        return self.field(FO_FIELD_SPORT)
 
     @property
     def dport(self):
-        return self.field(F_DPORT)
+        return self.field(FO_FIELD_DPORT)
 
     @property
     def tcp_flags(self):
-        return self.field(F_TCP_FLAGS)
+        return self.field(FO_FIELD_TCP_FLAGS)
 
     @property
     def ttl(self):
-        return self.field(F_TTL)
+        return self.field(FO_FIELD_TTL)
 
     @property
     def dir(self):
-        return self.field(F_DIR)
+        return self.field(FO_FIELD_DIR)
 
     @property
     def payload_len(self):
-        return self.field(F_PAYLOAD_LEN)
+        return self.field(FO_FIELD_PAYLOAD_LEN)
 
     @property
     def src4(self):
         """IPv4 source addresses as integers (host order; 0 for packets that are not IPv4)."""
-        return self.field(F_SRC4)
+        return self.field(FO_FIELD_SRC4)
 
     @property
     def dst4(self):
-        return self.field(F_DST4)
+        return self.field(FO_FIELD_DST4)
 
     @property
     def src(self):
         """Source addresses, 16 bytes per packet (IPv4 as ::ffff:a.b.c.d; zeros if not IP), in
         one array('B'): NumPy wraps it as np.frombuffer(batch.src, np.uint8).reshape(-1, 16)."""
-        return self.addresses(True)
+        return self.field(FO_FIELD_SRC)
 
     @property
     def dst(self):
-        return self.addresses(False)
-
-    cdef object addresses(self, bint source):
-        self.check()
-        cdef array.array out = array.clone(VERDICTS_TEMPLATE, self.size * 16, zero=True)
-        cdef uint8_t *o = out.data.as_uchars
-        cdef uint32_t i
-        cdef fo_pkt_meta *meta
-        cdef const uint8_t *l3
-        with nogil:
-            for i in range(self.size):
-                meta = fo_pkt_meta_of(self.pkts[i])
-                l3 = fo_pkt_data(self.pkts[i]) + meta.offset[1]
-                if meta.flags & FO_PKT_IPV4:
-                    o[i * 16 + 10] = 0xff
-                    o[i * 16 + 11] = 0xff
-                    memcpy(o + i * 16 + 12, l3 + (12 if source else 16), 4)
-                elif meta.flags & FO_PKT_IPV6:
-                    memcpy(o + i * 16, l3 + (8 if source else 24), 16)
-        return out
+        return self.field(FO_FIELD_DST)
 
     # Verdicts, one packet at a time (batch.verdicts[i] = ... works too).
     def drop(self, uint32_t i):
@@ -804,8 +743,10 @@ cdef class PythonTier:
 
 
 cdef array.array VERDICTS_TEMPLATE = array.array("B")
-# The vector fields' arrays, by item size ("I" is 4 bytes on every platform FlowOS runs on).
-cdef dict FIELD_TEMPLATES = {1: array.array("B"), 2: array.array("H"), 4: array.array("I")}
+# The vector fields' arrays, by field: items of its size ("I" is 4 bytes on every platform FlowOS
+# runs on), an address 16 items of "B".
+cdef list FIELD_TEMPLATES = [array.array({1: "B", 2: "H", 4: "I", 16: "B"}[fo_field_size(<fo_field>f)])
+                             for f in range(FO_FIELD_COUNT)]
 
 
 cdef Batch new_batch(PythonTier tier, fo_batch *batches, uint16_t n):

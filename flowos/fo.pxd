@@ -129,3 +129,11 @@ cdef extern from "flowos/fo_decode.h" nogil:
 
     int fo_decode(const uint8_t *data, uint32_t len, fo_decoded *out)
     const char *fo_decode_error_name(fo_decode_error error)
+
+
+cdef extern from "flowos/fo_fields.h" nogil:
+    enum fo_field:
+        FO_FIELD_LENGTH, FO_FIELD_PROTO, FO_FIELD_DIR, FO_FIELD_SPORT, FO_FIELD_DPORT, FO_FIELD_TCP_FLAGS
+        FO_FIELD_TTL, FO_FIELD_PAYLOAD_LEN, FO_FIELD_SRC4, FO_FIELD_DST4, FO_FIELD_SRC, FO_FIELD_DST, FO_FIELD_COUNT
+    unsigned int fo_field_size(fo_field field)
+    int fo_field_vector(fo_field field, void *pkts, uint32_t n, void *out)
