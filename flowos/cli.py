@@ -47,7 +47,7 @@ def build_parser():
                    help='forwarding between port names: "a -> b" or "a <-> b" (repeatable)')
     p.add_argument("--duration", type=_positive(float), help="stop after this many seconds")
     p.add_argument("--packets", type=_positive(int), help="stop after receiving this many packets")
-    p.add_argument("--burst", type=_positive(int), help="packets per receive burst (default 32)")
+    p.add_argument("--burst", type=_positive(int), help="packets per receive burst, 1..256 (default 32; 256 with a Python processor)")
     p.add_argument("--mbufs", type=_positive(int), help="mbufs in the packet pool (default: sized from the ports)")
     p.add_argument("--memory", choices=MODES, help="hugepages, no-huge, or auto (default: hugepages when enough are free)")
     p.add_argument("--memory-mb", type=_positive(int), help="EAL memory in MB (default: sized from the pool)")
@@ -91,7 +91,7 @@ def make_config(args):
                 [{"name": "all", "pipeline": list(args.processor)}])
         except configuration.flow_defs.Invalid as e:
             raise ConfigError("--processor", None, e.problem) from None
-    if not 1 <= cfg.run.burst <= 256:
+    if cfg.run.burst is not None and not 1 <= cfg.run.burst <= 256:
         raise ConfigError("--burst", None, f"expected 1..256, got {cfg.run.burst}")
     return configuration.finish(cfg)
 

@@ -41,9 +41,16 @@ class PoolConfig:
     data_room: int = 2176              # RTE_MBUF_DEFAULT_BUF_SIZE: 2048 bytes + headroom
 
 
+# Packets per receive burst, by default: 32 (as testpmd), or 256 when a pipeline has a Python
+# processor, which is called once per burst and so pays its fixed cost per call once per up to 256
+# packets. rte_eth_rx_burst never waits for a burst to fill: a light load still goes in small bursts.
+BURST = 32
+PYTHON_BURST = 256
+
+
 @dataclass
 class RunConfig:
-    burst: int = 32
+    burst: int | None = None           # None: BURST, or PYTHON_BURST with a Python processor
     duration: float | None = None      # seconds
     packets: int | None = None         # stop after receiving this many
     source_idle_ms: int = 1000         # a capture source silent this long counts as finished
@@ -239,6 +246,13 @@ def finish(config):
             raise r.error(port.origin or None, str(e)) from None
     if not config.forward:
         config.forward = default_forwarding(r, config.ports)
+    if config.run.burst is None:
+        python = next((spec for flow in config.flows for stage in flow.stages for spec in stage
+                       if spec.python is not None and not spec.cython), None)
+        config.run.burst = BURST if python is None else PYTHON_BURST
+        if python is not None:
+            config.notes.append(f"receive bursts of up to {PYTHON_BURST} packets: {python.name} is called once per "
+                                "burst (--burst sets it)")
     names = {p.name for p in config.ports}
     receivers = set()
     for src, dst in config.forward:

@@ -231,7 +231,7 @@ class Bridge:
                        for name, info in self.sources.items()]
             report = RunReport(self.memory.mode, self.memory.reason, self.memory.memory_mb, self.file_prefix,
                                self.elapsed, stop_reason or self.worker.stop_reason, ports, self.pool.size, 0, sources,
-                               engine_report)
+                               engine_report, burst=self.config.run.burst)
             self.worker.close()
         if self.engine is not None:
             self.engine.close()

@@ -63,6 +63,7 @@ class RunReport:
     mbufs_in_use_at_exit: int
     sources: list = field(default_factory=list)
     engine: dict | None = None     # the flow engine's report, when flows are defined
+    burst: int = 0                 # packets per receive burst
 
     def totals(self):
         keys = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")
@@ -78,6 +79,7 @@ class RunReport:
             "file_prefix": self.file_prefix,
             "elapsed_s": round(self.elapsed_s, 6),
             "stop_reason": self.stop_reason,
+            "burst": self.burst,
             "ports": [dict(asdict(p), dropped=p.dropped) for p in self.ports],
             "totals": self.totals(),
             "mbufs": {"pool_size": self.pool_size, "in_use_at_exit": self.mbufs_in_use_at_exit},

@@ -88,7 +88,30 @@ def test_unreadable_file(tmp_path):
 
 def test_empty_file_is_an_empty_config(tmp_path):
     cfg = config.load(write(tmp_path, ""))
-    assert cfg.ports == [] and cfg.run.burst == 32
+    assert cfg.ports == [] and cfg.run.burst is None    # chosen by finish()
+
+
+PYTHON_PROCESSOR = "flowos.processor:Processor"   # the base class: a Python processor that does nothing
+
+
+@pytest.mark.parametrize("pipeline, burst, expected", [
+    (None, None, 32),                              # a bridge
+    (["counter"], None, 32),                       # C built-ins only
+    ([PYTHON_PROCESSOR], None, 256),               # a Python processor: one call per up to 256
+    (["counter", PYTHON_PROCESSOR], None, 256),
+    ([PYTHON_PROCESSOR], 16, 16),                  # run.burst, when given, wins
+])
+def test_default_burst_follows_the_pipeline(tmp_path, pipeline, burst, expected):
+    text = "ports: [{name: a, vdev: net_null0}]\n"
+    if pipeline:
+        text += f"flows: [{{name: all, pipeline: {pipeline}}}]\n"
+    if burst:
+        text += f"run: {{burst: {burst}}}\n"
+    cfg = config.finish(config.load(write(tmp_path, text)))
+    assert cfg.run.burst == expected
+    said = [note for note in cfg.notes if "receive bursts" in note]
+    assert said == ([f"receive bursts of up to 256 packets: {PYTHON_PROCESSOR} is called once per burst "
+                     "(--burst sets it)"] if burst is None and expected == 256 else [])
 
 
 def test_default_forwarding_pairs_ports(tmp_path):

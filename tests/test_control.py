@@ -65,10 +65,12 @@ def launched(tmp_path, flows):
     stats_path = tmp_path / "stats.json"
     proc = start_flowos("-c", str(tmp_path / "ctl.yaml"), "--stats-json", str(stats_path), tmp_path=tmp_path)
     try:
-        lines = [proc.stdout.readline() for _ in range(2)]
+        lines = [proc.stdout.readline()]
         assert lines[0].startswith("flowos: memory"), "".join(lines) + proc.stderr.read()
-        assert lines[1].startswith("flowos: control: flowos-ctl --file-prefix "), lines
-        prefix = lines[1].split()[4]
+        while len(lines) < 3 and lines[-1].startswith("flowos: ") and not lines[-1].startswith("flowos: control: "):
+            lines.append(proc.stdout.readline())    # notes (the burst, with a Python processor)
+        assert lines[-1].startswith("flowos: control: flowos-ctl --file-prefix "), lines
+        prefix = lines[-1].split()[4]
         assert os.path.exists(f"/var/run/dpdk/{prefix}/{control.SOCKET_NAME}")
         run = Running(proc, prefix, stats_path)
         yield run

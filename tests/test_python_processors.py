@@ -23,6 +23,7 @@ from flowcheck import (Keyer, check_per_flow_order, checksums_ok, connections, e
 TESTS = Path(__file__).parent
 CAPTURE_CLOCK = {"clock": "capture"}
 TRACEBACK = "Traceback (most recent call last)"
+PYTHON_BURST = 256      # run.burst's default with a Python processor in a pipeline
 
 
 @pytest.fixture(autouse=True)
@@ -542,6 +543,25 @@ def test_one_call_per_burst(tmp_path, capture_dir, capture, burst):
     assert math.ceil(n / burst) <= rep["calls"] <= math.ceil(n / burst) + 2
 
 
+def test_bursts_of_256_by_default_with_a_python_processor(tmp_path, capture_dir):
+    """With no run.burst, a pipeline with a Python processor receives in bursts of up to 256 (one
+    call per 256 packets of a capture read at full speed), says so at start, and reports it."""
+    run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "mixed.pcap", catch_all(P("verdicts:PassAll")))
+    n = len(frames_in)
+    rep = tier_report(run)
+    assert run.stats["burst"] == PYTHON_BURST
+    assert rep["packets"] == n
+    assert math.ceil(n / PYTHON_BURST) <= rep["calls"] <= math.ceil(n / PYTHON_BURST) + 2
+    assert (f"receive bursts of up to {PYTHON_BURST} packets: pyprocs.verdicts:PassAll is called once per burst"
+            in run.stdout)
+    assert same_multiset(frames_out, frames_in)
+
+
+def test_bursts_of_32_by_default_without_a_python_processor(tmp_path, capture_dir):
+    run, frames_in, _ = run_one_port(tmp_path, capture_dir / "mixed.pcap", catch_all("counter"))
+    assert run.stats["burst"] == 32 and "receive bursts of up to" not in run.stdout
+
+
 def test_calls_count_only_bursts_with_packets_for_the_processor(tmp_path, capture_dir):
     """Two definitions (UDP, the rest), each with its own processor, burst 1: each is called once
     per packet of its own definition, never for a burst that brought it nothing."""
@@ -580,7 +600,7 @@ def test_raise_in_process(tmp_path, capture_dir, policy):
     rep = tier_report(run)
     assert rep["name"] == "pyprocs.faults:Raise" and rep["on_error"] == policy
     assert rep["packets"] == len(frames_in)
-    assert rep["faults"] == rep["calls"] >= math.ceil(len(frames_in) / 32)
+    assert rep["faults"] == rep["calls"] >= math.ceil(len(frames_in) / PYTHON_BURST)
     assert len(rep["first_faults"]) == min(5, rep["faults"])
     assert all("pyprocs process failed on purpose" in f for f in rep["first_faults"])
     shown_once(run, "Boom: pyprocs process failed on purpose")
