@@ -475,13 +475,13 @@ def add_flows_args(p):
 BUILD = ROOT / "build" / "release"
 PROCBENCH = ROOT / "benchmarks" / "procbench.py"
 PROCESSORS_LIMIT_S = 60     # per run, beyond its measured seconds (EAL init, one pass over the traffic)
-PROCESSORS_SCENARIOS = 30   # procbench.py --list: 15 kinds at 1k and at 100k flows
+PROCESSORS_SCENARIOS = 40   # procbench.py --list: 20 kinds at 1k and at 100k flows
 # The targets, each read at both flow counts.
 TARGET_PYTHON_MPPS = 15.0     # python_vector, Mpps per core
 TARGET_CYTHON_GAP = 0.10      # cython_dport within 10 % of c_dport
 TARGET_BATCH_SPEEDUP = 10.0   # python_vector / python_vector_b1
 FLOW_SUFFIXES = ("1k", "100k")
-DPORT_KINDS = ("c_dport", "cython_dport", "python_vector", "python_loop", "python_loop_field", "python_vector_b1",
+DPORT_KINDS = ("c_dport", "c_dport_b256", "cython_dport", "python_vector", "python_loop", "python_loop_field", "python_vector_b1",
                "python_vector_b256")
 
 

@@ -116,6 +116,7 @@ KINDS = {
     "python_vector_b1": (DportVector, 1, "Python: batch.dport.count(443), bursts of 1 (one call per packet)"),
     "python_numpy_b1": (DportNumpy, 1, "Python: NumPy over batch.dport, bursts of 1 (one call per packet)"),
     "none_b256": (None, 256, "no processor, bursts of 256 (FO_MAX_BURST, flowos-run --burst 256)"),
+    "c_dport_b256": ("bench_dport", 256, "C: fo_benchproc.c, counts dport 443, bursts of 256"),
     "python_nothing_b256": (Nothing, 256, "Python: process() returns at once, bursts of 256"),
     "python_field_b256": (DportField, 256, "Python: batch.dport, not used, bursts of 256"),
     "python_vector_b256": (DportVector, 256, "Python: batch.dport.count(443), bursts of 256"),

@@ -15,6 +15,7 @@
 
 #include "flowos/fo_stream.h"
 #include "fo_engine_priv.h"
+#include "fo_flow_index.h"
 
 int fo_pkt_meta_offset = -1;
 int fo_pkt_seq_offset = -1;
@@ -417,8 +418,8 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 	uint32_t defs[FO_MAX_BURST], frag_ids[FO_MAX_BURST];
 	uint16_t todo[FO_MAX_BURST];
 	struct fo_flow_key flow_keys[FO_MAX_BURST];
-	const void *flow_key_ptrs[FO_MAX_BURST];
-	int32_t positions[FO_MAX_BURST], found[RTE_HASH_LOOKUP_BULK_MAX];
+	const struct fo_flow_key *flow_key_ptrs[FO_MAX_BURST];
+	int32_t positions[FO_MAX_BURST], found[FO_MAX_BURST];
 	uint16_t key_at[FO_MAX_BURST];
 	uint8_t src_lo[FO_MAX_BURST];
 	uint16_t i, j, k, n_todo = 0, n_keys = 0;
@@ -459,16 +460,9 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 		key_at[n_keys] = j;
 		flow_key_ptrs[n_keys++] = &flow_keys[j];
 	}
-	for (k = 0; k < n_keys; k += RTE_HASH_LOOKUP_BULK_MAX) {
-		uint16_t chunk = RTE_MIN(n_keys - k, RTE_HASH_LOOKUP_BULK_MAX), c;
-
-		rte_hash_lookup_bulk(e->table, &flow_key_ptrs[k], chunk, found);
-		for (c = 0; c < chunk; c++) {
-			positions[key_at[k + c]] = found[c];
-			if (found[c] >= 0)
-				rte_prefetch0(&e->flows[found[c]]);
-		}
-	}
+	flow_index_lookup_bulk(e->index, e->flows, flow_key_ptrs, n_keys, found);
+	for (k = 0; k < n_keys; k++)
+		positions[key_at[k]] = found[k];
 	/* In arrival order, so that a first fragment is known before the later ones of the burst. */
 	for (j = 0; j < n_todo; j++) {
 		struct rte_mbuf *m = pkts[todo[j]];

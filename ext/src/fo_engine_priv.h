@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include <rte_ethdev.h>
-#include <rte_hash.h>
 
 #include "flowos/fo_classify.h"
 #include "flowos/fo_engine.h"
@@ -90,8 +89,8 @@ struct fo_engine {
 	struct fo_engine_conf conf;
 	struct fo_classifier *classifier;
 	uint32_t class_constant;                /* fo_classifier_constant(): keys are skipped unless it varies */
-	struct rte_hash *table;
-	struct fo_flow *flows;                  /* indexed by the table's key position */
+	struct flow_index *index;               /* flow key -> flow id (fo_flow_index.c) */
+	struct fo_flow *flows;                  /* indexed by flow id */
 	uint32_t n_flows;
 	struct rte_mempool *states;             /* per-flow pipeline state areas; NULL if no pipeline has state */
 	uint32_t lru_head[FO_TIMEOUT_CLASS_COUNT];

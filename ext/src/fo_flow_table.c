@@ -10,55 +10,28 @@
 
 #include <rte_byteorder.h>
 #include <rte_errno.h>
-#include <rte_hash.h>
 #include <rte_ip.h>
-#include <rte_hash_crc.h>
 #include <rte_jhash.h>
 #include <rte_malloc.h>
 #include <rte_tcp.h>
 
 #include "fo_engine_priv.h"
-
-/*
- * rte_hash's hash of a flow key. An IPv4 key's addresses fill 4 of their 16 bytes (the rest is
- * zero), so its words 1, 3 and 5 never differ: three CRC32 steps instead of six.
- */
-static uint32_t
-flow_key_hash(const void *data, uint32_t len, uint32_t init)
-{
-	const struct fo_flow_key *k = data;
-	uint64_t w[6];
-
-	RTE_BUILD_BUG_ON(sizeof(*k) != sizeof(w));
-	if (k->family != FO_FAMILY_IPV4)
-		return rte_hash_crc(data, len, init);
-	memcpy(w, data, sizeof(w));
-	return rte_hash_crc_8byte(w[4], rte_hash_crc_8byte(w[2], rte_hash_crc_8byte(w[0], init)));
-}
+#include "fo_flow_index.h"
 
 int
 flow_table_create(struct fo_engine *e, char *err, size_t errlen)
 {
-	char name[RTE_HASH_NAMESIZE];
-	struct rte_hash_parameters params = {
-		.name = name,
-		.entries = RTE_MAX(e->conf.flow_capacity, 8u),
-		.key_len = sizeof(struct fo_flow_key),
-		.hash_func = flow_key_hash,   /* SSE4.2 CRC32: cheaper than jhash on a 48-byte key */
-		.socket_id = e->conf.socket_id,
-		/* Buckets that overflow chain into an extended table: a full table means full, not unlucky. */
-		.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
-	};
+	char name[RTE_MEMZONE_NAMESIZE];
 	uint32_t i;
 
 	snprintf(name, sizeof(name), "fo_flows_%p", (void *)e);
-	e->table = rte_hash_create(&params);
-	if (e->table == NULL) {
-		snprintf(err, errlen, "cannot create a flow table of %u flows: %s", params.entries,
+	e->index = flow_index_create(name, e->conf.flow_capacity, e->conf.socket_id);
+	if (e->index == NULL) {
+		snprintf(err, errlen, "cannot create a flow table of %u flows: %s", e->conf.flow_capacity,
 			 rte_strerror(rte_errno));
 		return -ENOMEM;
 	}
-	e->n_flows = rte_hash_max_key_id(e->table) + 1;
+	e->n_flows = e->conf.flow_capacity;
 	e->flows = rte_zmalloc_socket("fo_flows", sizeof(*e->flows) * e->n_flows, RTE_CACHE_LINE_SIZE,
 				      e->conf.socket_id);
 	if (e->flows == NULL) {
@@ -75,7 +48,7 @@ flow_table_create(struct fo_engine *e, char *err, size_t errlen)
 void
 flow_table_free(struct fo_engine *e)
 {
-	rte_hash_free(e->table);
+	flow_index_free(e->index);
 	rte_free(e->flows);
 }
 
@@ -248,24 +221,23 @@ flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int
 {
 	int32_t pos = hint;
 	enum fo_flow_end_reason reason;
-	hash_sig_t sig;
 
-	if (pos < 0 || !e->flows[pos].live || memcmp(&e->flows[pos].key, key, sizeof(*key)) != 0) {
-		sig = rte_hash_hash(e->table, key);
-		pos = rte_hash_lookup_with_hash(e->table, key, sig);
-	}
+	/* The flow the burst's lookup found may have ended since, earlier in the burst. */
+	if (pos < 0 || !e->flows[pos].live || memcmp(&e->flows[pos].key, key, sizeof(*key)) != 0)
+		pos = flow_index_lookup(e->index, e->flows, key, flow_key_hash(key));
 	if (pos >= 0 && unlikely(flow_is_over(e, &e->flows[pos], m, &reason))) {
 		engine_finish_flow(e, &e->flows[pos], reason);
 		pos = -1;
 	}
 	if (unlikely(pos < 0)) {
-		sig = rte_hash_hash(e->table, key);
+		uint32_t hash = flow_key_hash(key);
+
 		/* The pipeline state pool is as large as the table, so only the table can be full. */
-		pos = rte_hash_add_key_with_hash(e->table, key, sig);
+		pos = flow_index_add(e->index, hash);
 		if (pos < 0) {
 			/* Flows past their time may still sit in a full table: end them, try again. */
 			flow_expire(e);
-			pos = rte_hash_add_key_with_hash(e->table, key, sig);
+			pos = flow_index_add(e->index, hash);
 		}
 		if (pos < 0)
 			return NULL;
@@ -417,7 +389,7 @@ flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reas
 	if (flow->states != NULL)
 		rte_mempool_put(e->states, flow->states);
 	lru_unlink(e, flow);
-	rte_hash_del_key(e->table, &flow->key);
+	flow_index_del(e->index, flow_key_hash(&flow->key), flow->id);
 	flow->live = 0;
 	RELAXED_ADD(e->stats.flows_ended[reason], 1);
 	RELAXED_ADD(e->stats.flows_active, -1);
