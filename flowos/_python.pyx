@@ -16,7 +16,6 @@ import traceback
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.ref cimport PyObject, Py_INCREF, Py_REFCNT, Py_XDECREF
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
 from libc.errno cimport EMSGSIZE, EPERM, ERANGE
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
@@ -417,7 +416,6 @@ cdef class Batch:
     cdef uint16_t n_batches
     cdef readonly uint32_t size
     cdef rte_mbuf **pkts             # flat: the engine lays batch b's packets after batch b-1's
-    cdef uint32_t *first             # fo_batch b -> its first flat index
     cdef uint16_t *ports             # redirect targets: the engine's out_ports, flat like pkts
     cdef readonly object verdicts    # array('B'), preset to pass
     cdef bint valid
@@ -436,12 +434,16 @@ cdef class Batch:
             raise IndexError("packet index out of range")
         return 0
 
+    cdef uint32_t first(self, uint16_t b):
+        """Batch b's first flat index: where its packets start in the engine's flat array."""
+        return <uint32_t>(self.batches[b].pkts - self.pkts)
+
     cdef uint16_t owner_of(self, uint32_t i):
-        """The fo_batch that holds flat index i (< size): a binary search over first[]."""
+        """The fo_batch that holds flat index i (< size): a binary search over the batches' starts."""
         cdef uint16_t lo = 0, hi = self.n_batches - 1, mid
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if self.first[mid] <= i:
+            if self.first(mid) <= i:
                 lo = mid
             else:
                 hi = mid - 1
@@ -455,12 +457,12 @@ cdef class Batch:
         self.check()
         if self._flows is None:
             self._flows = [make_flow(self.batches[b].flow, self.batches[b].state, self,
-                                     range(self.first[b], self.first[b] + self.batches[b].n), &self.batches[b])
+                                     range(self.first(b), self.first(b) + self.batches[b].n), &self.batches[b])
                            for b in range(self.n_batches)]
         return self._flows
 
     cdef uint32_t index_of(self, fo_batch *fb):
-        return self.first[fb - self.batches]
+        return self.first(fb - self.batches)
 
     cdef void push_verdicts(self, fo_batch *fb):
         """The Python verdicts of fb's packets into fb, for C code that reads them."""
@@ -599,7 +601,7 @@ cdef class Batch:
             rte_pktmbuf_free(m)
             raise ValueError(f"an injected packet holds at most {rte_pktmbuf_tailroom(m)} bytes")
         memcpy(rte_pktmbuf_append(m, len(b)), <const char *>b, len(b))
-        if fo_batch_inject(fb, i - self.first[owner], m, after) != 0:
+        if fo_batch_inject(fb, i - self.first(owner), m, after) != 0:
             raise RuntimeError("the flow holds too much to take another packet")
 
 
@@ -620,8 +622,6 @@ cdef class PythonTier:
     cdef readonly uint64_t calls, packets, faults, messages
     cdef readonly list reports          # the first faults' tracebacks
     cdef readonly bint stop_requested
-    cdef uint32_t *first                 # every Batch of this tier points into it
-    cdef uint32_t flow_capacity
     cdef Batch last_batch                # reused by the next call when nobody else holds it
 
     def __init__(self, processor, str on_error=None):
@@ -670,19 +670,6 @@ cdef class PythonTier:
             self.stop_requested = True
         if batch is not None:
             batch.verdicts[:] = array.array("B", bytes([FO_DROP if self.on_error == "drop" else FO_PASS]) * batch.size)
-
-    cdef void reserve(self, uint16_t flows) except *:
-        """Room in first[] for a call with this many batches."""
-        if flows <= self.flow_capacity:
-            return
-        cdef uint32_t capacity = max(flows, 2 * self.flow_capacity, 32)
-        cdef uint32_t *first = <uint32_t *>realloc(self.first, sizeof(uint32_t) * capacity)
-        if first == NULL:
-            raise MemoryError()
-        self.first, self.flow_capacity = first, capacity
-
-    def __dealloc__(self):
-        free(self.first)
 
     cdef void run(self, fo_batch *batches, uint16_t n):
         cdef Batch batch
@@ -751,20 +738,20 @@ cdef list FIELD_TEMPLATES = [array.array({1: "B", 2: "H", 4: "I", 16: "B"}[fo_fi
 
 cdef Batch new_batch(PythonTier tier, fo_batch *batches, uint16_t n):
     """A Batch over the engine's flat arrays: fo_processor.h promises that the batches of one
-    call lie back to back (packets, verdicts, out_ports), so nothing is copied per packet. The
-    Batch object and its verdict array are reused from the last call when nothing else holds
-    them (a processor that kept them finds them invalid, and the next call gets new ones)."""
+    call lie back to back (packets, verdicts, out_ports), so nothing is copied per packet and a
+    batch's first flat index is where its packets start (the last batch's arrays are checked to
+    line up). The Batch object and its verdict array are reused from the last call when nothing
+    else holds them (a processor that kept them finds them invalid, and the next call gets new ones)."""
     cdef Batch batch = tier.last_batch
     cdef array.array verdicts
     cdef uint32_t total = 0
-    cdef uint16_t b
-    tier.reserve(n)
-    for b in range(n):
-        if (batches[b].pkts != batches[0].pkts + total or batches[b].verdicts != batches[0].verdicts + total
-                or batches[b].out_ports != batches[0].out_ports + total):
+    cdef Py_ssize_t last = 0
+    if n > 0:
+        last = batches[n - 1].pkts - batches[0].pkts
+        if (last < 0 or batches[n - 1].verdicts != batches[0].verdicts + last
+                or batches[n - 1].out_ports != batches[0].out_ports + last):
             raise RuntimeError("the engine's batches are not back to back")
-        tier.first[b] = total
-        total += batches[b].n
+        total = <uint32_t>last + batches[n - 1].n
     if batch is None or Py_REFCNT(batch) != 2 or Py_REFCNT(batch.verdicts) != 1:
         batch = Batch.__new__(Batch)
         batch.verdicts = array.clone(VERDICTS_TEMPLATE, total, zero=True)
@@ -782,7 +769,6 @@ cdef Batch new_batch(PythonTier tier, fo_batch *batches, uint16_t n):
     batch.ports = batches[0].out_ports if n > 0 else NULL
     if n > 0:
         memset(batch.ports, 0, sizeof(uint16_t) * total)
-    batch.first = tier.first
     batch.valid = True
     return batch
 
