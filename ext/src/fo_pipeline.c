@@ -10,12 +10,16 @@
 #include <string.h>
 
 #include <rte_ethdev.h>
+#include <rte_prefetch.h>
 #include <rte_ip.h>
 #include <rte_tcp.h>
 #include <rte_udp.h>
 
 #include "flowos/fo_stream.h"
 #include "fo_engine_priv.h"
+
+#define PREFETCH_MIN_FLOWS 64      /* fewer flows' metadata is still in L1 */
+#define PREFETCH_AHEAD 4
 
 void
 pipeline_enqueue(struct fo_flow *flow, struct rte_mbuf *m)
@@ -199,7 +203,7 @@ static void
 run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint32_t *flows, uint16_t n_flows)
 {
 	struct proc_instance *proc = &d->procs[p];
-	uint32_t tails[FO_MAX_BURST];
+	uint32_t tails[FO_MAX_BURST], *heads[FO_MAX_BURST];
 	uint64_t counts[FO_VERDICT_COUNT] = { 0 };
 	uint32_t used = 0;
 	uint16_t i, nb = 0;
@@ -210,6 +214,13 @@ run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint3
 		uint32_t tail, head;
 		uint16_t n;
 
+		/* Many flows: their first packets' metadata has left L1 since they joined. */
+		if (n_flows > PREFETCH_MIN_FLOWS && i + PREFETCH_AHEAD < n_flows) {
+			const struct fo_flow *ahead = &e->flows[flows[i + PREFETCH_AHEAD]];
+
+			if (ahead->q_head != NULL)
+				rte_prefetch0(fo_pkt_meta(ahead->q_head));
+		}
 		if (flow->key.def != (uint16_t)(d - e->defs) || flow->heads == NULL)
 			continue;
 		head = flow->heads[p];
@@ -239,6 +250,7 @@ run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint3
 			b->stream_base[0] = b->stream_base[1] = 0;
 			b->normalized = 0;
 		}
+		heads[nb] = &flow->heads[p];   /* the flow's lines may have left the cache by the time verdicts are in */
 		tails[nb++] = tail;
 		used += n;
 	}
@@ -247,7 +259,7 @@ run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint3
 	memset(e->verdicts, FO_PASS, used);   /* the batches lie back to back */
 	proc->ops->process(proc->ctx, e->batches, nb);
 	for (i = 0; i < nb; i++)
-		e->batches[i].flow->heads[p] = apply_verdicts(e, &e->batches[i], p, tails[i], counts);
+		*heads[i] = apply_verdicts(e, &e->batches[i], p, tails[i], counts);
 	for (i = 0; i < FO_VERDICT_COUNT; i++)
 		RELAXED_ADD(e->stats.verdicts[i], counts[i]);
 }
