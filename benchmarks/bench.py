@@ -475,14 +475,16 @@ def add_flows_args(p):
 BUILD = ROOT / "build" / "release"
 PROCBENCH = ROOT / "benchmarks" / "procbench.py"
 PROCESSORS_LIMIT_S = 60     # per run, beyond its measured seconds (EAL init, one pass over the traffic)
-PROCESSORS_SCENARIOS = 40   # procbench.py --list: 20 kinds at 1k and at 100k flows
-# The issue's targets, each read at both flow counts.
-TARGET_PYTHON_MPPS = 15.0     # python_vector, Mpps per core
+PROCESSORS_SCENARIOS = 42   # procbench.py --list: 21 kinds at 1k and at 100k flows
+# The issue's targets, each read at both flow counts. Python processors are measured at bursts of
+# 256, what flowos-run gives a pipeline with a Python processor (config.PYTHON_BURST).
+TARGET_PYTHON_MPPS = 15.0     # python_field_b256 (a vectorised field read), Mpps per core
 TARGET_CYTHON_GAP = 0.10      # cython_dport within 10 % of c_dport
-TARGET_BATCH_SPEEDUP = 10.0   # python_vector / python_vector_b1
+TARGET_BATCH_SPEEDUP = 10.0   # the same logic batched (b256) against one call per packet (b1)
+BATCHED_LOGIC = ("python_field", "python_vector", "python_numpy")
 FLOW_SUFFIXES = ("1k", "100k")
-DPORT_KINDS = ("c_dport", "c_dport_b256", "cython_dport", "python_vector", "python_loop", "python_loop_field", "python_vector_b1",
-               "python_vector_b256")
+DPORT_KINDS = ("c_dport", "c_dport_b256", "cython_dport", "python_vector", "python_vector_b1", "python_vector_b256",
+               "python_numpy", "python_numpy_b1", "python_numpy_b256", "python_loop", "python_loop_field")
 
 
 def pybench_modules():
@@ -633,20 +635,15 @@ def processors_targets(scenarios):
     for s in FLOW_SUFFIXES:
         c, cy = median(f"c_dport_{s}"), median(f"cython_dport_{s}")
         out[s] = {
-            "python_vector_mpps": target(median(f"python_vector_{s}"), TARGET_PYTHON_MPPS,
-                                         lambda v: v >= TARGET_PYTHON_MPPS),
-            # The same processor called once per 256 packets (flowos-run --burst 256).
-            "python_vector_b256_mpps": target(median(f"python_vector_b256_{s}"), TARGET_PYTHON_MPPS,
-                                              lambda v: v >= TARGET_PYTHON_MPPS),
+            # A vectorised field read (batch.dport, one C loop), and the same field used: counted
+            # with array.count, and with NumPy.
+            **{f"{logic}_mpps": target(median(f"{logic}_b256_{s}"), TARGET_PYTHON_MPPS,
+                                        lambda v: v >= TARGET_PYTHON_MPPS) for logic in BATCHED_LOGIC},
             "cython_vs_c": target(ratio(cy, c, 3), 1 - TARGET_CYTHON_GAP, lambda v: v >= 1 - TARGET_CYTHON_GAP),
-            "batched_speedup": target(ratio(median(f"python_vector_{s}"), median(f"python_vector_b1_{s}"), 2),
-                                      TARGET_BATCH_SPEEDUP, lambda v: v >= TARGET_BATCH_SPEEDUP),
-            # The same, counting only the cycles the processor adds to the engine at each burst size:
-            # what the batched boundary buys the Python side, the engine's own batching aside.
-            "batched_speedup_python_share": target(
-                ratio(extra_cycles(f"python_vector_b1_{s}", f"none_b1_{s}"),
-                      extra_cycles(f"python_vector_{s}", f"none_{s}"), 2),
-                TARGET_BATCH_SPEEDUP, lambda v: v >= TARGET_BATCH_SPEEDUP),
+            # Each logic batched against the same logic called once per packet.
+            **{f"{logic}_batched_speedup": target(ratio(median(f"{logic}_b256_{s}"), median(f"{logic}_b1_{s}"), 2),
+                                                  TARGET_BATCH_SPEEDUP, lambda v: v >= TARGET_BATCH_SPEEDUP)
+               for logic in BATCHED_LOGIC},
         }
     return out
 
@@ -687,15 +684,18 @@ def processors_table(data):
     def value(t, form):
         return "-" if t["value"] is None else format(t["value"], form)
 
+    what = {"python_field": "a field read (batch.dport)", "python_vector": "the field counted (array.count)",
+            "python_numpy": "the field counted (NumPy)"}
     for suffix, t in data["targets"].items():
-        v, v256, c, b, bp = (t["python_vector_mpps"], t["python_vector_b256_mpps"], t["cython_vs_c"],
-                             t["batched_speedup"], t["batched_speedup_python_share"])
-        lines += [f"{suffix} flows: Python vectorised {value(v, '.2f')} Mpps (target >= {v['target']:g}): {verdict(v)}"
-                  f"; at bursts of 256: {value(v256, '.2f')} Mpps, {verdict(v256)}",
+        c = t["cython_vs_c"]
+        lines += [f"{suffix} flows, Python at bursts of 256: " + "; ".join(
+                      f"{what[logic]} {value(t[f'{logic}_mpps'], '.2f')} Mpps ({verdict(t[f'{logic}_mpps'])})"
+                      for logic in BATCHED_LOGIC) + f" (target >= {TARGET_PYTHON_MPPS:g})",
                   f"{suffix} flows: Cython / C {value(c, '.3f')} (target >= 0.9: at most 10 % slower): {verdict(c)}",
-                  f"{suffix} flows: batched / one Python call per packet {value(b, '.1f')}x in Mpps "
-                  f"(target >= {b['target']:g}x): {verdict(b)}; {value(bp, '.1f')}x in the cycles the "
-                  f"processor adds to the engine: {verdict(bp)}"]
+                  f"{suffix} flows, batched (256) / one call per packet: " + "; ".join(
+                      f"{what[logic]} {value(t[f'{logic}_batched_speedup'], '.1f')}x "
+                      f"({verdict(t[f'{logic}_batched_speedup'])})" for logic in BATCHED_LOGIC)
+                  + f" (target >= {TARGET_BATCH_SPEEDUP:g}x)"]
     for problem in data["anomalies"]:
         lines.append(f"warning: {problem}")
     return "\n".join(lines)

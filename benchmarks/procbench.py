@@ -113,6 +113,7 @@ KINDS = {
     "python_loop_field": (DportLoopField, 32, "Python: per packet, for port in batch.dport"),
     "none_b1": (None, 1, "no processor, bursts of 1"),
     "python_nothing_b1": (Nothing, 1, "Python: process() returns at once, bursts of 1 (one call per packet)"),
+    "python_field_b1": (DportField, 1, "Python: batch.dport, not used, bursts of 1 (one call per packet)"),
     "python_vector_b1": (DportVector, 1, "Python: batch.dport.count(443), bursts of 1 (one call per packet)"),
     "python_numpy_b1": (DportNumpy, 1, "Python: NumPy over batch.dport, bursts of 1 (one call per packet)"),
     "none_b256": (None, 256, "no processor, bursts of 256 (FO_MAX_BURST, flowos-run --burst 256)"),
