@@ -504,6 +504,7 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 		struct fo_flow *flow = &e->flows[e->touched[i]];
 		enum fo_flow_end_reason reason;
 
+		prefetch_flows_ahead(e, e->touched, i, e->n_touched);
 		pipeline_release(e, flow, pipeline_released(e, flow));
 		if (flow_wants_end(flow, &reason))
 			flow_end(e, flow, reason);

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include <rte_ethdev.h>
-#include <rte_prefetch.h>
 #include <rte_ip.h>
 #include <rte_tcp.h>
 #include <rte_udp.h>
@@ -18,8 +17,6 @@
 #include "flowos/fo_stream.h"
 #include "fo_engine_priv.h"
 
-#define PREFETCH_MIN_FLOWS 64      /* fewer flows' metadata is still in L1 */
-#define PREFETCH_AHEAD 4
 
 void
 pipeline_enqueue(struct fo_flow *flow, struct rte_mbuf *m)
@@ -214,13 +211,7 @@ run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint3
 		uint32_t tail, head;
 		uint16_t n;
 
-		/* Many flows: their first packets' metadata has left L1 since they joined. */
-		if (n_flows > PREFETCH_MIN_FLOWS && i + PREFETCH_AHEAD < n_flows) {
-			const struct fo_flow *ahead = &e->flows[flows[i + PREFETCH_AHEAD]];
-
-			if (ahead->q_head != NULL)
-				rte_prefetch0(fo_pkt_meta(ahead->q_head));
-		}
+		prefetch_flows_ahead(e, flows, i, n_flows);
 		if (flow->key.def != (uint16_t)(d - e->defs) || flow->heads == NULL)
 			continue;
 		head = flow->heads[p];
