@@ -640,10 +640,15 @@ def processors_targets(scenarios):
             **{f"{logic}_mpps": target(median(f"{logic}_b256_{s}"), TARGET_PYTHON_MPPS,
                                         lambda v: v >= TARGET_PYTHON_MPPS) for logic in BATCHED_LOGIC},
             "cython_vs_c": target(ratio(cy, c, 3), 1 - TARGET_CYTHON_GAP, lambda v: v >= 1 - TARGET_CYTHON_GAP),
-            # Each logic batched against the same logic called once per packet.
+            # Each logic batched against the same logic called once per packet: end to end (Mpps), and
+            # in the cycles per packet the processor adds to the engine at each burst size (what the
+            # boundary itself costs, the engine's own batching aside).
             **{f"{logic}_batched_speedup": target(ratio(median(f"{logic}_b256_{s}"), median(f"{logic}_b1_{s}"), 2),
                                                   TARGET_BATCH_SPEEDUP, lambda v: v >= TARGET_BATCH_SPEEDUP)
                for logic in BATCHED_LOGIC},
+            **{f"{logic}_batched_speedup_boundary": target(
+                ratio(extra_cycles(f"{logic}_b1_{s}", f"none_b1_{s}"), extra_cycles(f"{logic}_b256_{s}", f"none_b256_{s}"), 1),
+                TARGET_BATCH_SPEEDUP, lambda v: v >= TARGET_BATCH_SPEEDUP) for logic in BATCHED_LOGIC},
         }
     return out
 
@@ -692,10 +697,14 @@ def processors_table(data):
                       f"{what[logic]} {value(t[f'{logic}_mpps'], '.2f')} Mpps ({verdict(t[f'{logic}_mpps'])})"
                       for logic in BATCHED_LOGIC) + f" (target >= {TARGET_PYTHON_MPPS:g})",
                   f"{suffix} flows: Cython / C {value(c, '.3f')} (target >= 0.9: at most 10 % slower): {verdict(c)}",
-                  f"{suffix} flows, batched (256) / one call per packet: " + "; ".join(
+                  f"{suffix} flows, batched (256) / one call per packet, in Mpps: " + "; ".join(
                       f"{what[logic]} {value(t[f'{logic}_batched_speedup'], '.1f')}x "
                       f"({verdict(t[f'{logic}_batched_speedup'])})" for logic in BATCHED_LOGIC)
-                  + f" (target >= {TARGET_BATCH_SPEEDUP:g}x)"]
+                  + f" (target >= {TARGET_BATCH_SPEEDUP:g}x)",
+                  f"{suffix} flows, batched (256) / one call per packet, in the cycles the processor adds to the "
+                  "engine: " + "; ".join(
+                      f"{what[logic]} {value(t[f'{logic}_batched_speedup_boundary'], '.1f')}x "
+                      f"({verdict(t[f'{logic}_batched_speedup_boundary'])})" for logic in BATCHED_LOGIC)]
     for problem in data["anomalies"]:
         lines.append(f"warning: {problem}")
     return "\n".join(lines)
