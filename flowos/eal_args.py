@@ -20,8 +20,8 @@ def needed_memory_mb(mbufs, data_room):
     return BASE_MEMORY_MB + math.ceil(pool_memory_mb(mbufs, data_room) * 1.25)
 
 
-# What one flow costs: its fo_flow (~180 B), its hash table entry and key (~100 B), pipeline
-# state, with room to spare.
+# What one flow costs: its fo_flow (~180 B), its flow index slot (~20 B), pipeline state
+# (processors' own, and streams), with room to spare.
 BYTES_PER_FLOW = 512
 
 
