@@ -63,10 +63,10 @@ pipeline_insert_after(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf
 static uint32_t
 stage_released(const struct definition *d, const struct fo_flow *flow, uint16_t s)
 {
-	uint32_t least = UINT32_MAX;
+	uint32_t least = flow->heads[d->stage_first[s]];   /* a stage has one processor at least */
 	uint16_t p;
 
-	for (p = d->stage_first[s]; p < d->stage_first[s + 1]; p++)
+	for (p = d->stage_first[s] + 1; p < d->stage_first[s + 1]; p++)
 		least = RTE_MIN(least, flow->heads[p]);
 	return least;
 }
