@@ -34,10 +34,10 @@ def build(tmp_path, harness, sources=()):
     return exe
 
 
-def run(exe, *args, memory_mb=512):
+def run(exe, *args, memory_mb=512, timeout=600):
     """Runs a harness (no hugepages, one lcore); asserts the sanitizers said nothing."""
     done = subprocess.run([str(exe), "--no-huge", "-m", str(memory_mb), "--no-pci", "--no-shconf", "--no-telemetry",
                            "--file-prefix", unique_prefix(), "-l", "0", "--log-level", "error", *args],
-                          capture_output=True, text=True, env=ENV, timeout=600)
+                          capture_output=True, text=True, env=ENV, timeout=timeout)
     assert "Sanitizer" not in done.stderr and "runtime error" not in done.stderr, done.stderr[-4000:]
     return done

@@ -111,7 +111,7 @@ struct flow_index *
 flow_index_create(const char *name, uint32_t capacity, int socket_id)
 {
 	struct flow_index *ix;
-	uint64_t buckets = rte_align64pow2(RTE_MAX((uint64_t)capacity * 2 / SLOTS, (uint64_t)1));
+	uint64_t buckets = rte_align64pow2(((uint64_t)capacity * 2 + SLOTS - 1) / SLOTS);   /* slots >= 2 x ids */
 	uint32_t i;
 
 	if (capacity == 0 || capacity > INT32_MAX || buckets > UINT32_MAX) {
@@ -165,11 +165,13 @@ static inline int32_t
 search(const struct flow_index *ix, const struct fo_flow *flows, const struct fo_flow_key *key, uint32_t b,
        uint16_t sig, uint32_t hits)
 {
+	uint32_t left = ix->mask;   /* at most every bucket once: churn can leave every one passed */
+
 	for (;;) {
 		const struct bucket *bk = &ix->buckets[b];
 		int32_t id = match_in(bk, flows, key, hits);
 
-		if (id >= 0 || bk->passed == 0)
+		if (id >= 0 || bk->passed == 0 || left-- == 0)
 			return id;
 		b = (b + 1) & ix->mask;
 		hits = sig_matches(&ix->buckets[b], sig);
@@ -246,7 +248,7 @@ flow_index_add(struct flow_index *ix, uint32_t hash)
 	if (ix->n_free == 0)
 		return -ENOSPC;
 	id = ix->free_ids[--ix->n_free];
-	/* At most half the slots are taken, so a bucket with room comes. */
+	/* At most half the slots are taken, so a bucket with room comes within one turn. */
 	for (;;) {
 		bk = &ix->buckets[b];
 		free_slots = sig_matches(bk, EMPTY);
@@ -263,7 +265,7 @@ flow_index_add(struct flow_index *ix, uint32_t hash)
 int
 flow_index_del(struct flow_index *ix, uint32_t hash, uint32_t id)
 {
-	uint32_t home = hash & ix->mask, b = home;
+	uint32_t home = hash & ix->mask, b = home, left = ix->mask;
 	uint16_t sig = signature(hash);
 
 	for (;;) {
@@ -282,7 +284,7 @@ flow_index_del(struct flow_index *ix, uint32_t hash, uint32_t id)
 				return 0;
 			}
 		}
-		if (bk->passed == 0)
+		if (bk->passed == 0 || left-- == 0)
 			return -ENOENT;
 		b = (b + 1) & ix->mask;
 	}

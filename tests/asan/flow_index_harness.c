@@ -4,7 +4,8 @@
  * UBSan: random adds, deletes and lookups, with real key hashes and with hashes squeezed into a
  * few home buckets (long runs of full buckets, wrapping around the table's end). After every
  * step each live key is found at its id and every deleted one is not; at the end, with every
- * key deleted, no bucket counts a key passing it. Included whole, to read the buckets.
+ * key deleted, no bucket counts a key passing it. Then churn that leaves every bucket passed:
+ * a lookup of an absent key still ends. Included whole, to read the buckets.
  *
  * Usage: flow_index_harness EAL-ARGS -- SEED. Prints the number of checks; exits 1 on a mismatch.
  */
@@ -64,6 +65,67 @@ check_all(const struct flow_index *ix)
 	for (id = 0; id < n; id++)
 		if (ids[id] < 0 || &keys[ids[id]] != ptrs[id])
 			fail("the bulk lookup disagrees", id);
+}
+
+/*
+ * Churn that leaves every bucket passed: fill a bucket, pass it with one more key, delete the
+ * rest, and so on around a 4-bucket table. A lookup of a key that is not there must still end.
+ */
+static void
+ring_of_passes(void)
+{
+	struct flow_index *ix = flow_index_create("ring", 16, SOCKET_ID_ANY);
+	uint32_t b, i, serial = 1000000, id;
+	struct fo_flow_key k;
+
+	if (ix == NULL || ix->mask != 3)
+		fail("cannot create a 4-bucket index", 0);
+	memset(live, 0, sizeof(live));
+	for (b = 0; b <= ix->mask; b++) {
+		uint32_t filler[SLOTS], n = 0;
+
+		/* Up to a full bucket b (one slot may be taken by the key that passed b - 1). */
+		while (sig_matches(&ix->buckets[b], EMPTY) != 0) {
+			int32_t got = flow_index_add(ix, b | (serial << 16));
+
+			if (got < 0)
+				fail("cannot fill a bucket", b);
+			random_key(&k, serial++);
+			flows[got].key = keys[got] = k;
+			hashes[got] = b | ((serial - 1) << 16);
+			live[got] = 1;
+			filler[n++] = (uint32_t)got;
+		}
+		id = (uint32_t)flow_index_add(ix, b | (serial << 16));   /* passes bucket b */
+		random_key(&k, serial++);
+		flows[id].key = keys[id] = k;
+		hashes[id] = b | ((serial - 1) << 16);
+		live[id] = 1;
+		for (i = 0; i + 1 < n; i++) {        /* all but one of the fillers go */
+			if (flow_index_del(ix, hashes[filler[i]], filler[i]) != 0)
+				fail("cannot delete a filler", filler[i]);
+			live[filler[i]] = 0;
+		}
+	}
+	for (b = 0; b <= ix->mask; b++)
+		if (ix->buckets[b].passed == 0)
+			fail("the churn left a bucket nobody passed", b);
+	for (b = 0; b <= ix->mask; b++) {
+		random_key(&k, serial++);
+		if (flow_index_lookup(ix, flows, &k, b | (serial << 16)) >= 0)
+			fail("an absent key is found", b);
+		checks++;
+	}
+	for (id = 0; id < 16; id++) {
+		if (live[id] && flow_index_lookup(ix, flows, &keys[id], hashes[id]) != (int32_t)id)
+			fail("a live key is lost in the ring", id);
+		if (live[id] && flow_index_del(ix, hashes[id], id) != 0)
+			fail("cannot delete a live key of the ring", id);
+	}
+	for (b = 0; b <= ix->mask; b++)
+		if (ix->buckets[b].passed != 0)
+			fail("a ring bucket is still passed", b);
+	flow_index_free(ix);
 }
 
 int
@@ -127,6 +189,7 @@ main(int argc, char **argv)
 			fail("ids were lost", ix->n_free);
 		flow_index_free(ix);
 	}
+	ring_of_passes();
 	printf("%lu\n", checks);
 	rte_eal_cleanup();
 	return 0;
