@@ -21,7 +21,7 @@ struct fo_flow_key {
 	uint8_t proto;
 	uint8_t family;          /* FO_FAMILY_*; ANY for non-IP traffic (keyed by ether type in port_lo) */
 	uint16_t def;            /* the flow definition */
-	uint8_t pad[8];          /* 48 bytes: rte_hash compares keys of a multiple of 16 bytes fastest */
+	uint8_t pad[8];          /* 48 bytes: six 8-byte words, hashed and compared word by word */
 };
 
 enum fo_tcp_state {
