@@ -206,14 +206,13 @@ fo_engine_build(struct fo_engine *e, char *err, size_t errlen)
 		return ret;
 	state_size = layout_states(e);
 	if (state_size > 0) {
-		snprintf(name, sizeof(name), "fo_states_%p", (void *)e);
-		/* Packed: the areas are small and one core uses them (no alignment or spreading). */
-		e->states = rte_mempool_create(name, e->n_flows, state_size, 0, 0, NULL, NULL, NULL, NULL,
-					       e->conf.socket_id, RTE_MEMPOOL_F_SP_PUT | RTE_MEMPOOL_F_SC_GET |
-					       RTE_MEMPOOL_F_NO_CACHE_ALIGN | RTE_MEMPOOL_F_NO_SPREAD);
-		if (e->states == NULL) {
-			snprintf(err, errlen, "cannot allocate pipeline state for %u flows (%u bytes each): %s",
-				 e->n_flows, state_size, rte_strerror(rte_errno));
+		/* One area per flow id, packed: flow i's is at i * state_stride (fetched without a pointer). */
+		e->state_stride = state_size;
+		e->state_areas = rte_malloc_socket("fo_states", (size_t)e->n_flows * state_size, RTE_CACHE_LINE_SIZE,
+						   e->conf.socket_id);
+		if (e->state_areas == NULL) {
+			snprintf(err, errlen, "cannot allocate pipeline state for %u flows (%u bytes each)",
+				 e->n_flows, state_size);
 			return -ENOMEM;
 		}
 	}
@@ -496,7 +495,7 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 		join_flow(e, &fields[j], m, flow, dir, frag_ids[j]);
 	}
 	for (i = 0; i < e->n_touched; i++)
-		rte_prefetch0(e->flows[e->touched[i]].heads);   /* the pipeline reads them first */
+		rte_prefetch0(flow_state_area(e, e->touched[i]));   /* the pipeline reads the heads first */
 	for (i = 0; i < e->n_defs; i++)
 		if (e->defs[i].n_procs > 0)
 			pipeline_run(e, i, e->touched, e->n_touched);
@@ -603,7 +602,7 @@ fo_engine_free(struct fo_engine *e)
 		for (p = 0; p < e->defs[i].n_procs; p++)
 			rte_free(e->defs[i].procs[p].ctx);
 	flow_table_free(e);
-	rte_mempool_free(e->states);
+	rte_free(e->state_areas);
 	fo_classifier_free(e->classifier);
 	rte_free(e->batches);
 	rte_free(e->pending_drops);

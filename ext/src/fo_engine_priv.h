@@ -93,7 +93,8 @@ struct fo_engine {
 	struct flow_index *index;               /* flow key -> flow id (fo_flow_index.c) */
 	struct fo_flow *flows;                  /* indexed by flow id */
 	uint32_t n_flows;
-	struct rte_mempool *states;             /* per-flow pipeline state areas; NULL if no pipeline has state */
+	uint8_t *state_areas;                   /* per flow id, state_stride bytes each; NULL if no pipeline has state */
+	uint32_t state_stride;
 	uint32_t lru_head[FO_TIMEOUT_CLASS_COUNT];
 	uint32_t lru_tail[FO_TIMEOUT_CLASS_COUNT];
 	struct frag_entry frags[FRAG_CACHE_SIZE];
@@ -142,10 +143,18 @@ pkt_next(struct rte_mbuf *m)
 /*
  * The pipeline's passes over a burst's flows (the windows, the release) each read a flow's
  * lines, its heads and its first queued packet's metadata. With many flows in a burst these have
- * left L1 since the last pass: a pass at flow i fetches the lines of flow i + 8, and the heads and
- * metadata of flow i + 4 (found through the lines fetched 4 flows before).
+ * left L1 since the last pass: a pass at flow i fetches the lines and the state area (heads) of
+ * flow i + 8, and the first packet's metadata of flow i + 4 (found through the lines fetched 4
+ * flows before).
  */
 #define PREFETCH_MIN_FLOWS 64
+
+/* Flow id's pipeline state area (its heads first): where flow_start puts it. */
+static inline uint8_t *
+flow_state_area(const struct fo_engine *e, uint32_t id)
+{
+	return e->state_areas + (size_t)id * e->state_stride;
+}
 
 static inline void
 prefetch_flows_ahead(const struct fo_engine *e, const uint32_t *flows, uint32_t i, uint32_t n)
@@ -157,11 +166,11 @@ prefetch_flows_ahead(const struct fo_engine *e, const uint32_t *flows, uint32_t 
 
 		rte_prefetch0(far);
 		rte_prefetch0(&far->q_head);
+		rte_prefetch0(flow_state_area(e, flows[i + 8]));
 	}
 	if (i + 4 < n) {
 		const struct fo_flow *near = &e->flows[flows[i + 4]];
 
-		rte_prefetch0(near->heads);
 		if (near->q_head != NULL)
 			rte_prefetch0(fo_pkt_meta(near->q_head));
 	}

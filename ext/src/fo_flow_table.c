@@ -163,7 +163,8 @@ flow_start(struct fo_engine *e, struct fo_flow *flow, const struct fo_flow_key *
 	flow->opener_is_lo = src_lo;
 	flow->first_seen = flow->last_seen = e->now;
 	flow->timeout_class = timeout_class(flow);
-	if (d->state_size > 0 && rte_mempool_get(e->states, &area) == 0) {
+	if (d->state_size > 0) {
+		area = flow_state_area(e, id);
 		memset(area, 0, d->state_size);
 		flow->heads = area;
 		flow->states = area;
@@ -232,7 +233,7 @@ flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int
 	if (unlikely(pos < 0)) {
 		uint32_t hash = flow_key_hash(key);
 
-		/* The pipeline state pool is as large as the table, so only the table can be full. */
+		/* Every flow id has its state area, so only the table can be full. */
 		pos = flow_index_add(e->index, hash);
 		if (pos < 0) {
 			/* Flows past their time may still sit in a full table: end them, try again. */
@@ -386,8 +387,6 @@ flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reas
 		if (proc->ops->flow_end != NULL)
 			proc->ops->flow_end(proc->ctx, flow, flow->states + proc->state_offset, reason);
 	}
-	if (flow->states != NULL)
-		rte_mempool_put(e->states, flow->states);
 	lru_unlink(e, flow);
 	flow_index_del(e->index, flow_key_hash(&flow->key), flow->id);
 	flow->live = 0;
