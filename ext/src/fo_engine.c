@@ -494,7 +494,7 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 		flow = flow_for_key(e, &flow_keys[j], src_lo[j], positions[j], m, &dir);
 		join_flow(e, &fields[j], m, flow, dir, frag_ids[j]);
 	}
-	for (i = 0; i < e->n_touched; i++)
+	for (i = 0; e->state_areas != NULL && i < e->n_touched; i++)
 		rte_prefetch0(flow_state_area(e, e->touched[i]));   /* the pipeline reads the heads first */
 	for (i = 0; i < e->n_defs; i++)
 		if (e->defs[i].n_procs > 0)

@@ -166,7 +166,8 @@ prefetch_flows_ahead(const struct fo_engine *e, const uint32_t *flows, uint32_t 
 
 		rte_prefetch0(far);
 		rte_prefetch0(&far->q_head);
-		rte_prefetch0(flow_state_area(e, flows[i + 8]));
+		if (e->state_areas != NULL)
+			rte_prefetch0(flow_state_area(e, flows[i + 8]));
 	}
 	if (i + 4 < n) {
 		const struct fo_flow *near = &e->flows[flows[i + 4]];

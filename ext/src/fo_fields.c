@@ -129,13 +129,13 @@ fo_field_vector(enum fo_field field, struct rte_mbuf *const *pkts, uint32_t n, v
 		FIELD_LOOP(uint32_t, ipv4_addr(m, 16));
 		break;
 	case FO_FIELD_SRC:
+	case FO_FIELD_DST: {
+		int src = field == FO_FIELD_SRC;   /* where the address is in an IPv4 / IPv6 header */
+
 		for (i = 0; i < n; i++)
-			address(pkts[i], 12, 8, (uint8_t *)out + 16 * i);
+			address(pkts[i], src ? 12 : 16, src ? 8 : 24, (uint8_t *)out + 16 * i);
 		break;
-	case FO_FIELD_DST:
-		for (i = 0; i < n; i++)
-			address(pkts[i], 16, 24, (uint8_t *)out + 16 * i);
-		break;
+	}
 	default:
 		return -EINVAL;
 	}

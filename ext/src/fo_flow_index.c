@@ -183,8 +183,9 @@ flow_index_lookup(const struct flow_index *ix, const struct fo_flow *flows, cons
 		  uint32_t hash)
 {
 	uint32_t b = hash & ix->mask;
+	uint16_t sig = signature(hash);
 
-	return search(ix, flows, key, b, signature(hash), sig_matches(&ix->buckets[b], signature(hash)));
+	return search(ix, flows, key, b, sig, sig_matches(&ix->buckets[b], sig));
 }
 
 /*

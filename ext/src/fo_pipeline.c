@@ -17,7 +17,6 @@
 #include "flowos/fo_stream.h"
 #include "fo_engine_priv.h"
 
-
 void
 pipeline_enqueue(struct fo_flow *flow, struct rte_mbuf *m)
 {
