@@ -93,6 +93,10 @@ def engine_line(stats):
     line = (f"flows: {stats['flows_active']:,} active (peak {stats['flows_peak']:,}), {stats['flows_created']:,} "
             f"created | unmatched {stats['unmatched']:,} | malformed {malformed:,} | "
             f"dropped {stats['dropped']:,} | table full {stats['table_full']:,}")
+    budget = stats["budget"]
+    line += f"\nkept: {budget['kept']:,} of a budget of {budget['limit']:,} (peak {budget['peak']:,})"
+    if budget["overflows"] or budget["segments_dropped"]:
+        line += f" | cut back {budget['overflows']:,} | segments refused {budget['segments_dropped']:,}"
     streams = stats.get("streams") or {}
     if any(streams.values()):
         line += "\nstreams: " + " | ".join(f"{name.replace('_', ' ')} {value:,}" for name, value in streams.items() if value)

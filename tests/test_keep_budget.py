@@ -51,6 +51,7 @@ def test_flows_that_hold_cannot_starve_the_others(tmp_path):
     assert budget["limit"] > 0 and budget["overflows"] > 0
     assert budget["peak"] <= budget["limit"] + 256   # at most one burst past it before the cut
     assert stats["hold_overflow_packets"] == stats["dropped"] > 0
+    assert f"kept: 0 of a budget of {budget['limit']:,} (peak {budget['peak']:,}) | cut back" in run.stdout
 
 
 # --- TCP stream flows: segments past gaps, and copies of rewritten data -----------------------
