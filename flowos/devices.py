@@ -15,6 +15,14 @@ KNOWN_VDEV_DRIVERS = ("net_pcap", "net_null", "net_ring", "net_af_packet", "net_
                       "net_memif", "net_vhost", "net_virtio_user", "net_bonding", "net_failsafe")
 PCI_ADDRESS = re.compile(r"^(?:[0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
 PCAP_FILE_KEYS = ("rx_pcap", "tx_pcap")
+DLT_EN10MB = 1
+# net_pcap (DPDK 22.11) copies a frame of a capture into mbufs with a 16-bit length: a longer
+# frame would become a chain shorter than the packet it claims to be.
+NET_PCAP_MAX_FRAME = 65535
+# The longest chained packet a driver sends whole, where it has a limit: net_pcap copies a chain
+# into a buffer of RTE_ETHER_MAX_JUMBO_FRAME_LEN bytes and writes (or sends) only that much.
+TX_CHAIN_MAX = {"net_pcap": 16128}
+NET_PCAP_TX_KEYS = ("tx_pcap", "tx_iface", "iface")
 
 
 @dataclass
@@ -41,6 +49,13 @@ class PortSpec:
     def eal_spec(self):
         """The --vdev or -a argument for the EAL."""
         return ",".join([self.device] + [f"{k}={v}" if v is not None else k for k, v in self.args])
+
+    @property
+    def tx_chain_max(self):
+        """The longest chained packet this port sends whole, or None for no limit."""
+        if self.driver == "net_pcap" and not any(self.arg(k) is not None for k in NET_PCAP_TX_KEYS):
+            return None   # without an output, net_pcap frees what it is given
+        return TX_CHAIN_MAX.get(self.driver)
 
     @property
     def capture_source(self):
@@ -94,6 +109,17 @@ def apply_defaults(port):
     return f"{port.device}: no capture given; replaying the bundled sample {SAMPLE_CAPTURE.name} into ./{DEFAULT_OUTPUT}"
 
 
+def check_replayable(port, path, capture):
+    """FlowOS decodes Ethernet, and writes every output capture as Ethernet: a capture of another
+    link type would be misread and mislabelled, so it is refused (docs/ports.md)."""
+    if capture.linktype != DLT_EN10MB:
+        raise FlowOSError(f"vdev {port.device}: rx_pcap {path}: link type {capture.linktype_name}, not Ethernet "
+                          "(FlowOS reads and writes Ethernet frames only)")
+    if capture.longest > NET_PCAP_MAX_FRAME:
+        raise FlowOSError(f"vdev {port.device}: rx_pcap {path}: packet {capture.longest_at} is {capture.longest} bytes; "
+                          f"net_pcap replays frames of at most {NET_PCAP_MAX_FRAME} bytes")
+
+
 def check(port):
     """What can be known about a port before DPDK starts: files, interfaces, driver names."""
     if port.kind == "pci":
@@ -115,6 +141,7 @@ def check(port):
                 port.capture = scan_capture(rx)
             except FlowOSError as e:
                 raise FlowOSError(f"vdev {port.device}: rx_pcap {e}: not a capture file libpcap can read") from None
+            check_replayable(port, rx, port.capture)
         if tx is not None:
             folder = os.path.dirname(tx) or "."
             if not os.path.isdir(folder) or not os.access(folder, os.W_OK):

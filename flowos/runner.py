@@ -19,6 +19,11 @@ from flowos.stats import PortStats, RunReport, Snapshot, SourceReport
 from flowos.dpdk_log import explain_failure
 
 MIN_POOL = 8191
+# Ports that cannot send long chains (PortSpec.tx_chain_max) get a pool of one-segment buffers to
+# copy them into: the largest data room an mbuf has, as many as one TX burst carries (a worker's
+# burst, or the engine's TX buffer of 64, TX_BUF in ext/src/fo_engine_priv.h).
+LINEAR_DATA_ROOM = 65535
+ENGINE_TX_BURST = 64
 
 
 class ProcessorContext:
@@ -42,6 +47,10 @@ def pool_size(config):
     while size < 2 * need:
         size = size * 2 + 1
     return size
+
+
+def linear_pool_size(config):
+    return max(config.run.burst, ENGINE_TX_BURST)
 
 
 def available_memory_mb():
@@ -75,6 +84,9 @@ class Bridge:
         cfg = self.config
         mbufs = cfg.pool.mbufs or pool_size(cfg)
         needed = eal_args.needed_memory_mb(mbufs, cfg.pool.data_room)
+        linear_ports = [p for p in cfg.ports if p.tx_chain_max is not None]
+        if linear_ports:
+            needed += len(linear_ports) * eal_args.pool_memory_mb(linear_pool_size(cfg), LINEAR_DATA_ROOM)
         if cfg.flows:
             needed += eal_args.flow_table_memory_mb(cfg.engine.capacity)
         if cfg.eal.memory_mb is not None and cfg.eal.memory_mb < needed:
@@ -108,8 +120,12 @@ class Bridge:
                 self.keep_log = True
                 raise FlowOSError(explain_failure(str(e), self.log_path, device=spec.device)) from None
             self.ports[spec.name] = port
+            linear = None
+            if spec.tx_chain_max is not None:
+                linear = Mempool.create(self.eal, f"fo_linear{port.port_id}", linear_pool_size(cfg), 0, LINEAR_DATA_ROOM)
             port.start(self.pool, 1, spec.rx_descriptors, spec.tx_descriptors, spec.promiscuous,
-                       rx_timestamp=bool(cfg.flows) and cfg.engine.clock == "capture" and spec.capture_source is not None)
+                       rx_timestamp=bool(cfg.flows) and cfg.engine.clock == "capture" and spec.capture_source is not None,
+                       tx_chain_max=spec.tx_chain_max, linear_pool=linear)
         self.worker = Worker.create(self.eal, cfg.run.burst, cfg.run.packets or 0, cfg.run.source_idle_ms)
         for src, dst in cfg.forward:
             source = self.sources.get(src)

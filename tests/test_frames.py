@@ -1,0 +1,128 @@
+"""Large frames and the captures' link types: nothing is cut short, relabelled or misread in silence.
+
+Frames longer than one mbuf arrive as chains. 9000-byte jumbo frames and frames of up to 64 KiB
+(what a host with receive offloads captures) must leave byte-identical, through the bridge and
+through the engine, with a C counter and with a Python processor reading them; what a port cannot
+carry is refused before the run or counted (docs/ports.md). Captures are crafted with scapy and
+written with a snaplen that keeps every byte.
+"""
+import json
+import os
+import struct
+from pathlib import Path
+
+import pytest
+from scapy.all import IP, TCP, UDP, Ether, Raw
+
+from conftest import packets, port, run_flowos
+from flowcheck import check_clean, engine_stats, one_port, report, run_config
+
+TESTS = Path(__file__).parent
+BAD_INPUT = 2
+SNAPLEN = 262144          # libpcap's largest: a record is never cut on writing or reading
+NET_PCAP_MAX_FRAME = 65535  # what net_pcap (DPDK 22.11) reads into one packet
+DECODE_MAX_FRAME = 65534    # what the engine decodes (its offsets are 16 bits, 0xffff: no level)
+
+
+def frame(size, i=0, tcp=False):
+    """An Ethernet/IPv4 frame of exactly `size` bytes, its payload a pattern unique to frame i."""
+    head = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="10.9.0.1", dst="10.9.0.2")
+    head = head / (TCP(sport=40000, dport=80, seq=1000 + i * size, flags="A") if tcp else UDP(sport=5000 + i, dport=53))
+    body = bytes((i * 7 + k) & 0xFF for k in range(size - len(head)))
+    return bytes(head / Raw(body))
+
+
+def write_capture(path, frames, linktype=1):
+    """A pcap file, written by hand: scapy's PcapWriter takes link type 0 (BSD loopback) for unset."""
+    records = b"".join(struct.pack("<IIII", 1_700_000_000, i, len(f), len(f)) + f for i, f in enumerate(frames))
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, linktype) + records)
+    return path
+
+
+def large_frames():
+    """Jumbo, just past net_pcap's bounce buffer (16,128 bytes), and offload-sized frames, with
+    small ones between them, over UDP and TCP."""
+    sizes = [9000, 60, 16129, 32000, 1514, DECODE_MAX_FRAME, 9018, NET_PCAP_MAX_FRAME]
+    return [frame(s, i, tcp=i % 2 == 1) for i, s in enumerate(sizes)]
+
+
+@pytest.fixture(autouse=True)
+def pyprocs_importable(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p))
+
+
+def test_large_frames_cross_the_bridge_intact(tmp_path):
+    frames = large_frames()
+    capture = write_capture(tmp_path / "large.pcap", frames)
+    out = tmp_path / "out.pcap"
+    run = run_flowos("--vdev", f"net_pcap0,rx_pcap={capture},tx_pcap={out}", tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert packets(out) == frames
+    p = port(run.stats, "net_pcap0")
+    assert p["tx_bytes"] == p["rx_bytes"] == sum(map(len, frames))
+    assert p["tx_oversize"] == 0
+    assert run.stats["mbufs"]["in_use_at_exit"] == 0
+
+
+@pytest.mark.parametrize("pipeline", [["counter"], ["pyprocs.observe:Recorder"]], ids=["counter", "python"])
+def test_large_frames_cross_the_engine_intact(tmp_path, pipeline):
+    """Through a flow pipeline: the frames leave as they came; the counter counts every byte and
+    the Python processor sees every packet's whole bytes and its fields."""
+    frames = large_frames()
+    capture = write_capture(tmp_path / "large.pcap", frames)
+    out = tmp_path / "out.pcap"
+    rec = tmp_path / "rec.json"
+    if pipeline[0].startswith("pyprocs"):
+        pipeline = [{pipeline[0]: {"out": str(rec)}}]
+    run = run_config(tmp_path, one_port(capture, out, [{"name": "all", "pipeline": pipeline}]))
+    check_clean(run)
+    assert sorted(packets(out)) == sorted(frames)   # the engine keeps each flow's order, not the capture's
+    # One byte past what the decoder takes: counted as malformed, and passed on (engine.malformed).
+    decoded = [f for f in frames if len(f) <= DECODE_MAX_FRAME]
+    malformed = engine_stats(run)["malformed"]
+    assert malformed.pop("bad_l3") == len(frames) - len(decoded) == 1
+    assert set(malformed.values()) == {0}
+    if pipeline == ["counter"]:
+        counted = report(run, "all")
+        assert sum(sum(f["bytes"]) for f in counted["flows"]) == sum(map(len, decoded))
+    else:
+        seen = [p for call in json.loads(rec.read_text())["calls"] for p in call["packets"]]
+        assert sorted(bytes.fromhex(p["raw"]) for p in seen) == sorted(decoded)
+        for p in seen:
+            raw = bytes.fromhex(p["raw"])
+            assert p["length"] == len(raw)
+            assert p["proto"] == raw[23] and p["dport"] == int.from_bytes(raw[36:38], "big")
+
+
+def test_frame_longer_than_net_pcap_reads_is_refused(tmp_path):
+    """net_pcap reads a frame's length into 16 bits: a longer one would become a broken chain."""
+    capture = write_capture(tmp_path / "huge.pcap", [frame(1514), frame(NET_PCAP_MAX_FRAME + 14, 1)])
+    run = run_flowos("--vdev", f"net_pcap0,rx_pcap={capture},tx_pcap={tmp_path / 'out.pcap'}",
+                     tmp_path=tmp_path, stats=False)
+    assert run.returncode == BAD_INPUT, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "65549 bytes" in lines[0] and "65535" in lines[0], run.stderr
+
+
+# Link types FlowOS does not decode, each with one frame of its own kind (a UDP datagram inside).
+NOT_ETHERNET = {
+    "NULL": (0, b"\x02\x00\x00\x00"),                       # BSD loopback: AF_INET, host order
+    "RAW": (101, b""),                                      # raw IP, no link header
+    "LINUX_SLL": (113, bytes.fromhex("0000 0001 0006 020000000001 0000 0800")),
+    "LINUX_SLL2": (276, bytes.fromhex("0800 0000 00000002 0001 00 06 020000000001 0000")),
+    "PPP": (9, b"\xff\x03\x00\x21"),
+    "C_HDLC": (104, b"\x0f\x00\x08\x00"),
+}
+
+
+@pytest.mark.parametrize("name", NOT_ETHERNET)
+def test_capture_that_is_not_ethernet_is_refused(tmp_path, name):
+    linktype, link_header = NOT_ETHERNET[name]
+    ip = bytes(IP(src="10.9.0.1", dst="10.9.0.2") / UDP(sport=5000, dport=53) / Raw(b"q" * 20))
+    capture = write_capture(tmp_path / f"{name}.pcap", [link_header + ip], linktype=linktype)
+    run = run_flowos("--vdev", f"net_pcap0,rx_pcap={capture},tx_pcap={tmp_path / 'out.pcap'}",
+                     tmp_path=tmp_path, stats=False)
+    assert run.returncode == BAD_INPUT, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"link type {name}" in lines[0] and "Ethernet" in lines[0], run.stderr
+    assert not (tmp_path / "out.pcap").exists()
