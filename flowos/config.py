@@ -38,7 +38,11 @@ class EalConfig:
 class PoolConfig:
     mbufs: int | None = None           # None: sized from the ports' descriptors
     cache: int = 256
-    data_room: int = 2176              # RTE_MBUF_DEFAULT_BUF_SIZE: 2048 bytes + headroom
+    data_room: int | None = None       # None: DATA_ROOM, or more where a port needs it
+
+# RTE_MBUF_DEFAULT_BUF_SIZE: 2048 bytes + headroom. Longer frames come as chains (docs/ports.md),
+# except where a driver copies a frame into one mbuf (net_af_packet): it sets a larger room.
+DATA_ROOM = 2176
 
 
 # Packets per receive burst, by default: 32 (as testpmd), or 256 when a pipeline has a Python
@@ -246,6 +250,7 @@ def finish(config):
             raise r.error(port.origin or None, str(e)) from None
     if not config.forward:
         config.forward = default_forwarding(r, config.ports)
+    fit_data_room(r, config)
     if config.run.burst is None:
         python = next((spec for flow in config.flows for stage in flow.stages for spec in stage
                        if spec.python is not None and not spec.cython), None)
@@ -270,6 +275,27 @@ def finish(config):
             raise r.error("engine.clock", f"capture time needs every receiving port to replay a capture "
                                           f"(net_pcap rx_pcap=, not infinite_rx); not: {', '.join(endless)}")
     return config
+
+
+def fit_data_room(r, config):
+    """The pool's data room: what every port needs (a net_af_packet port, its interface's MTU)."""
+    need = DATA_ROOM
+    for port in config.ports:
+        if port.driver != "net_af_packet":
+            continue
+        try:
+            room, note = devices.fit_af_packet(port)
+        except FlowOSError as e:
+            raise r.error(port.origin or None, str(e)) from None
+        if note:
+            config.notes.append(note)
+        if config.pool.data_room is not None and config.pool.data_room < room:
+            raise r.error("pool.data_room", f"{config.pool.data_room} bytes is too little for {port.device}, "
+                                            f"which copies frames of up to {room - devices.MBUF_HEADROOM} bytes "
+                                            f"into one mbuf: {room} or more")
+        need = max(need, room)
+    if config.pool.data_room is None:
+        config.pool.data_room = need
 
 
 def default_forwarding(r, ports):

@@ -24,6 +24,18 @@ NET_PCAP_MAX_FRAME = 65535
 TX_CHAIN_MAX = {"net_pcap": 16128}
 NET_PCAP_TX_KEYS = ("tx_pcap", "tx_iface", "iface")
 
+# net_af_packet (DPDK 22.11) receives through a ring of frames of `framesz` bytes (2048 by
+# default): the kernel puts a packet 80 bytes into its frame (tpacket2 header and sockaddr_ll,
+# aligned) and cuts what does not fit, which the driver does not check; the driver then copies
+# the frame into one mbuf, and refuses a ring frame (less its 32-byte header) larger than the
+# pool's data room less headroom. So an interface's MTU sets both the frame and the data room.
+AF_PACKET_FRAME_SIZE = 2048
+AF_PACKET_FRAME_OFFSET = 80
+AF_PACKET_FRAME_HEADER = 32
+MBUF_HEADROOM = 128
+PAGE_SIZE = 4096
+VLAN_FRAME_OVERHEAD = 18     # Ethernet header and one VLAN tag: a frame is the MTU plus this
+
 
 @dataclass
 class PortSpec:
@@ -107,6 +119,35 @@ def apply_defaults(port):
         return None
     port.args += [("rx_pcap", str(SAMPLE_CAPTURE)), ("tx_pcap", str(Path(DEFAULT_OUTPUT).absolute()))]
     return f"{port.device}: no capture given; replaying the bundled sample {SAMPLE_CAPTURE.name} into ./{DEFAULT_OUTPUT}"
+
+
+def interface_mtu(iface):
+    try:
+        with open(f"/sys/class/net/{iface}/mtu") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def fit_af_packet(port):
+    """Sizes a net_af_packet port's ring frames for its interface's MTU, unless framesz is given
+    (then checks it). Returns the pool data room the port needs, and a note when it chose a size."""
+    mtu = interface_mtu(port.arg("iface"))
+    framesz = port.arg("framesz")
+    framesz = int(framesz) if framesz and framesz.isdigit() else None
+    note = None
+    if mtu is not None:
+        need = AF_PACKET_FRAME_OFFSET + mtu + VLAN_FRAME_OVERHEAD
+        if framesz is None and need > AF_PACKET_FRAME_SIZE:
+            framesz = -(-need // PAGE_SIZE) * PAGE_SIZE     # a ring block is whole pages
+            port.args += [("framesz", str(framesz)), ("blocksz", str(framesz))]
+            note = (f"{port.device}: {port.arg('iface')} has MTU {mtu}: ring frames of {framesz} bytes "
+                    f"(framesz), mbufs of {framesz - AF_PACKET_FRAME_HEADER} bytes")
+        elif (framesz or AF_PACKET_FRAME_SIZE) < need:
+            raise FlowOSError(f"vdev {port.device}: framesz {framesz} holds frames of up to "
+                              f"{framesz - AF_PACKET_FRAME_OFFSET} bytes, and {port.arg('iface')} has MTU {mtu} "
+                              f"(frames of up to {mtu + VLAN_FRAME_OVERHEAD}): give framesz={need} or more")
+    return (framesz or AF_PACKET_FRAME_SIZE) - AF_PACKET_FRAME_HEADER + MBUF_HEADROOM, note
 
 
 def check_replayable(port, path, capture):

@@ -9,13 +9,15 @@ written with a snaplen that keeps every byte.
 import json
 import os
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
 from scapy.all import IP, TCP, UDP, Ether, Raw
 
-from conftest import packets, port, run_flowos
+from conftest import FLOWOS_RUN, packets, port, run_flowos, unique_prefix
 from flowcheck import check_clean, engine_stats, one_port, report, run_config
+from test_ports import veth_namespace  # noqa: F401 (a fixture)
 
 TESTS = Path(__file__).parent
 BAD_INPUT = 2
@@ -92,6 +94,39 @@ def test_large_frames_cross_the_engine_intact(tmp_path, pipeline):
             raw = bytes.fromhex(p["raw"])
             assert p["length"] == len(raw)
             assert p["proto"] == raw[23] and p["dport"] == int.from_bytes(raw[36:38], "big")
+
+
+def test_jumbo_frames_cross_af_packet_ports_intact(tmp_path, veth_namespace):
+    """A veth pair with a 9000-byte MTU: captured jumbo frames go out of one end through
+    net_af_packet and come back in through the other whole (its ring frames and the pool's data
+    room are chosen for the MTU; with 2,048-byte ring frames the kernel cut them)."""
+    for iface in ("vA", "vB"):
+        subprocess.run(["ip", "-n", veth_namespace, "link", "set", iface, "mtu", "9000"], check=True, timeout=30)
+    frames = [frame(9014), frame(60, 1), frame(5000, 2, tcp=True), frame(1514, 3), frame(9014, 4, tcp=True)]
+    capture, out, stats = write_capture(tmp_path / "jumbo.pcap", frames), tmp_path / "out.pcap", tmp_path / "stats.json"
+    done = subprocess.run(
+        ["ip", "netns", "exec", veth_namespace, FLOWOS_RUN, "--no-dashboard", "--memory", "no-huge",
+         "--file-prefix", unique_prefix(), "--stats-json", str(stats), "--duration", "2",
+         "--vdev", f"net_pcap0,rx_pcap={capture},tx_pcap={out}",
+         "--vdev", "net_af_packet0,iface=vA", "--vdev", "net_af_packet1,iface=vB",
+         "--forward", "net_pcap0 -> net_af_packet0", "--forward", "net_af_packet1 -> net_pcap0"],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "MTU 9000: ring frames of 12288 bytes" in done.stdout
+    assert packets(out) == frames
+    report = json.loads(stats.read_text())
+    assert report["mbufs"]["in_use_at_exit"] == 0
+
+
+def test_af_packet_ring_frames_too_small_for_the_mtu_are_refused(tmp_path, veth_namespace):
+    subprocess.run(["ip", "-n", veth_namespace, "link", "set", "vA", "mtu", "9000"], check=True, timeout=30)
+    done = subprocess.run(
+        ["ip", "netns", "exec", veth_namespace, FLOWOS_RUN, "--no-dashboard", "--memory", "no-huge",
+         "--file-prefix", unique_prefix(), "--duration", "1", "--vdev", "net_af_packet0,iface=vA,framesz=4096"],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == BAD_INPUT, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "framesz 4096" in lines[0] and "MTU 9000" in lines[0] and "framesz=9098" in lines[0]
 
 
 def test_frame_longer_than_net_pcap_reads_is_refused(tmp_path):
