@@ -43,6 +43,7 @@ class PoolConfig:
 # RTE_MBUF_DEFAULT_BUF_SIZE: 2048 bytes + headroom. Longer frames come as chains (docs/ports.md),
 # except where a driver copies a frame into one mbuf (net_af_packet): it sets a larger room.
 DATA_ROOM = 2176
+MAX_DATA_ROOM = 65535
 
 
 # Packets per receive burst, by default: 32 (as testpmd), or 256 when a pipeline has a Python
@@ -122,7 +123,7 @@ PORT_NAME = r"[A-Za-z][A-Za-z0-9_.:-]*"
 SCHEMA = {
     "eal": {"memory": _choice(*MODES), "memory_mb": _int(16), "file_prefix": _string(r"[A-Za-z0-9_.-]+", "letters, digits, _ . -"),
             "worker_cpu": _int(0), "log_level": _string(), "args": _strings},
-    "pool": {"mbufs": _int(64, 2**31 - 1), "cache": _int(0, 512), "data_room": _int(256, 65535)},
+    "pool": {"mbufs": _int(64, 2**31 - 1), "cache": _int(0, 512), "data_room": _int(256, MAX_DATA_ROOM)},
     "run": {"burst": _int(1, 256), "duration": _number(0), "packets": _int(1), "source_idle_ms": _int(1)},
     "port": {"name": _string(PORT_NAME, "a name of letters, digits, _ . : -"), "vdev": _string(), "pci": _string(),
              "rx_descriptors": _int(1, 32768), "tx_descriptors": _int(1, 32768), "promiscuous": _bool},
@@ -281,17 +282,26 @@ def fit_data_room(r, config):
     """The pool's data room: what every port needs (a net_af_packet port, its interface's MTU)."""
     need = DATA_ROOM
     for port in config.ports:
-        if port.driver != "net_af_packet":
+        room = devices.one_mbuf_room(port)
+        if port.driver == "net_af_packet":
+            try:
+                room, note = devices.fit_af_packet(port)
+            except FlowOSError as e:
+                raise r.error(port.origin or None, str(e)) from None
+            if note:
+                config.notes.append(note)
+        if room is None:
             continue
-        try:
-            room, note = devices.fit_af_packet(port)
-        except FlowOSError as e:
-            raise r.error(port.origin or None, str(e)) from None
-        if note:
-            config.notes.append(note)
+        if room > MAX_DATA_ROOM:
+            raise r.error(port.origin or None, f"{port.device} puts each frame into one mbuf, which holds at most "
+                                               f"{MAX_DATA_ROOM - devices.MBUF_HEADROOM} bytes; its frames are up to "
+                                               f"{room - devices.MBUF_HEADROOM}")
+        if port.driver == "net_pcap" and config.pool.data_room is None and room > DATA_ROOM:
+            config.notes.append(f"{port.device}: infinite_rx keeps each packet in one mbuf: mbufs of "
+                                f"{room - devices.MBUF_HEADROOM} bytes (pool.data_room {room})")
         if config.pool.data_room is not None and config.pool.data_room < room:
             raise r.error("pool.data_room", f"{config.pool.data_room} bytes is too little for {port.device}, "
-                                            f"which copies frames of up to {room - devices.MBUF_HEADROOM} bytes "
+                                            f"which puts frames of up to {room - devices.MBUF_HEADROOM} bytes "
                                             f"into one mbuf: {room} or more")
         need = max(need, room)
     if config.pool.data_room is None:

@@ -150,6 +150,14 @@ def fit_af_packet(port):
     return (framesz or AF_PACKET_FRAME_SIZE) - AF_PACKET_FRAME_HEADER + MBUF_HEADROOM, note
 
 
+def one_mbuf_room(port):
+    """The data room a port needs because its driver puts a frame in one mbuf, or None: net_pcap
+    with infinite_rx keeps each packet of its capture in one (DPDK 22.11 refuses chains there)."""
+    if port.driver == "net_pcap" and port.arg("infinite_rx") == "1" and port.capture is not None:
+        return max(port.capture.longest, 1) + MBUF_HEADROOM
+    return None
+
+
 def check_replayable(port, path, capture):
     """FlowOS decodes Ethernet, and writes every output capture as Ethernet: a capture of another
     link type would be misread and mislabelled, so it is refused (docs/ports.md)."""

@@ -129,6 +129,25 @@ def test_af_packet_ring_frames_too_small_for_the_mtu_are_refused(tmp_path, veth_
     assert len(lines) == 1 and "framesz 4096" in lines[0] and "MTU 9000" in lines[0] and "framesz=9098" in lines[0]
 
 
+def test_infinite_rx_of_jumbo_frames_gets_mbufs_that_hold_them(tmp_path):
+    """net_pcap's infinite_rx keeps each packet in one mbuf (it refuses chains): the pool's data
+    room is chosen to hold the capture's longest frame, or a data_room given too small is refused."""
+    frames = [frame(9000), frame(60, 1)]
+    capture, out = write_capture(tmp_path / "jumbo.pcap", frames), tmp_path / "out.pcap"
+    vdev = f"net_pcap0,rx_pcap={capture},tx_pcap={out},infinite_rx=1"
+    run = run_flowos("--vdev", vdev, "--duration", "0.5", tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "infinite_rx keeps each packet in one mbuf: mbufs of 9000 bytes" in run.stdout
+    written = packets(out)
+    assert len(written) > len(frames) and set(written) == set(frames)
+
+    config = tmp_path / "small.yaml"
+    config.write_text(f"pool: {{data_room: 2176}}\nports: [{{name: a, vdev: '{vdev}'}}]\n")
+    run = run_flowos("-c", str(config), tmp_path=tmp_path, stats=False)
+    assert run.returncode == BAD_INPUT, run.stderr
+    assert "pool.data_room: 2176 bytes is too little for net_pcap0" in run.stderr and "9128 or more" in run.stderr
+
+
 def test_frame_longer_than_net_pcap_reads_is_refused(tmp_path):
     """net_pcap reads a frame's length into 16 bits: a longer one would become a broken chain."""
     capture = write_capture(tmp_path / "huge.pcap", [frame(1514), frame(NET_PCAP_MAX_FRAME + 14, 1)])
