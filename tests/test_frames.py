@@ -192,3 +192,18 @@ def test_tx_guard_under_asan(tmp_path):
     run = asanbuild.run(exe, "--vdev", f"net_pcap0,tx_pcap={out}", "--", str(out), memory_mb=256)
     assert run.returncode == 0, run.stderr[-4000:]
     assert run.stdout.split() == ["3", "2", "5"]
+
+
+def test_summary_names_the_port_that_could_not_send_a_frame_whole():
+    from rich.console import Console
+    from flowos.dashboard import summary_table
+    from flowos.stats import PortStats, RunReport
+    ports = [PortStats("a", "net_pcap0", "net_pcap", tx_unsent=3, tx_oversize=3, tx_linearised=5),
+             PortStats("b", "net_pcap1", "net_pcap", tx_linearised=2)]
+    report = RunReport("no-huge", "", 64, "p", 1.0, "input-done", ports, 8191, 0)
+    console = Console(record=True, width=200)
+    console.print(summary_table(report))
+    text = console.export_text()
+    assert "port a: 3 packets too long for net_pcap to send whole were not sent (tx_oversize" in text
+    assert "port b:" not in text
+    assert report.to_dict()["ports"][0]["tx_oversize"] == 3 and report.to_dict()["ports"][1]["tx_linearised"] == 2
