@@ -126,5 +126,8 @@ def summary_table(report):
         note = f"capture {s.capture}: {s.received:,} of {s.packets:,} packets received"
         if s.damaged:
             note += f" (the capture ends with a damaged record: {s.damaged})"
+        if s.truncated:
+            note += (f"; {s.truncated:,} of them were captured shorter than they were on the wire (snaplen) "
+                     "and go out as captured, their records no longer saying so")
         lines.append(Text(note))
     return Group(*lines)

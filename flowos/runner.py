@@ -243,7 +243,8 @@ class Bridge:
                 self.refresh_tier_reports(engine_report)   # with the faults of their teardown
             ports = self.port_stats()
             sources = [SourceReport(name, self.config.port(name).capture_source, info.packets, info.bytes,
-                                    next(p.rx_packets for p in ports if p.name == name), info.damaged)
+                                    next(p.rx_packets for p in ports if p.name == name), info.damaged,
+                                    info.truncated)
                        for name, info in self.sources.items()]
             report = RunReport(self.memory.mode, self.memory.reason, self.memory.memory_mb, self.file_prefix,
                                self.elapsed, stop_reason or self.worker.stop_reason, ports, self.pool.size, 0, sources,

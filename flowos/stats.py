@@ -50,6 +50,7 @@ class SourceReport:
     bytes: int
     received: int
     damaged: str | None = None
+    truncated: int = 0     # packets captured shorter than they were on the wire (the capture's snaplen)
 
 
 @dataclass

@@ -148,6 +148,24 @@ def test_infinite_rx_of_jumbo_frames_gets_mbufs_that_hold_them(tmp_path):
     assert "pool.data_room: 2176 bytes is too little for net_pcap0" in run.stderr and "9128 or more" in run.stderr
 
 
+def test_packets_captured_cut_short_are_counted_and_said(tmp_path):
+    """A capture taken with a small snaplen holds packets shorter than they were on the wire:
+    they are replayed as captured, and net_pcap writes each record's length as its captured
+    length, so the run says how many there were (sources[].truncated, and the summary)."""
+    whole = [frame(60), frame(1514, 1)]
+    cut = frame(1514, 2)[:100]
+    capture = tmp_path / "cut.pcap"
+    records = b"".join(struct.pack("<IIII", 1_700_000_000, i, len(f), wire) + f
+                       for i, (f, wire) in enumerate([(whole[0], 60), (cut, 1514), (whole[1], 1514)]))
+    capture.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, 1) + records)
+    out = tmp_path / "out.pcap"
+    run = run_flowos("--vdev", f"net_pcap0,rx_pcap={capture},tx_pcap={out}", tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert packets(out) == [whole[0], cut, whole[1]]
+    assert run.stats["sources"][0]["truncated"] == 1
+    assert "1 of them were captured shorter than they were on the wire" in " ".join(run.stdout.split())
+
+
 def test_frame_longer_than_net_pcap_reads_is_refused(tmp_path):
     """net_pcap reads a frame's length into 16 bits: a longer one would become a broken chain."""
     capture = write_capture(tmp_path / "huge.pcap", [frame(1514), frame(NET_PCAP_MAX_FRAME + 14, 1)])
