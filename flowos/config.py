@@ -284,10 +284,7 @@ def fit_data_room(r, config):
     for port in config.ports:
         room = devices.one_mbuf_room(port)
         if port.driver == "net_af_packet":
-            try:
-                room, note = devices.fit_af_packet(port)
-            except FlowOSError as e:
-                raise r.error(port.origin or None, str(e)) from None
+            room, note = devices.fit_af_packet(port)
             if note:
                 config.notes.append(note)
         if room is None:

@@ -30,6 +30,7 @@ NET_PCAP_TX_KEYS = ("tx_pcap", "tx_iface", "iface")
 # the frame into one mbuf, and refuses a ring frame (less its 32-byte header) larger than the
 # pool's data room less headroom. So an interface's MTU sets both the frame and the data room.
 AF_PACKET_FRAME_SIZE = 2048
+AF_PACKET_MAX_AUTO_FRAME = 12288     # the largest ring frame FlowOS picks itself: jumbo MTUs, to 12,190
 AF_PACKET_FRAME_OFFSET = 80
 AF_PACKET_FRAME_HEADER = 32
 MBUF_HEADROOM = 128
@@ -130,24 +131,28 @@ def interface_mtu(iface):
 
 
 def fit_af_packet(port):
-    """Sizes a net_af_packet port's ring frames for its interface's MTU, unless framesz is given
-    (then checks it). Returns the pool data room the port needs, and a note when it chose a size."""
-    mtu = interface_mtu(port.arg("iface"))
-    framesz = port.arg("framesz")
-    framesz = int(framesz) if framesz and framesz.isdigit() else None
-    note = None
+    """Sizes a net_af_packet port's ring frames for its interface's MTU, up to jumbo frames, unless
+    framesz is given. Returns the pool data room the port needs, and a note to tell the user: the
+    size chosen, or that longer frames will be cut (by the kernel, where no counter sees it)."""
+    iface, mtu = port.arg("iface"), interface_mtu(port.arg("iface"))
+    given = port.arg("framesz")
+    framesz = int(given) if given and given.isdigit() else AF_PACKET_FRAME_SIZE
+    notes = []
     if mtu is not None:
         need = AF_PACKET_FRAME_OFFSET + mtu + VLAN_FRAME_OVERHEAD
-        if framesz is None and need > AF_PACKET_FRAME_SIZE:
-            framesz = -(-need // PAGE_SIZE) * PAGE_SIZE     # a ring block is whole pages
+        fitted = -(-need // PAGE_SIZE) * PAGE_SIZE     # a ring block is whole pages
+        if given is None and framesz < need and fitted <= AF_PACKET_MAX_AUTO_FRAME:
+            framesz = fitted
             port.args += [("framesz", str(framesz)), ("blocksz", str(framesz))]
-            note = (f"{port.device}: {port.arg('iface')} has MTU {mtu}: ring frames of {framesz} bytes "
-                    f"(framesz), mbufs of {framesz - AF_PACKET_FRAME_HEADER} bytes")
-        elif (framesz or AF_PACKET_FRAME_SIZE) < need:
-            raise FlowOSError(f"vdev {port.device}: framesz {framesz} holds frames of up to "
-                              f"{framesz - AF_PACKET_FRAME_OFFSET} bytes, and {port.arg('iface')} has MTU {mtu} "
-                              f"(frames of up to {mtu + VLAN_FRAME_OVERHEAD}): give framesz={need} or more")
-    return (framesz or AF_PACKET_FRAME_SIZE) - AF_PACKET_FRAME_HEADER + MBUF_HEADROOM, note
+            notes.append(f"{iface} has MTU {mtu}: ring frames of {framesz} bytes (framesz), "
+                         f"mbufs of {framesz - AF_PACKET_FRAME_HEADER} bytes")
+        if framesz < need:
+            notes.append(f"frames longer than {framesz - AF_PACKET_FRAME_OFFSET} bytes ({iface} has MTU {mtu}) "
+                         f"will be cut short by the kernel, where no counter sees it: lower the MTU to "
+                         f"{framesz - AF_PACKET_FRAME_OFFSET - VLAN_FRAME_OVERHEAD}"
+                         + (" or give a larger framesz" if given is not None else ""))
+    note = f"{port.device}: " + "; ".join(notes) if notes else None
+    return framesz - AF_PACKET_FRAME_HEADER + MBUF_HEADROOM, note
 
 
 def one_mbuf_room(port):

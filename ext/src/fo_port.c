@@ -17,7 +17,6 @@ struct tx_fit {
 	uint32_t chain_max;
 	struct rte_mempool *linear;
 	const struct rte_eth_rxtx_callback *callback;
-	uint16_t queue;
 	uint64_t linearised;
 	uint64_t oversize;
 };
@@ -25,6 +24,13 @@ struct tx_fit {
 /* Each port's guards, one per TX queue (NULL: no limit), kept to read counters and to remove. */
 static struct tx_fit *tx_fits[RTE_MAX_ETHPORTS];
 static uint16_t tx_fit_queues[RTE_MAX_ETHPORTS];
+
+/* Written by one lcore, read by others with relaxed loads (fo_port_tx_fit_stats). */
+static inline void
+count(uint64_t *counter)
+{
+	__atomic_store_n(counter, *counter + 1, __ATOMIC_RELAXED);
+}
 
 /* A copy of chain m in one segment from pool, with m's metadata; NULL where it cannot fit. */
 static struct rte_mbuf *
@@ -79,11 +85,11 @@ tx_fit_burst(uint16_t port_id __rte_unused, uint16_t queue __rte_unused, struct 
 			struct rte_mbuf *l = linearise(fit->linear, m);
 
 			if (l == NULL) {
-				fit->oversize++;
+				count(&fit->oversize);
 				continue;   /* stays in the unsent block, between kept and i */
 			}
 			rte_pktmbuf_free(m);
-			fit->linearised++;
+			count(&fit->linearised);
 			m = l;
 		}
 		pkts[i] = pkts[kept];   /* the first unsent packet, if any, moves to i */
@@ -107,7 +113,6 @@ tx_fit_install(uint16_t port_id, uint16_t nb_queues, const struct fo_port_conf *
 	for (q = 0; q < nb_queues; q++) {
 		fits[q].chain_max = conf->tx_chain_max;
 		fits[q].linear = conf->tx_linear_pool;
-		fits[q].queue = q;
 		fits[q].callback = rte_eth_add_tx_callback(port_id, q, tx_fit_burst, &fits[q]);
 		if (fits[q].callback == NULL)
 			return -rte_errno;
