@@ -96,6 +96,25 @@ def test_large_frames_cross_the_engine_intact(tmp_path, pipeline):
             assert p["proto"] == raw[23] and p["dport"] == int.from_bytes(raw[36:38], "big")
 
 
+def test_a_python_processor_reads_long_frames_whole(tmp_path):
+    """batch.packet(i): len(), indexing (from either end), slicing, find() and tobytes() cover the
+    whole frame, an index past its end raises; the buffer protocol is the first segment's view."""
+    frames = large_frames()[:-1]
+    capture = write_capture(tmp_path / "large.pcap", frames)
+    rec = tmp_path / "rec.json"
+    run = run_config(tmp_path, one_port(capture, tmp_path / "out.pcap",
+                                        [{"name": "all", "pipeline": [{"pyprocs.frames:WholeFrames": {"out": str(rec)}}]}]))
+    check_clean(run)
+    seen = sorted(json.loads(rec.read_text())["seen"], key=lambda s: s["len"])
+    assert len(seen) == len(frames)
+    for s, f in zip(seen, sorted(frames, key=len)):
+        n = len(f)
+        assert (s["len"], s["bytes"], s["last"], s["middle"], s["slice"], s["whole"]) == \
+               (n, n, f[-1], f[n // 2], f[n - 4:].hex(), f[-16:].hex())
+        assert s["find"] == f.find(f[-16:]) and s["past_end"]
+        assert s["view"] == min(n, 2048)
+
+
 def test_jumbo_frames_cross_af_packet_ports_intact(tmp_path, veth_namespace):
     """A veth pair with a 9000-byte MTU: captured jumbo frames go out of one end through
     net_af_packet and come back in through the other whole (its ring frames and the pool's data
