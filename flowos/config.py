@@ -283,6 +283,9 @@ def fit_data_room(r, config):
     need = DATA_ROOM
     for port in config.ports:
         room = devices.one_mbuf_room(port)
+        note = devices.live_capture_note(port)
+        if note:
+            config.notes.append(note)
         if port.driver == "net_af_packet":
             room, note = devices.fit_af_packet(port)
             if note:

@@ -23,6 +23,10 @@ NET_PCAP_MAX_FRAME = 65535
 # into a buffer of RTE_ETHER_MAX_JUMBO_FRAME_LEN bytes and writes (or sends) only that much.
 TX_CHAIN_MAX = {"net_pcap": 16128}
 NET_PCAP_TX_KEYS = ("tx_pcap", "tx_iface", "iface")
+# net_pcap opens a live interface with a snapshot length of 16,128 bytes: it receives longer
+# frames cut to that, and nothing says so.
+NET_PCAP_LIVE_SNAPLEN = 16128
+NET_PCAP_RX_IFACE_KEYS = ("iface", "rx_iface", "rx_iface_in")
 
 # net_af_packet (DPDK 22.11) receives through a ring of frames of `framesz` bytes (2048 by
 # default): the kernel puts a packet 80 bytes into its frame (tpacket2 header and sockaddr_ll,
@@ -153,6 +157,21 @@ def fit_af_packet(port):
                          + (" or give a larger framesz" if given is not None else ""))
     note = f"{port.device}: " + "; ".join(notes) if notes else None
     return framesz - AF_PACKET_FRAME_HEADER + MBUF_HEADROOM, note
+
+
+def live_capture_note(port):
+    """What a net_pcap port on a live interface whose MTU passes net_pcap's snapshot length will
+    do to the longer frames, to tell the user (no counter can); None otherwise."""
+    if port.driver != "net_pcap":
+        return None
+    for key in NET_PCAP_RX_IFACE_KEYS:
+        iface = port.arg(key)
+        mtu = interface_mtu(iface) if iface else None
+        if mtu is not None and mtu + VLAN_FRAME_OVERHEAD > NET_PCAP_LIVE_SNAPLEN:
+            return (f"{port.device}: frames longer than {NET_PCAP_LIVE_SNAPLEN} bytes ({iface} has MTU {mtu}) will be "
+                    f"received cut short by net_pcap, where no counter sees it: lower the MTU to "
+                    f"{NET_PCAP_LIVE_SNAPLEN - VLAN_FRAME_OVERHEAD}, or use net_af_packet")
+    return None
 
 
 def one_mbuf_room(port):

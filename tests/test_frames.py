@@ -154,6 +154,19 @@ def test_af_packet_ring_frames_shorter_than_the_mtu_are_said(tmp_path, veth_name
     assert f"lower the MTU to {cut_at - 18}" in said
 
 
+def test_net_pcap_live_capture_of_an_mtu_past_its_snaplen_is_said(tmp_path, veth_namespace):
+    """net_pcap captures a live interface at most 16,128 bytes a frame, and no counter sees a
+    frame cut: an interface whose MTU allows longer ones is named at start-up."""
+    subprocess.run(["ip", "-n", veth_namespace, "link", "set", "vA", "mtu", "20000"], check=True, timeout=30)
+    done = subprocess.run(
+        ["ip", "netns", "exec", veth_namespace, FLOWOS_RUN, "--no-dashboard", "--memory", "no-huge",
+         "--file-prefix", unique_prefix(), "--duration", "0.5", "--vdev", "net_pcap0,iface=vA"],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert ("frames longer than 16128 bytes (vA has MTU 20000) will be received cut short by net_pcap"
+            in " ".join(done.stdout.split()))
+
+
 def test_infinite_rx_of_jumbo_frames_gets_mbufs_that_hold_them(tmp_path):
     """net_pcap's infinite_rx keeps each packet in one mbuf (it refuses chains): the pool's data
     room is chosen to hold the capture's longest frame, or a data_room given too small is refused."""
