@@ -122,9 +122,16 @@ def summary_table(report):
             lines.append(Text(f"flow {flow['name']}: {flow['packets']:,} packets, {flow['bytes']:,} bytes, "
                               f"{flow['flows_created']:,} flows; pipeline: "
                               + (" -> ".join(p["name"] for p in flow["processors"]) or "none")))
+    for p in report.ports:
+        if p.tx_oversize:
+            lines.append(Text(f"port {p.name}: {p.tx_oversize:,} packets too long for {p.driver} to send "
+                              "whole were not sent (tx_oversize; see docs/ports.md)"))
     for s in report.sources:
         note = f"capture {s.capture}: {s.received:,} of {s.packets:,} packets received"
         if s.damaged:
             note += f" (the capture ends with a damaged record: {s.damaged})"
+        if s.truncated:
+            note += (f"; {s.truncated:,} of them were captured shorter than they were on the wire (snaplen) "
+                     "and go out as captured, their records no longer saying so")
         lines.append(Text(note))
     return Group(*lines)

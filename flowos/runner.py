@@ -21,6 +21,10 @@ from flowos.dpdk_log import explain_failure
 MIN_POOL = 8191
 LCORES = 2             # the main lcore and the worker, each with a mempool cache
 ENGINE_TX_BUFFER = 64  # packets the engine gathers per port before a TX burst (TX_BUF in fo_engine_priv.h)
+# Ports that cannot send long chains (PortSpec.tx_chain_max) get a pool of one-segment buffers to
+# copy them into: the largest data room an mbuf has, as many as one TX burst carries (a worker's
+# burst, or the engine's TX buffer).
+LINEAR_DATA_ROOM = 65535
 
 
 class ProcessorContext:
@@ -68,6 +72,10 @@ def keep_budget(config, mbufs):
     return asked
 
 
+def linear_pool_size(config):
+    return max(config.run.burst, ENGINE_TX_BUFFER)
+
+
 def available_memory_mb():
     """MemAvailable plus free hugepages: what a run can take without the OOM killer stepping in."""
     try:
@@ -101,6 +109,9 @@ class Bridge:
         mbufs = cfg.pool.mbufs or pool_size(cfg)
         self.keep_budget = keep_budget(cfg, mbufs) if cfg.flows else 0
         needed = eal_args.needed_memory_mb(mbufs, cfg.pool.data_room)
+        linear_ports = [p for p in cfg.ports if p.tx_chain_max is not None]
+        if linear_ports:
+            needed += len(linear_ports) * eal_args.pool_memory_mb(linear_pool_size(cfg), LINEAR_DATA_ROOM)
         if cfg.flows:
             needed += eal_args.flow_table_memory_mb(cfg.engine.capacity)
         if cfg.eal.memory_mb is not None and cfg.eal.memory_mb < needed:
@@ -134,8 +145,12 @@ class Bridge:
                 self.keep_log = True
                 raise FlowOSError(explain_failure(str(e), self.log_path, device=spec.device)) from None
             self.ports[spec.name] = port
+            linear = None
+            if spec.tx_chain_max is not None:
+                linear = Mempool.create(self.eal, f"fo_linear{port.port_id}", linear_pool_size(cfg), 0, LINEAR_DATA_ROOM)
             port.start(self.pool, 1, spec.rx_descriptors, spec.tx_descriptors, spec.promiscuous,
-                       rx_timestamp=bool(cfg.flows) and cfg.engine.clock == "capture" and spec.capture_source is not None)
+                       rx_timestamp=bool(cfg.flows) and cfg.engine.clock == "capture" and spec.capture_source is not None,
+                       tx_chain_max=spec.tx_chain_max, linear_pool=linear)
         self.worker = Worker.create(self.eal, cfg.run.burst, cfg.run.packets or 0, cfg.run.source_idle_ms)
         for src, dst in cfg.forward:
             source = self.sources.get(src)
@@ -254,7 +269,8 @@ class Bridge:
                 self.refresh_tier_reports(engine_report)   # with the faults of their teardown
             ports = self.port_stats()
             sources = [SourceReport(name, self.config.port(name).capture_source, info.packets, info.bytes,
-                                    next(p.rx_packets for p in ports if p.name == name), info.damaged)
+                                    next(p.rx_packets for p in ports if p.name == name), info.damaged,
+                                    info.truncated)
                        for name, info in self.sources.items()]
             report = RunReport(self.memory.mode, self.memory.reason, self.memory.memory_mb, self.file_prefix,
                                self.elapsed, stop_reason or self.worker.stop_reason, ports, self.pool.size, 0, sources,
