@@ -9,7 +9,7 @@ import time
 
 import copy
 
-from flowos import _control, control as control_api, eal_args, flows as flow_defs, hugepages
+from flowos import _control, control as control_api, devices, eal_args, flows as flow_defs, hugepages
 from flowos._engine import Engine
 from flowos._python import PythonTier, thread_hooks
 from flowos.cprocessor import CythonTier
@@ -25,6 +25,7 @@ ENGINE_TX_BUFFER = 64  # packets the engine gathers per port before a TX burst (
 # copy them into: the largest data room an mbuf has, as many as one TX burst carries (a worker's
 # burst, or the engine's TX buffer).
 LINEAR_DATA_ROOM = 65535
+STANDARD_FRAME = 1522  # an Ethernet frame with a VLAN tag, what ports other than captures bring
 
 
 class ProcessorContext:
@@ -58,10 +59,13 @@ def keep_budget(config, mbufs):
     """The packets the flow engine may keep across all flows (docs/flows.md, "The keep budget"):
     the pool less what forwarding needs whatever the engine keeps (every descriptor ring full, a
     mempool cache per lcore, a burst in the worker's hands, the engine's TX buffers) and an eighth
-    of the pool for what processors make; a quarter of the pool at least."""
+    of the pool for what processors make, a quarter of the pool at least; divided by the mbufs the
+    longest frame a capture holds takes, where it is longer than one mbuf."""
     reserve = (ring_mbufs(config) + config.pool.cache * LCORES + 2 * config.run.burst +
                ENGINE_TX_BUFFER * len(config.ports))
-    spare = max(mbufs - reserve - mbufs // 8, mbufs // 4)
+    longest = max([STANDARD_FRAME] + [p.capture.longest for p in config.ports if p.capture is not None])
+    segments = -(-longest // (config.pool.data_room - devices.MBUF_HEADROOM))
+    spare = max(mbufs - reserve - mbufs // 8, mbufs // 4) // segments
     asked = config.engine.keep_budget
     if asked is None:
         return spare

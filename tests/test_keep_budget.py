@@ -146,3 +146,13 @@ def test_a_configured_budget_is_the_one_used(tmp_path):
     check_clean(run)
     budget = engine_stats(run)["budget"]
     assert budget["limit"] == 500 and budget["overflows"] > 0 and budget["peak"] <= 500 + 32
+
+
+def test_the_budget_counts_the_mbufs_of_the_longest_frame(tmp_path):
+    """A capture with 9000-byte frames (five mbufs of 2,048 bytes each): a fifth of the budget."""
+    jumbo = udp(0, 0, size=9000 - 42)
+    capture = write_pcap(tmp_path / "in.pcap", [jumbo])
+    run = run_config(tmp_path, config(tmp_path, capture))
+    check_clean(run)
+    pool = run.stats["mbufs"]["pool_size"]
+    assert engine_stats(run)["budget"]["limit"] == (pool - (2048 + 512 + 64 + 64) - pool // 8) // 5
