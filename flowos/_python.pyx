@@ -13,6 +13,7 @@ import json
 import sys
 import traceback
 
+from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.ref cimport PyObject, Py_INCREF, Py_REFCNT, Py_XDECREF
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
@@ -410,6 +411,17 @@ cdef Flow make_flow(const fo_flow *flow, void *state, Batch batch, object packet
     return f
 
 
+cdef enum:
+    ETHER_HEADER_LEN = 14
+
+
+cdef bytes as_bytes(object data):
+    """data's bytes; an int is refused (bytes(6) would be six zero bytes, not what was meant)."""
+    if isinstance(data, int):
+        raise TypeError(f"expected bytes-like data, got {type(data).__name__}")
+    return data if type(data) is bytes else bytes(data)
+
+
 cdef class Batch:
     """Every packet of one burst ready for a processor, grouped by flow. Valid during process()."""
     cdef fo_batch *batches
@@ -418,10 +430,12 @@ cdef class Batch:
     cdef rte_mbuf **pkts             # flat: the engine lays batch b's packets after batch b-1's
     cdef uint16_t *ports             # redirect targets: the engine's out_ports, flat like pkts
     cdef readonly object verdicts    # array('B'), preset to pass
+    cdef Py_buffer held              # verdicts' buffer, exported during the call: it cannot change size
+    cdef uint8_t *v                  # held's items, size of them
+    cdef bint holding                # held is exported (from new_batch to the end of run)
     cdef bint valid
     cdef int exports
     cdef list _flows
-
 
     cdef int check(self) except -1:
         if not self.valid:
@@ -433,6 +447,21 @@ cdef class Batch:
         if i >= self.size:
             raise IndexError("packet index out of range")
         return 0
+
+    cdef int hold_verdicts(self) except -1:
+        """Exports batch.verdicts for the call: an array('B') that exports its buffer refuses to
+        change size (BufferError), so pop(), del, append() or a slice of another length raise in
+        process() instead of leaving the engine to read verdicts past the array."""
+        PyObject_GetBuffer(self.verdicts, &self.held, PyBUF_WRITABLE)
+        self.v = <uint8_t *>self.held.buf
+        self.holding = True
+        return 0
+
+    cdef void let_go_verdicts(self):
+        if self.holding:
+            self.holding = False
+            self.v = NULL
+            PyBuffer_Release(&self.held)
 
     cdef uint32_t first(self, uint16_t b):
         """Batch b's first flat index: where its packets start in the engine's flat array."""
@@ -467,14 +496,13 @@ cdef class Batch:
     cdef void push_verdicts(self, fo_batch *fb):
         """The Python verdicts of fb's packets into fb, for C code that reads them."""
         cdef uint32_t first = self.index_of(fb), k
-        cdef const uint8_t *v = (<array.array>self.verdicts).data.as_uchars
         for k in range(fb.n):
-            fb.verdicts[k] = v[first + k]
+            fb.verdicts[k] = self.v[first + k]
 
     cdef void sync_verdicts(self, fo_batch *fb):
         """fb's verdicts (the C stream code sets them) back into batch.verdicts."""
         cdef uint32_t first = self.index_of(fb), k
-        cdef uint8_t *v = (<array.array>self.verdicts).data.as_uchars
+        cdef uint8_t *v = self.v
         for k in range(fb.n):
             if fb.verdicts[k] != FO_PASS and v[first + k] == FO_PASS:
                 v[first + k] = fb.verdicts[k]
@@ -554,28 +582,30 @@ cdef class Batch:
 
     # Verdicts, one packet at a time (batch.verdicts[i] = ... works too).
     def drop(self, uint32_t i):
-        self.check()
-        self.verdicts[i] = FO_DROP
+        self.check_index(i)
+        self.v[i] = FO_DROP
 
     def hold(self, uint32_t i):
-        self.check()
-        self.verdicts[i] = FO_HOLD
+        self.check_index(i)
+        self.v[i] = FO_HOLD
 
     def redirect(self, uint32_t i, uint16_t port):
+        """Sends packet i out of port (an id from setup's context.ports; the engine drops and
+        counts a redirect to a port that does not exist)."""
         self.check_index(i)
-        self.verdicts[i] = FO_REDIRECT
+        self.v[i] = FO_REDIRECT
         self.ports[i] = port
 
     def write(self, uint32_t i, uint32_t offset, data):
         """Overwrites bytes of packet i in place; its checksums are repaired before it leaves."""
         self.check_index(i)
-        cdef bytes b = bytes(data)
+        cdef bytes b = as_bytes(data)
         if offset + len(b) > self.pkts[i].data_len:
             raise ValueError(f"write of {len(b)} bytes at {offset} past the packet's {self.pkts[i].data_len}")
         memcpy(fo_pkt_data(self.pkts[i]) + offset, <const char *>b, len(b))
         fo_pkt_meta_of(self.pkts[i]).flags |= FO_PKT_EDITED     # kept if it is held afterwards
-        if self.verdicts[i] == FO_PASS:
-            self.verdicts[i] = FO_MODIFIED
+        if self.v[i] == FO_PASS:
+            self.v[i] = FO_MODIFIED
 
     def set_ttl(self, uint32_t i, uint8_t ttl):
         """Sets the IPv4 TTL / IPv6 hop limit of packet i."""
@@ -591,15 +621,19 @@ cdef class Batch:
     def inject(self, uint32_t i, data, bint after=True):
         """Adds a new packet (bytes of a whole frame) to packet i's flow, next to it."""
         self.check_index(i)
-        cdef bytes b = bytes(data)
+        cdef bytes b = as_bytes(data)
+        if len(b) < ETHER_HEADER_LEN:
+            raise ValueError(f"an injected frame needs at least its {ETHER_HEADER_LEN}-byte Ethernet header, "
+                             f"got {len(b)} bytes")
         cdef uint16_t owner = self.owner_of(i)
         cdef fo_batch *fb = &self.batches[owner]
         cdef rte_mbuf *m = rte_pktmbuf_alloc(fo_batch_pool(fb))
         if m == NULL:
             raise MemoryError("no mbuf to inject into")
-        if len(b) > rte_pktmbuf_tailroom(m):
+        cdef uint16_t room = rte_pktmbuf_tailroom(m)
+        if len(b) > room:
             rte_pktmbuf_free(m)
-            raise ValueError(f"an injected packet holds at most {rte_pktmbuf_tailroom(m)} bytes")
+            raise ValueError(f"an injected packet holds at most {room} bytes, got {len(b)}")
         memcpy(rte_pktmbuf_append(m, len(b)), <const char *>b, len(b))
         if fo_batch_inject(fb, i - self.first(owner), m, after) != 0:
             raise RuntimeError("the flow holds too much to take another packet")
@@ -668,13 +702,12 @@ cdef class PythonTier:
                 sys.stderr.flush()
         if self.on_error == "stop":
             self.stop_requested = True
-        if batch is not None:
-            batch.verdicts[:] = array.array("B", bytes([FO_DROP if self.on_error == "drop" else FO_PASS]) * batch.size)
+        if batch is not None and batch.holding:
+            memset(batch.v, FO_DROP if self.on_error == "drop" else FO_PASS, batch.size)
 
     cdef void run(self, fo_batch *batches, uint16_t n):
         cdef Batch batch
         cdef uint32_t i
-        cdef const uint8_t *verdicts
         try:
             batch = new_batch(self, batches, n)
         except (MemoryError, RuntimeError) as e:
@@ -687,13 +720,10 @@ cdef class PythonTier:
             if result is not None:
                 if len(result) != batch.size:
                     raise TypeError(f"process() returned {len(result)} verdicts for {batch.size} packets")
-                batch.verdicts[:] = array.array("B", result)
-            if not isinstance(batch.verdicts, array.array) or (<array.array>batch.verdicts).ob_descr.typecode != b"B":
-                raise TypeError("batch.verdicts was replaced by something else than an array('B')")
-            verdicts = (<array.array>batch.verdicts).data.as_uchars
+                batch.verdicts[:] = array.array("B", result)   # of another length: BufferError
             for i in range(batch.size):
-                if verdicts[i] >= FO_VERDICT_COUNT:
-                    raise ValueError(f"verdict {verdicts[i]} of packet {i} is not one of pass, drop, hold, "
+                if batch.v[i] >= FO_VERDICT_COUNT:
+                    raise ValueError(f"verdict {batch.v[i]} of packet {i} is not one of pass, drop, hold, "
                                      "modified, redirect")
         except BaseException:
             self.fault("failed:\n" + traceback.format_exc(), batch)
@@ -702,7 +732,8 @@ cdef class PythonTier:
         if batch.exports:
             self.fault("kept a view of packet bytes past process(): the views are stale now", None)
         if n > 0:   # the engine's verdicts are flat like its packets
-            memcpy(batches[0].verdicts, (<array.array>batch.verdicts).data.as_uchars, batch.size)
+            memcpy(batches[0].verdicts, batch.v, batch.size)
+        batch.let_go_verdicts()
 
     cdef int answer(self, const char *msg, char *reply, size_t length) noexcept:
         """An operator's message, on the worker between bursts: the reply's length or -EIO, its text in reply."""
@@ -769,6 +800,7 @@ cdef Batch new_batch(PythonTier tier, fo_batch *batches, uint16_t n):
     batch.ports = batches[0].out_ports if n > 0 else NULL
     if n > 0:
         memset(batch.ports, 0, sizeof(uint16_t) * total)
+    batch.hold_verdicts()
     batch.valid = True
     return batch
 

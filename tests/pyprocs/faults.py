@@ -182,3 +182,52 @@ class Writer(flowos.Processor):
 
     def process(self, batch):
         pass
+
+
+class Misuse(flowos.Processor):
+    """Does one thing to the batch that the API refuses (`kind`), in every call: each must raise
+    in process(), a fault under on_error, and leave the batch's arrays as they were. Before the
+    fixes, the verdict resizes crashed the box or went uncounted, and the injects and writes
+    sent short or zeroed frames."""
+
+    def __init__(self, kind="del-verdicts"):
+        super().__init__()
+        self.kind = kind
+
+    def process(self, batch):
+        v = batch.verdicts
+        if self.kind == "del-verdicts":
+            del v[:]
+        elif self.kind == "pop-verdicts":
+            v.pop()
+        elif self.kind == "shrink-verdicts":
+            v[:] = v[:-1]
+        elif self.kind == "grow-verdicts":
+            v.append(0)
+        elif self.kind == "repeat-verdicts":
+            v *= 0
+        elif self.kind == "lying-return":
+            return LyingLength(len(batch))
+        elif self.kind == "inject-empty":
+            batch.inject(0, b"")
+        elif self.kind == "inject-short":
+            batch.inject(0, b"\xff" * 13)
+        elif self.kind == "inject-int":
+            batch.inject(0, 60)
+        elif self.kind == "write-int":
+            batch.write(0, 0, 6)
+        else:
+            raise ValueError(self.kind)
+
+
+class LyingLength:
+    """Says it holds n verdicts, yields one fewer."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        return iter([0] * (self.n - 1))
