@@ -20,6 +20,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.errno cimport EMSGSIZE, EPERM, ERANGE
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
+from posix.mman cimport MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, mmap, munmap
 
 from flowos.fo_processor cimport *
 from flowos.fo cimport fo_field, fo_field_size, fo_field_vector, FO_FIELD_LENGTH, FO_FIELD_PROTO, FO_FIELD_DIR, \
@@ -39,6 +40,9 @@ cdef extern from "Python.h" nogil:
 
 cdef extern from "rte_ip.h" nogil:
     pass
+
+cdef extern from "<sys/mman.h>" nogil:
+    int MAP_FIXED_NOREPLACE     # Linux 4.17; older kernels take the address as a hint
 
 
 # --- the worker thread's Python thread state ------------------------------------------------
@@ -104,6 +108,7 @@ cdef class Packet:
     def __releasebuffer__(self, Py_buffer *view):
         self.exports -= 1
         self.batch.exports -= 1
+        del exported[<size_t>view]
 
 
 cdef class Span:
@@ -122,9 +127,36 @@ cdef class Span:
 
     def __releasebuffer__(self, Py_buffer *view):
         self.batch.exports -= 1
+        del exported[<size_t>view]
+
+
+# The packet bytes exported to Python now, by the Py_buffer that holds them: (address, length).
+# A memoryview cannot be revoked, so cover_kept_views() needs to know where kept ones point.
+cdef dict exported = {}
+
+
+def cover_kept_views():
+    """Once the EAL has given its memory back: maps read-only zero pages wherever a view of
+    packet bytes kept past its call still points, so that reading it (from atexit, a __del__, a
+    thread) reads zeros instead of crashing the process. Never replaces a live mapping. Returns
+    the number of pages mapped."""
+    cdef size_t page = 4096, start, end, at
+    cdef void *p
+    cdef int mapped = 0
+    for address, length in list(exported.values()):
+        start = <size_t>address & ~(page - 1)
+        end = (<size_t>address + <size_t>length + page - 1) & ~(page - 1)
+        for at in range(start, end, page):    # page by page: some may be mapped again already
+            p = mmap(<void *>at, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
+            if p == <void *>at:
+                mapped += 1
+            elif p != MAP_FAILED:             # a kernel that took the address as a hint
+                munmap(p, page)
+    return mapped
 
 
 cdef void export_bytes(Py_buffer *view, object owner, const uint8_t *data, Py_ssize_t length, int flags):
+    exported[<size_t>view] = (<size_t>data, length)
     view.buf = <void *>data
     view.obj = owner
     view.len = length

@@ -860,6 +860,19 @@ def test_a_memoryview_kept_past_the_call_is_a_fault(tmp_path, capture_dir):
     assert run.stderr.count("kept a view of packet bytes") == 1, run.stderr
 
 
+def test_a_memoryview_read_after_the_run_reads_zeros(tmp_path, capture_dir):
+    """A view kept past the call and read once the run has ended (here from atexit, after the
+    EAL gave its memory back) reads zero bytes instead of unmapped memory: the exit status stays
+    0. (It was a SIGSEGV.)"""
+    out = tmp_path / "late.json"
+    run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap",
+                                              catch_all(P("faults:KeepViewTillExit", out=str(out))))
+    assert same_multiset(frames_out, frames_in)
+    assert tier_report(run)["faults"] == 1
+    read = saved(out)["read"]
+    assert len(read) == 2 and all(len(v) > 0 and set(v) == {"0"} for v in read), read
+
+
 def test_a_memoryview_released_in_the_call_is_no_fault(tmp_path, capture_dir):
     run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "icmp_ping.pcap",
                                               catch_all(P("faults:ReleaseMemoryview")))
