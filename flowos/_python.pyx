@@ -172,6 +172,17 @@ cdef void export_bytes(Py_buffer *view, object owner, const uint8_t *data, Py_ss
     view.internal = NULL
 
 
+cdef enum:
+    ETHER_HEADER_LEN = 14
+
+
+cdef bytes as_bytes(object data):
+    """data's bytes; an int is refused (bytes(6) would be six zero bytes, not what was meant)."""
+    if isinstance(data, int):
+        raise TypeError(f"expected bytes-like data, got {type(data).__name__}")
+    return data if type(data) is bytes else bytes(data)
+
+
 cdef int check_splice(int ret) except -1:
     if ret == 0:
         return 0
@@ -255,7 +266,7 @@ cdef class Stream:
     def find(self, pattern, start=None, end=None):
         """The offset of the first pattern in [start, end), also across packets; -1 if none."""
         self.batch.check()
-        cdef bytes pat = bytes(pattern)
+        cdef bytes pat = as_bytes(pattern)
         cdef uint64_t stop = self.end if end is None else end
         return fo_stream_find(self.b, self.dir, <const char *>pat, len(pat), self.at(start), stop)
 
@@ -263,7 +274,7 @@ cdef class Stream:
         """Where a match of pattern may still be starting, cut off by the end of the bytes held:
         the offset of the longest proper prefix of pattern that ends the stream, else end.
         Releasing up to here holds back only what the next bytes could complete."""
-        cdef bytes pat = bytes(pattern)
+        cdef bytes pat = as_bytes(pattern)
         cdef uint64_t end = self.end
         cdef bytes tail = self.read(max(self.start, end - max(len(pat) - 1, 0)))
         cdef bytes first = pat[:1]
@@ -277,7 +288,7 @@ cdef class Stream:
         return end
 
     def startswith(self, prefix, off=None):
-        cdef bytes p = bytes(prefix)
+        cdef bytes p = as_bytes(prefix)
         return self.read(off, len(p)) == p
 
     def readline(self, off=None, delim=b"\n"):
@@ -308,7 +319,7 @@ cdef class Stream:
     def replace(self, off, data):
         """Overwrites len(data) bytes at off."""
         self.batch.check()
-        cdef bytes d = bytes(data)
+        cdef bytes d = as_bytes(data)
         check_splice(fo_stream_splice(self.b, self.dir, off, len(d), <const char *>d, len(d)))
         self.batch.sync_verdicts(self.b)
 
@@ -319,7 +330,7 @@ cdef class Stream:
 
     def insert(self, off, data):
         self.batch.check()
-        cdef bytes d = bytes(data)
+        cdef bytes d = as_bytes(data)
         check_splice(fo_stream_splice(self.b, self.dir, off, 0, <const char *>d, len(d)))
         self.batch.sync_verdicts(self.b)
 
@@ -441,17 +452,6 @@ cdef Flow make_flow(const fo_flow *flow, void *state, Batch batch, object packet
     f.batch = batch
     f.packets = packets
     return f
-
-
-cdef enum:
-    ETHER_HEADER_LEN = 14
-
-
-cdef bytes as_bytes(object data):
-    """data's bytes; an int is refused (bytes(6) would be six zero bytes, not what was meant)."""
-    if isinstance(data, int):
-        raise TypeError(f"expected bytes-like data, got {type(data).__name__}")
-    return data if type(data) is bytes else bytes(data)
 
 
 cdef class Batch:

@@ -705,6 +705,18 @@ def test_a_refused_batch_operation_is_a_fault(tmp_path, capture_dir, kind, says)
     assert stats["injected"] == 0
 
 
+@pytest.mark.parametrize("kind", ["replace", "insert", "find", "startswith"])
+def test_an_int_is_no_stream_data(tmp_path, capture_dir, kind):
+    """stream.replace(off, 1) wrote a zero byte, insert inserted one, find and startswith looked
+    for zero bytes: now each raises TypeError, a fault, and the stream is left as it was."""
+    run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap",
+                                              catch_all(P("faults:StreamMisuse", kind=kind)), burst=4)
+    assert same_multiset(frames_out, frames_in)
+    rep = tier_report(run)
+    assert rep["faults"] == rep["calls"] > 1
+    assert "TypeError: expected bytes-like data, got int" in rep["first_faults"][0], rep["first_faults"][0]
+
+
 def test_a_refused_resize_with_on_error_drop_drops_the_batch(tmp_path, capture_dir):
     proc = {"pyprocs.faults:Misuse": {"kind": "del-verdicts", "on_error": "drop"}}
     run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap", catch_all(proc))

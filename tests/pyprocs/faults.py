@@ -253,3 +253,28 @@ class KeepViewTillExit(flowos.Processor):
 
     def read_late(self):
         save(self.out, {"read": [bytes(v).hex() for v in self.views]})
+
+
+class StreamMisuse(flowos.Processor):
+    """Passes an int where a stream method takes bytes (`kind`: replace, insert, find,
+    startswith), on the longer stream of each call's first flow: each must raise TypeError, not
+    write or look for that many zero bytes."""
+    level = "payload"
+    readonly = False
+
+    def __init__(self, kind="replace"):
+        super().__init__()
+        self.kind = kind
+
+    def process(self, batch):
+        s = max(batch.flows()[0].streams(), key=len)
+        if self.kind == "replace":
+            s.replace(s.start, 1)
+        elif self.kind == "insert":
+            s.insert(s.start, 1)
+        elif self.kind == "find":
+            s.find(1)
+        elif self.kind == "startswith":
+            s.startswith(1)
+        else:
+            raise ValueError(self.kind)
