@@ -21,6 +21,7 @@ from libc.errno cimport EMSGSIZE, EPERM, ERANGE
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 from posix.mman cimport MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, mmap, munmap
+from posix.unistd cimport _SC_PAGESIZE, sysconf
 
 from flowos.fo_processor cimport *
 from flowos.fo cimport fo_field, fo_field_size, fo_field_vector, FO_FIELD_LENGTH, FO_FIELD_PROTO, FO_FIELD_DIR, \
@@ -108,7 +109,7 @@ cdef class Packet:
     def __releasebuffer__(self, Py_buffer *view):
         self.exports -= 1
         self.batch.exports -= 1
-        del exported[<size_t>view]
+        forget_export(view)
 
 
 cdef class Span:
@@ -127,7 +128,7 @@ cdef class Span:
 
     def __releasebuffer__(self, Py_buffer *view):
         self.batch.exports -= 1
-        del exported[<size_t>view]
+        forget_export(view)
 
 
 # The packet bytes exported to Python now, by the Py_buffer that holds them: (address, length).
@@ -140,7 +141,7 @@ def cover_kept_views():
     packet bytes kept past its call still points, so that reading it (from atexit, a __del__, a
     thread) reads zeros instead of crashing the process. Never replaces a live mapping. Returns
     the number of pages mapped."""
-    cdef size_t page = 4096, start, end, at
+    cdef size_t page = sysconf(_SC_PAGESIZE), start, end, at
     cdef void *p
     cdef int mapped = 0
     for address, length in list(exported.values()):
@@ -153,6 +154,11 @@ def cover_kept_views():
             elif p != MAP_FAILED:             # a kernel that took the address as a hint
                 munmap(p, page)
     return mapped
+
+
+cdef void forget_export(Py_buffer *view):
+    if exported is not None:   # None once the module is torn down at exit
+        exported.pop(<size_t>view, None)
 
 
 cdef void export_bytes(Py_buffer *view, object owner, const uint8_t *data, Py_ssize_t length, int flags):
