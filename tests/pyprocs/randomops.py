@@ -41,6 +41,7 @@ class Script(flowos.Processor):
             raise ValueError(f"script: no op {sorted(unknown)}")
         self.level, self.out = level, out
         self.calls = self.expected_faults = 0
+        self.failed_packets = 0             # the packets of calls that raised or returned wrong
         self.injected = []                  # the frames injected, as hex (the first 200)
         self.injects = 0
         self.violations = []
@@ -67,10 +68,13 @@ class Script(flowos.Processor):
                 if len(batch.verdicts) != self.n:
                     self.violate(f"{op}({a}, {b}, {flag}): batch.verdicts has {len(batch.verdicts)} items, "
                                  f"the batch {self.n} packets")
-            self.expected_faults += not self.result_ok(batch)
+            failed = not self.result_ok(batch)
+            self.expected_faults += failed
+            self.failed_packets += self.n if failed else 0
             return self.result
         except Escape:
             self.expected_faults += 1
+            self.failed_packets += self.n
             raise
         finally:
             for view, kept in self.new_views:
@@ -107,7 +111,8 @@ class Script(flowos.Processor):
 
     def teardown(self):
         save(self.out, {"calls": self.calls, "expected_faults": self.expected_faults, "injects": self.injects,
-                        "injected": self.injected, "violations": self.violations})
+                        "injected": self.injected, "violations": self.violations,
+                        "failed_packets": self.failed_packets})
         self.kept = self.kept_views = self.verdict_views = []
 
     # -- verdicts ----------------------------------------------------------------------------
