@@ -11,7 +11,7 @@ import copy
 
 from flowos import _control, control as control_api, devices, eal_args, flows as flow_defs, hugepages
 from flowos._engine import Engine
-from flowos._python import PythonTier, thread_hooks
+from flowos._python import PythonTier, cover_kept_views, thread_hooks
 from flowos.cprocessor import CythonTier
 from flowos._runtime import Eal, Mempool, Port, Worker
 from flowos.errors import ConfigError, FlowOSError
@@ -294,6 +294,7 @@ class Bridge:
             self.pool.close()
         if self.eal is not None:
             self.eal.close()
+            cover_kept_views()   # a processor's memoryview kept past its call reads zeros, not unmapped memory
             if os.path.exists(self.log_path) and not errors and not self.keep_log:
                 os.unlink(self.log_path)
         if errors:
