@@ -82,6 +82,7 @@ cdef extern from "flowos/fo_engine.h" nogil:
         uint8_t hold_overflow
         uint8_t streams
         uint16_t reorder_packets
+        uint32_t stream_hold_ms
 
     struct fo_engine_stats:
         uint64_t packets
@@ -120,6 +121,8 @@ cdef extern from "flowos/fo_engine.h" nogil:
         uint64_t stream_release_split
         uint64_t stream_release_split_failed
         uint64_t stream_copies_evicted
+        uint64_t stream_copies_resent
+        uint64_t stream_holds_idle
 
     struct fo_def_stats:
         uint64_t packets

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
@@ -121,6 +122,7 @@ main(int argc, char **argv)
 	def.hold_bytes = 1 << 20;
 	def.streams = 1;
 	def.reorder_packets = 16;
+	def.stream_hold_ms = 1;   /* held bytes let go by the engine too (fo_stream_hold.c) */
 	if (fo_engine_add_definition(e, &def) != 0 ||
 	    fo_engine_add_processor(e, 0, 0, &reader_ops, NULL, 0, err, sizeof(err)) < 0 ||
 	    fo_engine_add_processor(e, 0, 1, &editor_ops, NULL, 0, err, sizeof(err)) < 0 ||
@@ -143,6 +145,8 @@ main(int argc, char **argv)
 	}
 	if (n > 0)
 		fo_engine_burst(e, &route, burst, n);
+	rte_delay_ms(2);
+	fo_engine_burst(e, &route, burst, 0);   /* time has passed: what is still held goes */
 	fo_engine_shutdown(e);
 	fo_engine_read_stats(e, &st);
 	fo_engine_free(e);
