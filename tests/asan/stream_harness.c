@@ -152,10 +152,11 @@ main(int argc, char **argv)
 	fo_engine_free(e);
 	rte_eth_dev_stop(0);
 	rte_eth_dev_close(0);
-	printf("%u %lu %lu %lu %lu %lu %lu %lu %lu %lu\n", frames, (unsigned long)finds, (unsigned long)edits,
+	printf("%u %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu\n", frames, (unsigned long)finds, (unsigned long)edits,
 	       (unsigned long)st.stream_reordered, (unsigned long)st.stream_duplicates,
 	       (unsigned long)st.stream_retransmits, (unsigned long)st.stream_rewritten,
-	       (unsigned long)st.stream_split, (unsigned long)st.packets, (unsigned long)st.tx_packets);
+	       (unsigned long)st.stream_split, (unsigned long)st.packets, (unsigned long)st.tx_packets,
+	       (unsigned long)st.stream_holds_idle);
 	if (rte_mempool_avail_count(pool) != 8191) {
 		fprintf(stderr, "leak: %u of 8191 mbufs back\n", rte_mempool_avail_count(pool));
 		return 8;
