@@ -223,6 +223,29 @@ def test_rewritten_downloads_do_not_stall_under_loss_and_reordering_on_both_side
     assert st["rewritten"] > 0 and st["retransmits"] > 0
 
 
+def test_a_body_ending_with_a_start_of_the_word_is_delivered_on_a_kept_alive_connection(wire, tmp_path):
+    """examples/redact.py holds a possible start of its word (partial_at): a response body that
+    ends with "SECRET-TOK" has those bytes held, nothing follows them on the kept-alive
+    connection, and the server's resends of them are no new bytes. Before held bytes had a rule
+    the first transfer never ended (curl's max-time); now they go on once the flow has brought no
+    new bytes for stream_hold_ms (default 500 ms), and both transfers share one connection."""
+    need_tools("curl")
+    www = tmp_path / "www"
+    www.mkdir()
+    body = b"the quick brown fox\n" * 100 + b"SECRET-TOK"
+    (www / "a.txt").write_bytes(body)
+    (www / "b.txt").write_bytes(b"second\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in (TESTS.parent / "examples", TESTS))}
+    box = wire.start_flowos(tmp_path=tmp_path, config={"flows": [{"name": "all", "pipeline": ["redact:Redact"]}]},
+                            env=env)
+    http = wire.http_server(www)
+    got = wire.curl(http.url("a.txt"), http.url("b.txt"), timeout=8)
+    assert got.returncode == 0, (got.stderr, got.info)
+    assert [t["num_connects"] for t in got.info] == [1, 0], got.info
+    assert got.body == body + b"second\n"
+    assert stream_stats(stop_clean(box))["holds_idle"] >= 1
+
+
 def test_iperf3_through_a_stream_processor(wire, tmp_path):
     need_tools("iperf3")
     found = tmp_path / "found.json"
