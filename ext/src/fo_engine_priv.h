@@ -52,20 +52,20 @@ struct stream_dir {
 	uint16_t largest;         /* the largest segment seen (the MSS when it is unknown) */
 	uint8_t synced;
 	uint8_t rewritten;        /* what left differs from what came: keep copies, map numbers */
-	uint64_t new_at;          /* when rcv_nxt last moved (the engine's clock, ns) */
 	uint16_t ooo_n;
 	struct rte_mbuf *ooo;     /* segments past a gap, by sequence number (linked by metadata) */
 	struct sent_seg *sent;    /* ring of what left and is not acknowledged yet (once rewritten) */
 	uint32_t sent_head, sent_n, sent_cap;
+	uint64_t new_at;          /* when rcv_nxt last moved: new bytes (the engine's clock, ns) */
 };
 
 /* The streams of a flow, in its state area (definitions with streams). */
 struct stream_flow {
 	struct stream_dir dir[2];
 	uint32_t release_upto;    /* queue sequence number: holds before it are overridden (fo_stream_hold.c) */
-	uint8_t hold_listed;      /* in its definition's list of flows holding stream bytes */
-	uint32_t hold_prev, hold_next;   /* ... by flow id, oldest first */
-	uint64_t held_at;         /* when it was last seen holding */
+	uint32_t hold_prev, hold_next;   /* in its definition's list of flows holding stream bytes, by id */
+	uint8_t hold_listed;      /* ... whether it is in it */
+	uint64_t held_at;         /* when it last brought new bytes while holding (its place in the list) */
 	uint64_t released[][2];   /* per processor, per direction: the stream bytes it released */
 };
 
@@ -229,7 +229,7 @@ void stream_flow_end(struct fo_engine *e, struct fo_flow *flow);
 void fix_lengths(struct rte_mbuf *m);
 void fix_checksums(struct fo_engine *e, struct rte_mbuf *m);
 
-/* fo_stream_hold.c: held stream bytes let go when the flow is quiet for its stream_hold_ms */
+/* fo_stream_hold.c: held stream bytes let go once the flow brings no new bytes for stream_hold_ms */
 void stream_hold_track(struct fo_engine *e, struct fo_flow *flow);
 void stream_hold_forget(struct fo_engine *e, struct fo_flow *flow);
 void stream_release_idle(struct fo_engine *e);

@@ -169,7 +169,6 @@ apply_verdicts(struct fo_engine *e, struct fo_batch *b, uint16_t p, uint32_t tai
 			count_released(e, b, p, i);
 			return *fo_pkt_seq(b->pkts[i]);
 		}
-
 		if (unlikely(v >= FO_VERDICT_COUNT)) {
 			RELAXED_ADD(e->stats.bad_verdicts, 1);
 			v = FO_DROP;
