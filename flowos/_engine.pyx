@@ -150,7 +150,7 @@ cdef class Engine:
         return engine
 
     def add_definition(self, str name, dict match, uint32_t hold_packets, uint32_t hold_bytes, str hold_overflow,
-                       bint streams=False, uint16_t reorder_packets=64):
+                       bint streams=False, uint16_t reorder_packets=64, uint32_t stream_hold_ms=0):
         cdef fo_def_conf d
         memset(&d, 0, sizeof(d))
         encoded = name.encode()[:47]
@@ -161,6 +161,7 @@ cdef class Engine:
         d.hold_overflow = POLICIES["hold_overflow"].index(hold_overflow)
         d.streams = streams
         d.reorder_packets = reorder_packets
+        d.stream_hold_ms = stream_hold_ms
         index = check(fo_engine_add_definition(self.e, &d), f"flow {name!r}")
         self.definitions.append(name)
         self.processors.append([])
@@ -239,7 +240,7 @@ cdef class Engine:
                         "rewritten": s.stream_rewritten, "split": s.stream_split, "split_failed": s.stream_split_failed,
                         "release_split": s.stream_release_split, "release_split_failed": s.stream_release_split_failed,
                         "copies_evicted": s.stream_copies_evicted, "split_parts": s.stream_split_parts,
-                        "copies_resent": s.stream_copies_resent},
+                        "copies_resent": s.stream_copies_resent, "holds_idle": s.stream_holds_idle},
             "tx_packets": s.tx_packets, "tx_unsent": s.tx_unsent, "dropped": s.dropped,
             "created": s.created, "replaced": s.replaced, "held": s.held,
             "budget": {"limit": self.keep_budget, "kept": s.held + s.kept_copies, "held": s.held,

@@ -77,6 +77,7 @@ class FlowDefinition:
     hold_bytes: int = 4 << 20
     hold_overflow: str = "drop"
     reorder_packets: int = 64
+    stream_hold_ms: int = 500    # held stream bytes go on once the flow brings no new bytes this long
     streams: str = "auto"        # on | off | auto: on when a processor works at the payload level
 
     @property
@@ -305,7 +306,7 @@ def parse_pipeline(value, key):
     return stages
 
 
-LIMIT_KEYS = ("hold_packets", "hold_bytes", "hold_overflow", "reorder_packets")
+LIMIT_KEYS = ("hold_packets", "hold_bytes", "hold_overflow", "reorder_packets", "stream_hold_ms")
 
 
 def parse_flow(value, key):
@@ -333,8 +334,8 @@ def parse_flow(value, key):
         if k == "hold_overflow":
             if v not in ("drop", "release"):
                 raise Invalid(where, f"expected drop or release, got {v!r}")
-        elif k in ("hold_packets", "hold_bytes", "reorder_packets"):
-            top = {"hold_packets": 1 << 20, "hold_bytes": 1 << 31, "reorder_packets": 4096}[k]
+        elif k in ("hold_packets", "hold_bytes", "reorder_packets", "stream_hold_ms"):
+            top = {"hold_packets": 1 << 20, "hold_bytes": 1 << 31, "reorder_packets": 4096, "stream_hold_ms": 3_600_000}[k]
             if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= top:
                 raise Invalid(where, f"expected an integer from 1 to {top}, got {v!r}")
         else:

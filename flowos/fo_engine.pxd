@@ -83,6 +83,7 @@ cdef extern from "flowos/fo_engine.h" nogil:
         uint8_t hold_overflow
         uint8_t streams
         uint16_t reorder_packets
+        uint32_t stream_hold_ms
 
     struct fo_engine_stats:
         uint64_t packets
@@ -130,6 +131,7 @@ cdef extern from "flowos/fo_engine.h" nogil:
         uint64_t keep_peak
         uint64_t budget_overflows
         uint64_t budget_segments_dropped
+        uint64_t stream_holds_idle
 
     struct fo_def_stats:
         uint64_t packets

@@ -186,7 +186,8 @@ class Bridge:
         try:
             for flow in flows:
                 index = engine.add_definition(flow.name, flow.match, flow.hold_packets, flow.hold_bytes,
-                                              flow.hold_overflow, flow.wants_streams, flow.reorder_packets)
+                                              flow.hold_overflow, flow.wants_streams, flow.reorder_packets,
+                                              flow.stream_hold_ms)
                 for stage, procs in enumerate(flow.stages):
                     for proc in procs:
                         if proc.python is None:

@@ -68,6 +68,12 @@ def test_relative_capture_paths_resolve_against_the_config_folder(tmp_path):
     ("ports: {name: a}", "ports", "expected a list"),
     ("- just\n- a list", "(top level)", "expected a mapping"),
     ("ports: []", "ports", "no ports"),
+    ("flows: [{name: w, limits: {stream_hold_ms: 0}}]", "flows[0].limits.stream_hold_ms",
+     "expected an integer from 1 to 3600000, got 0"),
+    ("flows: [{name: w, limits: {stream_hold_ms: soon}}]", "flows[0].limits.stream_hold_ms",
+     "expected an integer from 1 to 3600000, got 'soon'"),
+    ("flows: [{name: w, limits: {stream_hold: 5}}]", "flows[0].limits.stream_hold",
+     "unknown key (expected one of: hold_packets, hold_bytes, hold_overflow, reorder_packets, stream_hold_ms)"),
 ])
 def test_errors_name_file_key_and_expectation(tmp_path, text, key, expected):
     message, path = load_error(tmp_path, text)

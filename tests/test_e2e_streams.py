@@ -189,6 +189,65 @@ def test_rewrites_survive_reordering_loss_and_duplicates(wire, tmp_path):
     assert st["rewritten"] > 0 and st["retransmits"] > 0, st
 
 
+def test_rewritten_downloads_do_not_stall_under_loss_and_reordering_on_both_sides(wire, tmp_path):
+    """The stall of issue 11 (docs/streams.md, "Held bytes are never held for ever"): nearly every
+    segment ends with "f", a possible start of "fox", which the rewriter holds; when the segment
+    after it is lost before FlowOS, the server times out and resends only the held byte, which
+    FlowOS dropped as a duplicate: before the fix about half of these downloads stalled until
+    curl's max-time. Now held bytes go on once the flow brings no new bytes for stream_hold_ms
+    (100 ms here), so each download completes. A "fox" whose "f" was let go that way passes
+    unchanged (at most one per let-go hold); every other one is rewritten, and every byte comes.
+    The body grows, so curl reads to the connection's close (Connection: close)."""
+    need_tools("curl")
+    www = tmp_path / "www"
+    www.mkdir()
+    text = b"".join(b"f" * 200 + b" fox %05d\n" % i for i in range(3000))   # ~620 KB
+    (www / "f.txt").write_bytes(text)
+    config = {"flows": [{"name": "all", "pipeline": [{"pyprocs.streams:Rewriter": {"old": "fox", "new": "wolverine"}}],
+                         "limits": {"stream_hold_ms": 100}}]}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)}
+    box = wire.start_flowos(tmp_path=tmp_path, config=config, env=env)
+    http = wire.http_server(www)
+    for side in (wire.server, wire.client):
+        side.impair(reorder=0.25, loss=0.02, duplicate=0.01)
+    got = [wire.curl(http.url("f.txt"), timeout=20, args=("-H", "Connection: close", "--ignore-content-length"))
+           for _ in range(6)]
+    wire.server.clear_impairment()
+    wire.client.clear_impairment()
+    run = stop_clean(box)
+    st = stream_stats(run)
+    print("rewritten downloads under loss:", [(g.returncode, len(g.body)) for g in got], st)
+    assert [g.returncode for g in got] == [0] * 6, [g.stderr for g in got]
+    expect = text.replace(b"fox", b"wolverine")
+    for g in got:
+        assert g.body.replace(b"fox", b"wolverine") == expect
+    assert sum(g.body.count(b"fox") for g in got) <= st["holds_idle"]
+    assert st["rewritten"] > 0 and st["retransmits"] > 0
+
+
+def test_a_body_ending_with_a_start_of_the_word_is_delivered_on_a_kept_alive_connection(wire, tmp_path):
+    """examples/redact.py holds a possible start of its word (partial_at): a response body that
+    ends with "SECRET-TOK" has those bytes held, nothing follows them on the kept-alive
+    connection, and the server's resends of them are no new bytes. Before held bytes had a rule
+    the first transfer never ended (curl's max-time); now they go on once the flow has brought no
+    new bytes for stream_hold_ms (default 500 ms), and both transfers share one connection."""
+    need_tools("curl")
+    www = tmp_path / "www"
+    www.mkdir()
+    body = b"the quick brown fox\n" * 100 + b"SECRET-TOK"
+    (www / "a.txt").write_bytes(body)
+    (www / "b.txt").write_bytes(b"second\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in (TESTS.parent / "examples", TESTS))}
+    box = wire.start_flowos(tmp_path=tmp_path, config={"flows": [{"name": "all", "pipeline": ["redact:Redact"]}]},
+                            env=env)
+    http = wire.http_server(www)
+    got = wire.curl(http.url("a.txt"), http.url("b.txt"), timeout=8)
+    assert got.returncode == 0, (got.stderr, got.info)
+    assert [t["num_connects"] for t in got.info] == [1, 0], got.info
+    assert got.body == body + b"second\n"
+    assert stream_stats(stop_clean(box))["holds_idle"] >= 1
+
+
 def test_iperf3_through_a_stream_processor(wire, tmp_path):
     need_tools("iperf3")
     found = tmp_path / "found.json"

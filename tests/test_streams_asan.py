@@ -25,6 +25,8 @@ def test_streams_under_asan(tmp_path):
             f.write(struct.pack("<I", len(raw)) + raw)
     run = asanbuild.run(exe, "--vdev", "net_null0", "--", str(tmp_path / "corpus"))
     assert run.returncode == 0, run.stderr[-4000:]
-    frames, finds, edits, reordered, duplicates, retransmits, rewritten, split, packets_in, tx = map(int, run.stdout.split())
+    (frames, finds, edits, reordered, duplicates, retransmits, rewritten, split, packets_in, tx,
+     holds_idle) = map(int, run.stdout.split())
     assert frames == packets_in == len(corpus)
     assert finds > 0 and edits > 0 and rewritten > 0 and retransmits > 0
+    assert holds_idle > 0   # stream_hold_ms 1: the engine let held bytes go (fo_stream_hold.c)

@@ -85,6 +85,9 @@ fo_engine_add_definition(struct fo_engine *e, const struct fo_def_conf *def)
 	d->conf.name[FO_NAME_LEN - 1] = '\0';
 	if (d->conf.reorder_packets == 0)
 		d->conf.reorder_packets = 64;
+	if (d->conf.stream_hold_ms == 0)
+		d->conf.stream_hold_ms = FO_STREAM_HOLD_MS_DEFAULT;
+	d->hold_first = d->hold_last = FO_FLOW_NONE;
 	return e->n_defs++;
 }
 
@@ -505,9 +508,12 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 
 		prefetch_flows_ahead(e, e->touched, i, e->n_touched);
 		pipeline_release(e, flow, pipeline_released(e, flow));
+		if (e->defs[flow->key.def].stream_offset != 0)
+			stream_hold_track(e, flow);
 		if (flow_wants_end(flow, &reason))
 			flow_end(e, flow, reason);
 	}
+	stream_release_idle(e);
 	flow_expire(e);
 	if (unlikely(engine_over_budget(e)))
 		budget_sweep(e);

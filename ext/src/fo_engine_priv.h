@@ -56,11 +56,16 @@ struct stream_dir {
 	struct rte_mbuf *ooo;     /* segments past a gap, by sequence number (linked by metadata) */
 	struct sent_seg *sent;    /* ring of what left and is not acknowledged yet (once rewritten) */
 	uint32_t sent_head, sent_n, sent_cap;
+	uint64_t new_at;          /* when rcv_nxt last moved: new bytes (the engine's clock, ns) */
 };
 
 /* The streams of a flow, in its state area (definitions with streams). */
 struct stream_flow {
 	struct stream_dir dir[2];
+	uint32_t release_upto;    /* queue sequence number: holds before it are overridden (fo_stream_hold.c) */
+	uint32_t hold_prev, hold_next;   /* in its definition's list of flows holding stream bytes, by id */
+	uint8_t hold_listed;      /* ... whether it is in it */
+	uint64_t held_at;         /* when it last brought new bytes while holding (its place in the list) */
 	uint64_t released[][2];   /* per processor, per direction: the stream bytes it released */
 };
 
@@ -72,6 +77,7 @@ struct definition {
 	struct proc_instance procs[FO_MAX_PROCS];
 	uint32_t state_size;        /* heads, then the streams, then each processor's state */
 	uint32_t stream_offset;     /* of the struct stream_flow in the state area; 0: no streams */
+	uint32_t hold_first, hold_last;   /* flows holding stream bytes, least recently seen first */
 	struct fo_def_stats stats;
 };
 
@@ -121,6 +127,7 @@ struct fo_engine {
 	uint8_t *verdicts;
 	uint16_t *out_ports;
 	uint32_t window_cap;
+	uint32_t n_holding;                     /* flows in their definitions' hold lists (fo_stream_hold.c) */
 	struct tx_queue tx[RTE_MAX_ETHPORTS];
 	struct fo_engine_stats stats;
 };
@@ -279,6 +286,11 @@ void stream_flow_end(struct fo_engine *e, struct fo_flow *flow);
 void stream_cut_back(struct fo_engine *e, struct fo_flow *flow, uint32_t share);
 void fix_lengths(struct rte_mbuf *m);
 void fix_checksums(struct fo_engine *e, struct rte_mbuf *m);
+
+/* fo_stream_hold.c: held stream bytes let go once the flow brings no new bytes for stream_hold_ms */
+void stream_hold_track(struct fo_engine *e, struct fo_flow *flow);
+void stream_hold_forget(struct fo_engine *e, struct fo_flow *flow);
+void stream_release_idle(struct fo_engine *e);
 
 /* fo_pipeline.c */
 void pipeline_run(struct fo_engine *e, uint16_t def, const uint32_t *flows, uint16_t n);

@@ -46,6 +46,8 @@ pipeline_insert_after(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf
 
 	for (cur = *pkt_next(at); cur != NULL; cur = *pkt_next(cur))
 		(*fo_pkt_seq(cur))++;
+	if (d->stream_offset != 0 && flow_streams(e, flow)->release_upto > seq)
+		flow_streams(e, flow)->release_upto++;
 	*fo_pkt_seq(m) = seq + 1;
 	*pkt_next(m) = *pkt_next(at);
 	*pkt_next(at) = m;
@@ -147,16 +149,27 @@ split_held(struct fo_engine *e, struct fo_batch *b, uint16_t p, uint16_t i)
 	return *fo_pkt_seq(rest);
 }
 
-/* Applies processor p's verdicts to its window and returns its new head; counts them in counts. */
+/*
+ * Applies processor p's verdicts to its window and returns its new head; counts them in counts.
+ * A hold on a packet before the flow's release_upto is overridden (held stream bytes let go by the
+ * engine, fo_stream_hold.c): it goes on, and the processor's window is then held from the first
+ * packet at or past release_upto.
+ */
 static uint32_t
 apply_verdicts(struct fo_engine *e, struct fo_batch *b, uint16_t p, uint32_t tail, uint64_t *counts)
 {
+	uint32_t release_upto = b->normalized ? flow_streams(e, b->flow)->release_upto : 0;
+	int overridden = 0;
 	uint16_t i;
 
 	for (i = 0; i < b->n; i++) {
 		struct fo_pkt_meta *meta = fo_pkt_meta(b->pkts[i]);
 		uint8_t v = b->verdicts[i];
 
+		if (unlikely(overridden) && *fo_pkt_seq(b->pkts[i]) >= release_upto) {
+			count_released(e, b, p, i);
+			return *fo_pkt_seq(b->pkts[i]);
+		}
 		if (unlikely(v >= FO_VERDICT_COUNT)) {
 			RELAXED_ADD(e->stats.bad_verdicts, 1);
 			v = FO_DROP;
@@ -168,6 +181,10 @@ apply_verdicts(struct fo_engine *e, struct fo_batch *b, uint16_t p, uint32_t tai
 		counts[v]++;
 		switch (v) {
 		case FO_HOLD:
+			if (unlikely(*fo_pkt_seq(b->pkts[i]) < release_upto)) {
+				overridden = 1;
+				break;
+			}
 			count_released(e, b, p, i);
 			if (b->split_at == i)
 				return split_held(e, b, p, i);

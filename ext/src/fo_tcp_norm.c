@@ -29,6 +29,7 @@
 
 #define SENT_MIN 64           /* kept segments per rewritten direction, at first (a power of two) */
 #define SENT_MAX 16384        /* ... at most: then the oldest copy is let go */
+#define RESEND_MAX 4          /* kept copies sent again for one retransmission, at most */
 #define DEFAULT_MSS 536       /* RFC 9293's default, when neither the SYN nor the traffic says more */
 #define TCP_OPT_MSS 2
 #define TCP_OPT_SACK 5
@@ -366,7 +367,11 @@ retransmission(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, u
 	const uint8_t *ts;
 
 	if (seq_gt(end, sd->in_nxt)) {
-		/* Part of it is still in the flow's queue, and leaves from there. */
+		/*
+		 * Part of it is still in the flow's queue, and leaves from there. (If a processor holds
+		 * it, waiting for bytes its sender sends only once these are acknowledged, the hold
+		 * ends when the flow has brought no new bytes for a while: fo_stream_hold.c.)
+		 */
 		if (seq_geq(seq, sd->in_nxt) || trim(e, m, end - sd->in_nxt, 1) != 0) {
 			RELAXED_ADD(e->stats.stream_duplicates, 1);
 			engine_drop(e, m);
@@ -380,8 +385,14 @@ retransmission(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, u
 		send_now(e, m);
 		return 1;
 	}
+	/*
+	 * The copies of the range, in order, but a few at most: each copy the receiver has already
+	 * gets a duplicate ACK, and a retransmission that covers many small copies (or is answered
+	 * by many) would multiply the packets. The receiver acknowledges those sent, they are let go,
+	 * and the sender's next retransmission brings the next ones.
+	 */
 	ts = tcp_timestamps(m);
-	for (k = 0; k < sd->sent_n; k++) {
+	for (k = 0; k < sd->sent_n && resent < RESEND_MAX; k++) {
 		struct sent_seg *s = sent_at(sd, k);
 		struct rte_mbuf *seg;
 		uint8_t *copy_ts;
@@ -503,6 +514,7 @@ stream_admit(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint
 	}
 	if (seq == sd->rcv_nxt) {
 		sd->rcv_nxt = end;
+		sd->new_at = e->now;
 		return 0;
 	}
 	return hold_out_of_order(e, flow, sd, m, seq, end);
@@ -526,6 +538,7 @@ stream_drain(struct fo_engine *e, struct fo_flow *flow, uint8_t dir)
 			continue;
 		}
 		sd->rcv_nxt = seg_end(m);
+		sd->new_at = e->now;
 		pipeline_enqueue(e, flow, m);
 	}
 }
@@ -748,6 +761,7 @@ stream_flow_end(struct fo_engine *e, struct fo_flow *flow)
 
 	if (sf == NULL)
 		return;
+	stream_hold_forget(e, flow);
 	for (d = 0; d < 2; d++) {
 		struct stream_dir *sd = &sf->dir[d];
 

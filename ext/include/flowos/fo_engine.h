@@ -22,6 +22,7 @@
 #define FO_MAX_PROCS 16     /* per definition */
 #define FO_MAX_STAGES 7      /* fo_pkt_meta.first_stage (3 bits) counts up to one past the last */
 #define FO_NAME_LEN 48
+#define FO_STREAM_HOLD_MS_DEFAULT 500   /* fo_def_conf.stream_hold_ms when 0 */
 
 enum fo_unmatched_policy { FO_UNMATCHED_PASS = 0, FO_UNMATCHED_DROP };
 enum fo_malformed_policy { FO_MALFORMED_PASS = 0, FO_MALFORMED_DROP };
@@ -50,6 +51,7 @@ struct fo_def_conf {
 	uint8_t hold_overflow;    /* enum fo_hold_policy */
 	uint8_t streams;          /* payload streams: per-processor stream offsets, TCP normalised */
 	uint16_t reorder_packets; /* per TCP direction: segments held until a gap fills */
+	uint32_t stream_hold_ms;  /* held stream bytes go on once the flow brings no new bytes for this long (ms); 0: the default */
 };
 
 struct fo_engine_stats {
@@ -101,6 +103,7 @@ struct fo_engine_stats {
 	uint64_t keep_peak;               /* the most held + kept_copies at the end of a burst */
 	uint64_t budget_overflows;        /* flows over their share cut back by their hold overflow policy */
 	uint64_t budget_segments_dropped; /* TCP data segments refused from a stream flow over its share (resent) */
+	uint64_t stream_holds_idle;       /* flows whose held stream bytes were let go: no new bytes for stream_hold_ms */
 };
 
 struct fo_def_stats {
