@@ -235,7 +235,7 @@ cdef class Engine:
                         "retransmits": s.stream_retransmits, "gaps_skipped": s.stream_gaps_skipped,
                         "rewritten": s.stream_rewritten, "split": s.stream_split, "split_failed": s.stream_split_failed,
                         "release_split": s.stream_release_split, "release_split_failed": s.stream_release_split_failed,
-                        "copies_evicted": s.stream_copies_evicted},
+                        "copies_evicted": s.stream_copies_evicted, "edits_refused": s.stream_edits_refused},
             "tx_packets": s.tx_packets, "tx_unsent": s.tx_unsent, "dropped": s.dropped,
         }
 

@@ -120,6 +120,7 @@ cdef extern from "flowos/fo_engine.h" nogil:
         uint64_t stream_release_split
         uint64_t stream_release_split_failed
         uint64_t stream_copies_evicted
+        uint64_t stream_edits_refused
 
     struct fo_def_stats:
         uint64_t packets

@@ -88,6 +88,7 @@ struct fo_engine_stats {
 	uint64_t stream_release_split;    /* held segments cut where a processor's release ended, the front let go */
 	uint64_t stream_release_split_failed;  /* ... held whole instead: no mbuf to cut into */
 	uint64_t stream_copies_evicted;   /* copies of unacknowledged data let go for room */
+	uint64_t stream_edits_refused;    /* stream edits refused, nothing changed: see fo_stream_splice */
 };
 
 struct fo_def_stats {
