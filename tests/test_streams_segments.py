@@ -1,0 +1,92 @@
+"""Stream edits that grow packets past one mbuf, edits behind IPv6 extension headers, and edits
+FlowOS refuses (ext/src/fo_stream.c, fix_checksums in fo_pipeline.c, Stream in _python.pyx),
+end to end through flowos-run and net_pcap; the bytes and checksums checked with scapy."""
+import json
+from pathlib import Path
+
+import pytest
+from scapy.all import IP, TCP, UDP, Ether, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, Raw, fragment
+
+from conftest import packets
+from flowcheck import checksums_ok, engine_stats, one_port, run_config, write_pcap
+from streamcheck import streams
+
+TESTS = Path(__file__).parent
+TOKEN = b"SECRET-TOKEN-1234"
+REPLACEMENT = (b"[redacted]" * 66)[:658]
+CLIENT, SERVER = ("10.77.0.1", 40000), ("10.77.0.2", 8080)
+
+
+@pytest.fixture(autouse=True)
+def importable(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", f"{TESTS}:{TESTS.parent / 'examples'}")
+
+
+def connection(ip, payloads, mss=1460):
+    """A TCP connection from CLIENT to SERVER over `ip` (a function of (src, dst) giving the IP
+    layers) that carries payloads, each in one segment, and its acknowledgement."""
+    def seg(src, dst, seq, ack, flags, data=b"", **kw):
+        return Ether() / ip(src[0], dst[0]) / TCP(sport=src[1], dport=dst[1], seq=seq, ack=ack, flags=flags, **kw) / Raw(data)
+    frames = [seg(CLIENT, SERVER, 1000, 0, "S", options=[("MSS", mss)]),
+              seg(SERVER, CLIENT, 5000, 1001, "SA", options=[("MSS", mss)]),
+              seg(CLIENT, SERVER, 1001, 5001, "A")]
+    seq = 1001
+    for p in payloads:
+        frames.append(seg(CLIENT, SERVER, seq, 5001, "PA", p))
+        seq += len(p)
+    return frames + [seg(SERVER, CLIENT, 5001, seq, "A")]
+
+
+def ipv4(src, dst):
+    return IP(src=src, dst=dst)
+
+
+def ipv6_ext(src, dst):
+    return IPv6(src="fd00::" + src.split(".")[-1], dst="fd00::" + dst.split(".")[-1]) / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt()
+
+
+def redact(tmp_path, frames):
+    capture, out = write_pcap(tmp_path / "in.pcap", frames), tmp_path / "out.pcap"
+    pipeline = [{"redact:Redact": {"word": TOKEN.decode(), "replacement": REPLACEMENT.decode()}}]
+    run = run_config(tmp_path, one_port(capture, out, [{"name": "all", "pipeline": pipeline, "streams": "on"}]))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stats["mbufs"]["in_use_at_exit"] == 0
+    return run, capture, packets(out)
+
+
+@pytest.mark.parametrize("ip", [ipv4, ipv6_ext], ids=["ipv4", "ipv6_ext_headers"])
+def test_redact_grows_a_full_segment_past_one_mbuf(tmp_path, ip):
+    """examples/redact.py with a 658-byte replacement on a full 1460-byte segment that holds the
+    token twice, the second its last bytes: the packet grows past one mbuf (2.7 KB) and the second
+    edit ends at the end of the chain. It crashed (SIGSEGV in __rte_pktmbuf_read); over IPv6 with
+    extension headers the TCP checksum was left wrong. Now the stream is the model's, every
+    checksum is right, and no segment is over the MSS."""
+    data = b"x" * 100 + TOKEN + b"y" * (1460 - 100 - 2 * len(TOKEN)) + TOKEN
+    run, capture, out = redact(tmp_path, connection(ip, [data, b"z" * 300 + TOKEN + b"!"]))
+    got = streams(out)
+    assert [s[0].data for s in got.values()] == [s[0].data.replace(TOKEN, REPLACEMENT) for s in streams(capture).values()]
+    assert all(checksums_ok(f) for f in out)
+    assert all(len(Ether(f)[TCP].payload) <= 1460 for f in out)
+    assert engine_stats(run)["streams"]["edits_refused"] == 0
+
+
+def test_a_refused_edit_leaves_the_other_flows_edits(tmp_path):
+    """In one batch, a UDP flow whose datagram is fragmented (its length cannot change) and a TCP
+    flow: Stream.can_change_length says so for each, the delete on the fragment is refused (False,
+    counted in edits_refused, nothing changed, no fault) and the TCP flow's delete is made.
+    Before, the delete raised and the fault policy dropped the TCP flow's edit."""
+    frags = fragment(IP(src="10.77.0.3", dst=SERVER[0]) / UDP(sport=5353, dport=53) / Raw(b"u" * 2000), fragsize=1200)
+    frames = [Ether() / f for f in frags] + connection(ipv4, [b"hello, world"])
+    capture, out = write_pcap(tmp_path / "in.pcap", frames), tmp_path / "out.pcap"
+    rec = tmp_path / "seen.json"
+    flows = [{"name": "all", "pipeline": [{"pyprocs.streams:Shortener": {"path": str(rec)}}], "streams": "on"}]
+    run = run_config(tmp_path, one_port(capture, out, flows))
+    assert run.returncode == 0, run.stderr[-3000:]
+    seen = json.loads(rec.read_text())
+    assert seen[f"17 10.77.0.3 5353 {SERVER[0]} 53"] == [[False, False]]
+    assert seen[f"6 {CLIENT[0]} {CLIENT[1]} {SERVER[0]} {SERVER[1]}"] == [[True, True]]
+    assert engine_stats(run)["streams"]["edits_refused"] == 1
+    assert "faults" not in run.stderr and "failed" not in run.stderr
+    sent = packets(out)
+    assert [s[0].data for s in streams(sent).values()] == [b"u" * 2000, b"ello, world"]
+    assert all(checksums_ok(f) for f in sent)
