@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from scapy.all import IP, TCP, UDP, Ether, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, Raw, fragment
+from scapy.all import ICMP, IP, TCP, UDP, Ether, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, Raw, fragment
 
 from conftest import packets
 from flowcheck import checksums_ok, engine_stats, one_port, run_config, write_pcap
@@ -45,9 +45,9 @@ def ipv6_ext(src, dst):
     return IPv6(src="fd00::" + src.split(".")[-1], dst="fd00::" + dst.split(".")[-1]) / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt()
 
 
-def redact(tmp_path, frames):
+def redact(tmp_path, frames, replacement=REPLACEMENT):
     capture, out = write_pcap(tmp_path / "in.pcap", frames), tmp_path / "out.pcap"
-    pipeline = [{"redact:Redact": {"word": TOKEN.decode(), "replacement": REPLACEMENT.decode()}}]
+    pipeline = [{"redact:Redact": {"word": TOKEN.decode(), "replacement": replacement.decode()}}]
     run = run_config(tmp_path, one_port(capture, out, [{"name": "all", "pipeline": pipeline, "streams": "on"}]))
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stats["mbufs"]["in_use_at_exit"] == 0
@@ -70,13 +70,26 @@ def test_redact_grows_a_full_segment_past_one_mbuf(tmp_path, ip):
     assert engine_stats(run)["streams"]["edits_refused"] == 0
 
 
+def test_a_length_change_behind_ipv6_extension_headers_repairs_the_tcp_checksum(tmp_path):
+    """A shorter replacement in a TCP stream over IPv6 with hop-by-hop and destination options
+    headers: the payload length was fixed but the TCP checksum left as it was (the packet left
+    broken). Now the pseudo-header takes the upper layer's length and protocol."""
+    data = b"a" * 50 + TOKEN + b"b" * 50
+    run, capture, out = redact(tmp_path, connection(ipv6_ext, [data, data]), replacement=b"[gone]")
+    assert [s[0].data for s in streams(out).values()] == [data.replace(TOKEN, b"[gone]") * 2]
+    assert any(IPv6ExtHdrDestOpt in Ether(f) and Raw in Ether(f) for f in out)
+    assert all(checksums_ok(f) for f in out)
+
+
 def test_a_refused_edit_leaves_the_other_flows_edits(tmp_path):
-    """In one batch, a UDP flow whose datagram is fragmented (its length cannot change) and a TCP
-    flow: Stream.can_change_length says so for each, the delete on the fragment is refused (False,
-    counted in edits_refused, nothing changed, no fault) and the TCP flow's delete is made.
-    Before, the delete raised and the fault policy dropped the TCP flow's edit."""
+    """In one batch, a UDP flow whose datagram is fragmented (its length cannot change), a TCP
+    flow and an ICMP echo: Stream.can_change_length says so for each, the delete on the fragment
+    is refused (False, counted in edits_refused, nothing changed, no fault) and the others'
+    deletes are made, their checksums repaired (ICMP's too). Before, the delete raised and the
+    fault policy dropped the other flows' edits."""
     frags = fragment(IP(src="10.77.0.3", dst=SERVER[0]) / UDP(sport=5353, dport=53) / Raw(b"u" * 2000), fragsize=1200)
-    frames = [Ether() / f for f in frags] + connection(ipv4, [b"hello, world"])
+    echo = Ether() / IP(src="10.77.0.4", dst=SERVER[0]) / ICMP(id=7, seq=1) / Raw(b"ping data")
+    frames = [Ether() / f for f in frags] + [echo] + connection(ipv4, [b"hello, world"])
     capture, out = write_pcap(tmp_path / "in.pcap", frames), tmp_path / "out.pcap"
     rec = tmp_path / "seen.json"
     flows = [{"name": "all", "pipeline": [{"pyprocs.streams:Shortener": {"path": str(rec)}}], "streams": "on"}]
@@ -85,8 +98,9 @@ def test_a_refused_edit_leaves_the_other_flows_edits(tmp_path):
     seen = json.loads(rec.read_text())
     assert seen[f"17 10.77.0.3 5353 {SERVER[0]} 53"] == [[False, False]]
     assert seen[f"6 {CLIENT[0]} {CLIENT[1]} {SERVER[0]} {SERVER[1]}"] == [[True, True]]
+    assert seen[f"1 10.77.0.4 0 {SERVER[0]} 0"] == [[True, True]]
     assert engine_stats(run)["streams"]["edits_refused"] == 1
     assert "faults" not in run.stderr and "failed" not in run.stderr
     sent = packets(out)
-    assert [s[0].data for s in streams(sent).values()] == [b"u" * 2000, b"ello, world"]
+    assert [s[0].data for s in streams(sent).values()] == [b"u" * 2000, b"ing data", b"ello, world"]
     assert all(checksums_ok(f) for f in sent)
