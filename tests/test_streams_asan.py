@@ -28,7 +28,7 @@ def test_streams_under_asan(tmp_path):
             f.write(struct.pack("<I", len(raw)) + raw)
     run = asanbuild.run(exe, "--vdev", "net_null0", "--", str(tmp_path / "corpus"))
     assert run.returncode == 0, run.stderr[-4000:]
-    frames, finds, edits, reordered, duplicates, retransmits, rewritten, split, packets_in, tx = map(int, run.stdout.split())
+    frames, finds, edits, reordered, duplicates, retransmits, rewritten, split, packets_in, tx, *_ = map(int, run.stdout.split())
     assert frames == packets_in == len(corpus)
     assert finds > 0 and edits > 0 and rewritten > 0 and retransmits > 0
 
@@ -98,8 +98,8 @@ def test_edits_across_segments_under_asan(tmp_path, chain):
     run = asanbuild.run(exe, "--vdev", f"net_pcap0,tx_pcap={out}", "--", str(tmp_path / "corpus"), "redact",
                         "chain" if chain else "one")
     assert run.returncode == 0, run.stderr[-4000:]
-    frames, _, edits, *_, refused = map(int, run.stdout.split())
-    assert frames == len(corpus) and refused == 0
+    frames, _, edits, *_, refused, wrong_fields = map(int, run.stdout.split())
+    assert frames == len(corpus) and refused == 0 and wrong_fields == 0
     assert edits == sum(s.count(TOKEN) + s.count(DROP) for s in streams_in)
     sent = [bytes(data) for data, _ in RawPcapReader(str(out))]
     assert max(map(len, sent)) > 2048 and all(checksums_ok(raw) for raw in sent)
