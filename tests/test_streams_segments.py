@@ -5,7 +5,8 @@ import json
 from pathlib import Path
 
 import pytest
-from scapy.all import ICMP, IP, TCP, UDP, Ether, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, Raw, fragment
+from scapy.all import (ICMP, IP, TCP, UDP, Ether, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting,
+                       IPv6ExtHdrSegmentRouting, Raw, fragment)
 
 from conftest import packets
 from flowcheck import checksums_ok, engine_stats, one_port, run_config, write_pcap
@@ -104,3 +105,27 @@ def test_a_refused_edit_leaves_the_other_flows_edits(tmp_path):
     sent = packets(out)
     assert [s[0].data for s in streams(sent).values()] == [b"u" * 2000, b"ing data", b"ello, world"]
     assert all(checksums_ok(f) for f in sent)
+
+
+def test_edits_behind_ipv6_routing_headers(tmp_path):
+    """Behind a segment routing header with segments left, the UDP checksum covers the final
+    destination (the header's first address): an edit is made and the checksum is right. Behind
+    a type 0 routing header (deprecated, RFC 5095) FlowOS cannot know it: can_change_length is
+    False and the edit is refused, the packet left as it came."""
+    def datagram(routing, sport):
+        return (Ether() / IPv6(src="fd00::1", dst="fd00::5") / routing
+                / UDP(sport=sport, dport=53) / Raw(b"routed bytes"))
+    srh = datagram(IPv6ExtHdrSegmentRouting(addresses=["fd00::9", "fd00::5"], segleft=1), 5001)
+    rh0 = datagram(IPv6ExtHdrRouting(addresses=["fd00::9"], segleft=1), 5002)
+    capture, out = write_pcap(tmp_path / "in.pcap", [srh, rh0]), tmp_path / "out.pcap"
+    rec = tmp_path / "seen.json"
+    flows = [{"name": "all", "pipeline": [{"pyprocs.streams:Shortener": {"path": str(rec)}}]}]
+    run = run_config(tmp_path, one_port(capture, out, flows))
+    assert run.returncode == 0, run.stderr[-3000:]
+    seen = json.loads(rec.read_text())
+    assert seen["17 fd00::1 5001 fd00::5 53"] == [[True, True]]
+    assert seen["17 fd00::1 5002 fd00::5 53"] == [[False, False]]
+    assert engine_stats(run)["streams"]["edits_refused"] == 1
+    sent = {Ether(f)[UDP].sport: f for f in packets(out)}
+    assert bytes(Ether(sent[5001])[UDP].payload) == b"outed bytes" and checksums_ok(sent[5001])
+    assert sent[5002] == bytes(rh0)
