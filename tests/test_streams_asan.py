@@ -98,8 +98,9 @@ def test_edits_across_segments_under_asan(tmp_path, chain):
     run = asanbuild.run(exe, "--vdev", f"net_pcap0,tx_pcap={out}", "--", str(tmp_path / "corpus"), "redact",
                         "chain" if chain else "one")
     assert run.returncode == 0, run.stderr[-4000:]
-    frames, _, edits, *_, refused, wrong_fields = map(int, run.stdout.split())
+    frames, _, edits, *_, split, _, _, release_split, refused, wrong_fields = map(int, run.stdout.split())
     assert frames == len(corpus) and refused == 0 and wrong_fields == 0
+    assert split > 0 and release_split > 0    # grown segments split at the MSS, held ones cut by a release
     assert edits == sum(s.count(TOKEN) + s.count(DROP) for s in streams_in)
     sent = [bytes(data) for data, _ in RawPcapReader(str(out))]
     assert max(map(len, sent)) > 2048 and all(checksums_ok(raw) for raw in sent)
