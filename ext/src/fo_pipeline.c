@@ -351,13 +351,15 @@ ipv6_checksum_dst(struct rte_mbuf *m)
 
 	/* The decoder walked this chain to find l4: every header lies whole before it. */
 	while (h + 8 <= end && next != meta->ip_proto) {
+		uint32_t len = next == IPPROTO_AH ? ((uint32_t)h[1] + 2) * 4 : ((uint32_t)h[1] + 1) * 8;
+
 		if (next == IPPROTO_ROUTING && h[3] > 0) {
 			if ((h[2] != 2 && h[2] != 4) || h + 24 > end)
 				return NULL;
 			return h + 8;
 		}
 		next = h[0];
-		h += next == IPPROTO_AH ? ((uint32_t)h[1] + 2) * 4 : ((uint32_t)h[1] + 1) * 8;
+		h += len;
 	}
 	return ip->dst_addr;
 }
