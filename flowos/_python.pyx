@@ -77,17 +77,27 @@ cdef class Packet:
         return self.m.pkt_len
 
     def tobytes(self):
+        """The whole frame, across the segments of a long one (the buffer protocol gives the first)."""
         self.batch.check()
-        return (<char *>fo_pkt_data(self.m))[:self.m.data_len]
+        if self.m.nb_segs == 1:
+            return (<char *>fo_pkt_data(self.m))[:self.m.data_len]
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, self.m.pkt_len)
+        cdef const void *data = rte_pktmbuf_read(self.m, 0, self.m.pkt_len, PyBytes_AS_STRING(out))
+        if data != <const void *>PyBytes_AS_STRING(out):
+            memcpy(PyBytes_AS_STRING(out), data, self.m.pkt_len)
+        return out
 
     def __getitem__(self, index):
         self.batch.check()
-        return self.tobytes()[index] if isinstance(index, slice) else fo_pkt_data(self.m)[self._index(index)]
+        cdef uint8_t byte
+        if isinstance(index, slice):
+            return self.tobytes()[index]
+        return (<const uint8_t *>rte_pktmbuf_read(self.m, self._index(index), 1, &byte))[0]
 
     cdef uint32_t _index(self, long i) except? 0:
         if i < 0:
-            i += self.m.data_len
-        if not 0 <= i < self.m.data_len:
+            i += self.m.pkt_len
+        if not 0 <= i < self.m.pkt_len:
             raise IndexError("packet index out of range")
         return <uint32_t>i
 
