@@ -219,6 +219,7 @@ main(int argc, char **argv)
 	pconf.nb_queues = 1;
 	pconf.nb_rxd = 512;
 	pconf.nb_txd = 512;
+	pconf.tx_chain_max = UINT32_MAX;   /* net_pcap writes the chains (9,014 bytes at most here) whole */
 	if (fo_port_start(0, &pconf) != 0)
 		return 4;
 	conf.flow_capacity = 1024;
