@@ -17,7 +17,7 @@ from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.ref cimport PyObject, Py_INCREF, Py_REFCNT, Py_XDECREF
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from libc.errno cimport EMSGSIZE, EPERM, ERANGE
+from libc.errno cimport ERANGE
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 from posix.mman cimport MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, mmap, munmap
@@ -199,16 +199,11 @@ cdef bytes as_bytes(object data):
     return data if type(data) is bytes else bytes(data)
 
 
-cdef int check_splice(int ret) except -1:
-    if ret == 0:
-        return 0
+cdef bint check_splice(int ret) except -1:
+    """True for an edit made; False for one refused (counted, nothing changed: see can_change_length)."""
     if ret == -ERANGE:
         raise IndexError("stream offset outside the bytes this processor holds")
-    if ret == -EPERM:
-        raise ValueError("length-changing edits need a normalised TCP flow (streams: on) and no IP fragments")
-    if ret == -EMSGSIZE:
-        raise ValueError("the packet would grow past 64 KB")
-    raise MemoryError("no mbuf for the edit")
+    return ret == 0
 
 
 cdef class Stream:
@@ -332,23 +327,39 @@ cdef class Stream:
                 off += plen
         return out
 
+    # An edit returns True once made. One FlowOS could not carry right (see can_change_length),
+    # or with no mbuf for it, is refused: it returns False, changes nothing and is counted
+    # (stream_edits_refused); the processor goes on with its other streams.
+
+    @property
+    def can_change_length(self):
+        """Whether deletes and inserts anywhere in the bytes held would be made (memory aside):
+        normalised TCP (streams: on), UDP, ICMP; never in IP fragments."""
+        self.batch.check()
+        return fo_stream_can_resize(self.b, self.dir, fo_stream_start(self.b, self.dir), fo_stream_len(self.b, self.dir)) != 0
+
     def replace(self, off, data):
-        """Overwrites len(data) bytes at off."""
+        """Overwrites len(data) bytes at off. True, or False if refused."""
         self.batch.check()
         cdef bytes d = as_bytes(data)
-        check_splice(fo_stream_splice(self.b, self.dir, off, len(d), <const char *>d, len(d)))
+        made = check_splice(fo_stream_splice(self.b, self.dir, off, len(d), <const char *>d, len(d)))
         self.batch.sync_verdicts(self.b)
+        return made
 
     def delete(self, off, n):
+        """Removes n bytes at off. True, or False if refused."""
         self.batch.check()
-        check_splice(fo_stream_splice(self.b, self.dir, off, n, NULL, 0))
+        made = check_splice(fo_stream_splice(self.b, self.dir, off, n, NULL, 0))
         self.batch.sync_verdicts(self.b)
+        return made
 
     def insert(self, off, data):
+        """Inserts data before the byte at off. True, or False if refused."""
         self.batch.check()
         cdef bytes d = as_bytes(data)
-        check_splice(fo_stream_splice(self.b, self.dir, off, 0, <const char *>d, len(d)))
+        made = check_splice(fo_stream_splice(self.b, self.dir, off, 0, <const char *>d, len(d)))
         self.batch.sync_verdicts(self.b)
+        return made
 
     def release(self, upto):
         """Releases the bytes before upto and holds the rest, and everything after it in the

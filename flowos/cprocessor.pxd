@@ -153,8 +153,12 @@ cdef inline const uint8_t *stream_peek(const fo_batch *b, uint8_t dir, uint64_t 
 
 cdef inline int stream_splice(fo_batch *b, uint8_t dir, uint64_t off, uint32_t dele, const void *ins,
                               uint32_t ins_len) noexcept nogil:
-    """Replaces dele bytes at off with ins: 0, or -ERANGE, -EPERM, -EMSGSIZE, -ENOMEM."""
+    """Replaces dele bytes at off with ins: 0, or -ERANGE, -EPERM, -EMSGSIZE, -ENOMEM (refused: nothing changed)."""
     return b.stream_ops.splice(b, dir, off, dele, ins, ins_len)
+
+cdef inline bint stream_can_resize(const fo_batch *b, uint8_t dir, uint64_t off, uint32_t n) noexcept nogil:
+    """Whether a length-changing edit of the n bytes at off (n 0: an insert) would be made (memory aside)."""
+    return b.stream_ops.can_resize(b, dir, off, n) != 0
 
 cdef inline uint64_t stream_release(fo_batch *b, uint8_t dir, uint64_t upto) noexcept nogil:
     """Releases the bytes before upto, holds the rest (TCP: cut at upto; datagrams: whole); returns where it stopped."""

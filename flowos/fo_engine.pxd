@@ -132,6 +132,7 @@ cdef extern from "flowos/fo_engine.h" nogil:
         uint64_t budget_overflows
         uint64_t budget_segments_dropped
         uint64_t stream_holds_idle
+        uint64_t stream_edits_refused
 
     struct fo_def_stats:
         uint64_t packets

@@ -150,6 +150,7 @@ cdef extern from "flowos/fo_stream.h" nogil:
         const uint8_t *(*peek)(const fo_batch *b, uint8_t dir, uint64_t off, uint32_t *avail) noexcept nogil
         int (*splice)(fo_batch *b, uint8_t dir, uint64_t off, uint32_t dele, const void *ins, uint32_t ins_len) noexcept nogil
         uint64_t (*release)(fo_batch *b, uint8_t dir, uint64_t upto) noexcept nogil
+        int (*can_resize)(const fo_batch *b, uint8_t dir, uint64_t off, uint32_t len) noexcept nogil
 
     uint64_t fo_stream_start(const fo_batch *b, uint8_t dir)
     uint64_t fo_stream_len(const fo_batch *b, uint8_t dir)
@@ -159,3 +160,4 @@ cdef extern from "flowos/fo_stream.h" nogil:
     int fo_stream_locate(const fo_batch *b, uint8_t dir, uint64_t off, uint16_t *index, uint32_t *pkt_off)
     int fo_stream_splice(fo_batch *b, uint8_t dir, uint64_t off, uint32_t dele, const void *ins, uint32_t ins_len)
     uint64_t fo_stream_release(fo_batch *b, uint8_t dir, uint64_t upto)
+    int fo_stream_can_resize(const fo_batch *b, uint8_t dir, uint64_t off, uint32_t len)

@@ -253,7 +253,24 @@ fo_engine_build(struct fo_engine *e, char *err, size_t errlen)
 	return 0;
 }
 
-/* Decodes m into its metadata; returns 0, or the decode error for a malformed packet. */
+/* Where the last level found starts: the headers' end (a transport's payload follows its header). */
+static uint32_t
+headers_end(const struct fo_decoded *d)
+{
+	uint32_t end = 0;
+	int l;
+
+	for (l = 0; l < FO_LEVEL_COUNT; l++)
+		if (d->offset[l] != FO_NO_LEVEL)
+			end = RTE_MAX(end, (uint32_t)d->offset[l]);
+	return end;
+}
+
+/*
+ * Decodes m into its metadata; returns 0, or the decode error for a malformed packet. A packet
+ * whose headers cannot all be brought into its first segment is decoded from that segment
+ * alone: truncated.
+ */
 int
 engine_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, uint32_t *frag_id)
 {
@@ -267,8 +284,13 @@ engine_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, uint32
 	if (unlikely(m->nb_segs > 1)) {
 		len = RTE_MIN(rte_pktmbuf_pkt_len(m), (uint32_t)FO_DECODE_MAX_LEN);
 		data = rte_pktmbuf_read(m, 0, len, e->linear);
+		fo_decode(data, len, &d);
+		/* Headers are read and written in the first segment: the ones past it move there. */
+		if (pkt_pullup(m, headers_end(&d)) != 0)
+			fo_decode(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), &d);
+	} else {
+		fo_decode(data, len, &d);
 	}
-	fo_decode(data, len, &d);
 	meta->next = NULL;
 	for (l = 0; l < FO_LEVEL_COUNT; l++)
 		meta->offset[l] = d.offset[l];

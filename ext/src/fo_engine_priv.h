@@ -136,7 +136,12 @@ struct fo_engine {
 static inline void
 pkt_copy_out(const struct rte_mbuf *m, uint32_t off, uint32_t len, void *out)
 {
-	const void *p = rte_pktmbuf_read(m, off, len, out);
+	const void *p;
+
+	/* Nothing to copy: DPDK's segment walk would look for off == pkt_len past the last segment. */
+	if (len == 0)
+		return;
+	p = rte_pktmbuf_read(m, off, len, out);
 
 	if (p != NULL && p != out)
 		memcpy(out, p, len);
@@ -270,8 +275,17 @@ flow_note_kept(struct fo_engine *e, struct fo_flow *flow)
 void budget_cut(struct fo_engine *e, struct fo_flow *flow);
 void budget_sweep(struct fo_engine *e);
 
-/* fo_stream.c: replaces del bytes at frame offset at with ins (a packet's payload only). */
+/*
+ * fo_stream.c: packets of any number of segments (headers in the first, see pkt_pullup).
+ * pkt_splice replaces del bytes at frame offset at with ins (a packet's payload only): a change
+ * that does not grow the packet takes no mbuf and cannot fail once the range is right; one that
+ * fails changes nothing. Returns 0, -ERANGE, -EMSGSIZE or -ENOMEM.
+ */
 int pkt_splice(struct rte_mempool *pool, struct rte_mbuf *m, uint32_t at, uint32_t del, const void *ins, uint32_t ins_len);
+/* Moves bytes from the next segments into the first until it holds the first len. 0 or -ENOSPC. */
+int pkt_pullup(struct rte_mbuf *m, uint32_t len);
+/* A new packet of m's first hdr bytes, then m's len bytes at off, in as many segments as they take; or NULL. */
+struct rte_mbuf *pkt_build(struct rte_mempool *pool, const struct rte_mbuf *m, uint32_t hdr, uint32_t off, uint32_t len);
 
 /* fo_tcp_norm.c */
 int stream_wants(const struct fo_engine *e, const struct fo_flow *flow, const struct rte_mbuf *m);
@@ -286,6 +300,8 @@ void stream_flow_end(struct fo_engine *e, struct fo_flow *flow);
 void stream_cut_back(struct fo_engine *e, struct fo_flow *flow, uint32_t share);
 void fix_lengths(struct rte_mbuf *m);
 void fix_checksums(struct fo_engine *e, struct rte_mbuf *m);
+/* Whether fix_checksums can make m's transport checksum right (it can't behind an IPv6 routing header it cannot read). */
+int checksums_fixable(struct rte_mbuf *m);
 
 /* fo_stream_hold.c: held stream bytes let go once the flow brings no new bytes for stream_hold_ms */
 void stream_hold_track(struct fo_engine *e, struct fo_flow *flow);

@@ -15,6 +15,96 @@
 
 #define MAX_PATTERN 4096
 
+/* Overwrites n bytes of m at frame offset at, across segments. */
+static void
+pkt_write(struct rte_mbuf *m, uint32_t at, const uint8_t *data, uint32_t n)
+{
+	struct rte_mbuf *seg;
+
+	for (seg = m; seg != NULL && n > 0; seg = seg->next) {
+		uint32_t k;
+
+		if (at >= seg->data_len) {
+			at -= seg->data_len;
+			continue;
+		}
+		k = RTE_MIN(n, (uint32_t)seg->data_len - at);
+		memcpy(rte_pktmbuf_mtod_offset(seg, uint8_t *, at), data, k);
+		data += k;
+		n -= k;
+		at = 0;
+	}
+}
+
+/* A place in a chain: a segment and an offset in it. */
+struct seg_pos {
+	struct rte_mbuf *seg;
+	uint32_t at;
+};
+
+static void
+seg_seek(struct rte_mbuf *m, uint32_t off, struct seg_pos *p)
+{
+	p->seg = m;
+	while (p->seg != NULL && off >= p->seg->data_len) {
+		off -= p->seg->data_len;
+		p->seg = p->seg->next;
+	}
+	p->at = off;
+}
+
+static void
+seg_advance(struct seg_pos *p, uint32_t k)
+{
+	p->at += k;
+	if (p->at == p->seg->data_len) {
+		p->seg = p->seg->next;
+		p->at = 0;
+	}
+}
+
+/* Moves the n bytes at frame offset from back to offset to (to < from), across segments. */
+static void
+pkt_move_back(struct rte_mbuf *m, uint32_t to, uint32_t from, uint32_t n)
+{
+	struct seg_pos w, r;
+
+	if (n == 0)
+		return;
+	seg_seek(m, to, &w);
+	seg_seek(m, from, &r);
+	while (n > 0) {
+		uint32_t k = RTE_MIN(n, RTE_MIN(w.seg->data_len - w.at, r.seg->data_len - r.at));
+
+		memmove(rte_pktmbuf_mtod_offset(w.seg, uint8_t *, w.at), rte_pktmbuf_mtod_offset(r.seg, uint8_t *, r.at), k);
+		n -= k;
+		seg_advance(&w, k);
+		seg_advance(&r, k);
+	}
+}
+
+/* Cuts m to its first len bytes, freeing the segments past them. */
+static void
+pkt_truncate(struct rte_mbuf *m, uint32_t len)
+{
+	struct rte_mbuf *seg = m;
+	uint32_t kept = 0;
+	uint16_t n = 1;
+
+	while (kept + seg->data_len < len && seg->next != NULL) {
+		kept += seg->data_len;
+		seg = seg->next;
+		n++;
+	}
+	seg->data_len = len - kept;
+	if (seg->next != NULL) {
+		rte_pktmbuf_free(seg->next);
+		seg->next = NULL;
+	}
+	m->nb_segs = n;
+	m->pkt_len = len;
+}
+
 int
 pkt_splice(struct rte_mempool *pool, struct rte_mbuf *m, uint32_t at, uint32_t del, const void *ins, uint32_t ins_len)
 {
@@ -29,14 +119,21 @@ pkt_splice(struct rte_mempool *pool, struct rte_mbuf *m, uint32_t at, uint32_t d
 	total = end - del + ins_len;
 	if (total > FO_DECODE_MAX_LEN)
 		return -EMSGSIZE;
+	if (ins_len <= del) {
+		/* No longer: the bytes after move back in place, in any number of segments. */
+		pkt_write(m, at, ins, ins_len);
+		pkt_move_back(m, at + ins_len, at + del, end - at - del);
+		pkt_truncate(m, total);    /* Ethernet padding after the IP packet goes */
+		meta->end = total;
+		return 0;
+	}
 	if (m->nb_segs == 1 && (uint32_t)m->data_off + total <= m->buf_len) {
 		uint8_t *d = rte_pktmbuf_mtod(m, uint8_t *);
 
 		memmove(d + at + ins_len, d + at + del, end - at - del);
-		if (ins_len > 0)
-			memcpy(d + at, ins, ins_len);
+		memcpy(d + at, ins, ins_len);
 		m->data_len = total;
-		m->pkt_len = total;    /* Ethernet padding after the IP packet goes */
+		m->pkt_len = total;
 		meta->end = total;
 		return 0;
 	}
@@ -57,8 +154,7 @@ pkt_splice(struct rte_mempool *pool, struct rte_mbuf *m, uint32_t at, uint32_t d
 		return -ENOMEM;
 	}
 	pkt_copy_out(m, 0, at, tmp);
-	if (ins_len > 0)
-		memcpy(tmp + at, ins, ins_len);
+	memcpy(tmp + at, ins, ins_len);
 	pkt_copy_out(m, at + del, end - at - del, tmp + at + ins_len);
 	if (m->next != NULL)
 		rte_pktmbuf_free(m->next);
@@ -83,6 +179,70 @@ pkt_splice(struct rte_mempool *pool, struct rte_mbuf *m, uint32_t at, uint32_t d
 	m->pkt_len = total;
 	meta->end = total;
 	return 0;
+}
+
+int
+pkt_pullup(struct rte_mbuf *m, uint32_t len)
+{
+	if (len <= m->data_len)
+		return 0;
+	if (len > rte_pktmbuf_pkt_len(m) || (uint32_t)m->data_off + len > m->buf_len || RTE_MBUF_CLONED(m))
+		return -ENOSPC;
+	while (m->data_len < len) {
+		struct rte_mbuf *seg = m->next;
+		uint32_t k = RTE_MIN(len - m->data_len, (uint32_t)seg->data_len);
+
+		memcpy(rte_pktmbuf_mtod_offset(m, uint8_t *, m->data_len), rte_pktmbuf_mtod(seg, uint8_t *), k);
+		m->data_len += k;
+		seg->data_off += k;
+		seg->data_len -= k;
+		if (seg->data_len == 0) {
+			m->next = seg->next;
+			seg->next = NULL;
+			seg->nb_segs = 1;
+			rte_pktmbuf_free_seg(seg);
+			m->nb_segs--;
+		}
+	}
+	return 0;
+}
+
+struct rte_mbuf *
+pkt_build(struct rte_mempool *pool, const struct rte_mbuf *m, uint32_t hdr, uint32_t off, uint32_t len)
+{
+	struct rte_mbuf *head = NULL, *tail = NULL, *seg;
+	uint32_t total = hdr + len, done = 0;
+
+	do {
+		uint32_t n, k;
+		uint8_t *d;
+
+		seg = rte_pktmbuf_alloc(pool);
+		if (seg == NULL)
+			goto fail;
+		n = RTE_MIN(total - done, (uint32_t)rte_pktmbuf_tailroom(seg));
+		if ((head == NULL && n < hdr) || (head != NULL && head->nb_segs == RTE_MBUF_MAX_NB_SEGS))
+			goto fail;   /* the headers go in the first segment */
+		d = rte_pktmbuf_mtod(seg, uint8_t *);
+		k = done < hdr ? RTE_MIN(n, hdr - done) : 0;
+		pkt_copy_out(m, done, k, d);
+		pkt_copy_out(m, off + done + k - hdr, n - k, d + k);
+		seg->data_len = n;
+		done += n;
+		if (head == NULL) {
+			head = seg;
+		} else {
+			tail->next = seg;
+			head->nb_segs++;
+		}
+		tail = seg;
+	} while (done < total);
+	head->pkt_len = total;
+	return head;
+fail:
+	rte_pktmbuf_free(seg);
+	rte_pktmbuf_free(head);
+	return NULL;
 }
 
 /* The window's bytes of one direction, piece by piece: one per mbuf segment of each packet. */
@@ -288,25 +448,62 @@ mark_modified(struct fo_batch *b, uint16_t i)
 		b->verdicts[i] = FO_MODIFIED;
 }
 
-/* Overwrites n bytes of m at frame offset at, across segments. */
-static void
-pkt_write(struct rte_mbuf *m, uint32_t at, const uint8_t *data, uint32_t n)
+/*
+ * Whether FlowOS can make m right again after an edit of its payload (one that changes its length
+ * too, with resize): its checksums, and the lengths and numbers its headers carry.
+ */
+static int
+pkt_editable(const struct fo_batch *b, struct rte_mbuf *m, int resize)
 {
-	struct rte_mbuf *seg;
+	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
 
-	for (seg = m; seg != NULL && n > 0; seg = seg->next) {
-		uint32_t k;
-
-		if (at >= seg->data_len) {
-			at -= seg->data_len;
-			continue;
-		}
-		k = RTE_MIN(n, (uint32_t)seg->data_len - at);
-		memcpy(rte_pktmbuf_mtod_offset(seg, uint8_t *, at), data, k);
-		data += k;
-		n -= k;
-		at = 0;
+	if (!checksums_fixable(m))
+		return 0;
+	if (!resize)
+		return 1;
+	if (meta->flags & FO_PKT_FRAGMENT)   /* the datagram's length is in its first fragment */
+		return 0;
+	switch (meta->ip_proto) {
+	case IPPROTO_TCP:
+		return b->normalized;        /* sequence numbers follow the change */
+	case IPPROTO_UDP:
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		return 1;
+	default:
+		return 0;                    /* a protocol whose own lengths FlowOS does not know */
 	}
+}
+
+/* Whether every packet an edit of del bytes at (first, local) touches lets it be made. */
+static int
+edit_allowed(const struct fo_batch *b, uint8_t dir, uint16_t first, uint32_t local, uint32_t del, int resize)
+{
+	uint16_t i;
+
+	for (i = first; i < b->n && (i == first || del > 0); i++) {
+		struct rte_mbuf *m = b->pkts[i];
+		uint32_t plen;
+
+		if (fo_pkt_meta(m)->dir != (dir & 1) || (plen = fo_pkt_level_len(m, FO_LEVEL_PAYLOAD)) == 0)
+			continue;
+		if (!pkt_editable(b, m, resize))
+			return 0;
+		del -= RTE_MIN(del, plen - (i == first ? local : 0));
+	}
+	return 1;
+}
+
+int
+fo_stream_can_resize(const struct fo_batch *b, uint8_t dir, uint64_t off, uint32_t len)
+{
+	uint64_t start = fo_stream_start(b, dir);
+	uint32_t local;
+	uint16_t first;
+
+	if (off < start || off + len > start + fo_stream_len(b, dir) || fo_stream_locate(b, dir, off, &first, &local) != 0)
+		return 0;
+	return edit_allowed(b, dir, first, local, len, 1);
 }
 
 int
@@ -320,15 +517,15 @@ fo_stream_splice(struct fo_batch *b, uint8_t dir, uint64_t off, uint32_t del, co
 
 	if (off < start || off + del > start + fo_stream_len(b, dir) || fo_stream_locate(b, dir, off, &first, &local) != 0)
 		return -ERANGE;
-	if (del != ins_len) {
-		const struct fo_pkt_meta *meta = fo_pkt_meta(b->pkts[first]);
-
-		if ((meta->ip_proto == IPPROTO_TCP && !b->normalized) || (meta->flags & FO_PKT_FRAGMENT))
-			return -EPERM;
+	/* Refused before anything changes: the packets would leave wrong. */
+	if (!edit_allowed(b, dir, first, local, del, del != ins_len)) {
+		RELAXED_ADD(b->engine->stats.stream_edits_refused, 1);
+		return -EPERM;
 	}
 	/*
 	 * Packet by packet from the one holding off. A replace writes each its share in place; a
-	 * length change takes each its share of del, and gives the first one all of ins.
+	 * length change takes each its share of del, and gives the first one all of ins: only the
+	 * first may grow, and it goes first, so a failure (no mbuf, past 64 KB) changes nothing.
 	 */
 	pos = off - local;
 	for (i = first; i < b->n && (i == first || del > 0); i++) {
@@ -348,8 +545,10 @@ fo_stream_splice(struct fo_batch *b, uint8_t dir, uint64_t off, uint32_t del, co
 			ins_len -= cut;
 		} else {
 			ret = pkt_splice(fo_batch_pool(b), m, at, cut, i == first ? data : NULL, i == first ? ins_len : 0);
-			if (ret != 0)
+			if (ret != 0) {
+				RELAXED_ADD(b->engine->stats.stream_edits_refused, 1);
 				return ret;
+			}
 			if (i == first)
 				ins_len = 0;
 		}
@@ -401,4 +600,5 @@ const struct fo_stream_ops fo_stream_ops = {
 	.peek = fo_stream_peek,
 	.splice = fo_stream_splice,
 	.release = fo_stream_release,
+	.can_resize = fo_stream_can_resize,
 };

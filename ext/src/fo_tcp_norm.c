@@ -557,17 +557,10 @@ send_split(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, uint3
 	for (done = 0; done < plen; done += mss) {
 		uint32_t n = RTE_MIN(mss, plen - done);
 		int last = done + n == plen;
-		struct rte_mbuf *p = rte_pktmbuf_alloc(e->conf.pool);
-		uint8_t *d;
+		struct rte_mbuf *p = pkt_build(e->conf.pool, m, pay, pay + done, n);
 
-		if (p == NULL || rte_pktmbuf_tailroom(p) < pay + n) {
-			if (p != NULL)
-				rte_pktmbuf_free(p);
+		if (p == NULL)
 			break;
-		}
-		d = (uint8_t *)rte_pktmbuf_append(p, pay + n);
-		pkt_copy_out(m, 0, pay, d);
-		pkt_copy_out(m, pay + done, n, d + pay);
 		*fo_pkt_meta(p) = *meta;
 		fo_pkt_meta(p)->end = pay + n;
 		fo_pkt_meta(p)->next = NULL;
@@ -611,15 +604,12 @@ stream_split_rest(struct fo_engine *e, struct rte_mbuf *m, uint32_t n)
 	/* Edits are taken to lie before the cut: the rest is as the sender sent it. */
 	uint32_t rest = plen - n, rest_in = RTE_MIN(rest, in_len), front_in = in_len - rest_in;
 	struct rte_mbuf *r;
-	uint8_t *d;
 
-	if (n == 0 || n >= plen || pay + rest > (uint32_t)rte_pktmbuf_data_room_size(e->conf.pool) - RTE_PKTMBUF_HEADROOM)
+	if (n == 0 || n >= plen)
 		return NULL;
-	r = rte_pktmbuf_alloc(e->conf.pool);
-	if (r == NULL || (d = (uint8_t *)rte_pktmbuf_append(r, pay + rest)) == NULL)
+	r = pkt_build(e->conf.pool, m, pay, pay + n, rest);
+	if (r == NULL)
 		goto fail;
-	pkt_copy_out(m, 0, pay, d);
-	pkt_copy_out(m, pay + n, rest, d + pay);
 	if (pkt_splice(e->conf.pool, m, pay + n, rest, NULL, 0) != 0)   /* at the end: nothing moves */
 		goto fail;
 	rmeta = fo_pkt_meta(r);

@@ -2,10 +2,16 @@
 /*
  * The flow engine with streams, built with the fast path's sources under AddressSanitizer and
  * UBSan by tests/test_streams_asan.py: frames from a corpus file (u32 length, bytes) go through
- * fo_engine_burst in bursts, into a pipeline of a stream reader (finds a pattern, releases what
- * cannot start one) and a stream editor (replaces "fox" with "wolverine", deletes "lazy "),
- * both in C over fo_stream.h; out through a net_null port. At the end every mbuf must be back in
- * its pool. Prints: frames, finds, edits, then the engine's stream counters.
+ * fo_engine_burst in bursts, out through port 0 (net_null, or net_pcap for the test to check).
+ * Usage: stream_harness EAL-ARGS -- CORPUS [mixed|redact] [chain].
+ *   mixed: a stream reader (finds a pattern, holds a few bytes now and then) and a stream editor
+ *          (replaces "fox" with "wolverine", deletes "lazy "), both in C over fo_stream.h;
+ *   redact: one editor that replaces each "SECRET-TOKEN-1234" with REPLACEMENT (658 bytes) and
+ *          deletes each "DROP-ME/", holding back only what could start either (examples/redact.py);
+ *   chain: each frame arrives as a chain of segments of varied sizes (the first may end inside
+ *          the headers); else in segments as full as they go (one, but for a jumbo frame).
+ * At the end every mbuf must be back in its pool. Prints: frames, finds, edits, then the engine's
+ * stream counters.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +23,14 @@
 #include <rte_mbuf.h>
 
 #include "flowos/fo_engine.h"
+#include "flowos/fo_fields.h"
 #include "flowos/fo_port.h"
 #include "flowos/fo_stream.h"
 
-static uint64_t finds, edits;
+static uint64_t finds, edits, wrong_fields;
+
+static const char token[] = "SECRET-TOKEN-1234", drop_word[] = "DROP-ME/";
+static char replacement[659];   /* 658 bytes, filled in main */
 
 static void
 reader(void *ctx, struct fo_batch *b, uint16_t n)
@@ -72,6 +82,104 @@ editor(void *ctx, struct fo_batch *b, uint16_t n)
 	}
 }
 
+/* The offset of the first byte in [from, end) from which the stream's bytes could start pat. */
+static uint64_t
+partial_at(const struct fo_batch *b, uint8_t d, const char *pat, uint32_t pat_len, uint64_t from, uint64_t end)
+{
+	uint8_t tail[64];
+	uint64_t at = RTE_MAX(from, end - RTE_MIN(end, (uint64_t)pat_len - 1));
+	uint32_t n = fo_stream_read(b, d, at, tail, (uint32_t)(end - at)), k;
+
+	for (k = 0; k < n; k++)
+		if (memcmp(tail + k, pat, n - k) == 0)
+			return at + k;
+	return end;
+}
+
+/* Each word replaced, searched from where the flow's last call stopped (the per-flow state). */
+static void
+redactor(void *ctx, struct fo_batch *b, uint16_t n)
+{
+	uint16_t i;
+	uint8_t d;
+
+	for (i = 0; i < n; i++) {
+		uint64_t *searched = b[i].state;
+		uint16_t sport[64], dport[64], k, at;
+
+		/* The vector fields read the headers, wherever the packet's segments end: 8080 on one side. */
+		for (at = 0; at < b[i].n; at += 64) {
+			uint16_t m = RTE_MIN(64, b[i].n - at);
+
+			if (fo_field_vector(FO_FIELD_SPORT, b[i].pkts + at, m, sport) != 0 ||
+			    fo_field_vector(FO_FIELD_DPORT, b[i].pkts + at, m, dport) != 0)
+				wrong_fields++;
+			for (k = 0; k < m; k++)
+				wrong_fields += (sport[k] == 8080) == (dport[k] == 8080);
+		}
+
+		for (d = 0; d < 2; d++) {
+			uint64_t start = fo_stream_start(&b[i], d), end = start + fo_stream_len(&b[i], d);
+			uint64_t from = RTE_MAX(searched[d], start), at = from, keep;
+			int64_t hit;
+
+			while ((hit = fo_stream_find(&b[i], d, token, sizeof(token) - 1, at, end)) >= 0) {
+				if (fo_stream_splice(&b[i], d, hit, sizeof(token) - 1, replacement, sizeof(replacement) - 1) != 0)
+					break;
+				edits++;
+				end += sizeof(replacement) - sizeof(token);
+				at = hit + sizeof(replacement) - 1;
+			}
+			at = from;
+			while ((hit = fo_stream_find(&b[i], d, drop_word, sizeof(drop_word) - 1, at, end)) >= 0) {
+				if (fo_stream_splice(&b[i], d, hit, sizeof(drop_word) - 1, NULL, 0) != 0)
+					break;
+				edits++;
+				end -= sizeof(drop_word) - 1;
+				at = hit;
+			}
+			/* The replacement holds neither word's first letter: only the sender's bytes can start one. */
+			keep = RTE_MIN(partial_at(&b[i], d, token, sizeof(token) - 1, from, end),
+				       partial_at(&b[i], d, drop_word, sizeof(drop_word) - 1, from, end));
+			searched[d] = keep;
+			fo_stream_release(&b[i], d, keep);
+		}
+	}
+}
+
+static const struct fo_processor_ops redactor_ops = {
+	.name = "redactor", .level = FO_LEVEL_PAYLOAD, .readonly = 0, .state_size = 2 * sizeof(uint64_t),
+	.process = redactor,
+};
+
+/*
+ * A frame in segments: as full as they go (as net_pcap gives a jumbo frame), or with varied,
+ * of sizes that vary, from the nth (the first may end inside the headers).
+ */
+static struct rte_mbuf *
+chained(struct rte_mempool *pool, const uint8_t *frame, uint32_t len, int varied, uint32_t nth)
+{
+	static const uint16_t sizes[] = {40, 700, 1500, 64, 1200, 1, 333};
+	struct rte_mbuf *head = NULL;
+	uint32_t done = 0, k = nth;
+
+	while (done < len || head == NULL) {
+		struct rte_mbuf *seg = rte_pktmbuf_alloc(pool);
+		uint32_t n;
+
+		if (seg == NULL)
+			return NULL;
+		n = RTE_MIN(len - done, varied ? (uint32_t)sizes[k++ % RTE_DIM(sizes)] : rte_pktmbuf_tailroom(seg));
+		memcpy(rte_pktmbuf_append(seg, n), frame + done, n);
+		done += n;
+		if (head == NULL)
+			head = seg;
+		else if (rte_pktmbuf_chain(head, seg) != 0)
+			return NULL;
+	}
+	return head;
+}
+
 static const struct fo_processor_ops reader_ops = {
 	.name = "reader", .level = FO_LEVEL_PAYLOAD, .readonly = 1, .process = reader,
 };
@@ -91,14 +199,19 @@ main(int argc, char **argv)
 	struct fo_engine *e;
 	struct rte_mbuf *burst[32];
 	char err[256];
+	static uint8_t frame[1 << 16];
 	uint32_t len, frames = 0;
 	uint16_t n = 0;
-	int eal, t;
+	int eal, t, redact, chain;
 	FILE *f;
 
 	eal = rte_eal_init(argc, argv);
-	if (eal < 0 || argc - eal != 2)
+	if (eal < 0 || argc - eal < 2)
 		return 2;
+	redact = argc - eal > 2 && strcmp(argv[eal + 2], "redact") == 0;
+	chain = argc - eal > 3 && strcmp(argv[eal + 3], "chain") == 0;
+	for (t = 0; t < (int)sizeof(replacement) - 1; t++)
+		replacement[t] = "[redacted]"[t % 10];
 	f = fopen(argv[eal + 1], "rb");
 	pool = rte_pktmbuf_pool_create("asan_pool", 8191, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
 	if (f == NULL || pool == NULL)
@@ -107,6 +220,7 @@ main(int argc, char **argv)
 	pconf.nb_queues = 1;
 	pconf.nb_rxd = 512;
 	pconf.nb_txd = 512;
+	pconf.tx_chain_max = UINT32_MAX;   /* net_pcap writes the chains (9,014 bytes at most here) whole */
 	if (fo_port_start(0, &pconf) != 0)
 		return 4;
 	conf.flow_capacity = 1024;
@@ -124,17 +238,20 @@ main(int argc, char **argv)
 	def.reorder_packets = 16;
 	def.stream_hold_ms = 1;   /* held bytes let go by the engine too (fo_stream_hold.c) */
 	if (fo_engine_add_definition(e, &def) != 0 ||
-	    fo_engine_add_processor(e, 0, 0, &reader_ops, NULL, 0, err, sizeof(err)) < 0 ||
-	    fo_engine_add_processor(e, 0, 1, &editor_ops, NULL, 0, err, sizeof(err)) < 0 ||
+	    (redact ? fo_engine_add_processor(e, 0, 0, &redactor_ops, NULL, 0, err, sizeof(err)) < 0 :
+	     (fo_engine_add_processor(e, 0, 0, &reader_ops, NULL, 0, err, sizeof(err)) < 0 ||
+	      fo_engine_add_processor(e, 0, 1, &editor_ops, NULL, 0, err, sizeof(err)) < 0)) ||
 	    fo_engine_build(e, err, sizeof(err)) != 0) {
 		fprintf(stderr, "engine: %s\n", err);
 		return 6;
 	}
 	while (fread(&len, sizeof(len), 1, f) == 1) {
-		struct rte_mbuf *m = rte_pktmbuf_alloc(pool);
+		struct rte_mbuf *m;
 
-		if (m == NULL || len > rte_pktmbuf_tailroom(m) ||
-		    fread(rte_pktmbuf_append(m, len), 1, len, f) != len)
+		if (len > sizeof(frame) || fread(frame, 1, len, f) != len)
+			return 7;
+		m = chained(pool, frame, len, chain, frames);
+		if (m == NULL)
 			return 7;
 		frames++;
 		burst[n++] = m;
@@ -152,11 +269,12 @@ main(int argc, char **argv)
 	fo_engine_free(e);
 	rte_eth_dev_stop(0);
 	rte_eth_dev_close(0);
-	printf("%u %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu\n", frames, (unsigned long)finds, (unsigned long)edits,
+	printf("%u %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu\n", frames, (unsigned long)finds, (unsigned long)edits,
 	       (unsigned long)st.stream_reordered, (unsigned long)st.stream_duplicates,
 	       (unsigned long)st.stream_retransmits, (unsigned long)st.stream_rewritten,
 	       (unsigned long)st.stream_split, (unsigned long)st.packets, (unsigned long)st.tx_packets,
-	       (unsigned long)st.stream_holds_idle);
+	       (unsigned long)st.stream_release_split, (unsigned long)st.stream_edits_refused,
+	       (unsigned long)wrong_fields, (unsigned long)st.stream_holds_idle);
 	if (rte_mempool_avail_count(pool) != 8191) {
 		fprintf(stderr, "leak: %u of 8191 mbufs back\n", rte_mempool_avail_count(pool));
 		return 8;

@@ -137,3 +137,25 @@ class Probe(flowos.Processor):
             stale = "RuntimeError"
         with open(self.path, "w") as f:
             json.dump({"calls": self.calls, "stale": stale}, f)
+
+
+class Shortener(flowos.Processor):
+    """Deletes the first byte of each flow's stream from its opener, where the stream may change
+    length; records per flow what can_change_length said and what the delete returned."""
+    level = "payload"
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = str(path)
+        self.seen = {}
+
+    def process(self, batch):
+        for flow in batch.flows():
+            s = flow.stream(0)
+            if len(s) > 0:
+                self.seen.setdefault(flow_name(flow), []).append([s.can_change_length, s.delete(s.start, 1)])
+            s.release(s.end)
+
+    def teardown(self):
+        with open(self.path, "w") as f:
+            json.dump(self.seen, f)

@@ -104,6 +104,7 @@ struct fo_engine_stats {
 	uint64_t budget_overflows;        /* flows over their share cut back by their hold overflow policy */
 	uint64_t budget_segments_dropped; /* TCP data segments refused from a stream flow over its share (resent) */
 	uint64_t stream_holds_idle;       /* flows whose held stream bytes were let go: no new bytes for stream_hold_ms */
+	uint64_t stream_edits_refused;    /* stream edits refused, nothing changed: see fo_stream_splice */
 };
 
 struct fo_def_stats {

@@ -50,11 +50,21 @@ int fo_stream_locate(const struct fo_batch *b, uint8_t dir, uint64_t off, uint16
 
 /*
  * Replaces the del bytes at off with the ins_len bytes of ins: a same-length replace, a delete
- * (ins_len 0) or an insert (del 0). Returns 0, or -ERANGE (outside the window), -EPERM (a
- * length change on a TCP flow that is not normalised), -EMSGSIZE (a packet would grow past
- * 64 KB), -ENOMEM (no mbuf).
+ * (ins_len 0) or an insert (del 0), in packets of any number of segments. Returns 0, or
+ * -ERANGE (outside the window), -EPERM (an edit the packets it touches could not carry right:
+ * see fo_stream_can_resize; and any edit behind an IPv6 routing header whose final destination
+ * FlowOS cannot read), -EMSGSIZE (a packet would grow past 64 KB), -ENOMEM (no mbuf). An edit
+ * that fails changes nothing; every failure but -ERANGE is counted (stream_edits_refused).
  */
 int fo_stream_splice(struct fo_batch *b, uint8_t dir, uint64_t off, uint32_t del, const void *ins, uint32_t ins_len);
+
+/*
+ * 1 if a length-changing edit of the len bytes at off (len 0: an insert at off) would be made,
+ * memory and the 64 KB bound aside; else 0. Lengths may change on a normalised TCP flow
+ * (streams: on), on UDP, ICMP and ICMPv6, never in an IP fragment or in another protocol. The
+ * whole window: off = fo_stream_start(b, dir), len = fo_stream_len(b, dir).
+ */
+int fo_stream_can_resize(const struct fo_batch *b, uint8_t dir, uint64_t off, uint32_t len);
 
 /*
  * Releases the direction's bytes before upto and holds the rest (holding a packet holds every
@@ -75,6 +85,7 @@ struct fo_stream_ops {
 	const uint8_t *(*peek)(const struct fo_batch *b, uint8_t dir, uint64_t off, uint32_t *avail);
 	int (*splice)(struct fo_batch *b, uint8_t dir, uint64_t off, uint32_t del, const void *ins, uint32_t ins_len);
 	uint64_t (*release)(struct fo_batch *b, uint8_t dir, uint64_t upto);
+	int (*can_resize)(const struct fo_batch *b, uint8_t dir, uint64_t off, uint32_t len);
 };
 
 extern const struct fo_stream_ops fo_stream_ops;
