@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <rte_byteorder.h>
 #include <rte_common.h>
 #include <rte_errno.h>
 #include <rte_malloc.h>
@@ -61,6 +62,13 @@ key_word(const struct fo_flow_key *key, unsigned int i)
 	return w;
 }
 
+/* The same as SipHash reads it: little-endian, whatever the CPU. */
+static inline uint64_t
+key_word_le(const struct fo_flow_key *key, unsigned int i)
+{
+	return rte_le_to_cpu_64(key_word(key, i));
+}
+
 /*
  * SipHash-1-3 of the key's bytes that can differ. IPv4 (its family implied): the two addresses'
  * 4 bytes, then ports, protocol and definition, 15 bytes: 2 compression rounds. Others: the
@@ -70,19 +78,19 @@ uint32_t
 flow_index_hash(const struct flow_index *ix, const struct fo_flow_key *key)
 {
 	struct sip_state s = ix->secret;
-	uint64_t tail = key_word(key, 4);
+	uint64_t tail = key_word_le(key, 4);
 	unsigned int i;
 
 	RTE_BUILD_BUG_ON(sizeof(*key) != 6 * sizeof(uint64_t));
 	RTE_BUILD_BUG_ON(offsetof(struct fo_flow_key, port_lo) != 32 || offsetof(struct fo_flow_key, family) != 37 ||
 			 offsetof(struct fo_flow_key, def) != 38);
 	if (key->family == FO_FAMILY_IPV4) {
-		sip_absorb(&s, (key_word(key, 0) & UINT32_MAX) | key_word(key, 2) << 32);
+		sip_absorb(&s, (key_word_le(key, 0) & UINT32_MAX) | key_word_le(key, 2) << 32);
 		/* Bytes 32..36 (ports, protocol) and 38..39 (definition), then the length, 15. */
 		return (uint32_t)sip_finish(&s, (tail & 0xffffffffffull) | (tail >> 48) << 40 | 15ull << 56);
 	}
 	for (i = 0; i < 5; i++)
-		sip_absorb(&s, key_word(key, i));
+		sip_absorb(&s, key_word_le(key, i));
 	return (uint32_t)sip_finish(&s, 40ull << 56);
 }
 
