@@ -166,19 +166,37 @@ def seeds_for(target, frames_by_capture):
 
 
 def write_seeds(target):
-    """build/fuzz/seeds/<target>/: the seed corpus made from tests/data/*.pcap. Returns the folder."""
+    """build/fuzz/seeds/<target>/: the seed corpus made from tests/data/*.pcap. Returns the folder.
+    Only what changed is written (atomically), so a fuzzer reading the folder meanwhile is safe."""
     out = BUILD / "seeds" / target
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     frames_by_capture = [capture_frames(p) for p in sorted(DATA.glob("*.pcap"))]
-    for i, seed in enumerate(seeds_for(target, frames_by_capture)):
-        (out / f"seed{i:04d}").write_bytes(seed)
+    seeds = {f"seed{i:04d}": seed for i, seed in enumerate(seeds_for(target, frames_by_capture))}
+    with open(BUILD / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for name, seed in seeds.items():
+            path = out / name
+            if not path.exists() or path.read_bytes() != seed:
+                tmp = out / f".{name}.tmp"
+                tmp.write_bytes(seed)
+                os.replace(tmp, path)
+        for path in out.iterdir():
+            if path.name not in seeds:
+                path.unlink()
     return out
 
 
 # ---------------------------------------------------------------------------------------------
 # Running
+
+
+def sweep_runtime_dirs():
+    """Removes the EAL runtime folders (/var/run/dpdk/fuzz<pid>) of target processes that ended."""
+    base = Path("/var/run/dpdk") if os.geteuid() == 0 else Path(os.environ.get("XDG_RUNTIME_DIR", "/tmp")) / "dpdk"
+    for d in base.glob("fuzz*"):
+        pid = d.name[4:]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def regressions(target, pending=False):
@@ -192,8 +210,11 @@ def replay(exe, inputs, pending=False, timeout=120):
     """Runs each input once; returns the finished process (returncode 0: none crashed). pending:
     with FLOWOS_FUZZ_PENDING set, so that a target takes no way round a defect not fixed yet."""
     env = dict(ENV, FLOWOS_FUZZ_PENDING="1") if pending else ENV
-    return subprocess.run([str(exe), "-runs=1", *map(str, inputs)], capture_output=True, text=True,
-                          env=env, timeout=timeout, errors="replace")
+    try:
+        return subprocess.run([str(exe), "-runs=1", *map(str, inputs)], capture_output=True, text=True,
+                              env=env, timeout=timeout, errors="replace")
+    finally:
+        sweep_runtime_dirs()
 
 
 def fuzz(target, seconds, jobs=1):
@@ -207,11 +228,14 @@ def fuzz(target, seconds, jobs=1):
     crashes.mkdir(parents=True, exist_ok=True)
     before = set(crashes.iterdir())
     dirs = [corpus, seeds] + [d for d in (REGRESSIONS / target,) if d.is_dir()]
-    done = subprocess.run([str(exe), f"-max_total_time={seconds}", "-max_len=65536", "-timeout=20",
-                           "-rss_limit_mb=4096", "-print_final_stats=1", f"-artifact_prefix={crashes}/",
-                           *([f"-jobs={jobs}", f"-workers={jobs}"] if jobs > 1 else []), *map(str, dirs)],
-                          capture_output=True, text=True, env=ENV, errors="replace", cwd=BUILD,
-                          timeout=seconds + 300)
+    try:
+        done = subprocess.run([str(exe), f"-max_total_time={seconds}", "-max_len=65536", "-timeout=20",
+                               "-rss_limit_mb=4096", "-print_final_stats=1", f"-artifact_prefix={crashes}/",
+                               *([f"-jobs={jobs}", f"-workers={jobs}"] if jobs > 1 else []), *map(str, dirs)],
+                              capture_output=True, text=True, env=ENV, errors="replace", cwd=BUILD,
+                              timeout=seconds + 300)
+    finally:
+        sweep_runtime_dirs()
     return done, sorted(set(crashes.iterdir()) - before)
 
 
