@@ -22,8 +22,18 @@ extern struct rte_mempool *fuzz_pool;
 /* Starts the EAL (with a net_null port 0 when `port`), the pool; exits the process on failure. */
 void fuzz_init(int port);
 
-/* An mbuf holding len bytes of data (cut to what one mbuf takes); exits when the pool is dry. */
+/* An mbuf holding len bytes of data (cut to what one mbuf takes); aborts when the pool is dry. */
 struct rte_mbuf *fuzz_mbuf(const uint8_t *data, size_t len);
+
+/* The same in as many chained mbufs as len takes (a packet as scattered RX delivers it). */
+struct rte_mbuf *fuzz_mbuf_chain(const uint8_t *data, size_t len);
+
+/*
+ * Whether a target should go where the known defect `name` is, its fix owed by another change
+ * (tests/fuzz/regressions/<target>/pending/), instead of round it: FLOWOS_FUZZ_PENDING is 1,
+ * or a comma-separated list that names it.
+ */
+int fuzz_pending(const char *name);
 
 /* Aborts (a finding) unless every mbuf is back in the pool. */
 void fuzz_check_pool(const char *target);

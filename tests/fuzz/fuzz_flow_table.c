@@ -3,7 +3,7 @@
  * The flow table (ext/src/fo_flow_table.c: keys, TCP state, idle lists, the fragment cache)
  * through the engine: the traffic of fuzz_traffic.h (frames of any protocol, TCP segments of 4
  * connections, time passing) into an engine of only 8 flows with no processors, so that the
- * table fills, refuses, expires and reuses its ids. The engine's own counters must add up: every
+ * table fills, refuses, expires and reuses its ids; frames past one mbuf come chained. The engine's own counters must add up: every
  * flow created is active or ended, and no more are active than the table holds. At the end
  * every mbuf is back in the pool.
  */
@@ -45,6 +45,8 @@ check(struct fo_engine *e)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	fuzz_traffic_run(fuzz_engine(CAPACITY, 0, NULL, 0), data, size, NULL, check, "fuzz_flow_table");
+	static const struct fuzz_traffic traffic = { .target = "fuzz_flow_table", .at_end = check, .chains = 1 };
+
+	fuzz_traffic_run(fuzz_engine(CAPACITY, 0, NULL, 0), data, size, &traffic);
 	return 0;
 }

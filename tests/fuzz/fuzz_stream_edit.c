@@ -3,7 +3,11 @@
  * Stream edits (ext/src/fo_stream.c) through the engine: the traffic of fuzz_traffic.h into an
  * engine with streams on and one editor, whose operations come from the input too (records of
  * type 4: find, replace what is found, delete, insert, release up to a point), kept in a ring
- * of 8 and applied in order to both directions of every flow at every call. A splice must
+ * of 8 and applied in order to both directions of every flow at every call. Until the pending
+ * defects are fixed (regressions/stream_edit/pending/), it steps round them unless
+ * FLOWOS_FUZZ_PENDING names them: no 0-byte deletes (zero-delete); edits of at most 63 bytes
+ * and every frame in one mbuf (chains: chained packets under edits are the streams work's).
+ * A splice must
  * succeed or say why (fo_stream.h's errors), and an edit that succeeded must be there to read.
  * At the end every mbuf is back in the pool.
  */
@@ -17,7 +21,8 @@
 #include "fuzz_traffic.h"
 
 #define RING 8
-#define MAX_BYTES 64
+#define MAX_BYTES 256
+#define MAX_BYTES_ROUND 64       /* while stepping round the pending defects */
 
 enum op { OP_FIND, OP_REPLACE, OP_DELETE, OP_INSERT, OP_RELEASE, OP_COUNT };
 
@@ -25,15 +30,16 @@ struct edit {
 	uint8_t op;                /* enum op */
 	uint16_t at;               /* where, from the window's start (mod its length + 1) */
 	uint8_t del;               /* bytes deleted */
-	uint8_t len;               /* bytes: the pattern found, or inserted */
+	uint16_t len;              /* bytes: the pattern found, or inserted */
 	uint8_t bytes[MAX_BYTES];
-	uint8_t with_len;          /* OP_REPLACE: what replaces the pattern */
+	uint16_t with_len;         /* OP_REPLACE: what replaces the pattern */
 	uint8_t with[MAX_BYTES];
 };
 
 static struct edit ring[RING];
 static unsigned int n_edits;
-static int pending_defects;     /* FLOWOS_FUZZ_PENDING set: no way round the defects not fixed yet */
+static int zero_delete;         /* fuzz_pending("zero-delete"): 0-byte deletes as asked */
+static int grow;                /* fuzz_pending("chains"): edits of up to 255 bytes, chained frames */
 
 static void
 broken(const char *what, int ret)
@@ -52,12 +58,12 @@ read_edit(struct fuzz_in *in)
 	ed->op = fuzz_u8(in) % OP_COUNT;
 	ed->at = fuzz_u16(in);
 	ed->del = fuzz_u8(in);
-	ed->len = fuzz_u8(in) % MAX_BYTES;
+	ed->len = fuzz_u8(in) % (grow ? MAX_BYTES : MAX_BYTES_ROUND);
 	memcpy(ed->bytes, fuzz_bytes(in, ed->len, &got), got);
-	ed->len = (uint8_t)got;
-	ed->with_len = fuzz_u8(in) % MAX_BYTES;
+	ed->len = (uint16_t)got;
+	ed->with_len = fuzz_u8(in) % (grow ? MAX_BYTES : MAX_BYTES_ROUND);
 	memcpy(ed->with, fuzz_bytes(in, ed->with_len, &got), got);
-	ed->with_len = (uint8_t)got;
+	ed->with_len = (uint16_t)got;
 }
 
 static void
@@ -93,10 +99,9 @@ apply(struct fo_batch *b, uint8_t d, const struct edit *ed)
 	case OP_DELETE:
 		/*
 		 * At least one byte until fo_stream_splice takes a 0-byte delete (NULL + 0 is undefined:
-		 * regressions/stream_edit/pending/), so that fuzzing goes on past it; as asked when
-		 * FLOWOS_FUZZ_PENDING is set (the pending inputs' replay).
+		 * regressions/stream_edit/pending/), so that fuzzing goes on past it.
 		 */
-		splice(b, d, at, ed->del || pending_defects ? ed->del : 1, NULL, 0);
+		splice(b, d, at, ed->del || zero_delete ? ed->del : 1, NULL, 0);
 		return;
 	case OP_INSERT:
 		splice(b, d, at, 0, ed->bytes, ed->len);
@@ -129,7 +134,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	fuzz_init(1);
 	fuzz_traffic_init();
-	pending_defects = getenv("FLOWOS_FUZZ_PENDING") != NULL;
+	zero_delete = fuzz_pending("zero-delete");
+	grow = fuzz_pending("chains");
 	return 0;
 }
 
@@ -137,8 +143,9 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct fo_processor_ops *const ops[] = { &editor_ops };
+	const struct fuzz_traffic traffic = { .target = "fuzz_stream_edit", .hook = read_edit, .chains = grow };
 
 	n_edits = 0;
-	fuzz_traffic_run(fuzz_engine(64, 1, ops, 1), data, size, read_edit, NULL, "fuzz_stream_edit");
+	fuzz_traffic_run(fuzz_engine(64, 1, ops, 1), data, size, &traffic);
 	return 0;
 }

@@ -2,7 +2,7 @@
 /*
  * The TCP normaliser (ext/src/fo_tcp_norm.c) through the engine: TCP segments and raw frames from
  * the input (fuzz_traffic.h: out of order, overlapping, retransmitted, with SYN/FIN/RST in any
- * order, time passing) into an engine with streams on and one payload reader, which reads every
+ * order, time passing, frames past one mbuf chained) into an engine with streams on and one payload reader, which reads every
  * stream it is shown and, as the input's first byte says, releases all of it or holds back its
  * last bytes (as a processor waiting for more does). The stream view must be consistent: what
  * it says is there can be read. At the end every mbuf is back in the pool.
@@ -65,10 +65,11 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct fo_processor_ops *const ops[] = { &reader_ops };
+	static const struct fuzz_traffic traffic = { .target = "fuzz_tcp_norm", .chains = 1 };
 
 	if (size == 0)
 		return 0;
 	hold_back = data[0] % 8 == 0 ? data[0] / 8 : 0;
-	fuzz_traffic_run(fuzz_engine(64, 1, ops, 1), data + 1, size - 1, NULL, NULL, "fuzz_tcp_norm");
+	fuzz_traffic_run(fuzz_engine(64, 1, ops, 1), data + 1, size - 1, &traffic);
 	return 0;
 }

@@ -121,8 +121,7 @@ burst(struct fo_engine *e, const struct fo_route *route, struct rte_mbuf **pkts,
 }
 
 void
-fuzz_traffic_run(struct fo_engine *e, const uint8_t *data, size_t size, fuzz_record_hook hook,
-		 fuzz_end_hook at_end, const char *target)
+fuzz_traffic_run(struct fo_engine *e, const uint8_t *data, size_t size, const struct fuzz_traffic *t)
 {
 	struct conn conns[CONNS] = { { { 0x10000000u, 0x20000000u } }, { { 0xfffff000u, 0x7ffffff0u } },
 				     { { 1, 0xffffffffu } }, { { 0x40000000u, 0x50000000u } } };
@@ -139,9 +138,9 @@ fuzz_traffic_run(struct fo_engine *e, const uint8_t *data, size_t size, fuzz_rec
 
 		switch (fuzz_u8(&in) % 5) {
 		case 0:
-			want = fuzz_u16(&in) % 1600;
+			want = fuzz_u16(&in) % 9216;
 			bytes = fuzz_bytes(&in, want, &len);
-			m = fuzz_mbuf(bytes, len);
+			m = t->chains ? fuzz_mbuf_chain(bytes, len) : fuzz_mbuf(bytes, len);
 			break;
 		case 1:
 			m = segment(&in, conns);
@@ -154,8 +153,8 @@ fuzz_traffic_run(struct fo_engine *e, const uint8_t *data, size_t size, fuzz_rec
 			now += (uint64_t)fuzz_u16(&in) * 10000000ull;
 			break;
 		default:
-			if (hook != NULL)
-				hook(&in);
+			if (t->hook != NULL)
+				t->hook(&in);
 			break;
 		}
 		if (m == NULL)
@@ -170,9 +169,9 @@ fuzz_traffic_run(struct fo_engine *e, const uint8_t *data, size_t size, fuzz_rec
 	}
 	if (n > 0)
 		burst(e, &route, pending, n);
-	if (at_end != NULL)
-		at_end(e);
+	if (t->at_end != NULL)
+		t->at_end(e);
 	fo_engine_shutdown(e);
 	fo_engine_free(e);
-	fuzz_check_pool(target);
+	fuzz_check_pool(t->target);
 }

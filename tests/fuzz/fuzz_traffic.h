@@ -5,7 +5,8 @@
 /*
  * Traffic for the engine targets, decoded from the fuzz input as records, each a type byte
  * (its value mod 5) and its fields:
- *   0 frame:   2-byte length (mod 1600), the frame's bytes (the captures' frames seed these)
+ *   0 frame:   2-byte length (mod 9216: jumbo frames, in chained mbufs where the target asks for
+ *              them), the frame's bytes (the captures' frames seed these)
  *   1 segment: a TCP segment of one of 4 connections (IPv4, or IPv6 for connection 3), built
  *              with valid headers and checksums: direction, flags, sequence and acknowledgement
  *              as signed offsets from what that side sent and received so far, window, an MSS
@@ -21,13 +22,16 @@
 typedef void (*fuzz_record_hook)(struct fuzz_in *in);
 typedef void (*fuzz_end_hook)(struct fo_engine *e);
 
+struct fuzz_traffic {
+	const char *target;         /* for messages */
+	fuzz_record_hook hook;      /* records of type 4; or NULL */
+	fuzz_end_hook at_end;       /* once the traffic is in, before the engine ends its flows; or NULL */
+	int chains;                 /* frames longer than one mbuf come as chains of mbufs (else cut short) */
+};
+
 void fuzz_traffic_init(void);
 
-/*
- * Runs the input's traffic through e (fuzz_engine's), records of type 4 through hook, calls
- * at_end (if any) once the traffic is in, then shuts e down and frees it.
- */
-void fuzz_traffic_run(struct fo_engine *e, const uint8_t *data, size_t size, fuzz_record_hook hook,
-		      fuzz_end_hook at_end, const char *target);
+/* Runs the input's traffic through e (fuzz_engine's) as t says, then shuts e down and frees it. */
+void fuzz_traffic_run(struct fo_engine *e, const uint8_t *data, size_t size, const struct fuzz_traffic *t);
 
 #endif /* FUZZ_TRAFFIC_H */

@@ -201,15 +201,16 @@ def sweep_runtime_dirs():
 
 def regressions(target, pending=False):
     """The regression inputs of a target: tests/fuzz/regressions/<target>/*, or (pending) those
-    in its pending/ folder, crashes whose fix is not in yet."""
+    in its pending/ folder, crashes whose fix is not in yet, each named <defect>--<what>, where
+    <defect> is what FLOWOS_FUZZ_PENDING must name for the target to go there."""
     folder = REGRESSIONS / target / ("pending" if pending else "")
     return sorted(p for p in folder.glob("*") if p.is_file() and p.name != "README.md")
 
 
-def replay(exe, inputs, pending=False, timeout=120):
+def replay(exe, inputs, pending=None, timeout=120):
     """Runs each input once; returns the finished process (returncode 0: none crashed). pending:
-    with FLOWOS_FUZZ_PENDING set, so that a target takes no way round a defect not fixed yet."""
-    env = dict(ENV, FLOWOS_FUZZ_PENDING="1") if pending else ENV
+    FLOWOS_FUZZ_PENDING's value, the known defects a target should not step round."""
+    env = dict(ENV, FLOWOS_FUZZ_PENDING=pending) if pending else ENV
     try:
         return subprocess.run([str(exe), "-runs=1", *map(str, inputs)], capture_output=True, text=True,
                               env=env, timeout=timeout, errors="replace")
