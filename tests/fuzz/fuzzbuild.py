@@ -257,7 +257,10 @@ def main(argv=None):
                 inputs = regressions(target)
                 done = replay(build(target), inputs) if inputs else None
                 ok = done is None or done.returncode == 0
-                print(f"{target}: {len(inputs)} regression inputs replayed: {'ok' if ok else 'CRASH'}")
+                pending = regressions(target, pending=True)
+                print(f"{target}: {len(inputs)} regression inputs replayed: {'ok' if ok else 'CRASH'}"
+                      + (f" ({len(pending)} pending, for fixes not in yet: tests/test_fuzz.py replays them)"
+                         if pending else ""))
                 if not ok:
                     print(done.stderr[-6000:])
                 failed |= not ok
