@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flowos import hugepages
-from flowos.config import PoolConfig
+from flowos.config import DATA_ROOM, PoolConfig
 from flowos.devices import PortSpec
 from flowos.eal_args import lcore_map
 from flowos.errors import FlowOSError
@@ -63,7 +63,7 @@ class Setup:
     burst: int = BURST
     mbufs: int = MBUFS
     cache: int = PoolConfig.cache
-    data_room: int = PoolConfig.data_room
+    data_room: int = DATA_ROOM
     descriptors: int = PortSpec.rx_descriptors
 
 

@@ -168,6 +168,7 @@ build_engine(const struct scenario *sc, char *err)
 	conf.flow_capacity = sc->kind == K_UNMATCHED ? 1024 : sc->setup ? sc->flows : 2 * sc->flows;
 	for (i = 0; i < FO_TIMEOUT_CLASS_COUNT; i++)
 		conf.timeout_ns[i] = TIMEOUT_NS;
+	conf.keep_budget = pool->size / 2;   /* a budget, as flowos-run always has: its checks are timed */
 	e = fo_engine_create(&conf);
 	if (e == NULL) {
 		snprintf(err, ERRLEN, "fo_engine_create: %s", rte_strerror(rte_errno));

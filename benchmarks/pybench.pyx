@@ -172,6 +172,7 @@ cdef fo_engine *build_engine(Rig rig, uint32_t flows, processor, bint streams=Fa
         conf.timeout_ns[i] = TIMEOUT_S * 1000000000ULL
     conf.pool = rig.pool.mp
     conf.socket_id = rig.rig.socket_id
+    conf.keep_budget = rig.pool.mp.size // 2   # a budget, as flowos-run always has: its checks are timed
     e = fo_engine_create(&conf)
     if e == NULL:
         check(-rte_errno, "fo_engine_create")

@@ -122,10 +122,11 @@ cdef class Engine:
     cdef readonly Mempool pool
     cdef readonly list definitions      # names, by index
     cdef readonly list processors       # per definition: processor names, by index
+    cdef readonly uint32_t keep_budget
 
     @staticmethod
     def create(Mempool pool, uint32_t capacity, str unmatched="pass", str malformed="pass",
-               str table_full="bypass", str clock="tsc", dict timeouts=None):
+               str table_full="bypass", str clock="tsc", dict timeouts=None, uint32_t keep_budget=0):
         cdef fo_engine_conf conf
         memset(&conf, 0, sizeof(conf))
         conf.flow_capacity = capacity
@@ -137,11 +138,13 @@ cdef class Engine:
             conf.timeout_ns[i] = <uint64_t>((timeouts or {}).get(cls, 60) * 1e9)
         conf.pool = pool.mp
         conf.socket_id = -1
+        conf.keep_budget = keep_budget
         cdef Engine engine = Engine.__new__(Engine)
         engine.e = fo_engine_create(&conf)
         if engine.e == NULL:
             check(-rte_errno, "cannot create the flow engine")
         engine.pool = pool
+        engine.keep_budget = keep_budget
         engine.definitions = []
         engine.processors = []
         return engine
@@ -235,8 +238,13 @@ cdef class Engine:
                         "retransmits": s.stream_retransmits, "gaps_skipped": s.stream_gaps_skipped,
                         "rewritten": s.stream_rewritten, "split": s.stream_split, "split_failed": s.stream_split_failed,
                         "release_split": s.stream_release_split, "release_split_failed": s.stream_release_split_failed,
-                        "copies_evicted": s.stream_copies_evicted},
+                        "copies_evicted": s.stream_copies_evicted, "split_parts": s.stream_split_parts,
+                        "copies_resent": s.stream_copies_resent},
             "tx_packets": s.tx_packets, "tx_unsent": s.tx_unsent, "dropped": s.dropped,
+            "created": s.created, "replaced": s.replaced, "held": s.held,
+            "budget": {"limit": self.keep_budget, "kept": s.held + s.kept_copies, "held": s.held,
+                       "kept_copies": s.kept_copies, "peak": s.keep_peak, "overflows": s.budget_overflows,
+                       "segments_dropped": s.budget_segments_dropped},
         }
 
     def definition_stats(self, uint16_t definition):

@@ -13,12 +13,15 @@ import json
 import sys
 import traceback
 
+from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.ref cimport PyObject, Py_INCREF, Py_REFCNT, Py_XDECREF
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.errno cimport EMSGSIZE, EPERM, ERANGE
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
+from posix.mman cimport MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, mmap, munmap
+from posix.unistd cimport _SC_PAGESIZE, sysconf
 
 from flowos.fo_processor cimport *
 from flowos.fo cimport fo_field, fo_field_size, fo_field_vector, FO_FIELD_LENGTH, FO_FIELD_PROTO, FO_FIELD_DIR, \
@@ -38,6 +41,9 @@ cdef extern from "Python.h" nogil:
 
 cdef extern from "rte_ip.h" nogil:
     pass
+
+cdef extern from "<sys/mman.h>" nogil:
+    int MAP_FIXED_NOREPLACE     # Linux 4.17; older kernels take the address as a hint
 
 
 # --- the worker thread's Python thread state ------------------------------------------------
@@ -77,17 +83,27 @@ cdef class Packet:
         return self.m.pkt_len
 
     def tobytes(self):
+        """The whole frame, across the segments of a long one (the buffer protocol gives the first)."""
         self.batch.check()
-        return (<char *>fo_pkt_data(self.m))[:self.m.data_len]
+        if self.m.nb_segs == 1:
+            return (<char *>fo_pkt_data(self.m))[:self.m.data_len]
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, self.m.pkt_len)
+        cdef const void *data = rte_pktmbuf_read(self.m, 0, self.m.pkt_len, PyBytes_AS_STRING(out))
+        if data != <const void *>PyBytes_AS_STRING(out):
+            memcpy(PyBytes_AS_STRING(out), data, self.m.pkt_len)
+        return out
 
     def __getitem__(self, index):
         self.batch.check()
-        return self.tobytes()[index] if isinstance(index, slice) else fo_pkt_data(self.m)[self._index(index)]
+        cdef uint8_t byte
+        if isinstance(index, slice):
+            return self.tobytes()[index]
+        return (<const uint8_t *>rte_pktmbuf_read(self.m, self._index(index), 1, &byte))[0]
 
     cdef uint32_t _index(self, long i) except? 0:
         if i < 0:
-            i += self.m.data_len
-        if not 0 <= i < self.m.data_len:
+            i += self.m.pkt_len
+        if not 0 <= i < self.m.pkt_len:
             raise IndexError("packet index out of range")
         return <uint32_t>i
 
@@ -103,6 +119,7 @@ cdef class Packet:
     def __releasebuffer__(self, Py_buffer *view):
         self.exports -= 1
         self.batch.exports -= 1
+        forget_export(view)
 
 
 cdef class Span:
@@ -121,9 +138,41 @@ cdef class Span:
 
     def __releasebuffer__(self, Py_buffer *view):
         self.batch.exports -= 1
+        forget_export(view)
+
+
+# The packet bytes exported to Python now, by the Py_buffer that holds them: (address, length).
+# A memoryview cannot be revoked, so cover_kept_views() needs to know where kept ones point.
+cdef dict exported = {}
+
+
+def cover_kept_views():
+    """Once the EAL has given its memory back: maps read-only zero pages wherever a view of
+    packet bytes kept past its call still points, so that reading it (from atexit, a __del__, a
+    thread) reads zeros instead of crashing the process. Never replaces a live mapping. Returns
+    the number of pages mapped."""
+    cdef size_t page = sysconf(_SC_PAGESIZE), start, end, at
+    cdef void *p
+    cdef int mapped = 0
+    for address, length in list(exported.values()):
+        start = <size_t>address & ~(page - 1)
+        end = (<size_t>address + <size_t>length + page - 1) & ~(page - 1)
+        for at in range(start, end, page):    # page by page: some may be mapped again already
+            p = mmap(<void *>at, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
+            if p == <void *>at:
+                mapped += 1
+            elif p != MAP_FAILED:             # a kernel that took the address as a hint
+                munmap(p, page)
+    return mapped
+
+
+cdef void forget_export(Py_buffer *view):
+    if exported is not None:   # None once the module is torn down at exit
+        exported.pop(<size_t>view, None)
 
 
 cdef void export_bytes(Py_buffer *view, object owner, const uint8_t *data, Py_ssize_t length, int flags):
+    exported[<size_t>view] = (<size_t>data, length)
     view.buf = <void *>data
     view.obj = owner
     view.len = length
@@ -137,6 +186,17 @@ cdef void export_bytes(Py_buffer *view, object owner, const uint8_t *data, Py_ss
     view.strides = NULL
     view.suboffsets = NULL
     view.internal = NULL
+
+
+cdef enum:
+    ETHER_HEADER_LEN = 14
+
+
+cdef bytes as_bytes(object data):
+    """data's bytes; an int is refused (bytes(6) would be six zero bytes, not what was meant)."""
+    if isinstance(data, int):
+        raise TypeError(f"expected bytes-like data, got {type(data).__name__}")
+    return data if type(data) is bytes else bytes(data)
 
 
 cdef int check_splice(int ret) except -1:
@@ -222,7 +282,7 @@ cdef class Stream:
     def find(self, pattern, start=None, end=None):
         """The offset of the first pattern in [start, end), also across packets; -1 if none."""
         self.batch.check()
-        cdef bytes pat = bytes(pattern)
+        cdef bytes pat = as_bytes(pattern)
         cdef uint64_t stop = self.end if end is None else end
         return fo_stream_find(self.b, self.dir, <const char *>pat, len(pat), self.at(start), stop)
 
@@ -230,7 +290,7 @@ cdef class Stream:
         """Where a match of pattern may still be starting, cut off by the end of the bytes held:
         the offset of the longest proper prefix of pattern that ends the stream, else end.
         Releasing up to here holds back only what the next bytes could complete."""
-        cdef bytes pat = bytes(pattern)
+        cdef bytes pat = as_bytes(pattern)
         cdef uint64_t end = self.end
         cdef bytes tail = self.read(max(self.start, end - max(len(pat) - 1, 0)))
         cdef bytes first = pat[:1]
@@ -244,7 +304,7 @@ cdef class Stream:
         return end
 
     def startswith(self, prefix, off=None):
-        cdef bytes p = bytes(prefix)
+        cdef bytes p = as_bytes(prefix)
         return self.read(off, len(p)) == p
 
     def readline(self, off=None, delim=b"\n"):
@@ -275,7 +335,7 @@ cdef class Stream:
     def replace(self, off, data):
         """Overwrites len(data) bytes at off."""
         self.batch.check()
-        cdef bytes d = bytes(data)
+        cdef bytes d = as_bytes(data)
         check_splice(fo_stream_splice(self.b, self.dir, off, len(d), <const char *>d, len(d)))
         self.batch.sync_verdicts(self.b)
 
@@ -286,7 +346,7 @@ cdef class Stream:
 
     def insert(self, off, data):
         self.batch.check()
-        cdef bytes d = bytes(data)
+        cdef bytes d = as_bytes(data)
         check_splice(fo_stream_splice(self.b, self.dir, off, 0, <const char *>d, len(d)))
         self.batch.sync_verdicts(self.b)
 
@@ -418,10 +478,12 @@ cdef class Batch:
     cdef rte_mbuf **pkts             # flat: the engine lays batch b's packets after batch b-1's
     cdef uint16_t *ports             # redirect targets: the engine's out_ports, flat like pkts
     cdef readonly object verdicts    # array('B'), preset to pass
+    cdef Py_buffer held              # verdicts' buffer, exported during the call: it cannot change size
+    cdef uint8_t *v                  # held's items, size of them
+    cdef bint holding                # held is exported (from new_batch to the end of run)
     cdef bint valid
     cdef int exports
     cdef list _flows
-
 
     cdef int check(self) except -1:
         if not self.valid:
@@ -433,6 +495,21 @@ cdef class Batch:
         if i >= self.size:
             raise IndexError("packet index out of range")
         return 0
+
+    cdef int hold_verdicts(self) except -1:
+        """Exports batch.verdicts for the call: an array('B') that exports its buffer refuses to
+        change size (BufferError), so pop(), del, append() or a slice of another length raise in
+        process() instead of leaving the engine to read verdicts past the array."""
+        PyObject_GetBuffer(self.verdicts, &self.held, PyBUF_WRITABLE)
+        self.v = <uint8_t *>self.held.buf
+        self.holding = True
+        return 0
+
+    cdef void let_go_verdicts(self):
+        if self.holding:
+            self.holding = False
+            self.v = NULL
+            PyBuffer_Release(&self.held)
 
     cdef uint32_t first(self, uint16_t b):
         """Batch b's first flat index: where its packets start in the engine's flat array."""
@@ -467,14 +544,13 @@ cdef class Batch:
     cdef void push_verdicts(self, fo_batch *fb):
         """The Python verdicts of fb's packets into fb, for C code that reads them."""
         cdef uint32_t first = self.index_of(fb), k
-        cdef const uint8_t *v = (<array.array>self.verdicts).data.as_uchars
         for k in range(fb.n):
-            fb.verdicts[k] = v[first + k]
+            fb.verdicts[k] = self.v[first + k]
 
     cdef void sync_verdicts(self, fo_batch *fb):
         """fb's verdicts (the C stream code sets them) back into batch.verdicts."""
         cdef uint32_t first = self.index_of(fb), k
-        cdef uint8_t *v = (<array.array>self.verdicts).data.as_uchars
+        cdef uint8_t *v = self.v
         for k in range(fb.n):
             if fb.verdicts[k] != FO_PASS and v[first + k] == FO_PASS:
                 v[first + k] = fb.verdicts[k]
@@ -554,28 +630,30 @@ cdef class Batch:
 
     # Verdicts, one packet at a time (batch.verdicts[i] = ... works too).
     def drop(self, uint32_t i):
-        self.check()
-        self.verdicts[i] = FO_DROP
+        self.check_index(i)
+        self.v[i] = FO_DROP
 
     def hold(self, uint32_t i):
-        self.check()
-        self.verdicts[i] = FO_HOLD
+        self.check_index(i)
+        self.v[i] = FO_HOLD
 
     def redirect(self, uint32_t i, uint16_t port):
+        """Sends packet i out of port (an id from setup's context.ports; the engine drops and
+        counts a redirect to a port that does not exist)."""
         self.check_index(i)
-        self.verdicts[i] = FO_REDIRECT
+        self.v[i] = FO_REDIRECT
         self.ports[i] = port
 
     def write(self, uint32_t i, uint32_t offset, data):
         """Overwrites bytes of packet i in place; its checksums are repaired before it leaves."""
         self.check_index(i)
-        cdef bytes b = bytes(data)
+        cdef bytes b = as_bytes(data)
         if offset + len(b) > self.pkts[i].data_len:
             raise ValueError(f"write of {len(b)} bytes at {offset} past the packet's {self.pkts[i].data_len}")
         memcpy(fo_pkt_data(self.pkts[i]) + offset, <const char *>b, len(b))
         fo_pkt_meta_of(self.pkts[i]).flags |= FO_PKT_EDITED     # kept if it is held afterwards
-        if self.verdicts[i] == FO_PASS:
-            self.verdicts[i] = FO_MODIFIED
+        if self.v[i] == FO_PASS:
+            self.v[i] = FO_MODIFIED
 
     def set_ttl(self, uint32_t i, uint8_t ttl):
         """Sets the IPv4 TTL / IPv6 hop limit of packet i."""
@@ -591,15 +669,19 @@ cdef class Batch:
     def inject(self, uint32_t i, data, bint after=True):
         """Adds a new packet (bytes of a whole frame) to packet i's flow, next to it."""
         self.check_index(i)
-        cdef bytes b = bytes(data)
+        cdef bytes b = as_bytes(data)
+        if len(b) < ETHER_HEADER_LEN:
+            raise ValueError(f"an injected frame needs at least its {ETHER_HEADER_LEN}-byte Ethernet header, "
+                             f"got {len(b)} bytes")
         cdef uint16_t owner = self.owner_of(i)
         cdef fo_batch *fb = &self.batches[owner]
         cdef rte_mbuf *m = rte_pktmbuf_alloc(fo_batch_pool(fb))
         if m == NULL:
             raise MemoryError("no mbuf to inject into")
-        if len(b) > rte_pktmbuf_tailroom(m):
+        cdef uint16_t room = rte_pktmbuf_tailroom(m)
+        if len(b) > room:
             rte_pktmbuf_free(m)
-            raise ValueError(f"an injected packet holds at most {rte_pktmbuf_tailroom(m)} bytes")
+            raise ValueError(f"an injected packet holds at most {room} bytes, got {len(b)}")
         memcpy(rte_pktmbuf_append(m, len(b)), <const char *>b, len(b))
         if fo_batch_inject(fb, i - self.first(owner), m, after) != 0:
             raise RuntimeError("the flow holds too much to take another packet")
@@ -668,13 +750,12 @@ cdef class PythonTier:
                 sys.stderr.flush()
         if self.on_error == "stop":
             self.stop_requested = True
-        if batch is not None:
-            batch.verdicts[:] = array.array("B", bytes([FO_DROP if self.on_error == "drop" else FO_PASS]) * batch.size)
+        if batch is not None and batch.holding:
+            memset(batch.v, FO_DROP if self.on_error == "drop" else FO_PASS, batch.size)
 
     cdef void run(self, fo_batch *batches, uint16_t n):
         cdef Batch batch
         cdef uint32_t i
-        cdef const uint8_t *verdicts
         try:
             batch = new_batch(self, batches, n)
         except (MemoryError, RuntimeError) as e:
@@ -687,13 +768,10 @@ cdef class PythonTier:
             if result is not None:
                 if len(result) != batch.size:
                     raise TypeError(f"process() returned {len(result)} verdicts for {batch.size} packets")
-                batch.verdicts[:] = array.array("B", result)
-            if not isinstance(batch.verdicts, array.array) or (<array.array>batch.verdicts).ob_descr.typecode != b"B":
-                raise TypeError("batch.verdicts was replaced by something else than an array('B')")
-            verdicts = (<array.array>batch.verdicts).data.as_uchars
+                batch.verdicts[:] = array.array("B", result)   # of another length: BufferError
             for i in range(batch.size):
-                if verdicts[i] >= FO_VERDICT_COUNT:
-                    raise ValueError(f"verdict {verdicts[i]} of packet {i} is not one of pass, drop, hold, "
+                if batch.v[i] >= FO_VERDICT_COUNT:
+                    raise ValueError(f"verdict {batch.v[i]} of packet {i} is not one of pass, drop, hold, "
                                      "modified, redirect")
         except BaseException:
             self.fault("failed:\n" + traceback.format_exc(), batch)
@@ -702,7 +780,8 @@ cdef class PythonTier:
         if batch.exports:
             self.fault("kept a view of packet bytes past process(): the views are stale now", None)
         if n > 0:   # the engine's verdicts are flat like its packets
-            memcpy(batches[0].verdicts, (<array.array>batch.verdicts).data.as_uchars, batch.size)
+            memcpy(batches[0].verdicts, batch.v, batch.size)
+        batch.let_go_verdicts()
 
     cdef int answer(self, const char *msg, char *reply, size_t length) noexcept:
         """An operator's message, on the worker between bursts: the reply's length or -EIO, its text in reply."""
@@ -769,6 +848,7 @@ cdef Batch new_batch(PythonTier tier, fo_batch *batches, uint16_t n):
     batch.ports = batches[0].out_ports if n > 0 else NULL
     if n > 0:
         memset(batch.ports, 0, sizeof(uint16_t) * total)
+    batch.hold_verdicts()
     batch.valid = True
     return batch
 

@@ -22,6 +22,7 @@ cdef class Port:
     cdef readonly str device
     cdef readonly Eal eal
     cdef readonly Mempool pool
+    cdef readonly Mempool linear_pool
     cdef bint started
 
 

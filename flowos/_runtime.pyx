@@ -21,7 +21,9 @@ from flowos.fo cimport *
 
 from flowos.errors import FlowOSError
 
-CaptureInfo = namedtuple("CaptureInfo", "packets bytes truncated linktype damaged")
+# linktype: the DLT_ value; linktype_name: libpcap's name for it ("EN10MB", "RAW (Raw IP)");
+# longest: the longest packet's captured bytes, and its number (from 1).
+CaptureInfo = namedtuple("CaptureInfo", "packets bytes truncated linktype damaged longest longest_at linktype_name")
 RouteStats = namedtuple("RouteStats", "rx_packets tx_packets tx_unsent hook_kept")
 
 STOP_REASONS = {
@@ -52,11 +54,13 @@ def scan_capture(path):
     cdef char err[512]
     cdef bytes bpath = str(path).encode()
     ret = fo_capture_scan(bpath, &info, err, sizeof(err))
-    if ret == -32:  # EPIPE: a damaged record; what comes before it is replayed
-        return CaptureInfo(info.packets, info.bytes, info.truncated, info.linktype, err.decode(errors="replace"))
-    if ret < 0:
+    if ret < 0 and ret != -32:  # EPIPE: a damaged record; what comes before it is replayed
         raise FlowOSError(f"{path}: {err.decode(errors='replace')}")
-    return CaptureInfo(info.packets, info.bytes, info.truncated, info.linktype, None)
+    name = info.linktype_name.decode() if info.linktype_name != NULL else f"DLT {info.linktype}"
+    if info.linktype_description != NULL:
+        name += f" ({info.linktype_description.decode()})"
+    return CaptureInfo(info.packets, info.bytes, info.truncated, info.linktype,
+                       err.decode(errors="replace") if ret == -32 else None, info.longest, info.longest_at, name)
 
 
 @contextmanager
@@ -199,7 +203,11 @@ cdef class Port:
         return port
 
     def start(self, Mempool pool, uint16_t queues=1, uint16_t rx_descriptors=1024,
-              uint16_t tx_descriptors=1024, bint promiscuous=True, bint rx_timestamp=False):
+              uint16_t tx_descriptors=1024, bint promiscuous=True, bint rx_timestamp=False,
+              tx_chain_max=None, Mempool linear_pool=None):
+        """tx_chain_max: the longest chained packet the device sends whole (None: no limit);
+        longer ones are copied into one mbuf of linear_pool (which the port owns from now on and
+        frees on close), or left unsent and counted (tx_oversize)."""
         cdef fo_port_conf conf
         memset(&conf, 0, sizeof(conf))
         conf.pool = pool.mp
@@ -208,7 +216,10 @@ cdef class Port:
         conf.nb_txd = tx_descriptors
         conf.promiscuous = promiscuous
         conf.rx_timestamp = rx_timestamp
+        conf.tx_chain_max = 0xFFFFFFFF if tx_chain_max is None else tx_chain_max
+        conf.tx_linear_pool = linear_pool.mp if linear_pool is not None else NULL
         self.pool = pool
+        self.linear_pool = linear_pool
         self.started = True  # a half-started port still needs closing
         check(fo_port_start(self.port_id, &conf), f"cannot start port {self.device}")
 
@@ -220,12 +231,15 @@ cdef class Port:
 
     def stats(self):
         cdef rte_eth_stats s
+        cdef fo_port_tx_fit fit
         check(rte_eth_stats_get(self.port_id, &s), f"cannot read the stats of port {self.device}")
+        check(fo_port_tx_fit_stats(self.port_id, &fit), f"cannot read the stats of port {self.device}")
         return {
             "rx_packets": s.ipackets, "rx_bytes": s.ibytes,
             "tx_packets": s.opackets, "tx_bytes": s.obytes,
             "rx_missed": s.imissed, "rx_errors": s.ierrors,
             "tx_errors": s.oerrors, "rx_nombuf": s.rx_nombuf,
+            "tx_linearised": fit.linearised, "tx_oversize": fit.oversize,
         }
 
     def link(self):
@@ -238,7 +252,11 @@ cdef class Port:
         if not self.started:
             return
         self.started = False
-        check(fo_port_close(self.port_id), f"cannot close port {self.device}")
+        try:
+            check(fo_port_close(self.port_id), f"cannot close port {self.device}")
+        finally:
+            if self.linear_pool is not None:
+                self.linear_pool.close()
 
     def __repr__(self):
         return f"<Port {self.port_id} {self.device}>"

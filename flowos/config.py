@@ -38,7 +38,12 @@ class EalConfig:
 class PoolConfig:
     mbufs: int | None = None           # None: sized from the ports' descriptors
     cache: int = 256
-    data_room: int = 2176              # RTE_MBUF_DEFAULT_BUF_SIZE: 2048 bytes + headroom
+    data_room: int | None = None       # None: DATA_ROOM, or more where a port needs it
+
+# RTE_MBUF_DEFAULT_BUF_SIZE: 2048 bytes + headroom. Longer frames come as chains (docs/ports.md),
+# except where a driver copies a frame into one mbuf (net_af_packet): it sets a larger room.
+DATA_ROOM = 2176
+MAX_DATA_ROOM = 65535
 
 
 # Packets per receive burst, by default: 32 (as testpmd), or 256 when a pipeline has a Python
@@ -118,7 +123,7 @@ PORT_NAME = r"[A-Za-z][A-Za-z0-9_.:-]*"
 SCHEMA = {
     "eal": {"memory": _choice(*MODES), "memory_mb": _int(16), "file_prefix": _string(r"[A-Za-z0-9_.-]+", "letters, digits, _ . -"),
             "worker_cpu": _int(0), "log_level": _string(), "args": _strings},
-    "pool": {"mbufs": _int(64, 2**31 - 1), "cache": _int(0, 512), "data_room": _int(256, 65535)},
+    "pool": {"mbufs": _int(64, 2**31 - 1), "cache": _int(0, 512), "data_room": _int(256, MAX_DATA_ROOM)},
     "run": {"burst": _int(1, 256), "duration": _number(0), "packets": _int(1), "source_idle_ms": _int(1)},
     "port": {"name": _string(PORT_NAME, "a name of letters, digits, _ . : -"), "vdev": _string(), "pci": _string(),
              "rx_descriptors": _int(1, 32768), "tx_descriptors": _int(1, 32768), "promiscuous": _bool},
@@ -246,6 +251,7 @@ def finish(config):
             raise r.error(port.origin or None, str(e)) from None
     if not config.forward:
         config.forward = default_forwarding(r, config.ports)
+    fit_data_room(r, config)
     if config.run.burst is None:
         python = next((spec for flow in config.flows for stage in flow.stages for spec in stage
                        if spec.python is not None and not spec.cython), None)
@@ -270,6 +276,36 @@ def finish(config):
             raise r.error("engine.clock", f"capture time needs every receiving port to replay a capture "
                                           f"(net_pcap rx_pcap=, not infinite_rx); not: {', '.join(endless)}")
     return config
+
+
+def fit_data_room(r, config):
+    """The pool's data room: what every port needs (a net_af_packet port, its interface's MTU)."""
+    need = DATA_ROOM
+    for port in config.ports:
+        room = devices.one_mbuf_room(port)
+        note = devices.live_capture_note(port)
+        if note:
+            config.notes.append(note)
+        if port.driver == "net_af_packet":
+            room, note = devices.fit_af_packet(port)
+            if note:
+                config.notes.append(note)
+        if room is None:
+            continue
+        if room > MAX_DATA_ROOM:
+            raise r.error(port.origin or None, f"{port.device} puts each frame into one mbuf, which holds at most "
+                                               f"{MAX_DATA_ROOM - devices.MBUF_HEADROOM} bytes; its frames are up to "
+                                               f"{room - devices.MBUF_HEADROOM}")
+        if port.driver == "net_pcap" and config.pool.data_room is None and room > DATA_ROOM:
+            config.notes.append(f"{port.device}: infinite_rx keeps each packet in one mbuf: mbufs of "
+                                f"{room - devices.MBUF_HEADROOM} bytes (pool.data_room {room})")
+        if config.pool.data_room is not None and config.pool.data_room < room:
+            raise r.error("pool.data_room", f"{config.pool.data_room} bytes is too little for {port.device}, "
+                                            f"which puts frames of up to {room - devices.MBUF_HEADROOM} bytes "
+                                            f"into one mbuf: {room} or more")
+        need = max(need, room)
+    if config.pool.data_room is None:
+        config.pool.data_room = need
 
 
 def default_forwarding(r, ports):

@@ -93,6 +93,10 @@ def engine_line(stats):
     line = (f"flows: {stats['flows_active']:,} active (peak {stats['flows_peak']:,}), {stats['flows_created']:,} "
             f"created | unmatched {stats['unmatched']:,} | malformed {malformed:,} | "
             f"dropped {stats['dropped']:,} | table full {stats['table_full']:,}")
+    budget = stats["budget"]
+    line += f"\nkept: {budget['kept']:,} of a budget of {budget['limit']:,} (peak {budget['peak']:,})"
+    if budget["overflows"] or budget["segments_dropped"]:
+        line += f" | cut back {budget['overflows']:,} | segments refused {budget['segments_dropped']:,}"
     streams = stats.get("streams") or {}
     if any(streams.values()):
         line += "\nstreams: " + " | ".join(f"{name.replace('_', ' ')} {value:,}" for name, value in streams.items() if value)
@@ -118,9 +122,16 @@ def summary_table(report):
             lines.append(Text(f"flow {flow['name']}: {flow['packets']:,} packets, {flow['bytes']:,} bytes, "
                               f"{flow['flows_created']:,} flows; pipeline: "
                               + (" -> ".join(p["name"] for p in flow["processors"]) or "none")))
+    for p in report.ports:
+        if p.tx_oversize:
+            lines.append(Text(f"port {p.name}: {p.tx_oversize:,} packets too long for {p.driver} to send "
+                              "whole were not sent (tx_oversize; see docs/ports.md)"))
     for s in report.sources:
         note = f"capture {s.capture}: {s.received:,} of {s.packets:,} packets received"
         if s.damaged:
             note += f" (the capture ends with a damaged record: {s.damaged})"
+        if s.truncated:
+            note += (f"; {s.truncated:,} of them were captured shorter than they were on the wire (snaplen) "
+                     "and go out as captured, their records no longer saying so")
         lines.append(Text(note))
     return Group(*lines)

@@ -15,6 +15,31 @@ KNOWN_VDEV_DRIVERS = ("net_pcap", "net_null", "net_ring", "net_af_packet", "net_
                       "net_memif", "net_vhost", "net_virtio_user", "net_bonding", "net_failsafe")
 PCI_ADDRESS = re.compile(r"^(?:[0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
 PCAP_FILE_KEYS = ("rx_pcap", "tx_pcap")
+DLT_EN10MB = 1
+# net_pcap (DPDK 22.11) copies a frame of a capture into mbufs with a 16-bit length: a longer
+# frame would become a chain shorter than the packet it claims to be.
+NET_PCAP_MAX_FRAME = 65535
+# The longest chained packet a driver sends whole, where it has a limit: net_pcap copies a chain
+# into a buffer of RTE_ETHER_MAX_JUMBO_FRAME_LEN bytes and writes (or sends) only that much.
+TX_CHAIN_MAX = {"net_pcap": 16128}
+NET_PCAP_TX_KEYS = ("tx_pcap", "tx_iface", "iface")
+# net_pcap opens a live interface with a snapshot length of 16,128 bytes: it receives longer
+# frames cut to that, and nothing says so.
+NET_PCAP_LIVE_SNAPLEN = 16128
+NET_PCAP_RX_IFACE_KEYS = ("iface", "rx_iface", "rx_iface_in")
+
+# net_af_packet (DPDK 22.11) receives through a ring of frames of `framesz` bytes (2048 by
+# default): the kernel puts a packet 80 bytes into its frame (tpacket2 header and sockaddr_ll,
+# aligned) and cuts what does not fit, which the driver does not check; the driver then copies
+# the frame into one mbuf, and refuses a ring frame (less its 32-byte header) larger than the
+# pool's data room less headroom. So an interface's MTU sets both the frame and the data room.
+AF_PACKET_FRAME_SIZE = 2048
+AF_PACKET_MAX_AUTO_FRAME = 12288     # the largest ring frame FlowOS picks itself: jumbo MTUs, to 12,190
+AF_PACKET_FRAME_OFFSET = 80
+AF_PACKET_FRAME_HEADER = 32
+MBUF_HEADROOM = 128
+PAGE_SIZE = 4096
+VLAN_FRAME_OVERHEAD = 18     # Ethernet header and one VLAN tag: a frame is the MTU plus this
 
 
 @dataclass
@@ -41,6 +66,13 @@ class PortSpec:
     def eal_spec(self):
         """The --vdev or -a argument for the EAL."""
         return ",".join([self.device] + [f"{k}={v}" if v is not None else k for k, v in self.args])
+
+    @property
+    def tx_chain_max(self):
+        """The longest chained packet this port sends whole, or None for no limit."""
+        if self.driver == "net_pcap" and not any(self.arg(k) is not None for k in NET_PCAP_TX_KEYS):
+            return None   # without an output, net_pcap frees what it is given
+        return TX_CHAIN_MAX.get(self.driver)
 
     @property
     def capture_source(self):
@@ -94,6 +126,73 @@ def apply_defaults(port):
     return f"{port.device}: no capture given; replaying the bundled sample {SAMPLE_CAPTURE.name} into ./{DEFAULT_OUTPUT}"
 
 
+def interface_mtu(iface):
+    try:
+        with open(f"/sys/class/net/{iface}/mtu") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def fit_af_packet(port):
+    """Sizes a net_af_packet port's ring frames for its interface's MTU, up to jumbo frames, unless
+    framesz is given. Returns the pool data room the port needs, and a note to tell the user: the
+    size chosen, or that longer frames will be cut (by the kernel, where no counter sees it)."""
+    iface, mtu = port.arg("iface"), interface_mtu(port.arg("iface"))
+    given = port.arg("framesz")
+    framesz = int(given) if given and given.isdigit() else AF_PACKET_FRAME_SIZE
+    notes = []
+    if mtu is not None:
+        need = AF_PACKET_FRAME_OFFSET + mtu + VLAN_FRAME_OVERHEAD
+        fitted = -(-need // PAGE_SIZE) * PAGE_SIZE     # a ring block is whole pages
+        if given is None and framesz < need and fitted <= AF_PACKET_MAX_AUTO_FRAME:
+            framesz = fitted
+            port.args += [("framesz", str(framesz)), ("blocksz", str(framesz))]
+            notes.append(f"{iface} has MTU {mtu}: ring frames of {framesz} bytes (framesz), "
+                         f"mbufs of {framesz - AF_PACKET_FRAME_HEADER} bytes")
+        if framesz < need:
+            notes.append(f"frames longer than {framesz - AF_PACKET_FRAME_OFFSET} bytes ({iface} has MTU {mtu}) "
+                         f"will be cut short by the kernel, where no counter sees it: lower the MTU to "
+                         f"{framesz - AF_PACKET_FRAME_OFFSET - VLAN_FRAME_OVERHEAD}"
+                         + (" or give a larger framesz" if given is not None else ""))
+    note = f"{port.device}: " + "; ".join(notes) if notes else None
+    return framesz - AF_PACKET_FRAME_HEADER + MBUF_HEADROOM, note
+
+
+def live_capture_note(port):
+    """What a net_pcap port on a live interface whose MTU passes net_pcap's snapshot length will
+    do to the longer frames, to tell the user (no counter can); None otherwise."""
+    if port.driver != "net_pcap":
+        return None
+    for key in NET_PCAP_RX_IFACE_KEYS:
+        iface = port.arg(key)
+        mtu = interface_mtu(iface) if iface else None
+        if mtu is not None and mtu + VLAN_FRAME_OVERHEAD > NET_PCAP_LIVE_SNAPLEN:
+            return (f"{port.device}: frames longer than {NET_PCAP_LIVE_SNAPLEN} bytes ({iface} has MTU {mtu}) will be "
+                    f"received cut short by net_pcap, where no counter sees it: lower the MTU to "
+                    f"{NET_PCAP_LIVE_SNAPLEN - VLAN_FRAME_OVERHEAD}, or use net_af_packet")
+    return None
+
+
+def one_mbuf_room(port):
+    """The data room a port needs because its driver puts a frame in one mbuf, or None: net_pcap
+    with infinite_rx keeps each packet of its capture in one (DPDK 22.11 refuses chains there)."""
+    if port.driver == "net_pcap" and port.arg("infinite_rx") == "1" and port.capture is not None:
+        return max(port.capture.longest, 1) + MBUF_HEADROOM
+    return None
+
+
+def check_replayable(port, path, capture):
+    """FlowOS decodes Ethernet, and writes every output capture as Ethernet: a capture of another
+    link type would be misread and mislabelled, so it is refused (docs/ports.md)."""
+    if capture.linktype != DLT_EN10MB:
+        raise FlowOSError(f"vdev {port.device}: rx_pcap {path}: link type {capture.linktype_name}, not Ethernet "
+                          "(FlowOS reads and writes Ethernet frames only)")
+    if capture.longest > NET_PCAP_MAX_FRAME:
+        raise FlowOSError(f"vdev {port.device}: rx_pcap {path}: packet {capture.longest_at} is {capture.longest} bytes; "
+                          f"net_pcap replays frames of at most {NET_PCAP_MAX_FRAME} bytes")
+
+
 def check(port):
     """What can be known about a port before DPDK starts: files, interfaces, driver names."""
     if port.kind == "pci":
@@ -115,6 +214,7 @@ def check(port):
                 port.capture = scan_capture(rx)
             except FlowOSError as e:
                 raise FlowOSError(f"vdev {port.device}: rx_pcap {e}: not a capture file libpcap can read") from None
+            check_replayable(port, rx, port.capture)
         if tx is not None:
             folder = os.path.dirname(tx) or "."
             if not os.path.isdir(folder) or not os.access(folder, os.W_OK):

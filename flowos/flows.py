@@ -8,6 +8,7 @@ canonical form the C engine is built from.
     table_full: bypass | drop    # new flows when the table is full
     clock: tsc | capture         # capture: time from the capture's timestamps (deterministic replays)
     timeouts: {tcp_opening: 30, tcp_established: 300, tcp_closing: 10, udp: 30, icmp: 10, other: 60}
+    keep_budget: auto            # packets kept across all flows; auto: sized from the pool
   flows:
     - name: web
       match: {in_port: lan, src: 10.0.0.0/8, dst: "fd00::/8", proto: tcp, sport: 1024-65535, dport: 80,
@@ -37,6 +38,7 @@ class EngineConfig:
     table_full: str = "bypass"
     clock: str = "tsc"
     timeouts: dict = field(default_factory=lambda: dict(TIMEOUT_DEFAULTS))
+    keep_budget: int | None = None   # None: sized from the pool (flowos.runner.keep_budget)
 
 
 @dataclass
@@ -368,6 +370,11 @@ def parse_engine(value):
         elif k == "capacity":
             if isinstance(v, bool) or not isinstance(v, int) or not 8 <= v <= 1 << 26:
                 raise Invalid(where, f"expected an integer in 8..{1 << 26}, got {v!r}")
+        elif k == "keep_budget":
+            if v == "auto":
+                v = None
+            elif isinstance(v, bool) or not isinstance(v, int) or not 1 <= v < 1 << 31:
+                raise Invalid(where, f"expected auto or a number of packets >= 1, got {v!r}")
         elif k == "timeouts":
             if not isinstance(v, dict):
                 raise Invalid(where, "expected a mapping of seconds")
@@ -378,7 +385,8 @@ def parse_engine(value):
                     raise Invalid(f"{where}.{cls}", f"expected seconds > 0, got {seconds!r}")
             v = dict(TIMEOUT_DEFAULTS, **v)
         else:
-            raise Invalid(where, f"unknown key (expected one of: capacity, {', '.join(choices)}, timeouts)")
+            raise Invalid(where, f"unknown key (expected one of: capacity, {', '.join(choices)}, timeouts, "
+                                 "keep_budget)")
         setattr(engine, k, v)
     return engine
 

@@ -19,7 +19,11 @@ cdef extern from "flowos/fo_capture.h" nogil:
         uint64_t packets
         uint64_t bytes
         uint64_t truncated
+        uint64_t longest_at
+        uint32_t longest
         uint32_t linktype
+        const char *linktype_name
+        const char *linktype_description
     int fo_capture_scan(const char *path, fo_capture_info *info, char *err, size_t errlen)
 
 
@@ -31,7 +35,13 @@ cdef extern from "flowos/fo_port.h" nogil:
         uint16_t nb_txd
         uint8_t promiscuous
         uint8_t rx_timestamp
+        uint32_t tx_chain_max
+        rte_mempool *tx_linear_pool
+    struct fo_port_tx_fit:
+        uint64_t linearised
+        uint64_t oversize
     int fo_port_start(uint16_t port_id, const fo_port_conf *conf)
+    int fo_port_tx_fit_stats(uint16_t port_id, fo_port_tx_fit *out)
     int fo_port_close(uint16_t port_id)
 
 

@@ -73,6 +73,7 @@ cdef extern from "flowos/fo_engine.h" nogil:
         uint64_t timeout_ns[6]
         rte_mempool *pool
         int socket_id
+        uint32_t keep_budget
 
     struct fo_def_conf:
         char name[48]
@@ -120,6 +121,15 @@ cdef extern from "flowos/fo_engine.h" nogil:
         uint64_t stream_release_split
         uint64_t stream_release_split_failed
         uint64_t stream_copies_evicted
+        uint64_t created
+        uint64_t replaced
+        uint64_t held
+        uint64_t stream_split_parts
+        uint64_t stream_copies_resent
+        uint64_t kept_copies
+        uint64_t keep_peak
+        uint64_t budget_overflows
+        uint64_t budget_segments_dropped
 
     struct fo_def_stats:
         uint64_t packets

@@ -18,6 +18,7 @@ cdef extern from "rte_mbuf.h" nogil:
     void rte_pktmbuf_free(rte_mbuf *m)
     char *rte_pktmbuf_append(rte_mbuf *m, uint16_t len)
     uint16_t rte_pktmbuf_tailroom(const rte_mbuf *m)
+    const void *rte_pktmbuf_read(const rte_mbuf *m, uint32_t off, uint32_t len, void *buf)
 
 
 cdef extern from "flowos/fo_decode.h" nogil:

@@ -9,9 +9,9 @@ import time
 
 import copy
 
-from flowos import _control, control as control_api, eal_args, flows as flow_defs, hugepages
+from flowos import _control, control as control_api, devices, eal_args, flows as flow_defs, hugepages
 from flowos._engine import Engine
-from flowos._python import PythonTier, thread_hooks
+from flowos._python import PythonTier, cover_kept_views, thread_hooks
 from flowos.cprocessor import CythonTier
 from flowos._runtime import Eal, Mempool, Port, Worker
 from flowos.errors import ConfigError, FlowOSError
@@ -19,6 +19,13 @@ from flowos.stats import PortStats, RunReport, Snapshot, SourceReport
 from flowos.dpdk_log import explain_failure
 
 MIN_POOL = 8191
+LCORES = 2             # the main lcore and the worker, each with a mempool cache
+ENGINE_TX_BUFFER = 64  # packets the engine gathers per port before a TX burst (TX_BUF in fo_engine_priv.h)
+# Ports that cannot send long chains (PortSpec.tx_chain_max) get a pool of one-segment buffers to
+# copy them into: the largest data room an mbuf has, as many as one TX burst carries (a worker's
+# burst, or the engine's TX buffer).
+LINEAR_DATA_ROOM = 65535
+STANDARD_FRAME = 1522  # an Ethernet frame with a VLAN tag, what ports other than captures bring
 
 
 class ProcessorContext:
@@ -35,13 +42,42 @@ def tier_name(tier):
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+def ring_mbufs(config):
+    return sum(p.rx_descriptors + p.tx_descriptors for p in config.ports)
+
+
 def pool_size(config):
     """Enough mbufs to fill every descriptor ring twice over, as 2^k - 1 (a mempool's best size)."""
-    need = sum(p.rx_descriptors + p.tx_descriptors for p in config.ports) + 2 * config.run.burst + config.pool.cache
+    need = ring_mbufs(config) + 2 * config.run.burst + config.pool.cache
     size = MIN_POOL
     while size < 2 * need:
         size = size * 2 + 1
     return size
+
+
+def keep_budget(config, mbufs):
+    """The packets the flow engine may keep across all flows (docs/flows.md, "The keep budget"):
+    the pool less what forwarding needs whatever the engine keeps (every descriptor ring full, a
+    mempool cache per lcore, a burst in the worker's hands, the engine's TX buffers) and an eighth
+    of the pool for what processors make, a quarter of the pool at least; divided by the mbufs the
+    longest frame a capture holds takes, where it is longer than one mbuf."""
+    reserve = (ring_mbufs(config) + config.pool.cache * LCORES + 2 * config.run.burst +
+               ENGINE_TX_BUFFER * len(config.ports))
+    longest = max([STANDARD_FRAME] + [p.capture.longest for p in config.ports if p.capture is not None])
+    segments = -(-longest // (config.pool.data_room - devices.MBUF_HEADROOM))
+    spare = max(mbufs - reserve - mbufs // 8, mbufs // 4) // segments
+    asked = config.engine.keep_budget
+    if asked is None:
+        return spare
+    if asked > spare:
+        raise ConfigError(config.source, "engine.keep_budget",
+                          f"{asked} packets is more than the pool of {mbufs} mbufs can spare for the engine "
+                          f"({spare}, after {reserve} for forwarding): lower it, or raise pool.mbufs")
+    return asked
+
+
+def linear_pool_size(config):
+    return max(config.run.burst, ENGINE_TX_BUFFER)
 
 
 def available_memory_mb():
@@ -60,6 +96,7 @@ class Bridge:
     def __init__(self, config):
         self.config = config
         self.eal = self.pool = self.worker = self.engine = None
+        self.keep_budget = 0       # packets the flow engine may keep across all flows
         self.control = None        # the engine's control mailbox (flowos-ctl flows, message)
         self.telemetry_socket = None
         self.tiers = []            # the Python and Cython processors in the engine
@@ -74,7 +111,11 @@ class Bridge:
     def start(self):
         cfg = self.config
         mbufs = cfg.pool.mbufs or pool_size(cfg)
+        self.keep_budget = keep_budget(cfg, mbufs) if cfg.flows else 0
         needed = eal_args.needed_memory_mb(mbufs, cfg.pool.data_room)
+        linear_ports = [p for p in cfg.ports if p.tx_chain_max is not None]
+        if linear_ports:
+            needed += len(linear_ports) * eal_args.pool_memory_mb(linear_pool_size(cfg), LINEAR_DATA_ROOM)
         if cfg.flows:
             needed += eal_args.flow_table_memory_mb(cfg.engine.capacity)
         if cfg.eal.memory_mb is not None and cfg.eal.memory_mb < needed:
@@ -108,8 +149,12 @@ class Bridge:
                 self.keep_log = True
                 raise FlowOSError(explain_failure(str(e), self.log_path, device=spec.device)) from None
             self.ports[spec.name] = port
+            linear = None
+            if spec.tx_chain_max is not None:
+                linear = Mempool.create(self.eal, f"fo_linear{port.port_id}", linear_pool_size(cfg), 0, LINEAR_DATA_ROOM)
             port.start(self.pool, 1, spec.rx_descriptors, spec.tx_descriptors, spec.promiscuous,
-                       rx_timestamp=bool(cfg.flows) and cfg.engine.clock == "capture" and spec.capture_source is not None)
+                       rx_timestamp=bool(cfg.flows) and cfg.engine.clock == "capture" and spec.capture_source is not None,
+                       tx_chain_max=spec.tx_chain_max, linear_pool=linear)
         self.worker = Worker.create(self.eal, cfg.run.burst, cfg.run.packets or 0, cfg.run.source_idle_ms)
         for src, dst in cfg.forward:
             source = self.sources.get(src)
@@ -136,7 +181,8 @@ class Bridge:
         flow_defs.resolve_ports(flows, {name: port.port_id for name, port in self.ports.items()},
                                 lambda key, problem: FlowOSError(f"{key}: {problem}"))
         engine = Engine.create(self.pool, cfg.engine.capacity, cfg.engine.unmatched, cfg.engine.malformed,
-                               cfg.engine.table_full, cfg.engine.clock, cfg.engine.timeouts)
+                               cfg.engine.table_full, cfg.engine.clock, cfg.engine.timeouts,
+                               self.keep_budget)
         try:
             for flow in flows:
                 index = engine.add_definition(flow.name, flow.match, flow.hold_packets, flow.hold_bytes,
@@ -227,7 +273,8 @@ class Bridge:
                 self.refresh_tier_reports(engine_report)   # with the faults of their teardown
             ports = self.port_stats()
             sources = [SourceReport(name, self.config.port(name).capture_source, info.packets, info.bytes,
-                                    next(p.rx_packets for p in ports if p.name == name), info.damaged)
+                                    next(p.rx_packets for p in ports if p.name == name), info.damaged,
+                                    info.truncated)
                        for name, info in self.sources.items()]
             report = RunReport(self.memory.mode, self.memory.reason, self.memory.memory_mb, self.file_prefix,
                                self.elapsed, stop_reason or self.worker.stop_reason, ports, self.pool.size, 0, sources,
@@ -247,6 +294,7 @@ class Bridge:
             self.pool.close()
         if self.eal is not None:
             self.eal.close()
+            cover_kept_views()   # a processor's memoryview kept past its call reads zeros, not unmapped memory
             if os.path.exists(self.log_path) and not errors and not self.keep_log:
                 os.unlink(self.log_path)
         if errors:

@@ -22,6 +22,8 @@ class PortStats:
     tx_errors: int = 0
     rx_nombuf: int = 0
     tx_unsent: int = 0   # refused by the TX queue: freed by the worker and counted here
+    tx_linearised: int = 0   # chains too long for the device, sent copied into one segment
+    tx_oversize: int = 0     # chains too long for the device that could not be: left unsent (docs/ports.md)
     link_up: bool = False
 
     @property
@@ -48,6 +50,7 @@ class SourceReport:
     bytes: int
     received: int
     damaged: str | None = None
+    truncated: int = 0     # packets captured shorter than they were on the wire (the capture's snaplen)
 
 
 @dataclass

@@ -355,6 +355,16 @@ def report(run, name, processor=0):
     return definition(run, name)["processors"][processor]["report"]
 
 
+def check_accounting(eng):
+    """Every packet out has a reason: what came in and what the engine made (injected, split, re-sent
+    copies) left, was dropped, left as other packets, or is still held (0 once the run is over)."""
+    made = eng["injected"] + eng["streams"]["release_split"] + eng["streams"]["split_parts"] + \
+        eng["streams"]["copies_resent"]
+    assert eng["created"] == made
+    assert eng["packets"] + eng["created"] == \
+        eng["tx_packets"] + eng["tx_unsent"] + eng["dropped"] + eng["replaced"] + eng["held"]
+
+
 def check_clean(run):
     """Exit 0, every mbuf back in the pool, every received packet sent or counted as dropped."""
     assert run.returncode == 0, run.stderr
@@ -363,7 +373,8 @@ def check_clean(run):
     eng = stats["engine"]["stats"]
     rx = stats["totals"]["rx_packets"]
     assert eng["packets"] == rx
-    assert rx + eng["injected"] == eng["tx_packets"] + eng["dropped"] + eng["tx_unsent"]
+    check_accounting(eng)
+    assert eng["held"] == 0 and eng["budget"]["kept"] == 0
     assert stats["totals"]["tx_packets"] == eng["tx_packets"]
 
 

@@ -226,6 +226,17 @@ def test_inject_puts_a_copy_right_after_each_request(tmp_path, capture_dir):
     assert rec["packets"] == [600, 300]
 
 
+@pytest.mark.parametrize("length", [0, 13])
+def test_inject_refuses_a_frame_shorter_than_an_ethernet_header(tmp_path, capture_dir, length):
+    """inject() of 0 or 13 bytes returns -EINVAL and sends nothing (it sent a frame that short)."""
+    capture = capture_dir / "udp_echo.pcap"
+    run, frames_in, frames_out = run_one_port(tmp_path, capture,
+                                              catch_all({"cyprobe:Injector": {"length": length}}))
+    assert frames_out == frames_in
+    assert engine_stats(run)["injected"] == 0
+    assert report(run, "all", 0)["report"] == {"failed": 300}
+
+
 def test_redirect_to_a_port_from_setup_context(tmp_path, capture_dir):
     """Redirector (port b, an id from setup()'s context) sends UDP out of b, the rest stays on a."""
     capture = capture_dir / "mixed.pcap"

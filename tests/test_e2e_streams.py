@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import need_tools
+from flowcheck import check_accounting
 
 pytestmark = pytest.mark.e2e
 
@@ -54,6 +55,7 @@ def stop_clean(box):
     run = box.stop()
     assert run.returncode == 0, run.stderr
     assert run.stats["mbufs"]["in_use_at_exit"] == 0
+    check_accounting(run.stats["engine"]["stats"])
     return run
 
 

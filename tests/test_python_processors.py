@@ -17,8 +17,8 @@ from scapy.layers.inet import in4_chksum
 from scapy.layers.inet6 import IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, in6_chksum
 
 from conftest import packets, run_flowos
-from flowcheck import (Keyer, check_per_flow_order, checksums_ok, connections, engine_stats, one_port, report,
-                       run_config, same_multiset, write_pcap)
+from flowcheck import (Keyer, check_accounting, check_per_flow_order, checksums_ok, connections, engine_stats,
+                       one_port, report, run_config, same_multiset, write_pcap)
 
 TESTS = Path(__file__).parent
 CAPTURE_CLOCK = {"clock": "capture"}
@@ -49,9 +49,8 @@ def no_leak(run):
 def accounted(run):
     """Every packet received is sent or counted as dropped (injected ones added)."""
     eng = engine_stats(run)
-    rx = run.stats["totals"]["rx_packets"]
-    assert eng["packets"] == rx
-    assert rx + eng["injected"] == eng["tx_packets"] + eng["dropped"] + eng["tx_unsent"]
+    assert eng["packets"] == run.stats["totals"]["rx_packets"]
+    check_accounting(eng)
 
 
 def run_one_port(tmp_path, capture, flows, burst=None, engine=CAPTURE_CLOCK):
@@ -673,6 +672,58 @@ def test_a_wrong_return_is_a_fault(tmp_path, capture_dir, kind, says):
     assert stats["verdicts"]["pass"] == len(frames_in) and stats["bad_verdicts"] == 0
 
 
+MISUSES = [
+    ("del-verdicts", "BufferError"),       # was a SIGSEGV: the engine read the freed array
+    ("pop-verdicts", "BufferError"),       # was no fault: the engine read one verdict past the array
+    ("shrink-verdicts", "BufferError"),
+    ("grow-verdicts", "BufferError"),
+    ("repeat-verdicts", "BufferError"),    # verdicts *= 0
+    ("lying-return", "BufferError"),       # a result whose len() says n but which yields n - 1
+    ("inject-empty", "ValueError: an injected frame needs at least its 14-byte Ethernet header"),
+    ("inject-short", "ValueError: an injected frame needs at least its 14-byte Ethernet header"),
+    ("inject-int", "TypeError"),           # was a frame of 60 zero bytes
+    ("write-int", "TypeError"),            # was 6 zero bytes over the destination MAC
+]
+
+
+@pytest.mark.parametrize("kind,says", MISUSES)
+def test_a_refused_batch_operation_is_a_fault(tmp_path, capture_dir, kind, says):
+    """Resizing batch.verdicts (or returning a result that would), injecting a frame shorter than
+    an Ethernet header, passing an int where bytes belong: each raises in process(), a fault
+    under on_error; the box neither crashes nor sends what it was not given, and every packet
+    leaves as it came."""
+    run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap",
+                                              catch_all(P("faults:Misuse", kind=kind)), burst=4)
+    assert same_multiset(frames_out, frames_in)
+    check_per_flow_order(frames_in, frames_out)
+    rep = tier_report(run)
+    assert rep["faults"] == rep["calls"] > 1
+    assert says in rep["first_faults"][0], rep["first_faults"][0]
+    stats = engine_stats(run)
+    assert stats["verdicts"]["pass"] == len(frames_in) and stats["bad_verdicts"] == 0
+    assert stats["injected"] == 0
+
+
+@pytest.mark.parametrize("kind", ["replace", "insert", "find", "startswith"])
+def test_an_int_is_no_stream_data(tmp_path, capture_dir, kind):
+    """stream.replace(off, 1) wrote a zero byte, insert inserted one, find and startswith looked
+    for zero bytes: now each raises TypeError, a fault, and the stream is left as it was."""
+    run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap",
+                                              catch_all(P("faults:StreamMisuse", kind=kind)), burst=4)
+    assert same_multiset(frames_out, frames_in)
+    rep = tier_report(run)
+    assert rep["faults"] == rep["calls"] > 1
+    assert "TypeError: expected bytes-like data, got int" in rep["first_faults"][0], rep["first_faults"][0]
+
+
+def test_a_refused_resize_with_on_error_drop_drops_the_batch(tmp_path, capture_dir):
+    proc = {"pyprocs.faults:Misuse": {"kind": "del-verdicts", "on_error": "drop"}}
+    run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap", catch_all(proc))
+    assert frames_out == []
+    assert engine_stats(run)["dropped"] == len(frames_in)
+    assert tier_report(run)["faults"] == tier_report(run)["calls"]
+
+
 def test_a_wrong_return_with_on_error_drop_drops_the_batch(tmp_path, capture_dir):
     proc = {"pyprocs.faults:WrongReturn": {"kind": "range-list", "on_error": "drop"}}
     run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap", catch_all(proc))
@@ -818,6 +869,19 @@ def test_a_memoryview_kept_past_the_call_is_a_fault(tmp_path, capture_dir):
     assert rep["faults"] == rep["calls"] == len(frames_in)
     assert "kept a view of packet bytes" in rep["first_faults"][0]
     assert run.stderr.count("kept a view of packet bytes") == 1, run.stderr
+
+
+def test_a_memoryview_read_after_the_run_reads_zeros(tmp_path, capture_dir):
+    """A view kept past the call and read once the run has ended (here from atexit, after the
+    EAL gave its memory back) reads zero bytes instead of unmapped memory: the exit status stays
+    0. (It was a SIGSEGV.)"""
+    out = tmp_path / "late.json"
+    run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap",
+                                              catch_all(P("faults:KeepViewTillExit", out=str(out))))
+    assert same_multiset(frames_out, frames_in)
+    assert tier_report(run)["faults"] == 1
+    read = saved(out)["read"]
+    assert len(read) == 2 and all(len(v) > 0 and set(v) == {"0"} for v in read), read
 
 
 def test_a_memoryview_released_in_the_call_is_no_fault(tmp_path, capture_dir):

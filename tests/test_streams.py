@@ -11,7 +11,7 @@ import pytest
 from scapy.all import IP, TCP, Ether, Raw
 
 from conftest import CAPTURES, packets
-from flowcheck import checksums_ok, engine_stats, one_port, run_config, write_pcap
+from flowcheck import check_accounting, checksums_ok, engine_stats, one_port, run_config, write_pcap
 from streamcheck import streams
 
 TESTS = Path(__file__).parent
@@ -39,6 +39,7 @@ def run_streams(tmp_path, capture, pipeline, streams_opt="auto", check=True, bur
     if check:
         assert run.returncode == 0, run.stderr
         assert run.stats["mbufs"]["in_use_at_exit"] == 0
+        check_accounting(engine_stats(run))
     return run, (packets(out) if out.exists() else [])
 
 

@@ -30,6 +30,8 @@ fo_capture_scan(const char *path, struct fo_capture_info *info, char *err, size_
 		return -EINVAL;
 	}
 	info->linktype = pcap_datalink(pcap);
+	info->linktype_name = pcap_datalink_val_to_name(info->linktype);
+	info->linktype_description = pcap_datalink_val_to_description(info->linktype);
 	ret = 0;
 	for (;;) {
 		int r = pcap_next_ex(pcap, &hdr, &data);
@@ -45,6 +47,10 @@ fo_capture_scan(const char *path, struct fo_capture_info *info, char *err, size_
 		info->packets++;
 		info->bytes += hdr->caplen;
 		info->truncated += hdr->caplen < hdr->len;
+		if (hdr->caplen > info->longest) {
+			info->longest = hdr->caplen;
+			info->longest_at = info->packets;
+		}
 	}
 	pcap_close(pcap);
 	return ret;

@@ -393,12 +393,12 @@ join_flow(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf 
 		stream_map_acks(e, flow, m, dir);
 		flow_account(e, flow, m, dir);
 		if (stream_admit(e, flow, m, dir) == 0)
-			pipeline_enqueue(flow, m);
+			pipeline_enqueue(e, flow, m);
 		stream_drain(e, flow, dir);
 		stream_drain(e, flow, dir ^ 1);
 	} else {
 		flow_account(e, flow, m, dir);
-		pipeline_enqueue(flow, m);
+		pipeline_enqueue(e, flow, m);
 	}
 	if (flow->touched_epoch != e->epoch) {
 		flow->touched_epoch = e->epoch;
@@ -509,7 +509,11 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 			flow_end(e, flow, reason);
 	}
 	flow_expire(e);
+	if (unlikely(engine_over_budget(e)))
+		budget_sweep(e);
 	engine_tx_flush(e);
+	if (e->stats.held + e->stats.kept_copies > e->stats.keep_peak)
+		RELAXED_ADD(e->stats.keep_peak, e->stats.held + e->stats.kept_copies - e->stats.keep_peak);
 	return 0;
 }
 

@@ -93,6 +93,8 @@ struct fo_engine {
 	struct flow_index *index;               /* flow key -> flow id (fo_flow_index.c) */
 	struct fo_flow *flows;                  /* indexed by flow id */
 	uint32_t n_flows;
+	uint32_t keepers;                       /* flows with their keeping bit set */
+	uint32_t sweep_at;                      /* the next flow id the keep budget's sweep looks at */
 	uint8_t *state_areas;                   /* per flow id, state_stride bytes each; NULL if no pipeline has state */
 	uint32_t state_stride;
 	uint32_t lru_head[FO_TIMEOUT_CLASS_COUNT];
@@ -207,6 +209,60 @@ flow_streams(const struct fo_engine *e, const struct fo_flow *flow)
 	return off == 0 || flow->states == NULL ? NULL : (struct stream_flow *)(flow->states + off);
 }
 
+/*
+ * The keep budget. What the engine keeps across all flows (queued packets, segments past a gap,
+ * copies of rewritten data) comes out of the pool that RX refills from; the budget, sized from
+ * the pool less what forwarding needs, keeps some flows from starving the others. Once the
+ * engine keeps more than its budget, a flow that keeps more than its share (the budget over the
+ * flows that keep anything) keeps no more: a TCP stream flow's new data is refused (its sender
+ * resends it), other flows meet their hold overflow policy at the end of the burst.
+ */
+static inline uint32_t
+flow_kept(const struct fo_engine *e, const struct fo_flow *flow)
+{
+	const struct stream_flow *sf = flow_streams(e, flow);
+	uint32_t n = flow->q_packets;
+
+	if (sf != NULL)
+		n += sf->dir[0].ooo_n + sf->dir[1].ooo_n + sf->dir[0].sent_n + sf->dir[1].sent_n;
+	return n;
+}
+
+static inline int
+engine_over_budget(const struct fo_engine *e)
+{
+	return e->conf.keep_budget != 0 && e->stats.held + e->stats.kept_copies > e->conf.keep_budget;
+}
+
+/* What each flow that keeps anything may keep while the engine is over its budget. */
+static inline uint32_t
+budget_share(const struct fo_engine *e)
+{
+	return e->conf.keep_budget / RTE_MAX(e->keepers, 1u);
+}
+
+static inline int
+flow_over_budget(const struct fo_engine *e, const struct fo_flow *flow)
+{
+	return unlikely(engine_over_budget(e)) && flow_kept(e, flow) > budget_share(e);
+}
+
+/* Updates the flow's keeping bit, and the count of flows that keep anything, after a change. */
+static inline void
+flow_note_kept(struct fo_engine *e, struct fo_flow *flow)
+{
+	uint8_t keeping = flow->live && flow_kept(e, flow) > 0;
+
+	if (keeping != flow->keeping) {
+		e->keepers += keeping ? 1 : -1;
+		flow->keeping = keeping;
+	}
+}
+
+/* fo_budget.c: cuts a flow back to its share (counted); looks for more to cut while over the budget. */
+void budget_cut(struct fo_engine *e, struct fo_flow *flow);
+void budget_sweep(struct fo_engine *e);
+
 /* fo_stream.c: replaces del bytes at frame offset at with ins (a packet's payload only). */
 int pkt_splice(struct rte_mempool *pool, struct rte_mbuf *m, uint32_t at, uint32_t del, const void *ins, uint32_t ins_len);
 
@@ -219,6 +275,8 @@ int stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
 /* Cuts a segment after n payload bytes: returns a new packet with the rest (m keeps the n), or NULL. */
 struct rte_mbuf *stream_split_rest(struct fo_engine *e, struct rte_mbuf *m, uint32_t n);
 void stream_flow_end(struct fo_engine *e, struct fo_flow *flow);
+/* Drops the flow's segments past gaps, then lets its oldest kept copies go, while it keeps more than share. */
+void stream_cut_back(struct fo_engine *e, struct fo_flow *flow, uint32_t share);
 void fix_lengths(struct rte_mbuf *m);
 void fix_checksums(struct fo_engine *e, struct rte_mbuf *m);
 
@@ -226,7 +284,9 @@ void fix_checksums(struct fo_engine *e, struct rte_mbuf *m);
 void pipeline_run(struct fo_engine *e, uint16_t def, const uint32_t *flows, uint16_t n);
 void pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto);
 uint32_t pipeline_released(const struct fo_engine *e, struct fo_flow *flow);
-void pipeline_enqueue(struct fo_flow *flow, struct rte_mbuf *m);
+/* The flow's hold overflow policy takes everything it holds (drop, or release unprocessed). */
+void pipeline_overflow(struct fo_engine *e, struct fo_flow *flow);
+void pipeline_enqueue(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m);
 void pipeline_insert_after(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *at, struct rte_mbuf *m);
 
 /* fo_engine.c */

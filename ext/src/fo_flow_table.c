@@ -395,6 +395,7 @@ flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reas
 	lru_unlink(e, flow);
 	flow_index_del(e->index, flow_index_hash(e->index, &flow->key), flow->id);
 	flow->live = 0;
+	flow_note_kept(e, flow);
 	RELAXED_ADD(e->stats.flows_ended[reason], 1);
 	RELAXED_ADD(e->stats.flows_active, -1);
 	RELAXED_ADD(d->stats.flows_active, -1);

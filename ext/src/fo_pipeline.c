@@ -18,8 +18,9 @@
 #include "fo_engine_priv.h"
 
 void
-pipeline_enqueue(struct fo_flow *flow, struct rte_mbuf *m)
+pipeline_enqueue(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
 {
+	RELAXED_ADD(e->stats.held, 1);
 	*fo_pkt_seq(m) = flow->next_seq++;
 	*pkt_next(m) = NULL;
 	if (flow->q_tail != NULL)
@@ -54,6 +55,7 @@ pipeline_insert_after(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf
 	for (p = 0; p < d->n_procs; p++)
 		if (flow->heads[p] > seq)
 			flow->heads[p]++;
+	RELAXED_ADD(e->stats.held, 1);
 	flow->q_packets++;
 	flow->q_bytes += rte_pktmbuf_pkt_len(m);
 }
@@ -142,7 +144,6 @@ split_held(struct fo_engine *e, struct fo_batch *b, uint16_t p, uint16_t i)
 		return *fo_pkt_seq(m);
 	pipeline_insert_after(e, b->flow, m, rest);
 	flow_streams(e, b->flow)->released[p][fo_pkt_meta(m)->dir] += b->split_bytes;
-	RELAXED_ADD(e->stats.injected, 1);   /* a packet the engine made: counted like one a processor adds */
 	return *fo_pkt_seq(rest);
 }
 
@@ -394,6 +395,7 @@ release_overtakers(struct fo_engine *e, struct fo_flow *flow)
 			flow->q_head = next;
 		if (flow->q_tail == m)
 			flow->q_tail = prev;
+		RELAXED_ADD(e->stats.held, -1);
 		flow->q_packets--;
 		flow->q_bytes -= RTE_MIN(flow->q_bytes, rte_pktmbuf_pkt_len(m));
 		if (!stream_depart(e, flow, m))
@@ -412,6 +414,7 @@ pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto)
 		struct fo_pkt_meta *meta = fo_pkt_meta(m);
 
 		flow->q_head = *pkt_next(m);
+		RELAXED_ADD(e->stats.held, -1);
 		flow->q_packets--;
 		/* Stream edits change packets' lengths while they wait: the count never goes below 0. */
 		flow->q_bytes -= RTE_MIN(flow->q_bytes, rte_pktmbuf_pkt_len(m));
@@ -431,9 +434,18 @@ pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto)
 	}
 	if (streams && flow->q_head != NULL && flow->heads != NULL)
 		release_overtakers(e, flow);
-	if (flow->q_packets <= d->conf.hold_packets && flow->q_bytes <= d->conf.hold_bytes)
-		return;
-	/* Over the hold limit: the overflow policy takes everything the flow holds. */
+	if (flow->q_packets > d->conf.hold_packets || flow->q_bytes > d->conf.hold_bytes)
+		pipeline_overflow(e, flow);
+	else if (flow_over_budget(e, flow))
+		budget_cut(e, flow);
+	flow_note_kept(e, flow);
+}
+
+void
+pipeline_overflow(struct fo_engine *e, struct fo_flow *flow)
+{
+	struct definition *d = &e->defs[flow->key.def];
+
 	RELAXED_ADD(e->stats.hold_overflows, 1);
 	RELAXED_ADD(e->stats.hold_overflow_packets, flow->q_packets);
 	if (d->conf.hold_overflow == FO_HOLD_OVERFLOW_DROP) {
@@ -492,6 +504,8 @@ fo_batch_inject(struct fo_batch *b, uint16_t i, struct rte_mbuf *m, int after)
 	}
 	flow->q_packets++;
 	flow->q_bytes += rte_pktmbuf_pkt_len(m);
+	RELAXED_ADD(e->stats.held, 1);
+	RELAXED_ADD(e->stats.created, 1);
 	RELAXED_ADD(e->stats.injected, 1);
 	return 0;
 }

@@ -1,10 +1,156 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Port set-up in DPDK's fixed order, stopping at the first error. */
 #include <errno.h>
+#include <string.h>
 
 #include <rte_ethdev.h>
+#include <rte_malloc.h>
 
 #include "flowos/fo_port.h"
+
+/*
+ * A TX queue's guard against chains its device would cut short (net_pcap in DPDK 22.11 writes
+ * at most 16,128 bytes of a chained packet, saying nothing): such a chain is copied into one
+ * segment, which the device sends whole, or left unsent and counted. Counters: the queue's lcore.
+ */
+struct tx_fit {
+	uint32_t chain_max;
+	struct rte_mempool *linear;
+	const struct rte_eth_rxtx_callback *callback;
+	uint64_t linearised;
+	uint64_t oversize;
+};
+
+/* Each port's guards, one per TX queue (NULL: no limit), kept to read counters and to remove. */
+static struct tx_fit *tx_fits[RTE_MAX_ETHPORTS];
+static uint16_t tx_fit_queues[RTE_MAX_ETHPORTS];
+
+/* Written by one lcore, read by others with relaxed loads (fo_port_tx_fit_stats). */
+static inline void
+count(uint64_t *counter)
+{
+	__atomic_store_n(counter, *counter + 1, __ATOMIC_RELAXED);
+}
+
+/* A copy of chain m in one segment from pool, with m's metadata; NULL where it cannot fit. */
+static struct rte_mbuf *
+linearise(struct rte_mempool *pool, const struct rte_mbuf *m)
+{
+	struct rte_mbuf *l;
+	const void *data;
+	char *to;
+
+	if (pool == NULL)
+		return NULL;
+	l = rte_pktmbuf_alloc(pool);
+	if (l == NULL)
+		return NULL;
+	if (m->pkt_len > rte_pktmbuf_tailroom(l))
+		l->data_off = 0;   /* the headroom too: nothing prepends to a packet on its way out */
+	if (m->pkt_len > rte_pktmbuf_tailroom(l)) {
+		rte_pktmbuf_free(l);
+		return NULL;
+	}
+	to = rte_pktmbuf_append(l, m->pkt_len);
+	data = rte_pktmbuf_read(m, 0, m->pkt_len, to);
+	if (data != to)
+		memcpy(to, data, m->pkt_len);
+	l->port = m->port;
+	l->ol_flags = m->ol_flags & ~(RTE_MBUF_F_INDIRECT | RTE_MBUF_F_EXTERNAL);
+	l->packet_type = m->packet_type;
+	l->tx_offload = m->tx_offload;
+	l->vlan_tci = m->vlan_tci;
+	l->vlan_tci_outer = m->vlan_tci_outer;
+	l->hash = m->hash;
+	rte_mbuf_dynfield_copy(l, m);
+	return l;
+}
+
+/*
+ * Runs inside rte_eth_tx_burst, before the device's TX. Packets that fit keep their order at the
+ * front; those that cannot be sent are moved behind them and not counted in the return value, so
+ * the caller gets them back as unsent.
+ */
+static uint16_t
+tx_fit_burst(uint16_t port_id __rte_unused, uint16_t queue __rte_unused, struct rte_mbuf **pkts,
+	     uint16_t n, void *arg)
+{
+	struct tx_fit *fit = arg;
+	uint16_t i, kept = 0;
+
+	for (i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+
+		if (unlikely(m->nb_segs > 1 && m->pkt_len > fit->chain_max)) {
+			struct rte_mbuf *l = linearise(fit->linear, m);
+
+			if (l == NULL) {
+				count(&fit->oversize);
+				continue;   /* stays in the unsent block, between kept and i */
+			}
+			rte_pktmbuf_free(m);
+			count(&fit->linearised);
+			m = l;
+		}
+		pkts[i] = pkts[kept];   /* the first unsent packet, if any, moves to i */
+		pkts[kept++] = m;
+	}
+	return kept;
+}
+
+static int
+tx_fit_install(uint16_t port_id, uint16_t nb_queues, const struct fo_port_conf *conf)
+{
+	struct tx_fit *fits;
+	uint16_t q;
+
+	if (conf->tx_chain_max == UINT32_MAX)
+		return 0;
+	fits = rte_zmalloc("fo_tx_fit", sizeof(*fits) * nb_queues, RTE_CACHE_LINE_SIZE);
+	if (fits == NULL)
+		return -ENOMEM;
+	tx_fits[port_id] = fits;
+	for (q = 0; q < nb_queues; q++) {
+		fits[q].chain_max = conf->tx_chain_max;
+		fits[q].linear = conf->tx_linear_pool;
+		fits[q].callback = rte_eth_add_tx_callback(port_id, q, tx_fit_burst, &fits[q]);
+		if (fits[q].callback == NULL)
+			return -rte_errno;
+		tx_fit_queues[port_id] = q + 1;
+	}
+	return 0;
+}
+
+/* After the port stopped: no TX burst can be inside a callback any more. */
+static void
+tx_fit_remove(uint16_t port_id)
+{
+	struct tx_fit *fits = tx_fits[port_id];
+	uint16_t q;
+
+	if (fits == NULL)
+		return;
+	for (q = 0; q < tx_fit_queues[port_id]; q++)
+		rte_eth_remove_tx_callback(port_id, q, fits[q].callback);
+	rte_free(fits);
+	tx_fits[port_id] = NULL;
+	tx_fit_queues[port_id] = 0;
+}
+
+int
+fo_port_tx_fit_stats(uint16_t port_id, struct fo_port_tx_fit *out)
+{
+	uint16_t q;
+
+	if (port_id >= RTE_MAX_ETHPORTS)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	for (q = 0; q < tx_fit_queues[port_id]; q++) {
+		out->linearised += __atomic_load_n(&tx_fits[port_id][q].linearised, __ATOMIC_RELAXED);
+		out->oversize += __atomic_load_n(&tx_fits[port_id][q].oversize, __ATOMIC_RELAXED);
+	}
+	return 0;
+}
 
 int
 fo_port_start(uint16_t port_id, const struct fo_port_conf *conf)
@@ -24,6 +170,10 @@ fo_port_start(uint16_t port_id, const struct fo_port_conf *conf)
 	/* net_pcap stamps packets with their capture time without being asked (nor saying it can). */
 	if (conf->rx_timestamp && (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TIMESTAMP))
 		port_conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TIMESTAMP;
+	/* Chains reach every port (long frames received, packets grown by edits): a device that
+	 * can send them is asked to; the others get a tx_chain_max from the caller. */
+	if (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS)
+		port_conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
 
 	ret = rte_eth_dev_configure(port_id, conf->nb_queues, conf->nb_queues, &port_conf);
 	if (ret != 0)
@@ -45,6 +195,9 @@ fo_port_start(uint16_t port_id, const struct fo_port_conf *conf)
 		if (ret != 0)
 			return ret;
 	}
+	ret = tx_fit_install(port_id, conf->nb_queues, conf);
+	if (ret != 0)
+		return ret;
 	ret = rte_eth_dev_start(port_id);
 	if (ret != 0)
 		return ret;
@@ -67,5 +220,6 @@ fo_port_close(uint16_t port_id)
 	ret = rte_eth_dev_stop(port_id);
 	if (ret != 0 && ret != -EINVAL)
 		return ret;
+	tx_fit_remove(port_id);
 	return rte_eth_dev_close(port_id);
 }

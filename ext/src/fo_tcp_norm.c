@@ -160,14 +160,16 @@ sent_at(const struct stream_dir *sd, uint32_t k)
 }
 
 static void
-sent_pop(struct stream_dir *sd)
+sent_pop(struct fo_engine *e, struct stream_dir *sd)
 {
 	struct sent_seg *s = sent_at(sd, 0);
 
 	sd->base_in = s->acks_to;
 	sd->base_out = s->out + s->out_len;
-	if (s->m != NULL)
+	if (s->m != NULL) {
 		rte_pktmbuf_free(s->m);
+		RELAXED_ADD(e->stats.kept_copies, -1);
+	}
 	sd->sent_head = (sd->sent_head + 1) & (sd->sent_cap - 1);
 	sd->sent_n--;
 }
@@ -182,7 +184,7 @@ sent_room(struct fo_engine *e, struct stream_dir *sd)
 	if (sd->sent_n < sd->sent_cap)
 		return 0;
 	if (sd->sent_cap == SENT_MAX) {
-		sent_pop(sd);
+		sent_pop(e, sd);
 		RELAXED_ADD(e->stats.stream_copies_evicted, 1);
 		return 0;
 	}
@@ -191,7 +193,7 @@ sent_room(struct fo_engine *e, struct stream_dir *sd)
 	if (grown == NULL) {
 		if (sd->sent_n == 0)
 			return -ENOMEM;
-		sent_pop(sd);
+		sent_pop(e, sd);
 		RELAXED_ADD(e->stats.stream_copies_evicted, 1);
 		return 0;
 	}
@@ -227,6 +229,8 @@ sent_push(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, uint32
 	s->acks_to = acks_to;
 	for (seg = m; seg != NULL; seg = seg->next)
 		rte_mbuf_refcnt_update(seg, 1);
+	if (m != NULL)
+		RELAXED_ADD(e->stats.kept_copies, 1);
 }
 
 /* The sender's number for the receiver's acknowledgement ack. */
@@ -336,7 +340,7 @@ stream_map_acks(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, u
 		uint32_t in = ack_in(other, ack);
 
 		while (other->sent_n > 0 && seq_leq(sent_at(other, 0)->out + sent_at(other, 0)->out_len, ack))
-			sent_pop(other);
+			sent_pop(e, other);
 		map_sack(m, other);
 		if (in != ack) {
 			th->recv_ack = rte_cpu_to_be_32(in);
@@ -399,6 +403,10 @@ retransmission(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, u
 		resent++;
 	}
 	if (resent > 0) {
+		/* The retransmission leaves as the copies: counted so that every packet out has a reason. */
+		RELAXED_ADD(e->stats.created, resent);
+		RELAXED_ADD(e->stats.stream_copies_resent, resent);
+		RELAXED_ADD(e->stats.replaced, 1);
 		rte_pktmbuf_free(m);
 		return 1;
 	}
@@ -434,6 +442,7 @@ hold_out_of_order(struct fo_engine *e, struct fo_flow *flow, struct stream_dir *
 	else
 		sd->ooo = m;
 	sd->ooo_n++;
+	RELAXED_ADD(e->stats.held, 1);
 	RELAXED_ADD(e->stats.stream_reordered, 1);
 	return 1;
 }
@@ -479,6 +488,12 @@ stream_admit(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint
 		return 0;   /* no data: an ACK, a window update */
 	if (seq_leq(end, sd->rcv_nxt))
 		return retransmission(e, sd, m, seq, end);
+	if (unlikely(flow_over_budget(e, flow))) {
+		/* New data from a flow over its share of the keep budget: its sender resends it. */
+		RELAXED_ADD(e->stats.budget_segments_dropped, 1);
+		engine_drop(e, m);
+		return 1;
+	}
 	if (seq_lt(seq, sd->rcv_nxt)) {
 		if (trim(e, m, sd->rcv_nxt - seq, 0) != 0) {
 			engine_drop(e, m);
@@ -503,6 +518,7 @@ stream_drain(struct fo_engine *e, struct fo_flow *flow, uint8_t dir)
 
 		sd->ooo = *pkt_next(m);
 		sd->ooo_n--;
+		RELAXED_ADD(e->stats.held, -1);
 		if (seq_leq(seg_end(m), sd->rcv_nxt) ||
 		    (seq_lt(seg_seq(m), sd->rcv_nxt) && trim(e, m, sd->rcv_nxt - seg_seq(m), 0) != 0)) {
 			RELAXED_ADD(e->stats.stream_duplicates, 1);
@@ -510,7 +526,7 @@ stream_drain(struct fo_engine *e, struct fo_flow *flow, uint8_t dir)
 			continue;
 		}
 		sd->rcv_nxt = seg_end(m);
-		pipeline_enqueue(flow, m);
+		pipeline_enqueue(e, flow, m);
 	}
 }
 
@@ -549,6 +565,8 @@ send_split(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, uint3
 		fix_checksums(e, p);
 		sent_push(e, sd, p, in, in_span, out + done, n + (last ? !!fin : 0), last ? in + in_span : in);
 		engine_send(e, p);
+		RELAXED_ADD(e->stats.created, 1);
+		RELAXED_ADD(e->stats.stream_split_parts, 1);
 	}
 	if (done < plen) {
 		/* Out of mbufs: what is left goes as one segment, past the MSS (counted). */
@@ -564,6 +582,7 @@ send_split(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, uint3
 		sent_push(e, sd, m, in, in_span, out + done, plen - done + !!fin, in + in_span);
 		engine_send(e, m);
 	} else {
+		RELAXED_ADD(e->stats.replaced, 1);   /* it left as its parts */
 		rte_pktmbuf_free(m);
 	}
 	sd->out_nxt = out + plen + !!fin;
@@ -600,6 +619,7 @@ stream_split_rest(struct fo_engine *e, struct rte_mbuf *m, uint32_t n)
 	set_seq(r, seg_seq(m) + front_in);
 	meta->flags |= FO_PKT_HDR_DIRTY;
 	RELAXED_ADD(e->stats.stream_release_split, 1);
+	RELAXED_ADD(e->stats.created, 1);
 	return r;
 fail:
 	rte_pktmbuf_free(r);
@@ -690,6 +710,37 @@ stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
 }
 
 void
+stream_cut_back(struct fo_engine *e, struct fo_flow *flow, uint32_t share)
+{
+	struct stream_flow *sf = flow_streams(e, flow);
+	int d;
+
+	for (d = 0; d < 2 && flow_kept(e, flow) > share; d++) {
+		struct stream_dir *sd = &sf->dir[d];
+
+		/* Past a gap, nothing has been given to processors yet: the sender resends it. */
+		while (sd->ooo != NULL) {
+			struct rte_mbuf *m = sd->ooo;
+
+			sd->ooo = *pkt_next(m);
+			sd->ooo_n--;
+			RELAXED_ADD(e->stats.held, -1);
+			RELAXED_ADD(e->stats.stream_reorder_overflow, 1);
+			engine_drop(e, m);
+		}
+	}
+	/* A copy let go is data whose retransmission can no longer be answered as it first left. */
+	for (d = 0; d < 2; d++) {
+		struct stream_dir *sd = &sf->dir[d];
+
+		while (sd->sent_n > 0 && flow_kept(e, flow) > share) {
+			sent_pop(e, sd);
+			RELAXED_ADD(e->stats.stream_copies_evicted, 1);
+		}
+	}
+}
+
+void
 stream_flow_end(struct fo_engine *e, struct fo_flow *flow)
 {
 	struct stream_flow *sf = flow_streams(e, flow);
@@ -705,13 +756,14 @@ stream_flow_end(struct fo_engine *e, struct fo_flow *flow)
 			struct rte_mbuf *m = sd->ooo;
 
 			sd->ooo = *pkt_next(m);
+			RELAXED_ADD(e->stats.held, -1);
 			if (sd->rewritten)
 				set_seq(m, seq_out(sd, seg_seq(m)));
 			send_now(e, m);
 		}
 		sd->ooo_n = 0;
 		while (sd->sent_n > 0)
-			sent_pop(sd);
+			sent_pop(e, sd);
 		rte_free(sd->sent);
 		sd->sent = NULL;
 		sd->sent_cap = 0;

@@ -83,13 +83,16 @@ cdef class Faulty(CProcessor):
 
 
 cdef class Injector(CProcessor):
-    """Injects a copy of every UDP packet to `dport` right after it; later stages see the copies."""
+    """Injects a copy of every UDP packet to `dport` right after it (its first `length` bytes if
+    given); later stages see the copies."""
     cdef uint16_t dport
+    cdef int length
     cdef uint64_t failed
 
-    def __init__(self, dport=5353):
+    def __init__(self, dport=5353, length=-1):
         super().__init__()
         self.dport = dport
+        self.length = length
 
     cdef void process(self, fo_batch *batches, uint16_t n) noexcept nogil:
         cdef uint16_t b, i, count
@@ -97,7 +100,8 @@ cdef class Injector(CProcessor):
             count = batches[b].n          # the window; injected packets are not part of it
             for i in range(count):
                 if pkt_proto(&batches[b], i) == 17 and pkt_dport(&batches[b], i) == self.dport:
-                    if inject(&batches[b], i, pkt_data(&batches[b], i), pkt_data_len(&batches[b], i), True) != 0:
+                    if inject(&batches[b], i, pkt_data(&batches[b], i),
+                              pkt_data_len(&batches[b], i) if self.length < 0 else self.length, True) != 0:
                         self.failed += 1
 
     def report(self):

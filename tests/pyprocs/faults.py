@@ -182,3 +182,99 @@ class Writer(flowos.Processor):
 
     def process(self, batch):
         pass
+
+
+class Misuse(flowos.Processor):
+    """Does one thing to the batch that the API refuses (`kind`), in every call: each must raise
+    in process(), a fault under on_error, and leave the batch's arrays as they were. Before the
+    fixes, the verdict resizes crashed the box or went uncounted, and the injects and writes
+    sent short or zeroed frames."""
+
+    def __init__(self, kind="del-verdicts"):
+        super().__init__()
+        self.kind = kind
+
+    def process(self, batch):
+        v = batch.verdicts
+        if self.kind == "del-verdicts":
+            del v[:]
+        elif self.kind == "pop-verdicts":
+            v.pop()
+        elif self.kind == "shrink-verdicts":
+            v[:] = v[:-1]
+        elif self.kind == "grow-verdicts":
+            v.append(0)
+        elif self.kind == "repeat-verdicts":
+            v *= 0
+        elif self.kind == "lying-return":
+            return LyingLength(len(batch))
+        elif self.kind == "inject-empty":
+            batch.inject(0, b"")
+        elif self.kind == "inject-short":
+            batch.inject(0, b"\xff" * 13)
+        elif self.kind == "inject-int":
+            batch.inject(0, 60)
+        elif self.kind == "write-int":
+            batch.write(0, 0, 6)
+        else:
+            raise ValueError(self.kind)
+
+
+class LyingLength:
+    """Says it holds n verdicts, yields one fewer."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        return iter([0] * (self.n - 1))
+
+
+class KeepViewTillExit(flowos.Processor):
+    """Keeps a memoryview of a packet's bytes and one of a stream's past the run, and reads them
+    when the interpreter exits (after the EAL gave its memory back); writes what it read to `out`."""
+    level = "payload"
+
+    def __init__(self, out=None):
+        super().__init__()
+        self.out = out
+        self.views = []
+
+    def setup(self, context):
+        import atexit
+        atexit.register(self.read_late)
+
+    def process(self, batch):
+        if not self.views:
+            self.views = [memoryview(batch.packet(0)), batch.flows()[0].stream(0).view()]
+
+    def read_late(self):
+        save(self.out, {"read": [bytes(v).hex() for v in self.views]})
+
+
+class StreamMisuse(flowos.Processor):
+    """Passes an int where a stream method takes bytes (`kind`: replace, insert, find,
+    startswith), on the longer stream of each call's first flow: each must raise TypeError, not
+    write or look for that many zero bytes."""
+    level = "payload"
+    readonly = False
+
+    def __init__(self, kind="replace"):
+        super().__init__()
+        self.kind = kind
+
+    def process(self, batch):
+        s = max(batch.flows()[0].streams(), key=len)
+        if self.kind == "replace":
+            s.replace(s.start, 1)
+        elif self.kind == "insert":
+            s.insert(s.start, 1)
+        elif self.kind == "find":
+            s.find(1)
+        elif self.kind == "startswith":
+            s.startswith(1)
+        else:
+            raise ValueError(self.kind)

@@ -10,7 +10,11 @@ struct fo_capture_info {
 	uint64_t packets;
 	uint64_t bytes;       /* captured bytes: what net_pcap puts in mbufs */
 	uint64_t truncated;   /* packets captured shorter than they were on the wire */
-	uint32_t linktype;
+	uint64_t longest_at;  /* the longest packet's number, from 1 (the first of equals) */
+	uint32_t longest;     /* its captured bytes */
+	uint32_t linktype;    /* DLT_ value (pcap_datalink) */
+	const char *linktype_name;  /* libpcap's name for it ("EN10MB", "RAW"), or NULL */
+	const char *linktype_description;  /* and its description ("Ethernet", "Raw IP"), or NULL */
 };
 
 /*

@@ -38,6 +38,8 @@ struct fo_engine_conf {
 	uint64_t timeout_ns[FO_TIMEOUT_CLASS_COUNT];    /* idle time before a flow ends */
 	struct rte_mempool *pool;                       /* for injected packets */
 	int socket_id;
+	uint32_t keep_budget;                           /* packets kept across all flows (held, out of
+							   order, copies); 0: no limit (docs/flows.md) */
 };
 
 struct fo_def_conf {
@@ -88,6 +90,17 @@ struct fo_engine_stats {
 	uint64_t stream_release_split;    /* held segments cut where a processor's release ended, the front let go */
 	uint64_t stream_release_split_failed;  /* ... held whole instead: no mbuf to cut into */
 	uint64_t stream_copies_evicted;   /* copies of unacknowledged data let go for room */
+	/* Accounting: packets + created == tx_packets + tx_unsent + dropped + replaced + held. */
+	uint64_t created;                 /* packets the engine made: injected, release and MSS split parts, re-sent copies */
+	uint64_t replaced;                /* packets that left as others: split at the MSS, answered by re-sent copies */
+	uint64_t held;                    /* now: packets in flows' queues and past gaps (a gauge) */
+	uint64_t stream_split_parts;      /* packets made by splitting at the MSS */
+	uint64_t stream_copies_resent;    /* kept copies sent again to answer a retransmission */
+	/* The keep budget (fo_engine_conf.keep_budget) */
+	uint64_t kept_copies;             /* now: copies of rewritten data kept until acknowledged (a gauge) */
+	uint64_t keep_peak;               /* the most held + kept_copies at the end of a burst */
+	uint64_t budget_overflows;        /* flows over their share cut back by their hold overflow policy */
+	uint64_t budget_segments_dropped; /* TCP data segments refused from a stream flow over its share (resent) */
 };
 
 struct fo_def_stats {

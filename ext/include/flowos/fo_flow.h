@@ -70,6 +70,7 @@ struct fo_flow {
 	uint8_t fin_acked;           /* bit per direction: that direction's FIN was acknowledged */
 	uint8_t timeout_class;       /* enum fo_timeout_class */
 	uint8_t end_pending;         /* 1 + enum fo_flow_end_reason once it should end; 0 otherwise */
+	uint8_t keeping;             /* it kept packets when last released: counted in the engine's keepers */
 };
 
 #define FO_FLOW_NONE UINT32_MAX

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The keep budget (fo_engine_conf.keep_budget, docs/flows.md): once the engine keeps more
+ * packets than its budget across all flows, flows that keep more than their share are cut back
+ * to it. The flows a burst touched are cut back as their packets are released; a sweep over the
+ * flow array finds the ones that keep a lot and have gone quiet.
+ */
+#include "fo_engine_priv.h"
+
+#define SWEEP_PER_BURST 64   /* flow ids a sweep looks at per burst while over the budget */
+
+void
+budget_cut(struct fo_engine *e, struct fo_flow *flow)
+{
+	uint32_t share = budget_share(e);
+
+	RELAXED_ADD(e->stats.budget_overflows, 1);
+	/* What the flow can give back without losing data first: the sender resends it, or it was sent. */
+	if (flow_streams(e, flow) != NULL)
+		stream_cut_back(e, flow, share);
+	if (flow_kept(e, flow) > share && flow->q_packets > 0)
+		pipeline_overflow(e, flow);
+	flow_note_kept(e, flow);
+}
+
+void
+budget_sweep(struct fo_engine *e)
+{
+	uint32_t i, share = budget_share(e);
+
+	for (i = 0; i < SWEEP_PER_BURST && e->stats.held + e->stats.kept_copies > e->conf.keep_budget; i++) {
+		struct fo_flow *flow = &e->flows[e->sweep_at];
+
+		e->sweep_at = e->sweep_at + 1 == e->n_flows ? 0 : e->sweep_at + 1;
+		if (flow->live && flow->keeping && flow_kept(e, flow) > share)
+			budget_cut(e, flow);
+	}
+}
