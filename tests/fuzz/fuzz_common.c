@@ -120,7 +120,8 @@ fuzz_engine(uint32_t capacity, int streams, const struct fo_processor_ops *const
 	conf.flow_capacity = capacity;
 	conf.pool = fuzz_pool;
 	conf.socket_id = SOCKET_ID_ANY;
-	conf.clock = FO_CLOCK_CAPTURE;       /* no capture timestamps: time stands still, runs repeat */
+	conf.clock = FO_CLOCK_CAPTURE;       /* time from the input (fuzz_traffic.c): runs repeat */
+	conf.keep_budget = 256;              /* small, so that flows go over their share */
 	for (t = 0; t < FO_TIMEOUT_CLASS_COUNT; t++)
 		conf.timeout_ns[t] = 60ULL * 1000000000ULL;
 	e = fo_engine_create(&conf);

@@ -38,8 +38,9 @@ int fuzz_pending(const char *name);
 /* Aborts (a finding) unless every mbuf is back in the pool. */
 void fuzz_check_pool(const char *target);
 
-/* An engine of `capacity` flows, one catch-all definition (streams on or off), its processors
- * (ops, one per stage, n of them) built. Aborts on failure: the configuration is fixed. */
+/* An engine of `capacity` flows and a keep budget of 256 packets, one catch-all definition
+ * (streams on or off), its processors (ops, one per stage, n of them) built. Aborts on failure:
+ * the configuration is fixed. */
 struct fo_engine *fuzz_engine(uint32_t capacity, int streams, const struct fo_processor_ops *const *ops,
 			      uint16_t n);
 

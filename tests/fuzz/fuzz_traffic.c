@@ -120,6 +120,23 @@ burst(struct fo_engine *e, const struct fo_route *route, struct rte_mbuf **pkts,
 	rte_pktmbuf_free_bulk(pkts, back);
 }
 
+/* Every packet in or made is out, dropped, replaced or still held (none, after the shutdown). */
+static void
+check_accounting(const struct fo_engine *e, const char *target)
+{
+	struct fo_engine_stats st;
+
+	fo_engine_read_stats(e, &st);
+	if (st.packets + st.created != st.tx_packets + st.tx_unsent + st.dropped + st.replaced + st.held ||
+	    st.held != 0) {
+		fprintf(stderr, "%s: %lu in + %lu created != %lu sent + %lu unsent + %lu dropped + %lu replaced + "
+			"%lu held\n", target, (unsigned long)st.packets, (unsigned long)st.created,
+			(unsigned long)st.tx_packets, (unsigned long)st.tx_unsent, (unsigned long)st.dropped,
+			(unsigned long)st.replaced, (unsigned long)st.held);
+		abort();
+	}
+}
+
 void
 fuzz_traffic_run(struct fo_engine *e, const uint8_t *data, size_t size, const struct fuzz_traffic *t)
 {
@@ -172,6 +189,7 @@ fuzz_traffic_run(struct fo_engine *e, const uint8_t *data, size_t size, const st
 	if (t->at_end != NULL)
 		t->at_end(e);
 	fo_engine_shutdown(e);
+	check_accounting(e, t->target);
 	fo_engine_free(e);
 	fuzz_check_pool(t->target);
 }

@@ -14,8 +14,9 @@
  *   2 burst:   what is pending goes through fo_engine_burst now
  *   3 clock:   2 bytes: time moves on by that many times 10 ms (capture clock: timeouts happen)
  *   4 other:   handed to the target's own hook (stream edits), with the input to read its fields
- * A burst also goes when 32 packets are pending, and at the end. Then the engine is shut down
- * and freed, and every mbuf must be back in the pool.
+ * A burst also goes when 32 packets are pending, and at the end. Then the engine is shut down:
+ * its counters must account for every packet (in + created = sent + unsent + dropped + replaced,
+ * none held), and once it is freed every mbuf must be back in the pool.
  */
 #include "fuzz_common.h"
 

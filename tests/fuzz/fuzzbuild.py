@@ -218,6 +218,12 @@ def replay(exe, inputs, pending=None, timeout=120):
         sweep_runtime_dirs()
 
 
+def findings(folder):
+    """What libFuzzer wrote there that is a defect: crash-, leak-, timeout- and oom- inputs (not
+    slow-unit-, which on a loaded machine says little)."""
+    return [p for p in folder.iterdir() if p.name.split("-")[0] in ("crash", "leak", "timeout", "oom")]
+
+
 def fuzz(target, seconds, jobs=1):
     """Fuzzes a target for `seconds` from its seeds, its regressions and the corpus kept in
     build/fuzz/corpus/<target>. Returns (finished process, crash files written)."""
@@ -227,17 +233,18 @@ def fuzz(target, seconds, jobs=1):
     crashes = BUILD / "crashes" / target
     corpus.mkdir(parents=True, exist_ok=True)
     crashes.mkdir(parents=True, exist_ok=True)
-    before = set(crashes.iterdir())
+    before = set(findings(crashes))
     dirs = [corpus, seeds] + [d for d in (REGRESSIONS / target,) if d.is_dir()]
     try:
-        done = subprocess.run([str(exe), f"-max_total_time={seconds}", "-max_len=65536", "-timeout=20",
+        done = subprocess.run([str(exe), f"-max_total_time={seconds}", "-max_len=65536", "-timeout=30",
+                               "-report_slow_units=60",
                                "-rss_limit_mb=4096", "-print_final_stats=1", f"-artifact_prefix={crashes}/",
                                *([f"-jobs={jobs}", f"-workers={jobs}"] if jobs > 1 else []), *map(str, dirs)],
                               capture_output=True, text=True, env=ENV, errors="replace", cwd=BUILD,
                               timeout=seconds + 300)
     finally:
         sweep_runtime_dirs()
-    return done, sorted(set(crashes.iterdir()) - before)
+    return done, sorted(set(findings(crashes)) - before)
 
 
 def main(argv=None):
