@@ -3,7 +3,8 @@
   bridge   the FlowOS bridge against dpdk-testpmd's io forwarding on the same two net_null ports
            (the default when no subcommand is given)
   flows    the flow engine on one core (fo_engine_burst on generated TCP traffic), per scenario:
-           classification, flow table, a C pipeline, flow setup rate, memory per flow
+           classification, flow table, a C pipeline, flow setup rate, memory per flow, the flow
+           hash's cost, and keys crafted to collide under CRC32 against plain ones
   processors  the same engine with one processor per scenario: none, C, Cython, Python (doing
            nothing, vectorised, per packet) and one Python call per packet (procbench.py)
   streams  the same engine with streams on, over real in-order TCP: the rate at which each tier
@@ -410,7 +411,8 @@ def flows_table(data):
     for name, s in sc.items():
         if s.get("unit") != "Mpps":
             continue
-        engine = f"{s['cycles_per_packet'] - base:.0f}" if base is not None and name != "generator_only" else "-"
+        no_generator = name == "generator_only" or name.startswith("hash_")   # hash_*: cycles per key, no packets
+        engine = f"{s['cycles_per_packet'] - base:.0f}" if base is not None and not no_generator else "-"
         heap = f"{s['engine_heap_mib']:.1f}" if "engine_heap_mib" in s else "-"
         lines.append(f"{name:<18} {s['median']:11.2f} {min(s['runs']):7.2f} {max(s['runs']):7.2f} "
                      f"{s['cycles_per_packet']:10.0f} {engine:>17} {heap:>15}")
@@ -425,7 +427,9 @@ def flows_table(data):
     for name, s in sc.items():
         if "error" in s:
             lines.append(f"{name}: failed: {s['error']}")
-    lines += ["", "(engine cycles/pkt: cycles/pkt less generator_only's, the generator's and TX ring's share)", ""]
+    lines += ["", "(engine cycles/pkt: cycles/pkt less generator_only's, the generator's and TX ring's share;",
+              " hash_*: the flow index's hash alone, Mpps and cycles/pkt are per key;",
+              " crc32_collide_8k: 8192 connections whose keys share one CRC32, against plain_8k)", ""]
     labels = {"full_path_mpps": ("full path", "Mpps", ">="),
               "setup_mflows_per_s": ("flow setup", "Mflows/s", ">="),
               "memory_1m_flows_mib": ("memory, 1M flows", "MiB", "<="),

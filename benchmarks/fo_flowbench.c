@@ -10,6 +10,11 @@
  * into the next packets, so the steady state allocates and frees nothing (fo_gen.c: the
  * generator and the rig, shared with the processors benchmark). One JSON object goes to stdout,
  * progress to stderr.
+ *
+ * The hash scenarios time the flow index's hash alone (keys in L1, hashed one after another as
+ * the bulk lookup does). The collide scenarios send the connections of keys crafted to share
+ * one CRC32 (the unkeyed hash the index had; fo_collide.c) and, for comparison, as many plain
+ * connections: with an unkeyed CRC32 every crafted key has one home bucket.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -29,6 +34,8 @@
 #include <flowos/fo_builtins.h>
 #include <flowos/fo_engine.h>
 
+#include "../ext/src/fo_flow_index.h"
+#include "fo_collide.h"
 #include "fo_gen.h"
 
 #define BURST 32
@@ -44,6 +51,14 @@ enum kind {
 	K_UNMATCHED,    /* definitions that match none of the traffic */
 	K_FLOWS,        /* one catch-all definition, no processors */
 	K_PIPELINE,     /* one catch-all definition, [counter] then [acl] */
+	K_HASH,         /* no engine, no packets: the flow index's hash of `flows` keys, over and over */
+};
+
+enum keys {
+	KEYS_GEN,       /* fo_gen's connections */
+	KEYS_PLAIN,     /* fo_collide_plain_keys' */
+	KEYS_CRAFTED,   /* fo_collide_keys': one CRC32 for all */
+	KEYS_IPV6,      /* K_HASH: IPv6 keys (the others are IPv4) */
 };
 
 struct scenario {
@@ -52,19 +67,24 @@ struct scenario {
 	uint32_t defs;          /* K_UNMATCHED: how many definitions */
 	uint32_t flows;         /* concurrent flows in the traffic */
 	int setup;              /* every packet a new flow, `flows` of them once: flow setup rate and memory */
+	enum keys keys;
 };
 
 static const struct scenario scenarios[] = {
-	{ "generator_only", K_GENERATOR, 0, 100000, 0 },
-	{ "classify_1", K_UNMATCHED, 1, 100000, 0 },
-	{ "classify_16", K_UNMATCHED, 16, 100000, 0 },
-	{ "classify_256", K_UNMATCHED, 256, 100000, 0 },
-	{ "flows_1k", K_FLOWS, 1, 1000, 0 },
-	{ "flows_100k", K_FLOWS, 1, 100000, 0 },
-	{ "flows_1m", K_FLOWS, 1, 1000000, 0 },
-	{ "pipeline_100k", K_PIPELINE, 1, 100000, 0 },
-	{ "setup_1m", K_FLOWS, 1, 1000000, 1 },
-	{ "setup_1m_pipeline", K_PIPELINE, 1, 1000000, 1 },
+	{ "generator_only", K_GENERATOR, 0, 100000, 0, KEYS_GEN },
+	{ "classify_1", K_UNMATCHED, 1, 100000, 0, KEYS_GEN },
+	{ "classify_16", K_UNMATCHED, 16, 100000, 0, KEYS_GEN },
+	{ "classify_256", K_UNMATCHED, 256, 100000, 0, KEYS_GEN },
+	{ "flows_1k", K_FLOWS, 1, 1000, 0, KEYS_GEN },
+	{ "flows_100k", K_FLOWS, 1, 100000, 0, KEYS_GEN },
+	{ "flows_1m", K_FLOWS, 1, 1000000, 0, KEYS_GEN },
+	{ "pipeline_100k", K_PIPELINE, 1, 100000, 0, KEYS_GEN },
+	{ "setup_1m", K_FLOWS, 1, 1000000, 1, KEYS_GEN },
+	{ "setup_1m_pipeline", K_PIPELINE, 1, 1000000, 1, KEYS_GEN },
+	{ "hash_ipv4", K_HASH, 0, 4096, 0, KEYS_PLAIN },
+	{ "hash_ipv6", K_HASH, 0, 4096, 0, KEYS_IPV6 },
+	{ "plain_8k", K_FLOWS, 1, 8192, 0, KEYS_PLAIN },
+	{ "crc32_collide_8k", K_FLOWS, 1, 8192, 0, KEYS_CRAFTED },
 };
 
 /* The test rig, shared by every scenario. */
@@ -195,6 +215,91 @@ fail:
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* Keys */
+
+/* sc->flows keys of the kind sc asks for (malloc'd), or NULL. */
+static struct fo_flow_key *
+make_keys(const struct scenario *sc)
+{
+	struct fo_flow_key *keys = calloc(sc->flows, sizeof(*keys));
+	uint32_t i, j;
+
+	if (keys == NULL)
+		return NULL;
+	if (sc->keys == KEYS_CRAFTED) {
+		if (fo_collide_keys(keys, sc->flows) != 0) {
+			free(keys);
+			return NULL;
+		}
+		return keys;
+	}
+	fo_collide_plain_keys(keys, sc->flows);
+	if (sc->keys == KEYS_IPV6) {
+		for (i = 0; i < sc->flows; i++) {
+			keys[i].family = 6;
+			for (j = 4; j < 16; j++) {
+				keys[i].addr_lo[j] = (uint8_t)(i * 7 + j);
+				keys[i].addr_hi[j] = (uint8_t)(j * 13);
+			}
+		}
+	}
+	return keys;
+}
+
+/* The connections of keys (a client's key has it on the low side), for the generator. */
+static struct fo_gen_tuple *
+make_tuples(const struct fo_flow_key *keys, uint32_t n)
+{
+	struct fo_gen_tuple *t = calloc(n, sizeof(*t));
+	uint32_t i;
+
+	for (i = 0; t != NULL && i < n; i++) {
+		memcpy(&t[i].client, keys[i].addr_lo, 4);
+		memcpy(&t[i].server, keys[i].addr_hi, 4);
+		t[i].cport = rte_cpu_to_be_16(keys[i].port_lo);
+		t[i].sport = rte_cpu_to_be_16(keys[i].port_hi);
+	}
+	return t;
+}
+
+/*
+ * Prints the hash's rate over sc->flows keys for `seconds` (after `warmup`), in the fields the
+ * throughput scenarios use (a key for a packet). Returns 0 or -ENOMEM.
+ */
+static int
+run_hash(const struct scenario *sc, double seconds, double warmup)
+{
+	struct fo_flow_key *keys = make_keys(sc);
+	struct flow_index *ix = flow_index_create("fb_hash", 16, socket_id);
+	uint64_t start, cycles = 0, hashed = 0, limit;
+	uint32_t i, sink = 0;
+	int pass;
+
+	if (keys == NULL || ix == NULL) {
+		free(keys);
+		flow_index_free(ix);
+		printf("\"error\": \"out of memory\", ");
+		return -ENOMEM;
+	}
+	for (pass = 0; pass < 2; pass++) {
+		limit = (uint64_t)((pass ? seconds : warmup) * rte_get_tsc_hz());
+		start = rte_rdtsc();
+		hashed = 0;
+		do {
+			for (i = 0; i < sc->flows; i++)
+				sink += flow_index_hash(ix, &keys[i]);
+			hashed += sc->flows;
+		} while ((cycles = rte_rdtsc() - start) < limit);
+	}
+	printf("\"mpps\": %.4f, \"cycles_per_packet\": %.2f, \"packets\": %lu, \"seconds\": %.4f, "
+	       "\"keys\": %u, \"sink\": %u, ", hashed / (cycles / (double)rte_get_tsc_hz()) / 1e6,
+	       cycles / (double)hashed, (unsigned long)hashed, cycles / (double)rte_get_tsc_hz(), sc->flows, sink);
+	free(keys);
+	flow_index_free(ix);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------- */
 /* Running */
 
 static size_t
@@ -241,12 +346,13 @@ run_scenario(const struct scenario *sc, double seconds, double warmup)
 	size_t heap_before = heap_used(), heap_built = 0, heap_full = 0;
 	struct fo_engine *e = NULL;
 	struct fo_engine_stats st;
+	struct fo_gen_tuple *tuples = NULL;
 	uint64_t cycles = 0;
 	int64_t packets;
 	struct fo_gen g;
 
 	fprintf(stderr, "fo_flowbench: %s ...\n", sc->name);
-	if (sc->kind != K_GENERATOR) {
+	if (sc->kind != K_GENERATOR && sc->kind != K_HASH) {
 		e = build_engine(sc, err);
 		if (e == NULL) {
 			char *c;
@@ -262,7 +368,9 @@ run_scenario(const struct scenario *sc, double seconds, double warmup)
 		heap_built = heap_used();
 	}
 	printf("\"%s\": {", sc->name);
-	if (sc->setup) {
+	if (sc->kind == K_HASH) {
+		run_hash(sc, seconds, warmup);
+	} else if (sc->setup) {
 		uint64_t start, i;
 
 		fo_gen_init(&g, sc->flows, 1, RTE_TCP_SYN_FLAG);
@@ -283,6 +391,18 @@ run_scenario(const struct scenario *sc, double seconds, double warmup)
 		       (heap_full - heap_before) / (double)st.flows_created);
 	} else {
 		fo_gen_init(&g, sc->flows, 0, RTE_TCP_ACK_FLAG);
+		if (sc->keys != KEYS_GEN) {
+			struct fo_flow_key *keys = make_keys(sc);
+
+			tuples = keys != NULL ? make_tuples(keys, sc->flows) : NULL;
+			free(keys);
+			if (tuples == NULL) {
+				printf("\"error\": \"cannot make the keys\"}");
+				fo_engine_free(e);
+				return -1;
+			}
+			fo_gen_init_tuples(&g, tuples, sc->flows, RTE_TCP_ACK_FLAG);
+		}
 		/* One pass over the traffic creates every flow, however long `warmup` is. */
 		for (packets = 0; packets < (int64_t)g.period && packets >= 0; packets += BURST)
 			if (burst(e, &g) != 0)
@@ -291,6 +411,7 @@ run_scenario(const struct scenario *sc, double seconds, double warmup)
 			packets = fo_gen_run_for(e, &g, &rig, BURST, warmup, &cycles);
 		if (packets >= 0)
 			packets = fo_gen_run_for(e, &g, &rig, BURST, seconds, &cycles);
+		free(tuples);
 		if (packets < 0) {
 			printf("\"error\": \"the mbuf pool ran dry: mbufs are being lost\"}");
 			fo_engine_free(e);

@@ -80,14 +80,9 @@ fo_gen_rig_free(struct fo_gen_rig *rig)
 /* ------------------------------------------------------------------------------------------- */
 /* The generator */
 
-struct tuple {
-	rte_be32_t client, server;
-	rte_be16_t cport, sport;
-};
-
 /* Connection i: unique for i < 2^26 (client address from i / 4, client port from i % 4). */
 static void
-connection(uint64_t i, struct tuple *c)
+connection(uint64_t i, struct fo_gen_tuple *c)
 {
 	c->client = rte_cpu_to_be_32(FO_GEN_CLIENT_NET + (uint32_t)(i >> 2));
 	c->server = rte_cpu_to_be_32(FO_GEN_SERVER_NET + (uint32_t)(i % FO_GEN_SERVERS));
@@ -132,6 +127,13 @@ fo_gen_init(struct fo_gen *g, uint32_t flows, int new_each_packet, uint8_t tcp_f
 	make_template(&g->tpl[1], 1, tcp_flags);
 }
 
+void
+fo_gen_init_tuples(struct fo_gen *g, const struct fo_gen_tuple *tuples, uint32_t flows, uint8_t tcp_flags)
+{
+	fo_gen_init(g, flows, 0, tcp_flags);
+	g->tuples = tuples;
+}
+
 static inline uint32_t
 fold(uint32_t s)
 {
@@ -149,10 +151,13 @@ gen_packet(struct fo_gen *g, struct rte_mbuf *m, uint16_t port)
 	uint8_t *p = rte_pktmbuf_mtod(m, uint8_t *);
 	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(p + sizeof(struct rte_ether_hdr));
 	struct rte_tcp_hdr *tcp = (struct rte_tcp_hdr *)(ip + 1);
-	struct tuple c;
+	struct fo_gen_tuple c;
 	uint32_t addrs, sum;
 
-	connection(g->period ? t >> 1 : t, &c);
+	if (g->tuples != NULL)
+		c = g->tuples[t >> 1];
+	else
+		connection(g->period ? t >> 1 : t, &c);
 	g->t = g->period ? (t + g->step >= g->period ? t + g->step - g->period : t + g->step) : t + 1;
 	memcpy(p, tpl->bytes, FO_GEN_HDR_LEN);
 	ip->src_addr = dir ? c.server : c.client;
@@ -284,7 +289,7 @@ fo_gen_read_stream_stats(const struct fo_gen *g, struct fo_gen_stream_stats *out
 
 /* The opening segment of (connection c, direction dir): SYN, or SYN-ACK, with an MSS option. */
 static void
-gen_syn(struct fo_gen_stream *st, struct rte_mbuf *m, const struct tuple *c, int dir)
+gen_syn(struct fo_gen_stream *st, struct rte_mbuf *m, const struct fo_gen_tuple *c, int dir)
 {
 	struct rte_ether_addr client = {{ 0x02, 0, 0, 0, 0, 0x01 }}, server = {{ 0x02, 0, 0, 0, 0, 0x02 }};
 	uint8_t *p = rte_pktmbuf_mtod(m, uint8_t *);
@@ -334,7 +339,7 @@ plant(const struct fo_gen_stream *st, uint8_t *pay, uint32_t o, uint32_t at, uin
 
 /* Data segment number s >= 1 of (connection c, direction dir) into m. */
 static inline void
-gen_data(struct fo_gen *g, struct rte_mbuf *m, const struct tuple *c, uint64_t t, uint64_t s)
+gen_data(struct fo_gen *g, struct rte_mbuf *m, const struct fo_gen_tuple *c, uint64_t t, uint64_t s)
 {
 	struct fo_gen_stream *st = g->st;
 	const int dir = t & 1;
@@ -382,7 +387,7 @@ static inline void
 gen_stream_packet(struct fo_gen *g, struct rte_mbuf *m, uint16_t port)
 {
 	uint64_t t = g->t, s = g->generated / g->period;
-	struct tuple c;
+	struct fo_gen_tuple c;
 
 	connection(t >> 1, &c);
 	g->t = t + g->step >= g->period ? t + g->step - g->period : t + g->step;

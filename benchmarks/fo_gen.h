@@ -59,10 +59,17 @@ struct fo_gen_rig {
 
 struct fo_gen_stream;
 
+/* A connection, in network byte order: client (address, port) to server (address, port). */
+struct fo_gen_tuple {
+	rte_be32_t client, server;
+	rte_be16_t cport, sport;
+};
+
 struct fo_gen {
 	uint64_t t, step, period;       /* period = 2N; 0: every packet a new connection (t counts them) */
 	uint64_t generated;             /* packets written so far */
 	struct fo_gen_stream *st;       /* stream mode's state (fo_gen_init_stream), else NULL */
+	const struct fo_gen_tuple *tuples;   /* the connections (fo_gen_init_tuples), else NULL: the formula's */
 	struct fo_gen_tpl {
 		uint8_t bytes[FO_GEN_HDR_LEN];
 		uint32_t ip_sum;            /* raw sums of the headers with addresses, ports and checksums zero */
@@ -84,6 +91,9 @@ void fo_gen_rig_free(struct fo_gen_rig *rig);
 
 /* Traffic of `flows` connections, or (new_each_packet) one packet per new connection. */
 void fo_gen_init(struct fo_gen *g, uint32_t flows, int new_each_packet, uint8_t tcp_flags);
+
+/* The same traffic over the caller's `flows` connections (kept by the caller while it runs). */
+void fo_gen_init_tuples(struct fo_gen *g, const struct fo_gen_tuple *tuples, uint32_t flows, uint8_t tcp_flags);
 
 #define FO_GEN_MAX_PATTERN 64
 #define FO_GEN_MAX_PAYLOAD 1460     /* an MSS: the segments fit a 1500-byte IP MTU and an mbuf */

@@ -9,13 +9,20 @@
  * Why not rte_hash: it keeps a copy of every key (48 bytes each) and hashes through a function
  * pointer, and the engine already has the keys in its flow array; this index compares the
  * signature, then the key where it already lies, and takes 20 bytes per flow instead of ~72.
+ *
+ * The hash is keyed, with a secret drawn from getrandom() for each index: keys are chosen by
+ * whoever sends packets, and with an unkeyed hash (CRC32, as rte_hash's) they can put any
+ * number of keys in one bucket. SipHash-1-3 is a pseudorandom function: without the secret,
+ * keys land in buckets as random ones do (docs/flows.md says why that holds).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/random.h>
 
+#include <rte_byteorder.h>
 #include <rte_common.h>
 #include <rte_errno.h>
-#include <rte_hash_crc.h>
 #include <rte_malloc.h>
 #include <rte_prefetch.h>
 #include <rte_vect.h>
@@ -24,6 +31,7 @@
 #include "flowos/fo_match.h"
 
 #include "fo_flow_index.h"
+#include "fo_siphash.h"
 
 #define SLOTS 8
 #define EMPTY 0             /* a signature is never 0 */
@@ -41,6 +49,7 @@ struct flow_index {
 	uint32_t capacity;
 	uint32_t n_free;
 	uint32_t *free_ids;         /* a stack; id 0 on top at first, so the flow array fills from its start */
+	struct sip_state secret;    /* the hash's key, mixed into SipHash's initial state */
 };
 
 /* The i-th 8-byte word of a key (keys are only 4-aligned). */
@@ -53,15 +62,36 @@ key_word(const struct fo_flow_key *key, unsigned int i)
 	return w;
 }
 
-uint32_t
-flow_key_hash(const struct fo_flow_key *key)
+/* The same as SipHash reads it: little-endian, whatever the CPU. */
+static inline uint64_t
+key_word_le(const struct fo_flow_key *key, unsigned int i)
 {
+	return rte_le_to_cpu_64(key_word(key, i));
+}
+
+/*
+ * SipHash-1-3 of the key's bytes that can differ. IPv4 (its family implied): the two addresses'
+ * 4 bytes, then ports, protocol and definition, 15 bytes: 2 compression rounds. Others: the
+ * first 40 bytes (addresses, ports, protocol, family, definition; not the padding): 6.
+ */
+uint32_t
+flow_index_hash(const struct flow_index *ix, const struct fo_flow_key *key)
+{
+	struct sip_state s = ix->secret;
+	uint64_t tail = key_word_le(key, 4);
+	unsigned int i;
+
 	RTE_BUILD_BUG_ON(sizeof(*key) != 6 * sizeof(uint64_t));
-	/* An IPv4 key's addresses fill 4 of their 16 bytes: words 1 and 3 are zero, and 5 is padding. */
-	if (key->family != FO_FAMILY_IPV4)
-		return rte_hash_crc(key, sizeof(*key), 0);
-	return rte_hash_crc_8byte(key_word(key, 4), rte_hash_crc_8byte(key_word(key, 2),
-								  rte_hash_crc_8byte(key_word(key, 0), 0)));
+	RTE_BUILD_BUG_ON(offsetof(struct fo_flow_key, port_lo) != 32 || offsetof(struct fo_flow_key, family) != 37 ||
+			 offsetof(struct fo_flow_key, def) != 38);
+	if (key->family == FO_FAMILY_IPV4) {
+		sip_absorb(&s, (key_word_le(key, 0) & UINT32_MAX) | key_word_le(key, 2) << 32);
+		/* Bytes 32..36 (ports, protocol) and 38..39 (definition), then the length, 15. */
+		return (uint32_t)sip_finish(&s, (tail & 0xffffffffffull) | (tail >> 48) << 40 | 15ull << 56);
+	}
+	for (i = 0; i < 5; i++)
+		sip_absorb(&s, key_word_le(key, i));
+	return (uint32_t)sip_finish(&s, 40ull << 56);
 }
 
 static inline uint16_t
@@ -112,6 +142,7 @@ flow_index_create(const char *name, uint32_t capacity, int socket_id)
 {
 	struct flow_index *ix;
 	uint64_t buckets = rte_align64pow2(((uint64_t)capacity * 2 + SLOTS - 1) / SLOTS);   /* slots >= 2 x ids */
+	uint64_t key[2];
 	uint32_t i;
 
 	if (capacity == 0 || capacity > INT32_MAX || buckets > UINT32_MAX) {
@@ -130,6 +161,13 @@ flow_index_create(const char *name, uint32_t capacity, int socket_id)
 	for (i = 0; i < capacity; i++)
 		ix->free_ids[i] = capacity - 1 - i;
 	ix->n_free = capacity;
+	/* Blocks only until the kernel's pool is first seeded (early boot). */
+	if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
+		flow_index_free(ix);
+		rte_errno = EIO;
+		return NULL;
+	}
+	sip_init(&ix->secret, key[0], key[1]);
 	return ix;
 nomem:
 	flow_index_free(ix);
@@ -221,7 +259,7 @@ flow_index_lookup_bulk(const struct flow_index *ix, const struct fo_flow *flows,
 	for (done = 0; done < n; done += chunk, keys += chunk, ids += chunk) {
 		chunk = RTE_MIN(n - done, (uint32_t)LOOKUP_CHUNK);
 		for (i = 0; i < chunk; i++) {
-			hashes[i] = flow_key_hash(keys[i]);
+			hashes[i] = flow_index_hash(ix, keys[i]);
 			rte_prefetch0(&ix->buckets[hashes[i] & ix->mask]);
 		}
 		for (i = 0; i < chunk; i++) {

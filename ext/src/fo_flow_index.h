@@ -13,14 +13,17 @@
 
 struct flow_index;
 
-/* The hash flow_index_* take: CRC32 over the words of the key that can differ. */
-uint32_t flow_key_hash(const struct fo_flow_key *key);
+/*
+ * The hash flow_index_* take: SipHash-1-3 over the words of the key that can differ, keyed with
+ * the index's own secret (so a key's hash differs from one index, and one run, to the next).
+ */
+uint32_t flow_index_hash(const struct flow_index *ix, const struct fo_flow_key *key);
 
-/* An index for ids 0..capacity-1. Returns NULL with rte_errno set. */
+/* An index for ids 0..capacity-1, with a fresh secret. Returns NULL with rte_errno set. */
 struct flow_index *flow_index_create(const char *name, uint32_t capacity, int socket_id);
 void flow_index_free(struct flow_index *ix);
 
-/* The flow id of key (hash: flow_key_hash(key)) among flows, or -1. */
+/* The flow id of key (hash: flow_index_hash(ix, key)) among flows, or -1. */
 int32_t flow_index_lookup(const struct flow_index *ix, const struct fo_flow *flows, const struct fo_flow_key *key,
 			  uint32_t hash);
 

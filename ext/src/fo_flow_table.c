@@ -222,17 +222,22 @@ flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int
 {
 	int32_t pos = hint;
 	enum fo_flow_end_reason reason;
+	uint32_t hash = 0;
+	int hashed = 0;
 
 	/* The flow the burst's lookup found may have ended since, earlier in the burst. */
-	if (pos < 0 || !e->flows[pos].live || memcmp(&e->flows[pos].key, key, sizeof(*key)) != 0)
-		pos = flow_index_lookup(e->index, e->flows, key, flow_key_hash(key));
+	if (pos < 0 || !e->flows[pos].live || memcmp(&e->flows[pos].key, key, sizeof(*key)) != 0) {
+		hash = flow_index_hash(e->index, key);
+		hashed = 1;
+		pos = flow_index_lookup(e->index, e->flows, key, hash);
+	}
 	if (pos >= 0 && unlikely(flow_is_over(e, &e->flows[pos], m, &reason))) {
 		engine_finish_flow(e, &e->flows[pos], reason);
 		pos = -1;
 	}
 	if (unlikely(pos < 0)) {
-		uint32_t hash = flow_key_hash(key);
-
+		if (!hashed)
+			hash = flow_index_hash(e->index, key);
 		/* Every flow id has its state area, so only the table can be full. */
 		pos = flow_index_add(e->index, hash);
 		if (pos < 0) {
@@ -388,7 +393,7 @@ flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reas
 			proc->ops->flow_end(proc->ctx, flow, flow->states + proc->state_offset, reason);
 	}
 	lru_unlink(e, flow);
-	flow_index_del(e->index, flow_key_hash(&flow->key), flow->id);
+	flow_index_del(e->index, flow_index_hash(e->index, &flow->key), flow->id);
 	flow->live = 0;
 	flow_note_kept(e, flow);
 	RELAXED_ADD(e->stats.flows_ended[reason], 1);

@@ -7,7 +7,16 @@
  * key deleted, no bucket counts a key passing it. Then churn that leaves every bucket passed:
  * a lookup of an absent key still ends. Included whole, to read the buckets.
  *
+ * The hash: SipHash-1-3 as CPython computes it (hash(bytes) with PYTHONHASHSEED=0 is SipHash-1-3
+ * with a zero key); two indexes have different secrets.
+ *
  * Usage: flow_index_harness EAL-ARGS -- SEED. Prints the number of checks; exits 1 on a mismatch.
+ *
+ * flow_index_harness EAL-ARGS -- collide N: N keys crafted to share their CRC32 (the unkeyed
+ * hash the index had before; benchmarks/fo_collide.c) and N plain ones, each set added to an
+ * index of capacity N under the index's hash and under that CRC32. Prints, per set and hash,
+ * the most keys with one home bucket and the most buckets a lookup walks (deterministic
+ * figures, not timings).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +24,7 @@
 #include <rte_eal.h>
 
 #include "../../ext/src/fo_flow_index.c"
+#include "../../benchmarks/fo_collide.h"
 
 #define CAPACITY 200
 #define STEPS 20000
@@ -57,7 +67,7 @@ check_all(const struct flow_index *ix)
 
 		if (live[id] ? got != (int32_t)id : got >= 0)
 			fail(live[id] ? "a live key is not found at its id" : "a deleted key is found", id);
-		if (live[id] && hashes[id] == flow_key_hash(&keys[id]))
+		if (live[id] && hashes[id] == flow_index_hash(ix, &keys[id]))
 			ptrs[n++] = &keys[id];
 		checks++;
 	}
@@ -128,6 +138,111 @@ ring_of_passes(void)
 	flow_index_free(ix);
 }
 
+/*
+ * Known answers of SipHash-1-3 under a zero key (CPython's hash(bytes), PYTHONHASHSEED=0), for a
+ * key holding bytes 0..47: as an IPv6 key, of its first 40 bytes; as an IPv4 key (byte 37, the
+ * family, 4), of bytes 0..3, 16..19, 32..36 and 38..39.
+ */
+static void
+siphash_vectors(void)
+{
+	struct flow_index *ix = flow_index_create("sip", 16, SOCKET_ID_ANY), *other;
+	struct fo_flow_key key;
+	unsigned int i, same = 0;
+
+	if (ix == NULL)
+		fail("cannot create", 0);
+	sip_init(&ix->secret, 0, 0);
+	for (i = 0; i < sizeof(key); i++)
+		((uint8_t *)&key)[i] = (uint8_t)i;
+	if (flow_index_hash(ix, &key) != (uint32_t)0x95bc321ab41d8206ull)
+		fail("SipHash-1-3 of bytes 0..39 is wrong", flow_index_hash(ix, &key));
+	key.family = FO_FAMILY_IPV4;
+	if (flow_index_hash(ix, &key) != (uint32_t)0xd5daf74774988b03ull)
+		fail("SipHash-1-3 of an IPv4 key's 15 bytes is wrong", flow_index_hash(ix, &key));
+	checks += 2;
+	/* Fresh secrets: the same keys hash differently in another index. */
+	flow_index_free(ix);
+	ix = flow_index_create("sip1", 16, SOCKET_ID_ANY);
+	other = flow_index_create("sip2", 16, SOCKET_ID_ANY);
+	if (ix == NULL || other == NULL)
+		fail("cannot create", 0);
+	for (i = 0; i < 64; i++) {
+		random_key(&key, i);
+		same += flow_index_hash(ix, &key) == flow_index_hash(other, &key);
+	}
+	if (same > 1)
+		fail("two indexes hash alike: no secret", same);
+	flow_index_free(ix);
+	flow_index_free(other);
+}
+
+/* How many buckets a lookup of (hash, id) walks: 1 in its home bucket. */
+static uint32_t
+buckets_walked(const struct flow_index *ix, uint32_t hash, uint32_t id)
+{
+	uint32_t b = hash & ix->mask, n, s;
+
+	for (n = 1; n <= ix->mask + 1; n++, b = (b + 1) & ix->mask)
+		for (s = 0; s < SLOTS; s++)
+			if (ix->buckets[b].sig[s] == signature(hash) && ix->buckets[b].id[s] == id)
+				return n;
+	return fail("an added id is in no bucket", id), 0;
+}
+
+/* Adds n keys under the index's hash (crc32 == 0) or the old CRC32; prints the crowding figures. */
+static void
+crowding(const char *set, const struct fo_flow_key *k, uint32_t n, int crc32)
+{
+	struct flow_index *ix = flow_index_create("crowd", n, SOCKET_ID_ANY);
+	uint32_t *home, *h = malloc(sizeof(*h) * n), i, most_home = 0, most_walked = 0;
+	struct fo_flow *table = calloc(n, sizeof(*table));
+
+	if (ix == NULL || h == NULL || table == NULL || (home = calloc(ix->mask + 1, sizeof(*home))) == NULL)
+		fail("cannot create", n);
+	for (i = 0; i < n; i++) {
+		h[i] = crc32 ? fo_collide_crc32(&k[i]) : flow_index_hash(ix, &k[i]);
+		if (flow_index_add(ix, h[i]) != (int32_t)i)   /* ids come in order from an empty index */
+			fail("add gave a bad id", i);
+		table[i].key = k[i];
+		most_home = RTE_MAX(most_home, ++home[h[i] & ix->mask]);
+	}
+	for (i = 0; i < n; i++) {
+		most_walked = RTE_MAX(most_walked, buckets_walked(ix, h[i], i));
+		if (flow_index_lookup(ix, table, &k[i], h[i]) != (int32_t)i)
+			fail("a crowded key is not found", i);
+		checks++;
+	}
+	printf("%s %s buckets %u most_in_one_home %u most_buckets_walked %u\n", set, crc32 ? "crc32" : "keyed",
+	       ix->mask + 1, most_home, most_walked);
+	free(home);
+	free(h);
+	free(table);
+	flow_index_free(ix);
+}
+
+static int
+collide(uint32_t n)
+{
+	struct fo_flow_key *crafted = calloc(n, sizeof(*crafted)), *plain = calloc(n, sizeof(*plain));
+	uint32_t i;
+
+	if (crafted == NULL || plain == NULL || fo_collide_keys(crafted, n) != 0)
+		return fail("cannot craft the keys", n), 1;
+	fo_collide_plain_keys(plain, n);
+	for (i = 1; i < n; i++)
+		if (fo_collide_crc32(&crafted[i]) != fo_collide_crc32(&crafted[0]) ||
+		    memcmp(&crafted[i], &crafted[i - 1], sizeof(crafted[i])) == 0)
+			return fail("the crafted keys do not all share one CRC32, or repeat", i), 1;
+	crowding("crafted", crafted, n, 0);
+	crowding("crafted", crafted, n, 1);
+	crowding("plain", plain, n, 0);
+	crowding("plain", plain, n, 1);
+	free(crafted);
+	free(plain);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -137,7 +252,13 @@ main(int argc, char **argv)
 	uint32_t id, b;
 
 	if (used < 0 || argc - used < 2)
-		return fail("usage: EAL-ARGS -- SEED", 0), 2;
+		return fail("usage: EAL-ARGS -- SEED | collide N", 0), 2;
+	if (strcmp(argv[used + 1], "collide") == 0 && argc - used >= 3) {
+		int ret = collide((uint32_t)atoi(argv[used + 2]));
+
+		rte_eal_cleanup();
+		return ret;
+	}
 	srand((unsigned int)atoi(argv[used + 1]));
 	if (flow_index_create("bad", 0, SOCKET_ID_ANY) != NULL)
 		fail("a capacity of 0 is accepted", 0);
@@ -154,7 +275,7 @@ main(int argc, char **argv)
 			if (rand() % 100 < 55) {
 				random_key(&k, serial++);
 				/* Squeezed: every hash's home is one of the last 3 buckets, so runs wrap. */
-				h = squeeze ? (ix->mask - (uint32_t)(rand() % 3)) | ((uint32_t)rand() << 16) : flow_key_hash(&k);
+				h = squeeze ? (ix->mask - (uint32_t)(rand() % 3)) | ((uint32_t)rand() << 16) : flow_index_hash(ix, &k);
 				got = flow_index_add(ix, h);
 				if (got == -ENOSPC) {
 					for (id = 0; id < CAPACITY; id++)
@@ -190,6 +311,7 @@ main(int argc, char **argv)
 		flow_index_free(ix);
 	}
 	ring_of_passes();
+	siphash_vectors();
 	printf("%lu\n", checks);
 	rte_eal_cleanup();
 	return 0;
