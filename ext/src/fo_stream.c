@@ -517,6 +517,8 @@ fo_stream_splice(struct fo_batch *b, uint8_t dir, uint64_t off, uint32_t del, co
 
 	if (off < start || off + del > start + fo_stream_len(b, dir) || fo_stream_locate(b, dir, off, &first, &local) != 0)
 		return -ERANGE;
+	if (del == 0 && ins_len == 0)
+		return 0;                    /* an empty edit: nothing to change (and ins may be NULL) */
 	/* Refused before anything changes: the packets would leave wrong. */
 	if (!edit_allowed(b, dir, first, local, del, del != ins_len)) {
 		RELAXED_ADD(b->engine->stats.stream_edits_refused, 1);

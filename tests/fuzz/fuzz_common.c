@@ -62,22 +62,6 @@ fuzz_mbuf(const uint8_t *data, size_t len)
 	return m;
 }
 
-int
-fuzz_pending(const char *name)
-{
-	const char *list = getenv("FLOWOS_FUZZ_PENDING"), *p;
-	size_t len = strlen(name);
-
-	if (list == NULL)
-		return 0;
-	if (strcmp(list, "1") == 0)
-		return 1;
-	for (p = list; (p = strstr(p, name)) != NULL; p += len)
-		if ((p == list || p[-1] == ',') && (p[len] == '\0' || p[len] == ','))
-			return 1;
-	return 0;
-}
-
 struct rte_mbuf *
 fuzz_mbuf_chain(const uint8_t *data, size_t len)
 {

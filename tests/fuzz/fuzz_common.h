@@ -28,13 +28,6 @@ struct rte_mbuf *fuzz_mbuf(const uint8_t *data, size_t len);
 /* The same in as many chained mbufs as len takes (a packet as scattered RX delivers it). */
 struct rte_mbuf *fuzz_mbuf_chain(const uint8_t *data, size_t len);
 
-/*
- * Whether a target should go where the known defect `name` is, its fix owed by another change
- * (tests/fuzz/regressions/<target>/pending/), instead of round it: FLOWOS_FUZZ_PENDING is 1,
- * or a comma-separated list that names it.
- */
-int fuzz_pending(const char *name);
-
 /* Aborts (a finding) unless every mbuf is back in the pool. */
 void fuzz_check_pool(const char *target);
 

@@ -3,11 +3,8 @@
  * Stream edits (ext/src/fo_stream.c) through the engine: the traffic of fuzz_traffic.h into an
  * engine with streams on and one editor, whose operations come from the input too (records of
  * type 4: find, replace what is found, delete, insert, release up to a point), kept in a ring
- * of 8 and applied in order to both directions of every flow at every call. Until the pending
- * defects are fixed (regressions/stream_edit/pending/), it steps round them unless
- * FLOWOS_FUZZ_PENDING names them: no 0-byte deletes (zero-delete); edits of at most 63 bytes
- * and every frame in one mbuf (chains: chained packets under edits are the streams work's).
- * A splice must
+ * of 8 and applied in order to both directions of every flow at every call; frames longer
+ * than one mbuf come as chains, and edits of up to 255 bytes grow packets past one. A splice must
  * succeed or say why (fo_stream.h's errors), and an edit that succeeded must be there to read.
  * At the end every mbuf is back in the pool.
  */
@@ -22,7 +19,6 @@
 
 #define RING 8
 #define MAX_BYTES 256
-#define MAX_BYTES_ROUND 64       /* while stepping round the pending defects */
 
 enum op { OP_FIND, OP_REPLACE, OP_DELETE, OP_INSERT, OP_RELEASE, OP_COUNT };
 
@@ -38,8 +34,6 @@ struct edit {
 
 static struct edit ring[RING];
 static unsigned int n_edits;
-static int zero_delete;         /* fuzz_pending("zero-delete"): 0-byte deletes as asked */
-static int grow;                /* fuzz_pending("chains"): edits of up to 255 bytes, chained frames */
 
 static void
 broken(const char *what, int ret)
@@ -58,10 +52,10 @@ read_edit(struct fuzz_in *in)
 	ed->op = fuzz_u8(in) % OP_COUNT;
 	ed->at = fuzz_u16(in);
 	ed->del = fuzz_u8(in);
-	ed->len = fuzz_u8(in) % (grow ? MAX_BYTES : MAX_BYTES_ROUND);
+	ed->len = fuzz_u8(in) % MAX_BYTES;
 	memcpy(ed->bytes, fuzz_bytes(in, ed->len, &got), got);
 	ed->len = (uint16_t)got;
-	ed->with_len = fuzz_u8(in) % (grow ? MAX_BYTES : MAX_BYTES_ROUND);
+	ed->with_len = fuzz_u8(in) % MAX_BYTES;
 	memcpy(ed->with, fuzz_bytes(in, ed->with_len, &got), got);
 	ed->with_len = (uint16_t)got;
 }
@@ -97,11 +91,7 @@ apply(struct fo_batch *b, uint8_t d, const struct edit *ed)
 			splice(b, d, (uint64_t)hit, ed->len, ed->with, ed->with_len);
 		return;
 	case OP_DELETE:
-		/*
-		 * At least one byte until fo_stream_splice takes a 0-byte delete (NULL + 0 is undefined:
-		 * regressions/stream_edit/pending/), so that fuzzing goes on past it.
-		 */
-		splice(b, d, at, ed->del || zero_delete ? ed->del : 1, NULL, 0);
+		splice(b, d, at, ed->del, NULL, 0);
 		return;
 	case OP_INSERT:
 		splice(b, d, at, 0, ed->bytes, ed->len);
@@ -134,8 +124,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	fuzz_init(1);
 	fuzz_traffic_init();
-	zero_delete = fuzz_pending("zero-delete");
-	grow = fuzz_pending("chains");
 	return 0;
 }
 
@@ -143,7 +131,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct fo_processor_ops *const ops[] = { &editor_ops };
-	const struct fuzz_traffic traffic = { .target = "fuzz_stream_edit", .hook = read_edit, .chains = grow };
+	static const struct fuzz_traffic traffic = { .target = "fuzz_stream_edit", .hook = read_edit, .chains = 1 };
 
 	n_edits = 0;
 	fuzz_traffic_run(fuzz_engine(64, 1, ops, 1), data, size, &traffic);

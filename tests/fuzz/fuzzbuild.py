@@ -199,21 +199,17 @@ def sweep_runtime_dirs():
             shutil.rmtree(d, ignore_errors=True)
 
 
-def regressions(target, pending=False):
-    """The regression inputs of a target: tests/fuzz/regressions/<target>/*, or (pending) those
-    in its pending/ folder, crashes whose fix is not in yet, each named <defect>--<what>, where
-    <defect> is what FLOWOS_FUZZ_PENDING must name for the target to go there."""
-    folder = REGRESSIONS / target / ("pending" if pending else "")
+def regressions(target):
+    """The regression inputs of a target: tests/fuzz/regressions/<target>/*, each a crash once."""
+    folder = REGRESSIONS / target
     return sorted(p for p in folder.glob("*") if p.is_file() and p.name != "README.md")
 
 
-def replay(exe, inputs, pending=None, timeout=120):
-    """Runs each input once; returns the finished process (returncode 0: none crashed). pending:
-    FLOWOS_FUZZ_PENDING's value, the known defects a target should not step round."""
-    env = dict(ENV, FLOWOS_FUZZ_PENDING=pending) if pending else ENV
+def replay(exe, inputs, timeout=120):
+    """Runs each input once; returns the finished process (returncode 0: none crashed)."""
     try:
         return subprocess.run([str(exe), "-runs=1", *map(str, inputs)], capture_output=True, text=True,
-                              env=env, timeout=timeout, errors="replace")
+                              env=ENV, timeout=timeout, errors="replace")
     finally:
         sweep_runtime_dirs()
 
@@ -264,10 +260,7 @@ def main(argv=None):
                 inputs = regressions(target)
                 done = replay(build(target), inputs) if inputs else None
                 ok = done is None or done.returncode == 0
-                pending = regressions(target, pending=True)
-                print(f"{target}: {len(inputs)} regression inputs replayed: {'ok' if ok else 'CRASH'}"
-                      + (f" ({len(pending)} pending, for fixes not in yet: tests/test_fuzz.py replays them)"
-                         if pending else ""))
+                print(f"{target}: {len(inputs)} regression inputs replayed: {'ok' if ok else 'CRASH'}")
                 if not ok:
                     print(done.stderr[-6000:])
                 failed |= not ok
