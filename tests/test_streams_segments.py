@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from scapy.all import (ICMP, IP, TCP, UDP, Ether, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting,
-                       IPv6ExtHdrSegmentRouting, Raw, fragment)
+                       IPv6ExtHdrSegmentRouting, Raw, defragment, fragment)
 from scapy.layers.ipsec import AH
 
 from conftest import packets
@@ -106,6 +106,32 @@ def test_a_refused_edit_leaves_the_other_flows_edits(tmp_path):
     sent = packets(out)
     assert [s[0].data for s in streams(sent).values()] == [b"u" * 2000, b"ing data", b"ello, world"]
     assert all(checksums_ok(f) for f in sent)
+
+
+def test_an_overwrite_in_a_fragment_is_refused(tmp_path):
+    """A same-length edit of a fragmented UDP datagram would leave its UDP checksum (in the
+    first fragment, over the whole datagram) wrong: it is refused and counted, the datagram
+    leaves as it came; the same edit of a whole datagram is made and its checksum repaired.
+    Before, the overwrite was made and the reassembled datagram's checksum was wrong."""
+    frags = fragment(IP(src="10.77.0.3", dst=SERVER[0]) / UDP(sport=5353, dport=53) / Raw(b"u" * 2000), fragsize=1200)
+    whole = Ether() / IP(src="10.77.0.5", dst=SERVER[0]) / UDP(sport=5354, dport=53) / Raw(b"w" * 100)
+    capture, out = write_pcap(tmp_path / "in.pcap", [Ether() / f for f in frags] + [whole]), tmp_path / "out.pcap"
+    rec = tmp_path / "seen.json"
+    flows = [{"name": "all", "pipeline": [{"pyprocs.streams:Shortener": {"path": str(rec), "overwrite": True}}]}]
+    run = run_config(tmp_path, one_port(capture, out, flows))
+    assert run.returncode == 0, run.stderr[-3000:]
+    seen = json.loads(rec.read_text())
+    assert seen[f"17 10.77.0.3 5353 {SERVER[0]} 53"] == [[False, False]]
+    assert seen[f"17 10.77.0.5 5354 {SERVER[0]} 53"] == [[True, True]]
+    assert engine_stats(run)["streams"]["edits_refused"] == 1
+    sent = packets(out)
+    assert sent[:len(frags)] == [bytes(Ether() / f) for f in frags]
+    (datagram,) = defragment([Ether(raw)[IP] for raw in sent[:len(frags)]])
+    datagram = IP(bytes(datagram))
+    assert bytes(datagram[UDP].payload) == b"u" * 2000
+    sent_sum, datagram[UDP].chksum = datagram[UDP].chksum, None
+    assert IP(bytes(datagram))[UDP].chksum == sent_sum
+    assert bytes(Ether(sent[-1])[UDP].payload) == b"#" + b"w" * 99 and checksums_ok(sent[-1])
 
 
 def test_edits_behind_ipv6_routing_headers(tmp_path):

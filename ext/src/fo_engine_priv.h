@@ -300,7 +300,7 @@ void stream_flow_end(struct fo_engine *e, struct fo_flow *flow);
 void stream_cut_back(struct fo_engine *e, struct fo_flow *flow, uint32_t share);
 void fix_lengths(struct rte_mbuf *m);
 void fix_checksums(struct fo_engine *e, struct rte_mbuf *m);
-/* Whether fix_checksums can make m's transport checksum right (it can't behind an IPv6 routing header it cannot read). */
+/* Whether fix_checksums can make m's transport checksum right after an edit (not in a fragment, nor behind an IPv6 routing header it cannot read). */
 int checksums_fixable(struct rte_mbuf *m);
 
 /* fo_stream_hold.c: held stream bytes let go once the flow brings no new bytes for stream_hold_ms */

@@ -420,8 +420,12 @@ checksums_fixable(struct rte_mbuf *m)
 {
 	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
 
-	return !(meta->flags & FO_PKT_IPV6) || transport_cksum_at(meta) == 0 ||
-		meta->offset[FO_LEVEL_L4] == FO_NO_LEVEL || ipv6_checksum_dst(m) != NULL;
+	if (transport_cksum_at(meta) == 0)
+		return 1;                    /* no transport checksum to keep right */
+	/* A fragment's transport checksum covers the whole datagram and lies in its first fragment. */
+	if (meta->flags & FO_PKT_FRAGMENT)
+		return 0;
+	return !(meta->flags & FO_PKT_IPV6) || meta->offset[FO_LEVEL_L4] == FO_NO_LEVEL || ipv6_checksum_dst(m) != NULL;
 }
 
 void

@@ -140,20 +140,21 @@ class Probe(flowos.Processor):
 
 
 class Shortener(flowos.Processor):
-    """Deletes the first byte of each flow's stream from its opener, where the stream may change
-    length; records per flow what can_change_length said and what the delete returned."""
+    """Deletes the first byte of each flow's stream from its opener (or, with overwrite, writes
+    `#` over it); records per flow what can_change_length said and what the edit returned."""
     level = "payload"
 
-    def __init__(self, path):
+    def __init__(self, path, overwrite=False):
         super().__init__()
-        self.path = str(path)
+        self.path, self.overwrite = str(path), bool(overwrite)
         self.seen = {}
 
     def process(self, batch):
         for flow in batch.flows():
             s = flow.stream(0)
             if len(s) > 0:
-                self.seen.setdefault(flow_name(flow), []).append([s.can_change_length, s.delete(s.start, 1)])
+                made = s.replace(s.start, b"#") if self.overwrite else s.delete(s.start, 1)
+                self.seen.setdefault(flow_name(flow), []).append([s.can_change_length, made])
             s.release(s.end)
 
     def teardown(self):
