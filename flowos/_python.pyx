@@ -17,7 +17,7 @@ from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.ref cimport PyObject, Py_INCREF, Py_REFCNT, Py_XDECREF
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from libc.errno cimport ERANGE
+from libc.errno cimport EINVAL, ERANGE
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 from posix.mman cimport MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, mmap, munmap
@@ -681,9 +681,6 @@ cdef class Batch:
         """Adds a new packet (bytes of a whole frame) to packet i's flow, next to it."""
         self.check_index(i)
         cdef bytes b = as_bytes(data)
-        if len(b) < ETHER_HEADER_LEN:
-            raise ValueError(f"an injected frame needs at least its {ETHER_HEADER_LEN}-byte Ethernet header, "
-                             f"got {len(b)} bytes")
         cdef uint16_t owner = self.owner_of(i)
         cdef fo_batch *fb = &self.batches[owner]
         cdef rte_mbuf *m = rte_pktmbuf_alloc(fo_batch_pool(fb))
@@ -694,7 +691,11 @@ cdef class Batch:
             rte_pktmbuf_free(m)
             raise ValueError(f"an injected packet holds at most {room} bytes, got {len(b)}")
         memcpy(rte_pktmbuf_append(m, len(b)), <const char *>b, len(b))
-        if fo_batch_inject(fb, i - self.first(owner), m, after) != 0:
+        ret = fo_batch_inject(fb, i - self.first(owner), m, after)
+        if ret == -EINVAL:   # i is checked: the frame is short
+            raise ValueError(f"an injected frame needs at least its {ETHER_HEADER_LEN}-byte Ethernet header, "
+                             f"got {len(b)} bytes")
+        if ret != 0:
             raise RuntimeError("the flow holds too much to take another packet")
 
 

@@ -22,7 +22,7 @@ import json
 import socket
 
 from cpython.ref cimport PyObject
-from libc.errno cimport EINVAL, EMSGSIZE, ENOMEM
+from libc.errno cimport EMSGSIZE, ENOMEM
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset, strncpy
 
@@ -74,8 +74,6 @@ cdef class CProcessor:
 
 
 cdef int inject(fo_batch *b, uint16_t i, const uint8_t *data, uint16_t length, bint after) noexcept nogil:
-    if length < 14:   # not even an Ethernet header: nothing to send
-        return -EINVAL
     cdef rte_mbuf *m = rte_pktmbuf_alloc(fo_batch_pool(b))
     if m == NULL:
         return -ENOMEM
@@ -83,7 +81,8 @@ cdef int inject(fo_batch *b, uint16_t i, const uint8_t *data, uint16_t length, b
         rte_pktmbuf_free(m)
         return -EMSGSIZE
     memcpy(rte_pktmbuf_append(m, length), data, length)
-    return fo_batch_inject(b, i, m, after)   # this module's fast path: CythonTier registered its offsets
+    return fo_batch_inject(b, i, m, after)   # -EINVAL when shorter than an Ethernet header; this module's
+                                             # fast path: CythonTier registered its offsets
 
 
 cdef dict flow_key_dict(const fo_flow_key *key, bint opener_is_lo):

@@ -587,10 +587,11 @@ fo_batch_inject(struct fo_batch *b, uint16_t i, struct rte_mbuf *m, int after)
 	struct rte_mbuf *at, *prev = NULL, *cur;
 	struct fo_pkt_meta *meta, *at_meta;
 
-	if (i >= b->n || flow->q_packets >= e->window_cap - FO_MAX_BURST) {
+	/* Not even an Ethernet header: nothing the decoder or a port could take as a frame. */
+	if (i >= b->n || m->pkt_len < RTE_ETHER_HDR_LEN || flow->q_packets >= e->window_cap - FO_MAX_BURST) {
 		rte_pktmbuf_free(m);
 		RELAXED_ADD(e->stats.inject_failed, 1);
-		return i >= b->n ? -EINVAL : -ENOSPC;
+		return i >= b->n || m->pkt_len < RTE_ETHER_HDR_LEN ? -EINVAL : -ENOSPC;
 	}
 	at = b->pkts[i];
 	at_meta = fo_pkt_meta(at);

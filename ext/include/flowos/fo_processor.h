@@ -107,7 +107,8 @@ const struct fo_processor_ops *fo_processor_find(const char *name);
 /*
  * Adds m to b's flow right before (after == 0) or after (after != 0) window packet i. The
  * processor that injects does not see m; later stages do. The engine owns m from now on, on
- * success and on failure. Returns 0, or -ENOSPC when the flow's hold limit is reached (m freed).
+ * success and on failure. Returns 0, -EINVAL (no packet i, or m shorter than an Ethernet
+ * header) or -ENOSPC when the flow's hold limit is reached (m freed in both).
  */
 int fo_batch_inject(struct fo_batch *b, uint16_t i, struct rte_mbuf *m, int after);
 
