@@ -750,11 +750,11 @@ def streams_anomalies(name, r):
     for key in STREAM_IN_ORDER:
         if e["streams"][key]:
             problems.append(f"{name}: engine counted {e['streams'][key]} streams.{key}")
-    # Every packet leaves, and every one the engine made (the fronts of segments cut at a
-    # release point); a held one in a later burst: at most the flows' last segments wait.
-    if not 0 <= e["packets"] + e["injected"] - e["tx_packets"] <= 2 * r["flows"]:
-        problems.append(f"{name}: engine saw {e['packets']} packets and made {e['injected']}, "
-                        f"but sent {e['tx_packets']}")
+    # Every packet leaves, and every one the engine made (segments cut at a release point or
+    # split at the MSS: `created`) less those it replaced; at most the flows' last segments wait.
+    if not 0 <= e["packets"] + e["created"] - e["replaced"] - e["tx_packets"] <= 2 * r["flows"]:
+        problems.append(f"{name}: engine saw {e['packets']} packets, made {e['created']} and replaced "
+                        f"{e['replaced']}, but sent {e['tx_packets']}")
     counts = r.get("counts") or {}
     if r["kind"].endswith("_find"):
         if counts.get("matched") != gen["planted"] or not gen["planted"]:

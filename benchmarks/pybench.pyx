@@ -235,7 +235,7 @@ cdef dict engine_stats(fo_engine *e):
             "verdicts": [s.verdicts[i] for i in range(5)], "bad_verdicts": s.bad_verdicts,
             "tx_packets": s.tx_packets, "tx_unsent": s.tx_unsent, "dropped": s.dropped,
             "hold_overflows": s.hold_overflows, "injected": s.injected, "inject_failed": s.inject_failed,
-            "checksums_fixed": s.checksums_fixed,
+            "created": s.created, "replaced": s.replaced, "held": s.held, "checksums_fixed": s.checksums_fixed,
             "streams": {"reordered": s.stream_reordered, "reorder_overflow": s.stream_reorder_overflow,
                         "duplicates": s.stream_duplicates, "overlap_bytes": s.stream_overlap_bytes,
                         "retransmits": s.stream_retransmits, "gaps_skipped": s.stream_gaps_skipped,
