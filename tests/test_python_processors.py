@@ -615,7 +615,8 @@ def _stop_checks(run, name):
     assert name in error and "on_error: stop" in error, run.stderr
     assert run.stderr.count(TRACEBACK) == 1, run.stderr
     rep = run.stats["engine"]["flows"][0]["processors"][0]["report"]
-    assert rep["on_error"] == "stop" and rep["faults"] >= 1
+    assert rep["on_error"] == "stop" and rep["faults"] == 1
+    assert rep["calls"] == 1, "called again after the fault that stopped the run"
 
 
 def test_on_error_stop_from_the_config_ends_the_run(tmp_path, capture_dir):
@@ -808,7 +809,7 @@ def test_raise_in_flow_end_is_counted(tmp_path, capture_dir):
     shown_once(run, "Boom: pyprocs flow_end failed on purpose")
 
 
-def test_raise_in_teardown_is_shown_and_the_run_still_ends_cleanly(tmp_path, capture_dir):
+def test_raise_in_teardown_is_shown_and_fails_the_run(tmp_path, capture_dir):
     run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap",
                                               catch_all(P("faults:Raise", where="teardown")), faulted=True)
     assert same_multiset(frames_out, frames_in)
