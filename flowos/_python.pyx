@@ -24,6 +24,7 @@ from posix.mman cimport MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, mmap,
 from posix.unistd cimport _SC_PAGESIZE, sysconf
 
 from flowos.fo_processor cimport *
+from flowos.fo cimport fo_worker, fo_worker_request_stop
 from flowos.fo cimport fo_field, fo_field_size, fo_field_vector, FO_FIELD_LENGTH, FO_FIELD_PROTO, FO_FIELD_DIR, \
     FO_FIELD_SPORT, FO_FIELD_DPORT, FO_FIELD_TCP_FLAGS, FO_FIELD_TTL, FO_FIELD_PAYLOAD_LEN, FO_FIELD_SRC4, FO_FIELD_DST4, \
     FO_FIELD_SRC, FO_FIELD_DST, FO_FIELD_COUNT
@@ -716,6 +717,7 @@ cdef class PythonTier:
     cdef readonly uint64_t calls, packets, faults, messages
     cdef readonly list reports          # the first faults' tracebacks
     cdef readonly bint stop_requested
+    cdef fo_worker *worker               # stopped at once by a fault whose policy is stop
     cdef Batch last_batch                # reused by the next call when nobody else holds it
 
     def __init__(self, processor, str on_error=None):
@@ -752,6 +754,11 @@ cdef class PythonTier:
     def params_address(self):
         return <size_t>&self.params, sizeof(tier_ctx)
 
+    def stop_worker_on_fault(self, size_t worker):
+        """The worker (Worker.address(), 0 for none) that a fault under on_error: stop stops, from
+        the worker's own thread at the fault: no further burst comes, whatever the main loop does."""
+        self.worker = <fo_worker *>worker
+
     cdef void fault(self, str what, Batch batch):
         self.faults += 1
         if len(self.reports) < 5:
@@ -762,12 +769,16 @@ cdef class PythonTier:
                 sys.stderr.flush()
         if self.on_error == "stop":
             self.stop_requested = True
+            if self.worker != NULL:
+                fo_worker_request_stop(self.worker)
         if batch is not None and batch.holding:
             memset(batch.v, FO_DROP if self.on_error == "drop" else FO_PASS, batch.size)
 
     cdef void run(self, fo_batch *batches, uint16_t n):
         cdef Batch batch
         cdef uint32_t i
+        if self.stop_requested:
+            return   # never called after the fault that stopped the run: the verdicts stay FO_PASS
         try:
             batch = new_batch(self, batches, n)
         except (MemoryError, RuntimeError) as e:
@@ -880,6 +891,8 @@ cdef void tier_process(void *ctx, fo_batch *batches, uint16_t n) noexcept nogil:
 cdef void tier_flow_start(void *ctx, const fo_flow *flow, void *state, const rte_mbuf *first) noexcept nogil:
     with gil:
         tier = <PythonTier>(<tier_ctx *>ctx).tier
+        if tier.stop_requested:
+            return
         f = make_flow(flow, state, None, None)
         try:
             tier.processor.flow_start(f)

@@ -308,6 +308,10 @@ cdef class Worker:
     def request_stop(self):
         fo_worker_request_stop(self.w)
 
+    def address(self):
+        """The fo_worker, for a processor tier that stops it at a fault (0 once closed)."""
+        return <size_t>self.w
+
     @property
     def running(self):
         return bool(fo_worker_running(self.w))

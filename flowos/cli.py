@@ -1,6 +1,7 @@
 """flowos-run: run a FlowOS middlebox from the command line, with or without a config file.
 
-Exit status: 0 after a clean run, 1 when the run fails, 2 for bad input (flags or config).
+Exit status: 0 after a clean run, 1 when the run fails or a processor faulted (flowos/faults.py),
+2 for bad input (flags or config).
 """
 import argparse
 import os
@@ -8,7 +9,7 @@ import sys
 
 from rich.console import Console
 
-from flowos import __version__, config as configuration, devices
+from flowos import __version__, config as configuration, devices, faults
 from flowos.errors import ConfigError, FlowOSError
 from flowos.hugepages import MODES
 
@@ -120,17 +121,16 @@ def main(argv=None):
         errors.print(f"flowos-run: error: {e}", markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT if isinstance(e, ConfigError) else EXIT_FAILED
     console.print(summary_table(report))
+    for line in faults.summary_lines(report):
+        console.print(line, markup=False, soft_wrap=True)
     if args.stats_json:
         report.write_json(args.stats_json)
-    if report.stop_reason.startswith("processor fault"):
-        errors.print(f"flowos-run: error: stopped by a {report.stop_reason} (on_error: stop)", markup=False,
-                     soft_wrap=True)
-        return EXIT_FAILED
+    failures = faults.failures(report)
     if report.mbufs_in_use_at_exit:
-        errors.print(f"flowos-run: error: {report.mbufs_in_use_at_exit} mbufs were not returned to the pool",
-                     markup=False, soft_wrap=True)
-        return EXIT_FAILED
-    return 0
+        failures.append(f"{report.mbufs_in_use_at_exit} mbufs were not returned to the pool")
+    for failure in failures:
+        errors.print(f"flowos-run: error: {failure}", markup=False, soft_wrap=True)
+    return EXIT_FAILED if failures else 0
 
 
 if __name__ == "__main__":

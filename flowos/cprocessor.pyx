@@ -27,6 +27,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset, strncpy
 
 from flowos.fo_processor cimport *
+from flowos.fo cimport fo_worker, fo_worker_request_stop
 
 from flowos.processor import LEVELS, ON_ERROR, checked_policy
 
@@ -109,6 +110,7 @@ cdef struct tier_stats:
     uint64_t calls
     uint64_t packets
     uint8_t stop_requested
+    fo_worker *worker        # stopped at once by a fault whose policy is stop
 
 
 cdef struct tier_ctx:
@@ -160,6 +162,11 @@ cdef class CythonTier:
     def params_address(self):
         return <size_t>&self.params, sizeof(tier_ctx)
 
+    def stop_worker_on_fault(self, size_t worker):
+        """The worker (Worker.address(), 0 for none) that a fault under on_error: stop stops, from
+        the worker's own thread at the fault: no further burst comes, whatever the main loop does."""
+        self.counters.worker = <fo_worker *>worker
+
     @property
     def stop_requested(self):
         return bool(self.counters.stop_requested)
@@ -200,6 +207,8 @@ cdef void tier_process(void *ctx, fo_batch *batches, uint16_t n) noexcept nogil:
     cdef uint64_t faults = (<CProcessor>c.processor)._faults
     cdef uint32_t total = 0
     cdef uint16_t b, i
+    if c.stats.stop_requested:
+        return   # never called after the fault that stopped the run: the verdicts stay FO_PASS
     for b in range(n):
         total += batches[b].n
     c.stats.calls += 1
@@ -209,6 +218,8 @@ cdef void tier_process(void *ctx, fo_batch *batches, uint16_t n) noexcept nogil:
         return
     if c.on_error == ON_ERROR_STOP:    # the run ends (and this call's packets pass)
         c.stats.stop_requested = 1
+        if c.stats.worker != NULL:
+            fo_worker_request_stop(c.stats.worker)
     for b in range(n):                 # the whole call's packets pass, or drop
         for i in range(batches[b].n):
             batches[b].verdicts[i] = FO_DROP if c.on_error == ON_ERROR_DROP else FO_PASS

@@ -250,7 +250,7 @@ def load_python_processor(path):
     import importlib
 
     from flowos.cprocessor import CProcessor
-    from flowos.processor import Processor
+    from flowos.processor import Processor, process_problem
     module_name, _, class_name = path.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -259,6 +259,9 @@ def load_python_processor(path):
     cls = getattr(module, class_name, None)
     if not isinstance(cls, type) or not issubclass(cls, (Processor, CProcessor)):
         raise Invalid(None, f"{path} is not a flowos.Processor subclass (nor a flowos.cprocessor.CProcessor one)")
+    problem = process_problem(cls) if issubclass(cls, Processor) else None
+    if problem:
+        raise Invalid(None, f"{path} {problem}")
     return cls
 
 

@@ -17,6 +17,7 @@ per-flow state in flow.state; on_message() answers an operator (flowos-ctl). See
                 if flow.dport == self.port:
                     flow.state = (flow.state or 0) + len(flow.packets)
 """
+import inspect
 
 PASS, DROP, HOLD, MODIFIED, REDIRECT = range(5)
 VERDICTS = {"pass": PASS, "drop": DROP, "hold": HOLD, "modified": MODIFIED, "redirect": REDIRECT}
@@ -69,3 +70,26 @@ def checked_policy(processor, on_error=None):
         raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {processor.level!r}")
     cls = type(processor)
     return on_error, f"{cls.__module__}:{cls.__qualname__}"
+
+
+def process_problem(cls):
+    """Why a Processor subclass cannot work, or None: it must override process() with a method
+    that takes the batch as its one required argument (else every call would be a fault)."""
+    found = inspect.getattr_static(cls, "process")
+    if found is Processor.__dict__["process"]:
+        return "has no process(batch) method"
+    if isinstance(found, (staticmethod, classmethod)):
+        function, args = found.__func__, (None,) if isinstance(found, staticmethod) else (None, None)
+    else:
+        function, args = found, (None, None)
+    if not callable(function):
+        return f"has a process that is {type(found).__name__}, not a method process(self, batch)"
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return None   # a callable whose signature Python cannot tell: let it run
+    try:
+        signature.bind(*args)
+    except TypeError:
+        return f"has process{signature}, which cannot take one batch: expected process(self, batch)"
+    return None

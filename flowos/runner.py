@@ -194,6 +194,7 @@ class Bridge:
                             engine.add_processor(index, stage, proc.name, proc.params)
                             continue
                         tier = (CythonTier if proc.cython else PythonTier)(proc.instantiate(), proc.on_error)
+                        tier.stop_worker_on_fault(self.worker.address())
                         engine.add_tier_processor(index, stage, tier)
                         self.tiers.append(tier)
             engine.build()
@@ -214,6 +215,13 @@ class Bridge:
     def processor_fault(self):
         """The Python processor whose fault policy asks the run to stop, if one does."""
         return next((t for t in self.tiers if t.stop_requested), None)
+
+    def stop_reason(self, reason):
+        """Why the run ended: a fault under on_error: stop whenever one came (the faulting tier stops
+        the worker itself, so the end of the input, a signal or --duration may be seen after it), else
+        `reason`."""
+        tier = self.processor_fault()
+        return f"processor fault ({tier_name(tier)})" if tier is not None else reason
 
     def engine_report(self):
         """The engine's statistics, each definition's, and what its processors report."""
@@ -264,6 +272,8 @@ class Bridge:
         if self.worker is not None:
             self.worker.request_stop()
             self.worker.join()
+            for tier in self.tiers:   # the worker has ended: a later fault (teardown) has nothing to stop
+                tier.stop_worker_on_fault(0)
             if self.control is not None:
                 self.control.close()
             engine_report = None
@@ -361,10 +371,8 @@ def run(config, view):
             elif config.run.duration is not None and bridge.elapsed >= config.run.duration:
                 reason = reason or "duration"
                 bridge.worker.request_stop()
-            elif bridge.processor_fault() is not None:
-                reason = reason or f"processor fault ({tier_name(bridge.processor_fault())})"
-                bridge.worker.request_stop()
             view.update(bridge.snapshot())
+        reason = bridge.stop_reason(reason)
     finally:
         try:
             report = bridge.close(reason)

@@ -40,6 +40,7 @@ def pyprocs_importable(monkeypatch):
 class Running:
     def __init__(self, proc, prefix, stats_path):
         self.proc, self.prefix, self.stats_path = proc, prefix, stats_path
+        self.faulted = False   # a test that makes a processor fault says so: the run then exits 1
 
     def ctl(self, *args, prefix=True):
         argv = [FLOWOS_CTL, *(["--file-prefix", self.prefix] if prefix else []), *args]
@@ -76,7 +77,7 @@ def launched(tmp_path, flows):
         yield run
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=30)
-        assert proc.returncode == 0, stderr
+        assert proc.returncode == (1 if run.faulted else 0), stderr   # a processor's fault exits 1
         assert "stopped by signal (SIGINT)" in stdout
         run.report = json.loads(stats_path.read_text())
         assert run.report["mbufs"]["in_use_at_exit"] == 0
@@ -158,6 +159,7 @@ def test_message_errors_and_faults(running):
     assert rc == 1 and "takes no messages" in reply["error"]
 
     rc, reply, _ = running.ctl("message", "1.1", "bogus")                      # on_message raises
+    running.faulted = True
     assert rc == 1 and reply["status"] == "error" and "ValueError: unknown message 'bogus'" in reply["error"]
     procs = running.ok("processors")["processors"]
     assert procs[3]["faults"] == 1 and procs[0]["faults"] == 0
@@ -212,6 +214,7 @@ def test_cython_processor_messages(tmp_path, monkeypatch):
         count = json.loads(run.ok("message", "0.0", "count")["reply"])
         assert count["dropping"] is True and count["seen"] > 0
         rc, reply, _ = run.ctl("message", "0.0", "bogus")
+        run.faulted = True
         assert rc == 1 and "ValueError: unknown message 'bogus'" in reply["error"]
         assert run.ok("processors")["processors"][0]["faults"] == 1
         assert run.ok("message", "0.0", "pass")["reply"] == "passing"

@@ -261,7 +261,7 @@ def test_a_fault_applies_on_error_to_the_call(tmp_path, capture_dir, policy):
     """Faulty marks every packet dropped and reports a fault in every call: on_error pass lets
     every packet through as it was, drop drops them all; the first fault's text is reported."""
     run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "udp_echo.pcap",
-                                              catch_all({"cyprobe:Faulty": {"on_error": policy}}))
+                                              catch_all({"cyprobe:Faulty": {"on_error": policy}}), expect=1)
     tier = report(run, "all", 0)
     assert tier["on_error"] == policy and tier["faults"] == tier["calls"] > 0
     assert tier["first_faults"] == ["a fault, on purpose"]
@@ -269,7 +269,8 @@ def test_a_fault_applies_on_error_to_the_call(tmp_path, capture_dir, policy):
 
 
 def test_a_fault_with_on_error_stop_ends_the_run(tmp_path, capture_dir):
-    """on_error: stop on a capture replayed forever: the run stops, exit 1, naming the processor."""
+    """on_error: stop on a capture replayed forever: the run stops at the first fault (the
+    processor is not called again, the worker receives nothing more), exit 1, naming the processor."""
     capture = capture_dir / "udp_echo.pcap"
     cfg = {"ports": [{"name": "a", "vdev": f"net_pcap0,rx_pcap={capture},infinite_rx=1,tx_pcap=/dev/null"}],
            "forward": ["a -> a"], "run": {"duration": 30},
@@ -277,6 +278,9 @@ def test_a_fault_with_on_error_stop_ends_the_run(tmp_path, capture_dir):
     run = run_config(tmp_path, cfg)
     assert run.returncode == 1, run.stderr
     assert run.stats["stop_reason"] == "processor fault (cyprobe:Faulty)"
+    tier = report(run, "all", 0)
+    assert tier["calls"] == tier["faults"] == 1, f"called again after its fault: {tier}"
+    assert run.stats["totals"]["rx_packets"] <= run.stats["burst"], run.stats["totals"]
     assert run.stats["elapsed_s"] < 10
     assert run.stats["mbufs"]["in_use_at_exit"] == 0
     assert "cyprobe:Faulty" in run.stderr and "on_error: stop" in " ".join(run.stderr.split())

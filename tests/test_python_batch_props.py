@@ -3,7 +3,7 @@ scripts of operations (tests/pyprocs/randomops.py: verdict writes in and out of 
 to resize batch.verdicts, injects of any length and type, writes past the end, views and
 objects kept past the call, stream reads and edits anywhere, exceptions raised) and a real
 flowos-run replays a capture through a processor that runs the script on every batch. Each run
-must exit 0 with its statistics, leak no mbuf, account for every packet, count exactly the
+must exit 0 (1 when the script faulted) with its statistics, leak no mbuf, account for every packet, count exactly the
 faults the script's calls should cost, send only well-formed frames, and the processor must
 have found every refused operation refused.
 
@@ -63,8 +63,9 @@ def run_script(directory, script, capture, burst, policy, level):
 
 
 def check_survived(run, saved, frames_in, frames_out, script, policy):
-    check_clean(run)   # exit 0, statistics written, no mbuf left, every packet accounted for
     assert saved is not None, run.stderr
+    # exit 0 (1 when the script faulted), statistics written, no mbuf left, every packet accounted for
+    check_clean(run, returncode=1 if saved["expected_faults"] else 0)
     assert saved["violations"] == [], saved["violations"]
     rep = report(run, "all")
     assert rep["calls"] == saved["calls"] > 0

@@ -53,13 +53,14 @@ def accounted(run):
     check_accounting(eng)
 
 
-def run_one_port(tmp_path, capture, flows, burst=None, engine=CAPTURE_CLOCK):
-    """Port a replays `capture` into out.pcap through `flows`; checks the exit status, that no
-    mbuf leaked and that every packet is accounted for. Returns (run, frames in, frames out)."""
+def run_one_port(tmp_path, capture, flows, burst=None, engine=CAPTURE_CLOCK, faulted=False):
+    """Port a replays `capture` into out.pcap through `flows`; checks the exit status (1 when a
+    processor `faulted`, docs/processors.md "Faults"), that no mbuf leaked and that every packet
+    is accounted for. Returns (run, frames in, frames out)."""
     out = tmp_path / "out.pcap"
     extra = {"run": {"burst": burst}} if burst else {}
     run = run_config(tmp_path, one_port(capture, out, flows, engine, **extra))
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == (1 if faulted else 0), run.stderr
     no_leak(run)
     accounted(run)
     return run, packets(capture), packets(out) if out.exists() else []
@@ -587,9 +588,9 @@ def shown_once(run, text):
 @pytest.mark.parametrize("policy", ["pass", "drop"])
 def test_raise_in_process(tmp_path, capture_dir, policy):
     """Every call raises: with on_error pass every packet leaves as it came, with drop none does;
-    every fault is counted, the first ones recorded, the traceback shown once; exit 0."""
+    every fault is counted, the first ones recorded, the traceback shown once; exit 1."""
     proc = {"pyprocs.faults:Raise": {"where": "process", "on_error": policy}}
-    run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap", catch_all(proc))
+    run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap", catch_all(proc), faulted=True)
     if policy == "pass":
         assert same_multiset(frames_out, frames_in)
         check_per_flow_order(frames_in, frames_out)
@@ -614,7 +615,8 @@ def _stop_checks(run, name):
     assert name in error and "on_error: stop" in error, run.stderr
     assert run.stderr.count(TRACEBACK) == 1, run.stderr
     rep = run.stats["engine"]["flows"][0]["processors"][0]["report"]
-    assert rep["on_error"] == "stop" and rep["faults"] >= 1
+    assert rep["on_error"] == "stop" and rep["faults"] == 1
+    assert rep["calls"] == 1, "called again after the fault that stopped the run"
 
 
 def test_on_error_stop_from_the_config_ends_the_run(tmp_path, capture_dir):
@@ -661,7 +663,7 @@ def test_a_wrong_return_is_a_fault(tmp_path, capture_dir, kind, says):
     """A non-sequence, too few or too many verdicts, a verdict out of range: each call is a fault,
     and on_error pass lets the batch through untouched."""
     run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap",
-                                              catch_all(P("faults:WrongReturn", kind=kind)))
+                                              catch_all(P("faults:WrongReturn", kind=kind)), faulted=True)
     assert same_multiset(frames_out, frames_in)
     check_per_flow_order(frames_in, frames_out)
     rep = tier_report(run)
@@ -693,7 +695,8 @@ def test_a_refused_batch_operation_is_a_fault(tmp_path, capture_dir, kind, says)
     under on_error; the box neither crashes nor sends what it was not given, and every packet
     leaves as it came."""
     run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap",
-                                              catch_all(P("faults:Misuse", kind=kind)), burst=4)
+                                              catch_all(P("faults:Misuse", kind=kind)), burst=4,
+                                              faulted=True)
     assert same_multiset(frames_out, frames_in)
     check_per_flow_order(frames_in, frames_out)
     rep = tier_report(run)
@@ -709,7 +712,8 @@ def test_an_int_is_no_stream_data(tmp_path, capture_dir, kind):
     """stream.replace(off, 1) wrote a zero byte, insert inserted one, find and startswith looked
     for zero bytes: now each raises TypeError, a fault, and the stream is left as it was."""
     run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap",
-                                              catch_all(P("faults:StreamMisuse", kind=kind)), burst=4)
+                                              catch_all(P("faults:StreamMisuse", kind=kind)), burst=4,
+                                              faulted=True)
     assert same_multiset(frames_out, frames_in)
     rep = tier_report(run)
     assert rep["faults"] == rep["calls"] > 1
@@ -718,7 +722,8 @@ def test_an_int_is_no_stream_data(tmp_path, capture_dir, kind):
 
 def test_a_refused_resize_with_on_error_drop_drops_the_batch(tmp_path, capture_dir):
     proc = {"pyprocs.faults:Misuse": {"kind": "del-verdicts", "on_error": "drop"}}
-    run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap", catch_all(proc))
+    run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap", catch_all(proc),
+                                              faulted=True)
     assert frames_out == []
     assert engine_stats(run)["dropped"] == len(frames_in)
     assert tier_report(run)["faults"] == tier_report(run)["calls"]
@@ -726,7 +731,8 @@ def test_a_refused_resize_with_on_error_drop_drops_the_batch(tmp_path, capture_d
 
 def test_a_wrong_return_with_on_error_drop_drops_the_batch(tmp_path, capture_dir):
     proc = {"pyprocs.faults:WrongReturn": {"kind": "range-list", "on_error": "drop"}}
-    run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap", catch_all(proc))
+    run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap", catch_all(proc),
+                                              faulted=True)
     assert frames_out == []
     assert engine_stats(run)["dropped"] == len(frames_in)
     assert tier_report(run)["faults"] == tier_report(run)["calls"]
@@ -794,7 +800,7 @@ def test_a_bad_processor_flag_is_rejected(tmp_path):
 
 def test_raise_in_flow_end_is_counted(tmp_path, capture_dir):
     run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap",
-                                              catch_all(P("faults:Raise", where="flow_end")))
+                                              catch_all(P("faults:Raise", where="flow_end")), faulted=True)
     assert same_multiset(frames_out, frames_in)
     conns, _ = connections(frames_in)
     rep = tier_report(run)
@@ -803,16 +809,16 @@ def test_raise_in_flow_end_is_counted(tmp_path, capture_dir):
     shown_once(run, "Boom: pyprocs flow_end failed on purpose")
 
 
-def test_raise_in_teardown_is_shown_and_the_run_still_succeeds(tmp_path, capture_dir):
+def test_raise_in_teardown_is_shown_and_fails_the_run(tmp_path, capture_dir):
     run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap",
-                                              catch_all(P("faults:Raise", where="teardown")))
+                                              catch_all(P("faults:Raise", where="teardown")), faulted=True)
     assert same_multiset(frames_out, frames_in)
     shown_once(run, "Boom: pyprocs teardown failed on purpose")
 
 
 def test_raise_in_teardown_is_counted_in_the_report(tmp_path, capture_dir):
     run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap",
-                                              catch_all(P("faults:Raise", where="teardown")))
+                                              catch_all(P("faults:Raise", where="teardown")), faulted=True)
     rep = tier_report(run)
     assert rep["faults"] == 1, "the teardown fault is missing from the report"
     assert "pyprocs teardown failed on purpose" in rep["first_faults"][0]
@@ -863,7 +869,8 @@ def test_a_kept_flow_raises_in_a_later_call(tmp_path, capture_dir):
 
 def test_a_memoryview_kept_past_the_call_is_a_fault(tmp_path, capture_dir):
     run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "icmp_ping.pcap",
-                                              catch_all(P("faults:KeepMemoryview")), burst=1)
+                                              catch_all(P("faults:KeepMemoryview")), burst=1,
+                                              faulted=True)
     assert same_multiset(frames_out, frames_in)
     rep = tier_report(run)
     assert rep["faults"] == rep["calls"] == len(frames_in)
@@ -873,11 +880,11 @@ def test_a_memoryview_kept_past_the_call_is_a_fault(tmp_path, capture_dir):
 
 def test_a_memoryview_read_after_the_run_reads_zeros(tmp_path, capture_dir):
     """A view kept past the call and read once the run has ended (here from atexit, after the
-    EAL gave its memory back) reads zero bytes instead of unmapped memory: the exit status stays
-    0. (It was a SIGSEGV.)"""
+    EAL gave its memory back) reads zero bytes instead of unmapped memory: the exit status is the
+    fault's 1, not a signal's. (It was a SIGSEGV.)"""
     out = tmp_path / "late.json"
     run, frames_in, frames_out = run_one_port(tmp_path, capture_dir / "http_get.pcap",
-                                              catch_all(P("faults:KeepViewTillExit", out=str(out))))
+                                              catch_all(P("faults:KeepViewTillExit", out=str(out))), faulted=True)
     assert same_multiset(frames_out, frames_in)
     assert tier_report(run)["faults"] == 1
     read = saved(out)["read"]

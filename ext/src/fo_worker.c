@@ -165,6 +165,9 @@ fo_worker_loop(void *arg)
 				rte_pktmbuf_free_bulk(&pkts[nb_sent], nb_tx - nb_sent);
 				count(&s->tx_unsent, nb_tx - nb_sent);
 			}
+			/* A processor's fault may have asked to stop (on_error: stop): no further burst. */
+			if (unlikely(RELAXED_LOAD(&w->stop)))
+				break;
 		}
 		if (n_finite == w->n_routes && finished == n_finite)
 			reason = FO_STOP_INPUT_DONE;

@@ -73,7 +73,8 @@ int fo_worker_set_hook(struct fo_worker *w, fo_burst_hook_t hook, void *ctx);
 /* Starts the poll loop on a worker lcore. Returns 0 or -errno. */
 int fo_worker_launch(struct fo_worker *w, unsigned int lcore_id);
 
-/* Asks the loop to end after its current burst; returns at once. */
+/* Asks the loop to end after its current burst; returns at once. Any thread may call it, the
+ * hook too (a processor's fault under on_error: stop): no route is polled after that burst. */
 void fo_worker_request_stop(struct fo_worker *w);
 
 /* Nonzero while the poll loop runs (it may have ended by itself: see fo_worker_stop_reason). */
