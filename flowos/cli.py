@@ -110,7 +110,7 @@ def main(argv=None):
         errors.print(f"flowos-run: error: {e}", markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
 
-    from flowos import runner
+    from flowos import runner, watchdog
     from flowos.dashboard import Dashboard, QuietView, summary_table
 
     view = QuietView(console) if args.no_dashboard else Dashboard(console)
@@ -122,6 +122,10 @@ def main(argv=None):
     console.print(summary_table(report))
     if args.stats_json:
         report.write_json(args.stats_json)
+    stuck = watchdog.verdict(report, EXIT_FAILED, lambda text: errors.print(f"flowos-run: error: {text}",
+                                                                            markup=False, soft_wrap=True))
+    if stuck is not None:
+        return stuck
     if report.stop_reason.startswith("processor fault"):
         errors.print(f"flowos-run: error: stopped by a {report.stop_reason} (on_error: stop)", markup=False,
                      soft_wrap=True)

@@ -9,7 +9,7 @@ import time
 
 import copy
 
-from flowos import _control, control as control_api, devices, eal_args, flows as flow_defs, hugepages
+from flowos import _control, control as control_api, devices, eal_args, flows as flow_defs, hugepages, watchdog
 from flowos._engine import Engine
 from flowos._python import PythonTier, cover_kept_views, thread_hooks
 from flowos.cprocessor import CythonTier
@@ -344,12 +344,15 @@ class StopRequest:
 
 
 def run(config, view):
-    """Runs until a signal, --duration, --packets, or the end of every input capture."""
+    """Runs until a signal, --duration, --packets, or the end of every input capture. A worker
+    that does not stop when told is left running (flowos.watchdog): the report says so."""
     bridge = Bridge(config)
     stop = StopRequest()
-    reason = None
+    reason = dog = None
+    stopped = True
     try:
         bridge.start()
+        dog = watchdog.Watchdog(bridge.tiers, config.run.call_budget_ms / 1000, tier_name)
         view.started(bridge)
         while bridge.worker.running:
             wait = view.interval
@@ -365,9 +368,17 @@ def run(config, view):
                 reason = reason or f"processor fault ({tier_name(bridge.processor_fault())})"
                 bridge.worker.request_stop()
             view.update(bridge.snapshot())
+            dog.check()
+            if reason is not None:     # told to stop: it does, or it is left running (bounded)
+                stopped = dog.wait_for_stop(bridge.worker)
+                break
     finally:
         try:
-            report = bridge.close(reason)
+            report = bridge.close(reason) if stopped else watchdog.abandon(bridge, reason, tier_name)
+            if dog is not None and report is not None:
+                report.watchdog = dog.report()
+                if not stopped:
+                    report.watchdog["undrained"] = watchdog.undrained(report)
         finally:
             stop.restore()
             view.stopped()
