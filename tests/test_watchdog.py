@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DATA, start_flowos
+from conftest import DATA, run_flowos, start_flowos
 
 TESTS = Path(__file__).parent
 FLOWOS_CTL = str(Path(sys.executable).with_name("flowos-ctl"))
@@ -194,3 +194,13 @@ def test_a_quick_message_is_answered_as_before(launch):
     run.wait()
     assert run.proc.returncode == 0, run.err.rest()
     assert run.report()["watchdog"] == {"budget_ms": 2000, "reports": 0, "stuck": None}
+
+
+@pytest.mark.parametrize("value", [0, -5, "1s", 1.5])
+def test_a_budget_that_is_not_a_positive_integer_is_refused(tmp_path, value):
+    cfg = {"run": {"call_budget_ms": value}, "forward": ["a -> a"],
+           "ports": [{"name": "a", "vdev": f"net_pcap0,rx_pcap={DATA}/udp_echo.pcap,tx_pcap=/dev/null"}]}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    done = run_flowos("-c", str(tmp_path / "run.yaml"), tmp_path=tmp_path, stats=False)
+    assert done.returncode == 2
+    assert "run.call_budget_ms" in done.stderr and "expected an integer" in done.stderr, done.stderr
