@@ -11,6 +11,7 @@ from cpython cimport array
 import array
 import json
 import sys
+import threading
 import traceback
 
 from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
@@ -22,6 +23,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 from posix.mman cimport MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, mmap, munmap
 from posix.unistd cimport _SC_PAGESIZE, sysconf
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from flowos.fo_processor cimport *
 from flowos.fo cimport fo_worker, fo_worker_request_stop
@@ -39,6 +41,10 @@ cdef extern from "Python.h" nogil:
     void PyGILState_Release(PyGILState_STATE state)
     PyThreadState *PyEval_SaveThread()
     void PyEval_RestoreThread(PyThreadState *tstate)
+    int PyThreadState_SetAsyncExc(unsigned long id, object exc)
+
+cdef extern from "pythread.h" nogil:
+    unsigned long PyThread_get_thread_ident()
 
 cdef extern from "rte_ip.h" nogil:
     pass
@@ -702,6 +708,43 @@ cdef class Batch:
 
 # --- one processor in the engine --------------------------------------------------------------
 
+cdef struct call_clock:
+    double since              # now() when the call began; 0 between calls
+    const char *what          # "process", "flow_start", "flow_end", "teardown"
+    const fo_flow *flow       # the flow of a flow_start/flow_end call
+    fo_batch *batches         # the batches of a process() call
+    uint16_t n
+    unsigned long thread      # the thread making the call
+
+
+cdef inline double now() noexcept nogil:
+    """CLOCK_MONOTONIC in seconds, the clock of Python's time.monotonic()."""
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 132: "sctp"}
+
+
+cdef str describe_flow(const fo_flow *flow):
+    """One flow, as the watchdog names it: its id and 5-tuple as its opener sent it."""
+    f = make_flow(flow, NULL, None, None)
+    if f.src is None:
+        return f"flow {f.id} (not IP)"
+    src, dst = (f"[{a}]" if ":" in a else a for a in (f.src, f.dst))
+    return f"flow {f.id} ({PROTO_NAMES.get(f.proto, f'proto {f.proto}')} {src}:{f.sport} -> {dst}:{f.dport})"
+
+
+cdef int copy_reply(int ret, str text, char *reply, size_t length):
+    """Writes a message's reply text into the engine's buffer; returns ret if it is an error, else the text's length."""
+    data = text.encode("utf-8", "replace")
+    cdef size_t n = min(<size_t>len(data), length - 1)
+    memcpy(reply, <const char *>data, n)
+    reply[n] = 0
+    return ret if ret < 0 else len(data)
+
+
 cdef struct tier_ctx:
     PyObject *tier
     uint8_t wants_flow_end
@@ -719,6 +762,11 @@ cdef class PythonTier:
     cdef readonly bint stop_requested
     cdef fo_worker *worker               # stopped at once by a fault whose policy is stop
     cdef Batch last_batch                # reused by the next call when nobody else holds it
+    cdef call_clock call                 # the watchdog's view of the call under way
+    cdef readonly double budget          # seconds a call or message may take (0: no limit)
+    cdef readonly uint64_t over_budget, messages_over_budget
+    cdef readonly double longest_call    # seconds
+    cdef double message_since            # now() when on_message began; 0 when none runs
 
     def __init__(self, processor, str on_error=None):
         if fo_pkt_meta_register() != 0:   # this module's copy of the metadata offsets
@@ -808,27 +856,112 @@ cdef class PythonTier:
 
     cdef int answer(self, const char *msg, char *reply, size_t length) noexcept:
         """An operator's message, on the worker between bursts: the reply's length or -EIO, its text in reply."""
-        cdef int ret = 0
+        ret, text = self.respond(msg.decode("utf-8", "replace"))
+        return copy_reply(ret, text, reply, length)
+
+    def respond(self, str message):
+        """(0 or -EIO, the reply's text) of on_message(message)."""
         self.messages += 1
         try:
-            result = self.processor.on_message(msg.decode("utf-8", "replace"))
-            text = "" if result is None else result if isinstance(result, str) else json.dumps(result)
+            result = self.processor.on_message(message)
+            return 0, "" if result is None else result if isinstance(result, str) else json.dumps(result)
         except BaseException as e:
             self.fault("failed in on_message:\n" + traceback.format_exc(), None)
-            text, ret = f"on_message failed: {type(e).__name__}: {e}", -5   # -EIO
-        data = text.encode("utf-8", "replace")
-        cdef size_t n = min(<size_t>len(data), length - 1)
-        memcpy(reply, <const char *>data, n)
-        reply[n] = 0
-        return ret if ret < 0 else len(data)
+            return -5, f"on_message failed: {type(e).__name__}: {e}"   # -EIO
 
     def counts(self):
         """The counters alone (safe while the worker runs: it updates them holding the GIL)."""
-        return {"calls": self.calls, "packets": self.packets, "faults": self.faults, "messages": self.messages}
+        return {"calls": self.calls, "packets": self.packets, "faults": self.faults, "messages": self.messages,
+                **self.budget_counts()}
 
     def stats(self):
         return {"name": self.name.decode(), "calls": self.calls, "packets": self.packets, "faults": self.faults,
-                "on_error": self.on_error, "first_faults": list(self.reports)}
+                "on_error": self.on_error, "first_faults": list(self.reports), **self.budget_counts()}
+
+    # --- the watchdog's view of this processor's calls (flowos/watchdog.py) ---
+
+    def set_budget(self, double seconds):
+        """How long a call or a message may take (0: no limit); the watchdog sets it as the run starts."""
+        self.budget = seconds
+
+    def budget_counts(self):
+        return {"over_budget": self.over_budget, "messages_over_budget": self.messages_over_budget,
+                "longest_call_ms": round(self.longest_call * 1000, 3)}
+
+    cdef inline void enter(self, const char *what, const fo_flow *flow, fo_batch *batches, uint16_t n):
+        self.call.what = what
+        self.call.flow = flow
+        self.call.batches = batches
+        self.call.n = n
+        self.call.thread = PyThread_get_thread_ident()
+        self.call.since = now()
+
+    cdef inline void leave(self):
+        cdef double took = now() - self.call.since
+        self.call.since = 0
+        if took > self.longest_call:
+            self.longest_call = took
+        if self.budget > 0 and took > self.budget:
+            self.over_budget += 1
+
+    def busy(self):
+        """The calls of this processor under way now: [(what, when it began on time.monotonic()'s
+        clock, the flows or None)]. With the GIL held the worker cannot leave its call, so its
+        batches are still valid here."""
+        out = []
+        if self.call.since:
+            out.append((self.call.what.decode(), self.call.since, self.call_flows()))
+        if self.message_since:
+            out.append(("on_message", self.message_since, None))
+        return out
+
+    cdef str call_flows(self):
+        if self.call.flow != NULL:
+            return describe_flow(self.call.flow)
+        if self.call.n == 0:
+            return None
+        text = describe_flow(self.call.batches[0].flow)
+        return text if self.call.n == 1 else f"{text} and {self.call.n - 1} more flows"
+
+    def interrupt(self, exc):
+        """Raises exc in the thread of the call under way: a pure-Python loop stops at its next
+        bytecode (a fault of the call); a wait in C (time.sleep) only once it returns. True if a
+        call was under way."""
+        if not self.call.since:
+            return False
+        return PyThreadState_SetAsyncExc(self.call.thread, exc) == 1
+
+    cdef int answer_within_budget(self, const char *msg, char *reply, size_t length) noexcept:
+        """A message, as answer() does, but the worker waits for on_message for the budget at
+        most: one that takes longer goes on in its own thread (beside process() from then on), its
+        reply dropped, and the operator is told so (-ETIMEDOUT); until it ends, later messages to
+        this processor are refused (-EBUSY). Forwarding stops for the budget at most."""
+        if self.budget <= 0:
+            return self.answer(msg, reply, length)
+        if self.message_since:
+            return copy_reply(-16, f"on_message is still answering an earlier message, for "
+                                   f"{now() - self.message_since:.1f} s now (past its budget)", reply, length)
+        text = msg.decode("utf-8", "replace")
+        box = []
+        done = threading.Event()
+        self.message_since = now()
+        try:
+            threading.Thread(target=self.respond_into, args=(text, box, done), daemon=True,
+                             name=f"flowos on_message {self.name.decode()}").start()
+        except RuntimeError:     # no thread to be had: answered here, as without a budget
+            self.respond_into(text, box, done)
+        if done.wait(self.budget):
+            return copy_reply(box[0][0], box[0][1], reply, length)
+        self.messages_over_budget += 1
+        return copy_reply(-110, f"on_message ran past its budget of {self.budget * 1000:.0f} ms: it goes on in "
+                                "its own thread, beside process(), and its reply will be dropped", reply, length)
+
+    def respond_into(self, str text, list box, done):
+        try:
+            box.append(self.respond(text))
+        finally:
+            self.message_since = 0
+            done.set()
 
 
 cdef array.array VERDICTS_TEMPLATE = array.array("B")
@@ -885,7 +1018,10 @@ cdef int tier_setup(void *ctx, const void *params, size_t params_len, char *err,
 
 cdef void tier_process(void *ctx, fo_batch *batches, uint16_t n) noexcept nogil:
     with gil:
-        (<PythonTier>(<tier_ctx *>ctx).tier).run(batches, n)
+        tier = <PythonTier>(<tier_ctx *>ctx).tier
+        tier.enter(b"process", NULL, batches, n)
+        tier.run(batches, n)
+        tier.leave()
 
 
 cdef void tier_flow_start(void *ctx, const fo_flow *flow, void *state, const rte_mbuf *first) noexcept nogil:
@@ -894,10 +1030,12 @@ cdef void tier_flow_start(void *ctx, const fo_flow *flow, void *state, const rte
         if tier.stop_requested:
             return
         f = make_flow(flow, state, None, None)
+        tier.enter(b"flow_start", flow, NULL, 0)
         try:
             tier.processor.flow_start(f)
         except BaseException:
             tier.fault("failed in flow_start:\n" + traceback.format_exc(), None)
+        tier.leave()
         f.ended = True
 
 
@@ -909,23 +1047,27 @@ cdef void tier_flow_end(void *ctx, const fo_flow *flow, void *state, fo_flow_end
         tier = <PythonTier>c.tier
         f = make_flow(flow, state, None, None)
         if c.wants_flow_end:
+            tier.enter(b"flow_end", flow, NULL, 0)
             try:
                 tier.processor.flow_end(f, END_REASONS[<int>reason])
             except BaseException:
                 tier.fault("failed in flow_end:\n" + traceback.format_exc(), None)
+            tier.leave()
         f.state = None
         f.ended = True
 
 
 cdef int tier_message(void *ctx, const char *msg, char *reply, size_t length) noexcept nogil:
     with gil:
-        return (<PythonTier>(<tier_ctx *>ctx).tier).answer(msg, reply, length)
+        return (<PythonTier>(<tier_ctx *>ctx).tier).answer_within_budget(msg, reply, length)
 
 
 cdef void tier_teardown(void *ctx) noexcept nogil:
     with gil:
         tier = <PythonTier>(<tier_ctx *>ctx).tier
+        tier.enter(b"teardown", NULL, NULL, 0)
         try:
             tier.processor.teardown()
         except BaseException:
             tier.fault("failed in teardown:\n" + traceback.format_exc(), None)
+        tier.leave()

@@ -6,7 +6,7 @@ Sections (each optional):
   pool:    mbufs, cache, data_room
   ports:   list of {name, vdev | pci, rx_descriptors, tx_descriptors, promiscuous}
   forward: list of "a -> b", "a <-> b" or {from: a, to: b}
-  run:     burst, duration, packets, source_idle_ms
+  run:     burst, duration, packets, source_idle_ms, call_budget_ms
   engine:  the flow engine's settings, and flows: the flow definitions (see flowos/flows.py)
 
 Every error names the file, the key and what was expected; unknown keys are rejected.
@@ -59,6 +59,7 @@ class RunConfig:
     duration: float | None = None      # seconds
     packets: int | None = None         # stop after receiving this many
     source_idle_ms: int = 1000         # a capture source silent this long counts as finished
+    call_budget_ms: int = 1000         # a Python processor call or message past this is reported (flowos/watchdog.py)
 
 
 @dataclass
@@ -124,7 +125,8 @@ SCHEMA = {
     "eal": {"memory": _choice(*MODES), "memory_mb": _int(16), "file_prefix": _string(r"[A-Za-z0-9_.-]+", "letters, digits, _ . -"),
             "worker_cpu": _int(0), "log_level": _string(), "args": _strings},
     "pool": {"mbufs": _int(64, 2**31 - 1), "cache": _int(0, 512), "data_room": _int(256, MAX_DATA_ROOM)},
-    "run": {"burst": _int(1, 256), "duration": _number(0), "packets": _int(1), "source_idle_ms": _int(1)},
+    "run": {"burst": _int(1, 256), "duration": _number(0), "packets": _int(1), "source_idle_ms": _int(1),
+            "call_budget_ms": _int(1)},
     "port": {"name": _string(PORT_NAME, "a name of letters, digits, _ . : -"), "vdev": _string(), "pci": _string(),
              "rx_descriptors": _int(1, 32768), "tx_descriptors": _int(1, 32768), "promiscuous": _bool},
 }

@@ -4,12 +4,13 @@ the EAL."""
 import os
 import select
 import signal
+import stat
 import tempfile
 import time
 
 import copy
 
-from flowos import _control, control as control_api, devices, eal_args, flows as flow_defs, hugepages
+from flowos import _control, control as control_api, devices, eal_args, flows as flow_defs, hugepages, watchdog
 from flowos._engine import Engine
 from flowos._python import PythonTier, cover_kept_views, thread_hooks
 from flowos.cprocessor import CythonTier
@@ -80,6 +81,24 @@ def linear_pool_size(config):
     return max(config.run.burst, ENGINE_TX_BUFFER)
 
 
+def replace_tx_captures(ports):
+    """Removes each existing output capture (tx_pcap) before the EAL opens it, so that net_pcap
+    creates the file instead of truncating it: ext4 writes a truncated-then-rewritten file back
+    when it is closed (auto_da_alloc), which held the port's close, and so a SIGTERM's exit, for
+    0.3-1 s after a fast run. Only a plain file with one link that no port reads goes."""
+    read = {p.arg("rx_pcap") for p in ports if p.driver == "net_pcap"}
+    for port in ports:
+        path = port.arg("tx_pcap") if port.driver == "net_pcap" else None
+        if path is None or path in read or os.path.islink(path):
+            continue
+        try:
+            st = os.stat(path)
+            if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+                os.unlink(path)
+        except OSError:
+            pass     # not there, or not ours to remove: net_pcap opens it as before
+
+
 def available_memory_mb():
     """MemAvailable plus free hugepages: what a run can take without the OOM killer stepping in."""
     try:
@@ -131,6 +150,7 @@ class Bridge:
         argv = eal_args.eal_argv(self.memory, self.file_prefix, lcores, cfg.ports, cfg.eal.log_level, cfg.eal.args)
         if os.path.exists(self.log_path):
             os.unlink(self.log_path)
+        replace_tx_captures(cfg.ports)
         try:
             self.eal = Eal.start(argv, self.log_path)
         except FlowOSError as e:
@@ -354,12 +374,15 @@ class StopRequest:
 
 
 def run(config, view):
-    """Runs until a signal, --duration, --packets, or the end of every input capture."""
+    """Runs until a signal, --duration, --packets, or the end of every input capture. A worker
+    that does not stop when told is left running (flowos.watchdog): the report says so."""
     bridge = Bridge(config)
     stop = StopRequest()
-    reason = None
+    reason = dog = None
+    stopped = True
     try:
         bridge.start()
+        dog = watchdog.Watchdog(bridge.tiers, config.run.call_budget_ms / 1000, tier_name)
         view.started(bridge)
         while bridge.worker.running:
             wait = view.interval
@@ -372,10 +395,18 @@ def run(config, view):
                 reason = reason or "duration"
                 bridge.worker.request_stop()
             view.update(bridge.snapshot())
+            dog.check()
+            if reason is not None:     # told to stop: it does, or it is left running (bounded)
+                stopped = dog.wait_for_stop(bridge.worker)
+                break
         reason = bridge.stop_reason(reason)
     finally:
         try:
-            report = bridge.close(reason)
+            report = bridge.close(reason) if stopped else watchdog.abandon(bridge, reason, tier_name)
+            if dog is not None and report is not None:
+                report.watchdog = dog.report()
+                if not stopped:
+                    report.watchdog["undrained"] = watchdog.undrained(report)
         finally:
             stop.restore()
             view.stopped()

@@ -67,6 +67,8 @@ class RunReport:
     sources: list = field(default_factory=list)
     engine: dict | None = None     # the flow engine's report, when flows are defined
     burst: int = 0                 # packets per receive burst
+    watchdog: dict | None = None   # flowos.watchdog.Watchdog.report(): the budget, reports, a stuck call
+    worker_left_running: bool = False   # it would not stop: nothing was torn down (see watchdog.verdict)
 
     def totals(self):
         keys = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")
@@ -88,6 +90,7 @@ class RunReport:
             "mbufs": {"pool_size": self.pool_size, "in_use_at_exit": self.mbufs_in_use_at_exit},
             "sources": [asdict(s) for s in self.sources],
             **({"engine": self.engine} if self.engine is not None else {}),
+            **({"watchdog": self.watchdog} if self.watchdog is not None else {}),
         }
 
     def write_json(self, path):

@@ -1,4 +1,5 @@
 """SIGINT/SIGTERM end a run cleanly: quickly, with the summary, and with a complete capture out."""
+import os
 import signal
 import subprocess
 import time
@@ -39,3 +40,23 @@ def test_signal_stops_within_a_second(tmp_path, capture_dir, signum):
     listed = subprocess.run(CAPTURE_READERS + [str(out)], capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0, listed.stderr
     assert len(listed.stdout.splitlines()) == len(written)
+
+
+def test_an_existing_output_capture_is_replaced_not_truncated(tmp_path, capture_dir):
+    """net_pcap truncates an existing tx_pcap; ext4 then writes the whole rewritten file back when
+    the port closes, which held a SIGTERM's exit for 0.3-1 s. FlowOS removes the old file first
+    (a plain file with one link): a new file, with the run's packets."""
+    out, linked = tmp_path / "out.pcap", tmp_path / "linked.pcap"
+    out.write_bytes((capture_dir / "udp_echo.pcap").read_bytes())
+    linked.write_bytes(out.read_bytes())
+    os.link(linked, tmp_path / "second-name.pcap")      # not ours to remove: truncated in place
+    before, linked_before = out.stat().st_ino, linked.stat().st_ino
+    proc = start_flowos("--vdev", f"net_pcap0,rx_pcap={capture_dir}/udp_echo.pcap,tx_pcap={out}",
+                        "--vdev", f"net_pcap1,rx_pcap={capture_dir}/udp_echo.pcap,tx_pcap={linked}",
+                        "--forward", "net_pcap0 -> net_pcap0", "--forward", "net_pcap1 -> net_pcap1",
+                        tmp_path=tmp_path)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert out.stat().st_ino != before
+    assert packets(out) == packets(capture_dir / "udp_echo.pcap")
+    assert linked.stat().st_ino == linked_before and packets(linked) == packets(capture_dir / "udp_echo.pcap")

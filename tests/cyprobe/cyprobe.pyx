@@ -4,6 +4,7 @@ FlowOS) to check the helpers of flowos.cprocessor against scapy, that process() 
 GIL, and the verdicts, inject() and fault() policies of the Cython tier."""
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
+from posix.unistd cimport sleep
 
 from flowos.cprocessor cimport *
 
@@ -80,6 +81,13 @@ cdef class Faulty(CProcessor):
             for i in range(batches[b].n):
                 set_verdict(&batches[b], i, FO_DROP)
         self.fault(b"a fault, on purpose")
+
+
+cdef class Sleeper(CProcessor):
+    """Its first call sleeps for an hour without the GIL: a call the watchdog cannot see or stop."""
+
+    cdef void process(self, fo_batch *batches, uint16_t n) noexcept nogil:
+        sleep(3600)
 
 
 cdef class Injector(CProcessor):
