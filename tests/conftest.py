@@ -75,9 +75,21 @@ def run_flowos(*args, tmp_path, memory="no-huge", timeout=60, stats=True):
 
 
 def start_flowos(*args, tmp_path, memory="no-huge"):
-    """Starts flowos-run in the background; the caller ends it."""
-    argv = [FLOWOS_RUN, "--no-dashboard", "--file-prefix", unique_prefix(), "--memory", memory, *args]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    """Starts flowos-run in the background; the caller ends it (kill_flowos if it must)."""
+    prefix = unique_prefix()
+    argv = [FLOWOS_RUN, "--no-dashboard", "--file-prefix", prefix, "--memory", memory, *args]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    proc.file_prefix = prefix
+    return proc
+
+
+def kill_flowos(proc):
+    """SIGKILL for a flowos-run of start_flowos that is still running, and what it could not
+    remove itself: its runtime folder."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+        remove_runtime_folder(proc.file_prefix)
 
 
 def packets(path):

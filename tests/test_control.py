@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DATA, remove_runtime_folder, start_flowos
+from conftest import DATA, kill_flowos, start_flowos
 from flowos import control, control_server
 
 TESTS = Path(__file__).parent
@@ -88,11 +88,7 @@ def launched(tmp_path, flows):
         assert run.report["mbufs"]["in_use_at_exit"] == 0
         assert not os.path.exists(f"/var/run/dpdk/{prefix}"), "the runtime folder (and socket) stays behind"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-            if "prefix" in locals():
-                remove_runtime_folder(prefix)
+        kill_flowos(proc)
 
 
 @pytest.fixture
