@@ -14,6 +14,7 @@ shape over an AF_UNIX SOCK_SEQPACKET socket: on connect the server sends one JSO
 and its answer one JSON object {command: answer}, the answer in the flat form of flowos.control.
 Requests are served one at a time, in the order they come.
 """
+import errno
 import json
 import os
 import selectors
@@ -31,6 +32,19 @@ MAX_OUTPUT = 1 << 20         # bytes of one answer, at most (flowos.control keep
 MAX_TIMEOUT_MS = 60000       # the longest a client may ask the worker to take
 
 
+def _remove_stale(path):
+    """Removes the socket a killed process of the same file prefix left; refuses a live one's."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)
+        return
+    finally:
+        probe.close()
+    raise OSError(errno.EADDRINUSE, "another process serves it (the same --file-prefix?)")
+
+
 class ControlServer:
     """Serves handler(command, params, timeout_ms) -> dict on a unix socket, on a thread of its own."""
 
@@ -45,8 +59,8 @@ class ControlServer:
                                 "max_output_len": MAX_OUTPUT}).encode()
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            if os.path.exists(path):     # left by a process of the same prefix that was killed
-                os.unlink(path)
+            if os.path.exists(path):
+                _remove_stale(path)
             self.listener.bind(path)
             os.chmod(path, 0o600)
             self.listener.listen(socket.SOMAXCONN)

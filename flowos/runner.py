@@ -173,7 +173,11 @@ class Bridge:
 
     def _serve_control(self, handler):
         """Answers flowos-ctl on FlowOS's control socket, and DPDK's tools on telemetry's (if on)."""
-        self.control_server = control_server.ControlServer(os.path.join(self.eal.runtime_dir, control_server.SOCKET_NAME), handler)
+        path = os.path.join(self.eal.runtime_dir, control_server.SOCKET_NAME)
+        try:
+            self.control_server = control_server.ControlServer(path, handler)
+        except OSError as e:
+            raise FlowOSError(f"cannot serve the control socket {path}: {e.strerror or e}") from None
         socket_path = os.path.join(self.eal.runtime_dir, control_api.SOCKET_NAME)
         if os.path.exists(socket_path):   # not with --eal-arg=--no-telemetry
             self.telemetry_socket = socket_path

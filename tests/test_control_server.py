@@ -101,3 +101,14 @@ def test_close_disconnects_everyone_and_removes_the_socket(server_at, tmp_path):
     assert not (tmp_path / "ctl.sock").exists()
     server.close()       # idempotent
     sock.close()
+
+
+def test_a_stale_socket_is_replaced_but_a_live_one_is_not(server_at, tmp_path):
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    stale.bind(str(tmp_path / "ctl.sock"))        # a socket file nobody listens on: a killed run's
+    stale.close()
+    server = server_at()
+    connect(server).close()
+    with pytest.raises(OSError, match="another process serves it"):
+        ControlServer(server.path, answer)
+    connect(server).close()                        # the first one still serves
