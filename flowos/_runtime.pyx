@@ -81,6 +81,16 @@ def _fds_redirected_to(path):
             os.close(fd)
 
 
+def _remove_runtime_dir(path):
+    """The EAL leaves its runtime folder behind; removed only once empty (another process of the
+    same prefix may be using it)."""
+    if path:
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
+
+
 cdef object _the_eal = None
 cdef list _eal_argv_keepalive = []
 
@@ -111,7 +121,9 @@ cdef class Eal:
         free(c_argv)
         if ret < 0:
             _the_eal = False  # a failed init cannot be retried in this process either
-            raise FlowOSError(f"DPDK EAL start-up failed: {rte_strerror(rte_errno).decode()}")
+            error = rte_strerror(rte_errno).decode()
+            _remove_runtime_dir(rte_eal_get_runtime_dir().decode())   # made before most failures
+            raise FlowOSError(f"DPDK EAL start-up failed: {error}")
         cdef Eal eal = Eal.__new__(Eal)
         eal.argv = list(argv)
         eal.log_path = str(log_path)
@@ -143,14 +155,11 @@ cdef class Eal:
         runtime_dir = rte_eal_get_runtime_dir().decode()
         rte_eal_cleanup()
         fo_log_close()
-        try:  # the EAL leaves its runtime folder behind, and telemetry its socket until exit
+        try:  # telemetry unlinks its socket only at exit
             os.unlink(os.path.join(runtime_dir, "dpdk_telemetry.v2"))
         except OSError:
             pass
-        try:
-            os.rmdir(runtime_dir)
-        except OSError:
-            pass
+        _remove_runtime_dir(runtime_dir)
 
     def __dealloc__(self):
         if not self.closed:

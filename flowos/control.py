@@ -1,4 +1,5 @@
-"""Operator control: FlowOS's telemetry commands and their answers.
+"""Operator control: FlowOS's commands and their answers, on FlowOS's own control socket
+(flowos.control_server, what flowos-ctl uses) and on DPDK's telemetry socket (for DPDK's tools).
 
 DPDK 22.11's telemetry replies hold one dict whose values are strings (at most 127 bytes),
 integers, or arrays of either: no nested dicts, at most 256 entries, and at most 16 KB of
@@ -157,16 +158,18 @@ class Commands:
         self.bridge = bridge
         self.control = control     # flowos._control.Control, or None without a flow engine
 
-    def handle(self, command, params):
+    def handle(self, command, params, timeout_ms=None):
+        """The flat answer to a command; timeout_ms: how long the worker may take (TIMEOUT_MS by default)."""
+        timeout_ms = timeout_ms or TIMEOUT_MS
         try:
             if command == "/flowos/stats":
                 answer = self.stats()
             elif command == "/flowos/flows":
-                answer = self.flows(params)
+                answer = self.flows(params, timeout_ms)
             elif command == "/flowos/processors":
                 answer = self.processors()
             elif command == "/flowos/message":
-                answer = self.message(params)
+                answer = self.message(params, timeout_ms)
             else:
                 answer = {"error": f"unknown command {command}"}
         except (FlowOSError, ValueError) as e:
@@ -190,7 +193,7 @@ class Commands:
             raise FlowOSError("this run has no flow engine (no flows: in its config, no --processor)")
         return self.bridge.engine
 
-    def flows(self, params):
+    def flows(self, params, timeout_ms=TIMEOUT_MS):
         engine = self._engine()
         top = MAX_FLOWS
         if params.strip():
@@ -200,7 +203,7 @@ class Commands:
                 raise ValueError(f"expected how many flows to list, got {params!r}") from None
             if not 1 <= top <= MAX_FLOWS:
                 raise ValueError(f"at most {MAX_FLOWS} flows fit in a telemetry reply (asked for {top})")
-        live, flows = self.control.flows(top, TIMEOUT_MS)
+        live, flows = self.control.flows(top, timeout_ms)
         for f in flows:
             f["flow"] = engine.definitions[f.pop("def")]
         return {"live": live, "shown": len(flows), "order": "bytes", "flows": flows}
@@ -245,14 +248,14 @@ class Commands:
                               f"({', '.join(r[2] for r in found)})")
         return found[0]
 
-    def message(self, params):
+    def message(self, params, timeout_ms=TIMEOUT_MS):
         target, comma, text = params.partition(",")
         if not target or not comma:
             raise ValueError("expected /flowos/message,PROCESSOR,TEXT")
         i, j, pid, _, name, _, _ = self.resolve(target.strip())
         out = {"processor": pid, "name": name}
         try:
-            ret, reply = self.control.message(i, j, text, TIMEOUT_MS)
+            ret, reply = self.control.message(i, j, text, timeout_ms)
         except FlowOSError as e:
             return {**out, "status": "error", "error": f"{name}: {e}"}
         if ret < 0:

@@ -1,4 +1,4 @@
-"""flowos-ctl: talk to running FlowOS instances over their DPDK telemetry sockets.
+"""flowos-ctl: talk to running FlowOS instances over their control sockets.
 
     flowos-ctl list                          the instances running on this machine
     flowos-ctl stats                         ports, pool and engine counters
@@ -6,8 +6,10 @@
     flowos-ctl processors                    the processors, with their ids and counters
     flowos-ctl message PROCESSOR TEXT        a message to a processor (by id or name); prints its reply
 
-With one instance running, it is the one; with several, name it with --file-prefix. The reply
-is printed as JSON, put back together from telemetry's flat form (see flowos.control).
+With one instance running, it is the one; with several, name it with --file-prefix. It talks to
+FlowOS's own socket (<runtime dir>/flowos_control.sock, see flowos.control_server), which idle
+clients cannot lock out; DPDK's telemetry socket answers the same commands for DPDK's tools. The
+reply is printed as JSON, put back together from the flat form (see flowos.control).
 Exit status: 0, 1 when the instance answered with an error, 2 when there is no instance to ask.
 """
 import argparse
@@ -16,11 +18,13 @@ import os
 import socket
 import sys
 
-from flowos.control import SOCKET_NAME, unflatten
+from flowos.control import TIMEOUT_MS, unflatten
+from flowos.control_server import MAX_TIMEOUT_MS, SOCKET_NAME
 
 EXIT_ERROR = 1
 EXIT_NO_INSTANCE = 2
-MAX_COMMAND = 1023     # bytes: DPDK 22.11 reads a command into a 1024-byte buffer
+MAX_COMMAND = 1023     # bytes: what DPDK 22.11's telemetry takes, kept so both sockets take the same
+SOCKET_SLACK = 5.0     # seconds the socket waits beyond what the worker may take
 
 
 def runtime_base():
@@ -31,9 +35,9 @@ def runtime_base():
 
 
 class Instance:
-    """One connection to a telemetry socket."""
+    """One connection to a FlowOS control socket."""
 
-    def __init__(self, path, timeout=5.0):
+    def __init__(self, path, timeout=SOCKET_SLACK):
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock.settimeout(timeout)
@@ -45,9 +49,12 @@ class Instance:
             raise
         self.max_output = int(self.info.get("max_output_len", 16384))
 
-    def ask(self, command):
-        """The reply to a command: telemetry's JSON, {command: value}, as Python."""
-        self.sock.send(command.encode())
+    def ask(self, command, params="", timeout_ms=None):
+        """The reply to a command, {command: value}; timeout_ms: how long the worker may take."""
+        request = {"command": command, "params": params}
+        if timeout_ms is not None:
+            request["timeout_ms"] = timeout_ms
+        self.sock.send(json.dumps(request).encode())
         data = self.sock.recv(self.max_output + 1024)
         return json.loads(data.decode("utf-8", "replace"))
 
@@ -55,7 +62,7 @@ class Instance:
         self.sock.close()
 
 
-def find_instances(base=None):
+def find_instances(base=None, timeout=SOCKET_SLACK):
     """(file prefix, socket path, pid) of each FlowOS instance answering on this machine."""
     base = base or runtime_base()
     found = []
@@ -68,26 +75,23 @@ def find_instances(base=None):
         if not os.path.exists(path):
             continue
         try:
-            inst = Instance(path, timeout=2.0)
+            inst = Instance(path, timeout=timeout)
         except (OSError, ValueError):
-            continue   # a stale socket, or not telemetry
-        try:
-            commands = inst.ask("/").get("/", [])
-        except (OSError, ValueError):
-            commands = []
-        finally:
-            inst.close()
-        if "/flowos/stats" in commands:
-            found.append((prefix, path, inst.info.get("pid")))
+            continue   # the socket of an instance that was killed
+        inst.close()
+        found.append((prefix, path, inst.info.get("pid")))
     return found
 
 
 def build_parser():
     p = argparse.ArgumentParser(prog="flowos-ctl", description="Query and steer running FlowOS instances "
-                                "(over DPDK telemetry).")
+                                "(over their control sockets).")
     p.add_argument("-f", "--file-prefix", help="the instance's DPDK file prefix (flowos-run prints it)")
     p.add_argument("--runtime-dir", help=f"where DPDK runtime folders are (default {runtime_base()})")
-    p.add_argument("--raw", action="store_true", help="print telemetry's reply as it came (flat)")
+    p.add_argument("--raw", action="store_true", help="print the reply as it came (flat)")
+    p.add_argument("--timeout", type=timeout_seconds, default=TIMEOUT_MS / 1000,
+                   help=f"seconds the worker may take to list flows or answer a message "
+                        f"(default {TIMEOUT_MS / 1000:g}, at most {MAX_TIMEOUT_MS / 1000:g})")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="the FlowOS instances running")
     sub.add_parser("stats", help="ports, pool and flow engine counters")
@@ -100,29 +104,40 @@ def build_parser():
     return p
 
 
+def timeout_seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.001 <= value <= MAX_TIMEOUT_MS / 1000:
+        raise argparse.ArgumentTypeError(f"expected seconds from 0.001 to {MAX_TIMEOUT_MS / 1000:g}, got {text!r}")
+    return value
+
+
 def command_line(args):
+    """(command, params), as telemetry would have them: /flowos/message,PROCESSOR,TEXT."""
     if args.command == "stats":
-        return "/flowos/stats"
+        return "/flowos/stats", ""
     if args.command == "flows":
-        return "/flowos/flows" + (f",{args.count}" if args.count is not None else "")
+        return "/flowos/flows", (str(args.count) if args.count is not None else "")
     if args.command == "processors":
-        return "/flowos/processors"
-    return f"/flowos/message,{args.processor},{args.text}"
+        return "/flowos/processors", ""
+    return "/flowos/message", f"{args.processor},{args.text}"
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     base = args.runtime_dir or runtime_base()
     if args.command == "list":
-        for prefix, path, pid in find_instances(base):
+        for prefix, path, pid in find_instances(base, args.timeout + SOCKET_SLACK):
             print(f"{prefix}\tpid {pid}\t{path}")
         return 0
     if args.file_prefix:
         path = os.path.join(base, args.file_prefix, SOCKET_NAME)
     else:
-        instances = find_instances(base)
+        instances = find_instances(base, args.timeout + SOCKET_SLACK)
         if not instances:
-            print(f"flowos-ctl: no FlowOS instance is running (no telemetry socket under {base})", file=sys.stderr)
+            print(f"flowos-ctl: no FlowOS instance is running (no {SOCKET_NAME} under {base})", file=sys.stderr)
             return EXIT_NO_INSTANCE
         if len(instances) > 1:
             print("flowos-ctl: several FlowOS instances are running; name one with --file-prefix:", file=sys.stderr)
@@ -133,25 +148,25 @@ def main(argv=None):
     if args.command == "message" and "\n" in args.text:
         print("flowos-ctl: a message is one line", file=sys.stderr)
         return EXIT_ERROR
-    try:
-        inst = Instance(path)
-    except (OSError, ValueError) as e:
-        print(f"flowos-ctl: cannot reach {path}: {e}", file=sys.stderr)
-        return EXIT_NO_INSTANCE
-    cmd = command_line(args)
-    if len(cmd.encode()) > MAX_COMMAND:     # telemetry would cut it silently
-        inst.close()
-        print(f"flowos-ctl: the command is {len(cmd.encode())} bytes; telemetry takes {MAX_COMMAND} at most",
+    cmd, params = command_line(args)
+    size = len(f"{cmd},{params}".encode()) if params else len(cmd.encode())
+    if size > MAX_COMMAND:
+        print(f"flowos-ctl: the command is {size} bytes; the control socket takes {MAX_COMMAND} at most",
               file=sys.stderr)
         return EXIT_ERROR
     try:
-        reply = inst.ask(cmd)
+        inst = Instance(path, timeout=args.timeout + SOCKET_SLACK)
+    except (OSError, ValueError) as e:
+        print(f"flowos-ctl: cannot reach {path}: {e}", file=sys.stderr)
+        return EXIT_NO_INSTANCE
+    try:
+        reply = inst.ask(cmd, params, round(args.timeout * 1000))
     except (OSError, ValueError) as e:
         print(f"flowos-ctl: no answer from {path}: {e}", file=sys.stderr)
         return EXIT_ERROR
     finally:
         inst.close()
-    value = reply.get(cmd.split(",", 1)[0])
+    value = reply.get(cmd)
     if not isinstance(value, dict):
         print(f"flowos-ctl: unexpected reply: {json.dumps(reply)}", file=sys.stderr)
         return EXIT_ERROR

@@ -19,9 +19,9 @@ def describe_start(bridge):
     lines = [f"flowos: memory {mem.mode} ({mem.reason}), {mem.memory_mb} MB; "
              f"{len(cfg.ports)} port(s); routes " + ", ".join(f"{a} -> {b}" for a, b in cfg.forward)]
     lines += [f"flowos: {note}" for note in cfg.notes]
-    if bridge.telemetry_socket:
+    if bridge.control_server is not None:
         lines.append(f"flowos: control: flowos-ctl --file-prefix {bridge.file_prefix} "
-                     f"(telemetry socket {bridge.telemetry_socket})")
+                     f"(socket {bridge.control_server.path})")
     return "\n".join(lines)
 
 

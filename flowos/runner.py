@@ -10,7 +10,8 @@ import time
 
 import copy
 
-from flowos import _control, control as control_api, devices, eal_args, flows as flow_defs, hugepages, watchdog
+from flowos import (_control, control as control_api, control_server, devices, eal_args, flows as flow_defs, hugepages,
+                    watchdog)
 from flowos._engine import Engine
 from flowos._python import PythonTier, cover_kept_views, thread_hooks
 from flowos.cprocessor import CythonTier
@@ -118,6 +119,7 @@ class Bridge:
         self.keep_budget = 0       # packets the flow engine may keep across all flows
         self.control = None        # the engine's control mailbox (flowos-ctl flows, message)
         self.telemetry_socket = None
+        self.control_server = None # FlowOS's control socket (flowos-ctl)
         self.tiers = []            # the Python and Cython processors in the engine
         self.ports = {}
         self.sources = {}      # port name -> CaptureInfo of the capture it replays
@@ -188,11 +190,20 @@ class Bridge:
             raise FlowOSError("no worker lcore: the EAL started with the main lcore only")
         self.worker.launch(lcores[0])
         self.started_at = time.monotonic()
+        self._serve_control(control_api.Commands(self, self.control).handle)
+
+    def _serve_control(self, handler):
+        """Answers flowos-ctl on FlowOS's control socket, and DPDK's tools on telemetry's (if on)."""
+        path = os.path.join(self.eal.runtime_dir, control_server.SOCKET_NAME)
+        try:
+            self.control_server = control_server.ControlServer(path, handler)
+        except OSError as e:
+            raise FlowOSError(f"cannot serve the control socket {path}: {e.strerror or e}") from None
         socket_path = os.path.join(self.eal.runtime_dir, control_api.SOCKET_NAME)
         if os.path.exists(socket_path):   # not with --eal-arg=--no-telemetry
             self.telemetry_socket = socket_path
             _control.register(control_api.COMMANDS)
-            _control.serve(control_api.Commands(self, self.control).handle)
+            _control.serve(handler)
 
     def _build_engine(self):
         """The flow engine for the config's definitions, with port names turned into port ids."""
@@ -288,6 +299,8 @@ class Bridge:
         report = None
         if self.control is not None:
             self.control.stop()       # wakes a request waiting for the worker
+        if self.control_server is not None:
+            self.control_server.close()   # answers a request under way; disconnects every client
         _control.stop_serving()       # waits for a telemetry request under way; refuses later ones
         if self.worker is not None:
             self.worker.request_stop()

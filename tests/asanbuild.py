@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import unique_prefix
+from conftest import remove_runtime_folder, unique_prefix
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:exitcode=99", UBSAN_OPTIONS="print_stacktrace=1")
@@ -36,8 +36,12 @@ def build(tmp_path, harness, sources=()):
 
 def run(exe, *args, memory_mb=512, timeout=600):
     """Runs a harness (no hugepages, one lcore); asserts the sanitizers said nothing."""
-    done = subprocess.run([str(exe), "--no-huge", "-m", str(memory_mb), "--no-pci", "--no-shconf", "--no-telemetry",
-                           "--file-prefix", unique_prefix(), "-l", "0", "--log-level", "error", *args],
-                          capture_output=True, text=True, env=ENV, timeout=timeout)
+    prefix = unique_prefix()
+    try:
+        done = subprocess.run([str(exe), "--no-huge", "-m", str(memory_mb), "--no-pci", "--no-shconf", "--no-telemetry",
+                               "--file-prefix", prefix, "-l", "0", "--log-level", "error", *args],
+                              capture_output=True, text=True, env=ENV, timeout=timeout)
+    finally:
+        remove_runtime_folder(prefix)    # rte_eal_cleanup leaves it
     assert "Sanitizer" not in done.stderr and "runtime error" not in done.stderr, done.stderr[-4000:]
     return done

@@ -15,10 +15,42 @@ DATA = Path(__file__).parent / "data"
 CAPTURES = sorted(DATA.glob("*.pcap"))
 FLOWOS_RUN = str(Path(sys.executable).with_name("flowos-run"))
 _prefixes = itertools.count()
+_made = {}     # file prefix -> the test that made it
 
 
 def unique_prefix():
-    return f"fot{os.getpid()}-{next(_prefixes)}"
+    """A DPDK file prefix of this process's own; the suite checks at its end that no runtime
+    folder of one is left (runtime_folders_are_removed)."""
+    prefix = f"fot{os.getpid()}-{next(_prefixes)}"
+    _made[prefix] = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0]
+    return prefix
+
+
+def runtime_folder(prefix):
+    """Where the EAL of a process with this file prefix keeps its runtime files."""
+    from flowos.ctl import runtime_base
+    return Path(runtime_base(), prefix)
+
+
+def remove_runtime_folder(prefix):
+    """Removes the runtime folder of a process of ours that could not (killed, or a C harness:
+    rte_eal_cleanup leaves it) with the sockets in it; only ours, by the prefix we gave it."""
+    folder = runtime_folder(prefix)
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if entry.is_socket():
+            entry.unlink()
+    folder.rmdir()      # anything else in it is left, and the suite's check names the test
+
+
+@pytest.fixture(scope="session", autouse=True)
+def runtime_folders_are_removed():
+    """Fails the suite (in this worker) when a DPDK runtime folder of one of its prefixes remains."""
+    yield
+    left = {prefix: test for prefix, test in _made.items() if runtime_folder(prefix).exists()}
+    assert not left, "DPDK runtime folders left behind: " + "; ".join(
+        f"{runtime_folder(p)} ({t})" for p, t in sorted(left.items()))
 
 
 @dataclass
@@ -43,9 +75,21 @@ def run_flowos(*args, tmp_path, memory="no-huge", timeout=60, stats=True):
 
 
 def start_flowos(*args, tmp_path, memory="no-huge"):
-    """Starts flowos-run in the background; the caller ends it."""
-    argv = [FLOWOS_RUN, "--no-dashboard", "--file-prefix", unique_prefix(), "--memory", memory, *args]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    """Starts flowos-run in the background; the caller ends it (kill_flowos if it must)."""
+    prefix = unique_prefix()
+    argv = [FLOWOS_RUN, "--no-dashboard", "--file-prefix", prefix, "--memory", memory, *args]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    proc.file_prefix = prefix
+    return proc
+
+
+def kill_flowos(proc):
+    """SIGKILL for a flowos-run of start_flowos that is still running, and what it could not
+    remove itself: its runtime folder."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+        remove_runtime_folder(proc.file_prefix)
 
 
 def packets(path):

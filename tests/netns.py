@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import FLOWOS_RUN, Run, unique_prefix
+from conftest import FLOWOS_RUN, Run, remove_runtime_folder, unique_prefix
 
 _wires = itertools.count()
 # Offloads off on every veth end: with them on, the sender leaves TCP/UDP checksums to "the
@@ -256,8 +256,8 @@ class FlowOS:
     """A flowos-run started by Wire.start_flowos. stop() ends it with SIGINT (the clean stop)
     and returns a conftest.Run with its exit code, output and --stats-json."""
 
-    def __init__(self, proc, stats_path):
-        self.proc, self.stats_path = proc, stats_path
+    def __init__(self, proc, stats_path, prefix):
+        self.proc, self.stats_path, self.prefix = proc, stats_path, prefix
         self.run = None
 
     def stop(self, timeout=10):
@@ -269,6 +269,7 @@ class FlowOS:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 out, err = self.proc.communicate()
+                remove_runtime_folder(self.prefix)     # it could not
             stats = json.loads(self.stats_path.read_text()) if self.stats_path.exists() else None
             self.run = Run(self.proc.returncode, out, err, stats)
         return self.run
@@ -371,7 +372,7 @@ class Wire:
         argv += list(map(str, args))
         proc = subprocess.Popen(self.box.argv(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, cwd=tmp_path, env=env)  # ip execs flowos-run: same PID
-        box = FlowOS(proc, stats_path)
+        box = FlowOS(proc, stats_path, prefix)
         self._flowos.append(box)
         try:
             self.wait_forwarding(box, timeout=wait)

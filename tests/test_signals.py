@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import packets, start_flowos
+from conftest import kill_flowos, packets, start_flowos
 
 CAPTURE_READERS = ["tcpdump", "-r"]
 
@@ -25,9 +25,7 @@ def test_signal_stops_within_a_second(tmp_path, capture_dir, signum):
         stdout, stderr = proc.communicate(timeout=10)
         took = time.monotonic() - sent
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_flowos(proc)
     assert proc.returncode == 0, stderr
     assert took < 1.0
     assert "FlowOS summary" in stdout and f"stopped by signal ({signum.name})" in stdout

@@ -293,9 +293,22 @@ def test_http_get_three_responses_of_the_documented_sizes():
     assert b"SECRET-TOKEN-1234" not in bodies[b"/index.html"]
 
 
+def readme_connections():
+    """tests/data/README.md's table: capture name -> the TCP connections it says the capture holds."""
+    rows = re.findall(r"^\| (\w+\.pcap) \| (\d+) \|", (DATA / "README.md").read_text(), re.M)
+    return {name: int(n) for name, n in rows}
+
+
+def test_the_data_readme_says_how_many_tcp_connections_each_capture_holds():
+    said = readme_connections()
+    assert sorted(said) == sorted(p.name for p in DATA.glob("*.pcap")), "a capture the README does not describe"
+    for name, n in said.items():
+        assert sum(1 for k, s in capture(name).items() if k.proto == 6 and s.tcp) == n, name
+
+
 def test_http_keepalive_three_responses():
     # python3 -m http.server answers HTTP/1.0 and closes, so curl's three requests went out on
-    # three connections, not one kept-alive one as tests/data/README.md says.
+    # three connections (as tests/data/README.md says), not one kept-alive one.
     conns = tcp_on("http_keepalive.pcap", 8080)
     assert len(conns) == 3
     for s in conns:

@@ -5,12 +5,13 @@ bytes, sequence wrap-around, a connection picked up mid-stream, patterns split a
 import ipaddress
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from scapy.all import IP, TCP, Ether, Raw
 
-from conftest import CAPTURES, packets
+from conftest import CAPTURES, DATA, packets
 from flowcheck import check_accounting, checksums_ok, engine_stats, one_port, run_config, write_pcap
 from streamcheck import streams
 
@@ -65,8 +66,11 @@ def assert_same_streams(seen, model):
 def test_streams_of_real_captures_match_an_independent_reassembly(tmp_path, capture):
     run, out, seen = recorded(tmp_path, capture)
     assert_same_streams(seen, streams(capture))
-    # Nothing rewritten: every packet leaves as it came.
-    assert sorted(out) == sorted(packets(capture))
+    # Nothing rewritten: every packet leaves as it came, but for the duplicates normalisation
+    # drops (a copy of data still in the flow's queue leaves once): http_impaired has some.
+    left, came = Counter(out), Counter(packets(capture))
+    assert not left - came
+    assert sum((came - left).values()) == engine_stats(run)["streams"]["duplicates"]
 
 
 def tcp(src, dst, seq, ack=0, flags="A", data=b"", **kw):
@@ -298,3 +302,23 @@ def test_the_redact_example_on_the_command_line(tmp_path, monkeypatch):
     for k, s in before.items():
         if s.tcp:
             assert after[k][1].data == s[1].data.replace(b"SECRET-TOKEN-1234", b"[redacted]")
+
+
+def test_a_capture_reordered_duplicated_and_lost_before_the_box_leaves_in_order_and_rewritten(tmp_path):
+    """http_impaired.pcap (tests/data/README.md): a real download whose segments were reordered,
+    duplicated and lost between the two ends, as the box saw them. FlowOS counts what the
+    independent model counts, and the stream leaves in order, once, with a length-changing
+    rewrite made at every token."""
+    capture = DATA / "http_impaired.pcap"
+    model = streams(capture)
+    (conn,) = [s for s in model.values() if s.tcp]
+    assert conn[1].ooo > 0 and conn[1].dup > 0
+    old, new = b"SECRET-TOKEN-1234", b"[gone]"
+    run, out = run_streams(tmp_path, capture, [{"pyprocs.streams:Rewriter": {"old": old.decode(), "new": new.decode()}}])
+    st = engine_stats(run)["streams"]
+    assert (st["reordered"], st["duplicates"]) == (conn[0].ooo + conn[1].ooo, conn[0].dup + conn[1].dup)
+    (left,) = [s for s in streams(out).values() if s.tcp]
+    assert left[0].data == conn[0].data and left[1].data == conn[1].data.replace(old, new)
+    assert conn[1].data.count(old) > 0
+    assert left[1].ooo == left[1].dup == left[1].pending == 0
+    assert all(checksums_ok(f) for f in out)

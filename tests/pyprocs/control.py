@@ -1,4 +1,6 @@
 """Processors steered by operator messages (flowos-ctl message), for tests/test_control.py."""
+import time
+
 import flowos
 
 
@@ -6,8 +8,9 @@ class PortDropper(flowos.Processor):
     """Counts packets; drops those from or to a port that a message names.
 
     Messages: "count" (a dict), "reset" (zeroes the counts), "drop-port N", "pass-all",
-    "long N" (a reply of N characters), "unicode" (a reply with quotes, backslashes and non-ASCII).
-    Anything else raises (a fault).
+    "long N" (a reply of N characters), "unicode" (a reply with quotes, backslashes and non-ASCII),
+    "stall S" (its next process() sleeps S seconds: a worker slow to answer). Anything else raises
+    (a fault).
     """
     level = "l4"
 
@@ -16,8 +19,14 @@ class PortDropper(flowos.Processor):
         self.packets = self.dropped = 0
         self.drop_port = None
         self.messages = []
+        self.stall = 0.0
+        self.stalled = 0
 
     def process(self, batch):
+        if self.stall:
+            time.sleep(self.stall)
+            self.stall = 0.0
+            self.stalled += 1
         self.packets += len(batch)
         if self.drop_port is None:
             return
@@ -31,7 +40,8 @@ class PortDropper(flowos.Processor):
         self.messages.append(message)
         command, _, arg = message.partition(" ")
         if command == "count":
-            return {"packets": self.packets, "dropped": self.dropped, "drop_port": self.drop_port}
+            return {"packets": self.packets, "dropped": self.dropped, "drop_port": self.drop_port,
+                    "stalled": self.stalled}
         if command == "reset":
             before, self.packets, self.dropped = self.packets, 0, 0
             return f"reset after {before} packets"
@@ -43,6 +53,9 @@ class PortDropper(flowos.Processor):
             return None
         if command == "long":
             return "".join(chr(ord("a") + i % 26) for i in range(int(arg)))
+        if command == "stall":
+            self.stall = float(arg)
+            return f"stalling {arg} s"
         if command == "unicode":
             return 'quote " backslash \\ tab \t é ü 日本 ✓'
         raise ValueError(f"unknown message {message!r}")
