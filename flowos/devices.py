@@ -13,6 +13,17 @@ DEFAULT_OUTPUT = "flowos-out.pcap"
 # Virtual device drivers FlowOS is tested with; DPDK itself decides what else exists.
 KNOWN_VDEV_DRIVERS = ("net_pcap", "net_null", "net_ring", "net_af_packet", "net_tap", "net_tun",
                       "net_memif", "net_vhost", "net_virtio_user", "net_bonding", "net_failsafe")
+# The arguments each driver FlowOS documents accepts (DPDK 22.11, each driver's valid_arguments).
+# DPDK refuses a device with another as "No such device", and its log does not say which one
+# (net_ring ignores it): FlowOS names it before DPDK starts.
+VDEV_ARGUMENTS = {
+    "net_pcap": ("rx_pcap", "tx_pcap", "rx_iface", "rx_iface_in", "tx_iface", "iface", "phy_mac", "infinite_rx"),
+    "net_null": ("size", "copy", "no-rx"),
+    "net_ring": ("nodeaction", "internal"),
+    "net_af_packet": ("iface", "qpairs", "blocksz", "framesz", "framecnt", "qdisc_bypass"),
+    "net_tap": ("iface", "remote", "mac", "persist"),
+    "net_tun": ("iface", "remote", "mac", "persist"),
+}
 PCI_ADDRESS = re.compile(r"^(?:[0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
 PCAP_FILE_KEYS = ("rx_pcap", "tx_pcap")
 DLT_EN10MB = 1
@@ -201,6 +212,11 @@ def check(port):
         raise FlowOSError(f"vdev {port.device}: unknown driver {port.driver!r} "
                           f"(known: {', '.join(KNOWN_VDEV_DRIVERS)})")
     keys = [k for k, _ in port.args]
+    accepted = VDEV_ARGUMENTS.get(port.driver, keys)
+    unknown = next((k for k in keys if k not in accepted), None)
+    if unknown is not None:
+        raise FlowOSError(f"vdev {port.device}: unknown argument {unknown!r} for {port.driver} "
+                          f"(accepted: {', '.join(accepted)})")
     if port.driver == "net_pcap":
         if keys.count("rx_pcap") > 1 or keys.count("tx_pcap") > 1:
             raise FlowOSError(f"vdev {port.device}: one rx_pcap and one tx_pcap per port (use one port per capture)")

@@ -95,12 +95,14 @@ def reserve(pages, mount=DEFAULT_MOUNT):
     return state
 
 
-def choose(requested, memory_mb, state=None):
-    """The memory mode to run in: `requested` is auto, hugepages or no-huge."""
+def choose(requested, memory_mb, state=None, no_huge_mb=None):
+    """The memory mode to run in: `requested` is auto, hugepages or no-huge. memory_mb: what the
+    run needs on hugepages; no_huge_mb: what it needs without (more: see eal_args.pool_memory_mb)."""
     if requested not in MODES:
         raise FlowOSError(f"memory mode must be one of {', '.join(MODES)}, not {requested!r}")
+    no_huge_mb = no_huge_mb or memory_mb
     if requested == "no-huge":
-        return MemoryMode("no-huge", memory_mb, None, "asked for")
+        return MemoryMode("no-huge", no_huge_mb, None, "asked for")
     state = state or probe()
     memory_mb += memory_mb % PAGE_MB
     if state.mount is None:
@@ -112,7 +114,7 @@ def choose(requested, memory_mb, state=None):
                           f"{state.free} free 2 MB hugepages on {state.mount}")
     if requested == "hugepages":
         raise FlowOSError(f"hugepages asked for, but {shortfall} (run scripts/hugepages as root)")
-    return MemoryMode("no-huge", memory_mb, None, f"{shortfall}; scripts/hugepages reserves them")
+    return MemoryMode("no-huge", no_huge_mb, None, f"{shortfall}; scripts/hugepages reserves them")
 
 
 def main(argv=None):

@@ -13,6 +13,14 @@ def test_memory_grows_with_the_pool():
     assert big - eal_args.BASE_MEMORY_MB >= 8 * 8191 * 2176 / 2**20  # at least the data rooms
 
 
+def test_without_hugepages_an_mbuf_takes_a_small_page_of_its_own():
+    # DPDK 22.11 puts no pool object across a page boundary: 2,368 bytes an mbuf, one per 4 KiB page.
+    assert eal_args.mbuf_object_size(2176) == 2368
+    assert eal_args.pool_memory_mb(262143, 2176, eal_args.SMALL_PAGE_SIZE) >= 262143 * 4096 / 2**20
+    assert eal_args.pool_memory_mb(262143, 2176) < 262143 * 2400 / 2**20 + 8   # 2 MB pages: packed
+    assert eal_args.mbuf_object_size(2304 - 192) == 2368   # 36 cache lines become 37: spread over channels
+
+
 def test_lcore_map_keeps_python_off_the_worker_cpu():
     assert eal_args.lcore_map([0, 1]) == ("0@(0),1@1", 1)
     assert eal_args.lcore_map([0, 1, 2, 3], worker_cpu=2) == ("0@(0-1,3),1@2", 2)
