@@ -16,6 +16,10 @@ PAGE_MB = 2
 SYSFS = Path("/sys/kernel/mm/hugepages/hugepages-2048kB")
 DEFAULT_MOUNT = "/dev/hugepages"
 MODES = ("auto", "hugepages", "no-huge")
+# What scripts/hugepages reserves by default (768 MB): enough for every run the README and
+# scripts/demo show, the largest a Python processor's (its flow table for the default 1,048,576
+# flows takes 528 MB; tests/test_eal_args.py checks each run's need against this).
+DEFAULT_PAGES = 384
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,8 @@ def choose(requested, memory_mb, state=None, no_huge_mb=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="flowos-hugepages",
                                      description="Reserve 2 MB hugepages and mount hugetlbfs for FlowOS.")
-    parser.add_argument("--pages", type=int, default=256, help="hugepages to reserve (default 256 = 512 MB)")
+    parser.add_argument("--pages", type=int, default=DEFAULT_PAGES,
+                        help=f"hugepages to reserve (default {DEFAULT_PAGES} = {DEFAULT_PAGES * PAGE_MB} MB)")
     parser.add_argument("--mount", default=DEFAULT_MOUNT, help=f"where to mount hugetlbfs (default {DEFAULT_MOUNT})")
     parser.add_argument("--status", action="store_true", help="only show what there is")
     args = parser.parse_args(argv)
