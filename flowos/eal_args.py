@@ -54,6 +54,18 @@ def flow_table_memory_mb(capacity):
     return math.ceil(capacity * BYTES_PER_FLOW / 2**20) + 16
 
 
+# The engine's processing windows (fo_engine.c): for each of a burst's up to 256 flows, room for
+# what a flow may hold and two bursts more; each entry a packet pointer, a pending drop, a
+# verdict and an output port.
+MAX_BURST = 256
+WINDOW_ENTRY_BYTES = 8 + 8 + 1 + 2
+
+
+def window_memory_mb(hold_packets):
+    """hold_packets: the largest limits.hold_packets of the flow definitions."""
+    return math.ceil((hold_packets + 2 * MAX_BURST) * MAX_BURST * WINDOW_ENTRY_BYTES / 2**20)
+
+
 def check_worker_cpu(worker_cpu, cpus=None):
     """Raises FlowOSError unless `worker_cpu` is one this process may run on."""
     cpus = sorted(cpus if cpus is not None else os.sched_getaffinity(0))

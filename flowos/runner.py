@@ -82,12 +82,13 @@ def linear_pool_size(config):
 
 def memory_needed_mb(config, mbufs, page_size):
     """The EAL memory a run needs in pages of `page_size`: its pool, the one-segment pools of the
-    ports that cannot send long chains, and the flow table."""
+    ports that cannot send long chains, the flow table and the engine's processing windows."""
     needed = eal_args.needed_memory_mb(mbufs, config.pool.data_room, page_size)
     linear_ports = [p for p in config.ports if p.tx_chain_max is not None]
     needed += len(linear_ports) * eal_args.pool_memory_mb(linear_pool_size(config), LINEAR_DATA_ROOM, page_size)
     if config.flows:
         needed += eal_args.flow_table_memory_mb(config.engine.capacity)
+        needed += eal_args.window_memory_mb(max(flow.hold_packets for flow in config.flows))
     return needed
 
 

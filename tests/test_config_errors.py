@@ -62,10 +62,12 @@ def test_bad_config_or_flag_is_one_line_and_exit_2(tmp_path, case):
 @pytest.mark.parametrize("text", [
     PORT + "pool: {mbufs: 262143}",
     PORT + "pool: {mbufs: 65535}\nengine: {capacity: 1024}\nflows: [{name: all, pipeline: ['flowos.processor:Processor']}]",
-], ids=["large-pool", "python-processor"])
+    PORT + "engine: {capacity: 1024}\nflows: [{name: all, limits: {hold_packets: 65536}}]",
+], ids=["large-pool", "python-processor", "long-hold"])
 def test_valid_pools_get_the_memory_they_need(tmp_path, text):
     """Without hugepages DPDK puts no mbuf across a 4 KiB page, so one of 2 KiB takes a page: the
-    memory FlowOS sizes for itself must count that (eal_args.pool_memory_mb)."""
+    memory FlowOS sizes for itself must count that (eal_args.pool_memory_mb), and the engine's
+    windows, which grow with limits.hold_packets (eal_args.window_memory_mb)."""
     path = tmp_path / "pool.yaml"
     path.write_text(text)
     run = run_flowos("-c", str(path), "--packets", "1000", tmp_path=tmp_path)
