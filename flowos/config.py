@@ -78,6 +78,10 @@ class Config:
     def port(self, name):
         return next(p for p in self.ports if p.name == name)
 
+    def error(self, key, problem):
+        """A ConfigError about `key`, naming the flag when the command line set it."""
+        return _Reader(self.source, self.flags).error(key, problem)
+
 
 # --- a small schema: what each key accepts ----------------------------------------------------
 
@@ -126,7 +130,8 @@ SCHEMA = {
     "eal": {"memory": _choice(*MODES), "memory_mb": _int(16), "file_prefix": _string(r"[A-Za-z0-9_.-]+", "letters, digits, _ . -"),
             "worker_cpu": _int(0), "log_level": _string(), "args": _strings},
     "pool": {"mbufs": _int(64, 2**31 - 1), "cache": _int(0, 512), "data_room": _int(256, MAX_DATA_ROOM)},
-    "run": {"burst": _int(1, 256), "duration": _number(0), "packets": _int(1), "source_idle_ms": _int(1)},
+    "run": {"burst": _int(1, 256), "duration": _number(0), "packets": _int(1, 2**64 - 1),
+            "source_idle_ms": _int(1, 2**32 - 1)},
     "port": {"name": _string(PORT_NAME, "a name of letters, digits, _ . : -"), "vdev": _string(), "pci": _string(),
              "rx_descriptors": _int(1, 32768), "tx_descriptors": _int(1, 32768), "promiscuous": _bool},
 }
@@ -250,6 +255,12 @@ def _parse_route(r, key, entry):
 def finish(config):
     """Checks the whole (file + command line) configuration and fills in defaults."""
     r = _Reader(config.source, config.flags)
+    for key in config.flags:   # what the command line set gets the checks the file's values get
+        section, attr = key.split(".")
+        check = SCHEMA.get(section, {}).get(attr)
+        problem = check(getattr(getattr(config, section), attr)) if check else None
+        if problem:
+            raise r.error(key, problem)
     if config.eal.worker_cpu is not None:
         try:
             eal_args.check_worker_cpu(config.eal.worker_cpu)

@@ -24,6 +24,9 @@ VDEV_ARGUMENTS = {
     "net_tap": ("iface", "remote", "mac", "persist"),
     "net_tun": ("iface", "remote", "mac", "persist"),
 }
+# ... and those whose value is a number (a driver reads "abc" as 0, and then fails or misbehaves).
+VDEV_NUMBER_ARGUMENTS = ("size", "copy", "no-rx", "phy_mac", "infinite_rx", "qpairs", "blocksz", "framesz",
+                         "framecnt", "qdisc_bypass")
 PCI_ADDRESS = re.compile(r"^(?:[0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
 PCAP_FILE_KEYS = ("rx_pcap", "tx_pcap")
 DLT_EN10MB = 1
@@ -217,6 +220,9 @@ def check(port):
     if unknown is not None:
         raise FlowOSError(f"vdev {port.device}: unknown argument {unknown!r} for {port.driver} "
                           f"(accepted: {', '.join(accepted)})")
+    for key, value in port.args:
+        if port.driver in VDEV_ARGUMENTS and key in VDEV_NUMBER_ARGUMENTS and not (value or "").isdigit():
+            raise FlowOSError(f"vdev {port.device}: {key}={value or ''}: expected a number")
     if port.driver == "net_pcap":
         if keys.count("rx_pcap") > 1 or keys.count("tx_pcap") > 1:
             raise FlowOSError(f"vdev {port.device}: one rx_pcap and one tx_pcap per port (use one port per capture)")

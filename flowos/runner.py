@@ -100,16 +100,19 @@ def memory_mode(config, mbufs):
     given = config.eal.memory_mb
     needed = small if config.eal.memory == "no-huge" else huge
     if given is not None and given < needed:
-        raise ConfigError(config.source, "eal.memory_mb", f"{given} MB is too little: a pool of "
-                          f"{mbufs} mbufs needs {needed} MB (raise it, or lower pool.mbufs)")
+        raise config.error("eal.memory_mb", f"{given} MB is too little: a pool of "
+                           f"{mbufs} mbufs needs {needed} MB (raise it, or lower pool.mbufs)")
+    available = available_memory_mb()
+    if given is not None and available is not None and given > available:
+        raise config.error("eal.memory_mb", f"{given} MB is more than the {available} MB of memory this "
+                           "machine has available")
     memory = hugepages.choose(config.eal.memory, given or huge, no_huge_mb=given or small)
     if given is not None and memory.mode == "no-huge" and given < small:
-        raise ConfigError(config.source, "eal.memory_mb", f"{given} MB is too little: without hugepages "
-                          f"({memory.reason}) a pool of {mbufs} mbufs needs {small} MB (raise it, or lower pool.mbufs)")
-    available = available_memory_mb()
+        raise config.error("eal.memory_mb", f"{given} MB is too little: without hugepages "
+                           f"({memory.reason}) a pool of {mbufs} mbufs needs {small} MB (raise it, or lower pool.mbufs)")
     if available is not None and memory.memory_mb > available:
-        raise ConfigError(config.source, "pool.mbufs", f"{mbufs} mbufs need {memory.memory_mb} MB, "
-                          f"more than the {available} MB of memory this machine has available")
+        raise config.error("pool.mbufs", f"{mbufs} mbufs need {memory.memory_mb} MB, "
+                           f"more than the {available} MB of memory this machine has available")
     return memory
 
 
