@@ -210,6 +210,8 @@ def check_replayable(port, path, capture):
 def check(port):
     """What can be known about a port before DPDK starts: files, interfaces, driver names."""
     if port.kind == "pci":
+        if not os.path.exists(f"/sys/bus/pci/devices/{port.device}"):
+            raise FlowOSError(f"no PCI device {port.device} on this machine (lspci lists them)")
         return
     if port.driver not in KNOWN_VDEV_DRIVERS:
         raise FlowOSError(f"vdev {port.device}: unknown driver {port.driver!r} "

@@ -337,7 +337,8 @@ def parse_flow(value, key):
     if streams not in ("auto", "on", "off"):
         raise Invalid(f"{key}.streams", f"expected auto, on or off, got {streams!r}")
     flow.streams = streams
-    limits = value.get("limits") or {}
+    limits = value.get("limits")
+    limits = limits if limits is not None else {}
     if not isinstance(limits, dict):
         raise Invalid(f"{key}.limits", "expected a mapping")
     for k, v in limits.items():

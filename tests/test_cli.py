@@ -48,8 +48,8 @@ def test_capture_clock_needs_capture_sources(tmp_path):
 
 
 def test_pci_address_gets_its_domain():
-    cfg = make("--pci", "01:00.0")
-    assert cfg.ports[0].device == "0000:01:00.0" and cfg.ports[0].kind == "pci"
+    port = devices.parse_pci("01:00.0")
+    assert port.device == "0000:01:00.0" and port.kind == "pci"
 
 
 @pytest.mark.parametrize("argv, expected", [

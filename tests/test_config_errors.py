@@ -43,6 +43,8 @@ CASES = {
     "mbufs-past-31-bits": (None, ["--vdev", "net_null0", "--mbufs", str(2**31)], "--mbufs", "expected an integer"),
     "memory-mb-past-the-machine": (None, ["--vdev", "net_null0", "--memory-mb", str(2**40)], "--memory-mb",
                                    "more than the"),
+    "limits-list": (PORT + "flows: [{name: a, limits: []}]", [], "flows[0].limits", "expected a mapping"),
+    "pci-missing": ("ports: [{name: a, pci: 'ffff:ff:1f.7'}]", [], "ports[0]", "no PCI device ffff:ff:1f.7"),
     "vdev-key-typo-in-config": ("ports: [{name: a, vdev: 'net_null0,sise=64'}]", [], "ports[0]",
                                 "unknown argument 'sise'"),
 }
