@@ -50,8 +50,9 @@ def needed_memory_mb(mbufs, data_room, page_size=HUGEPAGE_SIZE):
 BYTES_PER_FLOW = 512
 
 
-def flow_table_memory_mb(capacity):
-    return math.ceil(capacity * BYTES_PER_FLOW / 2**20) + 16
+def flow_table_memory_mb(capacity, state_bytes=0):
+    """state_bytes: the per-flow state of Cython processors, beyond what BYTES_PER_FLOW allows."""
+    return math.ceil(capacity * (BYTES_PER_FLOW + state_bytes) / 2**20) + 16
 
 
 # The engine's processing windows (fo_engine.c): for each of a burst's up to 256 flows, room for

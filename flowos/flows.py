@@ -84,6 +84,12 @@ class FlowDefinition:
     streams: str = "auto"        # on | off | auto: on when a processor works at the payload level
 
     @property
+    def cython_state_bytes(self):
+        """Per-flow state its Cython processors ask for (state_size, 8-byte aligned, as the engine
+        lays it out); the engine keeps it for every flow of engine.capacity."""
+        return sum(-(-spec.python.state_size // 8) * 8 for stage in self.stages for spec in stage if spec.cython)
+
+    @property
     def wants_streams(self):
         """Whether the engine keeps payload streams (and normalises TCP) for this definition."""
         if self.streams != "auto":

@@ -87,7 +87,8 @@ def memory_needed_mb(config, mbufs, page_size):
     linear_ports = [p for p in config.ports if p.tx_chain_max is not None]
     needed += len(linear_ports) * eal_args.pool_memory_mb(linear_pool_size(config), LINEAR_DATA_ROOM, page_size)
     if config.flows:
-        needed += eal_args.flow_table_memory_mb(config.engine.capacity)
+        needed += eal_args.flow_table_memory_mb(config.engine.capacity,
+                                                max(flow.cython_state_bytes for flow in config.flows))
         needed += eal_args.window_memory_mb(max(flow.hold_packets for flow in config.flows))
     return needed
 

@@ -1,6 +1,8 @@
 """Every malformed configuration or flag the user can give exits 2 with one line on stderr that
 names the file and key, or the flag, and says what was expected: before DPDK starts, never a
 traceback, never exit 1, never a run that ignores it (issue 12)."""
+from pathlib import Path
+
 import pytest
 
 from conftest import DATA, run_flowos
@@ -73,11 +75,14 @@ def test_bad_config_or_flag_is_one_line_and_exit_2(tmp_path, case):
     PORT + "pool: {mbufs: 262143}",
     PORT + "pool: {mbufs: 65535}\nengine: {capacity: 1024}\nflows: [{name: all, pipeline: ['flowos.processor:Processor']}]",
     PORT + "engine: {capacity: 1024}\nflows: [{name: all, limits: {hold_packets: 65536}}]",
-], ids=["large-pool", "python-processor", "long-hold"])
-def test_valid_pools_get_the_memory_they_need(tmp_path, text):
+    PORT + "engine: {capacity: 4096}\nflows: [{name: all, pipeline: ['pyprocs.cstate:LargeState']}]",
+], ids=["large-pool", "python-processor", "long-hold", "cython-state"])
+def test_valid_pools_get_the_memory_they_need(tmp_path, text, monkeypatch):
     """Without hugepages DPDK puts no mbuf across a 4 KiB page, so one of 2 KiB takes a page: the
     memory FlowOS sizes for itself must count that (eal_args.pool_memory_mb), and the engine's
-    windows, which grow with limits.hold_packets (eal_args.window_memory_mb)."""
+    windows, which grow with limits.hold_packets (eal_args.window_memory_mb), and what Cython
+    processors' state_size asks for every flow of engine.capacity (64 KiB x 4096 here)."""
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))   # pyprocs
     path = tmp_path / "pool.yaml"
     path.write_text(text)
     run = run_flowos("-c", str(path), "--packets", "1000", tmp_path=tmp_path)
