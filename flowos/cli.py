@@ -42,8 +42,8 @@ def build_parser():
     p = _Parser(prog="flowos-run", description="Run a FlowOS middlebox. With no config file, a transparent "
                 "bridge: one port sends back out of itself, two ports forward to each other.",
                 epilog="Flags and the config file are checked before DPDK starts. Exit status: 0 after a clean "
-                       "run; 1 when the run fails; 2 for bad input, said in one line that names the file and "
-                       "key, or the flag (docs/configuration.md).")
+                       "run; 1 when the run fails or a processor faulted; 2 for bad input, said in one line that names "
+                       "the file and key, or the flag (docs/configuration.md).")
     p.add_argument("-c", "--config", help="YAML configuration file")
     p.add_argument("--vdev", action="append", default=[], metavar="SPEC",
                    help="add a virtual device, e.g. net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap (repeatable)")
