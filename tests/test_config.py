@@ -97,7 +97,7 @@ def test_empty_file_is_an_empty_config(tmp_path):
     assert cfg.ports == [] and cfg.run.burst is None    # chosen by finish()
 
 
-PYTHON_PROCESSOR = "flowos.processor:Processor"   # the base class: a Python processor that does nothing
+PYTHON_PROCESSOR = "pyprocs.verdicts:PassAll"   # a Python processor that passes every packet
 
 
 @pytest.mark.parametrize("pipeline, burst, expected", [

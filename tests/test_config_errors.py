@@ -73,7 +73,7 @@ def test_bad_config_or_flag_is_one_line_and_exit_2(tmp_path, case):
 
 @pytest.mark.parametrize("text", [
     PORT + "pool: {mbufs: 262143}",
-    PORT + "pool: {mbufs: 65535}\nengine: {capacity: 1024}\nflows: [{name: all, pipeline: ['flowos.processor:Processor']}]",
+    PORT + "pool: {mbufs: 65535}\nengine: {capacity: 1024}\nflows: [{name: all, pipeline: ['pyprocs.verdicts:PassAll']}]",
     PORT + "engine: {capacity: 1024}\nflows: [{name: all, limits: {hold_packets: 65536}}]",
     PORT + "engine: {capacity: 4096}\nflows: [{name: all, pipeline: ['pyprocs.cstate:LargeState']}]",
 ], ids=["large-pool", "python-processor", "long-hold", "cython-state"])
