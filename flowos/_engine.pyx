@@ -26,6 +26,10 @@ TIMEOUT_CLASSES = ("tcp_opening", "tcp_established", "tcp_closing", "udp", "icmp
 VERDICTS = ("pass", "drop", "hold", "modified", "redirect")
 END_REASONS = ("fin", "rst", "idle", "shutdown")
 DECODE_ERRORS = 6
+# What one engine holds (fo_engine.h); flows.py refuses a config past them before DPDK starts.
+MAX_DEFINITIONS = FO_MAX_DEFS
+MAX_PROCESSORS = FO_MAX_PROCS      # per definition, across its stages
+MAX_STAGES = FO_MAX_STAGES
 
 
 cdef int check(int ret, str what) except -1:

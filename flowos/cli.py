@@ -5,12 +5,14 @@ Exit status: 0 after a clean run, 1 when the run fails or a processor faulted (f
 """
 import argparse
 import gc
+import math
 import os
 import sys
 
+import yaml
 from rich.console import Console
 
-from flowos import __version__, config as configuration, devices, faults
+from flowos import __version__, config as configuration, devices, eal_args, faults
 from flowos.errors import ConfigError, FlowOSError
 from flowos.hugepages import MODES
 
@@ -31,20 +33,27 @@ def _positive(kind):
             raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
         if value <= 0:
             raise argparse.ArgumentTypeError(f"expected a value > 0, got {text!r}")
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite value, got {text!r}")
         return value
     return parse
 
 
 def build_parser():
     p = _Parser(prog="flowos-run", description="Run a FlowOS middlebox. With no config file, a transparent "
-                "bridge: one port sends back out of itself, two ports forward to each other.")
+                "bridge: one port sends back out of itself, two ports forward to each other.",
+                epilog="Flags and the config file are checked before DPDK starts. Exit status: 0 after a clean "
+                       "run; 1 when the run fails or a processor faulted; 2 for bad input, said in one line that names "
+                       "the file and key, or the flag (docs/configuration.md).")
     p.add_argument("-c", "--config", help="YAML configuration file")
     p.add_argument("--vdev", action="append", default=[], metavar="SPEC",
                    help="add a virtual device, e.g. net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap (repeatable)")
     p.add_argument("--pci", action="append", default=[], metavar="ADDR", help="add a PCI NIC (repeatable)")
-    p.add_argument("--processor", action="append", default=[], metavar="PATH",
-                   help="a Python processor (package.module:Class) for all traffic; repeat for more stages "
-                        "(with no flows: in the config)")
+    p.add_argument("--processor", action="append", default=[], metavar="SPEC",
+                   help="a processor for all traffic, with its parameters: NAME[,key=value...] (NAME a built-in "
+                        "or package.module:Class; each value read as YAML: 23, true, drop), or a stage as the "
+                        "config's pipeline writes it, in YAML: '{acl: {rules: [...], default: deny}}'; repeat "
+                        "for more stages (with no flows: in the config)")
     p.add_argument("--forward", action="append", default=[], metavar="ROUTE",
                    help='forwarding between port names: "a -> b" or "a <-> b" (repeatable)')
     p.add_argument("--duration", type=_positive(float), help="stop after this many seconds")
@@ -64,6 +73,30 @@ def build_parser():
     return p
 
 
+def processor_stage(text):
+    """One --processor value -> a pipeline stage as a config file writes it (docs/processors.md)."""
+    if text.lstrip().startswith(("{", "[")):
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError("command line", "--processor", f"{text!r} is not valid YAML: "
+                              f"{getattr(e, 'problem', e)}") from None
+    name, *pairs = (part.strip() for part in text.split(","))
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError("command line", "--processor", f"{pair!r} in {text!r}: expected key=value "
+                              "(NAME,key=value,...)")
+        if key in params:
+            raise ConfigError("command line", "--processor", f"{key!r} is given twice in {text!r}")
+        try:
+            params[key] = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError:
+            params[key] = value
+    return {name: params} if pairs else name
+
+
 def make_config(args):
     """The config file (if any) with the command line laid over it."""
     cfg = configuration.load(args.config) if args.config else configuration.Config(source="command line")
@@ -77,20 +110,25 @@ def make_config(args):
             cfg.ports.append(port)
     if args.forward:
         cfg.forward = configuration.from_dict({"forward": args.forward}, "--forward").forward
-    for value, target, attr in ((args.duration, cfg.run, "duration"), (args.packets, cfg.run, "packets"),
-                                (args.burst, cfg.run, "burst"), (args.mbufs, cfg.pool, "mbufs"),
-                                (args.memory, cfg.eal, "memory"), (args.memory_mb, cfg.eal, "memory_mb"),
-                                (args.worker_cpu, cfg.eal, "worker_cpu"), (args.file_prefix, cfg.eal, "file_prefix"),
-                                (args.clock, cfg.engine, "clock")):
+    for flag, key in (("--duration", "run.duration"), ("--packets", "run.packets"), ("--burst", "run.burst"),
+                      ("--mbufs", "pool.mbufs"), ("--memory", "eal.memory"), ("--memory-mb", "eal.memory_mb"),
+                      ("--worker-cpu", "eal.worker_cpu"), ("--file-prefix", "eal.file_prefix"),
+                      ("--clock", "engine.clock")):
+        value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
-            setattr(target, attr, value)
+            section, attr = key.split(".")
+            setattr(getattr(cfg, section), attr, value)
+            cfg.flags[key] = flag
+    bad = eal_args.check_user_args(args.eal_arg)
+    if bad:
+        raise ConfigError("command line", "--eal-arg", bad[1])
     cfg.eal.args += args.eal_arg
     if args.processor:
         if cfg.flows:
             raise ConfigError(cfg.source, "--processor", "the config defines flows: name processors in their pipelines")
         try:
             cfg.flows = configuration.flow_defs.parse_flows(
-                [{"name": "all", "pipeline": list(args.processor)}])
+                [{"name": "all", "pipeline": [processor_stage(text) for text in args.processor]}])
         except configuration.flow_defs.Invalid as e:
             raise ConfigError("--processor", None, e.problem) from None
     if cfg.run.burst is not None and not 1 <= cfg.run.burst <= 256:

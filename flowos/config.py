@@ -11,6 +11,7 @@ Sections (each optional):
 
 Every error names the file, the key and what was expected; unknown keys are rejected.
 """
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import yaml
 
 import copy
 
-from flowos import devices, flows as flow_defs
+from flowos import devices, eal_args, flows as flow_defs
 from flowos.errors import ConfigError, FlowOSError
 from flowos.hugepages import MODES
 
@@ -73,9 +74,14 @@ class Config:
     engine: flow_defs.EngineConfig = field(default_factory=flow_defs.EngineConfig)
     flows: list = field(default_factory=list)     # flow_defs.FlowDefinition; none: a plain bridge
     notes: list = field(default_factory=list)     # defaults applied, to tell the user
+    flags: dict = field(default_factory=dict)     # key -> the command-line flag that set it, for messages
 
     def port(self, name):
         return next(p for p in self.ports if p.name == name)
+
+    def error(self, key, problem):
+        """A ConfigError about `key`, naming the flag when the command line set it."""
+        return _Reader(self.source, self.flags).error(key, problem)
 
 
 # --- a small schema: what each key accepts ----------------------------------------------------
@@ -91,8 +97,8 @@ def _int(lo, hi=None):
 
 def _number(lo):
     def check(v):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= lo:
-            return f"expected a number > {lo}, got {v!r}"
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo < v < math.inf:
+            return f"expected a finite number > {lo}, got {v!r}"
     return check
 
 
@@ -125,8 +131,8 @@ SCHEMA = {
     "eal": {"memory": _choice(*MODES), "memory_mb": _int(16), "file_prefix": _string(r"[A-Za-z0-9_.-]+", "letters, digits, _ . -"),
             "worker_cpu": _int(0), "log_level": _string(), "args": _strings},
     "pool": {"mbufs": _int(64, 2**31 - 1), "cache": _int(0, 512), "data_room": _int(256, MAX_DATA_ROOM)},
-    "run": {"burst": _int(1, 256), "duration": _number(0), "packets": _int(1), "source_idle_ms": _int(1),
-            "call_budget_ms": _int(1)},
+    "run": {"burst": _int(1, 256), "duration": _number(0), "packets": _int(1, 2**64 - 1),
+            "source_idle_ms": _int(1, 2**32 - 1), "call_budget_ms": _int(1)},
     "port": {"name": _string(PORT_NAME, "a name of letters, digits, _ . : -"), "vdev": _string(), "pci": _string(),
              "rx_descriptors": _int(1, 32768), "tx_descriptors": _int(1, 32768), "promiscuous": _bool},
 }
@@ -136,10 +142,13 @@ TOP_LEVEL = ("eal", "pool", "ports", "forward", "run", "engine", "flows")
 class _Reader:
     """Walks a parsed YAML document, naming the file and key in every error."""
 
-    def __init__(self, source):
+    def __init__(self, source, flags=None):
         self.source = source
+        self.flags = flags or {}     # keys the command line set: their errors name the flag
 
     def error(self, key, problem):
+        if key in self.flags:
+            return ConfigError("command line", self.flags[key], problem)
         return ConfigError(self.source, key, problem)
 
     def mapping(self, value, key):
@@ -166,9 +175,12 @@ def load(path):
     """Reads and validates a YAML config file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(str(path), None, f"cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[:e.start].count(b"\n") + 1
+        raise ConfigError(str(path), None, f"not UTF-8 text: byte 0x{e.object[e.start]:02x} at line {line}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -185,13 +197,19 @@ def from_dict(data, source="<config>", base_dir=None):
         if k not in TOP_LEVEL:
             raise r.error(k, f"unknown section (expected one of: {', '.join(TOP_LEVEL)})")
     config = Config(source=source)
+    # A section left empty ("eal:") is the defaults; one of the wrong type ("flows: {}") is an error.
     for section, target in (("eal", config.eal), ("pool", config.pool), ("run", config.run)):
-        for k, v in r.fields(data.get(section) or {}, section, SCHEMA[section]).items():
+        given = data.get(section)
+        for k, v in r.fields(given if given is not None else {}, section, SCHEMA[section]).items():
             setattr(target, k, v)
+    bad = eal_args.check_user_args(config.eal.args)
+    if bad:
+        raise r.error(f"eal.args[{bad[0]}]", bad[1])
 
-    ports = data.get("ports") or []
+    ports = data.get("ports")
+    ports = ports if ports is not None else []
     if not isinstance(ports, list):
-        raise r.error("ports", "expected a list of ports")
+        raise r.error("ports", f"expected a list of ports, got {type(ports).__name__}")
     for i, entry in enumerate(ports):
         key = f"ports[{i}]"
         entry = r.fields(entry, key, SCHEMA["port"], required=("name",))
@@ -210,11 +228,13 @@ def from_dict(data, source="<config>", base_dir=None):
 
     try:
         config.engine = flow_defs.parse_engine(data.get("engine"))
-        config.flows = flow_defs.parse_flows(data.get("flows") or [])
+        flows = data.get("flows")
+        config.flows = flow_defs.parse_flows(flows if flows is not None else [])
     except flow_defs.Invalid as e:
         raise r.error(e.key, e.problem) from None
 
-    forward = data.get("forward") or []
+    forward = data.get("forward")
+    forward = forward if forward is not None else []
     if not isinstance(forward, list):
         raise r.error("forward", "expected a list such as [\"lan -> wan\", \"wan -> lan\"]")
     for i, entry in enumerate(forward):
@@ -235,7 +255,18 @@ def _parse_route(r, key, entry):
 
 def finish(config):
     """Checks the whole (file + command line) configuration and fills in defaults."""
-    r = _Reader(config.source)
+    r = _Reader(config.source, config.flags)
+    for key in config.flags:   # what the command line set gets the checks the file's values get
+        section, attr = key.split(".")
+        check = SCHEMA.get(section, {}).get(attr)
+        problem = check(getattr(getattr(config, section), attr)) if check else None
+        if problem:
+            raise r.error(key, problem)
+    if config.eal.worker_cpu is not None:
+        try:
+            eal_args.check_worker_cpu(config.eal.worker_cpu)
+        except FlowOSError as e:
+            raise r.error("eal.worker_cpu", str(e)) from None
     if not config.ports:
         raise r.error("ports", "no ports: give --vdev/--pci or a ports: section")
     for what in ("name", "device"):
@@ -261,6 +292,7 @@ def finish(config):
         if python is not None:
             config.notes.append(f"receive bursts of up to {PYTHON_BURST} packets: {python.name} is called once per "
                                 "burst (--burst sets it)")
+    check_pool(r, config)
     names = {p.name for p in config.ports}
     receivers = set()
     for src, dst in config.forward:
@@ -308,6 +340,30 @@ def fit_data_room(r, config):
         need = max(need, room)
     if config.pool.data_room is None:
         config.pool.data_room = need
+
+
+# Each of the two lcores (the main one and the worker) keeps a mempool cache of pool.cache mbufs.
+LCORES = 2
+
+
+def check_pool(r, config):
+    """A pool size given by the user must be one DPDK can make, and one that can fill every port's
+    receive ring while each lcore's cache and the worker's burst hold theirs (some drivers fill
+    the ring when the port starts, and fail without enough). The default size always can."""
+    mbufs, cache = config.pool.mbufs, config.pool.cache
+    if mbufs is None:
+        return
+    # rte_mempool_create refuses a cache whose flush threshold (1.5 times its size) passes the pool.
+    largest_cache = (2 * mbufs + 1) // 3
+    if cache > largest_cache:
+        raise r.error("pool.cache", f"{cache} is too large for a pool of {mbufs} mbufs: at most {largest_cache} "
+                                    "(DPDK flushes a cache at one and a half times its size)")
+    rings = sum(p.rx_descriptors for p in config.ports)
+    least = rings + cache * LCORES + config.run.burst
+    if mbufs < least:
+        raise r.error("pool.mbufs", f"{mbufs} mbufs are too few: the ports' receive rings hold {rings}, the "
+                                    f"{LCORES} lcores' caches {cache * LCORES} and a burst {config.run.burst}, "
+                                    f"so at least {least} (or leave it out: sized from the ports)")
 
 
 def default_forwarding(r, ports):

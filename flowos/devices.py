@@ -13,6 +13,20 @@ DEFAULT_OUTPUT = "flowos-out.pcap"
 # Virtual device drivers FlowOS is tested with; DPDK itself decides what else exists.
 KNOWN_VDEV_DRIVERS = ("net_pcap", "net_null", "net_ring", "net_af_packet", "net_tap", "net_tun",
                       "net_memif", "net_vhost", "net_virtio_user", "net_bonding", "net_failsafe")
+# The arguments each driver FlowOS documents accepts (DPDK 22.11, each driver's valid_arguments).
+# DPDK refuses a device with another as "No such device", and its log does not say which one
+# (net_ring ignores it): FlowOS names it before DPDK starts.
+VDEV_ARGUMENTS = {
+    "net_pcap": ("rx_pcap", "tx_pcap", "rx_iface", "rx_iface_in", "tx_iface", "iface", "phy_mac", "infinite_rx"),
+    "net_null": ("size", "copy", "no-rx"),
+    "net_ring": ("nodeaction", "internal"),
+    "net_af_packet": ("iface", "qpairs", "blocksz", "framesz", "framecnt", "qdisc_bypass"),
+    "net_tap": ("iface", "remote", "mac", "persist"),
+    "net_tun": ("iface", "remote", "mac", "persist"),
+}
+# ... and those whose value is a number (a driver reads "abc" as 0, and then fails or misbehaves).
+VDEV_NUMBER_ARGUMENTS = ("size", "copy", "no-rx", "phy_mac", "infinite_rx", "qpairs", "blocksz", "framesz",
+                         "framecnt", "qdisc_bypass")
 PCI_ADDRESS = re.compile(r"^(?:[0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
 PCAP_FILE_KEYS = ("rx_pcap", "tx_pcap")
 DLT_EN10MB = 1
@@ -196,11 +210,21 @@ def check_replayable(port, path, capture):
 def check(port):
     """What can be known about a port before DPDK starts: files, interfaces, driver names."""
     if port.kind == "pci":
+        if not os.path.exists(f"/sys/bus/pci/devices/{port.device}"):
+            raise FlowOSError(f"no PCI device {port.device} on this machine (lspci lists them)")
         return
     if port.driver not in KNOWN_VDEV_DRIVERS:
         raise FlowOSError(f"vdev {port.device}: unknown driver {port.driver!r} "
                           f"(known: {', '.join(KNOWN_VDEV_DRIVERS)})")
     keys = [k for k, _ in port.args]
+    accepted = VDEV_ARGUMENTS.get(port.driver, keys)
+    unknown = next((k for k in keys if k not in accepted), None)
+    if unknown is not None:
+        raise FlowOSError(f"vdev {port.device}: unknown argument {unknown!r} for {port.driver} "
+                          f"(accepted: {', '.join(accepted)})")
+    for key, value in port.args:
+        if port.driver in VDEV_ARGUMENTS and key in VDEV_NUMBER_ARGUMENTS and not (value or "").isdigit():
+            raise FlowOSError(f"vdev {port.device}: {key}={value or ''}: expected a number")
     if port.driver == "net_pcap":
         if keys.count("rx_pcap") > 1 or keys.count("tx_pcap") > 1:
             raise FlowOSError(f"vdev {port.device}: one rx_pcap and one tx_pcap per port (use one port per capture)")

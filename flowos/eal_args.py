@@ -4,20 +4,45 @@ import os
 
 from flowos.errors import FlowOSError
 
-# What one mbuf costs in a pool: the rte_mbuf header, its data room, and the mempool's own header.
+# What one mbuf costs in a pool (DPDK 22.11, rte_mempool_calc_obj_size): the mempool's object
+# header (a cache line), the rte_mbuf and its data room, padded to whole cache lines, and to an
+# odd number of them so that objects spread over the memory channels (4 when -n is not given).
 MBUF_HEADER = 128
-MEMPOOL_OBJ_OVERHEAD = 64
+MEMPOOL_OBJ_HEADER = 64
+CACHE_LINE = 64
+MEMORY_CHANNELS = 4
+# The pages the EAL's memory comes in: 2 MB hugepages, or the system's 4 KiB pages with --no-huge.
+HUGEPAGE_SIZE = 2 << 20
+SMALL_PAGE_SIZE = 4096
 # What the EAL, ethdev and the PMDs take besides the pools.
 BASE_MEMORY_MB = 64
 
 
-def pool_memory_mb(mbufs, data_room):
-    return math.ceil(mbufs * (MBUF_HEADER + data_room + MEMPOOL_OBJ_OVERHEAD) / 2**20)
+def mbuf_object_size(data_room):
+    """The bytes one mbuf of `data_room` takes in its pool."""
+    lines = -(-(MEMPOOL_OBJ_HEADER + MBUF_HEADER + data_room) // CACHE_LINE)
+    while math.gcd(lines, MEMORY_CHANNELS) != 1:
+        lines += 1
+    return lines * CACHE_LINE
 
 
-def needed_memory_mb(mbufs, data_room):
+def pool_memory_mb(mbufs, data_room, page_size=HUGEPAGE_SIZE):
+    """The memory rte_mempool_populate_default takes for a pool: it puts no object across a page
+    boundary, so with 4 KiB pages (--no-huge) an mbuf of 2 KiB takes a page of its own; and the
+    pool's ring of pointers, of the next power of two above the pool's size."""
+    size = mbuf_object_size(data_room)
+    per_page = page_size // size
+    if per_page == 0:
+        objects = -(-size // page_size) * page_size * mbufs
+    else:
+        objects = -(-mbufs // per_page) * page_size + size
+    ring = 8 * (1 << mbufs.bit_length())
+    return math.ceil((objects + ring) / 2**20)
+
+
+def needed_memory_mb(mbufs, data_room, page_size=HUGEPAGE_SIZE):
     """The EAL memory a run needs: its pool with a quarter to spare, plus the base."""
-    return BASE_MEMORY_MB + math.ceil(pool_memory_mb(mbufs, data_room) * 1.25)
+    return BASE_MEMORY_MB + math.ceil(pool_memory_mb(mbufs, data_room, page_size) * 1.25)
 
 
 # What one flow costs: its fo_flow (~180 B), its flow index slot (~20 B), pipeline state
@@ -25,8 +50,28 @@ def needed_memory_mb(mbufs, data_room):
 BYTES_PER_FLOW = 512
 
 
-def flow_table_memory_mb(capacity):
-    return math.ceil(capacity * BYTES_PER_FLOW / 2**20) + 16
+def flow_table_memory_mb(capacity, state_bytes=0):
+    """state_bytes: the per-flow state of Cython processors, beyond what BYTES_PER_FLOW allows."""
+    return math.ceil(capacity * (BYTES_PER_FLOW + state_bytes) / 2**20) + 16
+
+
+# The engine's processing windows (fo_engine.c): for each of a burst's up to 256 flows, room for
+# what a flow may hold and two bursts more; each entry a packet pointer, a pending drop, a
+# verdict and an output port.
+MAX_BURST = 256
+WINDOW_ENTRY_BYTES = 8 + 8 + 1 + 2
+
+
+def window_memory_mb(hold_packets):
+    """hold_packets: the largest limits.hold_packets of the flow definitions."""
+    return math.ceil((hold_packets + 2 * MAX_BURST) * MAX_BURST * WINDOW_ENTRY_BYTES / 2**20)
+
+
+def check_worker_cpu(worker_cpu, cpus=None):
+    """Raises FlowOSError unless `worker_cpu` is one this process may run on."""
+    cpus = sorted(cpus if cpus is not None else os.sched_getaffinity(0))
+    if worker_cpu not in cpus:
+        raise FlowOSError(f"worker CPU {worker_cpu} is not one this process may run on ({_ranges(cpus)})")
 
 
 def lcore_map(cpus=None, worker_cpu=None):
@@ -38,8 +83,8 @@ def lcore_map(cpus=None, worker_cpu=None):
     cpus = sorted(cpus if cpus is not None else os.sched_getaffinity(0))
     if worker_cpu is None:
         worker_cpu = cpus[-1]
-    elif worker_cpu not in cpus:
-        raise FlowOSError(f"worker CPU {worker_cpu} is not one this process may run on ({_ranges(cpus)})")
+    else:
+        check_worker_cpu(worker_cpu, cpus)
     main = [c for c in cpus if c != worker_cpu] or [worker_cpu]
     return f"0@({_ranges(main)}),1@{worker_cpu}", worker_cpu
 
@@ -75,3 +120,53 @@ def eal_argv(memory, file_prefix, lcores, ports, log_level=None, extra=()):
         argv.append(f"--log-level={log_level}")
     argv += list(extra)
     return argv
+
+
+# The options of DPDK 22.11's EAL (lib/eal/common/eal_common_options.c, eal_long_options and
+# eal_short_options): whether each takes a value: "required", "optional" (only as --name=value)
+# or "none". FlowOS sets --lcores, --file-prefix, -m, --no-huge or --huge-dir, --vdev and -a itself.
+EAL_LONG_OPTIONS = {
+    "base-virtaddr": "required", "create-uio-dev": "none", "file-prefix": "required", "help": "none",
+    "huge-dir": "required", "huge-unlink": "optional", "iova-mode": "required", "lcores": "required",
+    "log-level": "required", "trace": "required", "trace-dir": "required", "trace-bufsz": "required",
+    "trace-mode": "required", "main-lcore": "required", "mbuf-pool-ops-name": "required", "no-hpet": "none",
+    "no-huge": "none", "no-pci": "none", "no-shconf": "none", "in-memory": "none", "block": "required",
+    "allow": "required", "proc-type": "required", "socket-mem": "required", "socket-limit": "required",
+    "syslog": "required", "vdev": "required", "vfio-intr": "required", "vfio-vf-token": "required",
+    "vmware-tsc-map": "none", "legacy-mem": "none", "single-file-segments": "none",
+    "match-allocations": "none", "telemetry": "none", "no-telemetry": "none",
+    "force-max-simd-bitwidth": "required", "huge-worker-stack": "optional",
+}
+EAL_SHORT_OPTIONS = {"a": "required", "b": "required", "c": "required", "s": "required", "d": "required",
+                     "h": "none", "l": "required", "S": "required", "m": "required", "n": "required",
+                     "r": "required", "v": "none"}
+
+
+def check_user_args(args):
+    """The user's own EAL arguments, read as the EAL's getopt would. Returns (index, problem) for
+    the first that is not an option of DPDK's EAL with its value, or None: the EAL would refuse
+    it only after the run had begun to start, in a log line that does not say where it came from."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("--"):
+            name, has_value, _ = arg[2:].partition("=")
+            takes = EAL_LONG_OPTIONS.get(name)
+            if takes is None:
+                return i, f"{arg!r} is not an option of DPDK's EAL"
+            if takes == "none" and has_value:
+                return i, f"{arg!r}: --{name} takes no value"
+        elif arg.startswith("-") and len(arg) > 1:
+            name, has_value, takes = arg[1], len(arg) > 2, EAL_SHORT_OPTIONS.get(arg[1])
+            if takes is None:
+                return i, f"{arg!r} is not an option of DPDK's EAL"
+            if takes == "none" and has_value:
+                return i, f"{arg!r}: -{name} takes no value"
+        else:
+            return i, f"{arg!r} is not an option of DPDK's EAL (options start with - or --)"
+        if takes == "required" and not has_value:
+            if i + 1 == len(args):
+                return i, f"{arg!r} needs a value"
+            i += 1
+        i += 1
+    return None

@@ -19,8 +19,11 @@ canonical form the C engine is built from.
       limits: {hold_packets: 1024, hold_bytes: 4194304, hold_overflow: drop}
 """
 import ipaddress
+import math
 import re
 from dataclasses import dataclass, field
+
+from flowos._engine import MAX_DEFINITIONS, MAX_PROCESSORS, MAX_STAGES
 
 TIMEOUT_DEFAULTS = {"tcp_opening": 30, "tcp_established": 300, "tcp_closing": 10, "udp": 30, "icmp": 10,
                     "other": 60}
@@ -79,6 +82,12 @@ class FlowDefinition:
     reorder_packets: int = 64
     stream_hold_ms: int = 500    # held stream bytes go on once the flow brings no new bytes this long
     streams: str = "auto"        # on | off | auto: on when a processor works at the payload level
+
+    @property
+    def cython_state_bytes(self):
+        """Per-flow state its Cython processors ask for (state_size, 8-byte aligned, as the engine
+        lays it out); the engine keeps it for every flow of engine.capacity."""
+        return sum(-(-spec.python.state_size // 8) * 8 for stage in self.stages for spec in stage if spec.cython)
 
     @property
     def wants_streams(self):
@@ -306,6 +315,11 @@ def parse_pipeline(value, key):
             raise Invalid(where, f"{', '.join(p.name for p in procs)} share a stage, but {writers[0]} changes "
                                  "packets: a writer stands alone in its stage")
         stages.append(procs)
+    if len(stages) > MAX_STAGES:
+        raise Invalid(key, f"at most {MAX_STAGES} stages, got {len(stages)}")
+    count = sum(len(stage) for stage in stages)
+    if count > MAX_PROCESSORS:
+        raise Invalid(key, f"at most {MAX_PROCESSORS} processors per flow definition, got {count}")
     return stages
 
 
@@ -329,7 +343,8 @@ def parse_flow(value, key):
     if streams not in ("auto", "on", "off"):
         raise Invalid(f"{key}.streams", f"expected auto, on or off, got {streams!r}")
     flow.streams = streams
-    limits = value.get("limits") or {}
+    limits = value.get("limits")
+    limits = limits if limits is not None else {}
     if not isinstance(limits, dict):
         raise Invalid(f"{key}.limits", "expected a mapping")
     for k, v in limits.items():
@@ -349,7 +364,9 @@ def parse_flow(value, key):
 
 def parse_flows(value):
     if not isinstance(value, list):
-        raise Invalid("flows", "expected a list of flow definitions")
+        raise Invalid("flows", f"expected a list of flow definitions, got {type(value).__name__}")
+    if len(value) > MAX_DEFINITIONS:
+        raise Invalid("flows", f"at most {MAX_DEFINITIONS} flow definitions, got {len(value)}")
     flows = [parse_flow(v, f"flows[{i}]") for i, v in enumerate(value)]
     names = [f.name for f in flows]
     twice = next((n for n in names if names.count(n) > 1), None)
@@ -385,8 +402,8 @@ def parse_engine(value):
             for cls, seconds in v.items():
                 if cls not in TIMEOUT_DEFAULTS:
                     raise Invalid(f"{where}.{cls}", f"unknown timeout (expected: {', '.join(TIMEOUT_DEFAULTS)})")
-                if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-                    raise Invalid(f"{where}.{cls}", f"expected seconds > 0, got {seconds!r}")
+                if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < math.inf:
+                    raise Invalid(f"{where}.{cls}", f"expected a finite number of seconds > 0, got {seconds!r}")
             v = dict(TIMEOUT_DEFAULTS, **v)
         else:
             raise Invalid(where, f"unknown key (expected one of: capacity, {', '.join(choices)}, timeouts, "

@@ -63,6 +63,9 @@ cdef extern from "flowos/fo_builtins.h" nogil:
 
 cdef extern from "flowos/fo_engine.h" nogil:
     int FO_NAME_LEN
+    enum: FO_MAX_DEFS
+    enum: FO_MAX_PROCS
+    enum: FO_MAX_STAGES
 
     struct fo_engine_conf:
         uint32_t flow_capacity

@@ -16,6 +16,10 @@ PAGE_MB = 2
 SYSFS = Path("/sys/kernel/mm/hugepages/hugepages-2048kB")
 DEFAULT_MOUNT = "/dev/hugepages"
 MODES = ("auto", "hugepages", "no-huge")
+# What scripts/hugepages reserves by default (768 MB): enough for every run the README and
+# scripts/demo show, the largest a Python processor's (its flow table for the default 1,048,576
+# flows takes 528 MB; tests/test_eal_args.py checks each run's need against this).
+DEFAULT_PAGES = 384
 
 
 @dataclass(frozen=True)
@@ -95,12 +99,14 @@ def reserve(pages, mount=DEFAULT_MOUNT):
     return state
 
 
-def choose(requested, memory_mb, state=None):
-    """The memory mode to run in: `requested` is auto, hugepages or no-huge."""
+def choose(requested, memory_mb, state=None, no_huge_mb=None):
+    """The memory mode to run in: `requested` is auto, hugepages or no-huge. memory_mb: what the
+    run needs on hugepages; no_huge_mb: what it needs without (more: see eal_args.pool_memory_mb)."""
     if requested not in MODES:
         raise FlowOSError(f"memory mode must be one of {', '.join(MODES)}, not {requested!r}")
+    no_huge_mb = no_huge_mb or memory_mb
     if requested == "no-huge":
-        return MemoryMode("no-huge", memory_mb, None, "asked for")
+        return MemoryMode("no-huge", no_huge_mb, None, "asked for")
     state = state or probe()
     memory_mb += memory_mb % PAGE_MB
     if state.mount is None:
@@ -112,13 +118,14 @@ def choose(requested, memory_mb, state=None):
                           f"{state.free} free 2 MB hugepages on {state.mount}")
     if requested == "hugepages":
         raise FlowOSError(f"hugepages asked for, but {shortfall} (run scripts/hugepages as root)")
-    return MemoryMode("no-huge", memory_mb, None, f"{shortfall}; scripts/hugepages reserves them")
+    return MemoryMode("no-huge", no_huge_mb, None, f"{shortfall}; scripts/hugepages reserves them")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="flowos-hugepages",
                                      description="Reserve 2 MB hugepages and mount hugetlbfs for FlowOS.")
-    parser.add_argument("--pages", type=int, default=256, help="hugepages to reserve (default 256 = 512 MB)")
+    parser.add_argument("--pages", type=int, default=DEFAULT_PAGES,
+                        help=f"hugepages to reserve (default {DEFAULT_PAGES} = {DEFAULT_PAGES * PAGE_MB} MB)")
     parser.add_argument("--mount", default=DEFAULT_MOUNT, help=f"where to mount hugetlbfs (default {DEFAULT_MOUNT})")
     parser.add_argument("--status", action="store_true", help="only show what there is")
     args = parser.parse_args(argv)

@@ -21,7 +21,7 @@ from flowos.stats import PortStats, RunReport, Snapshot, SourceReport
 from flowos.dpdk_log import explain_failure
 
 MIN_POOL = 8191
-LCORES = 2             # the main lcore and the worker, each with a mempool cache
+from flowos.config import LCORES   # the main lcore and the worker, each with a mempool cache
 ENGINE_TX_BUFFER = 64  # packets the engine gathers per port before a TX burst (TX_BUF in fo_engine_priv.h)
 # Ports that cannot send long chains (PortSpec.tx_chain_max) get a pool of one-segment buffers to
 # copy them into: the largest data room an mbuf has, as many as one TX burst carries (a worker's
@@ -100,6 +100,43 @@ def replace_tx_captures(ports):
             pass     # not there, or not ours to remove: net_pcap opens it as before
 
 
+def memory_needed_mb(config, mbufs, page_size):
+    """The EAL memory a run needs in pages of `page_size`: its pool, the one-segment pools of the
+    ports that cannot send long chains, the flow table and the engine's processing windows."""
+    needed = eal_args.needed_memory_mb(mbufs, config.pool.data_room, page_size)
+    linear_ports = [p for p in config.ports if p.tx_chain_max is not None]
+    needed += len(linear_ports) * eal_args.pool_memory_mb(linear_pool_size(config), LINEAR_DATA_ROOM, page_size)
+    if config.flows:
+        needed += eal_args.flow_table_memory_mb(config.engine.capacity,
+                                                max(flow.cython_state_bytes for flow in config.flows))
+        needed += eal_args.window_memory_mb(max(flow.hold_packets for flow in config.flows))
+    return needed
+
+
+def memory_mode(config, mbufs):
+    """Hugepages or not, and how much memory: what the run needs in the mode chosen, or what
+    eal.memory_mb says (refused when too little, or more than the machine has)."""
+    huge = memory_needed_mb(config, mbufs, eal_args.HUGEPAGE_SIZE)
+    small = memory_needed_mb(config, mbufs, eal_args.SMALL_PAGE_SIZE)
+    given = config.eal.memory_mb
+    needed = small if config.eal.memory == "no-huge" else huge
+    if given is not None and given < needed:
+        raise config.error("eal.memory_mb", f"{given} MB is too little: a pool of "
+                           f"{mbufs} mbufs needs {needed} MB (raise it, or lower pool.mbufs)")
+    available = available_memory_mb()
+    if given is not None and available is not None and given > available:
+        raise config.error("eal.memory_mb", f"{given} MB is more than the {available} MB of memory this "
+                           "machine has available")
+    memory = hugepages.choose(config.eal.memory, given or huge, no_huge_mb=given or small)
+    if given is not None and memory.mode == "no-huge" and given < small:
+        raise config.error("eal.memory_mb", f"{given} MB is too little: without hugepages "
+                           f"({memory.reason}) a pool of {mbufs} mbufs needs {small} MB (raise it, or lower pool.mbufs)")
+    if available is not None and memory.memory_mb > available:
+        raise config.error("pool.mbufs", f"{mbufs} mbufs need {memory.memory_mb} MB, "
+                           f"more than the {available} MB of memory this machine has available")
+    return memory
+
+
 def available_memory_mb():
     """MemAvailable plus free hugepages: what a run can take without the OOM killer stepping in."""
     try:
@@ -133,20 +170,7 @@ class Bridge:
         cfg = self.config
         mbufs = cfg.pool.mbufs or pool_size(cfg)
         self.keep_budget = keep_budget(cfg, mbufs) if cfg.flows else 0
-        needed = eal_args.needed_memory_mb(mbufs, cfg.pool.data_room)
-        linear_ports = [p for p in cfg.ports if p.tx_chain_max is not None]
-        if linear_ports:
-            needed += len(linear_ports) * eal_args.pool_memory_mb(linear_pool_size(cfg), LINEAR_DATA_ROOM)
-        if cfg.flows:
-            needed += eal_args.flow_table_memory_mb(cfg.engine.capacity)
-        if cfg.eal.memory_mb is not None and cfg.eal.memory_mb < needed:
-            raise ConfigError(cfg.source, "eal.memory_mb", f"{cfg.eal.memory_mb} MB is too little: a pool of "
-                              f"{mbufs} mbufs needs {needed} MB (raise it, or lower pool.mbufs)")
-        available = available_memory_mb()
-        if available is not None and (cfg.eal.memory_mb or needed) > available:
-            raise ConfigError(cfg.source, "pool.mbufs", f"{mbufs} mbufs need {cfg.eal.memory_mb or needed} MB, "
-                              f"more than the {available} MB of memory this machine has available")
-        self.memory = hugepages.choose(cfg.eal.memory, cfg.eal.memory_mb or needed)
+        self.memory = memory_mode(cfg, mbufs)
         self.sources = {p.name: p.capture for p in cfg.ports if p.capture_source}
         lcores, _ = eal_args.lcore_map(worker_cpu=cfg.eal.worker_cpu)
         argv = eal_args.eal_argv(self.memory, self.file_prefix, lcores, cfg.ports, cfg.eal.log_level, cfg.eal.args)

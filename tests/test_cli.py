@@ -48,8 +48,8 @@ def test_capture_clock_needs_capture_sources(tmp_path):
 
 
 def test_pci_address_gets_its_domain():
-    cfg = make("--pci", "01:00.0")
-    assert cfg.ports[0].device == "0000:01:00.0" and cfg.ports[0].kind == "pci"
+    port = devices.parse_pci("01:00.0")
+    assert port.device == "0000:01:00.0" and port.kind == "pci"
 
 
 @pytest.mark.parametrize("argv, expected", [
@@ -65,9 +65,34 @@ def test_pci_address_gets_its_domain():
     (["--vdev", "net_af_packet0"], "needs iface="),
     (["--vdev", "net_af_packet0,iface=nosuchif0"], "no network interface 'nosuchif0'"),
     ([], "no ports"),
+    (["--vdev", "net_null0", "--duration", "nan"], "argument --duration: expected a finite value"),
+    (["--vdev", "net_null0", "--processor", "counter,max_flows"], "--processor: 'max_flows' in 'counter,max_flows': "
+                                                                  "expected key=value"),
+    (["--vdev", "net_null0", "--processor", "counter,colour=red"], "unknown parameter of counter"),
+    (["--vdev", "net_null0", "--processor", "counter,max_flows=1,max_flows=2"], "'max_flows' is given twice"),
+    (["--vdev", "net_null0", "--processor", "pyprocs.faults:Strict,threshold=500"], "rejects its parameters"),
+    (["--vdev", "net_null0", "--processor", "{counter: [unclosed"], "--processor: '{counter: [unclosed' is not valid YAML"),
 ])
 def test_bad_flags_are_one_clear_error(argv, expected):
     with pytest.raises(FlowOSError) as info:
         make(*argv)
     assert expected in str(info.value)
     assert isinstance(info.value, ConfigError)
+
+
+@pytest.mark.parametrize("flag, name, params, on_error", [
+    ("counter,max_flows=1000", "counter", {"max_flows": 1000}, None),
+    ("pyprocs.faults:Strict", "pyprocs.faults:Strict", {}, None),
+    ("pyprocs.faults:Strict, threshold=50, on_error=drop", "pyprocs.faults:Strict", {"threshold": 50}, "drop"),
+    ("{pyprocs.faults:Strict: {threshold: 7}}", "pyprocs.faults:Strict", {"threshold": 7}, None),
+])
+def test_processor_flag_takes_parameters(flag, name, params, on_error):
+    cfg = make("--vdev", "net_null0", "--processor", flag)
+    (spec,), = cfg.flows[0].stages
+    assert (spec.name, spec.params, spec.on_error) == (name, params, on_error)
+
+
+def test_processor_flag_in_yaml_makes_a_stage_of_several():
+    cfg = make("--vdev", "net_null0", "--processor", "[counter, {hold: {packets: 4}}]", "--processor", "ttl,set=9")
+    assert [[spec.name for spec in stage] for stage in cfg.flows[0].stages] == [["counter", "hold"], ["ttl"]]
+    assert cfg.flows[0].stages[1][0].params["set"] == 9

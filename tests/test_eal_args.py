@@ -1,4 +1,6 @@
 """EAL arguments: memory sized from the pool, memory mode choice, lcore mapping."""
+from pathlib import Path
+
 import pytest
 
 from flowos import eal_args, hugepages
@@ -11,6 +13,14 @@ def test_memory_grows_with_the_pool():
     big = eal_args.needed_memory_mb(8 * 8191, 2176)
     assert eal_args.BASE_MEMORY_MB < small < big
     assert big - eal_args.BASE_MEMORY_MB >= 8 * 8191 * 2176 / 2**20  # at least the data rooms
+
+
+def test_without_hugepages_an_mbuf_takes_a_small_page_of_its_own():
+    # DPDK 22.11 puts no pool object across a page boundary: 2,368 bytes an mbuf, one per 4 KiB page.
+    assert eal_args.mbuf_object_size(2176) == 2368
+    assert eal_args.pool_memory_mb(262143, 2176, eal_args.SMALL_PAGE_SIZE) >= 262143 * 4096 / 2**20
+    assert eal_args.pool_memory_mb(262143, 2176) < 262143 * 2400 / 2**20 + 8   # 2 MB pages: packed
+    assert eal_args.mbuf_object_size(2304 - 192) == 2368   # 36 cache lines become 37: spread over channels
 
 
 def test_lcore_map_keeps_python_off_the_worker_cpu():
@@ -45,3 +55,41 @@ def test_auto_mode_falls_back_and_says_why(state, mode, reason):
 def test_hugepages_demanded_but_missing_is_an_error():
     with pytest.raises(FlowOSError, match="hugepages asked for, but no hugetlbfs"):
         hugepages.choose("hugepages", 128, hugepages.HugepageState(0, 0, None))
+
+
+ROOT = Path(__file__).parent.parent
+
+# The runs README.md and scripts/demo show (captures from tests/data for the README's in.pcap).
+README_RUNS = [
+    ["--vdev", "net_pcap0,rx_pcap=tests/data/udp_echo.pcap,tx_pcap=out.pcap"],
+    ["--vdev", "net_pcap0"],
+    ["--vdev", "net_null0", "--vdev", "net_null1", "--duration", "5"],
+    ["-c", "examples/bridge.yaml", "--duration", "10"],
+    ["-c", "examples/middlebox.yaml", "--duration", "10"],
+    ["--vdev", "net_pcap0,rx_pcap=tests/data/mixed.pcap,tx_pcap=out.pcap"],
+    ["--vdev", "net_pcap0,rx_pcap=tests/data/http_get.pcap,tx_pcap=out.pcap", "--processor", "redact:Redact",
+     "--clock", "capture"],
+]
+
+
+@pytest.mark.parametrize("argv", README_RUNS, ids=lambda argv: " ".join(argv)[:60])
+def test_the_hugepages_scripts_reserve_fit_the_runs_the_readme_shows(argv, monkeypatch):
+    from flowos import cli, runner
+    monkeypatch.chdir(ROOT)
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    cfg = cli.make_config(cli.build_parser().parse_args(argv))
+    needed = runner.memory_needed_mb(cfg, cfg.pool.mbufs or runner.pool_size(cfg), eal_args.HUGEPAGE_SIZE)
+    state = hugepages.HugepageState(hugepages.DEFAULT_PAGES, hugepages.DEFAULT_PAGES, "/dev/hugepages")
+    assert hugepages.choose("auto", needed, state).mode == "hugepages", needed
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["--log-level", "lib.eal:debug", "--no-telemetry", "-n", "4", "-n4", "--huge-unlink=never"], None),
+    (["--log-level=lib.eal:debug", "--bogus"], (1, "'--bogus' is not an option of DPDK's EAL")),
+    (["--no-telemetry=1"], (0, "'--no-telemetry=1': --no-telemetry takes no value")),
+    (["--no-pci", "--log-level"], (1, "'--log-level' needs a value")),
+    (["-Z"], (0, "'-Z' is not an option of DPDK's EAL")),
+    (["no-telemetry"], (0, "'no-telemetry' is not an option of DPDK's EAL (options start with - or --)")),
+])
+def test_user_eal_arguments_are_read_as_the_eal_reads_them(args, problem):
+    assert eal_args.check_user_args(args) == problem

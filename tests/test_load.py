@@ -68,7 +68,7 @@ def test_auto_mode_falls_back_when_hugepages_are_short(tmp_path):
     # Asking for more memory than there is in free hugepages forces the fallback.
     more_than_free = max(hugepages.probe().free_mb + 64, 256)
     run = run_flowos("--vdev", "net_null0", "--duration", "0.5", "--memory-mb", str(more_than_free),
-                     "--mbufs", "1023", tmp_path=tmp_path, memory="auto")
+                     "--mbufs", "2047", tmp_path=tmp_path, memory="auto")
     assert run.returncode == 0, run.stderr
     assert run.stats["memory_mode"] == "no-huge"
     assert "memory no-huge" in run.stdout and "hugepages" in run.stats["memory_reason"]
