@@ -259,9 +259,18 @@ class Bridge:
                                  tx_unsent=unsent.get(port.device, 0), link_up=port.link()["up"], **port.stats()))
         return out
 
+    def processor_counts(self):
+        """engine_report()'s "flows" while the worker runs: a Python or Cython processor's counters
+        (safe to read meanwhile), nothing for the C built-ins (their reports are not)."""
+        return [{"name": name, "processors": [{"name": proc, "report": None} if isinstance(proc, str) else
+                                              {"name": tier_name(proc), "report": proc.counts()}
+                                              for proc in self.engine.processors[i]]}
+                for i, name in enumerate(self.engine.definitions)]
+
     def snapshot(self):
+        engine = self.engine is not None
         return Snapshot(self.elapsed, self.port_stats(), self.pool.in_use, self.pool.size,
-                        self.engine.stats() if self.engine is not None else None)
+                        self.engine.stats() if engine else None, self.processor_counts() if engine else None)
 
     def close(self, stop_reason):
         """Tears down whatever start() built, in DPDK's order, and reports the run."""
