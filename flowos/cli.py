@@ -111,12 +111,13 @@ def main(argv=None):
         errors.print(f"flowos-run: error: {e}", markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
 
-    from flowos import runner
+    from flowos import output, runner
     from flowos.dashboard import Dashboard, QuietView, summary_table
 
     view = QuietView(console) if args.no_dashboard else Dashboard(console)
     try:
-        report = runner.run(cfg, view)
+        with output.Router(console):   # processors' output and logging, after the banner, where it was sent
+            report = runner.run(cfg, view)
     except FlowOSError as e:
         errors.print(f"flowos-run: error: {e}", markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT if isinstance(e, ConfigError) else EXIT_FAILED

@@ -7,6 +7,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from flowos import output
+
 
 def _si(value, unit=""):
     for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -36,6 +38,7 @@ class QuietView:
 
     def started(self, bridge):
         self.console.print(describe_start(bridge), markup=False)
+        output.banner_printed()
 
     def update(self, snapshot):
         pass
@@ -58,7 +61,10 @@ class Dashboard(QuietView):
     def started(self, bridge):
         self.header = f"memory {bridge.memory.mode} | routes " + ", ".join(f"{a}->{b}" for a, b in bridge.config.forward)
         super().started(bridge)
-        self.live = Live(Text("starting"), console=self.console, refresh_per_second=4, transient=True)
+        # FlowOS's output router (flowos.output) sends what processors write above the display, or
+        # where it was redirected: rich must not take stdout and stderr over itself.
+        self.live = Live(Text("starting"), console=self.console, refresh_per_second=4, transient=True,
+                         redirect_stdout=False, redirect_stderr=False)
         self.live.start()
 
     def update(self, snapshot):
