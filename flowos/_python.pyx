@@ -23,7 +23,6 @@ from libc.string cimport memcpy, memset
 from posix.mman cimport MAP_ANONYMOUS, MAP_FAILED, MAP_PRIVATE, PROT_READ, mmap, munmap
 from posix.unistd cimport _SC_PAGESIZE, sysconf
 
-from flowos.clock cimport monotonic_ns
 from flowos.fo_processor cimport *
 from flowos.fo cimport fo_worker, fo_worker_request_stop
 from flowos.fo cimport fo_field, fo_field_size, fo_field_vector, FO_FIELD_LENGTH, FO_FIELD_PROTO, FO_FIELD_DIR, \
@@ -716,7 +715,6 @@ cdef class PythonTier:
     cdef readonly object processor
     cdef readonly str on_error
     cdef readonly uint64_t calls, packets, faults, messages
-    cdef readonly uint64_t busy_ns      # in process(), all calls together
     cdef readonly list reports          # the first faults' tracebacks
     cdef readonly bint stop_requested
     cdef fo_worker *worker               # stopped at once by a fault whose policy is stop
@@ -779,7 +777,6 @@ cdef class PythonTier:
     cdef void run(self, fo_batch *batches, uint16_t n):
         cdef Batch batch
         cdef uint32_t i
-        cdef uint64_t began
         if self.stop_requested:
             return   # never called after the fault that stopped the run: the verdicts stay FO_PASS
         try:
@@ -789,7 +786,6 @@ cdef class PythonTier:
             return   # the verdicts stay FO_PASS
         self.calls += 1
         self.packets += batch.size
-        began = monotonic_ns()
         try:
             result = self.processor.process(batch)
             if result is not None:
@@ -802,7 +798,6 @@ cdef class PythonTier:
                                      "modified, redirect")
         except BaseException:
             self.fault("failed:\n" + traceback.format_exc(), batch)
-        self.busy_ns += monotonic_ns() - began
         batch.valid = False
         batch._flows = None     # its Flow objects point back at it: no cycle left for the GC
         if batch.exports:
@@ -829,12 +824,11 @@ cdef class PythonTier:
 
     def counts(self):
         """The counters alone (safe while the worker runs: it updates them holding the GIL)."""
-        return {"calls": self.calls, "packets": self.packets, "faults": self.faults, "messages": self.messages,
-                "busy_ns": self.busy_ns}
+        return {"calls": self.calls, "packets": self.packets, "faults": self.faults, "messages": self.messages}
 
     def stats(self):
         return {"name": self.name.decode(), "calls": self.calls, "packets": self.packets, "faults": self.faults,
-                "busy_ns": self.busy_ns, "on_error": self.on_error, "first_faults": list(self.reports)}
+                "on_error": self.on_error, "first_faults": list(self.reports)}
 
 
 cdef array.array VERDICTS_TEMPLATE = array.array("B")

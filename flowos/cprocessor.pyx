@@ -26,7 +26,6 @@ from libc.errno cimport EMSGSIZE, ENOMEM
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset, strncpy
 
-from flowos.clock cimport monotonic_ns
 from flowos.fo_processor cimport *
 from flowos.fo cimport fo_worker, fo_worker_request_stop
 
@@ -110,7 +109,6 @@ cdef enum:
 cdef struct tier_stats:
     uint64_t calls
     uint64_t packets
-    uint64_t busy_ns         # in process(), all calls together
     uint8_t stop_requested
     fo_worker *worker        # stopped at once by a fault whose policy is stop
 
@@ -175,8 +173,7 @@ cdef class CythonTier:
 
     def counts(self):
         """The counters alone (report() must not run while the worker may be running process())."""
-        return {"calls": self.counters.calls, "packets": self.counters.packets, "faults": self.processor._faults,
-                "busy_ns": self.counters.busy_ns}
+        return {"calls": self.counters.calls, "packets": self.counters.packets, "faults": self.processor._faults}
 
     def stats(self):
         """Counters, the first fault, and what the processor reports."""
@@ -187,7 +184,7 @@ cdef class CythonTier:
             report = f"report() failed: {type(e).__name__}: {e}"
         faults = [p._first_fault.decode(errors="replace")] if p._faults else []
         return {"name": self.name.decode(), "calls": self.counters.calls, "packets": self.counters.packets,
-                "faults": p._faults, "busy_ns": self.counters.busy_ns, "on_error": self.on_error, "first_faults": faults, "report": report}
+                "faults": p._faults, "on_error": self.on_error, "first_faults": faults, "report": report}
 
 
 def state_size_problem(cls):
@@ -209,7 +206,6 @@ cdef void tier_process(void *ctx, fo_batch *batches, uint16_t n) noexcept nogil:
     cdef tier_ctx *c = <tier_ctx *>ctx
     cdef uint64_t faults = (<CProcessor>c.processor)._faults
     cdef uint32_t total = 0
-    cdef uint64_t began
     cdef uint16_t b, i
     if c.stats.stop_requested:
         return   # never called after the fault that stopped the run: the verdicts stay FO_PASS
@@ -217,9 +213,7 @@ cdef void tier_process(void *ctx, fo_batch *batches, uint16_t n) noexcept nogil:
         total += batches[b].n
     c.stats.calls += 1
     c.stats.packets += total
-    began = monotonic_ns()
     (<CProcessor>c.processor).process(batches, n)
-    c.stats.busy_ns += monotonic_ns() - began
     if (<CProcessor>c.processor)._faults == faults:
         return
     if c.on_error == ON_ERROR_STOP:    # the run ends (and this call's packets pass)

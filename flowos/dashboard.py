@@ -131,19 +131,17 @@ def ports_table(ports, rates, width):
 
 
 def processors_table(flows):
-    """Each processor of each flow definition: calls, packets, faults, time per call. C built-ins
-    count none of these (they report what they did at the end, in the summary)."""
+    """Each processor of each flow definition: calls, packets, time per call (the engine counts
+    them for every tier), faults (Python and Cython processors; a C built-in cannot fault: "-")."""
     table = _table("processors", [("flow", True), ("processor", True), ("calls", False), ("packets", False),
                                   ("faults", False), ("per call", False)])
     for flow in flows:
         for proc in flow["processors"]:
-            counts = proc.get("report") if isinstance(proc.get("report"), dict) else {}
-            if not all(key in counts for key in ("calls", "packets", "faults")):
-                table.add_row(flow["name"], proc["name"], "-", "-", "-", "-")
-                continue
-            table.add_row(flow["name"], proc["name"], compact(counts["calls"]), compact(counts["packets"]),
-                          compact(counts["faults"]), per_call(counts.get("busy_ns", 0), counts["calls"]),
-                          style="bold red" if counts["faults"] else None)
+            report = proc.get("report")
+            faults = report.get("faults") if isinstance(report, dict) and "calls" in report else None
+            table.add_row(flow["name"], proc["name"], compact(proc["calls"]), compact(proc["packets"]),
+                          "-" if faults is None else compact(faults), per_call(proc["busy_ns"], proc["calls"]),
+                          style="bold red" if faults else None)
     return table
 
 
