@@ -5,6 +5,7 @@ import os
 import pty
 import re
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -101,3 +102,37 @@ def test_dashboard_on_a_terminal_leaves_redirected_stderr_in_its_file(tmp_path):
     assert "engine drops" in terminal   # the dashboard was drawn there
     assert [int(n) for n in re.findall(r"chatty (\d+) stdout", terminal)] == [n for n, _ in expected("stdout")]
     assert "stderr ...." not in terminal and " log ...." not in terminal
+
+
+def test_line_writer_sends_each_threads_lines_whole():
+    """Threads writing lines in small pieces at once: every line sent is one thread's, whole; a
+    line not ended is sent at the end."""
+    from flowos.output import LineWriter
+    sent = []
+    writer = LineWriter(None, sent.append)
+
+    together = threading.Barrier(2)
+
+    def talk(name):
+        together.wait()
+        for i in range(2000):
+            for piece in (name, " ", str(i), " ", "x" * 50, "\n"):
+                writer.write(piece)
+
+    threads = [threading.Thread(target=talk, args=(name,)) for name in ("left", "right")]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)   # the threads take turns between pieces
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    writer.write("no newline")
+    writer.finish()
+    lines = "".join(sent).splitlines()
+    assert lines[-1] == "no newline"
+    for name in ("left", "right"):
+        assert [line for line in lines if line.startswith(name)] == [f"{name} {i} {'x' * 50}" for i in range(2000)]
+    assert len(lines) == 4001
