@@ -23,9 +23,10 @@ def pyprocs_importable(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p))
 
 
-def argv(*extra):
+def argv(*extra, vdev_args=""):
     return [FLOWOS_RUN, "--file-prefix", unique_prefix(), "--memory", "no-huge", "--processor",
-            "pyprocs.chatty:Chatty", "--vdev", f"net_pcap0,rx_pcap={DATA}/mixed.pcap,tx_pcap=/dev/null", *extra]
+            "pyprocs.chatty:Chatty", "--vdev", f"net_pcap0,rx_pcap={DATA}/mixed.pcap,tx_pcap=/dev/null{vdev_args}",
+            *extra]
 
 
 def chatty(lines):
@@ -91,7 +92,8 @@ def test_dashboard_on_a_terminal_leaves_redirected_stderr_in_its_file(tmp_path):
     reader.start()
     env = dict(os.environ, COLUMNS="80", LINES="40", TERM="xterm")
     with open(tmp_path / "err", "w") as err:
-        subprocess.run(argv(), stdin=subprocess.DEVNULL, stdout=slave, stderr=err, cwd=tmp_path, env=env, timeout=60)
+        # replayed for a second: long enough for the dashboard to be drawn
+        subprocess.run(argv("--duration", "1", vdev_args=",infinite_rx=1"), stdin=subprocess.DEVNULL, stdout=slave, stderr=err, cwd=tmp_path, env=env, timeout=60)
     os.close(slave)
     reader.join(timeout=10)
     os.close(master)
