@@ -17,6 +17,7 @@ per-flow state in flow.state; on_message() answers an operator (flowos-ctl). See
                 if flow.dport == self.port:
                     flow.state = (flow.state or 0) + len(flow.packets)
 """
+import functools
 import inspect
 import logging
 
@@ -38,7 +39,8 @@ class Processor:
         if params:
             raise TypeError(f"unexpected parameters: {', '.join(sorted(params))}")
 
-    @property
+    # Not a property: a subclass may still set an attribute of its own called log.
+    @functools.cached_property
     def log(self):
         """A logging.Logger named after the processor (flowos.<module>:<Class>): its lines go to
         stderr, above the dashboard or where stderr was sent (docs/processors.md, "Output")."""
