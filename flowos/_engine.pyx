@@ -259,6 +259,12 @@ cdef class Engine:
         return {"packets": s.packets, "bytes": s.bytes, "flows_created": s.flows_created,
                 "flows_active": s.flows_active}
 
+    def processor_stats(self, uint16_t definition, uint16_t processor):
+        """A processor's calls, packets and time in process() (busy_ns), any tier; safe while running."""
+        cdef fo_proc_stats s
+        check(fo_engine_read_proc_stats(self.e, definition, processor, &s), "no such processor")
+        return {"calls": s.calls, "packets": s.packets, "busy_ns": s.busy_ns}
+
     def report(self, uint16_t definition, uint16_t processor):
         """What a processor reports (parsed JSON), or None if it has nothing to say."""
         entry = self.processors[definition][processor]

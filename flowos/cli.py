@@ -150,12 +150,13 @@ def main(argv=None):
         errors.print(f"flowos-run: error: {e}", markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
 
-    from flowos import runner, watchdog
+    from flowos import output, runner, watchdog
     from flowos.dashboard import Dashboard, QuietView, summary_table
 
     view = QuietView(console) if args.no_dashboard else Dashboard(console)
     try:
-        report = runner.run(cfg, view)
+        with output.Router(console):   # processors' output and logging, after the banner, where it was sent
+            report = runner.run(cfg, view)
         # What is left is freed by the exit: the interpreter's last collections over it took
         # ~0.1 s (several times that on a busy machine) of the exit after SIGTERM.
         gc.freeze()

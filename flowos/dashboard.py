@@ -1,10 +1,13 @@
 """What the user sees: a live rich dashboard while running, and a summary table at the end."""
 import time
 
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
+
+from flowos import output
 
 
 def _si(value, unit=""):
@@ -35,6 +38,7 @@ class QuietView:
 
     def started(self, bridge):
         self.console.print(describe_start(bridge), markup=False)
+        output.banner_printed()
 
     def update(self, snapshot):
         pass
@@ -44,7 +48,7 @@ class QuietView:
 
 
 class Dashboard(QuietView):
-    """A live table of the ports: rates over the last refresh, totals, drops, pool use."""
+    """The live view: ports, processors and the engine's drops, redrawn every refresh."""
 
     interval = 0.25
 
@@ -57,7 +61,10 @@ class Dashboard(QuietView):
     def started(self, bridge):
         self.header = f"memory {bridge.memory.mode} | routes " + ", ".join(f"{a}->{b}" for a, b in bridge.config.forward)
         super().started(bridge)
-        self.live = Live(Text("starting"), console=self.console, refresh_per_second=4, transient=True)
+        # FlowOS's output router (flowos.output) sends what processors write above the display, or
+        # where it was redirected: rich must not take stdout and stderr over itself.
+        self.live = Live(Text("starting"), console=self.console, refresh_per_second=4, transient=True,
+                         redirect_stdout=False, redirect_stderr=False)
         self.live.start()
 
     def update(self, snapshot):
@@ -69,23 +76,112 @@ class Dashboard(QuietView):
             for p, o in zip(snapshot.ports, old.ports):
                 rates[p.name] = ((p.rx_packets - o.rx_packets) / dt, (p.tx_packets - o.tx_packets) / dt)
         self.previous = (now, snapshot)
-        table = Table(title=f"FlowOS  up {snapshot.elapsed:.1f} s | {self.header}", title_justify="left")
-        for col in ("port", "device", "link", "rx pps", "tx pps", "rx", "tx", "dropped"):
-            table.add_column(col, justify="left" if col in ("port", "device", "link") else "right", no_wrap=True)
-        for p in snapshot.ports:
-            rx_rate, tx_rate = rates.get(p.name, (0.0, 0.0))
-            table.add_row(p.name, f"{p.device} ({p.driver})", "up" if p.link_up else "down",
-                          _si(rx_rate), _si(tx_rate), f"{p.rx_packets:,}", f"{p.tx_packets:,}", f"{p.dropped:,}")
-        lines = [table, Text(f"mbuf pool: {snapshot.pool_in_use:,} of {snapshot.pool_size:,} in use")]
-        if snapshot.engine is not None:
-            lines.append(Text(engine_line(snapshot.engine)))
         if self.live is not None:
-            self.live.update(Group(*lines))
+            self.live.update(render(snapshot, self.header, rates, self.console.width))
 
     def stopped(self):
         if self.live is not None:
             self.live.stop()
             self.live = None
+
+
+def compact(value):
+    """A count in at most 6 characters: 987, 12.3k, 30.8M."""
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            scaled = value / scale
+            return f"{scaled:.1f}{prefix}" if abs(scaled) < 100 else f"{scaled:.0f}{prefix}"
+    return f"{value:.0f}"
+
+
+def per_call(busy_ns, calls):
+    if not calls:
+        return "-"
+    ns = busy_ns / calls
+    for scale, unit in ((1e9, "s"), (1e6, "ms"), (1e3, "us")):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.0f} ns"
+
+
+WIDE = 110   # from this many columns the processors and drops tables stand side by side
+
+
+def _table(title, columns):
+    """A borderless table whose cells wrap rather than end in an ellipsis (the console decides
+    the width: 80 columns must do)."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  padding=(0, 1))
+    for name, left in columns:
+        table.add_column(name, justify="left" if left else "right", overflow="fold", min_width=len(name))
+    return table
+
+
+def ports_table(ports, rates, width):
+    wide = width >= WIDE
+    columns = [("port", True)] + ([("device", True)] if wide else []) + \
+        [("link", True), ("rx pps", False), ("tx pps", False), ("rx", False), ("tx", False), ("dropped", False)]
+    table = _table("ports", columns)
+    for p in ports:
+        rx_rate, tx_rate = rates.get(p.name, (0.0, 0.0))
+        table.add_row(p.name, *([f"{p.device} ({p.driver})"] if wide else []), "up" if p.link_up else "down",
+                      compact(rx_rate), compact(tx_rate), compact(p.rx_packets), compact(p.tx_packets),
+                      compact(p.dropped))
+    return table
+
+
+def processors_table(flows):
+    """Each processor of each flow definition: calls, packets, time per call (the engine counts
+    them for every tier), faults (Python and Cython processors; a C built-in cannot fault: "-")."""
+    table = _table("processors", [("flow", True), ("processor", True), ("calls", False), ("packets", False),
+                                  ("faults", False), ("per call", False)])
+    for flow in flows:
+        for proc in flow["processors"]:
+            report = proc.get("report")
+            faults = report.get("faults") if isinstance(report, dict) and "calls" in report else None
+            table.add_row(flow["name"], proc["name"], compact(proc["calls"]), compact(proc["packets"]),
+                          "-" if faults is None else compact(faults), per_call(proc["busy_ns"], proc["calls"]),
+                          style="bold red" if faults else None)
+    return table
+
+
+def drop_reasons(stats):
+    """The engine's drops by reason, as (reason, packets), the ones that happened."""
+    streams = stats.get("streams", {})
+    reasons = [("verdict drop", stats["verdicts"]["drop"]), ("bad verdict", stats["bad_verdicts"]),
+               ("bad redirect", stats["bad_redirects"]), ("malformed", stats["malformed_dropped"]),
+               ("unmatched", stats["unmatched_dropped"]), ("table full", stats["table_full_dropped"]),
+               ("hold overflow", stats["hold_overflow_packets"]),
+               ("reorder overflow", streams.get("reorder_overflow", 0)),
+               ("stream duplicate", streams.get("duplicates", 0)),
+               ("keep budget", stats["budget"]["segments_dropped"]), ("tx unsent", stats["tx_unsent"])]
+    return [(reason, n) for reason, n in reasons if n]
+
+
+def drops_table(stats):
+    table = _table("engine drops", [("reason", True), ("packets", False)])
+    for reason, n in drop_reasons(stats):
+        table.add_row(reason, compact(n))
+    table.add_row("all (dropped)", compact(stats["dropped"]), style="bold")
+    return table
+
+
+def render(snapshot, header, rates, width):
+    """The dashboard at `width` columns: tables stacked, the processors and the drops side by side
+    where they fit."""
+    parts = [Text(f"FlowOS up {snapshot.elapsed:.1f} s | {header}"), ports_table(snapshot.ports, rates, width),
+             Text(f"mbuf pool: {compact(snapshot.pool_in_use)} of {compact(snapshot.pool_size)} in use")]
+    if snapshot.engine is not None:
+        stats = snapshot.engine
+        parts.append(Text(f"flows: {compact(stats['flows_active'])} active (peak {compact(stats['flows_peak'])}), "
+                          f"{compact(stats['flows_created'])} created | engine packets {compact(stats['packets'])}"))
+        tables = [processors_table(snapshot.processors or []), drops_table(stats)]
+        if width >= WIDE:
+            side = Table.grid(padding=(0, 3))
+            side.add_row(*tables)
+            tables = [side]
+        parts += tables
+    return Group(*parts)
 
 
 def engine_line(stats):

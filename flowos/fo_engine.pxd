@@ -143,6 +143,11 @@ cdef extern from "flowos/fo_engine.h" nogil:
         uint64_t flows_created
         uint64_t flows_active
 
+    struct fo_proc_stats:
+        uint64_t calls
+        uint64_t packets
+        uint64_t busy_ns
+
     struct fo_engine:
         pass
 
@@ -155,6 +160,7 @@ cdef extern from "flowos/fo_engine.h" nogil:
     void fo_engine_shutdown(fo_engine *e)
     void fo_engine_read_stats(const fo_engine *e, fo_engine_stats *out)
     int fo_engine_read_def_stats(const fo_engine *e, uint16_t d, fo_def_stats *out)
+    int fo_engine_read_proc_stats(const fo_engine *e, uint16_t d, uint16_t proc, fo_proc_stats *out)
     int fo_engine_processor_report(fo_engine *e, uint16_t d, uint16_t proc, char *buf, size_t len)
     void fo_engine_teardown(fo_engine *e)
     void fo_engine_free(fo_engine *e)

@@ -17,7 +17,9 @@ per-flow state in flow.state; on_message() answers an operator (flowos-ctl). See
                 if flow.dport == self.port:
                     flow.state = (flow.state or 0) + len(flow.packets)
 """
+import functools
 import inspect
+import logging
 
 PASS, DROP, HOLD, MODIFIED, REDIRECT = range(5)
 VERDICTS = {"pass": PASS, "drop": DROP, "hold": HOLD, "modified": MODIFIED, "redirect": REDIRECT}
@@ -36,6 +38,14 @@ class Processor:
     def __init__(self, **params):
         if params:
             raise TypeError(f"unexpected parameters: {', '.join(sorted(params))}")
+
+    # Not a property: a subclass may still set an attribute of its own called log.
+    @functools.cached_property
+    def log(self):
+        """A logging.Logger named after the processor (flowos.<module>:<Class>): its lines go to
+        stderr, above the dashboard or where stderr was sent (docs/processors.md, "Output")."""
+        cls = type(self)
+        return logging.getLogger(f"flowos.{cls.__module__}:{cls.__qualname__}")
 
     def setup(self, context):
         """Once the ports exist: context.ports maps port names to ids (for batch.redirect)."""

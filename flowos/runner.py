@@ -285,9 +285,7 @@ class Bridge:
         return {
             "stats": self.engine.stats(),
             "flows": [{"name": name, **self.engine.definition_stats(i),
-                       "processors": [{"name": proc if isinstance(proc, str) else tier_name(proc),
-                                       "report": self.engine.report(i, j)}
-                                      for j, proc in enumerate(self.engine.processors[i])]}
+                       "processors": self._processors(i, lambda j, proc: self.engine.report(i, j))}
                       for i, name in enumerate(self.engine.definitions)],
         }
 
@@ -314,9 +312,23 @@ class Bridge:
                                  tx_unsent=unsent.get(port.device, 0), link_up=port.link()["up"], **port.stats()))
         return out
 
+    def _processors(self, i, report):
+        """Definition i's processors: each one's name, the engine's counts of its calls, and
+        report(index, processor)."""
+        return [{"name": proc if isinstance(proc, str) else tier_name(proc), **self.engine.processor_stats(i, j),
+                 "report": report(j, proc)} for j, proc in enumerate(self.engine.processors[i])]
+
+    def processor_counts(self):
+        """engine_report()'s "flows" while the worker runs: the engine's counts, and a Python or
+        Cython processor's counters (safe to read meanwhile); no report for the C built-ins (not safe)."""
+        return [{"name": name, "processors": self._processors(i, lambda j, proc: None if isinstance(proc, str)
+                                                              else proc.counts())}
+                for i, name in enumerate(self.engine.definitions)]
+
     def snapshot(self):
+        engine = self.engine is not None
         return Snapshot(self.elapsed, self.port_stats(), self.pool.in_use, self.pool.size,
-                        self.engine.stats() if self.engine is not None else None)
+                        self.engine.stats() if engine else None, self.processor_counts() if engine else None)
 
     def close(self, stop_reason):
         """Tears down whatever start() built, in DPDK's order, and reports the run."""

@@ -39,6 +39,7 @@ class Snapshot:
     pool_in_use: int
     pool_size: int
     engine: dict | None = None   # the flow engine's statistics, when flows are defined
+    processors: list | None = None   # per flow definition: its processors' counts (Bridge.processor_counts)
 
 
 @dataclass

@@ -585,6 +585,20 @@ fo_engine_read_def_stats(const struct fo_engine *e, uint16_t def, struct fo_def_
 	return 0;
 }
 
+int
+fo_engine_read_proc_stats(const struct fo_engine *e, uint16_t def, uint16_t proc, struct fo_proc_stats *out)
+{
+	const struct proc_instance *p;
+
+	if (def >= e->n_defs || proc >= e->defs[def].n_procs)
+		return -EINVAL;
+	p = &e->defs[def].procs[proc];
+	out->calls = __atomic_load_n(&p->calls, __ATOMIC_RELAXED);
+	out->packets = __atomic_load_n(&p->packets, __ATOMIC_RELAXED);
+	out->busy_ns = (uint64_t)((double)__atomic_load_n(&p->busy_tsc, __ATOMIC_RELAXED) * e->ns_per_tsc);
+	return 0;
+}
+
 uint16_t
 fo_engine_def_count(const struct fo_engine *e)
 {

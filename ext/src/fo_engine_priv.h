@@ -22,6 +22,8 @@ struct proc_instance {
 	void *ctx;
 	uint32_t state_offset;      /* in the flow's state area */
 	uint16_t stage;
+	uint64_t calls, packets;    /* fo_proc_stats, written by the worker only */
+	uint64_t busy_tsc;          /* TSC cycles inside process() */
 };
 
 /* TCP sequence number comparisons, modulo 2^32 (RFC 1982). */

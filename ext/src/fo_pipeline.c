@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_ip.h>
 #include <rte_tcp.h>
@@ -238,6 +239,7 @@ run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint3
 	uint64_t counts[FO_VERDICT_COUNT] = { 0 };
 	uint32_t used = 0;
 	uint16_t i, nb = 0;
+	uint64_t began;
 
 	for (i = 0; i < n_flows; i++) {
 		struct fo_flow *flow = &e->flows[flows[i]];
@@ -282,7 +284,11 @@ run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint3
 	if (nb == 0)
 		return;
 	memset(e->verdicts, FO_PASS, used);   /* the batches lie back to back */
+	began = rte_rdtsc();
 	proc->ops->process(proc->ctx, e->batches, nb);
+	RELAXED_ADD(proc->busy_tsc, rte_rdtsc() - began);
+	RELAXED_ADD(proc->calls, 1);
+	RELAXED_ADD(proc->packets, used);
 	if (all_pass(e->verdicts, used)) {
 		/* The common call: every packet goes on, so each window is released whole. */
 		for (i = 0; i < nb; i++) {

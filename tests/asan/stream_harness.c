@@ -13,6 +13,7 @@
  * At the end every mbuf must be back in its pool. Prints: frames, finds, edits, then the engine's
  * stream counters.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +195,7 @@ main(int argc, char **argv)
 	struct fo_engine_conf conf = {0};
 	struct fo_def_conf def = {0};
 	struct fo_engine_stats st;
+	struct fo_proc_stats ps;
 	struct fo_route route = {0};
 	struct rte_mempool *pool;
 	struct fo_engine *e;
@@ -266,6 +268,13 @@ main(int argc, char **argv)
 	fo_engine_burst(e, &route, burst, 0);   /* time has passed: what is still held goes */
 	fo_engine_shutdown(e);
 	fo_engine_read_stats(e, &st);
+	/* Every processor's calls are counted (the dashboard's processors table). */
+	if (fo_engine_read_proc_stats(e, 0, 0, &ps) != 0 || ps.calls == 0 || ps.packets < ps.calls ||
+	    fo_engine_read_proc_stats(e, 0, FO_MAX_PROCS, &ps) != -EINVAL) {
+		fprintf(stderr, "processor 0: %lu calls, %lu packets\n", (unsigned long)ps.calls,
+			(unsigned long)ps.packets);
+		return 9;
+	}
 	fo_engine_free(e);
 	rte_eth_dev_stop(0);
 	rte_eth_dev_close(0);

@@ -114,6 +114,13 @@ struct fo_def_stats {
 	uint64_t flows_active;
 };
 
+/* One processor's calls, whatever its tier (C, Cython, Python): what the dashboard shows. */
+struct fo_proc_stats {
+	uint64_t calls;      /* process() calls */
+	uint64_t packets;    /* packets they were given */
+	uint64_t busy_ns;    /* time inside process(), all calls together */
+};
+
 struct fo_engine;
 
 /* Returns an engine with no definitions, or NULL with rte_errno set. */
@@ -143,6 +150,8 @@ void fo_engine_shutdown(struct fo_engine *e);
 void fo_engine_read_stats(const struct fo_engine *e, struct fo_engine_stats *out);
 int fo_engine_read_def_stats(const struct fo_engine *e, uint16_t def, struct fo_def_stats *out);
 uint16_t fo_engine_def_count(const struct fo_engine *e);
+/* A processor's counters; safe while the worker runs. Returns 0, or -EINVAL for no such processor. */
+int fo_engine_read_proc_stats(const struct fo_engine *e, uint16_t def, uint16_t proc, struct fo_proc_stats *out);
 
 /* A processor's report (see fo_processor_ops.report). Returns its length, or -errno. */
 int fo_engine_processor_report(struct fo_engine *e, uint16_t def, uint16_t proc, char *buf, size_t len);
