@@ -48,13 +48,16 @@ def test_an_existing_output_capture_is_replaced_not_truncated(tmp_path, capture_
     out.write_bytes((capture_dir / "udp_echo.pcap").read_bytes())
     linked.write_bytes(out.read_bytes())
     os.link(linked, tmp_path / "second-name.pcap")      # not ours to remove: truncated in place
-    before, linked_before = out.stat().st_ino, linked.stat().st_ino
+    # Held open, the old file keeps its inode: a new file cannot be given the same number.
+    old = open(out, "rb")
+    before, linked_before = os.fstat(old.fileno()), linked.stat().st_ino
     proc = start_flowos("--vdev", f"net_pcap0,rx_pcap={capture_dir}/udp_echo.pcap,tx_pcap={out}",
                         "--vdev", f"net_pcap1,rx_pcap={capture_dir}/udp_echo.pcap,tx_pcap={linked}",
                         "--forward", "net_pcap0 -> net_pcap0", "--forward", "net_pcap1 -> net_pcap1",
                         tmp_path=tmp_path)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
-    assert out.stat().st_ino != before
+    with old:
+        assert out.stat().st_ino != before.st_ino and os.fstat(old.fileno()).st_size == before.st_size
     assert packets(out) == packets(capture_dir / "udp_echo.pcap")
     assert linked.stat().st_ino == linked_before and packets(linked) == packets(capture_dir / "udp_echo.pcap")
