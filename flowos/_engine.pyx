@@ -265,6 +265,15 @@ cdef class Engine:
         check(fo_engine_read_proc_stats(self.e, definition, processor, &s), "no such processor")
         return {"calls": s.calls, "packets": s.packets, "busy_ns": s.busy_ns}
 
+    def current_call(self):
+        """(definition, processor, seconds) of the process() call the worker is in now, any tier,
+        or None; safe while running."""
+        cdef uint16_t d, p
+        cdef uint64_t ns
+        if not fo_engine_current_call(self.e, &d, &p, &ns):
+            return None
+        return d, p, ns / 1e9
+
     def report(self, uint16_t definition, uint16_t processor):
         """What a processor reports (parsed JSON), or None if it has nothing to say."""
         entry = self.processors[definition][processor]

@@ -200,17 +200,19 @@ def engine_line(stats):
 
 
 def summary_table(report):
-    table = Table(title=f"FlowOS summary: {report.elapsed_s:.2f} s, stopped by {report.stop_reason}, "
-                        f"memory {report.memory_mode}", title_justify="left")
-    for col in ("port", "rx packets", "rx bytes", "tx packets", "tx bytes", "dropped", "avg rx pps"):
-        table.add_column(col, justify="left" if col == "port" else "right", no_wrap=True)
+    # Packets exact, bytes and rates scaled: 80 columns hold it up to 100 million packets a
+    # port (--stats-json has every count exact).
+    table = _table(f"FlowOS summary: {report.elapsed_s:.2f} s, stopped by {report.stop_reason}, "
+                   f"memory {report.memory_mode}",
+                   [("port", True), ("rx packets", False), ("rx bytes", False), ("tx packets", False),
+                    ("tx bytes", False), ("dropped", False), ("avg rx pps", False)])
     elapsed = max(report.elapsed_s, 1e-9)
     for p in report.ports:
-        table.add_row(p.name, f"{p.rx_packets:,}", f"{p.rx_bytes:,}", f"{p.tx_packets:,}",
-                      f"{p.tx_bytes:,}", f"{p.dropped:,}", _si(p.rx_packets / elapsed))
+        table.add_row(p.name, f"{p.rx_packets:,}", _si(p.rx_bytes, "B"), f"{p.tx_packets:,}",
+                      _si(p.tx_bytes, "B"), f"{p.dropped:,}", _si(p.rx_packets / elapsed))
     t = report.totals()
-    table.add_row("total", f"{t['rx_packets']:,}", f"{t['rx_bytes']:,}", f"{t['tx_packets']:,}",
-                  f"{t['tx_bytes']:,}", f"{t['dropped']:,}", _si(t["rx_packets"] / elapsed), style="bold")
+    table.add_row("total", f"{t['rx_packets']:,}", _si(t["rx_bytes"], "B"), f"{t['tx_packets']:,}",
+                  _si(t["tx_bytes"], "B"), f"{t['dropped']:,}", _si(t["rx_packets"] / elapsed), style="bold")
     lines = [table, Text(f"mbufs in use at exit: {report.mbufs_in_use_at_exit} of {report.pool_size:,}")]
     if report.engine is not None:
         lines.append(Text(engine_line(report.engine["stats"])))

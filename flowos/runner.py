@@ -431,7 +431,7 @@ def run(config, view):
     stopped = True
     try:
         bridge.start()
-        dog = watchdog.Watchdog(bridge.tiers, config.run.call_budget_ms / 1000, tier_name)
+        dog = watchdog.Watchdog(bridge.tiers, config.run.call_budget_ms / 1000, tier_name, engine=bridge.engine)
         view.started(bridge)
         while bridge.worker.running:
             wait = view.interval

@@ -1,9 +1,11 @@
-"""The watchdog: names a Python processor's call (or message handler) that runs past its budget
+"""The watchdog: names a processor's call (or a Python message handler) that runs past its budget
 while it still runs, and ends a run whose worker does not stop when told.
 
-It lives on the main thread, which a processor cannot block: the worker takes the GIL per call,
-and a call that sleeps, waits or loops in Python lets it go (a C extension that holds the GIL
-for ever is the one case it cannot see). docs/operations.md describes the budget, the reports
+It lives on the main thread, which a processor cannot block: the worker takes the GIL per Python
+call, and a call that sleeps, waits or loops in Python lets it go; C and Cython calls run without
+it, and the engine says which process() the worker is in (a C extension that holds the GIL for
+ever is the one case it cannot see). Python calls are timed by their tier, with their flow and
+which callback; any other tier's process() by the engine. docs/operations.md describes the budget, the reports
 and the exit rule.
 """
 import os
@@ -29,8 +31,9 @@ def describe(call):
 
 
 class Watchdog:
-    def __init__(self, tiers, budget_s, name_of, out=None):
+    def __init__(self, tiers, budget_s, name_of, out=None, engine=None):
         self.tiers = [t for t in tiers if hasattr(t, "busy")]     # the Python tier's calls are timed
+        self.engine = engine                                      # and the engine's process() calls
         self.budget = budget_s
         for tier in self.tiers:
             tier.set_budget(budget_s)
@@ -47,16 +50,24 @@ class Watchdog:
         for tier in self.tiers:
             for what, since, flow in tier.busy():
                 found.append({"processor": self.name_of(tier), "call": what, "seconds": round(now - since, 3),
-                              "flow": flow, "since": since, "tier": tier})
+                              "flow": flow, "key": (id(tier), what, since), "tier": tier})
+        call = self.engine.current_call() if self.engine is not None else None
+        if call is not None:
+            d, p, seconds = call
+            proc = self.engine.processors[d][p]
+            if not hasattr(proc, "busy"):      # a Python one is in the tier's list, with its flow
+                calls = self.engine.processor_stats(d, p)["calls"]      # counted once a call returns
+                found.append({"processor": proc if isinstance(proc, str) else self.name_of(proc),
+                              "call": "process", "seconds": round(seconds, 3), "flow": None,
+                              "key": ("engine", d, p, calls), "tier": None})
         return sorted(found, key=lambda c: -c["seconds"])
 
     def check(self):
         """Reports each call past the budget, once."""
         for call in self.calls():
-            key = (id(call["tier"]), call["call"], call["since"])
-            if call["seconds"] <= self.budget or key in self.reported:
+            if call["seconds"] <= self.budget or call["key"] in self.reported:
                 continue
-            self.reported.add(key)
+            self.reported.add(call["key"])
             self.reports += 1
             self.out.write(f"flowos: watchdog: {describe(call)}, past its budget of "
                            f"{self.budget * 1000:.0f} ms (still running)\n")
@@ -74,7 +85,8 @@ class Watchdog:
                 calls = [c for c in self.calls() if c["call"] != "on_message"]   # the worker's, not a handler thread's
                 if calls:
                     self.stuck = calls[0]
-                    self.stuck["tier"].interrupt(CallOverBudget)
+                    if self.stuck["tier"] is not None:    # C and Cython calls cannot be interrupted
+                        self.stuck["tier"].interrupt(CallOverBudget)
                 else:
                     self.stuck = {"processor": None, "call": None, "seconds": None, "flow": None}
                 deadline = time.monotonic() + INTERRUPT_WAIT
@@ -86,14 +98,14 @@ class Watchdog:
         if self.stuck is None:
             return None
         if self.stuck["processor"] is None:
-            return "the worker, in no Python processor call (a C or Cython processor, or the engine)"
+            return "the worker, in no processor call (the engine, or a processor's flow_start/flow_end)"
         return describe(self.stuck)
 
     def report(self):
         """The watchdog's part of --stats-json."""
         stuck = None
         if self.stuck is not None:
-            stuck = {k: v for k, v in self.stuck.items() if k not in ("tier", "since")}
+            stuck = {k: v for k, v in self.stuck.items() if k not in ("tier", "key")}
             stuck["text"] = self.stuck_text()
         return {"budget_ms": round(self.budget * 1000), "reports": self.reports, "stuck": stuck}
 

@@ -342,14 +342,18 @@ def test_stream_edits_from_cython_match_the_python_twin(tmp_path):
 
 
 def test_a_run_stuck_in_a_cython_call_still_ends_when_told(tmp_path, capture_dir):
-    """The watchdog times only Python calls; a Cython one that never returns (no GIL, in C) still
-    cannot keep the run from ending: it is left running, the report written, exit 1."""
+    """A Cython call that never returns (no GIL, in C) is named by the watchdog while it runs (the
+    engine says which process() the worker is in) and cannot keep the run from ending: it is left
+    running, the report written naming it, exit 1. (It was "in no Python processor call".)"""
     cfg = {"flows": catch_all("cyprobe:Sleeper"), "forward": ["a -> a"], "run": {"call_budget_ms": 200},
            "ports": [{"name": "a", "vdev": f"net_pcap0,rx_pcap={capture_dir}/udp_echo.pcap,infinite_rx=1,tx_pcap=/dev/null"}]}
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
     run = run_flowos("-c", str(tmp_path / "run.yaml"), "--duration", "1", tmp_path=tmp_path, timeout=60)
     assert run.returncode == 1, run.stderr
-    assert "the worker did not stop when told: the worker, in no Python processor call" in run.stderr
-    assert run.stats["stop_reason"] == "duration" and run.stats["watchdog"]["stuck"]["processor"] is None
+    assert "flowos: watchdog: processor cyprobe:Sleeper in process() for" in run.stderr
+    assert "the worker did not stop when told: processor cyprobe:Sleeper in process() for" in run.stderr
+    stuck = run.stats["watchdog"]["stuck"]
+    assert run.stats["stop_reason"] == "duration" and stuck["processor"] == "cyprobe:Sleeper"
+    assert stuck["call"] == "process" and stuck["seconds"] > 0.2
     assert run.stats["engine"]["flows"][0]["processors"][0] == {"name": "cyprobe:Sleeper", "report": None}
     assert run.stats["ports"][0]["rx_packets"] > 0

@@ -97,3 +97,24 @@ def test_dashboard_fits_and_shows_processors_and_drops(real_stats, width):
     drop_row = next(line for line in lines if "verdict drop" in line)
     assert compact(engine["verdicts"]["drop"]) in drop_row.split()
     assert compact(engine["dropped"]) in next(line for line in lines if "all (dropped)" in line).split()
+
+
+def test_the_summary_fits_80_columns_with_every_packet_count_whole(real_stats):
+    """The summary at exit, from the same run's ports: at 80 columns no header or number is cut
+    (it printed 'rx packe…' and '30,797,1…'), packet counts stay exact; bytes and rates scaled."""
+    from flowos.dashboard import summary_table
+    from flowos.stats import RunReport
+    names = {f.name for f in fields(PortStats)}
+    ports = [PortStats(**{k: v for k, v in p.items() if k in names}) for p in real_stats["ports"]]
+    report = RunReport("no-huge", "", 64, "p", real_stats["elapsed_s"], real_stats["stop_reason"], ports,
+                       real_stats["mbufs"]["pool_size"], 0, engine=real_stats["engine"])
+    console = Console(width=80, file=io.StringIO(), color_system=None, legacy_windows=False)
+    console.print(summary_table(report))
+    text = console.file.getvalue()
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines) and "…" not in text, text
+    for col in ("rx packets", "rx bytes", "tx packets", "tx bytes", "dropped", "avg rx pps"):
+        assert col in text, text
+    for port in real_stats["ports"]:
+        row = next(line for line in lines if re.match(rf"\s*{port['name']}\s", line)).split()
+        assert f"{port['rx_packets']:,}" in row and f"{port['tx_packets']:,}" in row, row

@@ -599,6 +599,23 @@ fo_engine_read_proc_stats(const struct fo_engine *e, uint16_t def, uint16_t proc
 	return 0;
 }
 
+int
+fo_engine_current_call(const struct fo_engine *e, uint16_t *def, uint16_t *proc, uint64_t *ns)
+{
+	uint32_t calling = __atomic_load_n(&e->calling, __ATOMIC_ACQUIRE);
+	uint64_t began, now;
+
+	if (calling == 0)
+		return 0;
+	/* Stored before calling: this call's start, or a later call's (then it looks shorter). */
+	began = __atomic_load_n(&e->call_began, __ATOMIC_RELAXED);
+	now = rte_rdtsc();
+	*def = (uint16_t)((calling - 1) >> 16);
+	*proc = (uint16_t)((calling - 1) & 0xffff);
+	*ns = now > began ? (uint64_t)((double)(now - began) * e->ns_per_tsc) : 0;
+	return 1;
+}
+
 uint16_t
 fo_engine_def_count(const struct fo_engine *e)
 {

@@ -117,6 +117,9 @@ struct fo_engine {
 	struct definition *defs;                /* FO_MAX_DEFS */
 	uint8_t built;
 	uint8_t torn_down;                      /* the processors' teardown has run */
+	/* The process() call under way, for a watchdog on another thread (fo_engine_current_call). */
+	uint32_t calling;                       /* (definition << 16 | processor) + 1; 0: none */
+	uint64_t call_began;                    /* its start, TSC */
 	/* per burst */
 	uint32_t touched[FO_MAX_BURST];         /* flows the burst added packets to */
 	uint16_t n_touched;

@@ -153,6 +153,12 @@ uint16_t fo_engine_def_count(const struct fo_engine *e);
 /* A processor's counters; safe while the worker runs. Returns 0, or -EINVAL for no such processor. */
 int fo_engine_read_proc_stats(const struct fo_engine *e, uint16_t def, uint16_t proc, struct fo_proc_stats *out);
 
+/*
+ * The processor whose process() the worker is in now, and for how long (ns): 1, or 0 when it is
+ * in none. Safe from another thread while the worker runs (what a watchdog needs).
+ */
+int fo_engine_current_call(const struct fo_engine *e, uint16_t *def, uint16_t *proc, uint64_t *ns);
+
 /* A processor's report (see fo_processor_ops.report). Returns its length, or -errno. */
 int fo_engine_processor_report(struct fo_engine *e, uint16_t def, uint16_t proc, char *buf, size_t len);
 
