@@ -17,6 +17,7 @@ import array
 import flowos
 
 from pyprocs import save
+from pyprocs.faults import LyingLength
 
 ETHER_HEADER = 14
 VERDICTS = 5          # pass, drop, hold, modified, redirect
@@ -350,16 +351,3 @@ def alive(view):
 
 class Escape(Exception):
     """Raised out of process() on purpose: one fault."""
-
-
-class LyingLength:
-    """Says it holds n verdicts, yields one fewer."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def __len__(self):
-        return self.n
-
-    def __iter__(self):
-        return iter([0] * (self.n - 1))
