@@ -11,7 +11,7 @@ from libc.string cimport memcpy, memset
 from flowos.dpdk cimport rte_errno, rte_strerror
 from flowos.fo cimport fo_burst_hook_t, fo_decode_error, fo_decode_error_name, fo_worker_set_hook
 from flowos.fo_engine cimport *
-from flowos._runtime cimport Mempool, Worker
+from flowos._runtime cimport Inbox, Mempool, TxLock, Worker, WorkerGroup
 
 from flowos.errors import FlowOSError
 
@@ -211,6 +211,25 @@ cdef class Engine:
         check(fo_worker_set_hook(worker.w, <fo_burst_hook_t>fo_engine_burst, self.e), "cannot attach the flow engine")
         worker.hook_owner = self
 
+    def set_shard(self, uint16_t index, list inboxes, uint16_t steer_pattern):
+        """Makes this engine shard `index` of len(inboxes): it hands packets whose flows another shard
+        owns to that shard's Inbox."""
+        cdef void *rings[64]
+        if not 1 <= len(inboxes) <= 64:
+            raise FlowOSError(f"1..64 shards, not {len(inboxes)}")
+        for i, inbox in enumerate(inboxes):
+            rings[i] = <void *><size_t>(<Inbox?>inbox).address()
+        check(fo_engine_set_shard(self.e, index, len(inboxes), rings, steer_pattern), "cannot make the engine a shard")
+
+    def set_txq(self, uint16_t port, uint16_t queue, TxLock lock=None):
+        """Sends on `queue` of `port`, under `lock` if other shards share it."""
+        check(fo_engine_set_txq(self.e, port, queue, lock.lock if lock is not None else NULL),
+              f"cannot send on port {port}")
+
+    def attach_inbox(self, Worker worker, WorkerGroup group, Inbox inbox):
+        """The worker joins group and drains inbox (packets other shards handed over) into this engine."""
+        worker.join_group(group, inbox, <size_t>fo_engine_inbox, <size_t>self.e, self)
+
     def address(self):
         """The fo_engine and its burst hook, for the control mailbox (flowos._control), which calls
         the hook of this module: each extension module links its own copy of the fast path."""
@@ -248,6 +267,7 @@ cdef class Engine:
                         "edits_refused": s.stream_edits_refused},
             "tx_packets": s.tx_packets, "tx_unsent": s.tx_unsent, "dropped": s.dropped,
             "created": s.created, "replaced": s.replaced, "held": s.held,
+            "handed_off": s.handed_off, "handoff_dropped": s.handoff_dropped,
             "budget": {"limit": self.keep_budget, "kept": s.held + s.kept_copies, "held": s.held,
                        "kept_copies": s.kept_copies, "peak": s.keep_peak, "overflows": s.budget_overflows,
                        "segments_dropped": s.budget_segments_dropped},

@@ -1,8 +1,8 @@
 # The runtime's classes, declared for the other extension modules (the flow engine) to use.
 from libc.stdint cimport uint16_t
 
-from flowos.dpdk cimport rte_mempool
-from flowos.fo cimport fo_worker
+from flowos.dpdk cimport rte_mempool, rte_ring
+from flowos.fo cimport fo_worker, fo_worker_group
 
 
 cdef class Eal:
@@ -24,6 +24,23 @@ cdef class Port:
     cdef readonly Mempool pool
     cdef readonly Mempool linear_pool
     cdef bint started
+    cdef readonly uint16_t rx_queues, tx_queues
+    cdef readonly str spread          # how it spreads what it receives: none, rss, device
+    cdef readonly str spread_why      # device: why not RSS
+
+
+cdef class TxLock:
+    cdef void *lock
+
+
+cdef class Inbox:
+    cdef rte_ring *ring
+    cdef readonly Eal eal
+
+
+cdef class WorkerGroup:
+    cdef fo_worker_group *g
+    cdef readonly Eal eal
 
 
 cdef class Worker:
@@ -31,3 +48,6 @@ cdef class Worker:
     cdef readonly Eal eal
     cdef readonly list routes
     cdef readonly object hook_owner   # what the hook's context belongs to, kept alive while set
+    cdef readonly WorkerGroup group
+    cdef readonly Inbox inbox
+    cdef object inbox_owner

@@ -211,16 +211,27 @@ cdef class Port:
         port.eal = eal
         return port
 
-    def start(self, Mempool pool, uint16_t queues=1, uint16_t rx_descriptors=1024,
-              uint16_t tx_descriptors=1024, bint promiscuous=True, bint rx_timestamp=False,
-              tx_chain_max=None, Mempool linear_pool=None):
-        """tx_chain_max: the longest chained packet the device sends whole (None: no limit);
+    def info(self):
+        """What the device offers: its queues, the RSS hash types FlowOS asks for that it has, its RETA size."""
+        cdef fo_port_info info
+        check(fo_port_info_get(self.port_id, &info), f"port {self.device}")
+        return {"max_rx_queues": info.max_rx_queues, "max_tx_queues": info.max_tx_queues,
+                "rss_types": info.rss_types, "reta_size": info.reta_size}
+
+    def start(self, Mempool pool, uint16_t rx_queues=1, uint16_t tx_queues=1, uint16_t rss_pattern=0,
+              uint16_t rx_descriptors=1024, uint16_t tx_descriptors=1024, bint promiscuous=True,
+              bint rx_timestamp=False, tx_chain_max=None, Mempool linear_pool=None):
+        """rss_pattern: with several RX queues, the symmetric RSS key's pattern (fo_steer.h), 0: no RSS.
+        tx_chain_max: the longest chained packet the device sends whole (None: no limit);
         longer ones are copied into one mbuf of linear_pool (which the port owns from now on and
         frees on close), or left unsent and counted (tx_oversize)."""
         cdef fo_port_conf conf
+        cdef fo_port_info info
         memset(&conf, 0, sizeof(conf))
         conf.pool = pool.mp
-        conf.nb_queues = queues
+        conf.nb_rx_queues = rx_queues
+        conf.nb_tx_queues = tx_queues
+        conf.rss_pattern = rss_pattern
         conf.nb_rxd = rx_descriptors
         conf.nb_txd = tx_descriptors
         conf.promiscuous = promiscuous
@@ -230,7 +241,11 @@ cdef class Port:
         self.pool = pool
         self.linear_pool = linear_pool
         self.started = True  # a half-started port still needs closing
-        check(fo_port_start(self.port_id, &conf), f"cannot start port {self.device}")
+        check(fo_port_start(self.port_id, &conf, &info), f"cannot start port {self.device}")
+        self.rx_queues = rx_queues
+        self.tx_queues = tx_queues
+        self.spread = {FO_SPREAD_RSS: "rss", FO_SPREAD_DEVICE: "device"}.get(info.spread, "none")
+        self.spread_why = info.why.decode(errors="replace")
 
     @property
     def driver(self):
@@ -275,6 +290,81 @@ cdef class Port:
             _warn_unclosed(self)
 
 
+cdef class TxLock:
+    """The lock of a TX queue several workers send on (fo_tx.h)."""
+
+    @staticmethod
+    def create():
+        cdef TxLock lock = TxLock.__new__(TxLock)
+        lock.lock = fo_tx_lock_create()
+        if lock.lock == NULL:
+            check(-rte_errno, "cannot create a TX queue lock")
+        return lock
+
+    def close(self):
+        if self.lock != NULL:
+            fo_tx_lock_free(self.lock)
+            self.lock = NULL
+
+
+cdef class Inbox:
+    """A worker's inbox: packets other workers hand it (many producers, its worker consumes)."""
+
+    @staticmethod
+    def create(Eal eal, str name, unsigned int size):
+        cdef Inbox inbox = Inbox.__new__(Inbox)
+        inbox.ring = rte_ring_create(name.encode(), size, SOCKET_ID_ANY, RING_F_SC_DEQ)
+        if inbox.ring == NULL:
+            check(-rte_errno, f"cannot create the inbox {name!r}")
+        inbox.eal = eal
+        return inbox
+
+    def address(self):
+        return <size_t>self.ring
+
+    def close(self):
+        """Frees the ring, and the packets left in it (none once its worker has drained it): how many."""
+        cdef void *pkts[256]
+        cdef unsigned int n, left = 0
+        if self.ring == NULL:
+            return 0
+        while True:
+            n = rte_ring_dequeue_burst(self.ring, pkts, 256, NULL)
+            if n == 0:
+                break
+            rte_pktmbuf_free_bulk(pkts, n)
+            left += n
+        rte_ring_free(self.ring)
+        self.ring = NULL
+        return left
+
+    def __dealloc__(self):
+        if self.ring != NULL:
+            _warn_unclosed(self)
+
+
+cdef class WorkerGroup:
+    """Workers that stop together (fo_worker.h): a packet limit for all, one stop for all."""
+
+    @staticmethod
+    def create(Eal eal, uint16_t workers, uint64_t packet_limit=0):
+        cdef WorkerGroup group = WorkerGroup.__new__(WorkerGroup)
+        group.g = fo_worker_group_create(workers, packet_limit)
+        if group.g == NULL:
+            check(-rte_errno, f"cannot create a group of {workers} workers")
+        group.eal = eal
+        return group
+
+    def close(self):
+        if self.g != NULL:
+            fo_worker_group_free(self.g)
+            self.g = NULL
+
+    def __dealloc__(self):
+        if self.g != NULL:
+            _warn_unclosed(self)
+
+
 cdef class Worker:
     """A C poll loop on one lcore, forwarding along its routes without the GIL."""
 
@@ -295,16 +385,37 @@ cdef class Worker:
         worker.routes = []
         return worker
 
-    def add_route(self, Port rx, Port tx, expected_rx=None):
-        """Forward what rx receives out of tx. expected_rx: packets a finite source will deliver."""
+    def add_route(self, Port rx, Port tx, expected_rx=None, uint16_t rx_queue=0, uint16_t tx_queue=0,
+                  TxLock tx_lock=None):
+        """Forward what rx receives on rx_queue out of tx's tx_queue (under tx_lock, shared with other
+        workers, if given). expected_rx: packets a finite source will deliver."""
         cdef fo_route route
         memset(&route, 0, sizeof(route))
         route.rx_port = rx.port_id
+        route.rx_queue = rx_queue
         route.tx_port = tx.port_id
+        route.tx_queue = tx_queue
+        route.tx_lock = tx_lock.lock if tx_lock is not None else NULL
         route.finite = expected_rx is not None
         route.expected_rx = expected_rx or 0
         check(fo_worker_add_route(self.w, &route), f"cannot add route {rx.device} -> {tx.device}")
         self.routes.append((rx, tx))
+
+    def join_group(self, WorkerGroup group, Inbox inbox=None, size_t hook=0, size_t ctx=0, owner=None):
+        """Makes this worker one of group's; it drains inbox (if any) into the C hook at address hook
+        with context ctx (which belongs to owner, kept alive meanwhile)."""
+        check(fo_worker_join_group(self.w, group.g, inbox.ring if inbox is not None else NULL,
+                                   <fo_inbox_hook_t>hook, <void *>ctx), "cannot join the worker group")
+        self.group = group
+        self.inbox = inbox
+        self.inbox_owner = owner
+
+    @property
+    def polls(self):
+        """(loop iterations, those that found packets): the worker's load."""
+        cdef uint64_t polls, busy
+        fo_worker_polls(self.w, &polls, &busy)
+        return polls, busy
 
     def set_thread_hooks(self, size_t start, size_t stop):
         """C functions (addresses) the worker's thread calls when its loop starts and ends."""
@@ -353,6 +464,7 @@ cdef class Worker:
         self.w = NULL
         self.routes = []
         self.hook_owner = None
+        self.inbox_owner = None
 
     def __dealloc__(self):
         if self.w != NULL:

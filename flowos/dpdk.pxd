@@ -36,6 +36,16 @@ cdef extern from "rte_mbuf.h" nogil:
                                          uint16_t priv_size, uint16_t data_room_size, int socket_id)
 
 
+cdef extern from "rte_ring.h" nogil:
+    struct rte_ring:
+        pass
+    int RING_F_SC_DEQ
+    rte_ring *rte_ring_create(const char *name, unsigned int count, int socket_id, unsigned int flags)
+    void rte_ring_free(rte_ring *r)
+    unsigned int rte_ring_dequeue_burst(rte_ring *r, void **obj_table, unsigned int n, unsigned int *available)
+    void rte_pktmbuf_free_bulk(void **mbufs, unsigned int count)
+
+
 cdef extern from "rte_ethdev.h" nogil:
     uint16_t RTE_MAX_ETHPORTS
 

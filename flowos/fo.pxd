@@ -30,7 +30,9 @@ cdef extern from "flowos/fo_capture.h" nogil:
 cdef extern from "flowos/fo_port.h" nogil:
     struct fo_port_conf:
         rte_mempool *pool
-        uint16_t nb_queues
+        uint16_t nb_rx_queues
+        uint16_t nb_tx_queues
+        uint16_t rss_pattern
         uint16_t nb_rxd
         uint16_t nb_txd
         uint8_t promiscuous
@@ -40,7 +42,19 @@ cdef extern from "flowos/fo_port.h" nogil:
     struct fo_port_tx_fit:
         uint64_t linearised
         uint64_t oversize
-    int fo_port_start(uint16_t port_id, const fo_port_conf *conf)
+    enum fo_port_spread:
+        FO_SPREAD_NONE
+        FO_SPREAD_RSS
+        FO_SPREAD_DEVICE
+    struct fo_port_info:
+        uint16_t max_rx_queues
+        uint16_t max_tx_queues
+        uint64_t rss_types
+        uint16_t reta_size
+        uint8_t spread
+        char why[96]
+    int fo_port_info_get(uint16_t port_id, fo_port_info *out)
+    int fo_port_start(uint16_t port_id, const fo_port_conf *conf, fo_port_info *out)
     int fo_port_tx_fit_stats(uint16_t port_id, fo_port_tx_fit *out)
     int fo_port_close(uint16_t port_id)
 
@@ -51,6 +65,7 @@ cdef extern from "flowos/fo_worker.h" nogil:
         uint16_t rx_queue
         uint16_t tx_port
         uint16_t tx_queue
+        void *tx_lock
         uint8_t finite
         uint64_t expected_rx
 
@@ -77,6 +92,13 @@ cdef extern from "flowos/fo_worker.h" nogil:
 
     struct fo_worker:
         pass
+    struct fo_worker_group:
+        pass
+    ctypedef void (*fo_inbox_hook_t)(void *ctx, void **pkts, uint16_t n)
+    fo_worker_group *fo_worker_group_create(uint16_t workers, uint64_t packet_limit)
+    void fo_worker_group_free(fo_worker_group *g)
+    int fo_worker_join_group(fo_worker *w, fo_worker_group *g, void *inbox, fo_inbox_hook_t hook, void *ctx)
+    void fo_worker_polls(const fo_worker *w, uint64_t *polls, uint64_t *busy)
 
     fo_worker *fo_worker_create(const fo_worker_conf *conf, int socket_id)
     int fo_worker_add_route(fo_worker *w, const fo_route *route)
@@ -91,6 +113,22 @@ cdef extern from "flowos/fo_worker.h" nogil:
     uint16_t fo_worker_short_sources(const fo_worker *w)
     int fo_worker_route_stats(const fo_worker *w, uint16_t route, fo_route_stats *out)
     void fo_worker_free(fo_worker *w)
+
+
+cdef extern from "flowos/fo_tx.h" nogil:
+    void *fo_tx_lock_create()
+    void fo_tx_lock_free(void *lock)
+
+
+cdef extern from "flowos/fo_steer.h" nogil:
+    int FO_MAX_WORKERS
+    int FO_STEER_BUCKETS
+    struct fo_steer:
+        pass
+    void fo_steer_init(fo_steer *s, uint16_t pattern)
+    uint32_t fo_steer_hash(const fo_steer *s, uint16_t fold)
+    uint16_t fo_steer_worker(uint32_t hash, uint16_t workers)
+    void fo_steer_rss_key(uint16_t pattern, uint8_t *key, uint32_t len)
 
 
 cdef extern from "flowos/fo_decode.h" nogil:

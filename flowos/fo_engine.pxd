@@ -136,6 +136,8 @@ cdef extern from "flowos/fo_engine.h" nogil:
         uint64_t budget_segments_dropped
         uint64_t stream_holds_idle
         uint64_t stream_edits_refused
+        uint64_t handed_off
+        uint64_t handoff_dropped
 
     struct fo_def_stats:
         uint64_t packets
@@ -157,6 +159,9 @@ cdef extern from "flowos/fo_engine.h" nogil:
                                 const void *params, size_t params_len, char *err, size_t errlen)
     int fo_engine_build(fo_engine *e, char *err, size_t errlen)
     uint16_t fo_engine_burst(void *engine, const void *route, void **pkts, uint16_t n)
+    void fo_engine_inbox(void *engine, void **pkts, uint16_t n)
+    int fo_engine_set_shard(fo_engine *e, uint16_t index, uint16_t workers, void **inboxes, uint16_t pattern)
+    int fo_engine_set_txq(fo_engine *e, uint16_t port, uint16_t queue, void *lock)
     void fo_engine_shutdown(fo_engine *e)
     void fo_engine_read_stats(const fo_engine *e, fo_engine_stats *out)
     int fo_engine_read_def_stats(const fo_engine *e, uint16_t d, fo_def_stats *out)

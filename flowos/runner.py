@@ -15,7 +15,8 @@ from flowos import (_control, control as control_api, control_server, devices, e
 from flowos._engine import Engine
 from flowos._python import PythonTier, cover_kept_views, thread_hooks
 from flowos.cprocessor import CythonTier
-from flowos._runtime import Eal, Mempool, Port, Worker
+from flowos._runtime import Eal, Inbox, Mempool, Port, TxLock, Worker, WorkerGroup
+from flowos.shards import Controls, Engines, Workers, add_up
 from flowos.errors import ConfigError, FlowOSError
 from flowos.stats import PortStats, RunReport, Snapshot, SourceReport
 from flowos.dpdk_log import explain_failure
@@ -28,6 +29,10 @@ ENGINE_TX_BUFFER = 64  # packets the engine gathers per port before a TX burst (
 # burst, or the engine's TX buffer).
 LINEAR_DATA_ROOM = 65535
 STANDARD_FRAME = 1522  # an Ethernet frame with a VLAN tag, what ports other than captures bring
+# With several workers: the symmetric RSS key's 16-bit pattern (fo_steer.h), the one of Woo and
+# Park's "Scalable TCP Session Monitoring with Symmetric Receive-side Scaling".
+STEER_PATTERN = 0x6D5A
+INBOX_SIZE = 1024      # packets other workers may have handed a worker before it drains them
 
 
 class ProcessorContext:
@@ -109,7 +114,8 @@ def memory_needed_mb(config, mbufs, page_size):
     if config.flows:
         needed += eal_args.flow_table_memory_mb(config.engine.capacity,
                                                 max(flow.cython_state_bytes for flow in config.flows))
-        needed += eal_args.window_memory_mb(max(flow.hold_packets for flow in config.flows))
+        # Each worker's shard has its processing windows; the flow table is split between them.
+        needed += config.run.workers * eal_args.window_memory_mb(max(flow.hold_packets for flow in config.flows))
     return needed
 
 
@@ -157,7 +163,10 @@ class Bridge:
         self.control = None        # the engine's control mailbox (flowos-ctl flows, message)
         self.telemetry_socket = None
         self.control_server = None # FlowOS's control socket (flowos-ctl)
-        self.tiers = []            # the Python and Cython processors in the engine
+        self.tiers = []            # the Python and Cython processors in the engine, every shard's
+        self.group = None          # the workers' WorkerGroup
+        self.inboxes = []          # each worker's Inbox (several workers with a flow engine)
+        self.tx_locks = {}         # port id -> a TxLock per TX queue, where workers share them
         self.ports = {}
         self.sources = {}      # port name -> CaptureInfo of the capture it replays
         self.started_at = None
@@ -187,6 +196,7 @@ class Bridge:
         except FlowOSError as e:
             raise FlowOSError(f"{e} in {self.memory.memory_mb} MB ({self.memory.mode}); "
                               "raise --memory-mb or lower --mbufs") from None
+        n_workers = cfg.run.workers
         for spec in cfg.ports:
             try:
                 port = Port.find(self.eal, spec.device)
@@ -198,23 +208,54 @@ class Bridge:
             linear = None
             if spec.tx_chain_max is not None:
                 linear = Mempool.create(self.eal, f"fo_linear{port.port_id}", linear_pool_size(cfg), 0, LINEAR_DATA_ROOM)
-            port.start(self.pool, 1, spec.rx_descriptors, spec.tx_descriptors, spec.promiscuous,
+            info = port.info()
+            rx_queues, tx_queues = min(n_workers, info["max_rx_queues"]), min(n_workers, info["max_tx_queues"])
+            port.start(self.pool, rx_queues, tx_queues, STEER_PATTERN, spec.rx_descriptors, spec.tx_descriptors,
+                       spec.promiscuous,
                        rx_timestamp=bool(cfg.flows) and cfg.engine.clock == "capture" and spec.capture_source is not None,
                        tx_chain_max=spec.tx_chain_max, linear_pool=linear)
-        self.worker = Worker.create(self.eal, cfg.run.burst, cfg.run.packets or 0, cfg.run.source_idle_ms)
-        for src, dst in cfg.forward:
-            source = self.sources.get(src)
-            self.worker.add_route(self.ports[src], self.ports[dst], source.packets if source else None)
+            if tx_queues < n_workers:     # workers share its queues, each under a lock
+                self.tx_locks[port.port_id] = [TxLock.create() for _ in range(tx_queues)]
+        self.group = WorkerGroup.create(self.eal, n_workers, cfg.run.packets or 0)
+        self.worker = Workers([Worker.create(self.eal, cfg.run.burst, 0, cfg.run.source_idle_ms)
+                               for _ in range(n_workers)], cfg.eal.worker_cpus)
+        self._add_routes()
+        if n_workers > 1 and cfg.flows:
+            self.inboxes = [Inbox.create(self.eal, f"fo_inbox{w}", INBOX_SIZE) for w in range(n_workers)]
         if cfg.flows:
-            self.engine = self._build_engine()
-            self.engine.attach(self.worker)
-            self.control = _control.Control.attach(self.engine, self.worker)
+            self.engine = Engines([self._build_engine(w) for w in range(n_workers)])
+            self.control = Controls([_control.Control.attach(engine, worker)
+                                     for engine, worker in zip(self.engine, self.worker)])
+        for w, worker in enumerate(self.worker):
+            if self.inboxes:
+                self.engine.all[w].attach_inbox(worker, self.group, self.inboxes[w])
+            else:
+                worker.join_group(self.group)
         lcores = self.eal.worker_lcores()
-        if not lcores:
-            raise FlowOSError("no worker lcore: the EAL started with the main lcore only")
-        self.worker.launch(lcores[0])
+        if len(lcores) < n_workers:
+            raise FlowOSError(f"{len(lcores)} worker lcores for {n_workers} workers: the EAL started with too few")
+        for worker, lcore in zip(self.worker, lcores):
+            worker.launch(lcore)
         self.started_at = time.monotonic()
         self._serve_control(control_api.Commands(self, self.control).handle)
+
+    def txq(self, port, worker):
+        """(queue, lock or None) worker w sends on at port."""
+        queue = worker % port.tx_queues
+        locks = self.tx_locks.get(port.port_id)
+        return queue, locks[queue] if locks else None
+
+    def _add_routes(self):
+        """Each worker polls its own RX queue of every port (queue w: what RSS gives worker w); a port
+        with fewer queues than workers has its queues polled by the first ones, a single queue by the
+        worker of the route's turn (so that two captures go to two workers)."""
+        n_workers = len(self.worker)
+        for r, (src, dst) in enumerate(self.config.forward):
+            source, rx, tx = self.sources.get(src), self.ports[src], self.ports[dst]
+            for queue in range(rx.rx_queues):
+                w = queue if rx.rx_queues > 1 else r % n_workers
+                tx_queue, lock = self.txq(tx, w)
+                self.worker.all[w].add_route(rx, tx, source.packets if source else None, queue, tx_queue, lock)
 
     def _serve_control(self, handler):
         """Answers flowos-ctl on FlowOS's control socket, and DPDK's tools on telemetry's (if on)."""
@@ -229,15 +270,17 @@ class Bridge:
             _control.register(control_api.COMMANDS)
             _control.serve(handler)
 
-    def _build_engine(self):
-        """The flow engine for the config's definitions, with port names turned into port ids."""
+    def _build_engine(self, shard):
+        """Shard `shard` of the flow engine for the config's definitions, with port names turned into
+        port ids: its own processor instances, its own TX queues, its share of the keep budget."""
         cfg = self.config
         flows = copy.deepcopy(cfg.flows)
         flow_defs.resolve_ports(flows, {name: port.port_id for name, port in self.ports.items()},
                                 lambda key, problem: FlowOSError(f"{key}: {problem}"))
-        engine = Engine.create(self.pool, cfg.engine.capacity, cfg.engine.unmatched, cfg.engine.malformed,
+        tiers = []
+        engine = Engine.create(self.pool, -(-cfg.engine.capacity // len(self.worker)), cfg.engine.unmatched, cfg.engine.malformed,
                                cfg.engine.table_full, cfg.engine.clock, cfg.engine.timeouts,
-                               self.keep_budget)
+                               self.keep_budget // len(self.worker))
         try:
             for flow in flows:
                 index = engine.add_definition(flow.name, flow.match, flow.hold_packets, flow.hold_bytes,
@@ -251,10 +294,14 @@ class Bridge:
                         tier = (CythonTier if proc.cython else PythonTier)(proc.instantiate(), proc.on_error)
                         tier.stop_worker_on_fault(self.worker.address())
                         engine.add_tier_processor(index, stage, tier)
-                        self.tiers.append(tier)
+                        tiers.append(tier)
             engine.build()
+            if self.inboxes:
+                engine.set_shard(shard, self.inboxes, STEER_PATTERN)
+            for port in self.ports.values():
+                engine.set_txq(port.port_id, *self.txq(port, shard))
             context = ProcessorContext({name: port.port_id for name, port in self.ports.items()})
-            for tier in self.tiers:
+            for tier in tiers:
                 try:
                     tier.processor.setup(context)
                 except Exception as e:
@@ -263,8 +310,9 @@ class Bridge:
         except BaseException:
             engine.close()
             raise
-        if any(isinstance(tier, PythonTier) for tier in self.tiers):   # Cython tiers run without the GIL
-            self.worker.set_thread_hooks(*thread_hooks())
+        self.tiers += tiers
+        if any(isinstance(tier, PythonTier) for tier in tiers):   # Cython tiers run without the GIL
+            self.worker.all[shard].set_thread_hooks(*thread_hooks())
         return engine
 
     def processor_fault(self):
@@ -302,9 +350,7 @@ class Bridge:
         return time.monotonic() - self.started_at if self.started_at else 0.0
 
     def port_stats(self):
-        unsent = {}
-        for i, (_, tx) in enumerate(self.worker.routes):
-            unsent[tx.device] = unsent.get(tx.device, 0) + self.worker.route_stats(i).tx_unsent
+        unsent = self.worker.tx_unsent()
         out = []
         for spec in self.config.ports:
             port = self.ports[spec.name]
@@ -322,7 +368,7 @@ class Bridge:
         """engine_report()'s "flows" while the worker runs: the engine's counts, and a Python or
         Cython processor's counters (safe to read meanwhile); no report for the C built-ins (not safe)."""
         return [{"name": name, "processors": self._processors(i, lambda j, proc: None if isinstance(proc, str)
-                                                              else proc.counts())}
+                                                              else add_up([t.counts() for t in self.engine.instances(i, j)]))}
                 for i, name in enumerate(self.engine.definitions)]
 
     def snapshot(self):
@@ -362,6 +408,12 @@ class Bridge:
             self.worker.close()
         if self.engine is not None:
             self.engine.close()
+        for inbox in self.inboxes:
+            inbox.close()      # empty: its worker drained it before it ended
+        for lock in (lock for locks in self.tx_locks.values() for lock in locks):
+            lock.close()
+        if self.group is not None:
+            self.group.close()
         errors = []
         for port in self.ports.values():
             try:

@@ -9,6 +9,7 @@
 
 #include <rte_cycles.h>
 #include <rte_errno.h>
+#include <rte_hash_crc.h>
 #include <rte_malloc.h>
 #include <rte_mbuf_dyn.h>
 #include <rte_prefetch.h>
@@ -62,6 +63,7 @@ fo_engine_create(const struct fo_engine_conf *conf)
 		goto nomem;
 	e->conf = *conf;
 	e->timestamp_offset = -1;
+	e->shard.workers = 1;
 	return e;
 nomem:
 	if (e != NULL)
@@ -253,6 +255,45 @@ fo_engine_build(struct fo_engine *e, char *err, size_t errlen)
 	return 0;
 }
 
+int
+fo_engine_set_shard(struct fo_engine *e, uint16_t index, uint16_t workers, struct rte_ring *const *inboxes,
+		    uint16_t steer_pattern)
+{
+	struct shard *sh = &e->shard;
+	uint32_t i;
+
+	if (workers == 0 || workers > FO_MAX_WORKERS || index >= workers || steer_pattern == 0 ||
+	    (workers > 1 && inboxes == NULL))
+		return -EINVAL;
+	for (i = 0; workers > 1 && i < workers; i++)
+		if (inboxes[i] == NULL)
+			return -EINVAL;
+	if (workers > 1 && sh->frags == NULL) {
+		sh->frags = rte_malloc_socket("fo_steer_frags", sizeof(*sh->frags) * STEER_FRAG_SIZE, 0,
+					      e->conf.socket_id);
+		if (sh->frags == NULL)
+			return -ENOMEM;
+		for (i = 0; i < STEER_FRAG_SIZE; i++)
+			sh->frags[i].owner = FO_MAX_WORKERS;
+	}
+	sh->index = index;
+	sh->workers = workers;
+	for (i = 0; i < workers; i++)
+		sh->inboxes[i] = workers > 1 ? inboxes[i] : NULL;
+	fo_steer_init(&sh->steer, steer_pattern);
+	return 0;
+}
+
+int
+fo_engine_set_txq(struct fo_engine *e, uint16_t port, uint16_t queue, rte_spinlock_t *lock)
+{
+	if (port >= RTE_MAX_ETHPORTS)
+		return -EINVAL;
+	e->txq[port].queue = queue;
+	e->txq[port].lock = lock;
+	return 0;
+}
+
 /* Where the last level found starts: the headers' end (a transport's payload follows its header). */
 static uint32_t
 headers_end(const struct fo_decoded *d)
@@ -351,7 +392,7 @@ engine_send(struct fo_engine *e, struct rte_mbuf *m)
 
 	q->pkts[q->n++] = m;
 	if (q->n == TX_BUF) {
-		uint16_t sent = rte_eth_tx_burst(port, 0, q->pkts, q->n);
+		uint16_t sent = fo_tx_burst(port, &e->txq[port], q->pkts, q->n);
 
 		RELAXED_ADD(e->stats.tx_packets, sent);
 		if (sent < q->n) {
@@ -380,7 +421,7 @@ engine_tx_flush(struct fo_engine *e)
 
 		if (q->n == 0)
 			continue;
-		sent = rte_eth_tx_burst(port, 0, q->pkts, q->n);
+		sent = fo_tx_burst(port, &e->txq[port], q->pkts, q->n);
 		RELAXED_ADD(e->stats.tx_packets, sent);
 		if (sent < q->n) {
 			rte_pktmbuf_free_bulk(&q->pkts[sent], q->n - sent);
@@ -432,10 +473,98 @@ join_flow(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf 
 	return 0;
 }
 
-uint16_t
-fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pkts, uint16_t n)
+/* A non-IP packet's ether type (what its flow is keyed by: flow_make_key). */
+static uint16_t
+ether_type_of(const struct rte_mbuf *m)
 {
-	struct fo_engine *e = engine;
+	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint16_t l3 = fo_pkt_meta((struct rte_mbuf *)(uintptr_t)m)->offset[FO_LEVEL_L3];
+
+	return l3 != FO_NO_LEVEL && l3 >= 2 ? (uint16_t)data[l3 - 2] << 8 | data[l3 - 1] : 0;
+}
+
+/* Not keyed: a crafted collision only orphans a later fragment, as a full fragment cache would. */
+static struct steer_frag *
+steer_frag_slot(const struct shard *sh, const struct fo_match_fields *f, uint32_t id)
+{
+	uint32_t h = rte_hash_crc(f->src_ip, 16, id) ^ rte_hash_crc(f->dst_ip, 16, 0);
+
+	return &sh->frags[h & (STEER_FRAG_SIZE - 1)];
+}
+
+/*
+ * The shard that owns m's flow. A later fragment carries no ports: it goes where this shard sent
+ * its first fragment, or stays here (where the engine finds its flow, or counts it orphaned).
+ */
+static uint16_t
+steer_owner(struct shard *sh, const struct rte_mbuf *m, const struct fo_match_fields *f, uint32_t frag_id)
+{
+	uint16_t flags = fo_pkt_meta((struct rte_mbuf *)(uintptr_t)m)->flags, owner;
+	struct steer_frag *sf = NULL;
+
+	if (unlikely(flags & FO_PKT_FRAGMENT)) {
+		sf = steer_frag_slot(sh, f, frag_id);
+		if (!(flags & FO_PKT_FIRST_FRAG)) {
+			if (sf->owner != FO_MAX_WORKERS && sf->id == frag_id && memcmp(sf->src, f->src_ip, 16) == 0 &&
+			    memcmp(sf->dst, f->dst_ip, 16) == 0)
+				return sf->owner;
+			return sh->index;
+		}
+	}
+	owner = fo_steer_worker(fo_steer_hash(&sh->steer, fo_steer_fold(f, ether_type_of(m))), sh->workers);
+	if (unlikely(sf != NULL)) {
+		memcpy(sf->src, f->src_ip, 16);
+		memcpy(sf->dst, f->dst_ip, 16);
+		sf->id = frag_id;
+		sf->owner = owner;
+	}
+	return owner;
+}
+
+/*
+ * Puts each packet in its owner's inbox, in arrival order per owner; a full inbox's share is
+ * dropped and counted. Returns how many went.
+ */
+static uint16_t
+handoff(struct fo_engine *e, struct rte_mbuf **away, const uint16_t *owners, uint16_t n)
+{
+	const uint16_t workers = e->shard.workers;
+	struct rte_mbuf *sorted[FO_MAX_BURST];
+	uint16_t at[FO_MAX_WORKERS + 1] = {0};
+	uint16_t i, w, handed = 0;
+
+	for (i = 0; i < n; i++)
+		at[owners[i] + 1]++;
+	for (w = 0; w < workers; w++)
+		at[w + 1] += at[w];
+	for (i = 0; i < n; i++)
+		sorted[at[owners[i]]++] = away[i];
+	/* at[w] is now where owner w's packets end; they start where owner w - 1's end. */
+	for (w = 0; w < workers; w++) {
+		uint16_t first = w == 0 ? 0 : at[w - 1], count = at[w] - first, sent;
+
+		if (count == 0)
+			continue;
+		sent = (uint16_t)rte_ring_enqueue_burst(e->shard.inboxes[w], (void **)&sorted[first], count, NULL);
+		handed += sent;
+		if (unlikely(sent < count)) {
+			rte_pktmbuf_free_bulk(&sorted[first + sent], count - sent);
+			RELAXED_ADD(e->stats.handoff_dropped, count - sent);
+			RELAXED_ADD(e->stats.dropped, count - sent);
+		}
+	}
+	RELAXED_ADD(e->stats.handed_off, handed);
+	return handed;
+}
+
+/*
+ * A burst: decode, hand over what other shards own, classify, find the flows, run the pipelines,
+ * send. route: where the packets came in; NULL for the inbox's (decoded once already, their
+ * out_port in their metadata, their in_port in m->port).
+ */
+static void
+engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbuf **pkts, uint16_t n)
+{
 	struct fo_match_fields fields[FO_MAX_BURST];
 	struct fo_class_key keys[FO_MAX_BURST];
 	const struct fo_class_key *key_ptrs[FO_MAX_BURST];
@@ -446,16 +575,20 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 	int32_t positions[FO_MAX_BURST], found[FO_MAX_BURST];
 	uint16_t key_at[FO_MAX_BURST];
 	uint8_t src_lo[FO_MAX_BURST];
-	uint16_t i, j, k, n_todo = 0, n_keys = 0;
+	struct rte_mbuf *away[FO_MAX_BURST];
+	uint16_t away_owners[FO_MAX_BURST];
+	const int steering = e->shard.workers > 1 && route != NULL;
+	uint16_t i, j, k, n_todo = 0, n_keys = 0, n_away = 0;
 
 	e->epoch++;
 	e->n_touched = 0;
 	if (e->conf.clock == FO_CLOCK_TSC)
 		e->now = (uint64_t)((double)(rte_rdtsc() - e->tsc_start) * e->ns_per_tsc);
-	RELAXED_ADD(e->stats.packets, n);
 	for (i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
-		int error = engine_decode(e, m, route->tx_port, &frag_ids[n_todo]);
+		uint16_t in_port = route != NULL ? route->rx_port : m->port;
+		int error = engine_decode(e, m, route != NULL ? route->tx_port : fo_pkt_meta(m)->out_port,
+					  &frag_ids[n_todo]);
 
 		if (unlikely(error != FO_DECODE_OK)) {
 			RELAXED_ADD(e->stats.malformed[error], 1);
@@ -467,13 +600,24 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 			}
 			continue;
 		}
-		fo_match_fields_of(m, route->rx_port, &fields[n_todo]);
+		fo_match_fields_of(m, in_port, &fields[n_todo]);
+		if (steering) {
+			uint16_t owner = steer_owner(&e->shard, m, &fields[n_todo], frag_ids[n_todo]);
+
+			if (owner != e->shard.index) {
+				m->port = in_port;
+				away[n_away] = m;
+				away_owners[n_away++] = owner;
+				continue;
+			}
+		}
 		if (e->class_constant == FO_CLASS_VARIES) {
 			fo_class_key_fill(&keys[n_todo], &fields[n_todo]);
 			key_ptrs[n_todo] = &keys[n_todo];
 		}
 		todo[n_todo++] = i;
 	}
+	RELAXED_ADD(e->stats.packets, n - (n_away > 0 ? handoff(e, away, away_owners, n_away) : 0));
 	fo_classify(e->classifier, key_ptrs, defs, n_todo);
 	/* One lookup for the burst overlaps its cache misses; then the flows found are prefetched. */
 	for (j = 0; j < n_todo; j++) {
@@ -542,7 +686,19 @@ fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pk
 	engine_tx_flush(e);
 	if (e->stats.held + e->stats.kept_copies > e->stats.keep_peak)
 		RELAXED_ADD(e->stats.keep_peak, e->stats.held + e->stats.kept_copies - e->stats.keep_peak);
+}
+
+uint16_t
+fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pkts, uint16_t n)
+{
+	engine_process(engine, route, pkts, n);
 	return 0;
+}
+
+void
+fo_engine_inbox(void *engine, struct rte_mbuf **pkts, uint16_t n)
+{
+	engine_process(engine, NULL, pkts, n);
 }
 
 void
@@ -673,5 +829,6 @@ fo_engine_free(struct fo_engine *e)
 	rte_free(e->verdicts);
 	rte_free(e->out_ports);
 	rte_free(e->defs);
+	rte_free(e->shard.frags);
 	rte_free(e);
 }

@@ -10,6 +10,8 @@
 
 #include "flowos/fo_classify.h"
 #include "flowos/fo_engine.h"
+#include "flowos/fo_steer.h"
+#include "flowos/fo_tx.h"
 
 #define TX_BUF 64
 #define FRAG_CACHE_SIZE 4096       /* power of two */
@@ -94,6 +96,24 @@ struct tx_queue {
 	struct rte_mbuf *pkts[TX_BUF];
 };
 
+#define STEER_FRAG_SIZE 1024       /* power of two */
+
+/* A first fragment this shard handed to another: its later fragments (no ports) follow it there. */
+struct steer_frag {
+	uint8_t src[16], dst[16];
+	uint32_t id;
+	uint16_t owner;             /* FO_MAX_WORKERS: empty */
+};
+
+/* This engine as one of several shards (fo_engine_set_shard); workers == 1: the only one. */
+struct shard {
+	uint16_t index;
+	uint16_t workers;
+	struct rte_ring *inboxes[FO_MAX_WORKERS];   /* each shard's, multi-producer */
+	struct steer_frag *frags;                   /* STEER_FRAG_SIZE; NULL with one worker */
+	struct fo_steer steer;
+};
+
 struct fo_engine {
 	struct fo_engine_conf conf;
 	struct fo_classifier *classifier;
@@ -134,6 +154,8 @@ struct fo_engine {
 	uint32_t window_cap;
 	uint32_t n_holding;                     /* flows in their definitions' hold lists (fo_stream_hold.c) */
 	struct tx_queue tx[RTE_MAX_ETHPORTS];
+	struct fo_txq txq[RTE_MAX_ETHPORTS];    /* where this shard sends on each port (fo_tx.h) */
+	struct shard shard;
 	struct fo_engine_stats stats;
 };
 

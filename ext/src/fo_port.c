@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Port set-up in DPDK's fixed order, stopping at the first error. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
+#include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_malloc.h>
 
 #include "flowos/fo_port.h"
+#include "flowos/fo_steer.h"
 
 /*
  * A TX queue's guard against chains its device would cut short (net_pcap in DPDK 22.11 writes
@@ -152,21 +155,109 @@ fo_port_tx_fit_stats(uint16_t port_id, struct fo_port_tx_fit *out)
 	return 0;
 }
 
-int
-fo_port_start(uint16_t port_id, const struct fo_port_conf *conf)
-{
-	struct rte_eth_conf port_conf = {0};
-	struct rte_eth_dev_info info;
-	uint16_t nb_rxd = conf->nb_rxd, nb_txd = conf->nb_txd, q;
-	int socket_id, ret;
+/* What RSS hashes for FlowOS: IPv4/IPv6 addresses, and TCP/UDP ports (fo_steer_fold's fields). */
+#define WANTED_RSS (RTE_ETH_RSS_IPV4 | RTE_ETH_RSS_FRAG_IPV4 | RTE_ETH_RSS_NONFRAG_IPV4_TCP | \
+		    RTE_ETH_RSS_NONFRAG_IPV4_UDP | RTE_ETH_RSS_NONFRAG_IPV4_OTHER | RTE_ETH_RSS_IPV6 | \
+		    RTE_ETH_RSS_FRAG_IPV6 | RTE_ETH_RSS_NONFRAG_IPV6_TCP | RTE_ETH_RSS_NONFRAG_IPV6_UDP | \
+		    RTE_ETH_RSS_NONFRAG_IPV6_OTHER)
+#define RSS_KEY_MAX 64
 
-	if (!rte_eth_dev_is_valid_port(port_id) || conf->pool == NULL || conf->nb_queues == 0)
+int
+fo_port_info_get(uint16_t port_id, struct fo_port_info *out)
+{
+	struct rte_eth_dev_info info;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (!rte_eth_dev_is_valid_port(port_id))
 		return -EINVAL;
 	ret = rte_eth_dev_info_get(port_id, &info);
 	if (ret != 0)
 		return ret;
-	if (conf->nb_queues > info.max_rx_queues || conf->nb_queues > info.max_tx_queues)
+	out->max_rx_queues = info.max_rx_queues;
+	out->max_tx_queues = info.max_tx_queues;
+	out->rss_types = info.flow_type_rss_offloads & WANTED_RSS;
+	out->reta_size = info.reta_size;
+	return 0;
+}
+
+/*
+ * Asks for symmetric RSS, where the device hashes TCP and UDP over both families with a key it
+ * lets FlowOS set; else says why not in out->why (the device spreads its own way).
+ */
+static void
+rss_configure(const struct fo_port_conf *conf, const struct rte_eth_dev_info *info, struct rte_eth_conf *port_conf,
+	      uint8_t *key, struct fo_port_info *out)
+{
+	const uint64_t needed = RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_NONFRAG_IPV4_UDP;
+	uint32_t key_len = info->hash_key_size ? info->hash_key_size : 40;
+
+	out->spread = FO_SPREAD_DEVICE;
+	if (conf->rss_pattern == 0) {
+		snprintf(out->why, sizeof(out->why), "RSS not asked for");
+		return;
+	}
+	if ((out->rss_types & needed) != needed) {
+		snprintf(out->why, sizeof(out->why), "no RSS over TCP/UDP");
+		return;
+	}
+	if (key_len > RSS_KEY_MAX || key_len % 2 != 0) {
+		snprintf(out->why, sizeof(out->why), "an RSS key of %u bytes", key_len);
+		return;
+	}
+	if (info->reta_size % FO_STEER_BUCKETS != 0) {
+		snprintf(out->why, sizeof(out->why), "a redirection table of %u entries (not a multiple of %d)",
+			 info->reta_size, FO_STEER_BUCKETS);
+		return;
+	}
+	fo_steer_rss_key(conf->rss_pattern, key, key_len);
+	port_conf->rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+	port_conf->rx_adv_conf.rss_conf.rss_key = key;
+	port_conf->rx_adv_conf.rss_conf.rss_key_len = (uint8_t)key_len;
+	port_conf->rx_adv_conf.rss_conf.rss_hf = out->rss_types;
+	out->spread = FO_SPREAD_RSS;
+}
+
+/* Bucket b of the table goes to queue b % queues, as fo_steer_worker decides for software. */
+static int
+reta_program(uint16_t port_id, uint16_t reta_size, uint16_t queues)
+{
+	struct rte_eth_rss_reta_entry64 reta[RTE_ETH_RSS_RETA_SIZE_512 / RTE_ETH_RETA_GROUP_SIZE];
+	uint16_t i;
+
+	if (reta_size > RTE_ETH_RSS_RETA_SIZE_512)
+		return -ENOTSUP;
+	memset(reta, 0, sizeof(reta));
+	for (i = 0; i < reta_size; i++) {
+		reta[i / RTE_ETH_RETA_GROUP_SIZE].mask |= 1ULL << (i % RTE_ETH_RETA_GROUP_SIZE);
+		reta[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE] =
+			fo_steer_worker(i, queues);
+	}
+	return rte_eth_dev_rss_reta_update(port_id, reta, reta_size);
+}
+
+int
+fo_port_start(uint16_t port_id, const struct fo_port_conf *conf, struct fo_port_info *out)
+{
+	struct rte_eth_conf port_conf = {0};
+	struct rte_eth_dev_info info;
+	uint8_t rss_key[RSS_KEY_MAX];
+	uint16_t nb_rxd = conf->nb_rxd, nb_txd = conf->nb_txd, q;
+	int socket_id, ret;
+
+	if (!rte_eth_dev_is_valid_port(port_id) || conf->pool == NULL || conf->nb_rx_queues == 0 ||
+	    conf->nb_tx_queues == 0)
 		return -EINVAL;
+	ret = fo_port_info_get(port_id, out);
+	if (ret != 0)
+		return ret;
+	ret = rte_eth_dev_info_get(port_id, &info);
+	if (ret != 0)
+		return ret;
+	if (conf->nb_rx_queues > info.max_rx_queues || conf->nb_tx_queues > info.max_tx_queues)
+		return -EINVAL;
+	if (conf->nb_rx_queues > 1)
+		rss_configure(conf, &info, &port_conf, rss_key, out);
 	/* net_pcap stamps packets with their capture time without being asked (nor saying it can). */
 	if (conf->rx_timestamp && (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TIMESTAMP))
 		port_conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TIMESTAMP;
@@ -175,7 +266,7 @@ fo_port_start(uint16_t port_id, const struct fo_port_conf *conf)
 	if (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS)
 		port_conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
 
-	ret = rte_eth_dev_configure(port_id, conf->nb_queues, conf->nb_queues, &port_conf);
+	ret = rte_eth_dev_configure(port_id, conf->nb_rx_queues, conf->nb_tx_queues, &port_conf);
 	if (ret != 0)
 		return ret;
 	ret = rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &nb_rxd, &nb_txd);
@@ -185,22 +276,31 @@ fo_port_start(uint16_t port_id, const struct fo_port_conf *conf)
 	socket_id = rte_eth_dev_socket_id(port_id);
 	if (socket_id < 0)
 		socket_id = SOCKET_ID_ANY;
-	for (q = 0; q < conf->nb_queues; q++) {
+	for (q = 0; q < conf->nb_rx_queues; q++) {
 		ret = rte_eth_rx_queue_setup(port_id, q, nb_rxd, socket_id, NULL, conf->pool);
 		if (ret != 0)
 			return ret;
 	}
-	for (q = 0; q < conf->nb_queues; q++) {
+	for (q = 0; q < conf->nb_tx_queues; q++) {
 		ret = rte_eth_tx_queue_setup(port_id, q, nb_txd, socket_id, NULL);
 		if (ret != 0)
 			return ret;
 	}
-	ret = tx_fit_install(port_id, conf->nb_queues, conf);
+	ret = tx_fit_install(port_id, conf->nb_tx_queues, conf);
 	if (ret != 0)
 		return ret;
 	ret = rte_eth_dev_start(port_id);
 	if (ret != 0)
 		return ret;
+	if (out->spread == FO_SPREAD_RSS && out->reta_size > 0) {
+		ret = reta_program(port_id, out->reta_size, conf->nb_rx_queues);
+		if (ret != 0) {
+			/* Still symmetric, spread the device's way: workers hand over what they do not own. */
+			out->spread = FO_SPREAD_DEVICE;
+			snprintf(out->why, sizeof(out->why), "its redirection table cannot be set (%s)",
+				 rte_strerror(-ret));
+		}
+	}
 	/* Virtual devices without the notion answer -ENOTSUP: not an error for a bridge. */
 	if (conf->promiscuous) {
 		ret = rte_eth_promiscuous_enable(port_id);

@@ -13,7 +13,10 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
+#include <rte_ring.h>
 
+#include "flowos/fo_steer.h"
+#include "flowos/fo_tx.h"
 #include "flowos/fo_worker.h"
 
 #define RELAXED_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
@@ -25,20 +28,59 @@ struct source_progress {
 	bool finished;
 };
 
+struct fo_worker_group {
+	uint16_t workers;
+	uint16_t receiving;        /* workers still polling their routes: each counts itself out once */
+	uint8_t stop;
+	uint64_t packet_limit;     /* 0: none */
+	uint64_t claimed;          /* packets workers may receive against the limit, or have */
+	uint64_t received;
+};
+
 struct fo_worker {
 	struct fo_worker_conf conf;
+	struct fo_worker_group *group;
+	uint8_t own_group;         /* created with the worker (a group of one) */
 	uint16_t n_routes;
 	unsigned int lcore_id;
 	uint8_t launched;
 	uint8_t running;           /* written by the loop */
-	uint8_t stop;              /* written by the controller */
 	uint32_t stop_reason;      /* written by the loop */
 	uint16_t short_sources;    /* written by the loop */
+	struct rte_ring *inbox;
+	fo_inbox_hook_t inbox_hook;
+	void *inbox_ctx;
+	uint64_t polls, busy_polls;   /* written by the loop */
 	struct fo_route routes[FO_MAX_ROUTES];
 	struct fo_route_stats stats[FO_MAX_ROUTES];
 	fo_thread_hook_t thread_start, thread_stop;
 	void *thread_ctx;
 };
+
+struct fo_worker_group *
+fo_worker_group_create(uint16_t workers, uint64_t packet_limit)
+{
+	struct fo_worker_group *g;
+
+	if (workers == 0 || workers > FO_MAX_WORKERS) {
+		rte_errno = EINVAL;
+		return NULL;
+	}
+	g = rte_zmalloc("fo_worker_group", sizeof(*g), RTE_CACHE_LINE_SIZE);
+	if (g == NULL) {
+		rte_errno = ENOMEM;
+		return NULL;
+	}
+	g->workers = g->receiving = workers;
+	g->packet_limit = packet_limit;
+	return g;
+}
+
+void
+fo_worker_group_free(struct fo_worker_group *g)
+{
+	rte_free(g);
+}
 
 struct fo_worker *
 fo_worker_create(const struct fo_worker_conf *conf, int socket_id)
@@ -54,8 +96,32 @@ fo_worker_create(const struct fo_worker_conf *conf, int socket_id)
 		rte_errno = ENOMEM;
 		return NULL;
 	}
+	w->group = fo_worker_group_create(1, conf->packet_limit);
+	if (w->group == NULL) {
+		rte_free(w);
+		return NULL;
+	}
+	w->own_group = 1;
 	w->conf = *conf;
 	return w;
+}
+
+int
+fo_worker_join_group(struct fo_worker *w, struct fo_worker_group *g, struct rte_ring *inbox,
+		     fo_inbox_hook_t hook, void *ctx)
+{
+	if (RELAXED_LOAD(&w->running) || w->launched)
+		return -EBUSY;
+	if (g == NULL || (inbox != NULL && hook == NULL))
+		return -EINVAL;
+	if (w->own_group)
+		fo_worker_group_free(w->group);
+	w->own_group = 0;
+	w->group = g;
+	w->inbox = inbox;
+	w->inbox_hook = hook;
+	w->inbox_ctx = ctx;
+	return 0;
 }
 
 int
@@ -104,80 +170,159 @@ count(uint64_t *counter, uint64_t n)
 	RELAXED_STORE(counter, *counter + n);
 }
 
+/*
+ * How many packets the next receive may take under the group's limit (up to burst): claimed
+ * before receiving, so that the group never receives more than the limit; 0 while other
+ * workers hold the rest of it.
+ */
+static uint16_t
+claim(struct fo_worker_group *g, uint16_t burst)
+{
+	uint64_t claimed = __atomic_load_n(&g->claimed, __ATOMIC_RELAXED), want;
+
+	do {
+		if (claimed >= g->packet_limit)
+			return 0;
+		want = RTE_MIN((uint64_t)burst, g->packet_limit - claimed);
+	} while (!__atomic_compare_exchange_n(&g->claimed, &claimed, claimed + want, false, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+	return (uint16_t)want;
+}
+
+/* Receives, runs the hook and sends on one route; returns how many packets came. */
+static uint16_t
+poll_route(struct fo_worker *w, uint16_t i, struct rte_mbuf **pkts, uint16_t want)
+{
+	const struct fo_route *r = &w->routes[i];
+	struct fo_route_stats *s = &w->stats[i];
+	const struct fo_txq txq = { .queue = r->tx_queue, .lock = r->tx_lock };
+	uint16_t nb_rx, nb_tx, nb_sent;
+
+	nb_rx = rte_eth_rx_burst(r->rx_port, r->rx_queue, pkts, want);
+	if (nb_rx == 0)
+		return 0;
+	count(&s->rx_packets, nb_rx);
+	nb_tx = nb_rx;
+	if (w->conf.hook != NULL) {
+		nb_tx = w->conf.hook(w->conf.hook_ctx, r, pkts, nb_rx);
+		count(&s->hook_kept, nb_rx - nb_tx);
+	}
+	nb_sent = fo_tx_burst(r->tx_port, &txq, pkts, nb_tx);
+	count(&s->tx_packets, nb_sent);
+	if (unlikely(nb_sent < nb_tx)) {
+		rte_pktmbuf_free_bulk(&pkts[nb_sent], nb_tx - nb_sent);
+		count(&s->tx_unsent, nb_tx - nb_sent);
+	}
+	return nb_rx;
+}
+
+/* One pass over the routes; returns whether anything came, and sets *reason when receiving is over. */
+static bool
+receive(struct fo_worker *w, struct source_progress *progress, struct rte_mbuf **pkts,
+	enum fo_stop_reason *reason)
+{
+	struct fo_worker_group *g = w->group;
+	uint16_t finished = 0, n_finite = 0, i;
+	bool received = false;
+
+	for (i = 0; i < w->n_routes; i++) {
+		uint16_t want = w->conf.burst, nb_rx;
+
+		n_finite += w->routes[i].finite;
+		if (g->packet_limit != 0) {
+			if (__atomic_load_n(&g->received, __ATOMIC_RELAXED) >= g->packet_limit) {
+				*reason = FO_STOP_PACKET_LIMIT;
+				return received;
+			}
+			want = claim(g, want);
+			if (want == 0)
+				continue;
+		}
+		nb_rx = poll_route(w, i, pkts, want);
+		if (g->packet_limit != 0) {
+			__atomic_fetch_sub(&g->claimed, want - nb_rx, __ATOMIC_RELAXED);
+			__atomic_fetch_add(&g->received, nb_rx, __ATOMIC_RELAXED);
+		}
+		if (nb_rx == 0) {
+			if (w->routes[i].finite)
+				finished += source_finished(w, i, &progress[i]);
+			continue;
+		}
+		progress[i].silent_since = 0;
+		received = true;
+		/* A processor's fault may have asked to stop (on_error: stop): no further burst. */
+		if (unlikely(RELAXED_LOAD(&g->stop))) {
+			*reason = FO_STOP_REQUESTED;
+			return received;
+		}
+	}
+	if (w->n_routes > 0 && n_finite == w->n_routes && finished == n_finite)
+		*reason = FO_STOP_INPUT_DONE;
+	return received;
+}
+
+/* Drains up to a burst from the inbox into its hook; returns whether anything came. */
+static bool
+drain_inbox(struct fo_worker *w, struct rte_mbuf **pkts)
+{
+	unsigned int n;
+
+	if (w->inbox == NULL)
+		return false;
+	n = rte_ring_dequeue_burst(w->inbox, (void **)pkts, w->conf.burst, NULL);
+	if (n == 0)
+		return false;
+	w->inbox_hook(w->inbox_ctx, pkts, (uint16_t)n);
+	return true;
+}
+
 int
 fo_worker_loop(void *arg)
 {
+	static const struct fo_route no_route;
 	struct fo_worker *w = arg;
+	struct fo_worker_group *g = w->group;
 	struct source_progress progress[FO_MAX_ROUTES] = {0};
 	struct rte_mbuf *pkts[FO_MAX_BURST];
-	const uint64_t limit = w->conf.packet_limit;
-	const uint16_t burst = w->conf.burst;
-	uint16_t n_finite = 0, i;
-	uint64_t rx_total = 0;
 	enum fo_stop_reason reason = FO_STOP_NONE;
-
+	bool receiving = w->n_routes > 0;
 	const uint64_t idle_period = rte_get_tsc_hz() / 1000;
 	uint64_t last_idle_call = 0;
 
-	for (i = 0; i < w->n_routes; i++)
-		n_finite += w->routes[i].finite;
+	if (!receiving)
+		__atomic_fetch_sub(&g->receiving, 1, __ATOMIC_RELEASE);
 	if (w->thread_start != NULL)
 		w->thread_start(w->thread_ctx);
 
-	while (reason == FO_STOP_NONE) {
-		uint16_t finished = 0, received = 0;
+	for (;;) {
+		bool got = false;
 
-		if (unlikely(RELAXED_LOAD(&w->stop))) {
-			reason = FO_STOP_REQUESTED;
+		if (receiving) {
+			if (unlikely(RELAXED_LOAD(&g->stop)))
+				reason = FO_STOP_REQUESTED;
+			else
+				got = receive(w, progress, pkts, &reason);
+			if (reason != FO_STOP_NONE) {
+				receiving = false;
+				/* Release: what this worker handed over is in the inboxes before others see it stop. */
+				__atomic_fetch_sub(&g->receiving, 1, __ATOMIC_RELEASE);
+			}
+		}
+		got |= drain_inbox(w, pkts);
+		count(&w->polls, 1);
+		if (got)
+			count(&w->busy_polls, 1);
+		/* Nothing more can come once no worker receives: the inbox was empty after they stopped. */
+		if (!receiving && !got && __atomic_load_n(&g->receiving, __ATOMIC_ACQUIRE) == 0 &&
+		    (w->inbox == NULL || rte_ring_empty(w->inbox)))
 			break;
-		}
-		for (i = 0; i < w->n_routes; i++) {
-			const struct fo_route *r = &w->routes[i];
-			struct fo_route_stats *s = &w->stats[i];
-			uint16_t want = burst, nb_rx, nb_tx, nb_sent;
-
-			if (limit != 0) {
-				if (rx_total >= limit) {
-					reason = FO_STOP_PACKET_LIMIT;
-					break;
-				}
-				want = RTE_MIN((uint64_t)burst, limit - rx_total);
-			}
-			nb_rx = rte_eth_rx_burst(r->rx_port, r->rx_queue, pkts, want);
-			if (nb_rx == 0) {
-				if (r->finite)
-					finished += source_finished(w, i, &progress[i]);
-				continue;
-			}
-			progress[i].silent_since = 0;
-			received = 1;
-			rx_total += nb_rx;
-			count(&s->rx_packets, nb_rx);
-
-			nb_tx = nb_rx;
-			if (w->conf.hook != NULL) {
-				nb_tx = w->conf.hook(w->conf.hook_ctx, r, pkts, nb_rx);
-				count(&s->hook_kept, nb_rx - nb_tx);
-			}
-			nb_sent = rte_eth_tx_burst(r->tx_port, r->tx_queue, pkts, nb_tx);
-			count(&s->tx_packets, nb_sent);
-			if (unlikely(nb_sent < nb_tx)) {
-				rte_pktmbuf_free_bulk(&pkts[nb_sent], nb_tx - nb_sent);
-				count(&s->tx_unsent, nb_tx - nb_sent);
-			}
-			/* A processor's fault may have asked to stop (on_error: stop): no further burst. */
-			if (unlikely(RELAXED_LOAD(&w->stop)))
-				break;
-		}
-		if (n_finite == w->n_routes && finished == n_finite)
-			reason = FO_STOP_INPUT_DONE;
 		/* With nothing received, the hook still gets an empty call now and then: time goes on. */
-		if (!received && w->conf.hook != NULL) {
+		if (!got && w->conf.hook != NULL) {
 			uint64_t now = rte_rdtsc();
 
 			if (now - last_idle_call > idle_period) {
 				last_idle_call = now;
-				w->conf.hook(w->conf.hook_ctx, &w->routes[0], pkts, 0);
+				w->conf.hook(w->conf.hook_ctx, w->n_routes > 0 ? &w->routes[0] : &no_route, pkts, 0);
 			}
 		}
 	}
@@ -216,9 +361,12 @@ fo_worker_launch(struct fo_worker *w, unsigned int lcore_id)
 
 	if (RELAXED_LOAD(&w->running) || w->launched)
 		return -EBUSY;
-	if (w->n_routes == 0)
+	if (w->n_routes == 0 && w->inbox == NULL)
 		return -EINVAL;
-	RELAXED_STORE(&w->stop, 0);
+	if (w->own_group) {   /* a worker alone may run again */
+		w->group->stop = 0;
+		w->group->receiving = 1;
+	}
 	RELAXED_STORE(&w->stop_reason, FO_STOP_NONE);
 	__atomic_store_n(&w->running, 1, __ATOMIC_RELEASE);
 	ret = rte_eal_remote_launch(fo_worker_loop, w, lcore_id);
@@ -234,7 +382,7 @@ fo_worker_launch(struct fo_worker *w, unsigned int lcore_id)
 void
 fo_worker_request_stop(struct fo_worker *w)
 {
-	RELAXED_STORE(&w->stop, 1);
+	RELAXED_STORE(&w->group->stop, 1);
 }
 
 int
@@ -283,7 +431,18 @@ fo_worker_route_stats(const struct fo_worker *w, uint16_t route, struct fo_route
 }
 
 void
+fo_worker_polls(const struct fo_worker *w, uint64_t *polls, uint64_t *busy)
+{
+	*polls = RELAXED_LOAD(&w->polls);
+	*busy = RELAXED_LOAD(&w->busy_polls);
+}
+
+void
 fo_worker_free(struct fo_worker *w)
 {
+	if (w == NULL)
+		return;
+	if (w->own_group)
+		fo_worker_group_free(w->group);
 	rte_free(w);
 }

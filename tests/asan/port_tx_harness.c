@@ -78,6 +78,7 @@ main(int argc, char **argv)
 	struct rte_mbuf *pkts[8];
 	struct fo_port_tx_fit fit;
 	struct fo_port_conf conf = {0};
+	struct fo_port_info port_info;
 	struct rte_mempool *linear;
 	char errbuf[PCAP_ERRBUF_SIZE];
 	struct pcap_pkthdr *hdr;
@@ -95,9 +96,9 @@ main(int argc, char **argv)
 	linear = rte_pktmbuf_pool_create("linear", 2, 0, 0, LINEAR_ROOM, SOCKET_ID_ANY);
 	if (pool == NULL || linear == NULL)
 		fail("cannot create the pools");
-	conf = (struct fo_port_conf){ .pool = pool, .nb_queues = 1, .nb_rxd = 64, .nb_txd = 64,
+	conf = (struct fo_port_conf){ .pool = pool, .nb_rx_queues = 1, .nb_tx_queues = 1, .nb_rxd = 64, .nb_txd = 64,
 				      .tx_chain_max = CHAIN_MAX, .tx_linear_pool = linear };
-	if (fo_port_start(port, &conf) != 0)
+	if (fo_port_start(port, &conf, &port_info) != 0)
 		fail("cannot start the port");
 
 	for (i = 0; i < RTE_DIM(burst1); i++)

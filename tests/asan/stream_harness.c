@@ -192,6 +192,7 @@ int
 main(int argc, char **argv)
 {
 	struct fo_port_conf pconf = {0};
+	struct fo_port_info port_info;
 	struct fo_engine_conf conf = {0};
 	struct fo_def_conf def = {0};
 	struct fo_engine_stats st;
@@ -219,11 +220,11 @@ main(int argc, char **argv)
 	if (f == NULL || pool == NULL)
 		return 3;
 	pconf.pool = pool;
-	pconf.nb_queues = 1;
+	pconf.nb_rx_queues = pconf.nb_tx_queues = 1;
 	pconf.nb_rxd = 512;
 	pconf.nb_txd = 512;
 	pconf.tx_chain_max = UINT32_MAX;   /* net_pcap writes the chains (9,014 bytes at most here) whole */
-	if (fo_port_start(0, &pconf) != 0)
+	if (fo_port_start(0, &pconf, &port_info) != 0)
 		return 4;
 	conf.flow_capacity = 1024;
 	conf.pool = pool;

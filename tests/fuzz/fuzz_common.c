@@ -22,6 +22,7 @@ fuzz_init(int port)
 			 "-l", "0", "--log-level", "error", "--file-prefix", prefix, "--vdev", "net_null0", NULL };
 	int argc = port ? 15 : 13;
 	struct fo_port_conf pconf = { 0 };
+	struct fo_port_info port_info;
 
 	/* Fuzzers run side by side (scripts/fuzz, pytest-xdist): a prefix per process. */
 	snprintf(prefix, sizeof(prefix), "fuzz%d", (int)getpid());
@@ -38,10 +39,10 @@ fuzz_init(int port)
 	if (!port)
 		return;
 	pconf.pool = fuzz_pool;
-	pconf.nb_queues = 1;
+	pconf.nb_rx_queues = pconf.nb_tx_queues = 1;
 	pconf.nb_rxd = 512;
 	pconf.nb_txd = 512;
-	if (fo_port_start(0, &pconf) != 0) {
+	if (fo_port_start(0, &pconf, &port_info) != 0) {
 		fprintf(stderr, "fuzz: cannot start the net_null port\n");
 		exit(1);
 	}

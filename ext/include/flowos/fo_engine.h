@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include <rte_mempool.h>
+#include <rte_ring.h>
+#include <rte_spinlock.h>
 
 #include "fo_flow.h"
 #include "fo_match.h"
@@ -105,6 +107,9 @@ struct fo_engine_stats {
 	uint64_t budget_segments_dropped; /* TCP data segments refused from a stream flow over its share (resent) */
 	uint64_t stream_holds_idle;       /* flows whose held stream bytes were let go: no new bytes for stream_hold_ms */
 	uint64_t stream_edits_refused;    /* stream edits refused, nothing changed: see fo_stream_splice */
+	/* Shards (several workers): packets + handed_off is what this shard's worker received, plus its inbox */
+	uint64_t handed_off;              /* packets whose flow another shard owns, put in its inbox (not in packets) */
+	uint64_t handoff_dropped;         /* ... whose inbox was full: dropped (in packets and dropped) */
 };
 
 struct fo_def_stats {
@@ -143,6 +148,21 @@ int fo_engine_build(struct fo_engine *e, char *err, size_t errlen);
 
 /* The processing hook (fo_burst_hook_t) of a built engine. */
 uint16_t fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pkts, uint16_t n);
+
+/*
+ * Makes the engine shard `index` of `workers` (before it runs; default: the only one). A packet
+ * whose flow another shard owns (fo_steer.h, with the key pattern steer_pattern) goes to that
+ * shard's inbox, inboxes[owner], a multi-producer ring its worker drains into fo_engine_inbox.
+ * Returns 0, -EINVAL or -ENOMEM.
+ */
+int fo_engine_set_shard(struct fo_engine *e, uint16_t index, uint16_t workers, struct rte_ring *const *inboxes,
+			uint16_t steer_pattern);
+
+/* Sends on TX queue `queue` of port, under lock when other shards share it (default: queue 0, alone). */
+int fo_engine_set_txq(struct fo_engine *e, uint16_t port, uint16_t queue, rte_spinlock_t *lock);
+
+/* The inbox hook (fo_inbox_hook_t): packets other shards handed to this one, to process as received. */
+void fo_engine_inbox(void *engine, struct rte_mbuf **pkts, uint16_t n);
 
 /* Ends every flow (FO_END_SHUTDOWN), sending what they still held. Call once the worker has stopped. */
 void fo_engine_shutdown(struct fo_engine *e);

@@ -6,10 +6,13 @@
 
 #include "fo_common.h"
 
-/* How one ethdev port is set up: one RX and one TX queue per worker. */
+/* How one ethdev port is set up: up to one RX and one TX queue per worker. */
 struct fo_port_conf {
 	struct rte_mempool *pool; /* RX buffers come from here */
-	uint16_t nb_queues;       /* RX and TX queues (one per worker) */
+	uint16_t nb_rx_queues;    /* one per worker, or fewer where the device has fewer */
+	uint16_t nb_tx_queues;
+	uint16_t rss_pattern;     /* with several RX queues: spread by symmetric RSS with this key
+	                           * pattern (fo_steer.h), where the device can; 0: never */
 	uint16_t nb_rxd;          /* RX descriptors per queue (adjusted to the device) */
 	uint16_t nb_txd;          /* TX descriptors per queue (adjusted to the device) */
 	uint8_t promiscuous;      /* enable promiscuous mode where the device has it */
@@ -30,11 +33,30 @@ struct fo_port_tx_fit {
 	uint64_t oversize;
 };
 
+/* How a started port spreads what it receives over its RX queues. */
+enum fo_port_spread {
+	FO_SPREAD_NONE = 0,       /* one RX queue */
+	FO_SPREAD_RSS,            /* symmetric RSS, its redirection table as fo_steer_worker decides */
+	FO_SPREAD_DEVICE,         /* several queues, spread the device's own way (af_packet's fanout, a
+	                           * tap's queues): workers hand each other what they do not own */
+};
+
+struct fo_port_info {
+	uint16_t max_rx_queues, max_tx_queues;
+	uint64_t rss_types;       /* of those FlowOS asks for (IP, TCP, UDP), the ones the device hashes */
+	uint16_t reta_size;
+	uint8_t spread;           /* enum fo_port_spread, once started */
+	char why[96];             /* FO_SPREAD_DEVICE with several queues: why not RSS */
+};
+
+/* What the device offers. Returns 0 or -errno. */
+int fo_port_info_get(uint16_t port_id, struct fo_port_info *out);
+
 /*
  * Configures, sets up queues and starts a port: the fixed DPDK sequence,
- * stopping at the first error. Returns 0 or -errno.
+ * stopping at the first error. Returns 0 or -errno; *out says how it spreads traffic.
  */
-int fo_port_start(uint16_t port_id, const struct fo_port_conf *conf);
+int fo_port_start(uint16_t port_id, const struct fo_port_conf *conf, struct fo_port_info *out);
 
 /* Sums the port's TX fit counters over its queues (zeros where it has no limit). Returns 0 or -errno. */
 int fo_port_tx_fit_stats(uint16_t port_id, struct fo_port_tx_fit *out);

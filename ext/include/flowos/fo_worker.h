@@ -4,6 +4,8 @@
 
 #include <rte_common.h>
 #include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <rte_spinlock.h>
 
 #include "fo_common.h"
 
@@ -13,6 +15,7 @@ struct fo_route {
 	uint16_t rx_queue;
 	uint16_t tx_port;
 	uint16_t tx_queue;
+	rte_spinlock_t *tx_lock;   /* the TX queue is shared with other workers (fo_tx.h); NULL: its own */
 	/* A finite source (a capture being replayed) and how many packets it will deliver. */
 	uint8_t finite;
 	uint64_t expected_rx;
@@ -35,6 +38,9 @@ struct fo_route_stats {
 typedef uint16_t (*fo_burst_hook_t)(void *ctx, const struct fo_route *route,
 				    struct rte_mbuf **pkts, uint16_t n);
 
+/* Packets another worker handed to this one (its inbox), to process: the hook owns them. */
+typedef void (*fo_inbox_hook_t)(void *ctx, struct rte_mbuf **pkts, uint16_t n);
+
 enum fo_stop_reason {
 	FO_STOP_NONE = 0,
 	FO_STOP_REQUESTED,     /* fo_worker_request_stop() */
@@ -52,8 +58,24 @@ struct fo_worker_conf {
 
 struct fo_worker;
 
-/* Returns a worker with no routes, or NULL with rte_errno set. */
+/*
+ * The workers of one run stop together. Each stops receiving when the group is told to stop,
+ * when the group's packet limit is reached, or when its own finite sources are done; it ends once
+ * no worker of the group receives any more and its inbox is empty, so nothing handed over is
+ * left behind. A worker alone is a group of one.
+ */
+struct fo_worker_group;
+
+/* Returns a group of `workers` workers (1..FO_MAX_WORKERS), or NULL with rte_errno set. */
+struct fo_worker_group *fo_worker_group_create(uint16_t workers, uint64_t packet_limit);
+void fo_worker_group_free(struct fo_worker_group *g);
+
+/* Returns a worker with no routes, or NULL with rte_errno set. conf->packet_limit: ignored in a group (the group's). */
 struct fo_worker *fo_worker_create(const struct fo_worker_conf *conf, int socket_id);
+
+/* Makes the worker one of group g's, with an inbox (NULL: none) drained into hook. Before launch; 0 or -EBUSY. */
+int fo_worker_join_group(struct fo_worker *w, struct fo_worker_group *g, struct rte_ring *inbox,
+			 fo_inbox_hook_t hook, void *ctx);
 
 /* Adds a route. Returns 0, -ENOSPC past FO_MAX_ROUTES, -EINVAL for an invalid port, -EBUSY while running. */
 int fo_worker_add_route(struct fo_worker *w, const struct fo_route *route);
@@ -73,8 +95,9 @@ int fo_worker_set_hook(struct fo_worker *w, fo_burst_hook_t hook, void *ctx);
 /* Starts the poll loop on a worker lcore. Returns 0 or -errno. */
 int fo_worker_launch(struct fo_worker *w, unsigned int lcore_id);
 
-/* Asks the loop to end after its current burst; returns at once. Any thread may call it, the
- * hook too (a processor's fault under on_error: stop): no route is polled after that burst. */
+/* Asks the loop, and every other of its group, to end after its current burst; returns at once.
+ * Any thread may call it, the hook too (a processor's fault under on_error: stop): no route is
+ * polled after that burst (the inbox is still drained). */
 void fo_worker_request_stop(struct fo_worker *w);
 
 /* Nonzero while the poll loop runs (it may have ended by itself: see fo_worker_stop_reason). */
@@ -87,6 +110,9 @@ enum fo_stop_reason fo_worker_stop_reason(const struct fo_worker *w);
 
 /* Finite sources that went silent before delivering the packets they were expected to. */
 uint16_t fo_worker_short_sources(const struct fo_worker *w);
+
+/* Loop iterations, and those that found packets (RX or inbox): the worker's load. */
+void fo_worker_polls(const struct fo_worker *w, uint64_t *polls, uint64_t *busy);
 
 /* A consistent-enough copy of a route's counters, safe to call while the loop runs. Returns 0 or -EINVAL. */
 int fo_worker_route_stats(const struct fo_worker *w, uint16_t route, struct fo_route_stats *out);

@@ -1,0 +1,172 @@
+"""A run's workers and engine shards, read as one box: each worker polls its own queues and runs
+its own shard of the flow engine (docs/architecture.md, "Workers and shards"); what the operator
+reads is their sum, with a row per worker where it helps."""
+
+
+def add_up(values):
+    """Numbers summed, dicts merged key by key, lists joined; anything else: the first value."""
+    first = values[0]
+    if isinstance(first, bool) or not isinstance(first, (int, float, dict, list)):
+        return first
+    if isinstance(first, (int, float)):
+        return sum(values)
+    if isinstance(first, list):
+        return [item for value in values for item in value]
+    keys = dict.fromkeys(k for value in values for k in value)
+    return {k: add_up([value[k] for value in values if k in value]) for k in keys}
+
+
+class Workers:
+    """The run's workers: one stop for all (their group), one load row each."""
+
+    def __init__(self, workers, cpus):
+        self.all = workers
+        self.cpus = cpus
+
+    def __len__(self):
+        return len(self.all)
+
+    def __iter__(self):
+        return iter(self.all)
+
+    @property
+    def running(self):
+        return any(w.running for w in self.all)
+
+    def request_stop(self):
+        self.all[0].request_stop()     # the group's stop: every worker stops receiving
+
+    def join(self):
+        for w in self.all:
+            w.join()
+
+    def address(self):
+        """A worker of the group, for a processor tier that stops the run at a fault."""
+        return self.all[0].address()
+
+    @property
+    def stop_reason(self):
+        """Why the group stopped: told to, its packet limit, or every source it reads done."""
+        reasons = {w.stop_reason for w in self.all if w.routes}
+        for reason in ("stopped", "packet-limit", "input-done"):
+            if reason in reasons:
+                return reason
+        return None
+
+    @property
+    def short_sources(self):
+        return sum(w.short_sources for w in self.all)
+
+    def tx_unsent(self):
+        """Packets each TX device refused on the workers' own sends (by device name)."""
+        unsent = {}
+        for w in self.all:
+            for i, (_, tx) in enumerate(w.routes):
+                unsent[tx.device] = unsent.get(tx.device, 0) + w.route_stats(i).tx_unsent
+        return unsent
+
+    def received(self, device):
+        """Packets the workers received from a port, all queues together."""
+        return sum(w.route_stats(i).rx_packets for w in self.all for i, (rx, _) in enumerate(w.routes)
+                   if rx.device == device)
+
+    def loads(self):
+        """Per worker: its CPU, loop iterations and those that found packets."""
+        return [{"worker": i, "cpu": cpu, "polls": w.polls[0], "busy_polls": w.polls[1]}
+                for i, (w, cpu) in enumerate(zip(self.all, self.cpus))]
+
+    def close(self):
+        for w in self.all:
+            w.close()
+
+
+class Engines:
+    """The engine's shards, one per worker, built alike: definitions and processor names are the
+    first shard's; counters are every shard's sum."""
+
+    def __init__(self, engines):
+        self.all = engines
+
+    def __len__(self):
+        return len(self.all)
+
+    def __iter__(self):
+        return iter(self.all)
+
+    @property
+    def definitions(self):
+        return self.all[0].definitions
+
+    @property
+    def processors(self):
+        return self.all[0].processors
+
+    @property
+    def keep_budget(self):
+        return sum(e.keep_budget for e in self.all)
+
+    def instances(self, definition, processor):
+        """A processor's instance in every shard (names for the C built-ins, tiers for the others)."""
+        return [e.processors[definition][processor] for e in self.all]
+
+    def stats(self):
+        return add_up([e.stats() for e in self.all])
+
+    def per_worker(self):
+        return [e.stats() for e in self.all]
+
+    def definition_stats(self, definition):
+        return add_up([e.definition_stats(definition) for e in self.all])
+
+    def processor_stats(self, definition, processor):
+        return add_up([e.processor_stats(definition, processor) for e in self.all])
+
+    def report(self, definition, processor):
+        reports = [e.report(definition, processor) for e in self.all]
+        reports = [r for r in reports if r is not None]
+        return add_up(reports) if reports else None
+
+    def current_call(self):
+        """(definition, processor, seconds) of the longest process() call under way in any shard, or None."""
+        calls = [call for e in self.all if (call := e.current_call()) is not None]
+        return max(calls, key=lambda c: c[2]) if calls else None
+
+    def shutdown(self):
+        for e in self.all:
+            e.shutdown()
+
+    def teardown(self):
+        for e in self.all:
+            e.teardown()
+
+    def close(self):
+        for e in self.all:
+            e.close()
+
+
+class Controls:
+    """Each shard's control mailbox: flows from every shard, a message to every instance."""
+
+    def __init__(self, controls):
+        self.all = controls
+
+    def flows(self, top, timeout_ms):
+        live, flows = 0, []
+        for i, control in enumerate(self.all):
+            n, found = control.flows(top, timeout_ms)
+            live += n
+            flows += [dict(f, worker=i) if len(self.all) > 1 else f for f in found]
+        flows.sort(key=lambda f: -sum(f["bytes"]))
+        return live, flows[:top]
+
+    def message(self, definition, processor, text, timeout_ms):
+        """Each instance's (ret, reply), worker by worker."""
+        return [control.message(definition, processor, text, timeout_ms) for control in self.all]
+
+    def stop(self):
+        for control in self.all:
+            control.stop()
+
+    def close(self):
+        for control in self.all:
+            control.close()
