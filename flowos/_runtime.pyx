@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from libc.stdio cimport fflush as libc_fflush
-from libc.stdint cimport uint16_t, uint64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
 from flowos.dpdk cimport *
 from flowos.fo cimport *
@@ -61,6 +61,22 @@ def scan_capture(path):
         name += f" ({info.linktype_description.decode()})"
     return CaptureInfo(info.packets, info.bytes, info.truncated, info.linktype,
                        err.decode(errors="replace") if ret == -32 else None, info.longest, info.longest_at, name)
+
+
+def steer_hash(uint16_t pattern, uint16_t fold):
+    """fo_steer_hash under a key repeating pattern, of a fold (the XOR of the input's 16-bit words)."""
+    cdef fo_steer steer
+    fo_steer_init(&steer, pattern)
+    return fo_steer_hash(&steer, fold)
+
+
+def steer_rss_key(uint16_t pattern, uint32_t length=40):
+    """The RSS key (bytes) a NIC hashes with to agree with steer_hash."""
+    cdef uint8_t key[64]
+    if length > 64:
+        raise ValueError("an RSS key of at most 64 bytes")
+    fo_steer_rss_key(pattern, key, length)
+    return bytes(key[:length])
 
 
 @contextmanager
