@@ -22,10 +22,29 @@ def describe_start(bridge):
     lines = [f"flowos: memory {mem.mode} ({mem.reason}), {mem.memory_mb} MB; "
              f"{len(cfg.ports)} port(s); routes " + ", ".join(f"{a} -> {b}" for a, b in cfg.forward)]
     lines += [f"flowos: {note}" for note in cfg.notes]
+    lines.append(f"flowos: {spreading(bridge)}")
     if bridge.control_server is not None:
         lines.append(f"flowos: control: flowos-ctl --file-prefix {bridge.file_prefix} "
                      f"(socket {bridge.control_server.path})")
     return "\n".join(lines)
+
+
+def spreading(bridge):
+    """How many workers, on which CPUs, and how each port spreads what it receives over them."""
+    workers = bridge.worker
+    text = f"{len(workers)} worker(s) on CPU {', '.join(map(str, workers.cpus))}"
+    if len(workers) == 1:
+        return text
+    ports = []
+    for name, port in bridge.ports.items():
+        if port.spread == "rss":
+            ports.append(f"{name} symmetric RSS over {port.rx_queues} queues")
+        elif port.spread == "device":
+            ports.append(f"{name} {port.rx_queues} queues spread by the device ({port.spread_why}), "
+                         "flows handed to their workers")
+        else:
+            ports.append(f"{name} one queue, flows handed to their workers")
+    return text + "; " + "; ".join(ports)
 
 
 class QuietView:
