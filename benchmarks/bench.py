@@ -199,7 +199,7 @@ TOOLS = {"testpmd": testpmd_mpps, "flowos": flowos_mpps}
 def bridge(args):
     if shutil.which(TESTPMD) is None:
         raise BenchError(f"{TESTPMD} not found: install it with apt-get install dpdk")
-    lcores, worker_cpu = lcore_map(worker_cpu=args.cpu)
+    lcores, (worker_cpu,) = lcore_map(None if args.cpu is None else [args.cpu])
     setup = Setup(hugepages.choose(args.memory, args.memory_mb), worker_cpu, lcores, args.seconds)
     log(f"bridge: memory {setup.memory.mode} ({setup.memory.reason}), lcores {lcores}, "
         f"{args.reps} x {args.seconds:g} s per tool")

@@ -39,6 +39,22 @@ def _positive(kind):
     return parse
 
 
+def _workers(text):
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of workers or auto, got {text!r}") from None
+
+
+def _cpus(text):
+    try:
+        return eal_args.parse_cpus(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def build_parser():
     p = _Parser(prog="flowos-run", description="Run a FlowOS middlebox. With no config file, a transparent "
                 "bridge: one port sends back out of itself, two ports forward to each other.",
@@ -64,7 +80,12 @@ def build_parser():
     p.add_argument("--memory-mb", type=_positive(int), help="EAL memory in MB (default: sized from the pool)")
     p.add_argument("--clock", choices=("tsc", "capture"),
                    help="flow engine time: the TSC, or the replayed captures' timestamps (deterministic)")
-    p.add_argument("--worker-cpu", type=int, help="CPU of the forwarding worker (default: the last one)")
+    p.add_argument("--workers", type=_workers, metavar="N|auto",
+                   help="worker lcores, each with its own queue on every port (default 1, or one per --worker-cpus "
+                        "CPU); auto: one per CPU this process may use, less one for the main lcore")
+    p.add_argument("--worker-cpus", type=_cpus, metavar="CPUS",
+                   help="the workers' CPUs, e.g. 2,3,5-7 (default: the last CPUs this process may use)")
+    p.add_argument("--worker-cpu", type=int, help="CPU of the one worker (default: the last one)")
     p.add_argument("--file-prefix", help="DPDK file prefix (default: flowos-<pid>)")
     p.add_argument("--eal-arg", action="append", default=[], metavar="ARG", help="extra EAL argument (repeatable)")
     p.add_argument("--no-dashboard", action="store_true", help="no live dashboard; print the summary only")
@@ -112,13 +133,19 @@ def make_config(args):
         cfg.forward = configuration.from_dict({"forward": args.forward}, "--forward").forward
     for flag, key in (("--duration", "run.duration"), ("--packets", "run.packets"), ("--burst", "run.burst"),
                       ("--mbufs", "pool.mbufs"), ("--memory", "eal.memory"), ("--memory-mb", "eal.memory_mb"),
-                      ("--worker-cpu", "eal.worker_cpu"), ("--file-prefix", "eal.file_prefix"),
-                      ("--clock", "engine.clock")):
+                      ("--worker-cpu", "eal.worker_cpu"), ("--worker-cpus", "eal.worker_cpus"),
+                      ("--workers", "run.workers"), ("--file-prefix", "eal.file_prefix"), ("--clock", "engine.clock")):
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
             section, attr = key.split(".")
             setattr(getattr(cfg, section), attr, value)
             cfg.flags[key] = flag
+    # --worker-cpu and --worker-cpus set one thing, the workers' CPUs: either replaces the file's.
+    if (args.worker_cpu is None) != (args.worker_cpus is None):
+        if args.worker_cpu is None:
+            cfg.eal.worker_cpu = None
+        else:
+            cfg.eal.worker_cpus = None
     bad = eal_args.check_user_args(args.eal_arg)
     if bad:
         raise ConfigError("command line", "--eal-arg", bad[1])

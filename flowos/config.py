@@ -2,11 +2,12 @@
 
 Sections (each optional):
 
-  eal:     memory (auto | hugepages | no-huge), memory_mb, file_prefix, worker_cpu, log_level, args
+  eal:     memory (auto | hugepages | no-huge), memory_mb, file_prefix, worker_cpus (or worker_cpu), log_level,
+           args
   pool:    mbufs, cache, data_room
   ports:   list of {name, vdev | pci, rx_descriptors, tx_descriptors, promiscuous}
   forward: list of "a -> b", "a <-> b" or {from: a, to: b}
-  run:     burst, duration, packets, source_idle_ms, call_budget_ms
+  run:     workers, burst, duration, packets, source_idle_ms, call_budget_ms
   engine:  the flow engine's settings, and flows: the flow definitions (see flowos/flows.py)
 
 Every error names the file, the key and what was expected; unknown keys are rejected.
@@ -30,7 +31,8 @@ class EalConfig:
     memory: str = "auto"
     memory_mb: int | None = None       # None: sized from the pool
     file_prefix: str | None = None     # None: flowos-<pid>
-    worker_cpu: int | None = None      # None: the last CPU this process may use
+    worker_cpu: int | None = None      # the one-worker form of worker_cpus; finish() folds it in
+    worker_cpus: list | None = None    # None: the last run.workers CPUs this process may use (finish())
     log_level: str | None = None
     args: list = field(default_factory=list)
 
@@ -54,8 +56,13 @@ BURST = 32
 PYTHON_BURST = 256
 
 
+# RTE_MAX_LCORE (128 in DPDK 22.11's default build) less the main lcore.
+MAX_WORKERS = 127
+
+
 @dataclass
 class RunConfig:
+    workers: int | str | None = None   # an int, or "auto"; None: one per eal.worker_cpus, else 1 (finish())
     burst: int | None = None           # None: BURST, or PYTHON_BURST with a Python processor
     duration: float | None = None      # seconds
     packets: int | None = None         # stop after receiving this many
@@ -121,6 +128,17 @@ def _bool(v):
         return f"expected true or false, got {v!r}"
 
 
+def _workers(v):
+    if v != "auto" and _int(1, MAX_WORKERS)(v):
+        return f"expected an integer in 1..{MAX_WORKERS} or auto, got {v!r}"
+
+
+def _cpus(v):
+    if (not isinstance(v, list) or not 1 <= len(v) <= MAX_WORKERS
+            or any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in v)):
+        return f"expected a list of 1 to {MAX_WORKERS} CPU ids (integers >= 0), got {v!r}"
+
+
 def _strings(v):
     if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
         return f"expected a list of strings, got {v!r}"
@@ -129,9 +147,9 @@ def _strings(v):
 PORT_NAME = r"[A-Za-z][A-Za-z0-9_.:-]*"
 SCHEMA = {
     "eal": {"memory": _choice(*MODES), "memory_mb": _int(16), "file_prefix": _string(r"[A-Za-z0-9_.-]+", "letters, digits, _ . -"),
-            "worker_cpu": _int(0), "log_level": _string(), "args": _strings},
+            "worker_cpu": _int(0), "worker_cpus": _cpus, "log_level": _string(), "args": _strings},
     "pool": {"mbufs": _int(64, 2**31 - 1), "cache": _int(0, 512), "data_room": _int(256, MAX_DATA_ROOM)},
-    "run": {"burst": _int(1, 256), "duration": _number(0), "packets": _int(1, 2**64 - 1),
+    "run": {"workers": _workers, "burst": _int(1, 256), "duration": _number(0), "packets": _int(1, 2**64 - 1),
             "source_idle_ms": _int(1, 2**32 - 1), "call_budget_ms": _int(1)},
     "port": {"name": _string(PORT_NAME, "a name of letters, digits, _ . : -"), "vdev": _string(), "pci": _string(),
              "rx_descriptors": _int(1, 32768), "tx_descriptors": _int(1, 32768), "promiscuous": _bool},
@@ -145,6 +163,10 @@ class _Reader:
     def __init__(self, source, flags=None):
         self.source = source
         self.flags = flags or {}     # keys the command line set: their errors name the flag
+
+    def name(self, key):
+        """How the user gave `key`: its flag when the command line set it."""
+        return self.flags.get(key, key)
 
     def error(self, key, problem):
         if key in self.flags:
@@ -253,8 +275,9 @@ def _parse_route(r, key, entry):
     return [(a, b), (b, a)] if arrow == "<->" else [(a, b)]
 
 
-def finish(config):
-    """Checks the whole (file + command line) configuration and fills in defaults."""
+def finish(config, cpus=None):
+    """Checks the whole (file + command line) configuration and fills in defaults. cpus: those
+    the workers may take (default: those this process may run on)."""
     r = _Reader(config.source, config.flags)
     for key in config.flags:   # what the command line set gets the checks the file's values get
         section, attr = key.split(".")
@@ -262,11 +285,7 @@ def finish(config):
         problem = check(getattr(getattr(config, section), attr)) if check else None
         if problem:
             raise r.error(key, problem)
-    if config.eal.worker_cpu is not None:
-        try:
-            eal_args.check_worker_cpu(config.eal.worker_cpu)
-        except FlowOSError as e:
-            raise r.error("eal.worker_cpu", str(e)) from None
+    resolve_workers(config, cpus)
     if not config.ports:
         raise r.error("ports", "no ports: give --vdev/--pci or a ports: section")
     for what in ("name", "device"):
@@ -312,6 +331,64 @@ def finish(config):
     return config
 
 
+def resolve_workers(config, cpus=None):
+    """Settles run.workers to an int and eal.worker_cpus to that many distinct CPUs of `cpus`
+    (default: those this process may run on): CPUs given and no count, one worker each; a count
+    and no CPUs, the last CPUs (the main lcore floats over the others); auto, one worker per CPU
+    but one. Each CPU must be one of `cpus`, and given once."""
+    r = _Reader(config.source, config.flags)
+    cpus = sorted(cpus) if cpus is not None else eal_args.usable_cpus()
+    eal, run = config.eal, config.run
+    cpus_key = "eal.worker_cpus"
+    if eal.worker_cpu is not None:
+        if eal.worker_cpus is not None:
+            raise r.error(cpus_key, f"give {r.name('eal.worker_cpu')} (one worker) or {r.name(cpus_key)}, not both")
+        eal.worker_cpus, cpus_key = [eal.worker_cpu], "eal.worker_cpu"
+    auto = run.workers == "auto"
+    if eal.worker_cpus is not None:
+        try:
+            eal_args.check_worker_cpus(eal.worker_cpus, cpus)
+        except FlowOSError as e:
+            raise r.error(cpus_key, str(e)) from None
+        if run.workers not in (None, "auto") and run.workers != len(eal.worker_cpus):
+            raise r.error("run.workers", f"{run.workers} workers, but {r.name(cpus_key)} gives "
+                                         f"{len(eal.worker_cpus)} CPU(s) ({eal_args.cpu_list(eal.worker_cpus)}): "
+                                         "one worker per CPU")
+        run.workers = len(eal.worker_cpus)
+    else:
+        run.workers = eal_args.auto_workers(cpus) if auto else run.workers or 1
+        if run.workers > len(cpus):
+            raise r.error("run.workers", f"{run.workers} workers, but this process may run on {len(cpus)} CPU(s) "
+                                         f"({eal_args.cpu_list(cpus)}): at most {len(cpus)}, one worker per CPU")
+        eal.worker_cpus = cpus[-run.workers:]
+    main = eal_args.main_cpus(eal.worker_cpus, cpus)
+    if auto:
+        config.notes.append(f"{r.name('run.workers')} auto: {run.workers} worker(s) on CPU(s) "
+                            f"{eal_args.cpu_list(eal.worker_cpus)}, the main lcore on {eal_args.cpu_list(main)}")
+    if set(main) & set(eal.worker_cpus):
+        config.notes.append(f"the main lcore shares CPU(s) {eal_args.cpu_list(main)} with the workers: "
+                            "this process may run on no other")
+    return config
+
+
+def lcores(config):
+    """The lcores a run has, each with a mempool cache: the main one and the workers."""
+    return 1 + config.run.workers
+
+
+def ring_mbufs(config, rx_only=False):
+    """The mbufs the ports' descriptor rings hold when full: each port has one RX queue and one TX
+    queue per worker."""
+    per_queue = sum(p.rx_descriptors + (0 if rx_only else p.tx_descriptors) for p in config.ports)
+    return per_queue * config.run.workers
+
+
+def forwarding_mbufs(config):
+    """The mbufs forwarding holds, whatever the flow engine keeps: every descriptor ring full, each
+    lcore's mempool cache full, and two bursts in each worker's hands (one received, one sending)."""
+    return ring_mbufs(config) + config.pool.cache * lcores(config) + 2 * config.run.burst * config.run.workers
+
+
 def fit_data_room(r, config):
     """The pool's data room: what every port needs (a net_af_packet port, its interface's MTU)."""
     need = DATA_ROOM
@@ -342,14 +419,14 @@ def fit_data_room(r, config):
         config.pool.data_room = need
 
 
-# Each of the two lcores (the main one and the worker) keeps a mempool cache of pool.cache mbufs.
+# The lcores of one worker's run: runner.py's import, until it sizes pools with lcores(config).
 LCORES = 2
 
 
 def check_pool(r, config):
     """A pool size given by the user must be one DPDK can make, and one that can fill every port's
-    receive ring while each lcore's cache and the worker's burst hold theirs (some drivers fill
-    the ring when the port starts, and fail without enough). The default size always can."""
+    receive ring (one per worker) while each lcore's cache and each worker's burst hold theirs (some
+    drivers fill the ring when the port starts, and fail without enough). The default size always can."""
     mbufs, cache = config.pool.mbufs, config.pool.cache
     if mbufs is None:
         return
@@ -358,11 +435,11 @@ def check_pool(r, config):
     if cache > largest_cache:
         raise r.error("pool.cache", f"{cache} is too large for a pool of {mbufs} mbufs: at most {largest_cache} "
                                     "(DPDK flushes a cache at one and a half times its size)")
-    rings = sum(p.rx_descriptors for p in config.ports)
-    least = rings + cache * LCORES + config.run.burst
+    rings, caches, bursts = ring_mbufs(config, rx_only=True), cache * lcores(config), config.run.burst * config.run.workers
+    least = rings + caches + bursts
     if mbufs < least:
         raise r.error("pool.mbufs", f"{mbufs} mbufs are too few: the ports' receive rings hold {rings}, the "
-                                    f"{LCORES} lcores' caches {cache * LCORES} and a burst {config.run.burst}, "
+                                    f"{lcores(config)} lcores' caches {caches} and the workers' bursts {bursts}, "
                                     f"so at least {least} (or leave it out: sized from the ports)")
 
 

@@ -1,6 +1,7 @@
 """The EAL command line, derived from the configuration: memory, file prefix, lcores, devices."""
 import math
 import os
+import re
 
 from flowos.errors import FlowOSError
 
@@ -67,29 +68,78 @@ def window_memory_mb(hold_packets):
     return math.ceil((hold_packets + 2 * MAX_BURST) * MAX_BURST * WINDOW_ENTRY_BYTES / 2**20)
 
 
+def usable_cpus():
+    """The CPUs this process may run on (its affinity, as taskset or a container sets it), in order."""
+    return sorted(os.sched_getaffinity(0))
+
+
+def auto_workers(cpus):
+    """run.workers auto: one worker per CPU, less one kept for the main lcore; at least one."""
+    return max(1, len(cpus) - 1)
+
+
 def check_worker_cpu(worker_cpu, cpus=None):
     """Raises FlowOSError unless `worker_cpu` is one this process may run on."""
-    cpus = sorted(cpus if cpus is not None else os.sched_getaffinity(0))
+    cpus = sorted(cpus if cpus is not None else usable_cpus())
     if worker_cpu not in cpus:
-        raise FlowOSError(f"worker CPU {worker_cpu} is not one this process may run on ({_ranges(cpus)})")
+        raise FlowOSError(f"worker CPU {worker_cpu} is not one this process may run on ({cpu_list(cpus)})")
 
 
-def lcore_map(cpus=None, worker_cpu=None):
-    """Main lcore 0 floats over every CPU but the worker's; lcore 1 (the worker) has its own CPU.
+def check_worker_cpus(worker_cpus, cpus=None):
+    """Raises FlowOSError unless each worker CPU is one this process may run on, and none is
+    given twice: two workers on one CPU would take turns on it, each at half speed."""
+    cpus = sorted(cpus if cpus is not None else usable_cpus())
+    seen = set()
+    for cpu in worker_cpus:
+        check_worker_cpu(cpu, cpus)
+        if cpu in seen:
+            raise FlowOSError(f"CPU {cpu} is listed twice: one worker per CPU")
+        seen.add(cpu)
+
+
+def main_cpus(worker_cpus, cpus):
+    """The CPUs the main lcore floats over: every allowed CPU no worker has, or all of them when
+    the workers have every one (the main lcore then shares theirs)."""
+    return [c for c in sorted(cpus) if c not in worker_cpus] or sorted(cpus)
+
+
+def lcore_map(worker_cpus=None, cpus=None):
+    """Main lcore 0 floats over the CPUs no worker has; lcores 1..N, the workers, one each on
+    `worker_cpus` in order (default: one worker on the last CPU). Returns the --lcores value and
+    the worker CPUs.
 
     EAL pins the main thread, and every thread Python starts after it, to lcore 0's CPUs: letting
-    it float keeps the dashboard and signal handling off the worker's core, yet never starved.
+    it float keeps the dashboard and signal handling off the workers' cores, yet never starved.
     """
-    cpus = sorted(cpus if cpus is not None else os.sched_getaffinity(0))
-    if worker_cpu is None:
-        worker_cpu = cpus[-1]
-    else:
-        check_worker_cpu(worker_cpu, cpus)
-    main = [c for c in cpus if c != worker_cpu] or [worker_cpu]
-    return f"0@({_ranges(main)}),1@{worker_cpu}", worker_cpu
+    cpus = sorted(cpus if cpus is not None else usable_cpus())
+    worker_cpus = list(worker_cpus) if worker_cpus is not None else cpus[-1:]
+    check_worker_cpus(worker_cpus, cpus)
+    workers = ",".join(f"{lcore}@{cpu}" for lcore, cpu in enumerate(worker_cpus, 1))
+    return f"0@({cpu_list(main_cpus(worker_cpus, cpus))}),{workers}", worker_cpus
 
 
-def _ranges(cpus):
+# Linux numbers CPUs below its NR_CPUS, 8192 at most: a range past it is a typo, not a machine.
+MAX_CPU_ID = 8191
+
+
+def parse_cpus(text):
+    """A CPU list as taskset -c writes it, '2,3,5-7' -> [2, 3, 5, 6, 7], in the order given.
+    Raises ValueError, saying what was expected."""
+    out = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        first, last = (int(m[1]), int(m[2] or m[1])) if m else (None, None)
+        if first is None or last < first:
+            raise ValueError(f"expected CPU ids and ranges such as 2,3,5-7, got {text!r}")
+        if last > MAX_CPU_ID:
+            raise ValueError(f"CPU {last} in {text!r}: CPU ids are at most {MAX_CPU_ID}")
+        out += range(first, last + 1)
+    return out
+
+
+def cpu_list(cpus):
+    """[0, 1, 2, 5] -> '0-2,5', as taskset -c and --lcores write CPU sets."""
+    cpus = sorted(cpus)
     out, start = [], None
     for i, c in enumerate(cpus):
         if start is None:

@@ -181,7 +181,7 @@ class Bridge:
         self.keep_budget = keep_budget(cfg, mbufs) if cfg.flows else 0
         self.memory = memory_mode(cfg, mbufs)
         self.sources = {p.name: p.capture for p in cfg.ports if p.capture_source}
-        lcores, _ = eal_args.lcore_map(worker_cpu=cfg.eal.worker_cpu)
+        lcores, _ = eal_args.lcore_map(cfg.eal.worker_cpus)
         argv = eal_args.eal_argv(self.memory, self.file_prefix, lcores, cfg.ports, cfg.eal.log_level, cfg.eal.args)
         if os.path.exists(self.log_path):
             os.unlink(self.log_path)

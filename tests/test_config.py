@@ -1,7 +1,7 @@
 """Config files: every error names the file, the key and what was expected."""
 import pytest
 
-from flowos import config
+from flowos import config, eal_args
 from flowos.errors import ConfigError
 
 from conftest import DATA
@@ -130,3 +130,95 @@ ports: [{name: a, vdev: net_null0}, {name: b, vdev: net_null1}, {name: c, vdev: 
 def test_one_port_sends_back_out_of_itself(tmp_path):
     cfg = config.finish(config.load(write(tmp_path, "ports: [{name: a, vdev: net_null0}]")))
     assert cfg.forward == [("a", "a")]
+
+
+PORT = "ports: [{name: a, vdev: net_null0}]\n"
+EIGHT = range(8)    # the CPUs the workers may take, as the machine's affinity would give them
+
+
+@pytest.mark.parametrize("text, cpus, workers, worker_cpus", [
+    ("", EIGHT, 1, [7]),                                        # one worker on the last CPU, as before
+    ("", [5], 1, [5]),
+    ("run: {workers: 3}", EIGHT, 3, [5, 6, 7]),                 # the last CPUs; the main lcore on the rest
+    ("run: {workers: 8}", EIGHT, 8, list(EIGHT)),               # every CPU: the main lcore shares
+    ("run: {workers: auto}", EIGHT, 7, [1, 2, 3, 4, 5, 6, 7]),  # one per CPU, less one for the main lcore
+    ("run: {workers: auto}", [0, 1], 1, [1]),
+    ("run: {workers: auto}", [4], 1, [4]),                      # at least one
+    ("eal: {worker_cpus: [2, 3, 6]}", EIGHT, 3, [2, 3, 6]),     # CPUs given: one worker each
+    ("eal: {worker_cpus: [6, 2]}", EIGHT, 2, [6, 2]),           # in the order given
+    ("eal: {worker_cpus: [2, 3]}\nrun: {workers: 2}", EIGHT, 2, [2, 3]),
+    ("eal: {worker_cpus: [2, 3]}\nrun: {workers: auto}", EIGHT, 2, [2, 3]),
+    ("eal: {worker_cpu: 4}", EIGHT, 1, [4]),                    # the one-worker form
+    ("eal: {worker_cpu: 4}\nrun: {workers: 1}", EIGHT, 1, [4]),
+])
+def test_workers_and_their_cpus_are_resolved_once(tmp_path, text, cpus, workers, worker_cpus):
+    cfg = config.finish(config.load(write(tmp_path, PORT + text)), cpus=cpus)
+    assert (cfg.run.workers, cfg.eal.worker_cpus) == (workers, worker_cpus)
+    assert config.lcores(cfg) == workers + 1
+
+
+def test_auto_and_a_shared_main_lcore_are_said(tmp_path):
+    auto = config.finish(config.load(write(tmp_path, PORT + "run: {workers: auto}")), cpus=EIGHT)
+    assert auto.notes == ["run.workers auto: 7 worker(s) on CPU(s) 1-7, the main lcore on 0"]
+    shared = config.finish(config.load(write(tmp_path, PORT + "run: {workers: 2}")), cpus=[0, 1])
+    assert shared.notes == ["the main lcore shares CPU(s) 0-1 with the workers: this process may run on no other"]
+    assert config.finish(config.load(write(tmp_path, PORT)), cpus=EIGHT).notes == []
+
+
+@pytest.mark.parametrize("text, key, expected", [
+    ("eal: {worker_cpu: 1, worker_cpus: [2]}", "eal.worker_cpus",
+     "give eal.worker_cpu (one worker) or eal.worker_cpus, not both"),
+    ("eal: {worker_cpus: [2, 3]}\nrun: {workers: 3}", "run.workers",
+     "3 workers, but eal.worker_cpus gives 2 CPU(s) (2-3): one worker per CPU"),
+    ("eal: {worker_cpu: 2}\nrun: {workers: 2}", "run.workers", "2 workers, but eal.worker_cpu gives 1 CPU(s) (2)"),
+    ("run: {workers: 9}", "run.workers", "9 workers, but this process may run on 8 CPU(s) (0-7): at most 8"),
+    ("eal: {worker_cpus: [3, 8]}", "eal.worker_cpus", "worker CPU 8 is not one this process may run on (0-7)"),
+    ("eal: {worker_cpu: 8}", "eal.worker_cpu", "worker CPU 8 is not one this process may run on (0-7)"),
+    ("eal: {worker_cpus: [1, 2, 1]}", "eal.worker_cpus", "CPU 1 is listed twice: one worker per CPU"),
+    ("eal: {worker_cpus: []}", "eal.worker_cpus", "expected a list of 1 to 127 CPU ids"),
+    ("eal: {worker_cpus: [1, -2]}", "eal.worker_cpus", "expected a list of 1 to 127 CPU ids"),
+    ("eal: {worker_cpus: 3}", "eal.worker_cpus", "expected a list of 1 to 127 CPU ids"),
+    ("run: {workers: 0}", "run.workers", "expected an integer in 1..127 or auto, got 0"),
+    ("run: {workers: 128}", "run.workers", "expected an integer in 1..127 or auto, got 128"),
+    ("run: {workers: all}", "run.workers", "expected an integer in 1..127 or auto, got 'all'"),
+    ("run: {workers: true}", "run.workers", "expected an integer in 1..127 or auto, got True"),
+])
+def test_bad_workers_name_the_key(tmp_path, text, key, expected):
+    path = write(tmp_path, PORT + text)
+    with pytest.raises(ConfigError) as info:
+        config.finish(config.load(path), cpus=EIGHT)
+    assert str(info.value).startswith(f"{path}: {key}: {expected}"), str(info.value)
+
+
+def test_each_worker_gets_queues_a_cache_and_bursts(tmp_path):
+    """Every port gets one RX and one TX queue per worker, each lcore a mempool cache, each worker
+    its bursts: what the pool must hold grows with the workers, and a pool that fits one worker's
+    rings is too small for two."""
+    ports = "ports: [{name: a, vdev: net_null0, rx_descriptors: 512, tx_descriptors: 256}]\n"
+    one = config.finish(config.load(write(tmp_path, ports + "pool: {cache: 100}")), cpus=EIGHT)
+    four = config.finish(config.load(write(tmp_path, ports + "pool: {cache: 100}\nrun: {workers: 4}")), cpus=EIGHT)
+    assert (config.ring_mbufs(one), config.ring_mbufs(four)) == (768, 4 * 768)
+    assert config.ring_mbufs(four, rx_only=True) == 4 * 512
+    assert config.forwarding_mbufs(one) == 768 + 2 * 100 + 2 * 32
+    assert config.forwarding_mbufs(four) == 4 * 768 + 5 * 100 + 4 * 2 * 32
+    small_pool = ports + "pool: {mbufs: 1000, cache: 100}\n"
+    config.finish(config.load(write(tmp_path, small_pool)), cpus=EIGHT)    # 512 + 200 + 32 fit
+    with pytest.raises(ConfigError, match=r"pool.mbufs: 1000 mbufs are too few: the ports' receive rings hold 1024, "
+                                          r"the 3 lcores' caches 300 and the workers' bursts 64, so at least 1388"):
+        config.finish(config.load(write(tmp_path, small_pool + "run: {workers: 2}")), cpus=EIGHT)
+
+
+def test_a_worker_cpu_flag_replaces_the_files_worker_cpus(tmp_path):
+    """--worker-cpu and --worker-cpus set the workers' CPUs, as eal.worker_cpu(s) do: the command
+    line wins over the file whichever form each uses."""
+    from flowos import cli
+    cpu = eal_args.usable_cpus()[-1]
+    path = write(tmp_path, PORT + f"eal: {{worker_cpus: [{cpu}]}}\n")
+    cfg = cli.make_config(cli.build_parser().parse_args(["-c", str(path), "--worker-cpu", str(cpu)]))
+    assert (cfg.run.workers, cfg.eal.worker_cpus, cfg.eal.worker_cpu) == (1, [cpu], cpu)
+    path = write(tmp_path, PORT + f"eal: {{worker_cpu: {cpu}}}\n")
+    cfg = cli.make_config(cli.build_parser().parse_args(["-c", str(path), "--worker-cpus", str(cpu)]))
+    assert (cfg.run.workers, cfg.eal.worker_cpus, cfg.eal.worker_cpu) == (1, [cpu], None)
+    with pytest.raises(ConfigError, match=rf"^command line: --workers: 2 workers, but eal.worker_cpu gives 1 CPU\(s\) "
+                                          rf"\({cpu}\): one worker per CPU$"):
+        cli.make_config(cli.build_parser().parse_args(["-c", str(path), "--workers", "2"]))

@@ -5,12 +5,16 @@ from pathlib import Path
 
 import pytest
 
+from flowos import eal_args
+
 from conftest import DATA, run_flowos
 from test_errors import BAD_INPUT, assert_one_line_error
 
 PORT = "ports: [{name: a, vdev: net_null0}]\n"
 SMALL_RINGS = "ports: [{name: a, vdev: net_null0, rx_descriptors: 64, tx_descriptors: 64}]\n"
 PIPELINE = "flows: [{name: all, pipeline: %s}]\n"
+CPUS = eal_args.usable_cpus()   # what this machine lets the workers take
+CPU = CPUS[-1]
 
 # (config file text or None, extra flags, the key or flag the line names, what else it says)
 CASES = {
@@ -26,6 +30,29 @@ CASES = {
     "eal-list": (PORT + "eal: []", [], "eal", "expected a mapping"),
     "worker-cpu-in-config": (PORT + "eal: {worker_cpu: 4096}", [], "eal.worker_cpu", "4096"),
     "worker-cpu-flag": (None, ["--vdev", "net_null0", "--worker-cpu", "4096"], "--worker-cpu", "4096"),
+    "workers-zero": (PORT + "run: {workers: 0}", [], "run.workers", "expected an integer in 1..127 or auto"),
+    "workers-flag-word": (None, ["--vdev", "net_null0", "--workers", "all"], "--workers", "or auto, got 'all'"),
+    "workers-flag-zero": (None, ["--vdev", "net_null0", "--workers", "0"], "--workers", "1..127 or auto"),
+    "workers-flag-past-the-cpus": (None, ["--vdev", "net_null0", "--workers", str(len(CPUS) + 1)], "--workers",
+                                   f"{len(CPUS) + 1} workers, but this process may run on {len(CPUS)} CPU(s)"),
+    "workers-past-the-cpus": (PORT + f"run: {{workers: {len(CPUS) + 1}}}", [], "run.workers",
+                              f"at most {len(CPUS)}, one worker per CPU"),
+    "worker-cpus-not-a-list": (PORT + "eal: {worker_cpus: 1}", [], "eal.worker_cpus", "expected a list"),
+    "worker-cpus-outside-affinity": (PORT + "eal: {worker_cpus: [4096]}", [], "eal.worker_cpus", "worker CPU 4096"),
+    "worker-cpus-flag-outside-affinity": (None, ["--vdev", "net_null0", "--worker-cpus", f"{CPU},4096"],
+                                          "--worker-cpus", "worker CPU 4096"),
+    "worker-cpus-twice": (PORT + f"eal: {{worker_cpus: [{CPU}, {CPU}]}}", [], "eal.worker_cpus",
+                          f"CPU {CPU} is listed twice"),
+    "worker-cpus-flag-twice": (None, ["--vdev", "net_null0", "--worker-cpus", f"{CPU}-{CPU},{CPU}"], "--worker-cpus",
+                               f"CPU {CPU} is listed twice"),
+    "worker-cpus-flag-malformed": (None, ["--vdev", "net_null0", "--worker-cpus", "3-1"], "--worker-cpus",
+                                   "expected CPU ids and ranges such as 2,3,5-7"),
+    "worker-cpu-and-cpus": (PORT + "eal: {worker_cpu: 0, worker_cpus: [0]}", [], "eal.worker_cpus",
+                            "give eal.worker_cpu (one worker) or eal.worker_cpus, not both"),
+    "worker-cpu-and-cpus-flags": (None, ["--vdev", "net_null0", "--worker-cpu", "0", "--worker-cpus", "0"],
+                                  "--worker-cpus", "give --worker-cpu (one worker) or --worker-cpus, not both"),
+    "workers-and-cpus-differ": (None, ["--vdev", "net_null0", "--workers", "2", "--worker-cpus", str(CPU)],
+                                "--workers", f"2 workers, but --worker-cpus gives 1 CPU(s) ({CPU})"),
     "eal-args-entry": (PORT + "eal: {args: [--bogus]}", [], "eal.args[0]", "'--bogus'"),
     "eal-arg-flag": (None, ["--vdev", "net_null0", "--eal-arg=--bogus"], "--eal-arg", "'--bogus'"),
     "not-utf8": (b"ports: [{name: \xff\xfe, vdev: net_null0}]\n", [], "", "not UTF-8"),

@@ -24,11 +24,38 @@ def test_without_hugepages_an_mbuf_takes_a_small_page_of_its_own():
 
 
 def test_lcore_map_keeps_python_off_the_worker_cpu():
-    assert eal_args.lcore_map([0, 1]) == ("0@(0),1@1", 1)
-    assert eal_args.lcore_map([0, 1, 2, 3], worker_cpu=2) == ("0@(0-1,3),1@2", 2)
-    assert eal_args.lcore_map([5]) == ("0@(5),1@5", 5)
+    assert eal_args.lcore_map(cpus=[0, 1]) == ("0@(0),1@1", [1])
+    assert eal_args.lcore_map([2], [0, 1, 2, 3]) == ("0@(0-1,3),1@2", [2])
+    assert eal_args.lcore_map(cpus=[5]) == ("0@(5),1@5", [5])
     with pytest.raises(FlowOSError, match="worker CPU 7"):
-        eal_args.lcore_map([0, 1], worker_cpu=7)
+        eal_args.lcore_map([7], [0, 1])
+
+
+def test_lcore_map_pins_one_lcore_per_worker_in_order():
+    """Lcores 1..N on the workers' CPUs as given; the main lcore floats over the rest, or over all
+    of them when the workers take every CPU."""
+    assert eal_args.lcore_map([2, 3, 5, 6, 7], range(8)) == ("0@(0-1,4),1@2,2@3,3@5,4@6,5@7", [2, 3, 5, 6, 7])
+    assert eal_args.lcore_map([3, 1], [0, 1, 2, 3]) == ("0@(0,2),1@3,2@1", [3, 1])
+    assert eal_args.lcore_map([0, 1], [0, 1]) == ("0@(0-1),1@0,2@1", [0, 1])
+    with pytest.raises(FlowOSError, match="CPU 2 is listed twice"):
+        eal_args.lcore_map([2, 3, 2], range(4))
+
+
+@pytest.mark.parametrize("text, cpus", [
+    ("2,3,5-7", [2, 3, 5, 6, 7]), ("7", [7]), ("3-3", [3]), (" 1 , 0 ", [1, 0]), ("4-5,1", [4, 5, 1]),
+])
+def test_cpu_lists_read_as_taskset_writes_them(text, cpus):
+    assert eal_args.parse_cpus(text) == cpus
+
+
+@pytest.mark.parametrize("text", ["", "a", "1,", "5-3", "-1", "1-", "1.5", "0-9000"])
+def test_malformed_cpu_lists_are_refused(text):
+    with pytest.raises(ValueError):
+        eal_args.parse_cpus(text)
+
+
+def test_cpu_list_writes_ranges():
+    assert eal_args.cpu_list([5, 0, 1, 2, 7, 8]) == "0-2,5,7-8"
 
 
 def test_argv_for_each_memory_mode():
