@@ -312,6 +312,7 @@ def finish(config, cpus=None):
             config.notes.append(f"receive bursts of up to {PYTHON_BURST} packets: {python.name} is called once per "
                                 "burst (--burst sets it)")
     check_pool(r, config)
+    check_python_single_worker(r, config)
     names = {p.name for p in config.ports}
     receivers = set()
     for src, dst in config.forward:
@@ -329,6 +330,20 @@ def finish(config, cpus=None):
             raise r.error("engine.clock", f"capture time needs every receiving port to replay a capture "
                                           f"(net_pcap rx_pcap=, not infinite_rx); not: {', '.join(endless)}")
     return config
+
+
+def check_python_single_worker(r, config):
+    """A Python processor runs on one worker: one interpreter runs one Python call at a time, so
+    several workers would wait on each other (docs/architecture.md, "Workers and shards"); C and
+    Cython pipelines run on every worker."""
+    if config.run.workers == 1:
+        return
+    python = next((spec for flow in config.flows for stage in flow.stages for spec in stage
+                   if spec.python is not None and not spec.cython), None)
+    if python is not None:
+        raise r.error(python.where, f"{python.name} is a Python processor: it runs with one worker "
+                                    f"({r.name('run.workers')} is {config.run.workers}); write it in Cython "
+                                    "(docs/cython.md) to run it on every worker")
 
 
 def resolve_workers(config, cpus=None):
