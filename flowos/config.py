@@ -350,7 +350,8 @@ def resolve_workers(config, cpus=None):
     """Settles run.workers to an int and eal.worker_cpus to that many distinct CPUs of `cpus`
     (default: those this process may run on): CPUs given and no count, one worker each; a count
     and no CPUs, the last CPUs (the main lcore floats over the others); auto, one worker per CPU
-    but one. Each CPU must be one of `cpus`, and given once."""
+    but one. Each CPU must be one of `cpus`, and given once. eal.worker_cpu becomes worker_cpus, so
+    that resolving again changes nothing."""
     r = _Reader(config.source, config.flags)
     cpus = sorted(cpus) if cpus is not None else eal_args.usable_cpus()
     eal, run = config.eal, config.run
@@ -358,7 +359,7 @@ def resolve_workers(config, cpus=None):
     if eal.worker_cpu is not None:
         if eal.worker_cpus is not None:
             raise r.error(cpus_key, f"give {r.name('eal.worker_cpu')} (one worker) or {r.name(cpus_key)}, not both")
-        eal.worker_cpus, cpus_key = [eal.worker_cpu], "eal.worker_cpu"
+        eal.worker_cpus, eal.worker_cpu, cpus_key = [eal.worker_cpu], None, "eal.worker_cpu"
     auto = run.workers == "auto"
     if eal.worker_cpus is not None:
         try:

@@ -153,8 +153,10 @@ EIGHT = range(8)    # the CPUs the workers may take, as the machine's affinity w
 ])
 def test_workers_and_their_cpus_are_resolved_once(tmp_path, text, cpus, workers, worker_cpus):
     cfg = config.finish(config.load(write(tmp_path, PORT + text)), cpus=cpus)
-    assert (cfg.run.workers, cfg.eal.worker_cpus) == (workers, worker_cpus)
+    assert (cfg.run.workers, cfg.eal.worker_cpus, cfg.eal.worker_cpu) == (workers, worker_cpus, None)
     assert config.lcores(cfg) == workers + 1
+    config.resolve_workers(cfg, cpus)      # settled: resolving again changes nothing
+    assert (cfg.run.workers, cfg.eal.worker_cpus) == (workers, worker_cpus)
 
 
 def test_auto_and_a_shared_main_lcore_are_said(tmp_path):
@@ -215,10 +217,10 @@ def test_a_worker_cpu_flag_replaces_the_files_worker_cpus(tmp_path):
     cpu = eal_args.usable_cpus()[-1]
     path = write(tmp_path, PORT + f"eal: {{worker_cpus: [{cpu}]}}\n")
     cfg = cli.make_config(cli.build_parser().parse_args(["-c", str(path), "--worker-cpu", str(cpu)]))
-    assert (cfg.run.workers, cfg.eal.worker_cpus, cfg.eal.worker_cpu) == (1, [cpu], cpu)
+    assert (cfg.run.workers, cfg.eal.worker_cpus) == (1, [cpu])
     path = write(tmp_path, PORT + f"eal: {{worker_cpu: {cpu}}}\n")
     cfg = cli.make_config(cli.build_parser().parse_args(["-c", str(path), "--worker-cpus", str(cpu)]))
-    assert (cfg.run.workers, cfg.eal.worker_cpus, cfg.eal.worker_cpu) == (1, [cpu], None)
+    assert (cfg.run.workers, cfg.eal.worker_cpus) == (1, [cpu])
     with pytest.raises(ConfigError, match=rf"^command line: --workers: 2 workers, but eal.worker_cpu gives 1 CPU\(s\) "
                                           rf"\({cpu}\): one worker per CPU$"):
         cli.make_config(cli.build_parser().parse_args(["-c", str(path), "--workers", "2"]))
