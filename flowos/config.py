@@ -435,10 +435,6 @@ def fit_data_room(r, config):
         config.pool.data_room = need
 
 
-# The lcores of one worker's run: runner.py's import, until it sizes pools with lcores(config).
-LCORES = 2
-
-
 def check_pool(r, config):
     """A pool size given by the user must be one DPDK can make, and one that can fill every port's
     receive ring (one per worker) while each lcore's cache and each worker's burst hold theirs (some

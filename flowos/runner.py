@@ -22,7 +22,7 @@ from flowos.stats import PortStats, RunReport, Snapshot, SourceReport
 from flowos.dpdk_log import explain_failure
 
 MIN_POOL = 8191
-from flowos.config import LCORES   # the main lcore and the worker, each with a mempool cache
+from flowos.config import forwarding_mbufs
 ENGINE_TX_BUFFER = 64  # packets the engine gathers per port before a TX burst (TX_BUF in fo_engine_priv.h)
 # Ports that cannot send long chains (PortSpec.tx_chain_max) get a pool of one-segment buffers to
 # copy them into: the largest data room an mbuf has, as many as one TX burst carries (a worker's
@@ -49,13 +49,15 @@ def tier_name(tier):
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def ring_mbufs(config):
-    return sum(p.rx_descriptors + p.tx_descriptors for p in config.ports)
+def inbox_mbufs(config):
+    """What the workers' inboxes may hold: packets handed to the worker of their flow."""
+    return INBOX_SIZE * config.run.workers if config.run.workers > 1 and config.flows else 0
 
 
 def pool_size(config):
-    """Enough mbufs to fill every descriptor ring twice over, as 2^k - 1 (a mempool's best size)."""
-    need = ring_mbufs(config) + 2 * config.run.burst + config.pool.cache
+    """Enough mbufs for what forwarding holds (every descriptor ring of every worker's queues, each
+    lcore's cache, each worker's bursts) twice over, as 2^k - 1 (a mempool's best size)."""
+    need = forwarding_mbufs(config) + inbox_mbufs(config)
     size = MIN_POOL
     while size < 2 * need:
         size = size * 2 + 1
@@ -65,11 +67,11 @@ def pool_size(config):
 def keep_budget(config, mbufs):
     """The packets the flow engine may keep across all flows (docs/flows.md, "The keep budget"):
     the pool less what forwarding needs whatever the engine keeps (every descriptor ring full, a
-    mempool cache per lcore, a burst in the worker's hands, the engine's TX buffers) and an eighth
+    mempool cache per lcore, bursts in each worker's hands, each worker's engine TX buffers) and an eighth
     of the pool for what processors make, a quarter of the pool at least; divided by the mbufs the
     longest frame a capture holds takes, where it is longer than one mbuf."""
-    reserve = (ring_mbufs(config) + config.pool.cache * LCORES + 2 * config.run.burst +
-               ENGINE_TX_BUFFER * len(config.ports))
+    reserve = (forwarding_mbufs(config) + ENGINE_TX_BUFFER * len(config.ports) * config.run.workers +
+               inbox_mbufs(config))
     longest = max([STANDARD_FRAME] + [p.capture.longest for p in config.ports if p.capture is not None])
     segments = -(-longest // (config.pool.data_room - devices.MBUF_HEADROOM))
     spare = max(mbufs - reserve - mbufs // 8, mbufs // 4) // segments
