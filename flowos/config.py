@@ -347,10 +347,11 @@ def check_python_single_worker(r, config):
 
 
 def resolve_workers(config, cpus=None):
-    """Settles run.workers to an int and eal.worker_cpus to that many distinct CPUs of `cpus`
-    (default: those this process may run on): CPUs given and no count, one worker each; a count
-    and no CPUs, the last CPUs (the main lcore floats over the others); auto, one worker per CPU
-    but one. Each CPU must be one of `cpus`, and given once. eal.worker_cpu becomes worker_cpus, so
+    """Settles run.workers to an int and eal.worker_cpus to that many CPUs of `cpus` (default:
+    those this process may run on): CPUs given and no count, one worker each; a count and no CPUs,
+    the last CPUs (the main lcore floats over the others), shared in turn when there are more
+    workers than CPUs; auto, one worker per CPU but one. Each CPU must be one of `cpus`.
+    eal.worker_cpu becomes worker_cpus, so
     that resolving again changes nothing."""
     r = _Reader(config.source, config.flags)
     cpus = sorted(cpus) if cpus is not None else eal_args.usable_cpus()
@@ -369,18 +370,21 @@ def resolve_workers(config, cpus=None):
         if run.workers not in (None, "auto") and run.workers != len(eal.worker_cpus):
             raise r.error("run.workers", f"{run.workers} workers, but {r.name(cpus_key)} gives "
                                          f"{len(eal.worker_cpus)} CPU(s) ({eal_args.cpu_list(eal.worker_cpus)}): "
-                                         "one worker per CPU")
+                                         "one CPU per worker")
         run.workers = len(eal.worker_cpus)
     else:
         run.workers = eal_args.auto_workers(cpus) if auto else run.workers or 1
-        if run.workers > len(cpus):
-            raise r.error("run.workers", f"{run.workers} workers, but this process may run on {len(cpus)} CPU(s) "
-                                         f"({eal_args.cpu_list(cpus)}): at most {len(cpus)}, one worker per CPU")
-        eal.worker_cpus = cpus[-run.workers:]
+        # More workers than CPUs: they share them, in turn (for tests; not a way to go faster).
+        eal.worker_cpus = cpus[-run.workers:] if run.workers <= len(cpus) else \
+            [cpus[i % len(cpus)] for i in range(run.workers)]
     main = eal_args.main_cpus(eal.worker_cpus, cpus)
     if auto:
         config.notes.append(f"{r.name('run.workers')} auto: {run.workers} worker(s) on CPU(s) "
                             f"{eal_args.cpu_list(eal.worker_cpus)}, the main lcore on {eal_args.cpu_list(main)}")
+    shared = eal_args.shared_cpus(eal.worker_cpus)
+    if shared:
+        config.notes.append(f"workers share CPU(s) {eal_args.cpu_list(shared)}: they take turns on them, each "
+                            "at a fraction of a CPU (fine for tests, not for throughput)")
     if set(main) & set(eal.worker_cpus):
         config.notes.append(f"the main lcore shares CPU(s) {eal_args.cpu_list(main)} with the workers: "
                             "this process may run on no other")

@@ -86,15 +86,16 @@ def check_worker_cpu(worker_cpu, cpus=None):
 
 
 def check_worker_cpus(worker_cpus, cpus=None):
-    """Raises FlowOSError unless each worker CPU is one this process may run on, and none is
-    given twice: two workers on one CPU would take turns on it, each at half speed."""
+    """Raises FlowOSError unless each worker CPU is one this process may run on. A CPU may be given
+    twice: its workers take turns on it (shared_cpus; what tests of many workers on few CPUs do)."""
     cpus = sorted(cpus if cpus is not None else usable_cpus())
-    seen = set()
     for cpu in worker_cpus:
         check_worker_cpu(cpu, cpus)
-        if cpu in seen:
-            raise FlowOSError(f"CPU {cpu} is listed twice: one worker per CPU")
-        seen.add(cpu)
+
+
+def shared_cpus(worker_cpus):
+    """The CPUs given to more than one worker."""
+    return sorted({cpu for cpu in worker_cpus if worker_cpus.count(cpu) > 1})
 
 
 def main_cpus(worker_cpus, cpus):
