@@ -94,6 +94,8 @@ class Dashboard(QuietView):
             dt = max(now - then, 1e-6)
             for p, o in zip(snapshot.ports, old.ports):
                 rates[p.name] = ((p.rx_packets - o.rx_packets) / dt, (p.tx_packets - o.tx_packets) / dt)
+            for w, o in zip(snapshot.workers, old.workers):
+                rates[("worker", w["worker"])] = worker_load(w, o, dt)
         self.previous = (now, snapshot)
         if self.live is not None:
             self.live.update(render(snapshot, self.header, rates, self.console.width))
@@ -164,6 +166,29 @@ def processors_table(flows):
     return table
 
 
+def worker_packets(row):
+    """What a worker processed: its shard's packets (from its queues and its inbox), or, without a
+    flow engine, what it received."""
+    return row["engine"]["packets"] if "engine" in row else row["rx_packets"]
+
+
+def worker_load(row, old, dt):
+    """(packets per second, share of its polls that found packets) between two snapshots."""
+    polls = row["polls"] - old["polls"]
+    return (worker_packets(row) - worker_packets(old)) / dt, (row["busy_polls"] - old["busy_polls"]) / polls if polls else 0.0
+
+
+def workers_table(workers, rates):
+    table = _table("workers", [("worker", True), ("cpu", False), ("pps", False), ("busy", False),
+                               ("packets", False), ("handed", False)])
+    for w in workers:
+        pps, busy = rates.get(("worker", w["worker"]), (0.0, 0.0))
+        handed = w["engine"]["handed_off"] if "engine" in w else 0
+        table.add_row(str(w["worker"]), str(w["cpu"]), compact(pps), f"{busy:.0%}", compact(worker_packets(w)),
+                      compact(handed))
+    return table
+
+
 def drop_reasons(stats):
     """The engine's drops by reason, as (reason, packets), the ones that happened."""
     streams = stats.get("streams", {})
@@ -188,8 +213,10 @@ def drops_table(stats):
 def render(snapshot, header, rates, width):
     """The dashboard at `width` columns: tables stacked, the processors and the drops side by side
     where they fit."""
-    parts = [Text(f"FlowOS up {snapshot.elapsed:.1f} s | {header}"), ports_table(snapshot.ports, rates, width),
-             Text(f"mbuf pool: {compact(snapshot.pool_in_use)} of {compact(snapshot.pool_size)} in use")]
+    parts = [Text(f"FlowOS up {snapshot.elapsed:.1f} s | {header}"), ports_table(snapshot.ports, rates, width)]
+    if len(snapshot.workers) > 1:
+        parts.append(workers_table(snapshot.workers, rates))
+    parts.append(Text(f"mbuf pool: {compact(snapshot.pool_in_use)} of {compact(snapshot.pool_size)} in use"))
     if snapshot.engine is not None:
         stats = snapshot.engine
         parts.append(Text(f"flows: {compact(stats['flows_active'])} active (peak {compact(stats['flows_peak'])}), "

@@ -57,6 +57,7 @@ def snapshot_of(stats):
     snap = Snapshot(stats["elapsed_s"], ports, stats["mbufs"]["in_use_at_exit"], stats["mbufs"]["pool_size"],
                     stats["engine"]["stats"])
     snap.processors = stats["engine"]["flows"]
+    snap.workers = stats["workers"]
     return snap
 
 
@@ -118,3 +119,39 @@ def test_the_summary_fits_80_columns_with_every_packet_count_whole(real_stats):
     for port in real_stats["ports"]:
         row = next(line for line in lines if re.match(rf"\s*{port['name']}\s", line)).split()
         assert f"{port['rx_packets']:,}" in row and f"{port['tx_packets']:,}" in row, row
+
+
+WORKERS_CONFIG = CONFIG.replace("      - pyprocs.faults:Raise\n", "") + "run: {workers: 2}\n"
+
+
+@pytest.fixture(scope="module")
+def workers_stats(tmp_path_factory):
+    """A second of the same middlebox (C processors only) on two workers."""
+    tmp_path = tmp_path_factory.mktemp("dashboard-workers")
+    (tmp_path / "middlebox.yaml").write_text(WORKERS_CONFIG)
+    run = run_flowos("-c", "middlebox.yaml", "--duration", "1", tmp_path=tmp_path)
+    assert run.stats is not None, run.stderr
+    return run.stats
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_dashboard_shows_each_workers_load(workers_stats, width):
+    """A row per worker: its CPU, packets per second, the share of its polls that found packets,
+    its packets and what it handed to the others (between an empty snapshot and the run's end)."""
+    console = Console(width=width, file=io.StringIO(), color_system=None, legacy_windows=False)
+    view = Dashboard(console)
+    view.live = Live(console=console, auto_refresh=False)
+    start = snapshot_of(workers_stats)
+    start.workers = [dict(w, polls=0, busy_polls=0, engine=dict(w["engine"], packets=0)) for w in start.workers]
+    view.update(start)
+    view.update(snapshot_of(workers_stats))
+    console.print(view.live.renderable)
+    lines = console.file.getvalue().splitlines()
+    assert all(len(line) <= width for line in lines)
+    rows = workers_stats["workers"]
+    assert len(rows) == 2 and all(w["engine"]["packets"] > 0 and 0 < w["busy_polls"] <= w["polls"] for w in rows)
+    header = next(i for i, line in enumerate(lines) if line.split()[:3] == ["worker", "cpu", "pps"])
+    for w, line in zip(rows, lines[header + 2:header + 4]):
+        cells = line.split()
+        assert cells[:2] == [str(w["worker"]), str(w["cpu"])], line
+        assert cells[3].endswith("%") and cells[4] == compact(w["engine"]["packets"]), line
