@@ -5,7 +5,8 @@ It lives on the main thread, which a processor cannot block: the worker takes th
 call, and a call that sleeps, waits or loops in Python lets it go; C and Cython calls run without
 it, and the engine says which process() the worker is in (a C extension that holds the GIL for
 ever is the one case it cannot see). Python calls are timed by their tier, with their flow and
-which callback; any other tier's process() by the engine. docs/operations.md describes the budget, the reports
+which callback; any other tier's process() by the engine; either tier's messages by the tier's
+message desk (flowos/message_desk.py). docs/operations.md describes the budget, the reports
 and the exit rule.
 """
 import os
@@ -34,9 +35,12 @@ class Watchdog:
     def __init__(self, tiers, budget_s, name_of, out=None, engine=None):
         self.tiers = [t for t in tiers if hasattr(t, "busy")]     # the Python tier's calls are timed
         self.engine = engine                                      # and the engine's process() calls
+        self.desks = [t for t in tiers if hasattr(t, "message_desk")]   # and the messages, any tier's
         self.budget = budget_s
         for tier in self.tiers:
             tier.set_budget(budget_s)
+        for tier in self.desks:
+            tier.message_desk.budget = budget_s
         self.name_of = name_of
         self.out = out or sys.stderr
         self.reported = set()     # (tier, call, start) of the calls reported
@@ -44,13 +48,14 @@ class Watchdog:
         self.stuck = None         # the call that kept the worker from stopping (or a description)
 
     def calls(self):
-        """The Python processor calls under way now, longest first."""
+        """The processor calls and messages under way now, longest first."""
         now = time.monotonic()
         found = []
-        for tier in self.tiers:
-            for what, since, flow in tier.busy():
+        for tier, busy, worker in ([(t, t.busy(), True) for t in self.tiers] +
+                                   [(t, t.message_desk.busy(), False) for t in self.desks]):
+            for what, since, flow in busy:        # a handler's thread is not the worker's: never interrupted
                 found.append({"processor": self.name_of(tier), "call": what, "seconds": round(now - since, 3),
-                              "flow": flow, "key": (id(tier), what, since), "tier": tier})
+                              "flow": flow, "key": (id(tier), what, since), "tier": tier if worker else None})
         call = self.engine.current_call() if self.engine is not None else None
         if call is not None:
             d, p, seconds = call

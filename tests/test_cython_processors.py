@@ -22,6 +22,7 @@ from conftest import CAPTURES, packets, run_flowos
 from flowcheck import (Keyer, check_clean, check_per_flow_order, checksums_ok, connections, engine_stats,
                        one_port, read_header, report, report_key, run_config, same_multiset, with_ttl,
                        write_pcap)
+from test_watchdog import check_a_slow_message_handler, launch  # noqa: F401 (launch: the fixture)
 
 TESTS = Path(__file__).parent
 EXAMPLE = TESTS.parent / "examples" / "cython_processor"
@@ -357,3 +358,11 @@ def test_a_run_stuck_in_a_cython_call_still_ends_when_told(tmp_path, capture_dir
     assert stuck["call"] == "process" and stuck["seconds"] > 0.2
     assert run.stats["engine"]["flows"][0]["processors"][0] == {"name": "cyprobe:Sleeper", "report": None}
     assert run.stats["ports"][0]["rx_packets"] > 0
+
+
+def test_a_slow_cython_message_handler_does_not_stop_forwarding(launch):
+    """A Cython on_message gets the Python one's budget (one message path, flowos/message_desk.py):
+    past it, forwarding resumes and the operator is told. (It ran on the worker with no deadline:
+    nothing was forwarded while it slept.)"""
+    check_a_slow_message_handler(launch("cyprobe:SlowMessages", budget_ms=500), "cyprobe:SlowMessages")
+
