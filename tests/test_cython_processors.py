@@ -8,6 +8,7 @@ Expectations come from scapy and tests/flowcheck.py, never from FlowOS."""
 import json
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -366,3 +367,20 @@ def test_a_slow_cython_message_handler_does_not_stop_forwarding(launch):
     nothing was forwarded while it slept.)"""
     check_a_slow_message_handler(launch("cyprobe:SlowMessages", budget_ms=500), "cyprobe:SlowMessages")
 
+
+def test_a_run_stuck_in_a_cython_flow_end_is_named_and_ends_when_told(launch):
+    """A Cython flow_end that never returns (the replay's second SYN ends the first connection) is
+    named while it runs (the engine records flow_start/flow_end calls as it does process()), and
+    SIGTERM still ends the run, naming it, exit 1. (It was "the worker, in no processor call".)"""
+    run = launch("cyprobe:EndsSlowly", budget_ms=200, capture="http_get.pcap")
+    line = run.err.wait_for("flowos: watchdog: processor cyprobe:EndsSlowly in flow_end() for")
+    assert "past its budget of 200 ms (still running)" in line
+    run.proc.send_signal(signal.SIGTERM)
+    run.wait()
+    stderr = run.err.rest()
+    assert run.proc.returncode == 1, stderr
+    assert "the worker did not stop when told: processor cyprobe:EndsSlowly in flow_end() for" in stderr
+    report = run.report()
+    assert report["stop_reason"] == "signal (SIGTERM)"
+    stuck = report["watchdog"]["stuck"]
+    assert stuck["processor"] == "cyprobe:EndsSlowly" and stuck["call"] == "flow_end" and stuck["seconds"] > 0.2

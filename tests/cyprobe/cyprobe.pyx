@@ -92,6 +92,13 @@ cdef class Sleeper(CProcessor):
         sleep(3600)
 
 
+cdef class EndsSlowly(CProcessor):
+    """Passes everything; its first flow_end sleeps for an hour without the GIL."""
+
+    cdef void flow_end(self, const fo_flow *flow, void *state, fo_flow_end_reason reason) noexcept nogil:
+        sleep(3600)
+
+
 cdef class SlowMessages(CProcessor):
     """Passes everything; the message "sleep N" takes N seconds to answer (pyprocs.stuck's twin)."""
 
