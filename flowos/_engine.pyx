@@ -25,6 +25,7 @@ POLICIES = {
 TIMEOUT_CLASSES = ("tcp_opening", "tcp_established", "tcp_closing", "udp", "icmp", "other")
 VERDICTS = ("pass", "drop", "hold", "modified", "redirect")
 END_REASONS = ("fin", "rst", "idle", "shutdown")
+CALLBACKS = ("process", "flow_start", "flow_end")     # enum fo_callback
 DECODE_ERRORS = 6
 # What one engine holds (fo_engine.h); flows.py refuses a config past them before DPDK starts.
 MAX_DEFINITIONS = FO_MAX_DEFS
@@ -286,13 +287,13 @@ cdef class Engine:
         return {"calls": s.calls, "packets": s.packets, "busy_ns": s.busy_ns}
 
     def current_call(self):
-        """(definition, processor, seconds) of the process() call the worker is in now, any tier,
-        or None; safe while running."""
-        cdef uint16_t d, p
-        cdef uint64_t ns
-        if not fo_engine_current_call(self.e, &d, &p, &ns):
+        """(definition, processor, "process", "flow_start" or "flow_end", seconds so far, a token
+        that tells two calls apart) of the processor callback the worker is in now, any tier, or
+        None; safe while running."""
+        cdef fo_call c
+        if not fo_engine_current_call(self.e, &c):
             return None
-        return d, p, ns / 1e9
+        return c.def_, c.proc, CALLBACKS[<int>c.what], c.ns / 1e9, c.began
 
     def report(self, uint16_t definition, uint16_t processor):
         """What a processor reports (parsed JSON), or None if it has nothing to say."""

@@ -9,9 +9,7 @@ a fault is counted, reported once with its traceback, and handled by the process
 """
 from cpython cimport array
 import array
-import json
 import sys
-import threading
 import traceback
 
 from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
@@ -31,6 +29,7 @@ from flowos.fo cimport fo_field, fo_field_size, fo_field_vector, FO_FIELD_LENGTH
     FO_FIELD_SPORT, FO_FIELD_DPORT, FO_FIELD_TCP_FLAGS, FO_FIELD_TTL, FO_FIELD_PAYLOAD_LEN, FO_FIELD_SRC4, FO_FIELD_DST4, \
     FO_FIELD_SRC, FO_FIELD_DST, FO_FIELD_COUNT
 
+from flowos.message_desk import MessageDesk
 from flowos.processor import END_REASONS, LEVELS, Processor, checked_policy
 
 cdef extern from "Python.h" nogil:
@@ -757,16 +756,16 @@ cdef class PythonTier:
     cdef bytes name
     cdef readonly object processor
     cdef readonly str on_error
-    cdef readonly uint64_t calls, packets, faults, messages
+    cdef readonly uint64_t calls, packets, faults
     cdef readonly list reports          # the first faults' tracebacks
     cdef readonly bint stop_requested
     cdef fo_worker *worker               # stopped at once by a fault whose policy is stop
     cdef Batch last_batch                # reused by the next call when nobody else holds it
     cdef call_clock call                 # the watchdog's view of the call under way
-    cdef readonly double budget          # seconds a call or message may take (0: no limit)
-    cdef readonly uint64_t over_budget, messages_over_budget
+    cdef readonly double budget          # seconds a call may take (0: no limit)
+    cdef readonly uint64_t over_budget
     cdef readonly double longest_call    # seconds
-    cdef double message_since            # now() when on_message began; 0 when none runs
+    cdef readonly object message_desk    # on_message, within the budget (flowos/message_desk.py)
 
     def __init__(self, processor, str on_error=None):
         if fo_pkt_meta_register() != 0:   # this module's copy of the metadata offsets
@@ -793,6 +792,7 @@ cdef class PythonTier:
             self.ops.flow_start = tier_flow_start
         if cls.on_message is not Processor.on_message:
             self.ops.message = tier_message
+        self.message_desk = MessageDesk(name, processor.on_message, self.message_fault)
         self.params.tier = <PyObject *>self
         self.params.wants_flow_end = cls.flow_end is not Processor.flow_end
 
@@ -854,20 +854,13 @@ cdef class PythonTier:
             memcpy(batches[0].verdicts, batch.v, batch.size)
         batch.let_go_verdicts()
 
-    cdef int answer(self, const char *msg, char *reply, size_t length) noexcept:
-        """An operator's message, on the worker between bursts: the reply's length or -EIO, its text in reply."""
-        ret, text = self.respond(msg.decode("utf-8", "replace"))
-        return copy_reply(ret, text, reply, length)
+    def message_fault(self, exc):
+        """on_message raised exc (called in its except clause): a fault like the others."""
+        self.fault("failed in on_message:\n" + traceback.format_exc(), None)
 
-    def respond(self, str message):
-        """(0 or -EIO, the reply's text) of on_message(message)."""
-        self.messages += 1
-        try:
-            result = self.processor.on_message(message)
-            return 0, "" if result is None else result if isinstance(result, str) else json.dumps(result)
-        except BaseException as e:
-            self.fault("failed in on_message:\n" + traceback.format_exc(), None)
-            return -5, f"on_message failed: {type(e).__name__}: {e}"   # -EIO
+    @property
+    def messages(self):
+        return self.message_desk.messages
 
     def counts(self):
         """The counters alone (safe while the worker runs: it updates them holding the GIL)."""
@@ -881,11 +874,11 @@ cdef class PythonTier:
     # --- the watchdog's view of this processor's calls (flowos/watchdog.py) ---
 
     def set_budget(self, double seconds):
-        """How long a call or a message may take (0: no limit); the watchdog sets it as the run starts."""
+        """How long a call may take (0: no limit); the watchdog sets it, and message_desk's, as the run starts."""
         self.budget = seconds
 
     def budget_counts(self):
-        return {"over_budget": self.over_budget, "messages_over_budget": self.messages_over_budget,
+        return {"over_budget": self.over_budget, "messages_over_budget": self.message_desk.over_budget,
                 "longest_call_ms": round(self.longest_call * 1000, 3)}
 
     cdef inline void enter(self, const char *what, const fo_flow *flow, fo_batch *batches, uint16_t n):
@@ -905,15 +898,12 @@ cdef class PythonTier:
             self.over_budget += 1
 
     def busy(self):
-        """The calls of this processor under way now: [(what, when it began on time.monotonic()'s
-        clock, the flows or None)]. With the GIL held the worker cannot leave its call, so its
-        batches are still valid here."""
-        out = []
-        if self.call.since:
-            out.append((self.call.what.decode(), self.call.since, self.call_flows()))
-        if self.message_since:
-            out.append(("on_message", self.message_since, None))
-        return out
+        """The calls of this processor under way now (its messages: message_desk.busy()):
+        [(what, when it began on time.monotonic()'s clock, the flows or None)]. With the GIL held
+        the worker cannot leave its call, so its batches are still valid here."""
+        if not self.call.since:
+            return []
+        return [(self.call.what.decode(), self.call.since, self.call_flows())]
 
     cdef str call_flows(self):
         if self.call.flow != NULL:
@@ -930,38 +920,6 @@ cdef class PythonTier:
         if not self.call.since:
             return False
         return PyThreadState_SetAsyncExc(self.call.thread, exc) == 1
-
-    cdef int answer_within_budget(self, const char *msg, char *reply, size_t length) noexcept:
-        """A message, as answer() does, but the worker waits for on_message for the budget at
-        most: one that takes longer goes on in its own thread (beside process() from then on), its
-        reply dropped, and the operator is told so (-ETIMEDOUT); until it ends, later messages to
-        this processor are refused (-EBUSY). Forwarding stops for the budget at most."""
-        if self.budget <= 0:
-            return self.answer(msg, reply, length)
-        if self.message_since:
-            return copy_reply(-16, f"on_message is still answering an earlier message, for "
-                                   f"{now() - self.message_since:.1f} s now (past its budget)", reply, length)
-        text = msg.decode("utf-8", "replace")
-        box = []
-        done = threading.Event()
-        self.message_since = now()
-        try:
-            threading.Thread(target=self.respond_into, args=(text, box, done), daemon=True,
-                             name=f"flowos on_message {self.name.decode()}").start()
-        except RuntimeError:     # no thread to be had: answered here, as without a budget
-            self.respond_into(text, box, done)
-        if done.wait(self.budget):
-            return copy_reply(box[0][0], box[0][1], reply, length)
-        self.messages_over_budget += 1
-        return copy_reply(-110, f"on_message ran past its budget of {self.budget * 1000:.0f} ms: it goes on in "
-                                "its own thread, beside process(), and its reply will be dropped", reply, length)
-
-    def respond_into(self, str text, list box, done):
-        try:
-            box.append(self.respond(text))
-        finally:
-            self.message_since = 0
-            done.set()
 
 
 cdef array.array VERDICTS_TEMPLATE = array.array("B")
@@ -1059,7 +1017,8 @@ cdef void tier_flow_end(void *ctx, const fo_flow *flow, void *state, fo_flow_end
 
 cdef int tier_message(void *ctx, const char *msg, char *reply, size_t length) noexcept nogil:
     with gil:
-        return (<PythonTier>(<tier_ctx *>ctx).tier).answer_within_budget(msg, reply, length)
+        ret, text = (<PythonTier>(<tier_ctx *>ctx).tier).message_desk.answer(msg.decode("utf-8", "replace"))
+        return copy_reply(ret, text, reply, length)
 
 
 cdef void tier_teardown(void *ctx) noexcept nogil:

@@ -18,7 +18,6 @@ Nothing Python happens on that path: no GIL, no objects, no exceptions. The Pyth
                     if pkt_dport(&batches[b], i) == 23:
                         set_verdict(&batches[b], i, FO_DROP)
 """
-import json
 import socket
 
 from cpython.ref cimport PyObject
@@ -29,6 +28,7 @@ from libc.string cimport memcpy, memset, strncpy
 from flowos.fo_processor cimport *
 from flowos.fo cimport fo_worker, fo_worker_request_stop
 
+from flowos.message_desk import MessageDesk
 from flowos.processor import LEVELS, ON_ERROR, checked_policy
 
 MAX_STATE_SIZE = 1 << 16
@@ -59,7 +59,8 @@ cdef class CProcessor:
 
     def on_message(self, message):
         """Answers an operator's message (flowos-ctl message): a str, None, or anything
-        JSON-serialisable. With the GIL, on the worker between bursts, never beside process()."""
+        JSON-serialisable. With the GIL, on the worker between bursts; one that runs past the
+        call budget goes on in its own thread, beside process() (docs/processors.md, Messages)."""
         return None
 
     cdef void process(self, fo_batch *batches, uint16_t n) noexcept nogil:
@@ -115,6 +116,7 @@ cdef struct tier_stats:
 
 cdef struct tier_ctx:
     PyObject *processor      # the CProcessor: the tier keeps it alive while the engine runs
+    PyObject *tier           # the CythonTier, for messages: the engine runs while the runner holds it
     tier_stats *stats        # the tier's
     uint8_t on_error         # index in ON_ERROR
 
@@ -127,6 +129,7 @@ cdef class CythonTier:
     cdef bytes name
     cdef readonly CProcessor processor
     cdef readonly str on_error
+    cdef readonly object message_desk    # on_message, within the call budget (flowos/message_desk.py)
 
     def __init__(self, CProcessor processor, str on_error=None):
         if fo_pkt_meta_register() != 0:   # this module's copy of the offsets, for inject()
@@ -152,8 +155,10 @@ cdef class CythonTier:
         self.ops.teardown = tier_teardown
         if cls.on_message is not CProcessor.on_message:
             self.ops.message = tier_message
+        self.message_desk = MessageDesk(name, processor.on_message, self.message_fault)
         self.params.processor = <PyObject *>processor
         self.params.stats = &self.counters
+        self.params.tier = <PyObject *>self
         self.params.on_error = ON_ERROR.index(self.on_error)
 
     def ops_address(self):
@@ -167,13 +172,18 @@ cdef class CythonTier:
         the worker's own thread at the fault: no further burst comes, whatever the main loop does."""
         self.counters.worker = <fo_worker *>worker
 
+    def message_fault(self, exc):
+        """on_message raised exc: counted as the processor's fault."""
+        self.processor.fault(f"on_message failed: {type(exc).__name__}: {exc}".encode(errors="replace"))
+
     @property
     def stop_requested(self):
         return bool(self.counters.stop_requested)
 
     def counts(self):
         """The counters alone (report() must not run while the worker may be running process())."""
-        return {"calls": self.counters.calls, "packets": self.counters.packets, "faults": self.processor._faults}
+        return {"calls": self.counters.calls, "packets": self.counters.packets, "faults": self.processor._faults,
+                "messages": self.message_desk.messages, "messages_over_budget": self.message_desk.over_budget}
 
     def stats(self):
         """Counters, the first fault, and what the processor reports."""
@@ -184,7 +194,8 @@ cdef class CythonTier:
             report = f"report() failed: {type(e).__name__}: {e}"
         faults = [p._first_fault.decode(errors="replace")] if p._faults else []
         return {"name": self.name.decode(), "calls": self.counters.calls, "packets": self.counters.packets,
-                "faults": p._faults, "on_error": self.on_error, "first_faults": faults, "report": report}
+                "faults": p._faults, "on_error": self.on_error, "first_faults": faults, "report": report,
+                "messages": self.message_desk.messages, "messages_over_budget": self.message_desk.over_budget}
 
 
 def state_size_problem(cls):
@@ -231,15 +242,8 @@ cdef void tier_flow_end(void *ctx, const fo_flow *flow, void *state, fo_flow_end
 
 cdef int tier_message(void *ctx, const char *msg, char *reply, size_t length) noexcept nogil:
     cdef size_t n
-    cdef int ret = 0
     with gil:
-        processor = <CProcessor>(<tier_ctx *>ctx).processor
-        try:
-            result = processor.on_message(msg.decode("utf-8", "replace"))
-            text = "" if result is None else result if isinstance(result, str) else json.dumps(result)
-        except BaseException as e:
-            text, ret = f"on_message failed: {type(e).__name__}: {e}", -5   # -EIO
-            processor.fault(text.encode(errors="replace"))
+        ret, text = (<CythonTier>(<tier_ctx *>ctx).tier).message_desk.answer(msg.decode("utf-8", "replace"))
         data = text.encode("utf-8", "replace")
         n = min(<size_t>len(data), length - 1)
         memcpy(reply, <const char *>data, n)

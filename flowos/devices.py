@@ -4,29 +4,25 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flowos import pmd_info
 from flowos._runtime import scan_capture
 from flowos.errors import FlowOSError
 
 SAMPLE_CAPTURE = Path(__file__).parent / "data" / "sample.pcap"
 DEFAULT_OUTPUT = "flowos-out.pcap"
 
-# Virtual device drivers FlowOS is tested with; DPDK itself decides what else exists.
+# Virtual device drivers FlowOS is tested with; any other that a driver DPDK loads declares
+# (flowos/pmd_info.py) is taken too.
 KNOWN_VDEV_DRIVERS = ("net_pcap", "net_null", "net_ring", "net_af_packet", "net_tap", "net_tun",
                       "net_memif", "net_vhost", "net_virtio_user", "net_bonding", "net_failsafe")
-# The arguments each driver FlowOS documents accepts (DPDK 22.11, each driver's valid_arguments).
-# DPDK refuses a device with another as "No such device", and its log does not say which one
-# (net_ring ignores it): FlowOS names it before DPDK starts.
-VDEV_ARGUMENTS = {
-    "net_pcap": ("rx_pcap", "tx_pcap", "rx_iface", "rx_iface_in", "tx_iface", "iface", "phy_mac", "infinite_rx"),
-    "net_null": ("size", "copy", "no-rx"),
-    "net_ring": ("nodeaction", "internal"),
-    "net_af_packet": ("iface", "qpairs", "blocksz", "framesz", "framecnt", "qdisc_bypass"),
-    "net_tap": ("iface", "remote", "mac", "persist"),
-    "net_tun": ("iface", "remote", "mac", "persist"),
+# A vdev's arguments are those its driver declares (pmd_info: DPDK refuses a device with another
+# as "No such device", its log does not say which, and net_ring ignores it), plus those a driver
+# takes without declaring them (DPDK 22.11, each driver's valid_arguments).
+UNDECLARED_VDEV_ARGUMENTS = {
+    "net_ring": ("internal",),
+    "net_tap": ("persist",),
+    "net_tun": ("remote", "mac", "persist"),
 }
-# ... and those whose value is a number (a driver reads "abc" as 0, and then fails or misbehaves).
-VDEV_NUMBER_ARGUMENTS = ("size", "copy", "no-rx", "phy_mac", "infinite_rx", "qpairs", "blocksz", "framesz",
-                         "framecnt", "qdisc_bypass")
 PCI_ADDRESS = re.compile(r"^(?:[0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
 PCAP_FILE_KEYS = ("rx_pcap", "tx_pcap")
 DLT_EN10MB = 1
@@ -104,10 +100,22 @@ def vdev_driver(device):
     return re.sub(r"\d+$", "", device)
 
 
+def split_arguments(spec):
+    """Splits a vdev string at its commas, but for those inside parentheses (net_failsafe's
+    "dev(net_tap0,iface=x)")."""
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(spec):
+        depth += (c == "(") - (c == ")")
+        if c == "," and depth == 0:
+            parts.append(spec[start:i])
+            start = i + 1
+    return parts + [spec[start:]]
+
+
 def parse_vdev(spec, base_dir=None):
     """Parses "net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap". Capture paths are made absolute
     (relative to base_dir, a config file's folder, when given)."""
-    parts = [p.strip() for p in spec.split(",")]
+    parts = [p.strip() for p in split_arguments(spec)]
     device = parts[0]
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", device or ""):
         raise FlowOSError(f"vdev {spec!r}: expected a device name such as net_pcap0 before the first comma")
@@ -117,7 +125,8 @@ def parse_vdev(spec, base_dir=None):
     for part in parts[1:]:
         if not part:
             continue
-        key, sep, value = part.partition("=")
+        name_end = re.match(r"[^=(]*", part).end()     # net_failsafe's dev(...) has no value of its own
+        key, sep, value = part.partition("=") if part[name_end:name_end + 1] == "=" else (part, "", "")
         if key in PCAP_FILE_KEYS and sep:
             value = str(Path(base_dir or ".", value).absolute()) if not os.path.isabs(value) else value
         args.append((key, value if sep else None))
@@ -207,24 +216,34 @@ def check_replayable(port, path, capture):
                           f"net_pcap replays frames of at most {NET_PCAP_MAX_FRAME} bytes")
 
 
+def check_vdev_arguments(port):
+    """Each argument is one the driver declares (or takes undeclared), a number where it declares
+    one. A driver FlowOS is tested with whose object cannot be found is left to DPDK."""
+    declared = pmd_info.find(port.driver)
+    if declared is None and port.driver in KNOWN_VDEV_DRIVERS:
+        return
+    if declared is None or not declared.vdev:
+        why = "no driver DPDK loads declares it" if declared is None else "a PCI device's driver, not a vdev's"
+        raise FlowOSError(f"vdev {port.device}: unknown driver {port.driver!r}: {why} "
+                          f"(FlowOS is tested with {', '.join(KNOWN_VDEV_DRIVERS)})")
+    accepted = declared.parameters + UNDECLARED_VDEV_ARGUMENTS.get(port.driver, ())
+    for key, value in port.args:
+        name = re.match(r"[^=(]*", key).group(0)     # net_failsafe's dev(...) is "dev"
+        if name not in accepted:
+            raise FlowOSError(f"vdev {port.device}: unknown argument {name!r} for {port.driver} "
+                              f"(accepted: {', '.join(accepted)})")
+        if name in declared.numbers and not (value or "").isdigit():
+            raise FlowOSError(f"vdev {port.device}: {key}={value or ''}: expected a number")
+
+
 def check(port):
     """What can be known about a port before DPDK starts: files, interfaces, driver names."""
     if port.kind == "pci":
         if not os.path.exists(f"/sys/bus/pci/devices/{port.device}"):
             raise FlowOSError(f"no PCI device {port.device} on this machine (lspci lists them)")
         return
-    if port.driver not in KNOWN_VDEV_DRIVERS:
-        raise FlowOSError(f"vdev {port.device}: unknown driver {port.driver!r} "
-                          f"(known: {', '.join(KNOWN_VDEV_DRIVERS)})")
+    check_vdev_arguments(port)
     keys = [k for k, _ in port.args]
-    accepted = VDEV_ARGUMENTS.get(port.driver, keys)
-    unknown = next((k for k in keys if k not in accepted), None)
-    if unknown is not None:
-        raise FlowOSError(f"vdev {port.device}: unknown argument {unknown!r} for {port.driver} "
-                          f"(accepted: {', '.join(accepted)})")
-    for key, value in port.args:
-        if port.driver in VDEV_ARGUMENTS and key in VDEV_NUMBER_ARGUMENTS and not (value or "").isdigit():
-            raise FlowOSError(f"vdev {port.device}: {key}={value or ''}: expected a number")
     if port.driver == "net_pcap":
         if keys.count("rx_pcap") > 1 or keys.count("tx_pcap") > 1:
             raise FlowOSError(f"vdev {port.device}: one rx_pcap and one tx_pcap per port (use one port per capture)")

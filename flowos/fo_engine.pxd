@@ -150,6 +150,18 @@ cdef extern from "flowos/fo_engine.h" nogil:
         uint64_t packets
         uint64_t busy_ns
 
+    enum fo_callback:
+        FO_CALL_PROCESS
+        FO_CALL_FLOW_START
+        FO_CALL_FLOW_END
+
+    struct fo_call:
+        uint16_t def_ "def"
+        uint16_t proc
+        fo_callback what
+        uint64_t began
+        uint64_t ns
+
     struct fo_engine:
         pass
 
@@ -166,7 +178,7 @@ cdef extern from "flowos/fo_engine.h" nogil:
     void fo_engine_read_stats(const fo_engine *e, fo_engine_stats *out)
     int fo_engine_read_def_stats(const fo_engine *e, uint16_t d, fo_def_stats *out)
     int fo_engine_read_proc_stats(const fo_engine *e, uint16_t d, uint16_t proc, fo_proc_stats *out)
-    int fo_engine_current_call(const fo_engine *e, uint16_t *d, uint16_t *proc, uint64_t *ns)
+    int fo_engine_current_call(const fo_engine *e, fo_call *out)
     int fo_engine_processor_report(fo_engine *e, uint16_t d, uint16_t proc, char *buf, size_t len)
     void fo_engine_teardown(fo_engine *e)
     void fo_engine_free(fo_engine *e)

@@ -1,12 +1,13 @@
-"""The watchdog: names a processor's call (or a Python message handler) that runs past its budget
-while it still runs, and ends a run whose worker does not stop when told.
+"""The watchdog: names a processor's call (or message handler) that runs past its budget while it
+still runs, and ends a run whose worker does not stop when told.
 
 It lives on the main thread, which a processor cannot block: the worker takes the GIL per Python
 call, and a call that sleeps, waits or loops in Python lets it go; C and Cython calls run without
-it, and the engine says which process() the worker is in (a C extension that holds the GIL for
-ever is the one case it cannot see). Python calls are timed by their tier, with their flow and
-which callback; any other tier's process() by the engine. docs/operations.md describes the budget, the reports
-and the exit rule.
+it, and the engine says which callback (process, flow_start, flow_end) of which processor the
+worker is in (a C extension that holds the GIL for ever is the one case it cannot see). Python
+calls are timed by their tier, with their flow; any other tier's by the engine; the messages of
+either tier by the tier's message desk (flowos/message_desk.py). docs/operations.md describes
+the budget, the reports and the exit rule.
 """
 import os
 import shutil
@@ -33,10 +34,13 @@ def describe(call):
 class Watchdog:
     def __init__(self, tiers, budget_s, name_of, out=None, engine=None):
         self.tiers = [t for t in tiers if hasattr(t, "busy")]     # the Python tier's calls are timed
-        self.engine = engine                                      # and the engine's process() calls
+        self.engine = engine                                      # and the engine's other calls
+        self.desks = [t for t in tiers if hasattr(t, "message_desk")]   # and the messages, any tier's
         self.budget = budget_s
         for tier in self.tiers:
             tier.set_budget(budget_s)
+        for tier in self.desks:
+            tier.message_desk.budget = budget_s
         self.name_of = name_of
         self.out = out or sys.stderr
         self.reported = set()     # (tier, call, start) of the calls reported
@@ -44,22 +48,22 @@ class Watchdog:
         self.stuck = None         # the call that kept the worker from stopping (or a description)
 
     def calls(self):
-        """The Python processor calls under way now, longest first."""
+        """The processor calls and messages under way now, longest first."""
         now = time.monotonic()
         found = []
-        for tier in self.tiers:
-            for what, since, flow in tier.busy():
+        for tier, busy, worker in ([(t, t.busy(), True) for t in self.tiers] +
+                                   [(t, t.message_desk.busy(), False) for t in self.desks]):
+            for what, since, flow in busy:        # a handler's thread is not the worker's: never interrupted
                 found.append({"processor": self.name_of(tier), "call": what, "seconds": round(now - since, 3),
-                              "flow": flow, "key": (id(tier), what, since), "tier": tier})
+                              "flow": flow, "key": (id(tier), what, since), "tier": tier if worker else None})
         call = self.engine.current_call() if self.engine is not None else None
         if call is not None:
-            d, p, seconds = call
+            d, p, what, seconds, began = call
             proc = self.engine.processors[d][p]
             if not hasattr(proc, "busy"):      # a Python one is in the tier's list, with its flow
-                calls = self.engine.processor_stats(d, p)["calls"]      # counted once a call returns
                 found.append({"processor": proc if isinstance(proc, str) else self.name_of(proc),
-                              "call": "process", "seconds": round(seconds, 3), "flow": None,
-                              "key": ("engine", d, p, calls), "tier": None})
+                              "call": what, "seconds": round(seconds, 3), "flow": None,
+                              "key": ("engine", d, p, what, began), "tier": None})
         return sorted(found, key=lambda c: -c["seconds"])
 
     def check(self):
@@ -98,7 +102,7 @@ class Watchdog:
         if self.stuck is None:
             return None
         if self.stuck["processor"] is None:
-            return "the worker, in no processor call (the engine, or a processor's flow_start/flow_end)"
+            return "the worker, in no processor call (in the engine)"
         return describe(self.stuck)
 
     def report(self):

@@ -68,6 +68,15 @@ CASES = {
     "pci-missing": ("ports: [{name: a, pci: 'ffff:ff:1f.7'}]", [], "ports[0]", "no PCI device ffff:ff:1f.7"),
     "vdev-key-typo-in-config": ("ports: [{name: a, vdev: 'net_null0,sise=64'}]", [], "ports[0]",
                                 "unknown argument 'sise'"),
+    # Any driver's arguments, as its shared object declares them (flowos/pmd_info.py).
+    "vdev-memif-key": (None, ["--vdev", "net_memif0,bogus=1"], "--vdev", "unknown argument 'bogus' for net_memif"),
+    "vdev-vhost-key": (None, ["--vdev", "net_vhost0,ifacee=x"], "--vdev", "unknown argument 'ifacee' for net_vhost"),
+    "vdev-virtio-user-key-in-config": ("ports: [{name: a, vdev: 'net_virtio_user0,pathh=/dev/vhost-net'}]", [],
+                                       "ports[0]", "unknown argument 'pathh' for net_virtio_user"),
+    "vdev-failsafe-key": (None, ["--vdev", "net_failsafe0,dev(net_null0,size=64),bogus=2"], "--vdev",
+                          "unknown argument 'bogus' for net_failsafe"),
+    "vdev-memif-value-not-a-number": (None, ["--vdev", "net_memif0,bsize=big"], "--vdev", "bsize=big: expected a number"),
+    "vdev-pci-driver": (None, ["--vdev", "net_ixgbe0"], "--vdev", "a PCI device's driver"),
 }
 
 
@@ -107,3 +116,19 @@ def test_valid_pools_get_the_memory_they_need(tmp_path, text, monkeypatch):
     run = run_flowos("-c", str(path), "--packets", "1000", tmp_path=tmp_path)
     assert run.returncode == 0, run.stderr
     assert run.stats["mbufs"]["in_use_at_exit"] == 0
+
+
+@pytest.mark.parametrize("vdev, accepted", [
+    ("net_memif0,secrett=x", "id, role, bsize, rsize, socket, socket-abstract, mac, zero-copy, secret"),
+    ("net_vhost0,ifacee=x", "iface, queues, client, iommu-support, postcopy-support, tso, linear-buffer, ext-buffer"),
+    ("net_pcap0,infinite=1", "rx_pcap, tx_pcap, rx_iface, rx_iface_in, tx_iface, iface, phy_mac, infinite_rx"),
+    ("net_tun0,persistt", "iface, remote, mac, persist"),
+], ids=["memif", "vhost", "pcap", "tun"])
+def test_an_unknown_vdev_argument_is_named_with_the_drivers_own(tmp_path, vdev, accepted):
+    """The line lists what the driver takes (DPDK 22.11's valid_arguments of each): read from the
+    driver's object, whose record glues some names to the value before them (net_memif's
+    "...socket-abstract=yes|nomac=...|nosecret=<string>", net_pcap's "phy_mac=<int>infinite_rx"),
+    plus what it takes without declaring (net_tun's remote, mac, persist)."""
+    run = run_flowos("--vdev", vdev, tmp_path=tmp_path, stats=False, timeout=30)
+    assert_one_line_error(run, BAD_INPUT, f"unknown argument '{vdev.split(',')[1].split('=')[0]}'")
+    assert f"(accepted: {accepted})" in run.stderr, run.stderr

@@ -8,6 +8,7 @@ Expectations come from scapy and tests/flowcheck.py, never from FlowOS."""
 import json
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from conftest import CAPTURES, packets, run_flowos
 from flowcheck import (Keyer, check_clean, check_per_flow_order, checksums_ok, connections, engine_stats,
                        one_port, read_header, report, report_key, run_config, same_multiset, with_ttl,
                        write_pcap)
+from test_watchdog import check_a_slow_message_handler, launch  # noqa: F401 (launch: the fixture)
 
 TESTS = Path(__file__).parent
 EXAMPLE = TESTS.parent / "examples" / "cython_processor"
@@ -357,3 +359,28 @@ def test_a_run_stuck_in_a_cython_call_still_ends_when_told(tmp_path, capture_dir
     assert stuck["call"] == "process" and stuck["seconds"] > 0.2
     assert run.stats["engine"]["flows"][0]["processors"][0] == {"name": "cyprobe:Sleeper", "report": None}
     assert run.stats["ports"][0]["rx_packets"] > 0
+
+
+def test_a_slow_cython_message_handler_does_not_stop_forwarding(launch):
+    """A Cython on_message gets the Python one's budget (one message path, flowos/message_desk.py):
+    past it, forwarding resumes and the operator is told. (It ran on the worker with no deadline:
+    nothing was forwarded while it slept.)"""
+    check_a_slow_message_handler(launch("cyprobe:SlowMessages", budget_ms=500), "cyprobe:SlowMessages")
+
+
+def test_a_run_stuck_in_a_cython_flow_end_is_named_and_ends_when_told(launch):
+    """A Cython flow_end that never returns (the replay's second SYN ends the first connection) is
+    named while it runs (the engine records flow_start/flow_end calls as it does process()), and
+    SIGTERM still ends the run, naming it, exit 1. (It was "the worker, in no processor call".)"""
+    run = launch("cyprobe:EndsSlowly", budget_ms=200, capture="http_get.pcap")
+    line = run.err.wait_for("flowos: watchdog: processor cyprobe:EndsSlowly in flow_end() for")
+    assert "past its budget of 200 ms (still running)" in line
+    run.proc.send_signal(signal.SIGTERM)
+    run.wait()
+    stderr = run.err.rest()
+    assert run.proc.returncode == 1, stderr
+    assert "the worker did not stop when told: processor cyprobe:EndsSlowly in flow_end() for" in stderr
+    report = run.report()
+    assert report["stop_reason"] == "signal (SIGTERM)"
+    stuck = report["watchdog"]["stuck"]
+    assert stuck["processor"] == "cyprobe:EndsSlowly" and stuck["call"] == "flow_end" and stuck["seconds"] > 0.2

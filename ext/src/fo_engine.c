@@ -780,19 +780,20 @@ fo_engine_read_proc_stats(const struct fo_engine *e, uint16_t def, uint16_t proc
 }
 
 int
-fo_engine_current_call(const struct fo_engine *e, uint16_t *def, uint16_t *proc, uint64_t *ns)
+fo_engine_current_call(const struct fo_engine *e, struct fo_call *out)
 {
-	uint32_t calling = __atomic_load_n(&e->calling, __ATOMIC_ACQUIRE);
-	uint64_t began, now;
+	uint64_t calling = __atomic_load_n(&e->calling, __ATOMIC_ACQUIRE);
+	uint64_t now;
 
 	if (calling == 0)
 		return 0;
 	/* Stored before calling: this call's start, or a later call's (then it looks shorter). */
-	began = __atomic_load_n(&e->call_began, __ATOMIC_RELAXED);
+	out->began = __atomic_load_n(&e->call_began, __ATOMIC_RELAXED);
 	now = rte_rdtsc();
-	*def = (uint16_t)((calling - 1) >> 16);
-	*proc = (uint16_t)((calling - 1) & 0xffff);
-	*ns = now > began ? (uint64_t)((double)(now - began) * e->ns_per_tsc) : 0;
+	out->def = (uint16_t)((calling - 1) >> 16);
+	out->proc = (uint16_t)((calling - 1) & 0xffff);
+	out->what = (enum fo_callback)((calling - 1) >> 32);
+	out->ns = now > out->began ? (uint64_t)((double)(now - out->began) * e->ns_per_tsc) : 0;
 	return 1;
 }
 

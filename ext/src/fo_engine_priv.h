@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_prefetch.h>
 
@@ -137,8 +138,8 @@ struct fo_engine {
 	struct definition *defs;                /* FO_MAX_DEFS */
 	uint8_t built;
 	uint8_t torn_down;                      /* the processors' teardown has run */
-	/* The process() call under way, for a watchdog on another thread (fo_engine_current_call). */
-	uint32_t calling;                       /* (definition << 16 | processor) + 1; 0: none */
+	/* The processor callback under way, for a watchdog on another thread (fo_engine_current_call). */
+	uint64_t calling;                       /* (fo_callback << 32 | definition << 16 | processor) + 1; 0: none */
 	uint64_t call_began;                    /* its start, TSC */
 	/* per burst */
 	uint32_t touched[FO_MAX_BURST];         /* flows the burst added packets to */
@@ -216,6 +217,24 @@ prefetch_flows_ahead(const struct fo_engine *e, const uint32_t *flows, uint32_t 
 		if (near->q_head != NULL)
 			rte_prefetch0(fo_pkt_meta(near->q_head));
 	}
+}
+
+/* The worker enters a processor's callback: recorded for fo_engine_current_call. Returns its start (TSC). */
+static inline uint64_t
+engine_call_enter(struct fo_engine *e, const struct definition *d, uint16_t p, enum fo_callback what)
+{
+	uint64_t began = rte_rdtsc();
+
+	__atomic_store_n(&e->call_began, began, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->calling, ((uint64_t)what << 32 | (uint64_t)(d - e->defs) << 16 | p) + 1,
+			 __ATOMIC_RELEASE);
+	return began;
+}
+
+static inline void
+engine_call_leave(struct fo_engine *e)
+{
+	__atomic_store_n(&e->calling, 0, __ATOMIC_RELAXED);
 }
 
 /* A TCP connection both of whose FINs were acknowledged. */

@@ -179,8 +179,11 @@ flow_start(struct fo_engine *e, struct fo_flow *flow, const struct fo_flow_key *
 	for (p = 0; p < d->n_procs; p++) {
 		struct proc_instance *proc = &d->procs[p];
 
-		if (proc->ops->flow_start != NULL)
+		if (proc->ops->flow_start != NULL) {
+			engine_call_enter(e, d, p, FO_CALL_FLOW_START);
 			proc->ops->flow_start(proc->ctx, flow, flow->states + proc->state_offset, first);
+			engine_call_leave(e);
+		}
 	}
 }
 
@@ -389,8 +392,11 @@ flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reas
 	for (p = 0; p < d->n_procs; p++) {
 		struct proc_instance *proc = &d->procs[p];
 
-		if (proc->ops->flow_end != NULL)
+		if (proc->ops->flow_end != NULL) {
+			engine_call_enter(e, d, p, FO_CALL_FLOW_END);
 			proc->ops->flow_end(proc->ctx, flow, flow->states + proc->state_offset, reason);
+			engine_call_leave(e);
+		}
 	}
 	lru_unlink(e, flow);
 	flow_index_del(e->index, flow_index_hash(e->index, &flow->key), flow->id);

@@ -284,11 +284,9 @@ run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint3
 	if (nb == 0)
 		return;
 	memset(e->verdicts, FO_PASS, used);   /* the batches lie back to back */
-	began = rte_rdtsc();
-	__atomic_store_n(&e->call_began, began, __ATOMIC_RELAXED);
-	__atomic_store_n(&e->calling, ((uint32_t)(d - e->defs) << 16 | p) + 1, __ATOMIC_RELEASE);
+	began = engine_call_enter(e, d, p, FO_CALL_PROCESS);
 	proc->ops->process(proc->ctx, e->batches, nb);
-	__atomic_store_n(&e->calling, 0, __ATOMIC_RELAXED);
+	engine_call_leave(e);
 	RELAXED_ADD(proc->busy_tsc, rte_rdtsc() - began);
 	RELAXED_ADD(proc->calls, 1);
 	RELAXED_ADD(proc->packets, used);

@@ -29,6 +29,32 @@
 #include "flowos/fo_stream.h"
 
 static uint64_t finds, edits, wrong_fields;
+static struct fo_engine *engine;
+static uint64_t flow_starts, flow_ends, wrong_calls;
+
+/* The engine says which callback of which processor it is in (the watchdog's view): the reader is 0.0. */
+static void
+check_current_call(enum fo_callback what)
+{
+	struct fo_call c;
+
+	if (fo_engine_current_call(engine, &c) != 1 || c.def != 0 || c.proc != 0 || c.what != what)
+		wrong_calls++;
+}
+
+static void
+reader_flow_start(void *ctx, const struct fo_flow *flow, void *state, const struct rte_mbuf *first)
+{
+	flow_starts++;
+	check_current_call(FO_CALL_FLOW_START);
+}
+
+static void
+reader_flow_end(void *ctx, const struct fo_flow *flow, void *state, enum fo_flow_end_reason reason)
+{
+	flow_ends++;
+	check_current_call(FO_CALL_FLOW_END);
+}
 
 static const char token[] = "SECRET-TOKEN-1234", drop_word[] = "DROP-ME/";
 static char replacement[659];   /* 658 bytes, filled in main */
@@ -40,6 +66,7 @@ reader(void *ctx, struct fo_batch *b, uint16_t n)
 	uint16_t i;
 	uint8_t d;
 
+	check_current_call(FO_CALL_PROCESS);
 	for (i = 0; i < n; i++) {
 		for (d = 0; d < 2; d++) {
 			uint64_t at = fo_stream_start(&b[i], d), end = at + fo_stream_len(&b[i], d);
@@ -183,6 +210,7 @@ chained(struct rte_mempool *pool, const uint8_t *frame, uint32_t len, int varied
 
 static const struct fo_processor_ops reader_ops = {
 	.name = "reader", .level = FO_LEVEL_PAYLOAD, .readonly = 1, .process = reader,
+	.flow_start = reader_flow_start, .flow_end = reader_flow_end,
 };
 static const struct fo_processor_ops editor_ops = {
 	.name = "editor", .level = FO_LEVEL_PAYLOAD, .readonly = 0, .process = editor,
@@ -197,6 +225,7 @@ main(int argc, char **argv)
 	struct fo_def_conf def = {0};
 	struct fo_engine_stats st;
 	struct fo_proc_stats ps;
+	struct fo_call call;
 	struct fo_route route = {0};
 	struct rte_mempool *pool;
 	struct fo_engine *e;
@@ -231,7 +260,7 @@ main(int argc, char **argv)
 	conf.socket_id = SOCKET_ID_ANY;
 	for (t = 0; t < FO_TIMEOUT_CLASS_COUNT; t++)
 		conf.timeout_ns[t] = 60ULL * 1000000000ULL;
-	e = fo_engine_create(&conf);
+	e = engine = fo_engine_create(&conf);
 	if (e == NULL)
 		return 5;
 	strcpy(def.name, "all");
@@ -275,6 +304,13 @@ main(int argc, char **argv)
 		fprintf(stderr, "processor 0: %lu calls, %lu packets\n", (unsigned long)ps.calls,
 			(unsigned long)ps.packets);
 		return 9;
+	}
+	/* mixed: the reader's every flow_start, flow_end and process() was the call under way. */
+	if (!redact && (flow_starts == 0 || flow_ends != flow_starts || wrong_calls != 0 ||
+			fo_engine_current_call(e, &call) != 0)) {
+		fprintf(stderr, "current call: %lu flow starts, %lu ends, %lu wrong\n", (unsigned long)flow_starts,
+			(unsigned long)flow_ends, (unsigned long)wrong_calls);
+		return 10;
 	}
 	fo_engine_free(e);
 	rte_eth_dev_stop(0);

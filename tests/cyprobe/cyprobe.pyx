@@ -2,6 +2,8 @@
 """Cython processors that tests/test_cython_processors.py builds (like the example, outside
 FlowOS) to check the helpers of flowos.cprocessor against scapy, that process() runs without the
 GIL, and the verdicts, inject() and fault() policies of the Cython tier."""
+import time
+
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 from posix.unistd cimport sleep
@@ -88,6 +90,24 @@ cdef class Sleeper(CProcessor):
 
     cdef void process(self, fo_batch *batches, uint16_t n) noexcept nogil:
         sleep(3600)
+
+
+cdef class EndsSlowly(CProcessor):
+    """Passes everything; its first flow_end sleeps for an hour without the GIL."""
+
+    cdef void flow_end(self, const fo_flow *flow, void *state, fo_flow_end_reason reason) noexcept nogil:
+        sleep(3600)
+
+
+cdef class SlowMessages(CProcessor):
+    """Passes everything; the message "sleep N" takes N seconds to answer (pyprocs.stuck's twin)."""
+
+    def on_message(self, message):
+        command, _, arg = message.partition(" ")
+        if command == "sleep":
+            time.sleep(float(arg))
+            return f"slept {arg} s"
+        return "ok"
 
 
 cdef class Injector(CProcessor):

@@ -173,11 +173,26 @@ uint16_t fo_engine_def_count(const struct fo_engine *e);
 /* A processor's counters; safe while the worker runs. Returns 0, or -EINVAL for no such processor. */
 int fo_engine_read_proc_stats(const struct fo_engine *e, uint16_t def, uint16_t proc, struct fo_proc_stats *out);
 
+/* A processor's callbacks that the engine times for a watchdog (fo_engine_current_call). */
+enum fo_callback {
+	FO_CALL_PROCESS,
+	FO_CALL_FLOW_START,
+	FO_CALL_FLOW_END,
+};
+
+struct fo_call {
+	uint16_t def;
+	uint16_t proc;
+	enum fo_callback what;
+	uint64_t began;            /* TSC: tells two calls apart */
+	uint64_t ns;               /* how long it has run so far */
+};
+
 /*
- * The processor whose process() the worker is in now, and for how long (ns): 1, or 0 when it is
- * in none. Safe from another thread while the worker runs (what a watchdog needs).
+ * The processor callback the worker is in now: 1, or 0 when it is in none. Safe from another
+ * thread while the worker runs (what a watchdog needs).
  */
-int fo_engine_current_call(const struct fo_engine *e, uint16_t *def, uint16_t *proc, uint64_t *ns);
+int fo_engine_current_call(const struct fo_engine *e, struct fo_call *out);
 
 /* A processor's report (see fo_processor_ops.report). Returns its length, or -errno. */
 int fo_engine_processor_report(struct fo_engine *e, uint16_t def, uint16_t proc, char *buf, size_t len);
