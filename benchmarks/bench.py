@@ -1074,7 +1074,7 @@ def scaling_table(data):
                      f"at the receiver against pipeline on 1 worker; {s['handed_share']:.1%} handed over "
                      f"(expected {s['expected_handed_share']:.1%}); the receiver found an inbox full "
                      f"{s['handoff_full']:.0f} times; the other workers found packets in "
-                     f"{s['others_busy_share']:.0%} of their polls")
+                     f"{s['others_busy_share']:.1%} of their polls")
     for key, t in data["targets"].items():
         name, n = key.split("_")[0], key.split("_")[1]
         verdict = "not measured" if t["met"] is None else "met" if t["met"] else "NOT met"
