@@ -171,12 +171,18 @@ away_share(uint32_t flows)
 /* ------------------------------------------------------------------------------------------- */
 /* Set-up and teardown of a run */
 
+/* The EAL heap in use, on every socket (each worker's shard is on its own lcore's). */
 static size_t
 heap_used(void)
 {
 	struct rte_malloc_socket_stats s;
+	unsigned int i;
+	size_t used = 0;
 
-	return rte_malloc_get_socket_stats(socket_id, &s) == 0 ? s.heap_allocsz_bytes : 0;
+	for (i = 0; i < rte_socket_count(); i++)
+		if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(i), &s) == 0)
+			used += s.heap_allocsz_bytes;
+	return used;
 }
 
 static void
@@ -221,10 +227,11 @@ setup(const struct run *r, char *err)
 	}
 	for (w = 0; w < n_workers; w++) {
 		struct worker *k = &workers[w];
+		const int socket = (int)rte_lcore_to_socket_id(k->lcore);
 
 		/* Many producers (every shard may hand over), one consumer, as flowos-run's inboxes. */
 		snprintf(name, sizeof(name), "sb_inbox%u", w);
-		k->inbox = inboxes[w] = rte_ring_create(name, INBOX_SIZE, socket_id, RING_F_SC_DEQ);
+		k->inbox = inboxes[w] = rte_ring_create(name, INBOX_SIZE, socket, RING_F_SC_DEQ);
 		if (k->inbox == NULL) {
 			snprintf(err, ERRLEN, "cannot create an inbox: %s", rte_strerror(rte_errno));
 			return -1;
@@ -236,7 +243,7 @@ setup(const struct run *r, char *err)
 		 * M_SPREAD: a TX queue per worker. Otherwise one, which a packet's owner would send on
 		 * if the dealing disagreed with the engine (the run reports the handover): shared.
 		 */
-		ret = fo_gen_rig_create_txq(&k->rig, name, pool, socket_id, mode == M_SPREAD ? n_workers : 1,
+		ret = fo_gen_rig_create_txq(&k->rig, name, pool, socket, mode == M_SPREAD ? n_workers : 1,
 					    mode != M_SPREAD);
 		if (ret != 0) {
 			snprintf(err, ERRLEN, "cannot create a net_ring port: %s", rte_strerror(-ret));
@@ -254,7 +261,8 @@ setup(const struct run *r, char *err)
 
 		if (mode == M_BRIDGE)
 			continue;
-		k->e = fo_bench_engine_create(FO_BENCH_PIPELINE, 1, capacity, pool, socket_id, err, ERRLEN);
+		k->e = fo_bench_engine_create(FO_BENCH_PIPELINE, 1, capacity, pool,
+					      (int)rte_lcore_to_socket_id(k->lcore), err, ERRLEN);
 		if (k->e == NULL)
 			return -1;
 		ret = fo_engine_set_shard(k->e, w, n_workers, inboxes, steer_pattern);
