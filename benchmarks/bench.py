@@ -10,6 +10,9 @@
   streams  the same engine with streams on, over real in-order TCP: the rate at which each tier
            finds a pattern across packets, and the cost of a length-changing edit per packet
            (streambench.py)
+  scaling  the flow path and the bridge on N workers, one engine shard each, each fed by its own
+           generator with connections it owns (as RSS delivers them), and the spreading mode: one
+           receiving worker handing the other shards' packets to their inboxes (fo_scalebench)
 
 A benchmark is a function that takes the parsed arguments and returns a Report: a JSON-able dict
 and the text to show. Add one with an entry in BENCHMARKS.
@@ -31,7 +34,7 @@ from pathlib import Path
 from flowos import hugepages
 from flowos.config import DATA_ROOM, PoolConfig
 from flowos.devices import PortSpec
-from flowos.eal_args import lcore_map
+from flowos.eal_args import lcore_map, parse_cpus
 from flowos.errors import FlowOSError
 
 FLOWOS_RUN = Path(sys.executable).with_name("flowos-run")
@@ -861,6 +864,260 @@ def add_streams_args(p):
 
 
 # ---------------------------------------------------------------------------------------------
+# Scaling: fo_scalebench (benchmarks/fo_scalebench.c) runs the flow engine on N worker lcores, one
+# engine shard each, for each N asked for: each worker fed by its own generator on its own port
+# with connections it owns (what symmetric RSS delivers), and the spreading mode (one receiving
+# worker handing the other shards' packets to their inboxes)
+
+
+SCALEBENCH = ROOT / "build" / "release" / "benchmarks" / "fo_scalebench"
+SCALE_SCENARIOS = ("bridge", "pipeline", "spread")
+SCALE_MEMORY_MB = (256, 128)       # EAL memory: a base, and per worker (a shard of 200k flows, its mbufs)
+SCALE_LIMIT_S = 120                # per run, beyond its measured seconds (EAL init, building the shards)
+# The issue's targets: aggregate Mpps with N workers over 1 worker, for these N.
+TARGET_SCALING = {2: 1.8, 14: 12.0}
+HANDED_SHARE_TOLERANCE = 0.01      # spread: the share handed over, against the traffic's owners
+
+
+def scaling_run(binary, memory, cpus, args, prefix):
+    """One run of fo_scalebench on len(cpus) workers: its JSON object."""
+    from flowos.runner import STEER_PATTERN   # flowos-run's key pattern, so that both steer alike
+
+    lcores = ",".join(f"{lcore}@{cpu}" for lcore, cpu in enumerate(cpus))
+    argv = [str(binary), "--lcores", lcores, "--main-lcore", "0", "--file-prefix", prefix, "--no-shconf",
+            "--no-telemetry", "--no-pci", "-m", str(memory.memory_mb), "--log-level=lib.eal:warning"]
+    argv += ["--no-huge"] if memory.mode == "no-huge" else ["--huge-dir", memory.huge_dir, "--huge-unlink"]
+    argv += ["--", "--flows", str(args.flows), "--seconds", str(args.seconds), "--warmup", str(args.warmup),
+             "--steer-pattern", str(STEER_PATTERN)]
+    if args.only:
+        argv += ["--only", args.only]
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+                              timeout=SCALE_LIMIT_S + 4 * (args.seconds + args.warmup) * len(SCALE_SCENARIOS))
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{binary.name} on {len(cpus)} workers did not finish in time") from None
+    try:
+        data = json.loads(done.stdout)
+    except ValueError:
+        data = None
+    if done.returncode not in (0, 1) or data is None:
+        raise BenchError(f"{binary.name} failed (exit {done.returncode})\n{tail(done.stdout + done.stderr)}")
+    return data
+
+
+def scaling_anomalies(name, n, r):
+    """What in one scenario's result on n workers says the measurement is not what it claims."""
+    where = f"{name} ({n} workers)"
+    problems = []
+    if r.get("heap_leaked_bytes"):
+        problems.append(f"{where}: the shards left {r['heap_leaked_bytes']} bytes allocated")
+    if "error" in r:
+        return problems + [f"{where}: {r['error']}"]
+    if r["mbufs_missing"]:
+        problems.append(f"{where}: {r['mbufs_missing']} mbufs neither in the pool nor in a ring")
+    shards = [w["engine"] for w in r["workers"] if w["engine"] is not None]
+    for w, e in enumerate(shards):
+        for key in ("malformed", "unmatched", "table_full", "tx_unsent", "dropped"):
+            if e[key]:
+                problems.append(f"{where}: worker {w}'s shard counted {e[key]} {key}")
+        if e["tx_packets"] != e["packets"]:
+            problems.append(f"{where}: worker {w}'s shard processed {e['packets']} packets but sent {e['tx_packets']}")
+    if name == "pipeline":
+        for w, (k, e) in enumerate(zip(r["workers"], shards)):
+            if e["handed_off"]:
+                problems.append(f"{where}: worker {w} handed {e['handed_off']} packets over, though it owns "
+                                f"every connection it is fed")
+            if e["packets"] != k["generated"]:
+                problems.append(f"{where}: worker {w} generated {k['generated']} packets, its shard processed "
+                                f"{e['packets']}")
+            if e["flows_created"] != r["flows_per_worker"]:
+                problems.append(f"{where}: worker {w}'s shard created {e['flows_created']} flows, "
+                                f"{r['flows_per_worker']} expected")
+    if name == "spread":
+        receiver, generated = shards[0], r["workers"][0]["generated"]
+        others = sum(e["packets"] for e in shards[1:])
+        if receiver["packets"] + others != generated:
+            problems.append(f"{where}: the receiver generated {generated} packets, the shards processed "
+                            f"{receiver['packets'] + others}")
+        if receiver["handed_off"] != others:
+            problems.append(f"{where}: the receiver handed {receiver['handed_off']} packets over, the other "
+                            f"shards processed {others} from their inboxes")
+        share = receiver["handed_off"] / generated if generated else 0.0
+        if abs(share - r["expected_handed_share"]) > HANDED_SHARE_TOLERANCE:
+            problems.append(f"{where}: {share:.3f} of the packets handed over, "
+                            f"{r['expected_handed_share']:.3f} expected from the connections' owners")
+        if sum(e["flows_created"] for e in shards) != r["flows_per_worker"] * n:
+            problems.append(f"{where}: the shards created {sum(e['flows_created'] for e in shards)} flows, "
+                            f"{r['flows_per_worker'] * n} expected")
+    return problems
+
+
+def scaling_summary(name, n, good):
+    """Medians over the runs of one scenario on n workers."""
+    def med(values):
+        return round(statistics.median(values), 3)
+    receiving = [[w for w in r["workers"] if w["receives"]] for r in good]
+    aggregates = [round(sum(w["mpps"] for w in ws), 3) for ws in receiving]
+    out = {"workers": n, "median_mpps": med(aggregates), "runs_mpps": aggregates,
+           "per_worker_mpps": [med(ws[i]["mpps"] for ws in receiving) for i in range(len(receiving[0]))],
+           "cycles_per_packet": med(statistics.mean(w["cycles_per_packet"] for w in ws) for ws in receiving),
+           "cpus": [w["cpu"] for w in good[0]["workers"]]}
+    if name == "spread":
+        shards = [[w["engine"] for w in r["workers"]] for r in good]
+        out["handed_share"] = med(s[0]["handed_off"] / r["workers"][0]["generated"] for s, r in zip(shards, good))
+        out["expected_handed_share"] = round(good[0]["expected_handed_share"], 4)
+        out["handoff_full"] = med(s[0]["handoff_full"] for s in shards)
+        out["others_busy_share"] = med(sum(w["busy_polls"] for w in r["workers"][1:]) /
+                                       max(1, sum(w["polls"] for w in r["workers"][1:])) for r in good)
+    return out
+
+
+def scaling_targets(results):
+    """Aggregate Mpps on N workers over 1 worker, against the issue's targets where N is one of theirs."""
+    out = {}
+    for name in ("bridge", "pipeline"):
+        one = results.get(name, {}).get(1, {}).get("median_mpps")
+        for n, goal in TARGET_SCALING.items():
+            value = results.get(name, {}).get(n, {}).get("median_mpps")
+            ratio_ = round(value / one, 3) if value is not None and one else None
+            out[f"{name}_{n}_workers"] = {"value": ratio_, "target": goal,
+                                          "met": None if ratio_ is None else ratio_ >= goal}
+    return out
+
+
+def scaling_cpus(args, most):
+    """The CPUs of the workers, one each: --cpus, or the last `most` this process may run on."""
+    cpus = sorted(os.sched_getaffinity(0))
+    chosen = args.cpus if args.cpus is not None else cpus[-most:]
+    if len(set(chosen)) != len(chosen) or any(c not in cpus for c in chosen):
+        raise BenchError(f"--cpus {args.cpus}: distinct CPUs this process may run on ({cpus}) expected")
+    if len(chosen) < most:
+        raise BenchError(f"{most} workers need {most} CPUs, one each; {len(chosen)} available ({chosen}): "
+                         f"ask for fewer workers, or name the CPUs with --cpus")
+    return chosen
+
+
+def scaling(args):
+    binary = Path(args.binary).resolve() if args.binary else SCALEBENCH
+    if not args.binary and not binary.exists():
+        flowbench_binary()      # scripts/setup builds every benchmark program
+    if not binary.exists():
+        raise BenchError(f"{binary} does not exist")
+    counts = sorted(set(args.workers))
+    cpus = scaling_cpus(args, max(counts))
+    base_mb, per_worker_mb = SCALE_MEMORY_MB
+    memory = hugepages.choose(args.memory, args.memory_mb or base_mb + per_worker_mb * max(counts))
+    log(f"scaling: {binary}, memory {memory.mode} ({memory.reason}), workers {counts} on CPUs {cpus}, "
+        f"{args.reps} runs of {args.seconds:g} s per scenario and worker count, alternating")
+    runs = {n: [] for n in counts}
+    for rep in range(1, args.reps + 1):
+        for n in counts:
+            prefix = f"bench-{os.getpid()}-scaling-{n}-{rep}"
+            try:
+                runs[n].append(scaling_run(binary, memory, cpus[:n], args, prefix))
+            finally:
+                remove_runtime_dir(prefix)
+            log(f"  run {rep}/{args.reps}, {n} workers: " + ", ".join(
+                f"{name} {sum(w.get('mpps', 0) for w in r.get('workers', []) if w['receives']):.2f} Mpps"
+                for name, r in runs[n][-1]["scenarios"].items() if "error" not in r))
+    if runs[counts[0]][0]["memory"] != memory.mode:
+        raise BenchError(f"fo_scalebench ran with {runs[counts[0]][0]['memory']}, not {memory.mode}")
+    results, anomalies = {}, []
+    for n in counts:
+        for name in runs[n][0]["scenarios"]:
+            rs = [run["scenarios"][name] for run in runs[n]]
+            for r in rs:
+                anomalies += scaling_anomalies(name, n, r)
+            good = [r for r in rs if "error" not in r]
+            results.setdefault(name, {})[n] = scaling_summary(name, n, good) if good else {"error": rs[0]["error"]}
+    first = runs[counts[0]][0]
+    data = {"benchmark": "scaling", "binary": str(binary), "memory_mode": memory.mode,
+            "memory_mb": memory.memory_mb, "cpus": cpus, "workers": counts, "reps": args.reps,
+            "seconds": args.seconds, "warmup": args.warmup, "flows_per_worker": first["flows_per_worker"],
+            "burst": first["burst"], "frame_len": first["frame_len"], "tsc_hz": first["tsc_hz"],
+            "steer_pattern": first["steer_pattern"], "loadavg": os.getloadavg(), "scenarios": results,
+            "targets": scaling_targets(results), "anomalies": sorted(set(anomalies))}
+    return Report(data, scaling_table(data))
+
+
+def scaling_table(data):
+    sc = data["scenarios"]
+    bridge_ = sc.get("bridge", {})
+    lines = [f"scaling: fo_engine_burst on 1 worker per CPU ({','.join(map(str, data['cpus']))}), memory "
+             f"{data['memory_mode']} ({data['memory_mb']} MB), {data['frame_len']}-byte TCP frames, bursts of "
+             f"{data['burst']}, {data['flows_per_worker']} flows per worker, {data['reps']} x {data['seconds']:g} s "
+             f"per scenario and worker count (after {data['warmup']:g} s of warm-up), load average "
+             f"{data['loadavg'][0]:.2f}", "",
+             f"{'scenario':<9} {'workers':>7} {'Mpps':>8} {'min':>7} {'max':>7} {'x 1 worker':>10} "
+             f"{'cycles/pkt':>10} {'engine cycles/pkt':>17}  per worker Mpps"]
+    for name in SCALE_SCENARIOS:
+        one = sc.get(name if name != "spread" else "pipeline", {}).get(1, {}).get("median_mpps")
+        for n, s in sc.get(name, {}).items():
+            if "error" in s:
+                if not (name == "spread" and n == 1):
+                    lines.append(f"{name:<9} {n:>7} {s['error']}")
+                continue
+            gen = bridge_.get(n, {}).get("cycles_per_packet")
+            engine = f"{s['cycles_per_packet'] - gen:.0f}" if gen is not None and name != "bridge" else "-"
+            times = f"{s['median_mpps'] / one:.2f}" if one else "-"
+            lines.append(f"{name:<9} {n:>7} {s['median_mpps']:8.2f} {min(s['runs_mpps']):7.2f} "
+                         f"{max(s['runs_mpps']):7.2f} {times:>10} {s['cycles_per_packet']:10.0f} {engine:>17}  "
+                         + " ".join(f"{v:.2f}" for v in s["per_worker_mpps"]))
+    lines += ["", "(Mpps: the receiving workers' sum; cycles/pkt: per packet at a receiving worker, its generator "
+                  "included; engine cycles/pkt: less the bridge's at the same worker count, the generator's share;",
+              " x 1 worker: spread against pipeline on 1 worker)", ""]
+    one = sc.get("pipeline", {}).get(1, {})
+    for n, s in sc.get("spread", {}).items():
+        if "error" in s or "cycles_per_packet" not in one:
+            continue
+        lines.append(f"spread, {n} workers: {s['cycles_per_packet'] - one['cycles_per_packet']:+.0f} cycles per packet "
+                     f"at the receiver against pipeline on 1 worker; {s['handed_share']:.1%} handed over "
+                     f"(expected {s['expected_handed_share']:.1%}); the receiver found an inbox full "
+                     f"{s['handoff_full']:.0f} times; the other workers found packets in "
+                     f"{s['others_busy_share']:.1%} of their polls")
+    for key, t in data["targets"].items():
+        name, n = key.split("_")[0], key.split("_")[1]
+        verdict = "not measured" if t["met"] is None else "met" if t["met"] else "NOT met"
+        value = "-" if t["value"] is None else f"{t['value']:.2f}x"
+        lines.append(f"target {name}, {n} workers / 1 worker: {value}, target >= {t['target']:g}x: {verdict}")
+    for problem in data["anomalies"]:
+        lines.append(f"warning: {problem}")
+    return "\n".join(lines)
+
+
+def worker_counts(text):
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or any(n < 1 or n > 64 for n in counts):
+        raise argparse.ArgumentTypeError(f"expected worker counts 1..64 such as 1,2,4, got {text!r}")
+    return counts
+
+
+def cpu_ids(text):
+    try:
+        return parse_cpus(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_scaling_args(p):
+    add_timing_args(p)
+    p.add_argument("--workers", type=worker_counts, default=[1, 2],
+                   help="worker counts to run, e.g. 1,2,4,8,14 (default 1,2); N workers need N CPUs")
+    p.add_argument("--cpus", type=cpu_ids,
+                   help="the workers' CPUs, worker i on the i-th (default: the last ones this process may run on)")
+    p.add_argument("--flows", type=positive(int), default=100000, help="flows per worker (default 100000)")
+    p.add_argument("--memory", choices=hugepages.MODES, default="auto",
+                   help="memory mode (default auto: hugepages when enough are free)")
+    p.add_argument("--memory-mb", type=positive(int),
+                   help=f"EAL memory (default {SCALE_MEMORY_MB[0]} + {SCALE_MEMORY_MB[1]} per worker)")
+    p.add_argument("--only", help=f"comma-separated scenarios (default all: {','.join(SCALE_SCENARIOS)})")
+    p.add_argument("--binary", help=f"the fo_scalebench to run (default {SCALEBENCH.relative_to(ROOT)})")
+
+
+# ---------------------------------------------------------------------------------------------
 # Command line
 
 
@@ -869,7 +1126,9 @@ BENCHMARKS = {"bridge": (add_bridge_args, bridge, "FlowOS bridge vs dpdk-testpmd
               "processors": (add_processors_args, processors,
                              "the flow path with a processor of each tier: none, C, Cython, Python"),
               "streams": (add_streams_args, streams,
-                          "streams over real TCP: pattern scan rate per tier, cost of a length-changing edit")}
+                          "streams over real TCP: pattern scan rate per tier, cost of a length-changing edit"),
+              "scaling": (add_scaling_args, scaling,
+                          "the flow path and the bridge on N workers, one engine shard each; the spreading mode")}
 DEFAULT = "bridge"
 
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <rte_bus_vdev.h>
 #include <rte_common.h>
 #include <rte_cycles.h>
 #include <rte_errno.h>
@@ -17,77 +18,123 @@
 /* The rig */
 
 int
-fo_gen_rig_create(struct fo_gen_rig *rig, const char *name, struct rte_mempool *pool, int socket_id)
+fo_gen_rig_create_txq(struct fo_gen_rig *rig, const char *name, struct rte_mempool *pool, int socket_id,
+		      uint16_t tx_queues, int tx_shared)
 {
 	struct rte_eth_conf port_conf = { 0 };
-	struct rte_ring *rx[1], *tx[1];
 	char ring_name[RTE_RING_NAMESIZE];
+	uint16_t q;
 	int port;
 
 	memset(rig, 0, sizeof(*rig));
 	rig->port = -1;
 	rig->pool = pool;
 	rig->socket_id = socket_id;
-	/* Single producer and consumer: only the measuring lcore touches them. */
+	if (tx_queues == 0 || tx_queues > FO_GEN_MAX_TX_QUEUES)
+		return -EINVAL;
+	/* Single producer and consumer: one lcore receives, one sends on each TX queue (unless shared). */
 	snprintf(ring_name, sizeof(ring_name), "%s_rx", name);
 	rig->rx_ring = rte_ring_create(ring_name, FO_GEN_RING_SIZE, socket_id, RING_F_SP_ENQ | RING_F_SC_DEQ);
-	snprintf(ring_name, sizeof(ring_name), "%s_tx", name);
-	rig->tx_ring = rte_ring_create(ring_name, FO_GEN_RING_SIZE, socket_id, RING_F_SP_ENQ | RING_F_SC_DEQ);
-	if (rig->rx_ring == NULL || rig->tx_ring == NULL)
+	if (rig->rx_ring == NULL)
 		return -rte_errno;
-	rx[0] = rig->rx_ring;
-	tx[0] = rig->tx_ring;
-	port = rte_eth_from_rings(name, rx, 1, tx, 1, socket_id);
+	for (q = 0; q < tx_queues; q++) {
+		snprintf(ring_name, sizeof(ring_name), "%s_tx%u", name, q);
+		rig->tx_rings[q] = rte_ring_create(ring_name, FO_GEN_RING_SIZE, socket_id,
+						   (tx_shared ? 0 : RING_F_SP_ENQ) | RING_F_SC_DEQ);
+		if (rig->tx_rings[q] == NULL)
+			return -rte_errno;
+		rig->tx_queues = q + 1;
+	}
+	rig->tx_ring = rig->tx_rings[0];
+	port = rte_eth_from_rings(name, &rig->rx_ring, 1, rig->tx_rings, tx_queues, socket_id);
 	if (port < 0)
 		return -rte_errno;
+	snprintf(rig->vdev, sizeof(rig->vdev), "net_ring_%s", name);   /* what rte_eth_from_rings calls it */
 	rig->port = port;
 	rig->route.rx_port = rig->route.tx_port = (uint16_t)port;
 	/* The ring PMD's queues are its rings; the port must still be started to take packets. */
-	if (rte_eth_dev_configure(port, 1, 1, &port_conf) != 0 ||
-	    rte_eth_rx_queue_setup(port, 0, FO_GEN_RING_SIZE, socket_id, NULL, pool) != 0 ||
-	    rte_eth_tx_queue_setup(port, 0, FO_GEN_RING_SIZE, socket_id, NULL) != 0 ||
-	    rte_eth_dev_start(port) != 0)
+	if (rte_eth_dev_configure(port, 1, tx_queues, &port_conf) != 0 ||
+	    rte_eth_rx_queue_setup(port, 0, FO_GEN_RING_SIZE, socket_id, NULL, pool) != 0)
+		return -EIO;
+	for (q = 0; q < tx_queues; q++)
+		if (rte_eth_tx_queue_setup(port, q, FO_GEN_RING_SIZE, socket_id, NULL) != 0)
+			return -EIO;
+	if (rte_eth_dev_start(port) != 0)
 		return -EIO;
 	return 0;
+}
+
+int
+fo_gen_rig_create(struct fo_gen_rig *rig, const char *name, struct rte_mempool *pool, int socket_id)
+{
+	return fo_gen_rig_create_txq(rig, name, pool, socket_id, 1, 0);
+}
+
+unsigned int
+fo_gen_rig_drain_queue(struct fo_gen_rig *rig, uint16_t q)
+{
+	struct rte_mbuf *pkts[FO_GEN_MAX_BURST];
+	unsigned int n, total = 0;
+
+	if (q >= rig->tx_queues)
+		return 0;
+	while ((n = rte_ring_sc_dequeue_burst(rig->tx_rings[q], (void **)pkts, FO_GEN_MAX_BURST, NULL)) > 0) {
+		rte_pktmbuf_free_bulk(pkts, n);
+		total += n;
+	}
+	return total;
 }
 
 void
 fo_gen_rig_drain(struct fo_gen_rig *rig)
 {
-	struct rte_mbuf *pkts[FO_GEN_MAX_BURST];
-	unsigned int n;
+	uint16_t q;
 
-	if (rig->tx_ring == NULL)
-		return;
-	while ((n = rte_ring_sc_dequeue_burst(rig->tx_ring, (void **)pkts, FO_GEN_MAX_BURST, NULL)) > 0)
-		rte_pktmbuf_free_bulk(pkts, n);
+	for (q = 0; q < rig->tx_queues; q++)
+		fo_gen_rig_drain_queue(rig, q);
 }
 
 void
 fo_gen_rig_free(struct fo_gen_rig *rig)
 {
+	unsigned int q;
+
 	fo_gen_rig_drain(rig);
 	if (rig->port >= 0) {
 		rte_eth_dev_stop(rig->port);
 		rte_eth_dev_close(rig->port);
 		rig->port = -1;
 	}
+	if (rig->vdev[0] != '\0') {
+		rte_vdev_uninit(rig->vdev);
+		rig->vdev[0] = '\0';
+	}
 	rte_ring_free(rig->rx_ring);
-	rte_ring_free(rig->tx_ring);
+	for (q = 0; q < RTE_DIM(rig->tx_rings); q++) {
+		rte_ring_free(rig->tx_rings[q]);
+		rig->tx_rings[q] = NULL;
+	}
 	rig->rx_ring = rig->tx_ring = NULL;
+	rig->tx_queues = 0;
 }
 
 /* ------------------------------------------------------------------------------------------- */
 /* The generator */
 
 /* Connection i: unique for i < 2^26 (client address from i / 4, client port from i % 4). */
-static void
+static inline void
 connection(uint64_t i, struct fo_gen_tuple *c)
 {
 	c->client = rte_cpu_to_be_32(FO_GEN_CLIENT_NET + (uint32_t)(i >> 2));
 	c->server = rte_cpu_to_be_32(FO_GEN_SERVER_NET + (uint32_t)(i % FO_GEN_SERVERS));
 	c->cport = rte_cpu_to_be_16(32768 + (i & 3) * 4096 + (uint16_t)((i >> 2) % 4096));
 	c->sport = rte_cpu_to_be_16(i % 3 ? 443 : 80);
+}
+
+void
+fo_gen_connection(uint64_t i, struct fo_gen_tuple *c)
+{
+	connection(i, c);
 }
 
 static void

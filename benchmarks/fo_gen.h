@@ -32,6 +32,7 @@
  */
 #include <stdint.h>
 
+#include <rte_dev.h>
 #include <rte_ether.h>
 #include <rte_ip.h>
 #include <rte_mbuf.h>
@@ -48,10 +49,15 @@
 #define FO_GEN_SERVER_NET RTE_IPV4(172, 16, 0, 0)
 #define FO_GEN_SERVERS 64
 
+#define FO_GEN_MAX_TX_QUEUES 16    /* the ring PMD's most (RTE_PMD_RING_MAX_TX_RINGS): a TX queue per worker */
+
 /* The port the engine sends into, and the rings behind it. */
 struct fo_gen_rig {
 	struct rte_mempool *pool;       /* where mbufs come from when the TX ring has too few */
-	struct rte_ring *rx_ring, *tx_ring;
+	struct rte_ring *rx_ring, *tx_ring;   /* tx_ring: TX queue 0's, the one the generator recycles */
+	struct rte_ring *tx_rings[FO_GEN_MAX_TX_QUEUES];   /* by TX queue; [0] is tx_ring */
+	uint16_t tx_queues;
+	char vdev[RTE_DEV_NAME_MAX_LEN];   /* the ring PMD's device, removed with the port */
 	struct fo_route route;          /* rx_port == tx_port: the net_ring port */
 	int socket_id;
 	int port;                       /* -1 until created */
@@ -83,11 +89,26 @@ struct fo_gen {
  */
 int fo_gen_rig_create(struct fo_gen_rig *rig, const char *name, struct rte_mempool *pool, int socket_id);
 
-/* Returns the mbufs the TX ring holds to the pool. */
+/*
+ * The same with tx_queues (1..FO_GEN_MAX_TX_QUEUES) TX queues, each a ring of its own: the
+ * generator recycles queue 0's mbufs; what other workers send on theirs goes back to the pool
+ * (fo_gen_rig_drain_queue), as a NIC's TX completion would free it. One lcore sends on each
+ * queue, unless tx_shared: then any may (its rings take several producers).
+ */
+int fo_gen_rig_create_txq(struct fo_gen_rig *rig, const char *name, struct rte_mempool *pool, int socket_id,
+			  uint16_t tx_queues, int tx_shared);
+
+/* Returns the mbufs every TX ring holds to the pool. */
 void fo_gen_rig_drain(struct fo_gen_rig *rig);
 
-/* Drains, stops and closes the port, frees the rings (not the pool). Idempotent. */
+/* Returns the mbufs TX queue q's ring holds to the pool; returns how many. */
+unsigned int fo_gen_rig_drain_queue(struct fo_gen_rig *rig, uint16_t q);
+
+/* Drains, stops, closes and removes the port (its name is free again), frees the rings (not the pool). Idempotent. */
 void fo_gen_rig_free(struct fo_gen_rig *rig);
+
+/* Connection i of the traffic fo_gen_init makes (unique for i < 2^26). */
+void fo_gen_connection(uint64_t i, struct fo_gen_tuple *c);
 
 /* Traffic of `flows` connections, or (new_each_packet) one packet per new connection. */
 void fo_gen_init(struct fo_gen *g, uint32_t flows, int new_each_packet, uint8_t tcp_flags);

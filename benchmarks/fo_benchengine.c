@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* The engines the flow benchmarks time (fo_benchengine.h). */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_errno.h>
+#include <rte_ip.h>
+
+#include <flowos/fo_builtins.h>
+
+#include "fo_benchengine.h"
+#include "fo_gen.h"
+
+#define TIMEOUT_NS (600ull * 1000000000ull)   /* no flow may end by idle time during a run */
+
+static void
+match_prefix(uint8_t *addr, uint8_t *prefix_len, uint32_t net, uint8_t len)
+{
+	rte_be32_t be = rte_cpu_to_be_32(net);
+
+	memcpy(addr, &be, 4);
+	*prefix_len = len;
+}
+
+/*
+ * Definition i of K_UNMATCHED: TCP from the clients' network (which the traffic has) to a /24
+ * and a port it never goes to, so rte_acl has to look at several fields before it gives up.
+ */
+static void
+unmatched_def(struct fo_def_conf *d, uint32_t i)
+{
+	memset(d, 0, sizeof(*d));
+	snprintf(d->name, sizeof(d->name), "nothing_%u", i);
+	d->match.fields = FO_MATCH_PROTO | FO_MATCH_SRC_IP | FO_MATCH_DST_IP | FO_MATCH_DST_PORT;
+	d->match.family = FO_FAMILY_IPV4;
+	d->match.proto = IPPROTO_TCP;
+	match_prefix(d->match.src_ip, &d->match.src_prefix, FO_GEN_CLIENT_NET, 8);
+	match_prefix(d->match.dst_ip, &d->match.dst_prefix, RTE_IPV4(198, 18 + i / 256, i % 256, 0), 24);
+	d->match.dst_port_lo = d->match.dst_port_hi = 8000 + i;
+}
+
+/* A few deny rules none of the traffic meets, so the acl allows every flow (by default). */
+static struct fo_acl_params *
+acl_params(size_t *len)
+{
+	struct fo_acl_params *p;
+	uint32_t n = 4;
+
+	*len = sizeof(*p) + n * sizeof(p->rules[0]);
+	p = calloc(1, *len);
+	if (p == NULL)
+		return NULL;
+	p->n_rules = n;
+	p->default_allow = 1;
+	p->rules[0].match.fields = FO_MATCH_PROTO | FO_MATCH_DST_PORT;       /* telnet */
+	p->rules[0].match.proto = IPPROTO_TCP;
+	p->rules[0].match.dst_port_lo = p->rules[0].match.dst_port_hi = 23;
+	p->rules[1].match.fields = FO_MATCH_SRC_IP;                          /* a blocked client network */
+	p->rules[1].match.family = FO_FAMILY_IPV4;
+	match_prefix(p->rules[1].match.src_ip, &p->rules[1].match.src_prefix, RTE_IPV4(10, 255, 0, 0), 16);
+	p->rules[2].match.fields = FO_MATCH_DST_IP;                          /* a blocked server network */
+	p->rules[2].match.family = FO_FAMILY_IPV4;
+	match_prefix(p->rules[2].match.dst_ip, &p->rules[2].match.dst_prefix, RTE_IPV4(172, 16, 255, 0), 24);
+	p->rules[3].match.fields = FO_MATCH_PROTO | FO_MATCH_DST_PORT;       /* SMB */
+	p->rules[3].match.proto = IPPROTO_TCP;
+	p->rules[3].match.dst_port_lo = p->rules[3].match.dst_port_hi = 445;
+	return p;
+}
+
+struct fo_engine *
+fo_bench_engine_create(enum fo_bench_engine_kind kind, uint32_t defs, uint32_t flow_capacity,
+		       struct rte_mempool *pool, int socket_id, char *err, size_t errlen)
+{
+	struct fo_engine_conf conf = {
+		.unmatched = FO_UNMATCHED_PASS,
+		.table_full = FO_TABLE_FULL_BYPASS,
+		.clock = FO_CLOCK_TSC,
+		.pool = pool,
+		.socket_id = socket_id,
+		.flow_capacity = flow_capacity,
+	};
+	struct fo_def_conf def;
+	struct fo_engine *e;
+	uint32_t i;
+	int ret = 0;
+
+	for (i = 0; i < FO_TIMEOUT_CLASS_COUNT; i++)
+		conf.timeout_ns[i] = TIMEOUT_NS;
+	conf.keep_budget = pool->size / 2;   /* a budget, as flowos-run always has: its checks are timed */
+	e = fo_engine_create(&conf);
+	if (e == NULL) {
+		snprintf(err, errlen, "fo_engine_create: %s", rte_strerror(rte_errno));
+		return NULL;
+	}
+	if (kind == FO_BENCH_UNMATCHED) {
+		for (i = 0; i < defs && ret >= 0; i++) {
+			unmatched_def(&def, i);
+			ret = fo_engine_add_definition(e, &def);
+		}
+	} else {
+		memset(&def, 0, sizeof(def));
+		snprintf(def.name, sizeof(def.name), "all");
+		ret = fo_engine_add_definition(e, &def);
+	}
+	if (ret < 0) {
+		snprintf(err, errlen, "fo_engine_add_definition: %s", strerror(-ret));
+		goto fail;
+	}
+	if (kind == FO_BENCH_PIPELINE) {
+		struct fo_counter_params counter = { .max_flows = 0 };   /* count, keep no records */
+		size_t acl_len;
+		struct fo_acl_params *acl = acl_params(&acl_len);
+
+		if (acl == NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		ret = fo_engine_add_processor(e, 0, 0, fo_processor_find("counter"), &counter, sizeof(counter),
+					      err, errlen);
+		if (ret >= 0)
+			ret = fo_engine_add_processor(e, 0, 1, fo_processor_find("acl"), acl, acl_len, err, errlen);
+		free(acl);
+		if (ret < 0)
+			goto fail;
+	}
+	ret = fo_engine_build(e, err, errlen);
+	if (ret < 0)
+		goto fail;
+	return e;
+fail:
+	fo_engine_free(e);
+	return NULL;
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef FO_BENCHENGINE_H
+#define FO_BENCHENGINE_H
+
+/*
+ * The engines the flow benchmarks time, built through the C API as flowos-run builds them:
+ * shared by fo_flowbench (one core) and fo_scalebench (one shard per worker), so that both time
+ * the same pipeline. No flow ends by idle time during a run; the keep budget is half the pool,
+ * as flowos-run always has one (its checks are timed).
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include <rte_mempool.h>
+
+#include <flowos/fo_engine.h>
+
+enum fo_bench_engine_kind {
+	FO_BENCH_UNMATCHED,     /* `defs` definitions that match none of fo_gen's traffic */
+	FO_BENCH_FLOWS,         /* one catch-all definition, no processors */
+	FO_BENCH_PIPELINE,      /* one catch-all definition, [counter] then [acl] (rules the traffic misses) */
+};
+
+/* Returns a built engine of flow_capacity flows, or NULL with the reason in err. */
+struct fo_engine *fo_bench_engine_create(enum fo_bench_engine_kind kind, uint32_t defs, uint32_t flow_capacity,
+					 struct rte_mempool *pool, int socket_id, char *err, size_t errlen);
+
+#endif /* FO_BENCHENGINE_H */

@@ -1,0 +1,618 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * fo_scalebench: the flow engine on several worker lcores, one engine shard each, as flowos-run
+ * --workers N runs it.
+ *
+ *   fo_scalebench [EAL arguments] -- [--flows N] [--seconds S] [--warmup S] [--steer-pattern P]
+ *                 [--only NAME,...] [--list]
+ *
+ * The workers are the EAL's lcores, one per CPU (--lcores), the main lcore worker 0. Scenarios:
+ *
+ *   bridge    each worker: its own generator (fo_gen.c) sends into its own net_ring port, no
+ *             engine: forwarding only, and the generator's cost for the others.
+ *   pipeline  each worker: its own generator and port, and an engine shard of its own (one
+ *             catch-all definition, [counter] then [acl], as fo_flowbench's pipeline_100k) built
+ *             with fo_engine_set_shard as flowos-run builds it. Worker w's `flows` connections are
+ *             all ones fo_steer gives worker w: what a NIC's symmetric RSS, with FlowOS's key and
+ *             redirection table, delivers to queue w. Nothing is handed over.
+ *   spread    the spreading mode of a port that cannot spread traffic: worker 0 alone receives,
+ *             flows x workers connections owned by every worker; it hands each packet another
+ *             shard owns to that shard's inbox, and the other workers only drain their inboxes,
+ *             sending on their own TX queue of worker 0's port (whose mbufs they free, as a NIC's
+ *             TX completion would; worker 0's generator takes them from the pool again).
+ *
+ * Each worker times its own bursts after one pass over its traffic (which creates every flow)
+ * and `warmup` seconds; the workers start together. One JSON object goes to stdout, progress to
+ * stderr.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_common.h>
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_pause.h>
+#include <rte_ring.h>
+
+#include <flowos/fo_engine.h>
+#include <flowos/fo_processor.h>
+#include <flowos/fo_steer.h>
+
+#include "fo_benchengine.h"
+#include "fo_gen.h"
+
+#define BURST 32
+#define POOL_PER_WORKER 8192        /* mbufs per worker (one less in all: a ring's size) */
+#define POOL_CACHE 256
+#define INBOX_SIZE 1024             /* flowos/runner.py's INBOX_SIZE */
+#define ERRLEN 256
+
+enum mode {
+	M_BRIDGE,       /* per worker: generator and port, no engine */
+	M_RSS,          /* per worker: generator, port and shard, connections it owns */
+	M_SPREAD,       /* worker 0 receives every connection and hands over the others' */
+};
+
+struct scenario {
+	const char *name;
+	enum mode mode;
+};
+
+static const struct scenario scenarios[] = {
+	{ "bridge", M_BRIDGE },
+	{ "pipeline", M_RSS },
+	{ "spread", M_SPREAD },
+};
+
+struct worker {
+	unsigned int lcore;
+	struct fo_gen_rig rig;          /* its own port (M_SPREAD: worker 0's is everyone's) */
+	struct fo_engine *e;            /* NULL in M_BRIDGE */
+	struct rte_ring *inbox;
+	struct fo_gen_tuple *tuples;    /* M_RSS: the connections it owns */
+	struct fo_gen g;
+	/* Results, written by the worker's lcore. */
+	int64_t packets;                /* timed, or -ENOMEM */
+	uint64_t cycles;
+	uint64_t generated;             /* everything its generator made, the first pass included */
+	uint64_t polls, busy;           /* M_SPREAD, workers > 0: inbox polls, and those that found packets */
+} __rte_cache_aligned;
+
+/* One run of a scenario: what every worker reads. */
+struct run {
+	const struct scenario *sc;
+	uint16_t workers;
+	uint32_t flows;                 /* per worker */
+	double seconds, warmup;
+	uint16_t generating;            /* workers with a generator: all, or (M_SPREAD) worker 0 */
+	uint32_t ready;                 /* workers through their first pass */
+	uint32_t done;                  /* generating workers through their timed bursts */
+};
+
+static struct rte_mempool *pool;
+static struct worker workers[FO_MAX_WORKERS];
+static uint16_t n_workers;
+static int socket_id;
+static struct fo_steer steer;
+static uint16_t steer_pattern = 0x6D5A;   /* flowos/runner.py's STEER_PATTERN */
+
+/* ------------------------------------------------------------------------------------------- */
+/* Traffic */
+
+/* The worker fo_steer gives connection c (in either direction: the hash is symmetric). */
+static uint16_t
+owner_of(const struct fo_gen_tuple *c, uint16_t n)
+{
+	struct fo_match_fields f;
+
+	memset(&f, 0, sizeof(f));
+	f.family = FO_FAMILY_IPV4;
+	f.proto = IPPROTO_TCP;
+	memcpy(f.src_ip, &c->client, 4);
+	memcpy(f.dst_ip, &c->server, 4);
+	f.src_port = rte_be_to_cpu_16(c->cport);
+	f.dst_port = rte_be_to_cpu_16(c->sport);
+	return fo_steer_worker(fo_steer_hash(&steer, fo_steer_fold(&f, RTE_ETHER_TYPE_IPV4)), n);
+}
+
+/*
+ * Gives every worker `flows` connections it owns, taken from fo_gen's connections in order
+ * (each connection is some worker's: none is shared). Returns 0 or -ENOMEM.
+ */
+static int
+deal_connections(uint32_t flows)
+{
+	uint32_t have[FO_MAX_WORKERS] = {0}, full = 0;
+	struct fo_gen_tuple c;
+	uint64_t i;
+	uint16_t w;
+
+	for (w = 0; w < n_workers; w++) {
+		workers[w].tuples = calloc(flows, sizeof(*workers[w].tuples));
+		if (workers[w].tuples == NULL)
+			return -ENOMEM;
+	}
+	for (i = 0; full < n_workers && i < (1ull << 26); i++) {
+		fo_gen_connection(i, &c);
+		w = owner_of(&c, n_workers);
+		if (have[w] == flows)
+			continue;
+		workers[w].tuples[have[w]++] = c;
+		full += have[w] == flows;
+	}
+	return full == n_workers ? 0 : -ENOMEM;
+}
+
+/* The share of fo_gen's first `flows` connections that worker 0 does not own. */
+static double
+away_share(uint32_t flows)
+{
+	struct fo_gen_tuple c;
+	uint64_t away = 0;
+	uint32_t i;
+
+	for (i = 0; i < flows; i++) {
+		fo_gen_connection(i, &c);
+		away += owner_of(&c, n_workers) != 0;
+	}
+	return away / (double)flows;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Set-up and teardown of a run */
+
+/* The EAL heap in use, on every socket (each worker's shard is on its own lcore's). */
+static size_t
+heap_used(void)
+{
+	struct rte_malloc_socket_stats s;
+	unsigned int i;
+	size_t used = 0;
+
+	for (i = 0; i < rte_socket_count(); i++)
+		if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(i), &s) == 0)
+			used += s.heap_allocsz_bytes;
+	return used;
+}
+
+static void
+teardown(void)
+{
+	uint16_t w;
+
+	for (w = 0; w < n_workers; w++) {
+		struct worker *k = &workers[w];
+
+		if (k->e != NULL) {
+			fo_engine_shutdown(k->e);
+			fo_engine_free(k->e);
+		}
+		fo_gen_rig_free(&k->rig);
+		rte_ring_free(k->inbox);
+		free(k->tuples);
+		k->e = NULL;
+		k->inbox = NULL;
+		k->tuples = NULL;
+	}
+}
+
+/* Ports, inboxes, shards and traffic for sc. Returns 0 or -1 with the reason in err. */
+static int
+setup(const struct run *r, char *err)
+{
+	const enum mode mode = r->sc->mode;
+	struct rte_ring *inboxes[FO_MAX_WORKERS];
+	char name[RTE_RING_NAMESIZE];
+	uint16_t w;
+	int ret;
+
+	for (w = 0; w < n_workers; w++) {
+		memset(&workers[w].rig, 0, sizeof(workers[w].rig));
+		workers[w].rig.port = -1;
+	}
+	if (mode == M_SPREAD && n_workers > FO_GEN_MAX_TX_QUEUES) {
+		snprintf(err, ERRLEN, "the spreading mode's port has at most %d TX queues, one per worker",
+			 FO_GEN_MAX_TX_QUEUES);
+		return -1;
+	}
+	for (w = 0; w < n_workers; w++) {
+		struct worker *k = &workers[w];
+		const int socket = (int)rte_lcore_to_socket_id(k->lcore);
+
+		/* Many producers (every shard may hand over), one consumer, as flowos-run's inboxes. */
+		snprintf(name, sizeof(name), "sb_inbox%u", w);
+		k->inbox = inboxes[w] = rte_ring_create(name, INBOX_SIZE, socket, RING_F_SC_DEQ);
+		if (k->inbox == NULL) {
+			snprintf(err, ERRLEN, "cannot create an inbox: %s", rte_strerror(rte_errno));
+			return -1;
+		}
+		if (mode == M_SPREAD && w > 0)
+			continue;
+		snprintf(name, sizeof(name), "sb_ring%u", w);
+		/*
+		 * M_SPREAD: a TX queue per worker. Otherwise one, which a packet's owner would send on
+		 * if the dealing disagreed with the engine (the run reports the handover): shared.
+		 */
+		ret = fo_gen_rig_create_txq(&k->rig, name, pool, socket, mode == M_SPREAD ? n_workers : 1,
+					    mode != M_SPREAD);
+		if (ret != 0) {
+			snprintf(err, ERRLEN, "cannot create a net_ring port: %s", rte_strerror(-ret));
+			return -1;
+		}
+	}
+	if (mode == M_RSS && deal_connections(r->flows) != 0) {
+		snprintf(err, ERRLEN, "cannot deal the connections to the workers");
+		return -1;
+	}
+	for (w = 0; w < n_workers; w++) {
+		struct worker *k = &workers[w];
+		/* A shard holds `flows` flows (M_SPREAD: about that), in a table of twice as many. */
+		uint32_t capacity = 2 * r->flows;
+
+		if (mode == M_BRIDGE)
+			continue;
+		k->e = fo_bench_engine_create(FO_BENCH_PIPELINE, 1, capacity, pool,
+					      (int)rte_lcore_to_socket_id(k->lcore), err, ERRLEN);
+		if (k->e == NULL)
+			return -1;
+		ret = fo_engine_set_shard(k->e, w, n_workers, inboxes, steer_pattern);
+		if (ret == 0)
+			ret = fo_engine_set_txq(k->e, mode == M_SPREAD ? workers[0].rig.port : k->rig.port,
+						mode == M_SPREAD ? w : 0, NULL);
+		if (ret != 0) {
+			snprintf(err, ERRLEN, "cannot make the engine a shard: %s", strerror(-ret));
+			return -1;
+		}
+	}
+	for (w = 0; w < n_workers; w++) {
+		struct worker *k = &workers[w];
+
+		if (mode == M_RSS)
+			fo_gen_init_tuples(&k->g, k->tuples, r->flows, RTE_TCP_ACK_FLAG);
+		else
+			fo_gen_init(&k->g, mode == M_SPREAD ? r->flows * n_workers : r->flows, 0, RTE_TCP_ACK_FLAG);
+		k->packets = 0;
+		k->cycles = k->generated = k->polls = k->busy = 0;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* The workers */
+
+/*
+ * Waits until every worker has made its flows, so that all measure at the same time; meanwhile
+ * processes what other shards hand this one, which may be waiting for room in its inbox.
+ */
+static void
+start_together(struct run *r, struct worker *k)
+{
+	struct rte_mbuf *pkts[BURST];
+	unsigned int n;
+
+	__atomic_fetch_add(&r->ready, 1, __ATOMIC_ACQ_REL);
+	while (__atomic_load_n(&r->ready, __ATOMIC_ACQUIRE) < r->workers) {
+		n = k->e != NULL ? rte_ring_dequeue_burst(k->inbox, (void **)pkts, BURST, NULL) : 0;
+		if (n > 0)
+			fo_engine_inbox(k->e, pkts, (uint16_t)n);
+		else
+			rte_pause();
+	}
+}
+
+/* A generating worker: one pass over its traffic, warm-up, then `seconds` timed. */
+static void
+generate(struct run *r, struct worker *k)
+{
+	int64_t pass, warm = -ENOMEM, timed = -ENOMEM;
+	uint64_t cycles;
+
+	pass = fo_gen_run_packets(k->e, &k->g, &k->rig, BURST, k->g.period);
+	start_together(r, k);
+	if (pass >= 0)
+		warm = fo_gen_run_for(k->e, &k->g, &k->rig, BURST, r->warmup, &cycles);
+	if (warm >= 0)
+		timed = fo_gen_run_for(k->e, &k->g, &k->rig, BURST, r->seconds, &k->cycles);
+	k->packets = timed;
+	k->generated = timed >= 0 ? (uint64_t)(pass + warm + timed) : 0;
+}
+
+/*
+ * Until every generating worker is done, processes what other shards hand this one (their inbox
+ * is drained as flowos-run's workers drain theirs). polls and busy: the loop's iterations and
+ * those that found packets. `done` is read before the inbox: once it says every generator is
+ * through, nothing more can arrive, so an empty inbox is the end.
+ */
+static void
+drain_until_done(struct run *r, struct worker *k, uint16_t w)
+{
+	struct rte_mbuf *pkts[BURST];
+	unsigned int n;
+
+	for (;;) {
+		int all_done = __atomic_load_n(&r->done, __ATOMIC_ACQUIRE) == r->generating;
+
+		n = k->e != NULL ? rte_ring_dequeue_burst(k->inbox, (void **)pkts, BURST, NULL) : 0;
+		k->polls++;
+		if (n > 0) {
+			k->busy++;
+			fo_engine_inbox(k->e, pkts, (uint16_t)n);
+		}
+		if (r->sc->mode == M_SPREAD && w > 0)
+			fo_gen_rig_drain_queue(&workers[0].rig, w);
+		if (n == 0 && all_done)
+			break;
+	}
+}
+
+static int
+worker_main(void *arg)
+{
+	struct run *r = arg;
+	struct worker *k;
+	uint16_t w;
+
+	for (w = 0; w < n_workers && workers[w].lcore != rte_lcore_id(); w++)
+		;
+	if (w == n_workers)
+		return -EINVAL;
+	k = &workers[w];
+	if (w < r->generating) {
+		generate(r, k);
+		__atomic_fetch_add(&r->done, 1, __ATOMIC_ACQ_REL);
+	} else {
+		/* Ready at once: the receiver's first pass makes this shard's flows through its inbox. */
+		__atomic_fetch_add(&r->ready, 1, __ATOMIC_ACQ_REL);
+	}
+	/* With RSS-like traffic nothing arrives here, unless the dealing disagrees with the engine. */
+	drain_until_done(r, k, w);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Results */
+
+static void
+print_engine(const struct fo_engine *e)
+{
+	struct fo_engine_stats s;
+	uint64_t malformed = 0;
+	int i;
+
+	if (e == NULL) {
+		printf("\"engine\": null");
+		return;
+	}
+	fo_engine_read_stats(e, &s);
+	for (i = 0; i < FO_DECODE_ERROR_COUNT; i++)
+		malformed += s.malformed[i];
+	printf("\"engine\": {\"packets\": %lu, \"handed_off\": %lu, \"handoff_full\": %lu, \"unmatched\": %lu, "
+	       "\"malformed\": %lu, \"flows_created\": %lu, \"flows_active\": %lu, \"table_full\": %lu, "
+	       "\"tx_packets\": %lu, \"tx_unsent\": %lu, \"dropped\": %lu}",
+	       (unsigned long)s.packets, (unsigned long)s.handed_off, (unsigned long)s.handoff_full,
+	       (unsigned long)s.unmatched, (unsigned long)malformed, (unsigned long)s.flows_created,
+	       (unsigned long)s.flows_active, (unsigned long)s.table_full, (unsigned long)s.tx_packets,
+	       (unsigned long)s.tx_unsent, (unsigned long)s.dropped);
+}
+
+static void
+print_workers(const struct run *r)
+{
+	const double hz = (double)rte_get_tsc_hz();
+	uint16_t w;
+
+	printf("\"workers\": [");
+	for (w = 0; w < n_workers; w++) {
+		const struct worker *k = &workers[w];
+		int receives = r->sc->mode != M_SPREAD || w == 0;
+
+		printf("%s{\"worker\": %u, \"lcore\": %u, \"cpu\": %d, \"receives\": %s, ", w ? ", " : "", w, k->lcore,
+		       rte_lcore_to_cpu_id((int)k->lcore), receives ? "true" : "false");
+		if (receives && k->packets > 0)
+			printf("\"mpps\": %.4f, \"cycles_per_packet\": %.1f, \"packets\": %ld, \"seconds\": %.4f, "
+			       "\"generated\": %lu, ", k->packets / (k->cycles / hz) / 1e6,
+			       k->cycles / (double)k->packets, (long)k->packets, k->cycles / hz,
+			       (unsigned long)k->generated);
+		else if (!receives)
+			printf("\"polls\": %lu, \"busy_polls\": %lu, ", (unsigned long)k->polls,
+			       (unsigned long)k->busy);
+		print_engine(k->e);
+		printf("}");
+	}
+	printf("]");
+}
+
+/* Runs one scenario on every worker and prints its JSON member. Returns 0 or -1. */
+static int
+run_scenario(const struct scenario *sc, uint32_t flows, double seconds, double warmup)
+{
+	struct run r = { .sc = sc, .workers = n_workers, .flows = flows, .seconds = seconds, .warmup = warmup,
+			 .generating = sc->mode == M_SPREAD ? 1 : n_workers };
+	size_t heap_before = heap_used();
+	char err[ERRLEN] = "";
+	int failed = 0, ret;
+	uint16_t w;
+
+	fprintf(stderr, "fo_scalebench: %s, %u workers ...\n", sc->name, n_workers);
+	printf("\"%s\": {", sc->name);
+	if (setup(&r, err) != 0) {
+		char *c;
+
+		for (c = err; *c != '\0'; c++)      /* keep the JSON valid */
+			if (*c == '"' || *c == '\\')
+				*c = '\'';
+		teardown();
+		printf("\"error\": \"%s\", \"heap_leaked_bytes\": %ld}", err, (long)(heap_used() - heap_before));
+		return -1;
+	}
+	ret = rte_eal_mp_remote_launch(worker_main, &r, CALL_MAIN);
+	rte_eal_mp_wait_lcore();
+	for (w = 0; w < n_workers; w++)
+		failed |= workers[w].packets < 0;
+	if (ret != 0 || failed) {
+		printf("\"error\": \"%s\", ", ret != 0 ? "a worker could not run" :
+		       "the mbuf pool ran dry: mbufs are being lost");
+		failed = 1;
+	}
+	printf("\"flows_per_worker\": %u, ", flows);
+	if (sc->mode == M_SPREAD)
+		printf("\"expected_handed_share\": %.6f, ", away_share(flows * n_workers));
+	print_workers(&r);
+	teardown();
+	/* What the shards left allocated, and mbufs neither in the pool nor in a ring. */
+	printf(", \"heap_leaked_bytes\": %ld, \"mbufs_missing\": %d}", (long)(heap_used() - heap_before),
+	       (int)(pool->size - rte_mempool_avail_count(pool)));
+	return failed ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Set-up */
+
+static void
+usage(const char *prog)
+{
+	fprintf(stderr, "usage: %s [EAL args: one lcore per worker] -- [--flows N] [--seconds S] [--warmup S] "
+		"[--steer-pattern P] [--only NAME,...] [--list]\n", prog);
+}
+
+static int
+selected(const char *only, const char *name)
+{
+	size_t len = strlen(name);
+	const char *p = only;
+
+	if (only == NULL)
+		return 1;
+	while ((p = strstr(p, name)) != NULL) {
+		if ((p == only || p[-1] == ',') && (p[len] == '\0' || p[len] == ','))
+			return 1;
+		p += len;
+	}
+	return 0;
+}
+
+/* Worker 0 on the main lcore, then the others in lcore order. */
+static void
+assign_lcores(void)
+{
+	unsigned int lcore;
+
+	n_workers = 0;
+	workers[n_workers++].lcore = rte_get_main_lcore();
+	RTE_LCORE_FOREACH_WORKER(lcore)
+		if (n_workers < FO_MAX_WORKERS)
+			workers[n_workers++].lcore = lcore;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "flows", required_argument, NULL, 'f' },
+		{ "seconds", required_argument, NULL, 's' },
+		{ "warmup", required_argument, NULL, 'w' },
+		{ "steer-pattern", required_argument, NULL, 'p' },
+		{ "only", required_argument, NULL, 'o' },
+		{ "list", no_argument, NULL, 'l' },
+		{ NULL, 0, NULL, 0 },
+	};
+	double seconds = 2.0, warmup = 0.5;
+	const char *only = NULL;
+	unsigned long flows = 100000, pattern = steer_pattern;
+	int ret, opt, first = 1, failed = 0;
+	size_t i;
+
+	ret = rte_eal_init(argc, argv);
+	if (ret < 0) {
+		fprintf(stderr, "fo_scalebench: cannot start the EAL: %s\n", rte_strerror(rte_errno));
+		return 1;
+	}
+	argc -= ret;
+	argv += ret;
+	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		switch (opt) {
+		case 'f':
+			flows = strtoul(optarg, NULL, 0);
+			break;
+		case 's':
+			seconds = atof(optarg);
+			break;
+		case 'w':
+			warmup = atof(optarg);
+			break;
+		case 'p':
+			pattern = strtoul(optarg, NULL, 0);
+			break;
+		case 'o':
+			only = optarg;
+			break;
+		case 'l':
+			for (i = 0; i < RTE_DIM(scenarios); i++)
+				printf("%s\n", scenarios[i].name);
+			rte_eal_cleanup();
+			return 0;
+		default:
+			usage(argv[0]);
+			rte_eal_cleanup();
+			return 2;
+		}
+	}
+	assign_lcores();
+	/* Connections come from fo_gen's first 2^26; every worker needs `flows` of its own among them. */
+	if (seconds <= 0 || warmup < 0 || flows == 0 || flows > (1ul << 26) / (4ul * n_workers) ||
+	    pattern == 0 || pattern > UINT16_MAX) {
+		usage(argv[0]);
+		rte_eal_cleanup();
+		return 2;
+	}
+	steer_pattern = (uint16_t)pattern;
+	fo_steer_init(&steer, steer_pattern);
+	socket_id = (int)rte_socket_id();
+	pool = rte_pktmbuf_pool_create("sb_pool", POOL_PER_WORKER * n_workers - 1, POOL_CACHE, 0,
+				       RTE_MBUF_DEFAULT_BUF_SIZE, socket_id);
+	if (pool == NULL || fo_pkt_meta_register() != 0) {
+		fprintf(stderr, "fo_scalebench: cannot create the mbuf pool: %s\n", rte_strerror(rte_errno));
+		rte_eal_cleanup();
+		return 1;
+	}
+	/* The generator's checksums, on a port whose creation also makes the ethdev layer's one-time
+	 * allocations (the first scenario's heap figures would count them as leaked). */
+	ret = fo_gen_rig_create(&workers[0].rig, "sb_check", pool, socket_id);
+	if (ret == 0)
+		ret = fo_gen_self_check(&workers[0].rig);
+	fo_gen_rig_free(&workers[0].rig);
+	if (ret != 0) {
+		fprintf(stderr, "fo_scalebench: the generator's port or checksums are wrong: %s\n", rte_strerror(-ret));
+		rte_mempool_free(pool);
+		rte_eal_cleanup();
+		return 1;
+	}
+	printf("{\"benchmark\": \"scaling\", \"memory\": \"%s\", \"tsc_hz\": %lu, \"burst\": %d, \"frame_len\": %d, "
+	       "\"workers\": %u, \"flows_per_worker\": %lu, \"steer_pattern\": %u, \"seconds\": %g, \"warmup\": %g, "
+	       "\"scenarios\": {", rte_eal_has_hugepages() ? "hugepages" : "no-huge", (unsigned long)rte_get_tsc_hz(),
+	       BURST, FO_GEN_FRAME_LEN + 4, n_workers, flows, steer_pattern, seconds, warmup);
+	for (i = 0; i < RTE_DIM(scenarios); i++) {
+		/* One worker spreads nothing: the spreading mode's baseline is pipeline on one worker. */
+		if (!selected(only, scenarios[i].name) || (scenarios[i].mode == M_SPREAD && n_workers < 2))
+			continue;
+		if (!first)
+			printf(", ");
+		first = 0;
+		failed |= run_scenario(&scenarios[i], (uint32_t)flows, seconds, warmup) != 0;
+		fflush(stdout);
+	}
+	printf("}}\n");
+	rte_mempool_free(pool);
+	rte_eal_cleanup();
+	return failed;
+}
