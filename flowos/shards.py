@@ -146,10 +146,10 @@ class Engines:
         reports = [r for r in reports if r is not None]
         return add_up(reports) if reports else None
 
-    def current_call(self):
-        """(definition, processor, seconds) of the longest process() call under way in any shard, or None."""
-        calls = [call for e in self.all if (call := e.current_call()) is not None]
-        return max(calls, key=lambda c: c[2]) if calls else None
+    def current_calls(self):
+        """Each shard's processor callback under way, as Engine.current_call has it, with the worker
+        (the shard's index) last."""
+        return [(*call, w) for w, e in enumerate(self.all) if (call := e.current_call()) is not None]
 
     def shutdown(self):
         for e in self.all:

@@ -56,14 +56,12 @@ class Watchdog:
             for what, since, flow in busy:        # a handler's thread is not the worker's: never interrupted
                 found.append({"processor": self.name_of(tier), "call": what, "seconds": round(now - since, 3),
                               "flow": flow, "key": (id(tier), what, since), "tier": tier if worker else None})
-        call = self.engine.current_call() if self.engine is not None else None
-        if call is not None:
-            d, p, what, seconds, began = call
+        for d, p, what, seconds, began, worker in self.engine.current_calls() if self.engine is not None else ():
             proc = self.engine.processors[d][p]
             if not hasattr(proc, "busy"):      # a Python one is in the tier's list, with its flow
                 found.append({"processor": proc if isinstance(proc, str) else self.name_of(proc),
                               "call": what, "seconds": round(seconds, 3), "flow": None,
-                              "key": ("engine", d, p, what, began), "tier": None})
+                              "key": ("engine", worker, d, p, what, began), "tier": None})
         return sorted(found, key=lambda c: -c["seconds"])
 
     def check(self):
