@@ -267,7 +267,7 @@ cdef class Engine:
                         "edits_refused": s.stream_edits_refused},
             "tx_packets": s.tx_packets, "tx_unsent": s.tx_unsent, "dropped": s.dropped,
             "created": s.created, "replaced": s.replaced, "held": s.held,
-            "handed_off": s.handed_off, "handoff_dropped": s.handoff_dropped,
+            "handed_off": s.handed_off, "handoff_full": s.handoff_full,
             "budget": {"limit": self.keep_budget, "kept": s.held + s.kept_copies, "held": s.held,
                        "kept_copies": s.kept_copies, "peak": s.keep_peak, "overflows": s.budget_overflows,
                        "segments_dropped": s.budget_segments_dropped},

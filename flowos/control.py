@@ -16,6 +16,7 @@ import re
 from dataclasses import asdict
 
 from flowos.errors import FlowOSError
+from flowos.shards import add_up, worker_rows
 
 COMMANDS = {
     "/flowos/stats": "FlowOS run: ports, pool, flow engine counters. Takes no parameters",
@@ -183,7 +184,8 @@ class Commands:
         engine = b.engine.stats() if b.engine is not None else None
         out = {"file_prefix": b.file_prefix, "elapsed_ms": int(b.elapsed * 1000), "running": b.worker.running,
                "mbufs": {"in_use": b.pool.in_use, "size": b.pool.size},
-               "ports": [dict(asdict(p), dropped=p.dropped) for p in b.port_stats()]}
+               "ports": [dict(asdict(p), dropped=p.dropped) for p in b.port_stats()],
+               "workers": worker_rows(b.worker, b.engine)}
         if engine is not None:
             out["engine"] = engine
         return out
@@ -231,8 +233,8 @@ class Commands:
         out = []
         for i, j, pid, stage, name, kind, tier in self.table():
             row = {"id": pid, "name": name, "tier": kind, "flow": engine.definitions[i], "stage": stage}
-            if tier is not None:
-                row.update(tier.counts())
+            if tier is not None:    # every worker's instance, summed
+                row.update(add_up([t.counts() for t in engine.instances(i, j)]))
             out.append(row)
         return {"processors": out}
 
@@ -254,14 +256,24 @@ class Commands:
             raise ValueError("expected /flowos/message,PROCESSOR,TEXT")
         i, j, pid, _, name, _, _ = self.resolve(target.strip())
         out = {"processor": pid, "name": name}
-        try:
-            ret, reply = self.control.message(i, j, text, timeout_ms)
-        except FlowOSError as e:
-            return {**out, "status": "error", "error": f"{name}: {e}"}
+        answers = [self._reply(name, answer) for answer in self.control.message(i, j, text, timeout_ms)]
+        if len(answers) == 1:
+            return {**out, **answers[0]}
+        # Several workers: each has its own instance of the processor, and answers for itself.
+        ok = all(a["status"] == "ok" for a in answers)
+        return {**out, "status": "ok" if ok else "error",
+                "replies": [{"worker": w, **a} for w, a in enumerate(answers)]}
+
+    @staticmethod
+    def _reply(name, answer):
+        """One instance's answer: its status, and its reply in chunks (or the error)."""
+        if isinstance(answer, FlowOSError):
+            return {"status": "error", "error": f"{name}: {answer}"}
+        ret, reply = answer
         if ret < 0:
-            return {**out, "status": "error", "error": reply or os.strerror(-ret)}
-        out["status"] = "ok"
-        out["reply"], size = Chunks(), 0
+            return {"status": "error", "error": reply or os.strerror(-ret)}
+        out = {"status": "ok", "reply": Chunks()}
+        size = 0
         for piece in chunks(reply):
             if size + len(piece) > MAX_REPLY:
                 break

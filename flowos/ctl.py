@@ -172,8 +172,9 @@ def main(argv=None):
         return EXIT_ERROR
     if not args.raw:
         value = unflatten(value)
-        if isinstance(value.get("reply"), list):
-            value["reply"] = "".join(value["reply"])
+        for answer in [value] + value.get("replies", []):   # one instance's, or each worker's
+            if isinstance(answer.get("reply"), list):
+                answer["reply"] = "".join(answer["reply"])
     print(json.dumps(value, indent=2, ensure_ascii=False))
     return EXIT_ERROR if "error" in value else 0
 

@@ -137,7 +137,7 @@ cdef extern from "flowos/fo_engine.h" nogil:
         uint64_t stream_holds_idle
         uint64_t stream_edits_refused
         uint64_t handed_off
-        uint64_t handoff_dropped
+        uint64_t handoff_full
 
     struct fo_def_stats:
         uint64_t packets

@@ -16,7 +16,7 @@ from flowos._engine import Engine
 from flowos._python import PythonTier, cover_kept_views, thread_hooks
 from flowos.cprocessor import CythonTier
 from flowos._runtime import Eal, Inbox, Mempool, Port, TxLock, Worker, WorkerGroup
-from flowos.shards import Controls, Engines, Workers, add_up
+from flowos.shards import Controls, Engines, Workers, add_up, worker_rows
 from flowos.errors import ConfigError, FlowOSError
 from flowos.stats import PortStats, RunReport, Snapshot, SourceReport
 from flowos.dpdk_log import explain_failure
@@ -376,7 +376,8 @@ class Bridge:
     def snapshot(self):
         engine = self.engine is not None
         return Snapshot(self.elapsed, self.port_stats(), self.pool.in_use, self.pool.size,
-                        self.engine.stats() if engine else None, self.processor_counts() if engine else None)
+                        self.engine.stats() if engine else None, self.processor_counts() if engine else None,
+                        worker_rows(self.worker, self.engine))
 
     def close(self, stop_reason):
         """Tears down whatever start() built, in DPDK's order, and reports the run."""
@@ -406,7 +407,8 @@ class Bridge:
                        for name, info in self.sources.items()]
             report = RunReport(self.memory.mode, self.memory.reason, self.memory.memory_mb, self.file_prefix,
                                self.elapsed, stop_reason or self.worker.stop_reason, ports, self.pool.size, 0, sources,
-                               engine_report, burst=self.config.run.burst)
+                               engine_report, burst=self.config.run.burst,
+                               workers=worker_rows(self.worker, self.engine, full=True))
             self.worker.close()
         if self.engine is not None:
             self.engine.close()

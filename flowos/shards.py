@@ -16,6 +16,9 @@ def add_up(values):
     return {k: add_up([value[k] for value in values if k in value]) for k in keys}
 
 
+from flowos.errors import FlowOSError
+
+
 class Workers:
     """The run's workers: one stop for all (their group), one load row each."""
 
@@ -78,6 +81,23 @@ class Workers:
     def close(self):
         for w in self.all:
             w.close()
+
+
+# A worker's row in flowos-ctl stats and the dashboard (--stats-json has its shard's every counter).
+WORKER_COUNTS = ("packets", "handed_off", "handoff_full", "flows_created", "flows_active", "tx_packets", "dropped")
+
+
+def worker_rows(workers, engines, full=False):
+    """Per worker: its CPU, its load (loop iterations, those that found packets), what it received
+    from its queues, and its shard's counters (all of them with full, else WORKER_COUNTS)."""
+    shards = engines.per_worker() if engines is not None else [None] * len(workers)
+    rows = []
+    for load, worker, shard in zip(workers.loads(), workers, shards):
+        row = dict(load, rx_packets=sum(worker.route_stats(i).rx_packets for i in range(len(worker.routes))))
+        if shard is not None:
+            row["engine"] = shard if full else {k: shard[k] for k in WORKER_COUNTS}
+        rows.append(row)
+    return rows
 
 
 class Engines:
@@ -160,8 +180,15 @@ class Controls:
         return live, flows[:top]
 
     def message(self, definition, processor, text, timeout_ms):
-        """Each instance's (ret, reply), worker by worker."""
-        return [control.message(definition, processor, text, timeout_ms) for control in self.all]
+        """Each instance's (ret, reply), worker by worker; a FlowOSError (in place) where its worker
+        did not deliver it."""
+        answers = []
+        for control in self.all:
+            try:
+                answers.append(control.message(definition, processor, text, timeout_ms))
+            except FlowOSError as e:
+                answers.append(e)
+        return answers
 
     def stop(self):
         for control in self.all:

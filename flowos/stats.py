@@ -40,6 +40,7 @@ class Snapshot:
     pool_size: int
     engine: dict | None = None   # the flow engine's statistics, when flows are defined
     processors: list | None = None   # per flow definition: its processors' counts (Bridge.processor_counts)
+    workers: list = field(default_factory=list)   # per worker: its load and counts (flowos.shards.worker_rows)
 
 
 @dataclass
@@ -70,6 +71,7 @@ class RunReport:
     burst: int = 0                 # packets per receive burst
     watchdog: dict | None = None   # flowos.watchdog.Watchdog.report(): the budget, reports, a stuck call
     worker_left_running: bool = False   # it would not stop: nothing was torn down (see watchdog.verdict)
+    workers: list = field(default_factory=list)   # per worker: its CPU, load, and its shard's counters
 
     def totals(self):
         keys = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")
@@ -91,6 +93,7 @@ class RunReport:
             "mbufs": {"pool_size": self.pool_size, "in_use_at_exit": self.mbufs_in_use_at_exit},
             "sources": [asdict(s) for s in self.sources],
             **({"engine": self.engine} if self.engine is not None else {}),
+            "workers": self.workers,
             **({"watchdog": self.watchdog} if self.watchdog is not None else {}),
         }
 

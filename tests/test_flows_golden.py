@@ -84,16 +84,16 @@ def oriented(rec, conn):
     return rec["packets"][::-1], rec["bytes"][::-1]
 
 
-def run_catch_all(tmp_path, capture):
+def run_catch_all(tmp_path, capture, workers=1):
     out = tmp_path / "out.pcap"
-    run = run_config(tmp_path, one_port(capture, out, CATCH_ALL, CAPTURE_CLOCK))
+    run = run_config(tmp_path, one_port(capture, out, CATCH_ALL, CAPTURE_CLOCK, run={"workers": workers}))
     check_clean(run)
     return run, packets(capture), packets(out)
 
 
-def check_catch_all(tmp_path, capture):
+def check_catch_all(tmp_path, capture, workers=1):
     """Every connection's counts, the output and the engine's statistics; returns what it read."""
-    run, frames_in, frames_out = run_catch_all(tmp_path, capture)
+    run, frames_in, frames_out = run_catch_all(tmp_path, capture, workers)
     conns, unmatched = connections(frames_in)
     assert not unmatched
     # What went in comes out, each connection's packets in their order (across connections it may change).
@@ -136,8 +136,8 @@ def test_catch_all_counts_every_connection_synthetic(tmp_path, synthetic):
     assert len(conns) == 10
 
 
-def _one_flow_per_connection(tmp_path, capture):
-    run, frames_in, _ = run_catch_all(tmp_path, capture)
+def _one_flow_per_connection(tmp_path, capture, workers=1):
+    run, frames_in, _ = run_catch_all(tmp_path, capture, workers)
     conns, _ = connections(frames_in)
     stats = engine_stats(run)
     records = report(run, "all")["flows"]

@@ -10,6 +10,7 @@
 #include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_hash_crc.h>
+#include <rte_pause.h>
 #include <rte_malloc.h>
 #include <rte_mbuf_dyn.h>
 #include <rte_prefetch.h>
@@ -521,17 +522,38 @@ steer_owner(struct shard *sh, const struct rte_mbuf *m, const struct fo_match_fi
 	return owner;
 }
 
+static void engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbuf **pkts, uint16_t n);
+
 /*
- * Puts each packet in its owner's inbox, in arrival order per owner; a full inbox's share is
- * dropped and counted. Returns how many went.
+ * Processes a burst of what other shards handed this one; returns how many packets there were.
+ * Called while this shard waits for room in another's inbox: two shards that hand each other
+ * packets both make room that way instead of waiting for each other.
  */
 static uint16_t
+drain_own_inbox(struct fo_engine *e)
+{
+	struct rte_mbuf *pkts[FO_MAX_BURST];
+	uint16_t n;
+
+	n = (uint16_t)rte_ring_dequeue_burst(e->shard.inboxes[e->shard.index], (void **)pkts, FO_MAX_BURST, NULL);
+	if (n > 0)
+		engine_process(e, NULL, pkts, n);
+	return n;
+}
+
+/*
+ * Puts each packet in its owner's inbox, in arrival order per owner. A full inbox is waited for
+ * (counted in handoff_full), not dropped: the owner drains it, and this shard drains its own
+ * meanwhile. Before the burst's flows are touched: what drain_own_inbox processes is a burst of
+ * its own.
+ */
+static void
 handoff(struct fo_engine *e, struct rte_mbuf **away, const uint16_t *owners, uint16_t n)
 {
 	const uint16_t workers = e->shard.workers;
 	struct rte_mbuf *sorted[FO_MAX_BURST];
 	uint16_t at[FO_MAX_WORKERS + 1] = {0};
-	uint16_t i, w, handed = 0;
+	uint16_t i, w;
 
 	for (i = 0; i < n; i++)
 		at[owners[i] + 1]++;
@@ -541,20 +563,19 @@ handoff(struct fo_engine *e, struct rte_mbuf **away, const uint16_t *owners, uin
 		sorted[at[owners[i]]++] = away[i];
 	/* at[w] is now where owner w's packets end; they start where owner w - 1's end. */
 	for (w = 0; w < workers; w++) {
-		uint16_t first = w == 0 ? 0 : at[w - 1], count = at[w] - first, sent;
+		uint16_t first = w == 0 ? 0 : at[w - 1], count = at[w] - first, sent = 0;
 
-		if (count == 0)
-			continue;
-		sent = (uint16_t)rte_ring_enqueue_burst(e->shard.inboxes[w], (void **)&sorted[first], count, NULL);
-		handed += sent;
-		if (unlikely(sent < count)) {
-			rte_pktmbuf_free_bulk(&sorted[first + sent], count - sent);
-			RELAXED_ADD(e->stats.handoff_dropped, count - sent);
-			RELAXED_ADD(e->stats.dropped, count - sent);
+		while (sent < count) {
+			sent += (uint16_t)rte_ring_enqueue_burst(e->shard.inboxes[w], (void **)&sorted[first + sent],
+								 count - sent, NULL);
+			if (sent < count) {
+				RELAXED_ADD(e->stats.handoff_full, 1);
+				if (drain_own_inbox(e) == 0)
+					rte_pause();
+			}
 		}
 	}
-	RELAXED_ADD(e->stats.handed_off, handed);
-	return handed;
+	RELAXED_ADD(e->stats.handed_off, n);
 }
 
 /*
@@ -580,10 +601,6 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 	const int steering = e->shard.workers > 1 && route != NULL;
 	uint16_t i, j, k, n_todo = 0, n_keys = 0, n_away = 0;
 
-	e->epoch++;
-	e->n_touched = 0;
-	if (e->conf.clock == FO_CLOCK_TSC)
-		e->now = (uint64_t)((double)(rte_rdtsc() - e->tsc_start) * e->ns_per_tsc);
 	for (i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 		uint16_t in_port = route != NULL ? route->rx_port : m->port;
@@ -617,7 +634,14 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 		}
 		todo[n_todo++] = i;
 	}
-	RELAXED_ADD(e->stats.packets, n - (n_away > 0 ? handoff(e, away, away_owners, n_away) : 0));
+	/* Handed over before this burst touches a flow: waiting may process the inbox (a burst of its own). */
+	if (n_away > 0)
+		handoff(e, away, away_owners, n_away);
+	RELAXED_ADD(e->stats.packets, n - n_away);
+	e->epoch++;
+	e->n_touched = 0;
+	if (e->conf.clock == FO_CLOCK_TSC)
+		e->now = (uint64_t)((double)(rte_rdtsc() - e->tsc_start) * e->ns_per_tsc);
 	fo_classify(e->classifier, key_ptrs, defs, n_todo);
 	/* One lookup for the burst overlaps its cache misses; then the flows found are prefetched. */
 	for (j = 0; j < n_todo; j++) {

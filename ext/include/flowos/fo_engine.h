@@ -109,7 +109,7 @@ struct fo_engine_stats {
 	uint64_t stream_edits_refused;    /* stream edits refused, nothing changed: see fo_stream_splice */
 	/* Shards (several workers): packets + handed_off is what this shard's worker received, plus its inbox */
 	uint64_t handed_off;              /* packets whose flow another shard owns, put in its inbox (not in packets) */
-	uint64_t handoff_dropped;         /* ... whose inbox was full: dropped (in packets and dropped) */
+	uint64_t handoff_full;            /* times its inbox was full: this shard waited, draining its own */
 };
 
 struct fo_def_stats {
