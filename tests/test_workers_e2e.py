@@ -1,7 +1,8 @@
 """FlowOS with several workers (--workers N) between two Linux TCP stacks (tests/netns.py): each
-port has N queue pairs (net_af_packet's qpairs: the kernel's fanout hash spreads what arrives),
-every worker runs its own shard of the flow engine, and a packet that arrives at a worker that
-does not own its flow is handed to the owner (fo_steer.h). What the endpoints got is the judge,
+port has N queue pairs (net_af_packet's qpairs: the kernel's fanout hash spreads what arrives) or
+a single queue (each port polled by one worker, the spreading mode), every worker runs its own
+shard of the flow engine, and a packet that arrives at a worker that does not own its flow is
+handed to the owner (fo_steer.h). What the endpoints got is the judge,
 as in tests/test_e2e_forwarding.py and tests/test_e2e_streams.py for one worker; then the
 engine's summed counters, and the counter's per-flow records: a connection whose two directions
 reached two shards would be two flows there, each with packets one way only.
@@ -121,13 +122,14 @@ def tcp_records(run):
     return records
 
 
-@pytest.mark.parametrize("workers", [2, 4])
-def test_downloads_and_iperf3_through_several_workers_keep_each_connection_one_flow(wires, tmp_path, workers):
+@pytest.mark.parametrize("workers, queues", [(2, 2), (4, 4), (2, 1)], ids=["2", "4", "2-single-queue"])
+def test_downloads_and_iperf3_through_several_workers_keep_each_connection_one_flow(wires, tmp_path, workers, queues):
     """curl's downloads arrive byte-identical over connections owned by every worker, over IPv4
     and IPv6; iperf3 runs through; then each TCP connection is ONE flow of the counter's, with
-    packets both ways: its two directions met in one shard."""
+    packets both ways: its two directions met in one shard. With single-queue ports, worker 0
+    receives what the client sends and worker 1 what the server sends (the spreading mode)."""
     need_tools("curl", "iperf3")
-    wire = wires(workers)
+    wire = wires(queues)
     www = tmp_path / "www"
     www.mkdir()
     files = {"page.txt": "".join(f"{i:05d} the quick brown fox jumps over the lazy middlebox\n"
@@ -182,15 +184,18 @@ def test_downloads_and_iperf3_through_several_workers_keep_each_connection_one_f
         assert row["packets"] > 0 and row["flows_created"] >= owned[w], (w, row)
 
 
-def test_rewrites_on_two_workers_survive_reordering_loss_and_duplicates(wires, tmp_path, cyprobe):
+@pytest.mark.parametrize("queues", [2, 1], ids=["qpairs2", "single-queue"])
+def test_rewrites_on_two_workers_survive_reordering_loss_and_duplicates(wires, tmp_path, cyprobe, queues):
     """tests/test_e2e_streams.py's test of the same name, on two workers with a Cython rewriter
     (Python processors run on one worker only): two StreamRedactor stages on the responses, one
     growing ("fox" -> "wolverine", +6), one shrinking ("the lazy " -> "lzy", -6), so every line
     keeps its length and Content-Length stays right while every segment is renumbered. Data is
     reordered, lost and duplicated before FlowOS and lost after it, as are some of the client's
-    ACKs. Two kept-alive connections, one owned by each worker, each fetch the text twice."""
+    ACKs. Two kept-alive connections, one owned by each worker, each fetch the text twice. With
+    single-queue ports, each port is polled by one worker (a direction each): every connection
+    has one of its directions handed to its owner."""
     need_tools("curl")
-    wire = wires(2)
+    wire = wires(queues)
     www = tmp_path / "www"
     www.mkdir()
     text = "".join(f"{i:06d} the quick brown fox jumps over the lazy middlebox\n" for i in range(3000)).encode()
@@ -227,3 +232,5 @@ def test_rewrites_on_two_workers_survive_reordering_loss_and_duplicates(wires, t
     assert per_stage == [{"replaced": 3000 * fetches * 2, "failed": 0}] * 2
     # Both workers rewrote: each owns one of the connections.
     assert all(row["streams"]["rewritten"] > 0 for row in shard_rows(run, 2)), run.stats["workers"]
+    if queues == 1:
+        assert all(row["handed_off"] > 0 for row in shard_rows(run, 2)), run.stats["workers"]
