@@ -2,10 +2,11 @@
 port has N queue pairs (net_af_packet's qpairs: the kernel's fanout hash spreads what arrives) or
 a single queue (each port polled by one worker, the spreading mode), every worker runs its own
 shard of the flow engine, and a packet that arrives at a worker that does not own its flow is
-handed to the owner (fo_steer.h). What the endpoints got is the judge,
-as in tests/test_e2e_forwarding.py and tests/test_e2e_streams.py for one worker; then the
-engine's summed counters, and the counter's per-flow records: a connection whose two directions
-reached two shards would be two flows there, each with packets one way only.
+handed to the owner (fo_steer.h). What the endpoints got is the judge, as in
+tests/test_e2e_forwarding.py and tests/test_e2e_streams.py for one worker; then the engine's
+summed counters and per-worker rows, and the counter's per-flow records: a connection whose two
+directions reached two shards would be two flows there, each with packets one way only (the
+check fails so when fo_steer_fold hashes one port only).
 
 Each connection's client port is chosen so that its owner is known (owner(), the symmetric hash
 that tests/test_steer.py holds to a bit-by-bit Toeplitz hash): the connections are spread over
@@ -15,7 +16,6 @@ import hashlib
 import ipaddress
 import os
 import random
-from pathlib import Path
 
 import pytest
 
@@ -28,7 +28,6 @@ from flowos.runner import STEER_PATTERN
 
 pytestmark = pytest.mark.e2e
 
-TESTS = Path(__file__).parent
 STEER_BUCKETS = 64          # FO_STEER_BUCKETS
 FIRST_CLIENT_PORT = 20000   # below the ephemeral range: no port the kernel picks collides
 
