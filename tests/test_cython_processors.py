@@ -7,11 +7,9 @@ scapy, that process() runs without the GIL, and the tier's verdicts, inject() an
 Expectations come from scapy and tests/flowcheck.py, never from FlowOS."""
 import json
 import os
-import shutil
 import signal
 import struct
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import yaml
 from scapy.all import IP, IPv6, Ether
 
 from conftest import CAPTURES, packets, run_flowos
+from cybuild import CYPROBE, meson_build
 from flowcheck import (Keyer, check_clean, check_per_flow_order, checksums_ok, connections, engine_stats,
                        one_port, read_header, report, report_key, run_config, same_multiset, with_ttl,
                        write_pcap)
@@ -27,30 +26,16 @@ from test_watchdog import check_a_slow_message_handler, launch  # noqa: F401 (la
 
 TESTS = Path(__file__).parent
 EXAMPLE = TESTS.parent / "examples" / "cython_processor"
-VENV_BIN = Path(sys.executable).parent
 CAPTURE_CLOCK = {"clock": "capture"}
 NO_LEVEL = 0xFFFF
 IDS = [c.stem for c in CAPTURES]
-
-
-def meson_build(source, root):
-    """Copies a meson project of Cython processors to root/src and builds it in root/build with
-    the venv's meson, cython and python, as a user of the installed FlowOS would."""
-    src, build = root / "src", root / "build"
-    shutil.copytree(source, src, ignore=shutil.ignore_patterns("build", "*.pcap", "*.json"))
-    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    for argv in ([str(VENV_BIN / "meson"), "setup", str(build), str(src)],
-                 [str(VENV_BIN / "meson"), "compile", "-C", str(build)]):
-        done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, f"{' '.join(argv)}:\n{done.stdout}\n{done.stderr}"
-    return build
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """The example's module (cyprocs) and the test processors (cyprobe), each in its build folder."""
     root = tmp_path_factory.mktemp("cython")
-    return {"cyprocs": meson_build(EXAMPLE, root / "example"), "cyprobe": meson_build(TESTS / "cyprobe", root / "probe")}
+    return {"cyprocs": meson_build(EXAMPLE, root / "example"), "cyprobe": meson_build(CYPROBE, root / "probe")}
 
 
 @pytest.fixture(autouse=True)

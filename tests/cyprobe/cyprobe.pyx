@@ -6,6 +6,7 @@ import time
 
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
+from libc.string cimport memcmp
 from posix.unistd cimport sleep
 
 from flowos.cprocessor cimport *
@@ -181,10 +182,30 @@ cdef class Messenger(CProcessor):
         raise ValueError(f"unknown message {message!r}")
 
 
+cdef enum:
+    MAX_OLD = 64
+
+
+cdef uint64_t partial_at(fo_batch *fb, uint8_t d, const char *pat, uint32_t pat_len, uint64_t at) noexcept nogil:
+    """Where the longest end of the window from `at` on that could start `pat` begins (the window's
+    end if none): what must be held back until the next bytes decide."""
+    cdef uint8_t tail[MAX_OLD]
+    cdef uint64_t end = stream_end(fb, d)
+    cdef uint32_t n = <uint32_t>min(<uint64_t>(pat_len - 1), end - at), k
+    n = stream_read(fb, d, end - n, tail, n)
+    k = n
+    while k > 0:
+        if memcmp(tail + n - k, pat, k) == 0:
+            return end - k
+        k -= 1
+    return end
+
+
 cdef class StreamRedactor(CProcessor):
     """Replaces every `old` with `new` (any lengths) in the server's stream (direction 1), from
-    Cython through the stream helpers: the twin of tests/pyprocs/streams.py:Rewriter. Its per-flow
-    state is the stream offset searched up to."""
+    Cython through the stream helpers: the twin of tests/pyprocs/streams.py:Rewriter, holding back
+    only a possible start of `old` at the window's end (partial_at). Its per-flow state is the
+    stream offset searched up to. One instance per worker, each with its own counts."""
     level = "payload"
     readonly = False
     state_size = sizeof(uint64_t)
@@ -197,6 +218,8 @@ cdef class StreamRedactor(CProcessor):
     def __init__(self, old="SECRET-TOKEN-1234", new="[gone]"):
         super().__init__()
         self.old, self.new = old.encode(), new.encode()
+        if not 0 < len(self.old) <= MAX_OLD:
+            raise ValueError(f"old: 1..{MAX_OLD} bytes")
         self.old_p, self.new_p = self.old, self.new
         self.old_len, self.new_len = len(self.old), len(self.new)
 
@@ -222,8 +245,7 @@ cdef class StreamRedactor(CProcessor):
                 at[0] = hit + new_len
                 hit = stream_find(fb, 1, old, old_len, at[0], stream_end(fb, 1))
             # Hold back what could be the start of the next `old`.
-            if stream_end(fb, 1) >= at[0] + old_len - 1:
-                at[0] = stream_end(fb, 1) - (old_len - 1)
+            at[0] = partial_at(fb, 1, old, old_len, at[0])
             stream_release(fb, 1, at[0])
 
     def report(self):
