@@ -73,8 +73,8 @@ def launched(tmp_path, flows):
     try:
         lines = [proc.stdout.readline()]
         assert lines[0].startswith("flowos: memory"), "".join(lines) + proc.stderr.read()
-        while len(lines) < 3 and lines[-1].startswith("flowos: ") and not lines[-1].startswith("flowos: control: "):
-            lines.append(proc.stdout.readline())    # notes (the burst, with a Python processor)
+        while len(lines) < 8 and lines[-1].startswith("flowos: ") and not lines[-1].startswith("flowos: control: "):
+            lines.append(proc.stdout.readline())    # notes (the burst, with a Python processor), the workers
         assert lines[-1].startswith("flowos: control: flowos-ctl --file-prefix "), lines
         prefix = lines[-1].split()[4]
         assert os.path.exists(f"/var/run/dpdk/{prefix}/{control_server.SOCKET_NAME}")

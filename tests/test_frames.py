@@ -243,7 +243,7 @@ def test_tx_guard_under_asan(tmp_path):
     a chain too long to copy and one that finds the copy pool empty come back unsent and are
     counted as tx_oversize; the rest are written whole and in order; no mbuf is left out."""
     import asanbuild
-    exe = asanbuild.build(tmp_path, "port_tx_harness", [asanbuild.ROOT / "ext" / "src" / "fo_port.c"])
+    exe = asanbuild.build(tmp_path, "port_tx_harness", [asanbuild.ROOT / "ext" / "src" / name for name in ("fo_port.c", "fo_steer.c")])
     out = tmp_path / "out.pcap"
     run = asanbuild.run(exe, "--vdev", f"net_pcap0,tx_pcap={out}", "--", str(out), memory_mb=256)
     assert run.returncode == 0, run.stderr[-4000:]
