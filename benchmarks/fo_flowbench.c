@@ -160,14 +160,14 @@ static int
 run_hash(const struct scenario *sc, double seconds, double warmup)
 {
 	struct fo_flow_key *keys = make_keys(sc);
-	struct flow_index *ix = flow_index_create("fb_hash", 16, socket_id);
+	struct flow_index *ix = fo_flow_index_create("fb_hash", 16, socket_id);
 	uint64_t start, cycles = 0, hashed = 0, limit;
 	uint32_t i, sink = 0;
 	int pass;
 
 	if (keys == NULL || ix == NULL) {
 		free(keys);
-		flow_index_free(ix);
+		fo_flow_index_free(ix);
 		printf("\"error\": \"out of memory\", ");
 		return -ENOMEM;
 	}
@@ -177,7 +177,7 @@ run_hash(const struct scenario *sc, double seconds, double warmup)
 		hashed = 0;
 		do {
 			for (i = 0; i < sc->flows; i++)
-				sink += flow_index_hash(ix, &keys[i]);
+				sink += fo_flow_index_hash(ix, &keys[i]);
 			hashed += sc->flows;
 		} while ((cycles = rte_rdtsc() - start) < limit);
 	}
@@ -185,7 +185,7 @@ run_hash(const struct scenario *sc, double seconds, double warmup)
 	       "\"keys\": %u, \"sink\": %u, ", hashed / (cycles / (double)rte_get_tsc_hz()) / 1e6,
 	       cycles / (double)hashed, (unsigned long)hashed, cycles / (double)rte_get_tsc_hz(), sc->flows, sink);
 	free(keys);
-	flow_index_free(ix);
+	fo_flow_index_free(ix);
 	return 0;
 }
 

@@ -160,8 +160,8 @@ IDLE_IN_A_BURST = (
     "with clock: capture, flows whose packets are in one rx burst never expire between them: three UDP flows "
     "20000 s apart (timeouts.udp 10) all end by shutdown instead of idle, idle, shutdown (with one packet per "
     "burst they do). fo_engine.c advance_clock() moves e->now to the newest timestamp of the whole burst before "
-    "any packet joins its flow, and flow_account() sets last_seen = e->now, so every flow touched in the burst "
-    "looks as recent as the burst's last packet; expiry (flow_expire) runs once, after the burst. The capture "
+    "any packet joins its flow, and fo_flow_account() sets last_seen = e->now, so every flow touched in the burst "
+    "looks as recent as the burst's last packet; expiry (fo_flow_expire) runs once, after the burst. The capture "
     "clock should move per packet (each packet's own timestamp for last_seen, and expiry up to it before the "
     "packet joins its flow)")
 

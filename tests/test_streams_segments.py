@@ -1,5 +1,5 @@
 """Stream edits that grow packets past one mbuf, edits behind IPv6 extension headers, and edits
-FlowOS refuses (ext/src/fo_stream.c, fix_checksums in fo_pipeline.c, Stream in _python.pyx),
+FlowOS refuses (ext/src/fo_stream.c, fo_fix_checksums in fo_pipeline.c, Stream in _python.pyx),
 end to end through flowos-run and net_pcap; the bytes and checksums checked with scapy."""
 import json
 from pathlib import Path

@@ -10,21 +10,21 @@
 #define SWEEP_PER_BURST 64   /* flow ids a sweep looks at per burst while over the budget */
 
 void
-budget_cut(struct fo_engine *e, struct fo_flow *flow)
+fo_budget_cut(struct fo_engine *e, struct fo_flow *flow)
 {
 	uint32_t share = budget_share(e);
 
 	RELAXED_ADD(e->stats.budget_overflows, 1);
 	/* What the flow can give back without losing data first: the sender resends it, or it was sent. */
 	if (flow_streams(e, flow) != NULL)
-		stream_cut_back(e, flow, share);
+		fo_stream_cut_back(e, flow, share);
 	if (flow_kept(e, flow) > share && flow->q_packets > 0)
-		pipeline_overflow(e, flow);
+		fo_pipeline_overflow(e, flow);
 	flow_note_kept(e, flow);
 }
 
 void
-budget_sweep(struct fo_engine *e)
+fo_budget_sweep(struct fo_engine *e)
 {
 	uint32_t i, share = budget_share(e);
 
@@ -33,6 +33,6 @@ budget_sweep(struct fo_engine *e)
 
 		e->sweep_at = e->sweep_at + 1 == e->n_flows ? 0 : e->sweep_at + 1;
 		if (flow->live && flow->keeping && flow_kept(e, flow) > share)
-			budget_cut(e, flow);
+			fo_budget_cut(e, flow);
 	}
 }

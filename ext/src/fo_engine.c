@@ -207,7 +207,7 @@ fo_engine_build(struct fo_engine *e, char *err, size_t errlen)
 		return -rte_errno;
 	}
 	e->class_constant = fo_classifier_constant(e->classifier);
-	ret = flow_table_create(e, err, errlen);
+	ret = fo_flow_table_create(e, err, errlen);
 	if (ret != 0)
 		return ret;
 	state_size = layout_states(e);
@@ -314,7 +314,7 @@ headers_end(const struct fo_decoded *d)
  * alone: truncated.
  */
 int
-engine_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, uint32_t *frag_id)
+fo_engine_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, uint32_t *frag_id)
 {
 	struct fo_pkt_meta *meta = fo_pkt_meta(m);
 	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
@@ -328,7 +328,7 @@ engine_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, uint32
 		data = rte_pktmbuf_read(m, 0, len, e->linear);
 		fo_decode(data, len, &d);
 		/* Headers are read and written in the first segment: the ones past it move there. */
-		if (pkt_pullup(m, headers_end(&d)) != 0)
+		if (fo_pkt_pullup(m, headers_end(&d)) != 0)
 			fo_decode(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), &d);
 	} else {
 		fo_decode(data, len, &d);
@@ -366,15 +366,15 @@ capture_time(struct fo_engine *e, const struct rte_mbuf *m)
 
 /* Ends a flow now, in the middle of a burst: what the burst brought it is processed first. */
 void
-engine_finish_flow(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason)
+fo_engine_finish_flow(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason)
 {
 	uint32_t id = flow->id;
 	uint16_t i;
 
 	if (flow->touched_epoch == e->epoch) {
 		if (e->defs[flow->key.def].n_procs > 0)
-			pipeline_run(e, flow->key.def, &id, 1);
-		pipeline_release(e, flow, pipeline_released(e, flow));
+			fo_pipeline_run(e, flow->key.def, &id, 1);
+		fo_pipeline_release(e, flow, fo_pipeline_released(e, flow));
 		for (i = 0; i < e->n_touched; i++) {
 			if (e->touched[i] == id) {
 				e->touched[i] = e->touched[--e->n_touched];
@@ -382,11 +382,11 @@ engine_finish_flow(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_r
 			}
 		}
 	}
-	flow_end(e, flow, reason);
+	fo_flow_end(e, flow, reason);
 }
 
 void
-engine_send(struct fo_engine *e, struct rte_mbuf *m)
+fo_engine_send(struct fo_engine *e, struct rte_mbuf *m)
 {
 	uint16_t port = fo_pkt_meta(m)->out_port;
 	struct tx_queue *q = &e->tx[port];
@@ -405,14 +405,14 @@ engine_send(struct fo_engine *e, struct rte_mbuf *m)
 }
 
 void
-engine_drop(struct fo_engine *e, struct rte_mbuf *m)
+fo_engine_drop(struct fo_engine *e, struct rte_mbuf *m)
 {
 	rte_pktmbuf_free(m);
 	RELAXED_ADD(e->stats.dropped, 1);
 }
 
 void
-engine_tx_flush(struct fo_engine *e)
+fo_engine_tx_flush(struct fo_engine *e)
 {
 	uint16_t port;
 
@@ -444,28 +444,28 @@ join_flow(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf 
 		RELAXED_ADD(e->stats.table_full, 1);
 		if (e->conf.table_full == FO_TABLE_FULL_DROP) {
 			RELAXED_ADD(e->stats.table_full_dropped, 1);
-			engine_drop(e, m);
+			fo_engine_drop(e, m);
 		} else {
-			engine_send(e, m);
+			fo_engine_send(e, m);
 		}
 		return -1;
 	}
 	if ((meta->flags & (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG)) == (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG))
-		flow_remember_fragment(e, flow, f, frag_id);
+		fo_flow_remember_fragment(e, flow, f, frag_id);
 	d = &e->defs[flow->key.def];
 	RELAXED_ADD(d->stats.packets, 1);
 	RELAXED_ADD(d->stats.bytes, rte_pktmbuf_pkt_len(m));
-	if (d->stream_offset != 0 && stream_wants(e, flow, m)) {
+	if (d->stream_offset != 0 && fo_stream_wants(e, flow, m)) {
 		/* Acknowledgements first: the flow's TCP tracking reads them in the sender's numbers. */
-		stream_map_acks(e, flow, m, dir);
-		flow_account(e, flow, m, dir);
-		if (stream_admit(e, flow, m, dir) == 0)
-			pipeline_enqueue(e, flow, m);
-		stream_drain(e, flow, dir);
-		stream_drain(e, flow, dir ^ 1);
+		fo_stream_map_acks(e, flow, m, dir);
+		fo_flow_account(e, flow, m, dir);
+		if (fo_stream_admit(e, flow, m, dir) == 0)
+			fo_pipeline_enqueue(e, flow, m);
+		fo_stream_drain(e, flow, dir);
+		fo_stream_drain(e, flow, dir ^ 1);
 	} else {
-		flow_account(e, flow, m, dir);
-		pipeline_enqueue(e, flow, m);
+		fo_flow_account(e, flow, m, dir);
+		fo_pipeline_enqueue(e, flow, m);
 	}
 	if (flow->touched_epoch != e->epoch) {
 		flow->touched_epoch = e->epoch;
@@ -604,16 +604,16 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 	for (i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 		uint16_t in_port = route != NULL ? route->rx_port : m->port;
-		int error = engine_decode(e, m, route != NULL ? route->tx_port : fo_pkt_meta(m)->out_port,
+		int error = fo_engine_decode(e, m, route != NULL ? route->tx_port : fo_pkt_meta(m)->out_port,
 					  &frag_ids[n_todo]);
 
 		if (unlikely(error != FO_DECODE_OK)) {
 			RELAXED_ADD(e->stats.malformed[error], 1);
 			if (e->conf.malformed == FO_MALFORMED_DROP) {
 				RELAXED_ADD(e->stats.malformed_dropped, 1);
-				engine_drop(e, m);
+				fo_engine_drop(e, m);
 			} else {
-				engine_send(e, m);
+				fo_engine_send(e, m);
 			}
 			continue;
 		}
@@ -648,11 +648,11 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 		positions[j] = -1;
 		if (defs[j] == FO_CLASS_NONE)
 			continue;
-		src_lo[j] = flow_make_key(&flow_keys[j], defs[j], &fields[j], pkts[todo[j]]);
+		src_lo[j] = fo_flow_make_key(&flow_keys[j], defs[j], &fields[j], pkts[todo[j]]);
 		key_at[n_keys] = j;
 		flow_key_ptrs[n_keys++] = &flow_keys[j];
 	}
-	flow_index_lookup_bulk(e->index, e->flows, flow_key_ptrs, n_keys, found);
+	fo_flow_index_lookup_bulk(e->index, e->flows, flow_key_ptrs, n_keys, found);
 	for (k = 0; k < n_keys; k++)
 		positions[key_at[k]] = found[k];
 	/* In arrival order, so that a first fragment is known before the later ones of the burst. */
@@ -666,7 +666,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 			capture_time(e, m);
 		/* A later fragment carries no ports: it joins its first fragment's flow. */
 		if (unlikely((flags & (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG)) == FO_PKT_FRAGMENT)) {
-			flow = flow_for_fragment(e, &fields[j], frag_ids[j], &dir);
+			flow = fo_flow_for_fragment(e, &fields[j], frag_ids[j], &dir);
 			if (flow != NULL) {
 				RELAXED_ADD(e->stats.fragments_tracked, 1);
 				join_flow(e, &fields[j], m, flow, dir, frag_ids[j]);
@@ -678,36 +678,36 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 			RELAXED_ADD(e->stats.unmatched, 1);
 			if (e->conf.unmatched == FO_UNMATCHED_DROP) {
 				RELAXED_ADD(e->stats.unmatched_dropped, 1);
-				engine_drop(e, m);
+				fo_engine_drop(e, m);
 			} else {
-				engine_send(e, m);
+				fo_engine_send(e, m);
 			}
 			continue;
 		}
-		flow = flow_for_key(e, &flow_keys[j], src_lo[j], positions[j], m, &dir);
+		flow = fo_flow_for_key(e, &flow_keys[j], src_lo[j], positions[j], m, &dir);
 		join_flow(e, &fields[j], m, flow, dir, frag_ids[j]);
 	}
 	for (i = 0; e->state_areas != NULL && i < e->n_touched; i++)
 		rte_prefetch0(flow_state_area(e, e->touched[i]));   /* the pipeline reads the heads first */
 	for (i = 0; i < e->n_defs; i++)
 		if (e->defs[i].n_procs > 0)
-			pipeline_run(e, i, e->touched, e->n_touched);
+			fo_pipeline_run(e, i, e->touched, e->n_touched);
 	for (i = 0; i < e->n_touched; i++) {
 		struct fo_flow *flow = &e->flows[e->touched[i]];
 		enum fo_flow_end_reason reason;
 
 		prefetch_flows_ahead(e, e->touched, i, e->n_touched);
-		pipeline_release(e, flow, pipeline_released(e, flow));
+		fo_pipeline_release(e, flow, fo_pipeline_released(e, flow));
 		if (e->defs[flow->key.def].stream_offset != 0)
-			stream_hold_track(e, flow);
-		if (flow_wants_end(flow, &reason))
-			flow_end(e, flow, reason);
+			fo_stream_hold_track(e, flow);
+		if (fo_flow_wants_end(flow, &reason))
+			fo_flow_end(e, flow, reason);
 	}
-	stream_release_idle(e);
-	flow_expire(e);
+	fo_stream_release_idle(e);
+	fo_flow_expire(e);
 	if (unlikely(engine_over_budget(e)))
-		budget_sweep(e);
-	engine_tx_flush(e);
+		fo_budget_sweep(e);
+	fo_engine_tx_flush(e);
 	if (e->stats.held + e->stats.kept_copies > e->stats.keep_peak)
 		RELAXED_ADD(e->stats.keep_peak, e->stats.held + e->stats.kept_copies - e->stats.keep_peak);
 }
@@ -735,8 +735,8 @@ fo_engine_shutdown(struct fo_engine *e)
 	/* A connection that had closed by FIN ended by FIN, even if it was still in TIME-WAIT. */
 	for (id = 0; id < e->n_flows; id++)
 		if (e->flows[id].live)
-			flow_end(e, &e->flows[id], flow_closed_by_fin(&e->flows[id]) ? FO_END_FIN : FO_END_SHUTDOWN);
-	engine_tx_flush(e);
+			fo_flow_end(e, &e->flows[id], flow_closed_by_fin(&e->flows[id]) ? FO_END_FIN : FO_END_SHUTDOWN);
+	fo_engine_tx_flush(e);
 }
 
 void
@@ -845,7 +845,7 @@ fo_engine_free(struct fo_engine *e)
 	for (i = 0; i < e->n_defs; i++)
 		for (p = 0; p < e->defs[i].n_procs; p++)
 			rte_free(e->defs[i].procs[p].ctx);
-	flow_table_free(e);
+	fo_flow_table_free(e);
 	rte_free(e->state_areas);
 	fo_classifier_free(e->classifier);
 	rte_free(e->batches);

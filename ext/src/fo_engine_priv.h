@@ -245,19 +245,19 @@ flow_closed_by_fin(const struct fo_flow *flow)
 }
 
 /* fo_flow_table.c */
-int flow_table_create(struct fo_engine *e, char *err, size_t errlen);
-void flow_table_free(struct fo_engine *e);
-int flow_make_key(struct fo_flow_key *key, uint16_t def, const struct fo_match_fields *f, const struct rte_mbuf *m);
-struct fo_flow *flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int32_t hint,
+int fo_flow_table_create(struct fo_engine *e, char *err, size_t errlen);
+void fo_flow_table_free(struct fo_engine *e);
+int fo_flow_make_key(struct fo_flow_key *key, uint16_t def, const struct fo_match_fields *f, const struct rte_mbuf *m);
+struct fo_flow *fo_flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int32_t hint,
 			     struct rte_mbuf *m, uint8_t *dir);
-struct fo_flow *flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, uint32_t id,
+struct fo_flow *fo_flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, uint32_t id,
 				  uint8_t *dir);
-void flow_remember_fragment(struct fo_engine *e, const struct fo_flow *flow, const struct fo_match_fields *f,
+void fo_flow_remember_fragment(struct fo_engine *e, const struct fo_flow *flow, const struct fo_match_fields *f,
 			    uint32_t id);
-void flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir);
-void flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason);
-void flow_expire(struct fo_engine *e);
-int flow_wants_end(const struct fo_flow *flow, enum fo_flow_end_reason *reason);
+void fo_flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir);
+void fo_flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason);
+void fo_flow_expire(struct fo_engine *e);
+int fo_flow_wants_end(const struct fo_flow *flow, enum fo_flow_end_reason *reason);
 
 static inline struct stream_flow *
 flow_streams(const struct fo_engine *e, const struct fo_flow *flow)
@@ -318,8 +318,8 @@ flow_note_kept(struct fo_engine *e, struct fo_flow *flow)
 }
 
 /* fo_budget.c: cuts a flow back to its share (counted); looks for more to cut while over the budget. */
-void budget_cut(struct fo_engine *e, struct fo_flow *flow);
-void budget_sweep(struct fo_engine *e);
+void fo_budget_cut(struct fo_engine *e, struct fo_flow *flow);
+void fo_budget_sweep(struct fo_engine *e);
 
 /*
  * fo_stream.c: packets of any number of segments (headers in the first, see pkt_pullup).
@@ -327,47 +327,47 @@ void budget_sweep(struct fo_engine *e);
  * that does not grow the packet takes no mbuf and cannot fail once the range is right; one that
  * fails changes nothing. Returns 0, -ERANGE, -EMSGSIZE or -ENOMEM.
  */
-int pkt_splice(struct rte_mempool *pool, struct rte_mbuf *m, uint32_t at, uint32_t del, const void *ins, uint32_t ins_len);
+int fo_pkt_splice(struct rte_mempool *pool, struct rte_mbuf *m, uint32_t at, uint32_t del, const void *ins, uint32_t ins_len);
 /* Moves bytes from the next segments into the first until it holds the first len. 0 or -ENOSPC. */
-int pkt_pullup(struct rte_mbuf *m, uint32_t len);
+int fo_pkt_pullup(struct rte_mbuf *m, uint32_t len);
 /* A new packet of m's first hdr bytes, then m's len bytes at off, in as many segments as they take; or NULL. */
-struct rte_mbuf *pkt_build(struct rte_mempool *pool, const struct rte_mbuf *m, uint32_t hdr, uint32_t off, uint32_t len);
+struct rte_mbuf *fo_pkt_build(struct rte_mempool *pool, const struct rte_mbuf *m, uint32_t hdr, uint32_t off, uint32_t len);
 
 /* fo_tcp_norm.c */
-int stream_wants(const struct fo_engine *e, const struct fo_flow *flow, const struct rte_mbuf *m);
-void stream_map_acks(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir);
-int stream_admit(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir);
-void stream_drain(struct fo_engine *e, struct fo_flow *flow, uint8_t dir);
-int stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m);
+int fo_stream_wants(const struct fo_engine *e, const struct fo_flow *flow, const struct rte_mbuf *m);
+void fo_stream_map_acks(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir);
+int fo_stream_admit(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir);
+void fo_stream_drain(struct fo_engine *e, struct fo_flow *flow, uint8_t dir);
+int fo_stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m);
 /* Cuts a segment after n payload bytes: returns a new packet with the rest (m keeps the n), or NULL. */
-struct rte_mbuf *stream_split_rest(struct fo_engine *e, struct rte_mbuf *m, uint32_t n);
-void stream_flow_end(struct fo_engine *e, struct fo_flow *flow);
+struct rte_mbuf *fo_stream_split_rest(struct fo_engine *e, struct rte_mbuf *m, uint32_t n);
+void fo_stream_flow_end(struct fo_engine *e, struct fo_flow *flow);
 /* Drops the flow's segments past gaps, then lets its oldest kept copies go, while it keeps more than share. */
-void stream_cut_back(struct fo_engine *e, struct fo_flow *flow, uint32_t share);
-void fix_lengths(struct rte_mbuf *m);
-void fix_checksums(struct fo_engine *e, struct rte_mbuf *m);
+void fo_stream_cut_back(struct fo_engine *e, struct fo_flow *flow, uint32_t share);
+void fo_fix_lengths(struct rte_mbuf *m);
+void fo_fix_checksums(struct fo_engine *e, struct rte_mbuf *m);
 /* Whether fix_checksums can make m's transport checksum right after an edit (not in a fragment, nor behind an IPv6 routing header it cannot read). */
-int checksums_fixable(struct rte_mbuf *m);
+int fo_checksums_fixable(struct rte_mbuf *m);
 
 /* fo_stream_hold.c: held stream bytes let go once the flow brings no new bytes for stream_hold_ms */
-void stream_hold_track(struct fo_engine *e, struct fo_flow *flow);
-void stream_hold_forget(struct fo_engine *e, struct fo_flow *flow);
-void stream_release_idle(struct fo_engine *e);
+void fo_stream_hold_track(struct fo_engine *e, struct fo_flow *flow);
+void fo_stream_hold_forget(struct fo_engine *e, struct fo_flow *flow);
+void fo_stream_release_idle(struct fo_engine *e);
 
 /* fo_pipeline.c */
-void pipeline_run(struct fo_engine *e, uint16_t def, const uint32_t *flows, uint16_t n);
-void pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto);
-uint32_t pipeline_released(const struct fo_engine *e, struct fo_flow *flow);
+void fo_pipeline_run(struct fo_engine *e, uint16_t def, const uint32_t *flows, uint16_t n);
+void fo_pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto);
+uint32_t fo_pipeline_released(const struct fo_engine *e, struct fo_flow *flow);
 /* The flow's hold overflow policy takes everything it holds (drop, or release unprocessed). */
-void pipeline_overflow(struct fo_engine *e, struct fo_flow *flow);
-void pipeline_enqueue(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m);
-void pipeline_insert_after(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *at, struct rte_mbuf *m);
+void fo_pipeline_overflow(struct fo_engine *e, struct fo_flow *flow);
+void fo_pipeline_enqueue(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m);
+void fo_pipeline_insert_after(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *at, struct rte_mbuf *m);
 
 /* fo_engine.c */
-int engine_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, uint32_t *frag_id);
-void engine_finish_flow(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason);
-void engine_send(struct fo_engine *e, struct rte_mbuf *m);
-void engine_drop(struct fo_engine *e, struct rte_mbuf *m);
-void engine_tx_flush(struct fo_engine *e);
+int fo_engine_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, uint32_t *frag_id);
+void fo_engine_finish_flow(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason);
+void fo_engine_send(struct fo_engine *e, struct rte_mbuf *m);
+void fo_engine_drop(struct fo_engine *e, struct rte_mbuf *m);
+void fo_engine_tx_flush(struct fo_engine *e);
 
 #endif /* FO_ENGINE_PRIV_H */

@@ -75,7 +75,7 @@ key_word_le(const struct fo_flow_key *key, unsigned int i)
  * first 40 bytes (addresses, ports, protocol, family, definition; not the padding): 6.
  */
 uint32_t
-flow_index_hash(const struct flow_index *ix, const struct fo_flow_key *key)
+fo_flow_index_hash(const struct flow_index *ix, const struct fo_flow_key *key)
 {
 	struct sip_state s = ix->secret;
 	uint64_t tail = key_word_le(key, 4);
@@ -138,7 +138,7 @@ next_slot(uint32_t *hits)
 }
 
 struct flow_index *
-flow_index_create(const char *name, uint32_t capacity, int socket_id)
+fo_flow_index_create(const char *name, uint32_t capacity, int socket_id)
 {
 	struct flow_index *ix;
 	uint64_t buckets = rte_align64pow2(((uint64_t)capacity * 2 + SLOTS - 1) / SLOTS);   /* slots >= 2 x ids */
@@ -163,20 +163,20 @@ flow_index_create(const char *name, uint32_t capacity, int socket_id)
 	ix->n_free = capacity;
 	/* Blocks only until the kernel's pool is first seeded (early boot). */
 	if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
-		flow_index_free(ix);
+		fo_flow_index_free(ix);
 		rte_errno = EIO;
 		return NULL;
 	}
 	sip_init(&ix->secret, key[0], key[1]);
 	return ix;
 nomem:
-	flow_index_free(ix);
+	fo_flow_index_free(ix);
 	rte_errno = ENOMEM;
 	return NULL;
 }
 
 void
-flow_index_free(struct flow_index *ix)
+fo_flow_index_free(struct flow_index *ix)
 {
 	if (ix == NULL)
 		return;
@@ -217,7 +217,7 @@ search(const struct flow_index *ix, const struct fo_flow *flows, const struct fo
 }
 
 int32_t
-flow_index_lookup(const struct flow_index *ix, const struct fo_flow *flows, const struct fo_flow_key *key,
+fo_flow_index_lookup(const struct flow_index *ix, const struct fo_flow *flows, const struct fo_flow_key *key,
 		  uint32_t hash)
 {
 	uint32_t b = hash & ix->mask;
@@ -249,7 +249,7 @@ prefetch_flow(const struct fo_flow *flow)
  * burst per pass, so that the memory a pass fetches has the rest of the pass to arrive.
  */
 void
-flow_index_lookup_bulk(const struct flow_index *ix, const struct fo_flow *flows,
+fo_flow_index_lookup_bulk(const struct flow_index *ix, const struct fo_flow *flows,
 		       const struct fo_flow_key *const *keys, uint32_t n, int32_t *ids)
 {
 	uint32_t hashes[LOOKUP_CHUNK], hits[LOOKUP_CHUNK], done, i, chunk;
@@ -259,7 +259,7 @@ flow_index_lookup_bulk(const struct flow_index *ix, const struct fo_flow *flows,
 	for (done = 0; done < n; done += chunk, keys += chunk, ids += chunk) {
 		chunk = RTE_MIN(n - done, (uint32_t)LOOKUP_CHUNK);
 		for (i = 0; i < chunk; i++) {
-			hashes[i] = flow_index_hash(ix, keys[i]);
+			hashes[i] = fo_flow_index_hash(ix, keys[i]);
 			rte_prefetch0(&ix->buckets[hashes[i] & ix->mask]);
 		}
 		for (i = 0; i < chunk; i++) {
@@ -279,7 +279,7 @@ flow_index_lookup_bulk(const struct flow_index *ix, const struct fo_flow *flows,
 }
 
 int32_t
-flow_index_add(struct flow_index *ix, uint32_t hash)
+fo_flow_index_add(struct flow_index *ix, uint32_t hash)
 {
 	uint32_t b = hash & ix->mask, id, free_slots;
 	struct bucket *bk;
@@ -302,7 +302,7 @@ flow_index_add(struct flow_index *ix, uint32_t hash)
 }
 
 int
-flow_index_del(struct flow_index *ix, uint32_t hash, uint32_t id)
+fo_flow_index_del(struct flow_index *ix, uint32_t hash, uint32_t id)
 {
 	uint32_t home = hash & ix->mask, b = home, left = ix->mask;
 	uint16_t sig = signature(hash);

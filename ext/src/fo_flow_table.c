@@ -19,13 +19,13 @@
 #include "fo_flow_index.h"
 
 int
-flow_table_create(struct fo_engine *e, char *err, size_t errlen)
+fo_flow_table_create(struct fo_engine *e, char *err, size_t errlen)
 {
 	char name[RTE_MEMZONE_NAMESIZE];
 	uint32_t i;
 
 	snprintf(name, sizeof(name), "fo_flows_%p", (void *)e);
-	e->index = flow_index_create(name, e->conf.flow_capacity, e->conf.socket_id);
+	e->index = fo_flow_index_create(name, e->conf.flow_capacity, e->conf.socket_id);
 	if (e->index == NULL) {
 		snprintf(err, errlen, "cannot create a flow table of %u flows: %s", e->conf.flow_capacity,
 			 rte_strerror(rte_errno));
@@ -46,9 +46,9 @@ flow_table_create(struct fo_engine *e, char *err, size_t errlen)
 }
 
 void
-flow_table_free(struct fo_engine *e)
+fo_flow_table_free(struct fo_engine *e)
 {
-	flow_index_free(e->index);
+	fo_flow_index_free(e->index);
 	rte_free(e->flows);
 }
 
@@ -73,7 +73,7 @@ endpoint_leq(const uint8_t *a, uint16_t a_port, const uint8_t *b, uint16_t b_por
 
 /* Both directions of a connection give one key; returns whether the source is the low side. */
 int
-flow_make_key(struct fo_flow_key *k, uint16_t def, const struct fo_match_fields *f, const struct rte_mbuf *m)
+fo_flow_make_key(struct fo_flow_key *k, uint16_t def, const struct fo_match_fields *f, const struct rte_mbuf *m)
 {
 	int src_lo = endpoint_leq(f->src_ip, f->src_port, f->dst_ip, f->dst_port);
 
@@ -220,7 +220,7 @@ flow_is_over(const struct fo_engine *e, const struct fo_flow *flow, const struct
  * since, earlier in the burst. *dir says which way the packet goes in its flow.
  */
 struct fo_flow *
-flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int32_t hint,
+fo_flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int32_t hint,
 	     struct rte_mbuf *m, uint8_t *dir)
 {
 	int32_t pos = hint;
@@ -230,23 +230,23 @@ flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int
 
 	/* The flow the burst's lookup found may have ended since, earlier in the burst. */
 	if (pos < 0 || !e->flows[pos].live || memcmp(&e->flows[pos].key, key, sizeof(*key)) != 0) {
-		hash = flow_index_hash(e->index, key);
+		hash = fo_flow_index_hash(e->index, key);
 		hashed = 1;
-		pos = flow_index_lookup(e->index, e->flows, key, hash);
+		pos = fo_flow_index_lookup(e->index, e->flows, key, hash);
 	}
 	if (pos >= 0 && unlikely(flow_is_over(e, &e->flows[pos], m, &reason))) {
-		engine_finish_flow(e, &e->flows[pos], reason);
+		fo_engine_finish_flow(e, &e->flows[pos], reason);
 		pos = -1;
 	}
 	if (unlikely(pos < 0)) {
 		if (!hashed)
-			hash = flow_index_hash(e->index, key);
+			hash = fo_flow_index_hash(e->index, key);
 		/* Every flow id has its state area, so only the table can be full. */
-		pos = flow_index_add(e->index, hash);
+		pos = fo_flow_index_add(e->index, hash);
 		if (pos < 0) {
 			/* Flows past their time may still sit in a full table: end them, try again. */
-			flow_expire(e);
-			pos = flow_index_add(e->index, hash);
+			fo_flow_expire(e);
+			pos = fo_flow_index_add(e->index, hash);
 		}
 		if (pos < 0)
 			return NULL;
@@ -263,7 +263,7 @@ frag_slot(const struct fo_match_fields *f, uint32_t id)
 }
 
 void
-flow_remember_fragment(struct fo_engine *e, const struct fo_flow *flow, const struct fo_match_fields *f,
+fo_flow_remember_fragment(struct fo_engine *e, const struct fo_flow *flow, const struct fo_match_fields *f,
 		       uint32_t id)
 {
 	struct frag_entry *slot = &e->frags[frag_slot(f, id)];
@@ -275,7 +275,7 @@ flow_remember_fragment(struct fo_engine *e, const struct fo_flow *flow, const st
 }
 
 struct fo_flow *
-flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, uint32_t id, uint8_t *dir)
+fo_flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, uint32_t id, uint8_t *dir)
 {
 	const struct frag_entry *slot = &e->frags[frag_slot(f, id)];
 	struct fo_flow *flow;
@@ -346,7 +346,7 @@ track_tcp(struct fo_flow *flow, const struct rte_mbuf *m, uint8_t dir)
 }
 
 void
-flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir)
+fo_flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir)
 {
 	struct fo_pkt_meta *meta = fo_pkt_meta(m);
 	uint8_t cls;
@@ -371,7 +371,7 @@ flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint
 }
 
 int
-flow_wants_end(const struct fo_flow *flow, enum fo_flow_end_reason *reason)
+fo_flow_wants_end(const struct fo_flow *flow, enum fo_flow_end_reason *reason)
 {
 	/* What it still holds goes out as it ends: nothing more will come to complete it. */
 	if (flow->end_pending == 0)
@@ -381,14 +381,14 @@ flow_wants_end(const struct fo_flow *flow, enum fo_flow_end_reason *reason)
 }
 
 void
-flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason)
+fo_flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason)
 {
 	struct definition *d = &e->defs[flow->key.def];
 	uint16_t p;
 
 	/* What the flow still holds goes out as it is: ending a flow loses no data. */
-	pipeline_release(e, flow, UINT32_MAX);
-	stream_flow_end(e, flow);
+	fo_pipeline_release(e, flow, UINT32_MAX);
+	fo_stream_flow_end(e, flow);
 	for (p = 0; p < d->n_procs; p++) {
 		struct proc_instance *proc = &d->procs[p];
 
@@ -399,7 +399,7 @@ flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reas
 		}
 	}
 	lru_unlink(e, flow);
-	flow_index_del(e->index, flow_index_hash(e->index, &flow->key), flow->id);
+	fo_flow_index_del(e->index, fo_flow_index_hash(e->index, &flow->key), flow->id);
 	flow->live = 0;
 	flow_note_kept(e, flow);
 	RELAXED_ADD(e->stats.flows_ended[reason], 1);
@@ -408,7 +408,7 @@ flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reas
 }
 
 void
-flow_expire(struct fo_engine *e)
+fo_flow_expire(struct fo_engine *e)
 {
 	int c;
 
@@ -422,7 +422,7 @@ flow_expire(struct fo_engine *e)
 			/* Those behind it moved after it, so they were seen less than timeout/1024 before it. */
 			if (e->now - flow->last_seen < timeout)
 				break;
-			engine_finish_flow(e, flow, flow->tcp_state == FO_TCP_CLOSED ? FO_END_FIN : FO_END_IDLE);
+			fo_engine_finish_flow(e, flow, flow->tcp_state == FO_TCP_CLOSED ? FO_END_FIN : FO_END_IDLE);
 		}
 	}
 }

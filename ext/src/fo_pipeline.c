@@ -19,7 +19,7 @@
 #include "fo_engine_priv.h"
 
 void
-pipeline_enqueue(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
+fo_pipeline_enqueue(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
 {
 	RELAXED_ADD(e->stats.held, 1);
 	*fo_pkt_seq(m) = flow->next_seq++;
@@ -38,7 +38,7 @@ pipeline_enqueue(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
  * it moves up by one, and so does every head past at (whoever released at released m).
  */
 void
-pipeline_insert_after(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *at, struct rte_mbuf *m)
+fo_pipeline_insert_after(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *at, struct rte_mbuf *m)
 {
 	const struct definition *d = &e->defs[flow->key.def];
 	uint32_t seq = *fo_pkt_seq(at);
@@ -82,7 +82,7 @@ stage_tail(const struct definition *d, const struct fo_flow *flow, uint16_t s)
 }
 
 uint32_t
-pipeline_released(const struct fo_engine *e, struct fo_flow *flow)
+fo_pipeline_released(const struct fo_engine *e, struct fo_flow *flow)
 {
 	const struct definition *d = &e->defs[flow->key.def];
 
@@ -141,11 +141,11 @@ count_released(struct fo_engine *e, struct fo_batch *b, uint16_t p, uint16_t n)
 static __rte_noinline __rte_cold uint32_t
 split_held(struct fo_engine *e, struct fo_batch *b, uint16_t p, uint16_t i)
 {
-	struct rte_mbuf *m = b->pkts[i], *rest = stream_split_rest(e, m, b->split_bytes);
+	struct rte_mbuf *m = b->pkts[i], *rest = fo_stream_split_rest(e, m, b->split_bytes);
 
 	if (rest == NULL)
 		return *fo_pkt_seq(m);
-	pipeline_insert_after(e, b->flow, m, rest);
+	fo_pipeline_insert_after(e, b->flow, m, rest);
 	flow_streams(e, b->flow)->released[p][fo_pkt_meta(m)->dir] += b->split_bytes;
 	return *fo_pkt_seq(rest);
 }
@@ -306,7 +306,7 @@ run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint3
 }
 
 void
-pipeline_run(struct fo_engine *e, uint16_t def, const uint32_t *flows, uint16_t n)
+fo_pipeline_run(struct fo_engine *e, uint16_t def, const uint32_t *flows, uint16_t n)
 {
 	struct definition *d = &e->defs[def];
 	uint16_t s, p;
@@ -423,7 +423,7 @@ transport_cksum_at(const struct fo_pkt_meta *meta)
 }
 
 int
-checksums_fixable(struct rte_mbuf *m)
+fo_checksums_fixable(struct rte_mbuf *m)
 {
 	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
 
@@ -436,7 +436,7 @@ checksums_fixable(struct rte_mbuf *m)
 }
 
 void
-fix_checksums(struct fo_engine *e, struct rte_mbuf *m)
+fo_fix_checksums(struct fo_engine *e, struct rte_mbuf *m)
 {
 	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
 	uint16_t l3 = meta->offset[FO_LEVEL_L3], l4 = meta->offset[FO_LEVEL_L4];
@@ -444,7 +444,7 @@ fix_checksums(struct fo_engine *e, struct rte_mbuf *m)
 	uint16_t at = (meta->flags & FO_PKT_FRAGMENT) || l4 == FO_NO_LEVEL ? 0 : transport_cksum_at(meta);
 	uint16_t pseudo = 0, *cksum = NULL;
 
-	fix_lengths(m);   /* a stream edit may have changed the payload's length */
+	fo_fix_lengths(m);   /* a stream edit may have changed the payload's length */
 	if (at != 0) {
 		cksum = (uint16_t *)(rte_pktmbuf_mtod_offset(m, uint8_t *, l4) + at);
 		/* UDP over IPv4 may go without a checksum (0): it stays without. */
@@ -521,13 +521,13 @@ release_overtakers(struct fo_engine *e, struct fo_flow *flow)
 		RELAXED_ADD(e->stats.held, -1);
 		flow->q_packets--;
 		flow->q_bytes -= RTE_MIN(flow->q_bytes, rte_pktmbuf_pkt_len(m));
-		if (!stream_depart(e, flow, m))
-			engine_send(e, m);
+		if (!fo_stream_depart(e, flow, m))
+			fo_engine_send(e, m);
 	}
 }
 
 void
-pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto)
+fo_pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto)
 {
 	struct definition *d = &e->defs[flow->key.def];
 	int streams = d->stream_offset != 0 && flow->key.proto == IPPROTO_TCP;
@@ -545,27 +545,27 @@ pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto)
 			flow->q_tail = NULL;
 			flow->q_bytes = 0;
 		}
-		if (streams && stream_depart(e, flow, m))
+		if (streams && fo_stream_depart(e, flow, m))
 			continue;
 		if (meta->verdict == FO_DROP) {
-			engine_drop(e, m);
+			fo_engine_drop(e, m);
 			continue;
 		}
 		if (meta->verdict == FO_MODIFIED || (meta->flags & (FO_PKT_EDITED | FO_PKT_HDR_DIRTY)))
-			fix_checksums(e, m);
-		engine_send(e, m);
+			fo_fix_checksums(e, m);
+		fo_engine_send(e, m);
 	}
 	if (streams && flow->q_head != NULL && flow->heads != NULL)
 		release_overtakers(e, flow);
 	if (flow->q_packets > d->conf.hold_packets || flow->q_bytes > d->conf.hold_bytes)
-		pipeline_overflow(e, flow);
+		fo_pipeline_overflow(e, flow);
 	else if (flow_over_budget(e, flow))
-		budget_cut(e, flow);
+		fo_budget_cut(e, flow);
 	flow_note_kept(e, flow);
 }
 
 void
-pipeline_overflow(struct fo_engine *e, struct fo_flow *flow)
+fo_pipeline_overflow(struct fo_engine *e, struct fo_flow *flow)
 {
 	struct definition *d = &e->defs[flow->key.def];
 
@@ -583,7 +583,7 @@ pipeline_overflow(struct fo_engine *e, struct fo_flow *flow)
 		for (p = 0; p < d->n_procs; p++)
 			flow->heads[p] = flow->next_seq;
 	}
-	pipeline_release(e, flow, UINT32_MAX);
+	fo_pipeline_release(e, flow, UINT32_MAX);
 }
 
 int
@@ -606,7 +606,7 @@ fo_batch_inject(struct fo_batch *b, uint16_t i, struct rte_mbuf *m, int after)
 	{
 		uint32_t frag_id;
 
-		engine_decode(e, m, at_meta->out_port, &frag_id);
+		fo_engine_decode(e, m, at_meta->out_port, &frag_id);
 	}
 	/* It travels with its neighbour: same direction, sequence number and way out. */
 	meta->dir = at_meta->dir;

@@ -106,7 +106,7 @@ pkt_truncate(struct rte_mbuf *m, uint32_t len)
 }
 
 int
-pkt_splice(struct rte_mempool *pool, struct rte_mbuf *m, uint32_t at, uint32_t del, const void *ins, uint32_t ins_len)
+fo_pkt_splice(struct rte_mempool *pool, struct rte_mbuf *m, uint32_t at, uint32_t del, const void *ins, uint32_t ins_len)
 {
 	struct fo_pkt_meta *meta = fo_pkt_meta(m);
 	uint32_t end = meta->end, total, done, room;
@@ -182,7 +182,7 @@ pkt_splice(struct rte_mempool *pool, struct rte_mbuf *m, uint32_t at, uint32_t d
 }
 
 int
-pkt_pullup(struct rte_mbuf *m, uint32_t len)
+fo_pkt_pullup(struct rte_mbuf *m, uint32_t len)
 {
 	if (len <= m->data_len)
 		return 0;
@@ -208,7 +208,7 @@ pkt_pullup(struct rte_mbuf *m, uint32_t len)
 }
 
 struct rte_mbuf *
-pkt_build(struct rte_mempool *pool, const struct rte_mbuf *m, uint32_t hdr, uint32_t off, uint32_t len)
+fo_pkt_build(struct rte_mempool *pool, const struct rte_mbuf *m, uint32_t hdr, uint32_t off, uint32_t len)
 {
 	struct rte_mbuf *head = NULL, *tail = NULL, *seg;
 	uint32_t total = hdr + len, done = 0;
@@ -457,7 +457,7 @@ pkt_editable(const struct fo_batch *b, struct rte_mbuf *m, int resize)
 {
 	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
 
-	if (!checksums_fixable(m))
+	if (!fo_checksums_fixable(m))
 		return 0;
 	if (!resize)
 		return 1;
@@ -546,7 +546,7 @@ fo_stream_splice(struct fo_batch *b, uint8_t dir, uint64_t off, uint32_t del, co
 			data += cut;
 			ins_len -= cut;
 		} else {
-			ret = pkt_splice(fo_batch_pool(b), m, at, cut, i == first ? data : NULL, i == first ? ins_len : 0);
+			ret = fo_pkt_splice(fo_batch_pool(b), m, at, cut, i == first ? data : NULL, i == first ? ins_len : 0);
 			if (ret != 0) {
 				RELAXED_ADD(b->engine->stats.stream_edits_refused, 1);
 				return ret;
@@ -582,7 +582,7 @@ fo_stream_release(struct fo_batch *b, uint8_t dir, uint64_t upto)
 			 * is over (fo_pipeline.c, split_held), so the window stays as it is until then.
 			 */
 			if (upto > start && b->normalized && i <= b->split_at &&
-			    stream_wants(b->engine, b->flow, b->pkts[i])) {
+			    fo_stream_wants(b->engine, b->flow, b->pkts[i])) {
 				b->split_at = i;
 				b->split_bytes = upto - start;
 				return upto;

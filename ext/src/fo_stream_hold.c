@@ -48,7 +48,7 @@ last_new_bytes(const struct fo_flow *flow, const struct stream_flow *sf)
 }
 
 void
-stream_hold_track(struct fo_engine *e, struct fo_flow *flow)
+fo_stream_hold_track(struct fo_engine *e, struct fo_flow *flow)
 {
 	struct definition *d = &e->defs[flow->key.def];
 	struct stream_flow *sf = flow_streams(e, flow);
@@ -77,7 +77,7 @@ stream_hold_track(struct fo_engine *e, struct fo_flow *flow)
 }
 
 void
-stream_hold_forget(struct fo_engine *e, struct fo_flow *flow)
+fo_stream_hold_forget(struct fo_engine *e, struct fo_flow *flow)
 {
 	struct stream_flow *sf = flow_streams(e, flow);
 
@@ -86,7 +86,7 @@ stream_hold_forget(struct fo_engine *e, struct fo_flow *flow)
 }
 
 void
-stream_release_idle(struct fo_engine *e)
+fo_stream_release_idle(struct fo_engine *e)
 {
 	uint32_t ids[IDLE_RELEASES_PER_BURST];
 	uint16_t i, k, n;
@@ -108,12 +108,12 @@ stream_release_idle(struct fo_engine *e)
 		if (n == 0)
 			continue;
 		RELAXED_ADD(e->stats.stream_holds_idle, n);
-		pipeline_run(e, i, ids, n);
+		fo_pipeline_run(e, i, ids, n);
 		for (k = 0; k < n; k++) {
 			struct fo_flow *flow = &e->flows[ids[k]];
 
-			pipeline_release(e, flow, pipeline_released(e, flow));
-			stream_hold_track(e, flow);
+			fo_pipeline_release(e, flow, fo_pipeline_released(e, flow));
+			fo_stream_hold_track(e, flow);
 		}
 	}
 }

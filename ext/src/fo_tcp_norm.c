@@ -89,7 +89,7 @@ set_ip_end(struct rte_mbuf *m, uint32_t end)
 }
 
 void
-fix_lengths(struct rte_mbuf *m)
+fo_fix_lengths(struct rte_mbuf *m)
 {
 	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
 	uint16_t l4 = meta->offset[FO_LEVEL_L4];
@@ -100,7 +100,7 @@ fix_lengths(struct rte_mbuf *m)
 }
 
 int
-stream_wants(const struct fo_engine *e, const struct fo_flow *flow, const struct rte_mbuf *m)
+fo_stream_wants(const struct fo_engine *e, const struct fo_flow *flow, const struct rte_mbuf *m)
 {
 	const struct fo_pkt_meta *meta = fo_pkt_meta((struct rte_mbuf *)(uintptr_t)m);
 
@@ -306,12 +306,12 @@ trim(struct fo_engine *e, struct rte_mbuf *m, uint32_t n, int back)
 
 	if (n > plen)
 		n = plen;
-	ret = pkt_splice(e->conf.pool, m, meta->offset[FO_LEVEL_PAYLOAD] + (back ? plen - n : 0), n, NULL, 0);
+	ret = fo_pkt_splice(e->conf.pool, m, meta->offset[FO_LEVEL_PAYLOAD] + (back ? plen - n : 0), n, NULL, 0);
 	if (ret != 0)
 		return ret;
 	if (!back)
 		set_seq(m, seg_seq(m) + n);
-	fix_lengths(m);
+	fo_fix_lengths(m);
 	meta->flags |= FO_PKT_HDR_DIRTY;
 	RELAXED_ADD(e->stats.stream_overlap_bytes, n);
 	return 0;
@@ -322,12 +322,12 @@ static void
 send_now(struct fo_engine *e, struct rte_mbuf *m)
 {
 	if (fo_pkt_meta(m)->flags & FO_PKT_HDR_DIRTY)
-		fix_checksums(e, m);
-	engine_send(e, m);
+		fo_fix_checksums(e, m);
+	fo_engine_send(e, m);
 }
 
 void
-stream_map_acks(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir)
+fo_stream_map_acks(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir)
 {
 	struct stream_flow *sf = flow_streams(e, flow);
 	struct stream_dir *other = &sf->dir[dir ^ 1];
@@ -374,7 +374,7 @@ retransmission(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, u
 		 */
 		if (seq_geq(seq, sd->in_nxt) || trim(e, m, end - sd->in_nxt, 1) != 0) {
 			RELAXED_ADD(e->stats.stream_duplicates, 1);
-			engine_drop(e, m);
+			fo_engine_drop(e, m);
 			return 1;
 		}
 		tcp_of(m)->tcp_flags &= ~RTE_TCP_FIN_FLAG;
@@ -406,11 +406,11 @@ retransmission(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, u
 		copy_ts = tcp_timestamps(s->m);
 		if (ts != NULL && copy_ts != NULL && memcmp(copy_ts, ts, 8) != 0) {
 			memcpy(copy_ts, ts, 8);
-			fix_checksums(e, s->m);
+			fo_fix_checksums(e, s->m);
 		}
 		for (seg = s->m; seg != NULL; seg = seg->next)
 			rte_mbuf_refcnt_update(seg, 1);
-		engine_send(e, s->m);
+		fo_engine_send(e, s->m);
 		resent++;
 	}
 	if (resent > 0) {
@@ -439,12 +439,12 @@ hold_out_of_order(struct fo_engine *e, struct fo_flow *flow, struct stream_dir *
 	}
 	if (cur != NULL && seg_seq(cur) == seq && seq_geq(seg_end(cur), end)) {
 		RELAXED_ADD(e->stats.stream_duplicates, 1);
-		engine_drop(e, m);
+		fo_engine_drop(e, m);
 		return 1;
 	}
 	if (sd->ooo_n >= e->defs[flow->key.def].conf.reorder_packets) {
 		RELAXED_ADD(e->stats.stream_reorder_overflow, 1);
-		engine_drop(e, m);
+		fo_engine_drop(e, m);
 		return 1;
 	}
 	*pkt_next(m) = cur;
@@ -459,7 +459,7 @@ hold_out_of_order(struct fo_engine *e, struct fo_flow *flow, struct stream_dir *
 }
 
 int
-stream_admit(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir)
+fo_stream_admit(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir)
 {
 	struct stream_flow *sf = flow_streams(e, flow);
 	struct stream_dir *sd = &sf->dir[dir];
@@ -502,12 +502,12 @@ stream_admit(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint
 	if (unlikely(flow_over_budget(e, flow))) {
 		/* New data from a flow over its share of the keep budget: its sender resends it. */
 		RELAXED_ADD(e->stats.budget_segments_dropped, 1);
-		engine_drop(e, m);
+		fo_engine_drop(e, m);
 		return 1;
 	}
 	if (seq_lt(seq, sd->rcv_nxt)) {
 		if (trim(e, m, sd->rcv_nxt - seq, 0) != 0) {
-			engine_drop(e, m);
+			fo_engine_drop(e, m);
 			return 1;
 		}
 		seq = sd->rcv_nxt;
@@ -521,7 +521,7 @@ stream_admit(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint
 }
 
 void
-stream_drain(struct fo_engine *e, struct fo_flow *flow, uint8_t dir)
+fo_stream_drain(struct fo_engine *e, struct fo_flow *flow, uint8_t dir)
 {
 	struct stream_dir *sd = &flow_streams(e, flow)->dir[dir];
 
@@ -534,12 +534,12 @@ stream_drain(struct fo_engine *e, struct fo_flow *flow, uint8_t dir)
 		if (seq_leq(seg_end(m), sd->rcv_nxt) ||
 		    (seq_lt(seg_seq(m), sd->rcv_nxt) && trim(e, m, sd->rcv_nxt - seg_seq(m), 0) != 0)) {
 			RELAXED_ADD(e->stats.stream_duplicates, 1);
-			engine_drop(e, m);
+			fo_engine_drop(e, m);
 			continue;
 		}
 		sd->rcv_nxt = seg_end(m);
 		sd->new_at = e->now;
-		pipeline_enqueue(e, flow, m);
+		fo_pipeline_enqueue(e, flow, m);
 	}
 }
 
@@ -557,7 +557,7 @@ send_split(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, uint3
 	for (done = 0; done < plen; done += mss) {
 		uint32_t n = RTE_MIN(mss, plen - done);
 		int last = done + n == plen;
-		struct rte_mbuf *p = pkt_build(e->conf.pool, m, pay, pay + done, n);
+		struct rte_mbuf *p = fo_pkt_build(e->conf.pool, m, pay, pay + done, n);
 
 		if (p == NULL)
 			break;
@@ -567,26 +567,26 @@ send_split(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, uint3
 		tcp_of(p)->sent_seq = rte_cpu_to_be_32(out + done);
 		if (!last)
 			tcp_of(p)->tcp_flags &= ~(RTE_TCP_FIN_FLAG | RTE_TCP_PSH_FLAG);
-		fix_lengths(p);
-		fix_checksums(e, p);
+		fo_fix_lengths(p);
+		fo_fix_checksums(e, p);
 		sent_push(e, sd, p, in, in_span, out + done, n + (last ? !!fin : 0), last ? in + in_span : in);
-		engine_send(e, p);
+		fo_engine_send(e, p);
 		RELAXED_ADD(e->stats.created, 1);
 		RELAXED_ADD(e->stats.stream_split_parts, 1);
 	}
 	if (done < plen) {
 		/* Out of mbufs: what is left goes as one segment, past the MSS (counted). */
 		RELAXED_ADD(e->stats.stream_split_failed, 1);
-		if (done > 0 && pkt_splice(e->conf.pool, m, pay, done, NULL, 0) != 0) {
-			engine_drop(e, m);
+		if (done > 0 && fo_pkt_splice(e->conf.pool, m, pay, done, NULL, 0) != 0) {
+			fo_engine_drop(e, m);
 			sd->out_nxt = out + done;
 			return;
 		}
 		set_seq(m, out + done);
-		fix_lengths(m);
-		fix_checksums(e, m);
+		fo_fix_lengths(m);
+		fo_fix_checksums(e, m);
 		sent_push(e, sd, m, in, in_span, out + done, plen - done + !!fin, in + in_span);
-		engine_send(e, m);
+		fo_engine_send(e, m);
 	} else {
 		RELAXED_ADD(e->stats.replaced, 1);   /* it left as its parts */
 		rte_pktmbuf_free(m);
@@ -596,7 +596,7 @@ send_split(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, uint3
 }
 
 struct rte_mbuf *
-stream_split_rest(struct fo_engine *e, struct rte_mbuf *m, uint32_t n)
+fo_stream_split_rest(struct fo_engine *e, struct rte_mbuf *m, uint32_t n)
 {
 	struct fo_pkt_meta *meta = fo_pkt_meta(m), *rmeta;
 	uint32_t pay = meta->offset[FO_LEVEL_PAYLOAD], plen = fo_pkt_level_len(m, FO_LEVEL_PAYLOAD);
@@ -607,10 +607,10 @@ stream_split_rest(struct fo_engine *e, struct rte_mbuf *m, uint32_t n)
 
 	if (n == 0 || n >= plen)
 		return NULL;
-	r = pkt_build(e->conf.pool, m, pay, pay + n, rest);
+	r = fo_pkt_build(e->conf.pool, m, pay, pay + n, rest);
 	if (r == NULL)
 		goto fail;
-	if (pkt_splice(e->conf.pool, m, pay + n, rest, NULL, 0) != 0)   /* at the end: nothing moves */
+	if (fo_pkt_splice(e->conf.pool, m, pay + n, rest, NULL, 0) != 0)   /* at the end: nothing moves */
 		goto fail;
 	rmeta = fo_pkt_meta(r);
 	*rmeta = *meta;
@@ -631,7 +631,7 @@ fail:
 }
 
 int
-stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
+fo_stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
 {
 	struct fo_pkt_meta *meta = fo_pkt_meta(m);
 	struct stream_dir *sd;
@@ -639,7 +639,7 @@ stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
 	uint32_t seq, in, in_span, in_len, out_len, mss;
 	int dropped = meta->verdict == FO_DROP, injected = meta->first_stage > 0, fin;
 
-	if (!stream_wants(e, flow, m))
+	if (!fo_stream_wants(e, flow, m))
 		return 0;
 	sd = &flow_streams(e, flow)->dir[meta->dir];
 	th = tcp_of(m);
@@ -653,7 +653,7 @@ stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
 	    (in_len + fin == 0 && out_len == 0)) {
 		/* No data: numbered as the receiver numbers the sender's data. */
 		if (dropped) {
-			engine_drop(e, m);
+			fo_engine_drop(e, m);
 			return 1;
 		}
 		if (!(th->tcp_flags & RTE_TCP_SYN_FLAG) && seq_out(sd, seq) != seq) {
@@ -661,13 +661,13 @@ stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
 			RELAXED_ADD(e->stats.stream_rewritten, 1);
 		}
 		if (meta->verdict == FO_MODIFIED || (meta->flags & (FO_PKT_EDITED | FO_PKT_HDR_DIRTY)))
-			fix_checksums(e, m);
-		engine_send(e, m);
+			fo_fix_checksums(e, m);
+		fo_engine_send(e, m);
 		return 1;
 	}
 	if (dropped && fin) {
 		/* Dropping data does not drop the end of the stream: the FIN goes, without the data. */
-		if (out_len > 0 && pkt_splice(e->conf.pool, m, meta->offset[FO_LEVEL_PAYLOAD], out_len, NULL, 0) == 0)
+		if (out_len > 0 && fo_pkt_splice(e->conf.pool, m, meta->offset[FO_LEVEL_PAYLOAD], out_len, NULL, 0) == 0)
 			out_len = 0;
 		dropped = out_len > 0;
 	}
@@ -679,14 +679,14 @@ stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
 	if (!sd->rewritten) {
 		sd->in_nxt = sd->out_nxt = in + in_span;
 		if (meta->flags & (FO_PKT_EDITED | FO_PKT_HDR_DIRTY))
-			fix_checksums(e, m);
-		engine_send(e, m);
+			fo_fix_checksums(e, m);
+		fo_engine_send(e, m);
 		return 1;
 	}
 	if (dropped) {
 		sent_push(e, sd, NULL, in, in_span, sd->out_nxt, 0, in + in_span);
 		sd->in_nxt = in + in_span;
-		engine_drop(e, m);
+		fo_engine_drop(e, m);
 		return 1;
 	}
 	/* The MSS option counts no TCP options: the segment's own (timestamps...) come off it. */
@@ -702,18 +702,18 @@ stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
 			set_seq(m, out);
 			RELAXED_ADD(e->stats.stream_rewritten, 1);
 		}
-		fix_lengths(m);
-		fix_checksums(e, m);
+		fo_fix_lengths(m);
+		fo_fix_checksums(e, m);
 		sent_push(e, sd, m, in, in_span, out, out_len + fin, in + in_span);
 		sd->out_nxt = out + out_len + fin;
-		engine_send(e, m);
+		fo_engine_send(e, m);
 	}
 	sd->in_nxt = in + in_span;
 	return 1;
 }
 
 void
-stream_cut_back(struct fo_engine *e, struct fo_flow *flow, uint32_t share)
+fo_stream_cut_back(struct fo_engine *e, struct fo_flow *flow, uint32_t share)
 {
 	struct stream_flow *sf = flow_streams(e, flow);
 	int d;
@@ -729,7 +729,7 @@ stream_cut_back(struct fo_engine *e, struct fo_flow *flow, uint32_t share)
 			sd->ooo_n--;
 			RELAXED_ADD(e->stats.held, -1);
 			RELAXED_ADD(e->stats.stream_reorder_overflow, 1);
-			engine_drop(e, m);
+			fo_engine_drop(e, m);
 		}
 	}
 	/* A copy let go is data whose retransmission can no longer be answered as it first left. */
@@ -744,14 +744,14 @@ stream_cut_back(struct fo_engine *e, struct fo_flow *flow, uint32_t share)
 }
 
 void
-stream_flow_end(struct fo_engine *e, struct fo_flow *flow)
+fo_stream_flow_end(struct fo_engine *e, struct fo_flow *flow)
 {
 	struct stream_flow *sf = flow_streams(e, flow);
 	int d;
 
 	if (sf == NULL)
 		return;
-	stream_hold_forget(e, flow);
+	fo_stream_hold_forget(e, flow);
 	for (d = 0; d < 2; d++) {
 		struct stream_dir *sd = &sf->dir[d];
 

@@ -63,15 +63,15 @@ check_all(const struct flow_index *ix)
 	uint32_t id, n = 0;
 
 	for (id = 0; id < CAPACITY; id++) {
-		int32_t got = flow_index_lookup(ix, flows, &keys[id], hashes[id]);
+		int32_t got = fo_flow_index_lookup(ix, flows, &keys[id], hashes[id]);
 
 		if (live[id] ? got != (int32_t)id : got >= 0)
 			fail(live[id] ? "a live key is not found at its id" : "a deleted key is found", id);
-		if (live[id] && hashes[id] == flow_index_hash(ix, &keys[id]))
+		if (live[id] && hashes[id] == fo_flow_index_hash(ix, &keys[id]))
 			ptrs[n++] = &keys[id];
 		checks++;
 	}
-	flow_index_lookup_bulk(ix, flows, ptrs, n, ids);
+	fo_flow_index_lookup_bulk(ix, flows, ptrs, n, ids);
 	for (id = 0; id < n; id++)
 		if (ids[id] < 0 || &keys[ids[id]] != ptrs[id])
 			fail("the bulk lookup disagrees", id);
@@ -84,7 +84,7 @@ check_all(const struct flow_index *ix)
 static void
 ring_of_passes(void)
 {
-	struct flow_index *ix = flow_index_create("ring", 16, SOCKET_ID_ANY);
+	struct flow_index *ix = fo_flow_index_create("ring", 16, SOCKET_ID_ANY);
 	uint32_t b, i, serial = 1000000, id;
 	struct fo_flow_key k;
 
@@ -96,7 +96,7 @@ ring_of_passes(void)
 
 		/* Up to a full bucket b (one slot may be taken by the key that passed b - 1). */
 		while (sig_matches(&ix->buckets[b], EMPTY) != 0) {
-			int32_t got = flow_index_add(ix, b | (serial << 16));
+			int32_t got = fo_flow_index_add(ix, b | (serial << 16));
 
 			if (got < 0)
 				fail("cannot fill a bucket", b);
@@ -106,13 +106,13 @@ ring_of_passes(void)
 			live[got] = 1;
 			filler[n++] = (uint32_t)got;
 		}
-		id = (uint32_t)flow_index_add(ix, b | (serial << 16));   /* passes bucket b */
+		id = (uint32_t)fo_flow_index_add(ix, b | (serial << 16));   /* passes bucket b */
 		random_key(&k, serial++);
 		flows[id].key = keys[id] = k;
 		hashes[id] = b | ((serial - 1) << 16);
 		live[id] = 1;
 		for (i = 0; i + 1 < n; i++) {        /* all but one of the fillers go */
-			if (flow_index_del(ix, hashes[filler[i]], filler[i]) != 0)
+			if (fo_flow_index_del(ix, hashes[filler[i]], filler[i]) != 0)
 				fail("cannot delete a filler", filler[i]);
 			live[filler[i]] = 0;
 		}
@@ -122,20 +122,20 @@ ring_of_passes(void)
 			fail("the churn left a bucket nobody passed", b);
 	for (b = 0; b <= ix->mask; b++) {
 		random_key(&k, serial++);
-		if (flow_index_lookup(ix, flows, &k, b | (serial << 16)) >= 0)
+		if (fo_flow_index_lookup(ix, flows, &k, b | (serial << 16)) >= 0)
 			fail("an absent key is found", b);
 		checks++;
 	}
 	for (id = 0; id < 16; id++) {
-		if (live[id] && flow_index_lookup(ix, flows, &keys[id], hashes[id]) != (int32_t)id)
+		if (live[id] && fo_flow_index_lookup(ix, flows, &keys[id], hashes[id]) != (int32_t)id)
 			fail("a live key is lost in the ring", id);
-		if (live[id] && flow_index_del(ix, hashes[id], id) != 0)
+		if (live[id] && fo_flow_index_del(ix, hashes[id], id) != 0)
 			fail("cannot delete a live key of the ring", id);
 	}
 	for (b = 0; b <= ix->mask; b++)
 		if (ix->buckets[b].passed != 0)
 			fail("a ring bucket is still passed", b);
-	flow_index_free(ix);
+	fo_flow_index_free(ix);
 }
 
 /*
@@ -146,7 +146,7 @@ ring_of_passes(void)
 static void
 siphash_vectors(void)
 {
-	struct flow_index *ix = flow_index_create("sip", 16, SOCKET_ID_ANY), *other;
+	struct flow_index *ix = fo_flow_index_create("sip", 16, SOCKET_ID_ANY), *other;
 	struct fo_flow_key key;
 	unsigned int i, same = 0;
 
@@ -155,26 +155,26 @@ siphash_vectors(void)
 	sip_init(&ix->secret, 0, 0);
 	for (i = 0; i < sizeof(key); i++)
 		((uint8_t *)&key)[i] = (uint8_t)i;
-	if (flow_index_hash(ix, &key) != (uint32_t)0x95bc321ab41d8206ull)
-		fail("SipHash-1-3 of bytes 0..39 is wrong", flow_index_hash(ix, &key));
+	if (fo_flow_index_hash(ix, &key) != (uint32_t)0x95bc321ab41d8206ull)
+		fail("SipHash-1-3 of bytes 0..39 is wrong", fo_flow_index_hash(ix, &key));
 	key.family = FO_FAMILY_IPV4;
-	if (flow_index_hash(ix, &key) != (uint32_t)0xd5daf74774988b03ull)
-		fail("SipHash-1-3 of an IPv4 key's 15 bytes is wrong", flow_index_hash(ix, &key));
+	if (fo_flow_index_hash(ix, &key) != (uint32_t)0xd5daf74774988b03ull)
+		fail("SipHash-1-3 of an IPv4 key's 15 bytes is wrong", fo_flow_index_hash(ix, &key));
 	checks += 2;
 	/* Fresh secrets: the same keys hash differently in another index. */
-	flow_index_free(ix);
-	ix = flow_index_create("sip1", 16, SOCKET_ID_ANY);
-	other = flow_index_create("sip2", 16, SOCKET_ID_ANY);
+	fo_flow_index_free(ix);
+	ix = fo_flow_index_create("sip1", 16, SOCKET_ID_ANY);
+	other = fo_flow_index_create("sip2", 16, SOCKET_ID_ANY);
 	if (ix == NULL || other == NULL)
 		fail("cannot create", 0);
 	for (i = 0; i < 64; i++) {
 		random_key(&key, i);
-		same += flow_index_hash(ix, &key) == flow_index_hash(other, &key);
+		same += fo_flow_index_hash(ix, &key) == fo_flow_index_hash(other, &key);
 	}
 	if (same > 1)
 		fail("two indexes hash alike: no secret", same);
-	flow_index_free(ix);
-	flow_index_free(other);
+	fo_flow_index_free(ix);
+	fo_flow_index_free(other);
 }
 
 /* How many buckets a lookup of (hash, id) walks: 1 in its home bucket. */
@@ -194,22 +194,22 @@ buckets_walked(const struct flow_index *ix, uint32_t hash, uint32_t id)
 static void
 crowding(const char *set, const struct fo_flow_key *k, uint32_t n, int crc32)
 {
-	struct flow_index *ix = flow_index_create("crowd", n, SOCKET_ID_ANY);
+	struct flow_index *ix = fo_flow_index_create("crowd", n, SOCKET_ID_ANY);
 	uint32_t *home, *h = malloc(sizeof(*h) * n), i, most_home = 0, most_walked = 0;
 	struct fo_flow *table = calloc(n, sizeof(*table));
 
 	if (ix == NULL || h == NULL || table == NULL || (home = calloc(ix->mask + 1, sizeof(*home))) == NULL)
 		fail("cannot create", n);
 	for (i = 0; i < n; i++) {
-		h[i] = crc32 ? fo_collide_crc32(&k[i]) : flow_index_hash(ix, &k[i]);
-		if (flow_index_add(ix, h[i]) != (int32_t)i)   /* ids come in order from an empty index */
+		h[i] = crc32 ? fo_collide_crc32(&k[i]) : fo_flow_index_hash(ix, &k[i]);
+		if (fo_flow_index_add(ix, h[i]) != (int32_t)i)   /* ids come in order from an empty index */
 			fail("add gave a bad id", i);
 		table[i].key = k[i];
 		most_home = RTE_MAX(most_home, ++home[h[i] & ix->mask]);
 	}
 	for (i = 0; i < n; i++) {
 		most_walked = RTE_MAX(most_walked, buckets_walked(ix, h[i], i));
-		if (flow_index_lookup(ix, table, &k[i], h[i]) != (int32_t)i)
+		if (fo_flow_index_lookup(ix, table, &k[i], h[i]) != (int32_t)i)
 			fail("a crowded key is not found", i);
 		checks++;
 	}
@@ -218,7 +218,7 @@ crowding(const char *set, const struct fo_flow_key *k, uint32_t n, int crc32)
 	free(home);
 	free(h);
 	free(table);
-	flow_index_free(ix);
+	fo_flow_index_free(ix);
 }
 
 static int
@@ -260,10 +260,10 @@ main(int argc, char **argv)
 		return ret;
 	}
 	srand((unsigned int)atoi(argv[used + 1]));
-	if (flow_index_create("bad", 0, SOCKET_ID_ANY) != NULL)
+	if (fo_flow_index_create("bad", 0, SOCKET_ID_ANY) != NULL)
 		fail("a capacity of 0 is accepted", 0);
 	for (squeeze = 0; squeeze < 2; squeeze++) {
-		ix = flow_index_create("ix", CAPACITY, SOCKET_ID_ANY);
+		ix = fo_flow_index_create("ix", CAPACITY, SOCKET_ID_ANY);
 		if (ix == NULL)
 			fail("cannot create", 0);
 		memset(live, 0, sizeof(live));
@@ -275,8 +275,8 @@ main(int argc, char **argv)
 			if (rand() % 100 < 55) {
 				random_key(&k, serial++);
 				/* Squeezed: every hash's home is one of the last 3 buckets, so runs wrap. */
-				h = squeeze ? (ix->mask - (uint32_t)(rand() % 3)) | ((uint32_t)rand() << 16) : flow_index_hash(ix, &k);
-				got = flow_index_add(ix, h);
+				h = squeeze ? (ix->mask - (uint32_t)(rand() % 3)) | ((uint32_t)rand() << 16) : fo_flow_index_hash(ix, &k);
+				got = fo_flow_index_add(ix, h);
 				if (got == -ENOSPC) {
 					for (id = 0; id < CAPACITY; id++)
 						if (!live[id])
@@ -290,7 +290,7 @@ main(int argc, char **argv)
 				live[got] = 1;
 			} else {
 				id = (uint32_t)rand() % CAPACITY;
-				if (flow_index_del(ix, hashes[id], id) != (live[id] ? 0 : -ENOENT))
+				if (fo_flow_index_del(ix, hashes[id], id) != (live[id] ? 0 : -ENOENT))
 					fail("del disagrees with the model", id);
 				if (live[id])
 					memset(&flows[id].key, 0xee, sizeof(flows[id].key));   /* as a reused slot would */
@@ -301,14 +301,14 @@ main(int argc, char **argv)
 		}
 		check_all(ix);
 		for (id = 0; id < CAPACITY; id++)
-			if (live[id] && flow_index_del(ix, hashes[id], id) != 0)
+			if (live[id] && fo_flow_index_del(ix, hashes[id], id) != 0)
 				fail("cannot delete a live key", id);
 		for (b = 0; b <= ix->mask; b++)
 			if (ix->buckets[b].passed != 0 || sig_matches(&ix->buckets[b], EMPTY) != sig_matches(&(struct bucket){ .passed = 0 }, EMPTY))
 				fail("a bucket is not empty after every key was deleted", b);
 		if (ix->n_free != CAPACITY)
 			fail("ids were lost", ix->n_free);
-		flow_index_free(ix);
+		fo_flow_index_free(ix);
 	}
 	ring_of_passes();
 	siphash_vectors();

@@ -70,7 +70,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_in in = { data, size };
 	uint32_t capacity = 1 + fuzz_u8(&in) % MAX_CAPACITY, n_live = 0, id, ops = 0;
-	struct flow_index *ix = flow_index_create("fuzz_ix", capacity, SOCKET_ID_ANY);
+	struct flow_index *ix = fo_flow_index_create("fuzz_ix", capacity, SOCKET_ID_ANY);
 	const struct fo_flow_key *ptrs[MAX_CAPACITY];
 	int32_t ids[MAX_CAPACITY], got;
 	struct fo_flow_key k;
@@ -85,10 +85,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		switch (op % 4) {
 		case 0:         /* add, unless the model has the key already */
 			read_key(&in, &k);
-			h = op & 4 ? fuzz_u32(&in) : flow_index_hash(ix, &k);
+			h = op & 4 ? fuzz_u32(&in) : fo_flow_index_hash(ix, &k);
 			if (model_find(&k, capacity) >= 0)
 				break;
-			got = flow_index_add(ix, h);
+			got = fo_flow_index_add(ix, h);
 			if (got == -ENOSPC ? n_live != capacity : got < 0 || (uint32_t)got >= capacity || live[got])
 				broken("add disagrees with the model", got);
 			if (got < 0)
@@ -100,7 +100,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 1:         /* delete an id, live or not */
 			id = fuzz_u8(&in) % capacity;
-			got = flow_index_del(ix, hashes[id], id);
+			got = fo_flow_index_del(ix, hashes[id], id);
 			if (got != (live[id] ? 0 : -ENOENT))
 				broken("del disagrees with the model", id);
 			if (live[id]) {
@@ -112,21 +112,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 2:         /* look up a key (live or not) under its hash */
 			read_key(&in, &k);
 			got = model_find(&k, capacity);
-			h = got >= 0 ? hashes[got] : op & 4 ? fuzz_u32(&in) : flow_index_hash(ix, &k);
-			if (flow_index_lookup(ix, flows, &k, h) != got)
+			h = got >= 0 ? hashes[got] : op & 4 ? fuzz_u32(&in) : fo_flow_index_hash(ix, &k);
+			if (fo_flow_index_lookup(ix, flows, &k, h) != got)
 				broken("lookup disagrees with the model", got);
 			break;
 		default:        /* every live key hashed with the index's hash, in bulk */
 			for (id = 0; id < capacity; id++)
-				if (live[id] && hashes[id] == flow_index_hash(ix, &keys[id]))
+				if (live[id] && hashes[id] == fo_flow_index_hash(ix, &keys[id]))
 					ptrs[n++] = &keys[id];
-			flow_index_lookup_bulk(ix, flows, ptrs, n, ids);
+			fo_flow_index_lookup_bulk(ix, flows, ptrs, n, ids);
 			for (id = 0; id < n; id++)
 				if (ids[id] < 0 || &keys[ids[id]] != ptrs[id])
 					broken("the bulk lookup disagrees with the model", id);
 			break;
 		}
 	}
-	flow_index_free(ix);
+	fo_flow_index_free(ix);
 	return 0;
 }

@@ -4,7 +4,8 @@
 
 /*
  * Conventions of the FlowOS C API, said once here:
- *  - every exported name carries the fo_ / FO_ prefix; file-local names are static;
+ *  - every exported name carries the fo_ / FO_ prefix (also those shared between the fast path's
+ *    own files, ext/src/fo_engine_priv.h); file-local names are static;
  *  - constructors return a pointer, or NULL with rte_errno set;
  *  - set-up functions return 0 or a negative errno;
  *  - burst functions return a packet count.
