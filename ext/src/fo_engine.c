@@ -432,6 +432,42 @@ fo_engine_tx_flush(struct fo_engine *e)
 	}
 }
 
+/* Ends the flows idle past their timeout class's time, the least recently seen first (a few per burst). */
+static void
+expire_idle(struct fo_engine *e)
+{
+	struct fo_flow *flow;
+	int c, budget;
+
+	for (c = 0; c < FO_TIMEOUT_CLASS_COUNT; c++)
+		for (budget = EXPIRE_PER_BURST; budget > 0 && (flow = fo_flow_idle_oldest(e, c)) != NULL; budget--)
+			fo_engine_finish_flow(e, flow, flow->tcp_state == FO_TCP_CLOSED ? FO_END_FIN : FO_END_IDLE);
+}
+
+/*
+ * The flow of a packet whose key is made. One the packet shows is over ends first (what the
+ * burst brought it processed); a full table first ends the flows past their time. NULL: the
+ * table is still full.
+ */
+static struct fo_flow *
+flow_of(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int32_t hint, struct rte_mbuf *m,
+	uint8_t *dir)
+{
+	struct fo_flow *flow;
+	int over;
+
+	flow = fo_flow_for_key(e, key, src_lo, hint, m, dir, &over);
+	if (unlikely(flow != NULL && over >= 0)) {
+		fo_engine_finish_flow(e, flow, (enum fo_flow_end_reason)over);
+		flow = fo_flow_for_key(e, key, src_lo, -1, m, dir, &over);
+	}
+	if (unlikely(flow == NULL)) {
+		expire_idle(e);
+		flow = fo_flow_for_key(e, key, src_lo, -1, m, dir, &over);
+	}
+	return flow;
+}
+
 /* Puts a packet in its flow (NULL: the table was full); returns 0, or -1 when a policy took it. */
 static int
 join_flow(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf *m,
@@ -684,7 +720,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 			}
 			continue;
 		}
-		flow = fo_flow_for_key(e, &flow_keys[j], src_lo[j], positions[j], m, &dir);
+		flow = flow_of(e, &flow_keys[j], src_lo[j], positions[j], m, &dir);
 		join_flow(e, &fields[j], m, flow, dir, frag_ids[j]);
 	}
 	for (i = 0; e->state_areas != NULL && i < e->n_touched; i++)
@@ -704,7 +740,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 			fo_flow_end(e, flow, reason);
 	}
 	fo_stream_release_idle(e);
-	fo_flow_expire(e);
+	expire_idle(e);
 	if (unlikely(engine_over_budget(e)))
 		fo_budget_sweep(e);
 	fo_engine_tx_flush(e);

@@ -249,14 +249,15 @@ int fo_flow_table_create(struct fo_engine *e, char *err, size_t errlen);
 void fo_flow_table_free(struct fo_engine *e);
 int fo_flow_make_key(struct fo_flow_key *key, uint16_t def, const struct fo_match_fields *f, const struct rte_mbuf *m);
 struct fo_flow *fo_flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int32_t hint,
-			     struct rte_mbuf *m, uint8_t *dir);
+				struct rte_mbuf *m, uint8_t *dir, int *over);
 struct fo_flow *fo_flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, uint32_t id,
 				  uint8_t *dir);
 void fo_flow_remember_fragment(struct fo_engine *e, const struct fo_flow *flow, const struct fo_match_fields *f,
 			    uint32_t id);
 void fo_flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir);
 void fo_flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason);
-void fo_flow_expire(struct fo_engine *e);
+/* Timeout class c's least recently seen flow if it has been idle past its timeout, else NULL. */
+struct fo_flow *fo_flow_idle_oldest(struct fo_engine *e, int c);
 int fo_flow_wants_end(const struct fo_flow *flow, enum fo_flow_end_reason *reason);
 
 static inline struct stream_flow *

@@ -215,19 +215,22 @@ flow_is_over(const struct fo_engine *e, const struct fo_flow *flow, const struct
 }
 
 /*
- * Finds or creates the flow of a packet whose key is made (src_lo: flow_make_key's answer).
+ * Finds or starts the flow of a packet whose key is made (src_lo: fo_flow_make_key's answer).
  * hint: where a burst-wide lookup found the key, or negative; the flow there may have ended
- * since, earlier in the burst. *dir says which way the packet goes in its flow.
+ * since, earlier in the burst. *dir says which way the packet goes in its flow. Returns NULL
+ * when the table is full. A flow the packet shows is over (a new connection on its ports) is
+ * returned as it is, with *over set to why: the caller ends it and asks again.
  */
 struct fo_flow *
 fo_flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int32_t hint,
-	     struct rte_mbuf *m, uint8_t *dir)
+		struct rte_mbuf *m, uint8_t *dir, int *over)
 {
 	int32_t pos = hint;
 	enum fo_flow_end_reason reason;
 	uint32_t hash = 0;
 	int hashed = 0;
 
+	*over = -1;
 	/* The flow the burst's lookup found may have ended since, earlier in the burst. */
 	if (pos < 0 || !e->flows[pos].live || memcmp(&e->flows[pos].key, key, sizeof(*key)) != 0) {
 		hash = fo_flow_index_hash(e->index, key);
@@ -235,19 +238,14 @@ fo_flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, 
 		pos = fo_flow_index_lookup(e->index, e->flows, key, hash);
 	}
 	if (pos >= 0 && unlikely(flow_is_over(e, &e->flows[pos], m, &reason))) {
-		fo_engine_finish_flow(e, &e->flows[pos], reason);
-		pos = -1;
+		*over = reason;
+		return &e->flows[pos];
 	}
 	if (unlikely(pos < 0)) {
 		if (!hashed)
 			hash = fo_flow_index_hash(e->index, key);
 		/* Every flow id has its state area, so only the table can be full. */
 		pos = fo_flow_index_add(e->index, hash);
-		if (pos < 0) {
-			/* Flows past their time may still sit in a full table: end them, try again. */
-			fo_flow_expire(e);
-			pos = fo_flow_index_add(e->index, hash);
-		}
 		if (pos < 0)
 			return NULL;
 		flow_start(e, &e->flows[pos], key, src_lo, pos, m);
@@ -407,22 +405,14 @@ fo_flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason r
 	RELAXED_ADD(d->stats.flows_active, -1);
 }
 
-void
-fo_flow_expire(struct fo_engine *e)
+struct fo_flow *
+fo_flow_idle_oldest(struct fo_engine *e, int c)
 {
-	int c;
+	struct fo_flow *flow;
 
-	for (c = 0; c < FO_TIMEOUT_CLASS_COUNT; c++) {
-		uint64_t timeout = e->conf.timeout_ns[c];
-		int budget = EXPIRE_PER_BURST;
-
-		while (budget-- > 0 && e->lru_head[c] != FO_FLOW_NONE) {
-			struct fo_flow *flow = &e->flows[e->lru_head[c]];
-
-			/* Those behind it moved after it, so they were seen less than timeout/1024 before it. */
-			if (e->now - flow->last_seen < timeout)
-				break;
-			fo_engine_finish_flow(e, flow, flow->tcp_state == FO_TCP_CLOSED ? FO_END_FIN : FO_END_IDLE);
-		}
-	}
+	if (e->lru_head[c] == FO_FLOW_NONE)
+		return NULL;
+	flow = &e->flows[e->lru_head[c]];
+	/* Those behind it moved after it, so they were seen less than timeout/1024 before it. */
+	return e->now - flow->last_seen >= e->conf.timeout_ns[c] ? flow : NULL;
 }
