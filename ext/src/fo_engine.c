@@ -9,7 +9,6 @@
 
 #include <rte_cycles.h>
 #include <rte_errno.h>
-#include <rte_hash_crc.h>
 #include <rte_pause.h>
 #include <rte_malloc.h>
 #include <rte_mbuf_dyn.h>
@@ -275,7 +274,7 @@ fo_engine_set_shard(struct fo_engine *e, uint16_t index, uint16_t workers, struc
 		if (sh->frags == NULL)
 			return -ENOMEM;
 		for (i = 0; i < STEER_FRAG_SIZE; i++)
-			sh->frags[i].owner = FO_MAX_WORKERS;
+			sh->frags[i].value = FO_FLOW_NONE;
 	}
 	sh->index = index;
 	sh->workers = workers;
@@ -520,15 +519,6 @@ ether_type_of(const struct rte_mbuf *m)
 	return l3 != FO_NO_LEVEL && l3 >= 2 ? (uint16_t)data[l3 - 2] << 8 | data[l3 - 1] : 0;
 }
 
-/* Not keyed: a crafted collision only orphans a later fragment, as a full fragment cache would. */
-static struct steer_frag *
-steer_frag_slot(const struct shard *sh, const struct fo_match_fields *f, uint32_t id)
-{
-	uint32_t h = rte_hash_crc(f->src_ip, 16, id) ^ rte_hash_crc(f->dst_ip, 16, 0);
-
-	return &sh->frags[h & (STEER_FRAG_SIZE - 1)];
-}
-
 /*
  * The shard that owns m's flow. A later fragment carries no ports: it goes where this shard sent
  * its first fragment, or stays here (where the engine finds its flow, or counts it orphaned).
@@ -537,24 +527,20 @@ static uint16_t
 steer_owner(struct shard *sh, const struct rte_mbuf *m, const struct fo_match_fields *f, uint32_t frag_id)
 {
 	uint16_t flags = fo_pkt_meta((struct rte_mbuf *)(uintptr_t)m)->flags, owner;
-	struct steer_frag *sf = NULL;
+	struct frag_entry *first = NULL;
 
+	/* Not keyed: a crafted collision only orphans a later fragment, as a full fragment cache would. */
 	if (unlikely(flags & FO_PKT_FRAGMENT)) {
-		sf = steer_frag_slot(sh, f, frag_id);
+		first = frag_entry_of(sh->frags, STEER_FRAG_SIZE, f, frag_id);
 		if (!(flags & FO_PKT_FIRST_FRAG)) {
-			if (sf->owner != FO_MAX_WORKERS && sf->id == frag_id && memcmp(sf->src, f->src_ip, 16) == 0 &&
-			    memcmp(sf->dst, f->dst_ip, 16) == 0)
-				return sf->owner;
-			return sh->index;
+			uint32_t found = frag_entry_find(first, f, frag_id);
+
+			return found != FO_FLOW_NONE ? (uint16_t)found : sh->index;
 		}
 	}
 	owner = fo_steer_worker(fo_steer_hash(&sh->steer, fo_steer_fold(f, ether_type_of(m))), sh->workers);
-	if (unlikely(sf != NULL)) {
-		memcpy(sf->src, f->src_ip, 16);
-		memcpy(sf->dst, f->dst_ip, 16);
-		sf->id = frag_id;
-		sf->owner = owner;
-	}
+	if (unlikely(first != NULL))
+		frag_entry_set(first, f, frag_id, owner);
 	return owner;
 }
 

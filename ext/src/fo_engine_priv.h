@@ -7,6 +7,7 @@
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
+#include <rte_jhash.h>
 #include <rte_prefetch.h>
 
 #include "flowos/fo_classify.h"
@@ -86,11 +87,40 @@ struct definition {
 	struct fo_def_stats stats;
 };
 
+/*
+ * Where a datagram's first fragment went, by its addresses and IP id: a direct-mapped table of
+ * them answers for the later fragments (no ports). The engine's keeps the flow id; a shard's
+ * (several workers) the shard it handed the first fragment to.
+ */
 struct frag_entry {
 	uint8_t src[16], dst[16];
 	uint32_t id;
-	uint32_t flow;              /* FO_FLOW_NONE: empty */
+	uint32_t value;             /* a flow id or a shard; FO_FLOW_NONE: empty */
 };
+
+/* Byte-wise hashing: the fields' addresses are not aligned for word loads. */
+static inline struct frag_entry *
+frag_entry_of(struct frag_entry *table, uint32_t size, const struct fo_match_fields *f, uint32_t id)
+{
+	return &table[rte_jhash(f->dst_ip, 16, rte_jhash(f->src_ip, 16, id)) & (size - 1)];
+}
+
+/* The entry's value if it is this datagram's, else FO_FLOW_NONE. */
+static inline uint32_t
+frag_entry_find(const struct frag_entry *entry, const struct fo_match_fields *f, uint32_t id)
+{
+	return entry->value != FO_FLOW_NONE && entry->id == id && memcmp(entry->src, f->src_ip, 16) == 0 &&
+	       memcmp(entry->dst, f->dst_ip, 16) == 0 ? entry->value : FO_FLOW_NONE;
+}
+
+static inline void
+frag_entry_set(struct frag_entry *entry, const struct fo_match_fields *f, uint32_t id, uint32_t value)
+{
+	memcpy(entry->src, f->src_ip, 16);
+	memcpy(entry->dst, f->dst_ip, 16);
+	entry->id = id;
+	entry->value = value;
+}
 
 struct tx_queue {
 	uint16_t n;
@@ -99,19 +129,12 @@ struct tx_queue {
 
 #define STEER_FRAG_SIZE 1024       /* power of two */
 
-/* A first fragment this shard handed to another: its later fragments (no ports) follow it there. */
-struct steer_frag {
-	uint8_t src[16], dst[16];
-	uint32_t id;
-	uint16_t owner;             /* FO_MAX_WORKERS: empty */
-};
-
 /* This engine as one of several shards (fo_engine_set_shard); workers == 1: the only one. */
 struct shard {
 	uint16_t index;
 	uint16_t workers;
 	struct rte_ring *inboxes[FO_MAX_WORKERS];   /* each shard's, multi-producer */
-	struct steer_frag *frags;                   /* STEER_FRAG_SIZE; NULL with one worker */
+	struct frag_entry *frags;                   /* first fragments' owners, STEER_FRAG_SIZE; NULL with one worker */
 	struct fo_steer steer;
 };
 

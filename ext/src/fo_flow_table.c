@@ -41,7 +41,7 @@ fo_flow_table_create(struct fo_engine *e, char *err, size_t errlen)
 	for (i = 0; i < FO_TIMEOUT_CLASS_COUNT; i++)
 		e->lru_head[i] = e->lru_tail[i] = FO_FLOW_NONE;
 	for (i = 0; i < FRAG_CACHE_SIZE; i++)
-		e->frags[i].flow = FO_FLOW_NONE;
+		e->frags[i].value = FO_FLOW_NONE;
 	return 0;
 }
 
@@ -254,34 +254,22 @@ fo_flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, 
 	return &e->flows[pos];
 }
 
-static uint32_t
-frag_slot(const struct fo_match_fields *f, uint32_t id)
-{
-	return rte_jhash(f->dst_ip, 16, rte_jhash(f->src_ip, 16, id)) & (FRAG_CACHE_SIZE - 1);
-}
-
 void
 fo_flow_remember_fragment(struct fo_engine *e, const struct fo_flow *flow, const struct fo_match_fields *f,
-		       uint32_t id)
+			  uint32_t id)
 {
-	struct frag_entry *slot = &e->frags[frag_slot(f, id)];
-
-	memcpy(slot->src, f->src_ip, 16);
-	memcpy(slot->dst, f->dst_ip, 16);
-	slot->id = id;
-	slot->flow = flow->id;
+	frag_entry_set(frag_entry_of(e->frags, FRAG_CACHE_SIZE, f, id), f, id, flow->id);
 }
 
 struct fo_flow *
 fo_flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, uint32_t id, uint8_t *dir)
 {
-	const struct frag_entry *slot = &e->frags[frag_slot(f, id)];
+	uint32_t found = frag_entry_find(frag_entry_of(e->frags, FRAG_CACHE_SIZE, f, id), f, id);
 	struct fo_flow *flow;
 
-	if (slot->flow == FO_FLOW_NONE || slot->id != id ||
-	    memcmp(slot->src, f->src_ip, 16) != 0 || memcmp(slot->dst, f->dst_ip, 16) != 0)
+	if (found == FO_FLOW_NONE)
 		return NULL;
-	flow = &e->flows[slot->flow];
+	flow = &e->flows[found];
 	/* The flow may have ended (and its slot been reused) since. */
 	if (!flow->live || flow->key.family != f->family)
 		return NULL;

@@ -113,16 +113,19 @@ segment(struct fuzz_in *in, struct conn *conns)
 
 /* One burst through the engine; what it hands back to send goes (net_null would free it). */
 static void
-burst(struct fo_engine *e, const struct fo_route *route, struct rte_mbuf **pkts, uint16_t n)
+burst(struct fo_engine *e, const struct fuzz_traffic *t, const struct fo_route *route, struct rte_mbuf **pkts,
+      uint16_t n)
 {
 	uint16_t back = fo_engine_burst(e, route, pkts, n);
 
 	rte_pktmbuf_free_bulk(pkts, back);
+	if (t->after_burst != NULL)
+		t->after_burst(e);
 }
 
 /* Every packet in or made is out, dropped, replaced or still held (none, after the shutdown). */
-static void
-check_accounting(const struct fo_engine *e, const char *target)
+void
+fuzz_check_accounting(const struct fo_engine *e, const char *target)
 {
 	struct fo_engine_stats st;
 
@@ -163,7 +166,7 @@ fuzz_traffic_run(struct fo_engine *e, const uint8_t *data, size_t size, const st
 			m = segment(&in, conns);
 			break;
 		case 2:
-			burst(e, &route, pending, n);
+			burst(e, t, &route, pending, n);
 			n = 0;
 			break;
 		case 3:
@@ -180,16 +183,16 @@ fuzz_traffic_run(struct fo_engine *e, const uint8_t *data, size_t size, const st
 		*RTE_MBUF_DYNFIELD(m, ts_offset, uint64_t *) = now;
 		pending[n++] = m;
 		if (n == BURST) {
-			burst(e, &route, pending, n);
+			burst(e, t, &route, pending, n);
 			n = 0;
 		}
 	}
 	if (n > 0)
-		burst(e, &route, pending, n);
+		burst(e, t, &route, pending, n);
 	if (t->at_end != NULL)
 		t->at_end(e);
 	fo_engine_shutdown(e);
-	check_accounting(e, t->target);
+	fuzz_check_accounting(e, t->target);
 	fo_engine_free(e);
 	fuzz_check_pool(t->target);
 }

@@ -27,10 +27,14 @@ struct fuzz_traffic {
 	const char *target;         /* for messages */
 	fuzz_record_hook hook;      /* records of type 4; or NULL */
 	fuzz_end_hook at_end;       /* once the traffic is in, before the engine ends its flows; or NULL */
+	fuzz_end_hook after_burst;  /* after each burst through the engine; or NULL */
 	int chains;                 /* frames longer than one mbuf come as chains of mbufs (else cut short) */
 };
 
 void fuzz_traffic_init(void);
+
+/* Aborts (a finding) unless e's counters account for every packet, none held. */
+void fuzz_check_accounting(const struct fo_engine *e, const char *target);
 
 /* Runs the input's traffic through e (fuzz_engine's) as t says, then shuts e down and frees it. */
 void fuzz_traffic_run(struct fo_engine *e, const uint8_t *data, size_t size, const struct fuzz_traffic *t);

@@ -21,7 +21,7 @@ FUZZ = ROOT / "tests" / "fuzz"
 DATA = ROOT / "tests" / "data"
 BUILD = ROOT / "build" / "fuzz"
 REGRESSIONS = FUZZ / "regressions"
-TARGETS = ["decode", "classify", "flow_index", "flow_table", "tcp_norm", "stream_edit"]
+TARGETS = ["decode", "classify", "flow_index", "flow_table", "tcp_norm", "stream_edit", "shards"]
 # The Debian packages that give clang its libFuzzer and sanitizer runtimes (bookworm: clang 14).
 APT_PACKAGES = ["clang", "libclang-rt-14-dev"]
 SANITIZE = "-fsanitize=address,undefined"
