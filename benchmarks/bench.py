@@ -127,6 +127,23 @@ def tail(text, lines=15):
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+def run_json(argv, name, timeout, ok=(0,), env=None, what=""):
+    """Runs a benchmark program that prints one JSON object; returns it. One that takes too long,
+    exits with a status not in `ok` or prints no JSON is a BenchError naming it."""
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+                              env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{name}{what} did not finish in time") from None
+    try:
+        data = json.loads(done.stdout)
+    except ValueError:
+        data = None
+    if done.returncode not in ok or data is None:
+        raise BenchError(f"{name} failed (exit {done.returncode})\n{tail(done.stdout + done.stderr)}")
+    return data
+
+
 def remove_runtime_dir(prefix):
     """The EAL leaves an empty runtime folder per file prefix; remove ours (only if empty)."""
     base = "/var/run" if os.geteuid() == 0 else os.environ.get("XDG_RUNTIME_DIR", "/tmp")
@@ -287,19 +304,8 @@ def flowbench_run(binary, memory, cpu, args, prefix):
     argv += ["--", "--seconds", str(args.seconds), "--warmup", str(args.warmup)]
     if args.only:
         argv += ["--only", args.only]
-    try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-                              timeout=FLOWS_LIMIT_S + 12 * (args.seconds + args.warmup))
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"{binary.name} did not finish in time") from None
-    try:
-        data = json.loads(done.stdout)
-    except ValueError:
-        data = None
     # It exits 1 when a scenario failed, and says why in that scenario's result.
-    if done.returncode not in (0, 1) or data is None:
-        raise BenchError(f"{binary.name} failed (exit {done.returncode})\n{tail(done.stdout + done.stderr)}")
-    return data
+    return run_json(argv, binary.name, FLOWS_LIMIT_S + 12 * (args.seconds + args.warmup), ok=(0, 1))
 
 
 def flowbench_anomalies(name, r):
@@ -541,17 +547,7 @@ def procbench_run(memory, cpu, args, prefix, script=PROCBENCH, scenarios=PROCESS
                                                                     os.environ.get("PYTHONPATH")])))
     scenarios = len(args.only.split(",")) if args.only else scenarios
     load_before = os.getloadavg()[0]
-    try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-                              env=env, timeout=PROCESSORS_LIMIT_S + scenarios * (args.seconds + args.warmup + 5))
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"{script.name} did not finish in time") from None
-    try:
-        data = json.loads(done.stdout)
-    except ValueError:
-        data = None
-    if done.returncode != 0 or data is None:
-        raise BenchError(f"{script.name} failed (exit {done.returncode})\n{tail(done.stdout + done.stderr)}")
+    data = run_json(argv, script.name, PROCESSORS_LIMIT_S + scenarios * (args.seconds + args.warmup + 5), env=env)
     data["loadavg"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return data
 
@@ -891,18 +887,8 @@ def scaling_run(binary, memory, cpus, args, prefix):
              "--steer-pattern", str(STEER_PATTERN)]
     if args.only:
         argv += ["--only", args.only]
-    try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-                              timeout=SCALE_LIMIT_S + 4 * (args.seconds + args.warmup) * len(SCALE_SCENARIOS))
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"{binary.name} on {len(cpus)} workers did not finish in time") from None
-    try:
-        data = json.loads(done.stdout)
-    except ValueError:
-        data = None
-    if done.returncode not in (0, 1) or data is None:
-        raise BenchError(f"{binary.name} failed (exit {done.returncode})\n{tail(done.stdout + done.stderr)}")
-    return data
+    return run_json(argv, binary.name, SCALE_LIMIT_S + 4 * (args.seconds + args.warmup) * len(SCALE_SCENARIOS),
+                    ok=(0, 1), what=f" on {len(cpus)} workers")
 
 
 def scaling_anomalies(name, n, r):

@@ -8,6 +8,7 @@
 
 #include <rte_errno.h>
 #include <rte_ip.h>
+#include <rte_malloc.h>
 
 #include <flowos/fo_builtins.h>
 
@@ -133,4 +134,50 @@ fo_bench_engine_create(enum fo_bench_engine_kind kind, uint32_t defs, uint32_t f
 fail:
 	fo_engine_free(e);
 	return NULL;
+}
+
+size_t
+fo_bench_heap_used(void)
+{
+	struct rte_malloc_socket_stats s;
+	unsigned int i;
+	size_t used = 0;
+
+	for (i = 0; i < rte_socket_count(); i++)
+		if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(i), &s) == 0)
+			used += s.heap_allocsz_bytes;
+	return used;
+}
+
+void
+fo_bench_print_stats(const struct fo_engine_stats *s)
+{
+	uint64_t malformed = 0;
+	int i;
+
+	for (i = 0; i < FO_DECODE_ERROR_COUNT; i++)
+		malformed += s->malformed[i];
+	printf("\"engine\": {\"packets\": %lu, \"handed_off\": %lu, \"handoff_full\": %lu, \"unmatched\": %lu, "
+	       "\"malformed\": %lu, \"flows_created\": %lu, \"flows_active\": %lu, \"table_full\": %lu, "
+	       "\"tx_packets\": %lu, \"tx_unsent\": %lu, \"dropped\": %lu}",
+	       (unsigned long)s->packets, (unsigned long)s->handed_off, (unsigned long)s->handoff_full,
+	       (unsigned long)s->unmatched, (unsigned long)malformed, (unsigned long)s->flows_created,
+	       (unsigned long)s->flows_active, (unsigned long)s->table_full, (unsigned long)s->tx_packets,
+	       (unsigned long)s->tx_unsent, (unsigned long)s->dropped);
+}
+
+int
+fo_bench_selected(const char *only, const char *name)
+{
+	size_t len = strlen(name);
+	const char *p = only;
+
+	if (only == NULL)
+		return 1;
+	while ((p = strstr(p, name)) != NULL) {
+		if ((p == only || p[-1] == ',') && (p[len] == '\0' || p[len] == ','))
+			return 1;
+		p += len;
+	}
+	return 0;
 }

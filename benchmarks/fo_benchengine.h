@@ -3,7 +3,8 @@
 #define FO_BENCHENGINE_H
 
 /*
- * The engines the flow benchmarks time, built through the C API as flowos-run builds them:
+ * The engines the flow benchmarks time, built through the C API as flowos-run builds them, and
+ * what the benchmarks print and select alike:
  * shared by fo_flowbench (one core) and fo_scalebench (one shard per worker), so that both time
  * the same pipeline. No flow ends by idle time during a run; the keep budget is half the pool,
  * as flowos-run always has one (its checks are timed).
@@ -24,5 +25,14 @@ enum fo_bench_engine_kind {
 /* Returns a built engine of flow_capacity flows, or NULL with the reason in err. */
 struct fo_engine *fo_bench_engine_create(enum fo_bench_engine_kind kind, uint32_t defs, uint32_t flow_capacity,
 					 struct rte_mempool *pool, int socket_id, char *err, size_t errlen);
+
+/* Bytes allocated from DPDK's heap, every socket: what an engine takes, and whether it gave it back. */
+size_t fo_bench_heap_used(void);
+
+/* Prints the engine's counters as the JSON member "engine" (what the anomaly checks read). */
+void fo_bench_print_stats(const struct fo_engine_stats *s);
+
+/* Whether `name` is one of only's comma-separated names (only NULL: every one). */
+int fo_bench_selected(const char *only, const char *name);
 
 #endif /* FO_BENCHENGINE_H */

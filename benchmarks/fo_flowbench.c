@@ -192,35 +192,11 @@ run_hash(const struct scenario *sc, double seconds, double warmup)
 /* ------------------------------------------------------------------------------------------- */
 /* Running */
 
-static size_t
-heap_used(void)
-{
-	struct rte_malloc_socket_stats s;
-
-	return rte_malloc_get_socket_stats(socket_id, &s) == 0 ? s.heap_allocsz_bytes : 0;
-}
-
 /* One burst: through the engine, or (no engine) straight to the port the engine would send to. */
 static int
 burst(struct fo_engine *e, struct fo_gen *g)
 {
 	return fo_gen_step(e, g, &rig, BURST);
-}
-
-static void
-print_stats(const struct fo_engine_stats *s)
-{
-	uint64_t malformed = 0;
-	int i;
-
-	for (i = 0; i < FO_DECODE_ERROR_COUNT; i++)
-		malformed += s->malformed[i];
-	printf("\"engine\": {\"packets\": %lu, \"unmatched\": %lu, \"malformed\": %lu, \"flows_created\": %lu, "
-	       "\"flows_active\": %lu, \"table_full\": %lu, \"tx_packets\": %lu, \"tx_unsent\": %lu, "
-	       "\"dropped\": %lu}",
-	       (unsigned long)s->packets, (unsigned long)s->unmatched, (unsigned long)malformed,
-	       (unsigned long)s->flows_created, (unsigned long)s->flows_active, (unsigned long)s->table_full,
-	       (unsigned long)s->tx_packets, (unsigned long)s->tx_unsent, (unsigned long)s->dropped);
 }
 
 /*
@@ -233,7 +209,7 @@ static int
 run_scenario(const struct scenario *sc, double seconds, double warmup)
 {
 	char err[ERRLEN] = "";
-	size_t heap_before = heap_used(), heap_built = 0, heap_full = 0;
+	size_t heap_before = fo_bench_heap_used(), heap_built = 0, heap_full = 0;
 	struct fo_engine *e = NULL;
 	struct fo_engine_stats st;
 	struct fo_gen_tuple *tuples = NULL;
@@ -252,10 +228,10 @@ run_scenario(const struct scenario *sc, double seconds, double warmup)
 					*c = '\'';
 			/* A failed build should have freed all it allocated: say if it did not. */
 			printf("\"%s\": {\"error\": \"%s\", \"heap_leaked_bytes\": %ld}", sc->name, err,
-			       (long)(heap_used() - heap_before));
+			       (long)(fo_bench_heap_used() - heap_before));
 			return -1;
 		}
-		heap_built = heap_used();
+		heap_built = fo_bench_heap_used();
 	}
 	printf("\"%s\": {", sc->name);
 	if (sc->kind == K_HASH) {
@@ -270,7 +246,7 @@ run_scenario(const struct scenario *sc, double seconds, double warmup)
 				break;
 		cycles = rte_rdtsc() - start;
 		packets = i;
-		heap_full = heap_used();
+		heap_full = fo_bench_heap_used();
 		fo_engine_read_stats(e, &st);
 		printf("\"flows\": %lu, \"seconds\": %.6f, \"mflows_per_s\": %.4f, \"cycles_per_flow\": %.1f, "
 		       "\"engine_heap_built_mib\": %.2f, \"engine_heap_full_mib\": %.2f, "
@@ -318,7 +294,7 @@ run_scenario(const struct scenario *sc, double seconds, double warmup)
 		uint64_t start;
 
 		fo_engine_read_stats(e, &st);
-		print_stats(&st);
+		fo_bench_print_stats(&st);
 		/* Ending every flow at once: the teardown rate, for the setup scenarios. */
 		start = rte_rdtsc();
 		fo_engine_shutdown(e);
@@ -333,7 +309,7 @@ run_scenario(const struct scenario *sc, double seconds, double warmup)
 	fo_gen_rig_drain(&rig);
 	/* What the engine left allocated, and mbufs neither in the pool nor in the ring. */
 	printf(", \"heap_leaked_bytes\": %ld, \"mbufs_missing\": %d}",
-	       (long)(heap_used() - heap_before), (int)(POOL_SIZE - rte_mempool_avail_count(pool)));
+	       (long)(fo_bench_heap_used() - heap_before), (int)(POOL_SIZE - rte_mempool_avail_count(pool)));
 	return 0;
 }
 
@@ -368,22 +344,6 @@ static void
 usage(const char *prog)
 {
 	fprintf(stderr, "usage: %s [EAL args] -- [--seconds S] [--warmup S] [--only NAME,...] [--list]\n", prog);
-}
-
-static int
-selected(const char *only, const char *name)
-{
-	size_t len = strlen(name);
-	const char *p = only;
-
-	if (only == NULL)
-		return 1;
-	while ((p = strstr(p, name)) != NULL) {
-		if ((p == only || p[-1] == ',') && (p[len] == '\0' || p[len] == ','))
-			return 1;
-		p += len;
-	}
-	return 0;
 }
 
 int
@@ -444,7 +404,7 @@ main(int argc, char **argv)
 	       rte_eal_has_hugepages() ? "hugepages" : "no-huge", (unsigned long)rte_get_tsc_hz(), BURST,
 	       FO_GEN_FRAME_LEN + 4, seconds, warmup, sizeof(struct fo_flow));
 	for (i = 0; i < RTE_DIM(scenarios); i++) {
-		if (!selected(only, scenarios[i].name))
+		if (!fo_bench_selected(only, scenarios[i].name))
 			continue;
 		if (!first)
 			printf(", ");

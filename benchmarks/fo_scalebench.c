@@ -172,19 +172,6 @@ away_share(uint32_t flows)
 /* Set-up and teardown of a run */
 
 /* The EAL heap in use, on every socket (each worker's shard is on its own lcore's). */
-static size_t
-heap_used(void)
-{
-	struct rte_malloc_socket_stats s;
-	unsigned int i;
-	size_t used = 0;
-
-	for (i = 0; i < rte_socket_count(); i++)
-		if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(i), &s) == 0)
-			used += s.heap_allocsz_bytes;
-	return used;
-}
-
 static void
 teardown(void)
 {
@@ -386,23 +373,13 @@ static void
 print_engine(const struct fo_engine *e)
 {
 	struct fo_engine_stats s;
-	uint64_t malformed = 0;
-	int i;
 
 	if (e == NULL) {
 		printf("\"engine\": null");
 		return;
 	}
 	fo_engine_read_stats(e, &s);
-	for (i = 0; i < FO_DECODE_ERROR_COUNT; i++)
-		malformed += s.malformed[i];
-	printf("\"engine\": {\"packets\": %lu, \"handed_off\": %lu, \"handoff_full\": %lu, \"unmatched\": %lu, "
-	       "\"malformed\": %lu, \"flows_created\": %lu, \"flows_active\": %lu, \"table_full\": %lu, "
-	       "\"tx_packets\": %lu, \"tx_unsent\": %lu, \"dropped\": %lu}",
-	       (unsigned long)s.packets, (unsigned long)s.handed_off, (unsigned long)s.handoff_full,
-	       (unsigned long)s.unmatched, (unsigned long)malformed, (unsigned long)s.flows_created,
-	       (unsigned long)s.flows_active, (unsigned long)s.table_full, (unsigned long)s.tx_packets,
-	       (unsigned long)s.tx_unsent, (unsigned long)s.dropped);
+	fo_bench_print_stats(&s);
 }
 
 static void
@@ -438,7 +415,7 @@ run_scenario(const struct scenario *sc, uint32_t flows, double seconds, double w
 {
 	struct run r = { .sc = sc, .workers = n_workers, .flows = flows, .seconds = seconds, .warmup = warmup,
 			 .generating = sc->mode == M_SPREAD ? 1 : n_workers };
-	size_t heap_before = heap_used();
+	size_t heap_before = fo_bench_heap_used();
 	char err[ERRLEN] = "";
 	int failed = 0, ret;
 	uint16_t w;
@@ -452,7 +429,7 @@ run_scenario(const struct scenario *sc, uint32_t flows, double seconds, double w
 			if (*c == '"' || *c == '\\')
 				*c = '\'';
 		teardown();
-		printf("\"error\": \"%s\", \"heap_leaked_bytes\": %ld}", err, (long)(heap_used() - heap_before));
+		printf("\"error\": \"%s\", \"heap_leaked_bytes\": %ld}", err, (long)(fo_bench_heap_used() - heap_before));
 		return -1;
 	}
 	ret = rte_eal_mp_remote_launch(worker_main, &r, CALL_MAIN);
@@ -470,7 +447,7 @@ run_scenario(const struct scenario *sc, uint32_t flows, double seconds, double w
 	print_workers(&r);
 	teardown();
 	/* What the shards left allocated, and mbufs neither in the pool nor in a ring. */
-	printf(", \"heap_leaked_bytes\": %ld, \"mbufs_missing\": %d}", (long)(heap_used() - heap_before),
+	printf(", \"heap_leaked_bytes\": %ld, \"mbufs_missing\": %d}", (long)(fo_bench_heap_used() - heap_before),
 	       (int)(pool->size - rte_mempool_avail_count(pool)));
 	return failed ? -1 : 0;
 }
@@ -483,22 +460,6 @@ usage(const char *prog)
 {
 	fprintf(stderr, "usage: %s [EAL args: one lcore per worker] -- [--flows N] [--seconds S] [--warmup S] "
 		"[--steer-pattern P] [--only NAME,...] [--list]\n", prog);
-}
-
-static int
-selected(const char *only, const char *name)
-{
-	size_t len = strlen(name);
-	const char *p = only;
-
-	if (only == NULL)
-		return 1;
-	while ((p = strstr(p, name)) != NULL) {
-		if ((p == only || p[-1] == ',') && (p[len] == '\0' || p[len] == ','))
-			return 1;
-		p += len;
-	}
-	return 0;
 }
 
 /* Worker 0 on the main lcore, then the others in lcore order. */
@@ -603,7 +564,7 @@ main(int argc, char **argv)
 	       BURST, FO_GEN_FRAME_LEN + 4, n_workers, flows, steer_pattern, seconds, warmup);
 	for (i = 0; i < RTE_DIM(scenarios); i++) {
 		/* One worker spreads nothing: the spreading mode's baseline is pipeline on one worker. */
-		if (!selected(only, scenarios[i].name) || (scenarios[i].mode == M_SPREAD && n_workers < 2))
+		if (!fo_bench_selected(only, scenarios[i].name) || (scenarios[i].mode == M_SPREAD && n_workers < 2))
 			continue;
 		if (!first)
 			printf(", ");

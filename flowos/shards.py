@@ -19,18 +19,25 @@ def add_up(values):
 from flowos.errors import FlowOSError
 
 
-class Workers:
-    """The run's workers: one stop for all (their group), one load row each."""
+class Each:
+    """One object per worker, in worker order."""
 
-    def __init__(self, workers, cpus):
-        self.all = workers
-        self.cpus = cpus
+    def __init__(self, items):
+        self.all = items
 
     def __len__(self):
         return len(self.all)
 
     def __iter__(self):
         return iter(self.all)
+
+
+class Workers(Each):
+    """The run's workers: one stop for all (their group), one load row each."""
+
+    def __init__(self, workers, cpus):
+        super().__init__(workers)
+        self.cpus = cpus
 
     @property
     def running(self):
@@ -100,18 +107,9 @@ def worker_rows(workers, engines, full=False):
     return rows
 
 
-class Engines:
+class Engines(Each):
     """The engine's shards, one per worker, built alike: definitions and processor names are the
     first shard's; counters are every shard's sum."""
-
-    def __init__(self, engines):
-        self.all = engines
-
-    def __len__(self):
-        return len(self.all)
-
-    def __iter__(self):
-        return iter(self.all)
 
     @property
     def definitions(self):
@@ -164,11 +162,8 @@ class Engines:
             e.close()
 
 
-class Controls:
+class Controls(Each):
     """Each shard's control mailbox: flows from every shard, a message to every instance."""
-
-    def __init__(self, controls):
-        self.all = controls
 
     def flows(self, top, timeout_ms):
         live, flows = 0, []

@@ -218,17 +218,16 @@ poll_route(struct fo_worker *w, uint16_t i, struct rte_mbuf **pkts, uint16_t wan
 
 /* One pass over the routes; returns whether anything came, and sets *reason when receiving is over. */
 static bool
-receive(struct fo_worker *w, struct source_progress *progress, struct rte_mbuf **pkts,
+receive(struct fo_worker *w, uint16_t n_finite, struct source_progress *progress, struct rte_mbuf **pkts,
 	enum fo_stop_reason *reason)
 {
 	struct fo_worker_group *g = w->group;
-	uint16_t finished = 0, n_finite = 0, i;
+	uint16_t finished = 0, i;
 	bool received = false;
 
 	for (i = 0; i < w->n_routes; i++) {
 		uint16_t want = w->conf.burst, nb_rx;
 
-		n_finite += w->routes[i].finite;
 		if (g->packet_limit != 0) {
 			if (__atomic_load_n(&g->received, __ATOMIC_RELAXED) >= g->packet_limit) {
 				*reason = FO_STOP_PACKET_LIMIT;
@@ -286,9 +285,12 @@ fo_worker_loop(void *arg)
 	struct rte_mbuf *pkts[FO_MAX_BURST];
 	enum fo_stop_reason reason = FO_STOP_NONE;
 	bool receiving = w->n_routes > 0;
+	uint16_t n_finite = 0, i;
 	const uint64_t idle_period = rte_get_tsc_hz() / 1000;
 	uint64_t last_idle_call = 0;
 
+	for (i = 0; i < w->n_routes; i++)
+		n_finite += w->routes[i].finite;
 	if (!receiving)
 		__atomic_fetch_sub(&g->receiving, 1, __ATOMIC_RELEASE);
 	if (w->thread_start != NULL)
@@ -301,7 +303,7 @@ fo_worker_loop(void *arg)
 			if (unlikely(RELAXED_LOAD(&g->stop)))
 				reason = FO_STOP_REQUESTED;
 			else
-				got = receive(w, progress, pkts, &reason);
+				got = receive(w, n_finite, progress, pkts, &reason);
 			if (reason != FO_STOP_NONE) {
 				receiving = false;
 				/* Release: what this worker handed over is in the inboxes before others see it stop. */
