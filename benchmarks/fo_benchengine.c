@@ -71,43 +71,41 @@ acl_params(size_t *len)
 	return p;
 }
 
-struct fo_engine *
-fo_bench_engine_create(enum fo_bench_engine_kind kind, uint32_t defs, uint32_t flow_capacity,
-		       struct rte_mempool *pool, int socket_id, char *err, size_t errlen)
+struct fo_pipeline_conf *
+fo_bench_pipeline_create(enum fo_bench_engine_kind kind, uint32_t defs, struct rte_mempool *pool, char *err,
+			 size_t errlen)
 {
 	struct fo_engine_conf conf = {
 		.unmatched = FO_UNMATCHED_PASS,
 		.table_full = FO_TABLE_FULL_BYPASS,
 		.clock = FO_CLOCK_TSC,
 		.pool = pool,
-		.socket_id = socket_id,
-		.flow_capacity = flow_capacity,
+		.socket_id = SOCKET_ID_ANY,
 	};
+	struct fo_pipeline_conf *pc;
 	struct fo_def_conf def;
-	struct fo_engine *e;
 	uint32_t i;
 	int ret = 0;
 
 	for (i = 0; i < FO_TIMEOUT_CLASS_COUNT; i++)
 		conf.timeout_ns[i] = TIMEOUT_NS;
-	conf.keep_budget = pool->size / 2;   /* a budget, as flowos-run always has: its checks are timed */
-	e = fo_engine_create(&conf);
-	if (e == NULL) {
-		snprintf(err, errlen, "fo_engine_create: %s", rte_strerror(rte_errno));
+	pc = fo_pipeline_conf_create(&conf);
+	if (pc == NULL) {
+		snprintf(err, errlen, "fo_pipeline_conf_create: %s", rte_strerror(rte_errno));
 		return NULL;
 	}
 	if (kind == FO_BENCH_UNMATCHED) {
 		for (i = 0; i < defs && ret >= 0; i++) {
 			unmatched_def(&def, i);
-			ret = fo_engine_add_definition(e, &def);
+			ret = fo_pipeline_conf_add_definition(pc, &def);
 		}
 	} else {
 		memset(&def, 0, sizeof(def));
 		snprintf(def.name, sizeof(def.name), "all");
-		ret = fo_engine_add_definition(e, &def);
+		ret = fo_pipeline_conf_add_definition(pc, &def);
 	}
 	if (ret < 0) {
-		snprintf(err, errlen, "fo_engine_add_definition: %s", strerror(-ret));
+		snprintf(err, errlen, "fo_pipeline_conf_add_definition: %s", strerror(-ret));
 		goto fail;
 	}
 	if (kind == FO_BENCH_PIPELINE) {
@@ -119,21 +117,40 @@ fo_bench_engine_create(enum fo_bench_engine_kind kind, uint32_t defs, uint32_t f
 			snprintf(err, errlen, "out of memory");
 			goto fail;
 		}
-		ret = fo_engine_add_processor(e, 0, 0, fo_processor_find("counter"), &counter, sizeof(counter),
-					      err, errlen);
+		ret = fo_pipeline_conf_add_processor(pc, 0, 0, fo_processor_find("counter"), &counter, sizeof(counter),
+						     err, errlen);
 		if (ret >= 0)
-			ret = fo_engine_add_processor(e, 0, 1, fo_processor_find("acl"), acl, acl_len, err, errlen);
+			ret = fo_pipeline_conf_add_processor(pc, 0, 1, fo_processor_find("acl"), acl, acl_len, err, errlen);
 		free(acl);
 		if (ret < 0)
 			goto fail;
 	}
-	ret = fo_engine_build(e, err, errlen);
-	if (ret < 0)
+	if (fo_pipeline_conf_build(pc, err, errlen) < 0)
 		goto fail;
-	return e;
+	return pc;
 fail:
-	fo_engine_free(e);
+	fo_pipeline_conf_free(pc);
 	return NULL;
+}
+
+struct fo_engine *
+fo_bench_engine_create(struct fo_pipeline_conf *pc, const struct rte_mempool *pool, uint32_t flow_capacity,
+		       int socket_id, char *err, size_t errlen)
+{
+	/* A budget, as flowos-run always has: its checks are timed. */
+	struct fo_shard_conf sc = { .flow_capacity = flow_capacity, .keep_budget = pool->size / 2, .socket_id = socket_id };
+	struct fo_engine *e;
+
+	e = fo_engine_create(pc, &sc);
+	if (e == NULL) {
+		snprintf(err, errlen, "fo_engine_create: %s", rte_strerror(rte_errno));
+		return NULL;
+	}
+	if (fo_engine_build(e, err, errlen) < 0) {
+		fo_engine_free(e);
+		return NULL;
+	}
+	return e;
 }
 
 size_t

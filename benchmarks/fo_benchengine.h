@@ -5,9 +5,9 @@
 /*
  * The engines the flow benchmarks time, built through the C API as flowos-run builds them, and
  * what the benchmarks print and select alike:
- * shared by fo_flowbench (one core) and fo_scalebench (one shard per worker), so that both time
- * the same pipeline. No flow ends by idle time during a run; the keep budget is half the pool,
- * as flowos-run always has one (its checks are timed).
+ * shared by fo_flowbench (one core) and fo_scalebench (one shard per worker, all made from one
+ * conf), so that both time the same pipeline. No flow ends by idle time during a run; the keep
+ * budget is half the pool, as flowos-run always has one (its checks are timed).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -22,9 +22,13 @@ enum fo_bench_engine_kind {
 	FO_BENCH_PIPELINE,      /* one catch-all definition, [counter] then [acl] (rules the traffic misses) */
 };
 
-/* Returns a built engine of flow_capacity flows, or NULL with the reason in err. */
-struct fo_engine *fo_bench_engine_create(enum fo_bench_engine_kind kind, uint32_t defs, uint32_t flow_capacity,
-					 struct rte_mempool *pool, int socket_id, char *err, size_t errlen);
+/* Returns a built conf of that kind, or NULL with the reason in err. */
+struct fo_pipeline_conf *fo_bench_pipeline_create(enum fo_bench_engine_kind kind, uint32_t defs,
+						  struct rte_mempool *pool, char *err, size_t errlen);
+
+/* Returns a built shard of pc (pool: pc's) of flow_capacity flows, or NULL with the reason in err. */
+struct fo_engine *fo_bench_engine_create(struct fo_pipeline_conf *pc, const struct rte_mempool *pool,
+					 uint32_t flow_capacity, int socket_id, char *err, size_t errlen);
 
 /* Bytes allocated from DPDK's heap, every socket: what an engine takes, and whether it gave it back. */
 size_t fo_bench_heap_used(void);

@@ -99,9 +99,16 @@ build_engine(const struct scenario *sc, char *err)
 	enum fo_bench_engine_kind kind = sc->kind == K_UNMATCHED ? FO_BENCH_UNMATCHED :
 		sc->kind == K_PIPELINE ? FO_BENCH_PIPELINE : FO_BENCH_FLOWS;
 
+	struct fo_pipeline_conf *pc = fo_bench_pipeline_create(kind, sc->defs, pool, err, ERRLEN);
+	struct fo_engine *e;
+
+	if (pc == NULL)
+		return NULL;
 	/* Twice the concurrent flows (as one would configure it), or exactly them when filling the table. */
-	return fo_bench_engine_create(kind, sc->defs, sc->kind == K_UNMATCHED ? 1024 : sc->setup ? sc->flows : 2 * sc->flows,
-				      pool, socket_id, err, ERRLEN);
+	e = fo_bench_engine_create(pc, pool, sc->kind == K_UNMATCHED ? 1024 : sc->setup ? sc->flows : 2 * sc->flows,
+				   socket_id, err, ERRLEN);
+	fo_pipeline_conf_free(pc);   /* the engine holds it */
+	return e;
 }
 
 /* ------------------------------------------------------------------------------------------- */

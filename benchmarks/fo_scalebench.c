@@ -199,6 +199,7 @@ setup(const struct run *r, char *err)
 {
 	const enum mode mode = r->sc->mode;
 	struct rte_ring *inboxes[FO_MAX_WORKERS];
+	struct fo_pipeline_conf *pc;
 	char name[RTE_RING_NAMESIZE];
 	uint16_t w;
 	int ret;
@@ -241,6 +242,9 @@ setup(const struct run *r, char *err)
 		snprintf(err, ERRLEN, "cannot deal the connections to the workers");
 		return -1;
 	}
+	pc = mode == M_BRIDGE ? NULL : fo_bench_pipeline_create(FO_BENCH_PIPELINE, 1, pool, err, ERRLEN);
+	if (mode != M_BRIDGE && pc == NULL)
+		return -1;
 	for (w = 0; w < n_workers; w++) {
 		struct worker *k = &workers[w];
 		/* A shard holds `flows` flows (M_SPREAD: about that), in a table of twice as many. */
@@ -248,19 +252,23 @@ setup(const struct run *r, char *err)
 
 		if (mode == M_BRIDGE)
 			continue;
-		k->e = fo_bench_engine_create(FO_BENCH_PIPELINE, 1, capacity, pool,
-					      (int)rte_lcore_to_socket_id(k->lcore), err, ERRLEN);
-		if (k->e == NULL)
+		/* Every shard of the one conf, as flowos-run makes them. */
+		k->e = fo_bench_engine_create(pc, pool, capacity, (int)rte_lcore_to_socket_id(k->lcore), err, ERRLEN);
+		if (k->e == NULL) {
+			fo_pipeline_conf_free(pc);
 			return -1;
+		}
 		ret = fo_engine_set_shard(k->e, w, n_workers, inboxes, steer_pattern);
 		if (ret == 0)
 			ret = fo_engine_set_txq(k->e, mode == M_SPREAD ? workers[0].rig.port : k->rig.port,
 						mode == M_SPREAD ? w : 0, NULL);
 		if (ret != 0) {
 			snprintf(err, ERRLEN, "cannot make the engine a shard: %s", strerror(-ret));
+			fo_pipeline_conf_free(pc);
 			return -1;
 		}
 	}
+	fo_pipeline_conf_free(pc);   /* the shards hold it: freed with the last (teardown) */
 	for (w = 0; w < n_workers; w++) {
 		struct worker *k = &workers[w];
 

@@ -10,8 +10,8 @@ a Python processor takes it in the engine (the tier's `with gil`) once per call.
 The engine is built through the C API, as benchmarks/fo_flowbench.c builds it, rather than with
 flowos._engine.Engine, because Engine keeps its fo_engine pointer to itself (there is no
 _engine.pxd) and this loop calls fo_engine_burst directly. It is the engine flowos-run builds
-for one catch-all flow with one processor (runner._build_engine adds Python processors the same
-way, through add_tier_processor: fo_engine_add_processor with the tier's ops and parameters).
+for one catch-all flow with one processor (runner._build_engines adds Python processors the same
+way, through add_tier_processor: fo_pipeline_conf_add_processor with the tier's ops and parameters).
 """
 import json
 
@@ -155,7 +155,9 @@ cdef class Rig:
 
 
 cdef fo_engine *build_engine(Rig rig, uint32_t flows, processor, bint streams=False) except NULL:
+    """A conf of one catch-all definition with the processor, and one shard of it (which holds the conf)."""
     cdef fo_engine_conf conf
+    cdef fo_shard_conf sc
     cdef fo_def_conf d
     cdef fo_counter_params counter
     cdef fo_bench_find_params find
@@ -164,18 +166,21 @@ cdef fo_engine *build_engine(Rig rig, uint32_t flows, processor, bint streams=Fa
     cdef const void *params = NULL
     cdef size_t params_len = 0
     cdef char err[256]
-    cdef fo_engine *e
+    cdef fo_pipeline_conf *pc
+    cdef fo_engine *e = NULL
     cdef int i
     memset(&conf, 0, sizeof(conf))
-    conf.flow_capacity = 2 * flows          # twice the concurrent flows, as one would configure it
     for i in range(FO_TIMEOUT_CLASS_COUNT):
         conf.timeout_ns[i] = TIMEOUT_S * 1000000000ULL
     conf.pool = rig.pool.mp
     conf.socket_id = rig.rig.socket_id
-    conf.keep_budget = rig.pool.mp.size // 2   # a budget, as flowos-run always has: its checks are timed
-    e = fo_engine_create(&conf)
-    if e == NULL:
-        check(-rte_errno, "fo_engine_create")
+    memset(&sc, 0, sizeof(sc))
+    sc.flow_capacity = 2 * flows            # twice the concurrent flows, as one would configure it
+    sc.socket_id = rig.rig.socket_id
+    sc.keep_budget = rig.pool.mp.size // 2  # a budget, as flowos-run always has: its checks are timed
+    pc = fo_pipeline_conf_create(&conf)
+    if pc == NULL:
+        check(-rte_errno, "fo_pipeline_conf_create")
     err[0] = 0
     try:
         memset(&d, 0, sizeof(d))
@@ -184,7 +189,7 @@ cdef fo_engine *build_engine(Rig rig, uint32_t flows, processor, bint streams=Fa
             d.streams = 1
             d.hold_packets = HOLD_PACKETS
             d.hold_bytes = HOLD_BYTES
-        check(fo_engine_add_definition(e, &d), "fo_engine_add_definition")
+        check(fo_pipeline_conf_add_definition(pc, &d), "fo_pipeline_conf_add_definition")
         if processor is not None:
             if processor == "counter":
                 counter.max_flows = 0       # count, keep no records
@@ -211,16 +216,24 @@ cdef fo_engine *build_engine(Rig rig, uint32_t flows, processor, bint streams=Fa
                 ops = <const fo_processor_ops *><size_t>processor.ops_address()
                 address, params_len = processor.params_address()
                 params = <const void *><size_t>address
-            ret = fo_engine_add_processor(e, 0, 0, ops, params, params_len, err, sizeof(err))
+            ret = fo_pipeline_conf_add_processor(pc, 0, 0, ops, params, params_len, err, sizeof(err))
             if ret < 0:
                 reason = err.decode(errors="replace") or rte_strerror(-ret).decode()
-                raise FlowOSError(f"fo_engine_add_processor: {reason}")
+                raise FlowOSError(f"fo_pipeline_conf_add_processor: {reason}")
+        ret = fo_pipeline_conf_build(pc, err, sizeof(err))
+        if ret < 0:
+            raise FlowOSError(f"fo_pipeline_conf_build: {err.decode(errors='replace')}")
+        e = fo_engine_create(pc, &sc)
+        if e == NULL:
+            check(-rte_errno, "fo_engine_create")
         ret = fo_engine_build(e, err, sizeof(err))
         if ret < 0:
             raise FlowOSError(f"fo_engine_build: {err.decode(errors='replace')}")
     except BaseException:
         fo_engine_free(e)
         raise
+    finally:
+        fo_pipeline_conf_free(pc)           # the shard holds it
     return e
 
 

@@ -122,19 +122,21 @@ cdef bytes builtin_params(str name, dict params):
     raise FlowOSError(f"no built-in processor {name!r}")
 
 
-cdef class Engine:
-    cdef fo_engine *e
+cdef class PipelineConf:
+    """The engine's read-only configuration, built once and shared by every shard: the policies
+    and timeouts, the definitions and their classifier, each processor's ops and parameters
+    (fo_pipeline_conf.h). A Python or Cython processor is added with the first shard's instance;
+    every shard binds its own (Engine.bind_tier)."""
+    cdef fo_pipeline_conf *pc
     cdef readonly Mempool pool
     cdef readonly list definitions      # names, by index
-    cdef readonly list processors       # per definition: processor names, by index
-    cdef readonly uint32_t keep_budget
+    cdef readonly list processors       # per definition: built-in names, or None for a tier, by index
 
     @staticmethod
-    def create(Mempool pool, uint32_t capacity, str unmatched="pass", str malformed="pass",
-               str table_full="bypass", str clock="tsc", dict timeouts=None, uint32_t keep_budget=0):
+    def create(Mempool pool, str unmatched="pass", str malformed="pass", str table_full="bypass",
+               str clock="tsc", dict timeouts=None):
         cdef fo_engine_conf conf
         memset(&conf, 0, sizeof(conf))
-        conf.flow_capacity = capacity
         conf.unmatched = POLICIES["unmatched"].index(unmatched)
         conf.malformed = POLICIES["malformed"].index(malformed)
         conf.table_full = POLICIES["table_full"].index(table_full)
@@ -143,16 +145,19 @@ cdef class Engine:
             conf.timeout_ns[i] = <uint64_t>((timeouts or {}).get(cls, 60) * 1e9)
         conf.pool = pool.mp
         conf.socket_id = -1
-        conf.keep_budget = keep_budget
-        cdef Engine engine = Engine.__new__(Engine)
-        engine.e = fo_engine_create(&conf)
-        if engine.e == NULL:
-            check(-rte_errno, "cannot create the flow engine")
-        engine.pool = pool
-        engine.keep_budget = keep_budget
-        engine.definitions = []
-        engine.processors = []
-        return engine
+        cdef PipelineConf self = PipelineConf.__new__(PipelineConf)
+        self.pc = fo_pipeline_conf_create(&conf)
+        if self.pc == NULL:
+            check(-rte_errno, "cannot create the flow engine's configuration")
+        self.pool = pool
+        self.definitions = []
+        self.processors = []
+        return self
+
+    cdef fo_pipeline_conf *live(self) except NULL:
+        if self.pc == NULL:
+            raise FlowOSError("the flow engine's configuration is closed")
+        return self.pc
 
     def add_definition(self, str name, dict match, uint32_t hold_packets, uint32_t hold_bytes, str hold_overflow,
                        bint streams=False, uint16_t reorder_packets=64, uint32_t stream_hold_ms=0):
@@ -167,45 +172,127 @@ cdef class Engine:
         d.streams = streams
         d.reorder_packets = reorder_packets
         d.stream_hold_ms = stream_hold_ms
-        index = check(fo_engine_add_definition(self.e, &d), f"flow {name!r}")
+        index = check(fo_pipeline_conf_add_definition(self.live(), &d), f"flow {name!r}")
         self.definitions.append(name)
         self.processors.append([])
         return index
 
+    cdef int _add(self, uint16_t definition, uint16_t stage, const fo_processor_ops *ops, const void *params,
+                  size_t size, str what) except -1:
+        cdef char err[256]
+        err[0] = 0
+        ret = fo_pipeline_conf_add_processor(self.live(), definition, stage, ops, params, size, err, sizeof(err))
+        if ret < 0:
+            reason = err.decode(errors="replace") or rte_strerror(-ret).decode()
+            raise FlowOSError(f"flow {self.definitions[definition]!r}, stage {stage}{what}: {reason}")
+        return ret
+
     def add_processor(self, uint16_t definition, uint16_t stage, str name, dict params):
         cdef const fo_processor_ops *ops = fo_processor_find(name.encode())
-        cdef char err[256]
         if ops == NULL:
             raise FlowOSError(f"no built-in processor {name!r}")
         cdef bytes blob = builtin_params(name, params)
-        err[0] = 0
-        ret = fo_engine_add_processor(self.e, definition, stage, ops, <const char *>blob, len(blob), err, sizeof(err))
-        if ret < 0:
-            reason = err.decode(errors="replace") or rte_strerror(-ret).decode()
-            raise FlowOSError(f"flow {self.definitions[definition]!r}, stage {stage}, {name}: {reason}")
+        index = self._add(definition, stage, ops, <const char *>blob, len(blob), f", {name}")
         self.processors[definition].append(name)
-        return ret
+        return index
 
     def add_tier_processor(self, uint16_t definition, uint16_t stage, tier):
-        """Appends a processor of another tier (flowos._python.PythonTier): its ops and setup parameters."""
-        cdef char err[256]
+        """Appends a processor of another tier (flowos._python.PythonTier, flowos.cprocessor.CythonTier):
+        its ops, and the parameters of the instance that shards which bind none would share."""
         cdef size_t ops = tier.ops_address()
         params, size = tier.params_address()
-        err[0] = 0
-        ret = fo_engine_add_processor(self.e, definition, stage, <const fo_processor_ops *>ops,
-                                      <const void *><size_t>params, size, err, sizeof(err))
-        if ret < 0:
-            reason = err.decode(errors="replace") or rte_strerror(-ret).decode()
-            raise FlowOSError(f"flow {self.definitions[definition]!r}, stage {stage}: {reason}")
-        self.processors[definition].append(tier)
-        return ret
+        index = self._add(definition, stage, <const fo_processor_ops *>ops, <const void *><size_t>params, size, "")
+        self.processors[definition].append(None)
+        return index
 
     def build(self):
         cdef char err[256]
         err[0] = 0
+        ret = fo_pipeline_conf_build(self.live(), err, sizeof(err))
+        if ret < 0:
+            raise FlowOSError(f"cannot build the flow engine: {err.decode(errors='replace')}")
+
+    def address(self):
+        """The fo_pipeline_conf: every shard made from this conf reads this one."""
+        return <size_t>self.pc
+
+    @property
+    def users(self):
+        """This object and the shards that still use the C conf (it is freed when none is left)."""
+        return fo_pipeline_conf_users(self.pc) if self.pc != NULL else 0
+
+    def close(self):
+        """Lets the C conf go: freed now, or when the last shard made from it is closed."""
+        if self.pc != NULL:
+            fo_pipeline_conf_free(self.pc)
+            self.pc = NULL
+
+    def __dealloc__(self):
+        if self.pc != NULL:
+            import warnings
+            warnings.warn("flow engine configuration was not closed", ResourceWarning)
+
+
+cdef class Engine:
+    """A shard of the flow engine: a worker's flows, state, scratch, counters and processor
+    instances, made from a built PipelineConf that it reads."""
+    cdef fo_engine *e
+    cdef readonly PipelineConf conf
+    cdef readonly list processors       # per definition: processor names, or this shard's tiers, by index
+    cdef readonly uint32_t keep_budget
+
+    @staticmethod
+    def create(PipelineConf conf, uint32_t capacity, uint32_t keep_budget=0):
+        cdef fo_shard_conf sc
+        memset(&sc, 0, sizeof(sc))
+        sc.flow_capacity = capacity
+        sc.keep_budget = keep_budget
+        sc.socket_id = -1
+        cdef Engine engine = Engine.__new__(Engine)
+        engine.e = fo_engine_create(conf.live(), &sc)
+        if engine.e == NULL:
+            check(-rte_errno, "cannot create the flow engine")
+        engine.conf = conf
+        engine.keep_budget = keep_budget
+        engine.processors = [list(names) for names in conf.processors]
+        return engine
+
+    @property
+    def definitions(self):
+        return self.conf.definitions
+
+    @property
+    def pool(self):
+        return self.conf.pool
+
+    def bind_tier(self, uint16_t definition, uint16_t processor, tier):
+        """This shard's own instance of a Python or Cython processor of the conf (its own object)."""
+        cdef size_t ops = tier.ops_address()
+        params, size = tier.params_address()
+        check(fo_engine_bind_processor(self.e, definition, processor, <const fo_processor_ops *>ops,
+                                       <const void *><size_t>params, size),
+              f"flow {self.definitions[definition]!r}, processor {processor}: not the conf's processor")
+        self.processors[definition][processor] = tier
+
+    def build(self):
+        cdef char err[256]
+        for d, procs in enumerate(self.processors):
+            for p, entry in enumerate(procs):
+                if entry is None:   # it would share another shard's Python object
+                    raise FlowOSError(f"flow {self.definitions[d]!r}, processor {p}: a Python or Cython "
+                                      "processor needs an instance of this shard's own (bind_tier)")
+        err[0] = 0
         ret = fo_engine_build(self.e, err, sizeof(err))
         if ret < 0:
             raise FlowOSError(f"cannot build the flow engine: {err.decode(errors='replace')}")
+
+    def conf_address(self):
+        """The fo_pipeline_conf this shard reads (PipelineConf.address() of its conf)."""
+        return <size_t>fo_engine_pipeline_conf(self.e)
+
+    def conf_users(self):
+        """Who holds this shard's fo_pipeline_conf: its creator (until PipelineConf.close) and its shards."""
+        return fo_pipeline_conf_users(fo_engine_pipeline_conf(self.e))
 
     def attach(self, Worker worker):
         """Makes this engine the worker's processing hook."""

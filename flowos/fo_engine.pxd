@@ -68,7 +68,6 @@ cdef extern from "flowos/fo_engine.h" nogil:
     enum: FO_MAX_STAGES
 
     struct fo_engine_conf:
-        uint32_t flow_capacity
         uint8_t unmatched
         uint8_t malformed
         uint8_t table_full
@@ -76,7 +75,11 @@ cdef extern from "flowos/fo_engine.h" nogil:
         uint64_t timeout_ns[6]
         rte_mempool *pool
         int socket_id
+
+    struct fo_shard_conf:
+        uint32_t flow_capacity
         uint32_t keep_budget
+        int socket_id
 
     struct fo_def_conf:
         char name[48]
@@ -165,11 +168,22 @@ cdef extern from "flowos/fo_engine.h" nogil:
     struct fo_engine:
         pass
 
-    fo_engine *fo_engine_create(const fo_engine_conf *conf)
-    int fo_engine_add_definition(fo_engine *e, const fo_def_conf *d)
-    int fo_engine_add_processor(fo_engine *e, uint16_t d, uint16_t stage, const fo_processor_ops *ops,
-                                const void *params, size_t params_len, char *err, size_t errlen)
+    struct fo_pipeline_conf:
+        pass
+
+    fo_pipeline_conf *fo_pipeline_conf_create(const fo_engine_conf *conf)
+    int fo_pipeline_conf_add_definition(fo_pipeline_conf *pc, const fo_def_conf *d)
+    int fo_pipeline_conf_add_processor(fo_pipeline_conf *pc, uint16_t d, uint16_t stage, const fo_processor_ops *ops,
+                                       const void *params, size_t params_len, char *err, size_t errlen)
+    int fo_pipeline_conf_build(fo_pipeline_conf *pc, char *err, size_t errlen)
+    uint32_t fo_pipeline_conf_users(const fo_pipeline_conf *pc)
+    void fo_pipeline_conf_free(fo_pipeline_conf *pc)
+
+    fo_engine *fo_engine_create(fo_pipeline_conf *pc, const fo_shard_conf *sc)
+    int fo_engine_bind_processor(fo_engine *e, uint16_t d, uint16_t proc, const fo_processor_ops *ops,
+                                 const void *params, size_t params_len)
     int fo_engine_build(fo_engine *e, char *err, size_t errlen)
+    const fo_pipeline_conf *fo_engine_pipeline_conf(const fo_engine *e)
     uint16_t fo_engine_burst(void *engine, const void *route, void **pkts, uint16_t n)
     void fo_engine_inbox(void *engine, void **pkts, uint16_t n)
     int fo_engine_set_shard(fo_engine *e, uint16_t index, uint16_t workers, void **inboxes, uint16_t pattern)

@@ -12,7 +12,7 @@ import copy
 
 from flowos import (_control, control as control_api, control_server, devices, eal_args, flows as flow_defs, hugepages,
                     watchdog)
-from flowos._engine import Engine
+from flowos._engine import Engine, PipelineConf
 from flowos._python import PythonTier, cover_kept_views, thread_hooks
 from flowos.cprocessor import CythonTier
 from flowos._runtime import Eal, Inbox, Mempool, Port, TxLock, Worker, WorkerGroup
@@ -225,7 +225,7 @@ class Bridge:
         if n_workers > 1 and cfg.flows:
             self.inboxes = [Inbox.create(self.eal, f"fo_inbox{w}", INBOX_SIZE) for w in range(n_workers)]
         if cfg.flows:
-            self.engine = Engines([self._build_engine(w) for w in range(n_workers)])
+            self.engine = self._build_engines(n_workers)
             self.control = Controls([_control.Control.attach(engine, worker)
                                      for engine, worker in zip(self.engine, self.worker)])
         for w, worker in enumerate(self.worker):
@@ -272,38 +272,60 @@ class Bridge:
             _control.register(control_api.COMMANDS)
             _control.serve(handler)
 
-    def _build_engine(self, shard):
-        """Shard `shard` of the flow engine for the config's definitions, with port names turned into
-        port ids: its own processor instances, its own TX queues, its share of the keep budget."""
+    def _build_engines(self, n_workers):
+        """The flow engine for the config's definitions, with port names turned into port ids: one
+        read-only configuration, built once, and a shard per worker made from it (docs/architecture.md,
+        "Workers and shards"). The shards hold the configuration: it is freed with the last one."""
         cfg = self.config
         flows = copy.deepcopy(cfg.flows)
         flow_defs.resolve_ports(flows, {name: port.port_id for name, port in self.ports.items()},
                                 lambda key, problem: FlowOSError(f"{key}: {problem}"))
-        tiers = []
-        engine = Engine.create(self.pool, -(-cfg.engine.capacity // len(self.worker)), cfg.engine.unmatched, cfg.engine.malformed,
-                               cfg.engine.table_full, cfg.engine.clock, cfg.engine.timeouts,
-                               self.keep_budget // len(self.worker))
+        tiers = [[] for _ in range(n_workers)]   # per shard: (definition, processor, its own tier)
+        conf = PipelineConf.create(self.pool, cfg.engine.unmatched, cfg.engine.malformed, cfg.engine.table_full,
+                                   cfg.engine.clock, cfg.engine.timeouts)
+        shards = []
         try:
             for flow in flows:
-                index = engine.add_definition(flow.name, flow.match, flow.hold_packets, flow.hold_bytes,
-                                              flow.hold_overflow, flow.wants_streams, flow.reorder_packets,
-                                              flow.stream_hold_ms)
+                index = conf.add_definition(flow.name, flow.match, flow.hold_packets, flow.hold_bytes,
+                                            flow.hold_overflow, flow.wants_streams, flow.reorder_packets,
+                                            flow.stream_hold_ms)
                 for stage, procs in enumerate(flow.stages):
                     for proc in procs:
                         if proc.python is None:
-                            engine.add_processor(index, stage, proc.name, proc.params)
+                            conf.add_processor(index, stage, proc.name, proc.params)
                             continue
-                        tier = (CythonTier if proc.cython else PythonTier)(proc.instantiate(), proc.on_error)
-                        tier.stop_worker_on_fault(self.worker.address())
-                        engine.add_tier_processor(index, stage, tier)
-                        tiers.append(tier)
+                        made = [(CythonTier if proc.cython else PythonTier)(proc.instantiate(), proc.on_error)
+                                for _ in range(n_workers)]
+                        at = conf.add_tier_processor(index, stage, made[0])
+                        for w, tier in enumerate(made):
+                            tiers[w].append((index, at, tier))
+            conf.build()
+            for w in range(n_workers):
+                shards.append(self._build_shard(conf, w, tiers[w]))
+        except BaseException:
+            for engine in shards:
+                engine.close()
+            raise
+        finally:
+            conf.close()
+        return Engines(shards)
+
+    def _build_shard(self, conf, shard, tiers):
+        """Shard `shard` of the engine: its own processor instances (tiers: its Python and Cython
+        ones), its own TX queues, its share of the flow table and of the keep budget."""
+        cfg = self.config
+        engine = Engine.create(conf, -(-cfg.engine.capacity // len(self.worker)), self.keep_budget // len(self.worker))
+        try:
+            for definition, processor, tier in tiers:
+                tier.stop_worker_on_fault(self.worker.address())
+                engine.bind_tier(definition, processor, tier)
             engine.build()
             if self.inboxes:
                 engine.set_shard(shard, self.inboxes, STEER_PATTERN)
             for port in self.ports.values():
                 engine.set_txq(port.port_id, *self.txq(port, shard))
             context = ProcessorContext({name: port.port_id for name, port in self.ports.items()})
-            for tier in tiers:
+            for _, _, tier in tiers:
                 try:
                     tier.processor.setup(context)
                 except Exception as e:
@@ -312,8 +334,8 @@ class Bridge:
         except BaseException:
             engine.close()
             raise
-        self.tiers += tiers
-        if any(isinstance(tier, PythonTier) for tier in tiers):   # Cython tiers run without the GIL
+        self.tiers += [tier for _, _, tier in tiers]
+        if any(isinstance(tier, PythonTier) for _, _, tier in tiers):   # Cython tiers run without the GIL
             self.worker.all[shard].set_thread_hooks(*thread_hooks())
         return engine
 

@@ -108,8 +108,8 @@ def worker_rows(workers, engines, full=False):
 
 
 class Engines(Each):
-    """The engine's shards, one per worker, built alike: definitions and processor names are the
-    first shard's; counters are every shard's sum."""
+    """The engine's shards, one per worker, made from one read-only configuration (PipelineConf):
+    definitions and processor names are the first shard's; counters are every shard's sum."""
 
     @property
     def definitions(self):

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The keep budget (fo_engine_conf.keep_budget, docs/flows.md): once the engine keeps more
+ * The keep budget (fo_shard_conf.keep_budget, docs/flows.md): once the engine keeps more
  * packets than its budget across all flows, flows that keep more than their share are cut back
  * to it. The flows a burst touched are cut back as their packets are released; a sweep over the
  * flow array finds the ones that keep a lot and have gone quiet.

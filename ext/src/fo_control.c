@@ -141,10 +141,10 @@ scan_slice(struct fo_control *c)
 static void
 deliver(struct fo_control *c)
 {
-	struct proc_instance *p = &c->e->defs[c->def].procs[c->proc];
+	const struct proc_conf *p = &c->e->defs[c->def].procs[c->proc];
 
 	c->reply[0] = '\0';
-	c->ret = p->ops->message(p->ctx, c->msg, c->reply, sizeof(c->reply));
+	c->ret = p->ops.message(c->e->per_def[c->def].procs[c->proc].ctx, c->msg, c->reply, sizeof(c->reply));
 	c->reply[sizeof(c->reply) - 1] = '\0';
 }
 
@@ -281,9 +281,9 @@ fo_control_message(struct fo_control *c, uint16_t def, uint16_t proc, const char
 
 	if (len > 0)
 		reply[0] = '\0';
-	if (def >= c->e->n_defs || proc >= c->e->defs[def].n_procs)
+	if (def >= c->e->pc->n_defs || proc >= c->e->defs[def].n_procs)
 		return -EINVAL;
-	if (c->e->defs[def].procs[proc].ops->message == NULL)
+	if (c->e->defs[def].procs[proc].ops.message == NULL)
 		return -ENOTSUP;
 	if (strlen(msg) >= FO_CONTROL_MSG_LEN)
 		return -E2BIG;

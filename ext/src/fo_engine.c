@@ -40,12 +40,13 @@ fo_pkt_meta_register(void)
 }
 
 struct fo_engine *
-fo_engine_create(const struct fo_engine_conf *conf)
+fo_engine_create(struct fo_pipeline_conf *pc, const struct fo_shard_conf *sc)
 {
 	struct fo_engine *e;
+	uint16_t i, p;
 	int ret;
 
-	if (conf->flow_capacity == 0 || conf->pool == NULL) {
+	if (!pc->built || sc->flow_capacity == 0) {
 		rte_errno = EINVAL;
 		return NULL;
 	}
@@ -55,174 +56,123 @@ fo_engine_create(const struct fo_engine_conf *conf)
 		rte_errno = -ret;
 		return NULL;
 	}
-	e = rte_zmalloc_socket("fo_engine", sizeof(*e), RTE_CACHE_LINE_SIZE, conf->socket_id);
+	e = rte_zmalloc_socket("fo_engine", sizeof(*e), RTE_CACHE_LINE_SIZE, sc->socket_id);
 	if (e == NULL)
 		goto nomem;
-	e->defs = rte_zmalloc_socket("fo_defs", sizeof(*e->defs) * FO_MAX_DEFS, 0, conf->socket_id);
-	if (e->defs == NULL)
+	e->per_def = rte_zmalloc_socket("fo_per_def", sizeof(*e->per_def) * RTE_MAX(pc->n_defs, 1), RTE_CACHE_LINE_SIZE,
+					sc->socket_id);
+	if (e->per_def == NULL)
 		goto nomem;
-	e->conf = *conf;
+	for (i = 0; i < pc->n_defs; i++) {
+		e->per_def[i].hold_first = e->per_def[i].hold_last = FO_FLOW_NONE;
+		for (p = 0; p < pc->defs[i].n_procs; p++) {
+			e->per_def[i].procs[p].params = pc->defs[i].procs[p].params;
+			e->per_def[i].procs[p].params_len = pc->defs[i].procs[p].params_len;
+		}
+	}
+	e->pc = pc;
+	e->defs = pc->defs;
+	e->conf = *sc;
 	e->timestamp_offset = -1;
 	e->shard.workers = 1;
+	pc->users++;
 	return e;
 nomem:
 	if (e != NULL)
-		rte_free(e->defs);
+		rte_free(e->per_def);
 	rte_free(e);
 	rte_errno = ENOMEM;
 	return NULL;
 }
 
-int
-fo_engine_add_definition(struct fo_engine *e, const struct fo_def_conf *def)
+/* Whether two ops are one processor's: alike but for their name. */
+static int
+same_processor(const struct fo_processor_ops *a, const struct fo_processor_ops *b)
 {
-	struct definition *d;
-
-	if (e->built)
-		return -EBUSY;
-	if (e->n_defs == FO_MAX_DEFS)
-		return -ENOSPC;
-	d = &e->defs[e->n_defs];
-	d->conf = *def;
-	d->conf.name[FO_NAME_LEN - 1] = '\0';
-	if (d->conf.reorder_packets == 0)
-		d->conf.reorder_packets = 64;
-	if (d->conf.stream_hold_ms == 0)
-		d->conf.stream_hold_ms = FO_STREAM_HOLD_MS_DEFAULT;
-	d->hold_first = d->hold_last = FO_FLOW_NONE;
-	return e->n_defs++;
+	return a->level == b->level && a->readonly == b->readonly && a->ctx_size == b->ctx_size &&
+	       a->state_size == b->state_size && a->setup == b->setup && a->flow_start == b->flow_start &&
+	       a->process == b->process && a->flow_end == b->flow_end && a->message == b->message &&
+	       a->report == b->report && a->teardown == b->teardown;
 }
 
 int
-fo_engine_add_processor(struct fo_engine *e, uint16_t def, uint16_t stage,
-			const struct fo_processor_ops *ops, const void *params, size_t params_len,
-			char *err, size_t errlen)
+fo_engine_bind_processor(struct fo_engine *e, uint16_t def, uint16_t proc, const struct fo_processor_ops *ops,
+			 const void *params, size_t params_len)
 {
-	struct definition *d;
-	struct proc_instance *p;
-	uint16_t s;
+	struct proc_instance *inst;
+
+	if (e->built)
+		return -EBUSY;
+	if (def >= e->pc->n_defs || proc >= e->defs[def].n_procs || !same_processor(ops, &e->defs[def].procs[proc].ops))
+		return -EINVAL;
+	inst = &e->per_def[def].procs[proc];
+	inst->params = params;
+	inst->params_len = params_len;
+	return 0;
+}
+
+/* Sets up this shard's instance of every processor: its own context, from its parameters. */
+static int
+set_up_processors(struct fo_engine *e, char *err, size_t errlen)
+{
+	char why[200];
+	uint16_t i, p;
 	int ret;
 
-	if (e->built)
-		return -EBUSY;
-	if (def >= e->n_defs || ops == NULL || ops->process == NULL) {
-		snprintf(err, errlen, "no such definition, or a processor without process()");
-		return -EINVAL;
-	}
-	d = &e->defs[def];
-	if (d->n_procs == FO_MAX_PROCS || stage >= FO_MAX_STAGES) {
-		snprintf(err, errlen, "at most %d processors in %d stages per flow definition",
-			 FO_MAX_PROCS, FO_MAX_STAGES);
-		return -ENOSPC;
-	}
-	if (stage != d->n_stages && stage + 1 != d->n_stages) {
-		snprintf(err, errlen, "stages are added in order");
-		return -EINVAL;
-	}
-	/* A writer stands alone in its stage; read-only processors may share one. */
-	if (stage + 1 == d->n_stages) {
-		for (s = d->stage_first[stage]; s < d->n_procs; s++) {
-			if (!ops->readonly || !d->procs[s].ops->readonly) {
-				snprintf(err, errlen, "%s and %s share stage %u, but %s changes packets: a writer stands alone in its stage",
-					 d->procs[s].ops->name, ops->name, stage,
-					 ops->readonly ? d->procs[s].ops->name : ops->name);
-				return -EINVAL;
-			}
-		}
-	}
-	p = &d->procs[d->n_procs];
-	p->ops = ops;
-	p->stage = stage;
-	p->ctx = ops->ctx_size ? rte_zmalloc_socket("fo_proc", ops->ctx_size, RTE_CACHE_LINE_SIZE,
-						   e->conf.socket_id) : NULL;
-	if (ops->ctx_size && p->ctx == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	if (ops->setup != NULL) {
-		ret = ops->setup(p->ctx, params, params_len, err, errlen);
-		if (ret != 0) {
-			rte_free(p->ctx);
-			p->ctx = NULL;
-			return ret < 0 ? ret : -EINVAL;
-		}
-	}
-	if (stage == d->n_stages) {
-		d->stage_first[stage] = d->n_procs;
-		d->n_stages++;
-	}
-	d->n_procs++;
-	d->stage_first[d->n_stages] = d->n_procs;
-	return d->n_procs - 1;
-}
-
-/* Lays out each definition's per-flow state: heads first, then each processor's state. */
-static uint32_t
-layout_states(struct fo_engine *e)
-{
-	uint32_t largest = 0;
-	uint16_t i, p;
-
-	for (i = 0; i < e->n_defs; i++) {
-		struct definition *d = &e->defs[i];
-		uint32_t size = RTE_ALIGN_CEIL(sizeof(uint32_t) * d->n_procs, 8);
-
-		d->stream_offset = 0;
-		if (d->conf.streams && d->n_procs > 0) {
-			d->stream_offset = size;
-			size += sizeof(struct stream_flow) + sizeof(uint64_t) * 2 * d->n_procs;
-			size = RTE_ALIGN_CEIL(size, 8);
-		}
+	for (i = 0; i < e->pc->n_defs; i++) {
+		const struct definition *d = &e->defs[i];
 
 		for (p = 0; p < d->n_procs; p++) {
-			d->procs[p].state_offset = size;
-			size += RTE_ALIGN_CEIL(d->procs[p].ops->state_size, 8);
+			const struct proc_conf *proc = &d->procs[p];
+			struct proc_instance *inst = &e->per_def[i].procs[p];
+
+			if (proc->ops.ctx_size > 0) {
+				inst->ctx = rte_zmalloc_socket("fo_proc", proc->ops.ctx_size, RTE_CACHE_LINE_SIZE,
+							       e->conf.socket_id);
+				if (inst->ctx == NULL) {
+					snprintf(err, errlen, "flow %s, stage %u, %s: out of memory", d->conf.name,
+						 proc->stage, proc->name);
+					return -ENOMEM;
+				}
+			}
+			why[0] = '\0';
+			ret = proc->ops.setup == NULL ? 0 :
+				proc->ops.setup(inst->ctx, inst->params, inst->params_len, why, sizeof(why));
+			if (ret != 0) {
+				snprintf(err, errlen, "flow %s, stage %u, %s: %s", d->conf.name, proc->stage, proc->name,
+					 why[0] != '\0' ? why : rte_strerror(ret < 0 ? -ret : EINVAL));
+				return ret < 0 ? ret : -EINVAL;
+			}
+			inst->set_up = 1;
 		}
-		d->state_size = d->n_procs ? size : 0;
-		largest = RTE_MAX(largest, d->state_size);
 	}
-	return largest;
+	return 0;
 }
 
 int
 fo_engine_build(struct fo_engine *e, char *err, size_t errlen)
 {
-	struct fo_match matches[FO_MAX_DEFS];
-	uint32_t state_size, hold = 0;
-	char name[RTE_MEMPOOL_NAMESIZE];
+	const struct fo_pipeline_conf *pc = e->pc;
 	uint16_t i;
 	int ret;
 
 	if (e->built)
 		return -EBUSY;
-	for (i = 0; i < e->n_defs; i++) {
-		matches[i] = e->defs[i].conf.match;
-		hold = RTE_MAX(hold, e->defs[i].conf.hold_packets);
-	}
-	snprintf(name, sizeof(name), "fo_class_%p", (void *)e);
-	e->classifier = fo_classifier_create(name, matches, e->n_defs, e->conf.socket_id);
-	if (e->classifier == NULL) {
-		snprintf(err, errlen, "cannot build the classifier: %s", rte_strerror(rte_errno));
-		return -rte_errno;
-	}
-	e->class_constant = fo_classifier_constant(e->classifier);
 	ret = fo_flow_table_create(e, err, errlen);
 	if (ret != 0)
 		return ret;
-	state_size = layout_states(e);
-	if (state_size > 0) {
+	if (pc->state_size > 0) {
 		/* One area per flow id, packed: flow i's is at i * state_stride (fetched without a pointer). */
-		e->state_stride = state_size;
-		e->state_areas = rte_malloc_socket("fo_states", (size_t)e->n_flows * state_size, RTE_CACHE_LINE_SIZE,
+		e->state_stride = pc->state_size;
+		e->state_areas = rte_malloc_socket("fo_states", (size_t)e->n_flows * e->state_stride, RTE_CACHE_LINE_SIZE,
 						   e->conf.socket_id);
 		if (e->state_areas == NULL) {
 			snprintf(err, errlen, "cannot allocate pipeline state for %u flows (%u bytes each)",
-				 e->n_flows, state_size);
+				 e->n_flows, e->state_stride);
 			return -ENOMEM;
 		}
 	}
-	/* A window holds what a flow may hold, one burst more, and what processors inject into it. */
-	e->window_cap = hold + 2 * FO_MAX_BURST;
+	e->window_cap = pc->window_cap;
 	e->batches = rte_zmalloc_socket("fo_batches", sizeof(*e->batches) * FO_MAX_BURST, 0, e->conf.socket_id);
 	e->pending_drops = rte_malloc_socket("fo_drops", sizeof(*e->pending_drops) * e->window_cap * FO_MAX_BURST, 0,
 					     e->conf.socket_id);
@@ -242,17 +192,26 @@ fo_engine_build(struct fo_engine *e, char *err, size_t errlen)
 		e->batches[i].seq_offset = fo_pkt_seq_offset;
 		e->batches[i].stream_ops = &fo_stream_ops;
 	}
-	if (e->conf.clock == FO_CLOCK_CAPTURE) {
+	if (pc->conf.clock == FO_CLOCK_CAPTURE) {
 		ret = rte_mbuf_dyn_rx_timestamp_register(&e->timestamp_offset, &e->timestamp_flag);
 		if (ret != 0) {
 			snprintf(err, errlen, "cannot read capture timestamps: %s", rte_strerror(rte_errno));
 			return -rte_errno;
 		}
 	}
+	ret = set_up_processors(e, err, errlen);
+	if (ret != 0)
+		return ret;
 	e->tsc_start = rte_rdtsc();
 	e->ns_per_tsc = 1e9 / (double)rte_get_tsc_hz();
 	e->built = 1;
 	return 0;
+}
+
+const struct fo_pipeline_conf *
+fo_engine_pipeline_conf(const struct fo_engine *e)
+{
+	return e->pc;
 }
 
 int
@@ -473,11 +432,11 @@ join_flow(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf 
 	  struct fo_flow *flow, uint8_t dir, uint32_t frag_id)
 {
 	struct fo_pkt_meta *meta = fo_pkt_meta(m);
-	struct definition *d;
+	const struct definition *d;
 
 	if (flow == NULL) {
 		RELAXED_ADD(e->stats.table_full, 1);
-		if (e->conf.table_full == FO_TABLE_FULL_DROP) {
+		if (e->pc->conf.table_full == FO_TABLE_FULL_DROP) {
 			RELAXED_ADD(e->stats.table_full_dropped, 1);
 			fo_engine_drop(e, m);
 		} else {
@@ -488,8 +447,8 @@ join_flow(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf 
 	if ((meta->flags & (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG)) == (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG))
 		fo_flow_remember_fragment(e, flow, f, frag_id);
 	d = &e->defs[flow->key.def];
-	RELAXED_ADD(d->stats.packets, 1);
-	RELAXED_ADD(d->stats.bytes, rte_pktmbuf_pkt_len(m));
+	RELAXED_ADD(e->per_def[flow->key.def].stats.packets, 1);
+	RELAXED_ADD(e->per_def[flow->key.def].stats.bytes, rte_pktmbuf_pkt_len(m));
 	if (d->stream_offset != 0 && fo_stream_wants(e, flow, m)) {
 		/* Acknowledgements first: the flow's TCP tracking reads them in the sender's numbers. */
 		fo_stream_map_acks(e, flow, m, dir);
@@ -631,7 +590,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 
 		if (unlikely(error != FO_DECODE_OK)) {
 			RELAXED_ADD(e->stats.malformed[error], 1);
-			if (e->conf.malformed == FO_MALFORMED_DROP) {
+			if (e->pc->conf.malformed == FO_MALFORMED_DROP) {
 				RELAXED_ADD(e->stats.malformed_dropped, 1);
 				fo_engine_drop(e, m);
 			} else {
@@ -650,7 +609,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 				continue;
 			}
 		}
-		if (e->class_constant == FO_CLASS_VARIES) {
+		if (e->pc->class_constant == FO_CLASS_VARIES) {
 			fo_class_key_fill(&keys[n_todo], &fields[n_todo]);
 			key_ptrs[n_todo] = &keys[n_todo];
 		}
@@ -662,9 +621,9 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 	RELAXED_ADD(e->stats.packets, n - n_away);
 	e->epoch++;
 	e->n_touched = 0;
-	if (e->conf.clock == FO_CLOCK_TSC)
+	if (e->pc->conf.clock == FO_CLOCK_TSC)
 		e->now = (uint64_t)((double)(rte_rdtsc() - e->tsc_start) * e->ns_per_tsc);
-	fo_classify(e->classifier, key_ptrs, defs, n_todo);
+	fo_classify(e->pc->classifier, key_ptrs, defs, n_todo);
 	/* One lookup for the burst overlaps its cache misses; then the flows found are prefetched. */
 	for (j = 0; j < n_todo; j++) {
 		positions[j] = -1;
@@ -684,7 +643,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 		struct fo_flow *flow;
 		uint8_t dir;
 
-		if (e->conf.clock == FO_CLOCK_CAPTURE)
+		if (e->pc->conf.clock == FO_CLOCK_CAPTURE)
 			capture_time(e, m);
 		/* A later fragment carries no ports: it joins its first fragment's flow. */
 		if (unlikely((flags & (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG)) == FO_PKT_FRAGMENT)) {
@@ -698,7 +657,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 		}
 		if (defs[j] == FO_CLASS_NONE) {
 			RELAXED_ADD(e->stats.unmatched, 1);
-			if (e->conf.unmatched == FO_UNMATCHED_DROP) {
+			if (e->pc->conf.unmatched == FO_UNMATCHED_DROP) {
 				RELAXED_ADD(e->stats.unmatched_dropped, 1);
 				fo_engine_drop(e, m);
 			} else {
@@ -711,7 +670,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 	}
 	for (i = 0; e->state_areas != NULL && i < e->n_touched; i++)
 		rte_prefetch0(flow_state_area(e, e->touched[i]));   /* the pipeline reads the heads first */
-	for (i = 0; i < e->n_defs; i++)
+	for (i = 0; i < e->pc->n_defs; i++)
 		if (e->defs[i].n_procs > 0)
 			fo_pipeline_run(e, i, e->touched, e->n_touched);
 	for (i = 0; i < e->n_touched; i++) {
@@ -779,9 +738,9 @@ fo_engine_read_def_stats(const struct fo_engine *e, uint16_t def, struct fo_def_
 	uint64_t *dst = (uint64_t *)out;
 	size_t i;
 
-	if (def >= e->n_defs)
+	if (def >= e->pc->n_defs)
 		return -EINVAL;
-	src = (const uint64_t *)&e->defs[def].stats;
+	src = (const uint64_t *)&e->per_def[def].stats;
 	for (i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 	return 0;
@@ -792,9 +751,9 @@ fo_engine_read_proc_stats(const struct fo_engine *e, uint16_t def, uint16_t proc
 {
 	const struct proc_instance *p;
 
-	if (def >= e->n_defs || proc >= e->defs[def].n_procs)
+	if (def >= e->pc->n_defs || proc >= e->defs[def].n_procs)
 		return -EINVAL;
-	p = &e->defs[def].procs[proc];
+	p = &e->per_def[def].procs[proc];
 	out->calls = __atomic_load_n(&p->calls, __ATOMIC_RELAXED);
 	out->packets = __atomic_load_n(&p->packets, __ATOMIC_RELAXED);
 	out->busy_ns = (uint64_t)((double)__atomic_load_n(&p->busy_tsc, __ATOMIC_RELAXED) * e->ns_per_tsc);
@@ -822,20 +781,20 @@ fo_engine_current_call(const struct fo_engine *e, struct fo_call *out)
 uint16_t
 fo_engine_def_count(const struct fo_engine *e)
 {
-	return e->n_defs;
+	return e->pc->n_defs;
 }
 
 int
 fo_engine_processor_report(struct fo_engine *e, uint16_t def, uint16_t proc, char *buf, size_t len)
 {
-	struct proc_instance *p;
+	const struct proc_conf *p;
 
-	if (def >= e->n_defs || proc >= e->defs[def].n_procs)
+	if (def >= e->pc->n_defs || proc >= e->defs[def].n_procs)
 		return -EINVAL;
 	p = &e->defs[def].procs[proc];
-	if (p->ops->report == NULL)
+	if (p->ops.report == NULL)
 		return -ENOTSUP;
-	return p->ops->report(p->ctx, buf, len);
+	return p->ops.report(e->per_def[def].procs[proc].ctx, buf, len);
 }
 
 void
@@ -846,12 +805,14 @@ fo_engine_teardown(struct fo_engine *e)
 	if (e->torn_down)
 		return;
 	e->torn_down = 1;
-	for (i = 0; i < e->n_defs; i++) {
+	for (i = 0; i < e->pc->n_defs; i++) {
 		for (p = 0; p < e->defs[i].n_procs; p++) {
-			struct proc_instance *proc = &e->defs[i].procs[p];
+			const struct proc_conf *proc = &e->defs[i].procs[p];
+			struct proc_instance *inst = &e->per_def[i].procs[p];
 
-			if (proc->ops->teardown != NULL)
-				proc->ops->teardown(proc->ctx);
+			/* Only an instance whose setup succeeded has anything to tear down. */
+			if (inst->set_up && proc->ops.teardown != NULL)
+				proc->ops.teardown(inst->ctx);
 		}
 	}
 }
@@ -864,18 +825,19 @@ fo_engine_free(struct fo_engine *e)
 	if (e == NULL)
 		return;
 	fo_engine_teardown(e);
-	for (i = 0; i < e->n_defs; i++)
+	for (i = 0; i < e->pc->n_defs; i++)
 		for (p = 0; p < e->defs[i].n_procs; p++)
-			rte_free(e->defs[i].procs[p].ctx);
+			rte_free(e->per_def[i].procs[p].ctx);
 	fo_flow_table_free(e);
 	rte_free(e->state_areas);
-	fo_classifier_free(e->classifier);
 	rte_free(e->batches);
 	rte_free(e->pending_drops);
 	rte_free(e->window);
 	rte_free(e->verdicts);
 	rte_free(e->out_ports);
-	rte_free(e->defs);
+	rte_free(e->per_def);
 	rte_free(e->shard.frags);
+	/* The conf outlives its last shard only if its creator still holds it. */
+	fo_pipeline_conf_free((struct fo_pipeline_conf *)(uintptr_t)e->pc);
 	rte_free(e);
 }

@@ -21,13 +21,24 @@
 
 #define RELAXED_ADD(counter, n) __atomic_store_n(&(counter), (counter) + (n), __ATOMIC_RELAXED)
 
-struct proc_instance {
-	const struct fo_processor_ops *ops;
-	void *ctx;
-	uint32_t state_offset;      /* in the flow's state area */
+/* A processor of a definition's pipeline, as the conf has it (read-only). */
+struct proc_conf {
+	struct fo_processor_ops ops;   /* a copy: ops.name is name */
+	char name[FO_NAME_LEN];
+	void *params;                  /* a copy of what each shard's instance is set up with, or NULL */
+	size_t params_len;
+	uint32_t state_offset;         /* in the flow's state area */
 	uint16_t stage;
-	uint64_t calls, packets;    /* fo_proc_stats, written by the worker only */
-	uint64_t busy_tsc;          /* TSC cycles inside process() */
+};
+
+/* A shard's instance of a processor: its context and its counters, written by its worker only. */
+struct proc_instance {
+	void *ctx;
+	const void *params;            /* the conf's, or this shard's own (fo_engine_bind_processor) */
+	size_t params_len;
+	uint8_t set_up;                /* its setup succeeded: its teardown runs */
+	uint64_t calls, packets;       /* fo_proc_stats */
+	uint64_t busy_tsc;             /* TSC cycles inside process() */
 };
 
 /* TCP sequence number comparisons, modulo 2^32 (RFC 1982). */
@@ -75,16 +86,35 @@ struct stream_flow {
 	uint64_t released[][2];   /* per processor, per direction: the stream bytes it released */
 };
 
+/* A flow definition and its pipeline, as the conf has it (read-only). */
 struct definition {
 	struct fo_def_conf conf;
 	uint16_t n_procs;
 	uint16_t n_stages;
 	uint16_t stage_first[FO_MAX_STAGES + 1];   /* processors of stage s: [stage_first[s], stage_first[s+1]) */
-	struct proc_instance procs[FO_MAX_PROCS];
+	struct proc_conf procs[FO_MAX_PROCS];
 	uint32_t state_size;        /* heads, then the streams, then each processor's state */
 	uint32_t stream_offset;     /* of the struct stream_flow in the state area; 0: no streams */
+};
+
+/* What a shard writes per definition. */
+struct def_shard {
 	uint32_t hold_first, hold_last;   /* flows holding stream bytes, least recently seen first */
 	struct fo_def_stats stats;
+	struct proc_instance procs[FO_MAX_PROCS];
+};
+
+/* fo_pipeline_conf.h: built once, then read by every shard and written by none. */
+struct fo_pipeline_conf {
+	struct fo_engine_conf conf;
+	struct fo_classifier *classifier;
+	uint32_t class_constant;      /* fo_classifier_constant(): keys are skipped unless it varies */
+	uint16_t n_defs;
+	struct definition *defs;      /* FO_MAX_DEFS */
+	uint32_t state_size;          /* the largest definition's per-flow state */
+	uint32_t window_cap;          /* packets in one (flow, processor) window, at most */
+	uint8_t built;
+	uint32_t users;               /* its creator and its shards: freed when none is left */
 };
 
 /*
@@ -138,10 +168,12 @@ struct shard {
 	struct fo_steer steer;
 };
 
+/* A shard: everything in it is written by its worker's lcore only (or before it runs). */
 struct fo_engine {
-	struct fo_engine_conf conf;
-	struct fo_classifier *classifier;
-	uint32_t class_constant;                /* fo_classifier_constant(): keys are skipped unless it varies */
+	const struct fo_pipeline_conf *pc;
+	const struct definition *defs;          /* pc's, by index */
+	struct def_shard *per_def;              /* this shard's, by definition index */
+	struct fo_shard_conf conf;
 	struct flow_index *index;               /* flow key -> flow id (fo_flow_index.c) */
 	struct fo_flow *flows;                  /* indexed by flow id */
 	uint32_t n_flows;
@@ -157,8 +189,6 @@ struct fo_engine {
 	double ns_per_tsc;
 	int timestamp_offset;                   /* rx timestamp dynfield, for FO_CLOCK_CAPTURE */
 	uint64_t timestamp_flag;                /* ... set in ol_flags of packets that carry one */
-	uint16_t n_defs;
-	struct definition *defs;                /* FO_MAX_DEFS */
 	uint8_t built;
 	uint8_t torn_down;                      /* the processors' teardown has run */
 	/* The processor callback under way, for a watchdog on another thread (fo_engine_current_call). */

@@ -152,7 +152,8 @@ static void
 flow_start(struct fo_engine *e, struct fo_flow *flow, const struct fo_flow_key *key, int src_lo,
 	   uint32_t id, struct rte_mbuf *first)
 {
-	struct definition *d = &e->defs[key->def];
+	const struct definition *d = &e->defs[key->def];
+	struct def_shard *ds = &e->per_def[key->def];
 	void *area = NULL;
 	uint16_t p;
 
@@ -174,14 +175,14 @@ flow_start(struct fo_engine *e, struct fo_flow *flow, const struct fo_flow_key *
 	RELAXED_ADD(e->stats.flows_active, 1);
 	if (e->stats.flows_active > e->stats.flows_peak)
 		RELAXED_ADD(e->stats.flows_peak, e->stats.flows_active - e->stats.flows_peak);
-	RELAXED_ADD(d->stats.flows_created, 1);
-	RELAXED_ADD(d->stats.flows_active, 1);
+	RELAXED_ADD(ds->stats.flows_created, 1);
+	RELAXED_ADD(ds->stats.flows_active, 1);
 	for (p = 0; p < d->n_procs; p++) {
-		struct proc_instance *proc = &d->procs[p];
+		const struct proc_conf *proc = &d->procs[p];
 
-		if (proc->ops->flow_start != NULL) {
+		if (proc->ops.flow_start != NULL) {
 			engine_call_enter(e, d, p, FO_CALL_FLOW_START);
-			proc->ops->flow_start(proc->ctx, flow, flow->states + proc->state_offset, first);
+			proc->ops.flow_start(ds->procs[p].ctx, flow, flow->states + proc->state_offset, first);
 			engine_call_leave(e);
 		}
 	}
@@ -197,7 +198,7 @@ flow_is_over(const struct fo_engine *e, const struct fo_flow *flow, const struct
 {
 	const struct fo_pkt_meta *meta = fo_pkt_meta((struct rte_mbuf *)(uintptr_t)m);
 
-	if (e->now - flow->last_seen >= e->conf.timeout_ns[flow->timeout_class] && e->now > flow->last_seen) {
+	if (e->now - flow->last_seen >= e->pc->conf.timeout_ns[flow->timeout_class] && e->now > flow->last_seen) {
 		*reason = flow->tcp_state == FO_TCP_CLOSED ? FO_END_FIN : FO_END_IDLE;
 		return 1;
 	}
@@ -349,7 +350,7 @@ fo_flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, u
 	 * would touch), and flow_expire, which reads last_seen, ends a flow at most that late.
 	 */
 	cls = timeout_class(flow);
-	if (cls == flow->timeout_class && e->now - flow->lru_time < (e->conf.timeout_ns[cls] >> 10))
+	if (cls == flow->timeout_class && e->now - flow->lru_time < (e->pc->conf.timeout_ns[cls] >> 10))
 		return;
 	lru_unlink(e, flow);
 	flow->timeout_class = cls;
@@ -369,18 +370,19 @@ fo_flow_wants_end(const struct fo_flow *flow, enum fo_flow_end_reason *reason)
 void
 fo_flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason)
 {
-	struct definition *d = &e->defs[flow->key.def];
+	const struct definition *d = &e->defs[flow->key.def];
+	struct def_shard *ds = &e->per_def[flow->key.def];
 	uint16_t p;
 
 	/* What the flow still holds goes out as it is: ending a flow loses no data. */
 	fo_pipeline_release(e, flow, UINT32_MAX);
 	fo_stream_flow_end(e, flow);
 	for (p = 0; p < d->n_procs; p++) {
-		struct proc_instance *proc = &d->procs[p];
+		const struct proc_conf *proc = &d->procs[p];
 
-		if (proc->ops->flow_end != NULL) {
+		if (proc->ops.flow_end != NULL) {
 			engine_call_enter(e, d, p, FO_CALL_FLOW_END);
-			proc->ops->flow_end(proc->ctx, flow, flow->states + proc->state_offset, reason);
+			proc->ops.flow_end(ds->procs[p].ctx, flow, flow->states + proc->state_offset, reason);
 			engine_call_leave(e);
 		}
 	}
@@ -390,7 +392,7 @@ fo_flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason r
 	flow_note_kept(e, flow);
 	RELAXED_ADD(e->stats.flows_ended[reason], 1);
 	RELAXED_ADD(e->stats.flows_active, -1);
-	RELAXED_ADD(d->stats.flows_active, -1);
+	RELAXED_ADD(ds->stats.flows_active, -1);
 }
 
 struct fo_flow *
@@ -402,5 +404,5 @@ fo_flow_idle_oldest(struct fo_engine *e, int c)
 		return NULL;
 	flow = &e->flows[e->lru_head[c]];
 	/* Those behind it moved after it, so they were seen less than timeout/1024 before it. */
-	return e->now - flow->last_seen >= e->conf.timeout_ns[c] ? flow : NULL;
+	return e->now - flow->last_seen >= e->pc->conf.timeout_ns[c] ? flow : NULL;
 }

@@ -93,7 +93,7 @@ fo_pipeline_released(const struct fo_engine *e, struct fo_flow *flow)
 
 /* Fills the window of one (flow, processor) pair; returns its length. */
 static uint16_t
-build_window(const struct fo_engine *e, struct fo_flow *flow, const struct proc_instance *proc,
+build_window(const struct fo_engine *e, struct fo_flow *flow, const struct proc_conf *proc,
 	     uint32_t head, uint32_t tail, struct rte_mbuf **window)
 {
 	struct rte_mbuf *m;
@@ -109,7 +109,7 @@ build_window(const struct fo_engine *e, struct fo_flow *flow, const struct proc_
 			break;
 		if (meta->verdict == FO_DROP || meta->first_stage > proc->stage)
 			continue;
-		if (fo_pkt_level_len(m, proc->ops->level) == 0)
+		if (fo_pkt_level_len(m, proc->ops.level) == 0)
 			continue;   /* nothing at this processor's level: it skips it, in place */
 		window[n++] = m;
 	}
@@ -232,9 +232,10 @@ all_pass(const uint8_t *verdicts, uint32_t n)
 
 /* Runs one processor over the given flows of its definition. */
 static void
-run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint32_t *flows, uint16_t n_flows)
+run_processor(struct fo_engine *e, const struct definition *d, uint16_t p, const uint32_t *flows, uint16_t n_flows)
 {
-	struct proc_instance *proc = &d->procs[p];
+	const struct proc_conf *proc = &d->procs[p];
+	struct proc_instance *inst = &e->per_def[d - e->defs].procs[p];
 	uint32_t tails[FO_MAX_BURST], *heads[FO_MAX_BURST];
 	uint64_t counts[FO_VERDICT_COUNT] = { 0 };
 	uint32_t used = 0;
@@ -285,11 +286,11 @@ run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint3
 		return;
 	memset(e->verdicts, FO_PASS, used);   /* the batches lie back to back */
 	began = engine_call_enter(e, d, p, FO_CALL_PROCESS);
-	proc->ops->process(proc->ctx, e->batches, nb);
+	proc->ops.process(inst->ctx, e->batches, nb);
 	engine_call_leave(e);
-	RELAXED_ADD(proc->busy_tsc, rte_rdtsc() - began);
-	RELAXED_ADD(proc->calls, 1);
-	RELAXED_ADD(proc->packets, used);
+	RELAXED_ADD(inst->busy_tsc, rte_rdtsc() - began);
+	RELAXED_ADD(inst->calls, 1);
+	RELAXED_ADD(inst->packets, used);
 	if (all_pass(e->verdicts, used)) {
 		/* The common call: every packet goes on, so each window is released whole. */
 		for (i = 0; i < nb; i++) {
@@ -308,7 +309,7 @@ run_processor(struct fo_engine *e, struct definition *d, uint16_t p, const uint3
 void
 fo_pipeline_run(struct fo_engine *e, uint16_t def, const uint32_t *flows, uint16_t n)
 {
-	struct definition *d = &e->defs[def];
+	const struct definition *d = &e->defs[def];
 	uint16_t s, p;
 	uint32_t i;
 
@@ -494,7 +495,7 @@ may_overtake(const struct definition *d, const struct fo_flow *flow, struct rte_
 					  (RTE_TCP_SYN_FLAG | RTE_TCP_FIN_FLAG | RTE_TCP_RST_FLAG)))
 		return 0;
 	for (p = 0; p < d->n_procs; p++)
-		if (seq >= flow->heads[p] && fo_pkt_level_len(m, d->procs[p].ops->level) > 0)
+		if (seq >= flow->heads[p] && fo_pkt_level_len(m, d->procs[p].ops.level) > 0)
 			return 0;
 	return 1;
 }
@@ -529,7 +530,7 @@ release_overtakers(struct fo_engine *e, struct fo_flow *flow)
 void
 fo_pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto)
 {
-	struct definition *d = &e->defs[flow->key.def];
+	const struct definition *d = &e->defs[flow->key.def];
 	int streams = d->stream_offset != 0 && flow->key.proto == IPPROTO_TCP;
 
 	while (flow->q_head != NULL && *fo_pkt_seq(flow->q_head) < upto) {
@@ -567,7 +568,7 @@ fo_pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto)
 void
 fo_pipeline_overflow(struct fo_engine *e, struct fo_flow *flow)
 {
-	struct definition *d = &e->defs[flow->key.def];
+	const struct definition *d = &e->defs[flow->key.def];
 
 	RELAXED_ADD(e->stats.hold_overflows, 1);
 	RELAXED_ADD(e->stats.hold_overflow_packets, flow->q_packets);
@@ -637,5 +638,5 @@ fo_batch_inject(struct fo_batch *b, uint16_t i, struct rte_mbuf *m, int after)
 struct rte_mempool *
 fo_batch_pool(const struct fo_batch *b)
 {
-	return b->engine->conf.pool;
+	return b->engine->pc->conf.pool;
 }

@@ -24,7 +24,7 @@
 #define IDLE_RELEASES_PER_BURST 32   /* flows let go by the idle rule per definition per burst, at most */
 
 static void
-hold_unlink(struct fo_engine *e, struct definition *d, struct stream_flow *sf)
+hold_unlink(struct fo_engine *e, struct def_shard *d, struct stream_flow *sf)
 {
 	if (sf->hold_prev != FO_FLOW_NONE)
 		flow_streams(e, &e->flows[sf->hold_prev])->hold_next = sf->hold_next;
@@ -50,7 +50,7 @@ last_new_bytes(const struct fo_flow *flow, const struct stream_flow *sf)
 void
 fo_stream_hold_track(struct fo_engine *e, struct fo_flow *flow)
 {
-	struct definition *d = &e->defs[flow->key.def];
+	struct def_shard *d = &e->per_def[flow->key.def];
 	struct stream_flow *sf = flow_streams(e, flow);
 
 	if (sf == NULL)
@@ -82,7 +82,7 @@ fo_stream_hold_forget(struct fo_engine *e, struct fo_flow *flow)
 	struct stream_flow *sf = flow_streams(e, flow);
 
 	if (sf != NULL && sf->hold_listed)
-		hold_unlink(e, &e->defs[flow->key.def], sf);
+		hold_unlink(e, &e->per_def[flow->key.def], sf);
 }
 
 void
@@ -91,9 +91,9 @@ fo_stream_release_idle(struct fo_engine *e)
 	uint32_t ids[IDLE_RELEASES_PER_BURST];
 	uint16_t i, k, n;
 
-	for (i = 0; e->n_holding > 0 && i < e->n_defs; i++) {
-		struct definition *d = &e->defs[i];
-		uint64_t hold_ns = (uint64_t)d->conf.stream_hold_ms * 1000000;
+	for (i = 0; e->n_holding > 0 && i < e->pc->n_defs; i++) {
+		struct def_shard *d = &e->per_def[i];
+		uint64_t hold_ns = (uint64_t)e->defs[i].conf.stream_hold_ms * 1000000;
 
 		for (n = 0; n < IDLE_RELEASES_PER_BURST && d->hold_first != FO_FLOW_NONE; n++) {
 			struct fo_flow *flow = &e->flows[d->hold_first];

@@ -306,7 +306,7 @@ trim(struct fo_engine *e, struct rte_mbuf *m, uint32_t n, int back)
 
 	if (n > plen)
 		n = plen;
-	ret = fo_pkt_splice(e->conf.pool, m, meta->offset[FO_LEVEL_PAYLOAD] + (back ? plen - n : 0), n, NULL, 0);
+	ret = fo_pkt_splice(e->pc->conf.pool, m, meta->offset[FO_LEVEL_PAYLOAD] + (back ? plen - n : 0), n, NULL, 0);
 	if (ret != 0)
 		return ret;
 	if (!back)
@@ -557,7 +557,7 @@ send_split(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, uint3
 	for (done = 0; done < plen; done += mss) {
 		uint32_t n = RTE_MIN(mss, plen - done);
 		int last = done + n == plen;
-		struct rte_mbuf *p = fo_pkt_build(e->conf.pool, m, pay, pay + done, n);
+		struct rte_mbuf *p = fo_pkt_build(e->pc->conf.pool, m, pay, pay + done, n);
 
 		if (p == NULL)
 			break;
@@ -577,7 +577,7 @@ send_split(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, uint3
 	if (done < plen) {
 		/* Out of mbufs: what is left goes as one segment, past the MSS (counted). */
 		RELAXED_ADD(e->stats.stream_split_failed, 1);
-		if (done > 0 && fo_pkt_splice(e->conf.pool, m, pay, done, NULL, 0) != 0) {
+		if (done > 0 && fo_pkt_splice(e->pc->conf.pool, m, pay, done, NULL, 0) != 0) {
 			fo_engine_drop(e, m);
 			sd->out_nxt = out + done;
 			return;
@@ -607,10 +607,10 @@ fo_stream_split_rest(struct fo_engine *e, struct rte_mbuf *m, uint32_t n)
 
 	if (n == 0 || n >= plen)
 		return NULL;
-	r = fo_pkt_build(e->conf.pool, m, pay, pay + n, rest);
+	r = fo_pkt_build(e->pc->conf.pool, m, pay, pay + n, rest);
 	if (r == NULL)
 		goto fail;
-	if (fo_pkt_splice(e->conf.pool, m, pay + n, rest, NULL, 0) != 0)   /* at the end: nothing moves */
+	if (fo_pkt_splice(e->pc->conf.pool, m, pay + n, rest, NULL, 0) != 0)   /* at the end: nothing moves */
 		goto fail;
 	rmeta = fo_pkt_meta(r);
 	*rmeta = *meta;
@@ -667,7 +667,7 @@ fo_stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
 	}
 	if (dropped && fin) {
 		/* Dropping data does not drop the end of the stream: the FIN goes, without the data. */
-		if (out_len > 0 && fo_pkt_splice(e->conf.pool, m, meta->offset[FO_LEVEL_PAYLOAD], out_len, NULL, 0) == 0)
+		if (out_len > 0 && fo_pkt_splice(e->pc->conf.pool, m, meta->offset[FO_LEVEL_PAYLOAD], out_len, NULL, 0) == 0)
 			out_len = 0;
 		dropped = out_len > 0;
 	}

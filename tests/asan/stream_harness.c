@@ -222,6 +222,8 @@ main(int argc, char **argv)
 	struct fo_port_conf pconf = {0};
 	struct fo_port_info port_info;
 	struct fo_engine_conf conf = {0};
+	struct fo_shard_conf sc = { .flow_capacity = 1024, .socket_id = SOCKET_ID_ANY };
+	struct fo_pipeline_conf *pc;
 	struct fo_def_conf def = {0};
 	struct fo_engine_stats st;
 	struct fo_proc_stats ps;
@@ -255,13 +257,12 @@ main(int argc, char **argv)
 	pconf.tx_chain_max = UINT32_MAX;   /* net_pcap writes the chains (9,014 bytes at most here) whole */
 	if (fo_port_start(0, &pconf, &port_info) != 0)
 		return 4;
-	conf.flow_capacity = 1024;
 	conf.pool = pool;
 	conf.socket_id = SOCKET_ID_ANY;
 	for (t = 0; t < FO_TIMEOUT_CLASS_COUNT; t++)
 		conf.timeout_ns[t] = 60ULL * 1000000000ULL;
-	e = engine = fo_engine_create(&conf);
-	if (e == NULL)
+	pc = fo_pipeline_conf_create(&conf);
+	if (pc == NULL)
 		return 5;
 	strcpy(def.name, "all");
 	def.hold_packets = 256;
@@ -269,11 +270,19 @@ main(int argc, char **argv)
 	def.streams = 1;
 	def.reorder_packets = 16;
 	def.stream_hold_ms = 1;   /* held bytes let go by the engine too (fo_stream_hold.c) */
-	if (fo_engine_add_definition(e, &def) != 0 ||
-	    (redact ? fo_engine_add_processor(e, 0, 0, &redactor_ops, NULL, 0, err, sizeof(err)) < 0 :
-	     (fo_engine_add_processor(e, 0, 0, &reader_ops, NULL, 0, err, sizeof(err)) < 0 ||
-	      fo_engine_add_processor(e, 0, 1, &editor_ops, NULL, 0, err, sizeof(err)) < 0)) ||
-	    fo_engine_build(e, err, sizeof(err)) != 0) {
+	if (fo_pipeline_conf_add_definition(pc, &def) != 0 ||
+	    (redact ? fo_pipeline_conf_add_processor(pc, 0, 0, &redactor_ops, NULL, 0, err, sizeof(err)) < 0 :
+	     (fo_pipeline_conf_add_processor(pc, 0, 0, &reader_ops, NULL, 0, err, sizeof(err)) < 0 ||
+	      fo_pipeline_conf_add_processor(pc, 0, 1, &editor_ops, NULL, 0, err, sizeof(err)) < 0)) ||
+	    fo_pipeline_conf_build(pc, err, sizeof(err)) != 0) {
+		fprintf(stderr, "engine: %s\n", err);
+		return 6;
+	}
+	e = engine = fo_engine_create(pc, &sc);
+	fo_pipeline_conf_free(pc);   /* the engine holds it */
+	if (e == NULL)
+		return 5;
+	if (fo_engine_build(e, err, sizeof(err)) != 0) {
 		fprintf(stderr, "engine: %s\n", err);
 		return 6;
 	}

@@ -92,26 +92,24 @@ fuzz_check_pool(const char *target)
 	}
 }
 
-struct fo_engine *
-fuzz_engine(uint32_t capacity, int streams, const struct fo_processor_ops *const *ops, uint16_t n)
+struct fo_pipeline_conf *
+fuzz_conf(int streams, const struct fo_processor_ops *const *ops, uint16_t n)
 {
 	struct fo_engine_conf conf = { 0 };
 	struct fo_def_conf def = { 0 };
-	struct fo_engine *e;
+	struct fo_pipeline_conf *pc;
 	char err[256] = "";
 	uint16_t i;
 	int t;
 
-	conf.flow_capacity = capacity;
 	conf.pool = fuzz_pool;
 	conf.socket_id = SOCKET_ID_ANY;
 	conf.clock = FO_CLOCK_CAPTURE;       /* time from the input (fuzz_traffic.c): runs repeat */
-	conf.keep_budget = 256;              /* small, so that flows go over their share */
 	for (t = 0; t < FO_TIMEOUT_CLASS_COUNT; t++)
 		conf.timeout_ns[t] = 60ULL * 1000000000ULL;
-	e = fo_engine_create(&conf);
-	if (e == NULL) {
-		fprintf(stderr, "fuzz: fo_engine_create: %s\n", rte_strerror(rte_errno));
+	pc = fo_pipeline_conf_create(&conf);
+	if (pc == NULL) {
+		fprintf(stderr, "fuzz: fo_pipeline_conf_create: %s\n", rte_strerror(rte_errno));
 		abort();
 	}
 	strcpy(def.name, "all");
@@ -119,16 +117,46 @@ fuzz_engine(uint32_t capacity, int streams, const struct fo_processor_ops *const
 	def.hold_bytes = 1 << 20;
 	def.streams = (uint8_t)streams;
 	def.reorder_packets = 16;
-	if (fo_engine_add_definition(e, &def) != 0)
+	if (fo_pipeline_conf_add_definition(pc, &def) != 0)
 		abort();
 	for (i = 0; i < n; i++)
-		if (fo_engine_add_processor(e, 0, i, ops[i], NULL, 0, err, sizeof(err)) < 0) {
+		if (fo_pipeline_conf_add_processor(pc, 0, i, ops[i], NULL, 0, err, sizeof(err)) < 0) {
 			fprintf(stderr, "fuzz: %s\n", err);
 			abort();
 		}
+	if (fo_pipeline_conf_build(pc, err, sizeof(err)) != 0) {
+		fprintf(stderr, "fuzz: %s\n", err);
+		abort();
+	}
+	return pc;
+}
+
+struct fo_engine *
+fuzz_shard(struct fo_pipeline_conf *pc, uint32_t capacity)
+{
+	struct fo_shard_conf sc = { .flow_capacity = capacity, .socket_id = SOCKET_ID_ANY };
+	struct fo_engine *e;
+	char err[256] = "";
+
+	sc.keep_budget = 256;                /* small, so that flows go over their share */
+	e = fo_engine_create(pc, &sc);
+	if (e == NULL) {
+		fprintf(stderr, "fuzz: fo_engine_create: %s\n", rte_strerror(rte_errno));
+		abort();
+	}
 	if (fo_engine_build(e, err, sizeof(err)) != 0) {
 		fprintf(stderr, "fuzz: %s\n", err);
 		abort();
 	}
+	return e;
+}
+
+struct fo_engine *
+fuzz_engine(uint32_t capacity, int streams, const struct fo_processor_ops *const *ops, uint16_t n)
+{
+	struct fo_pipeline_conf *pc = fuzz_conf(streams, ops, n);
+	struct fo_engine *e = fuzz_shard(pc, capacity);
+
+	fo_pipeline_conf_free(pc);   /* the shard holds it */
 	return e;
 }

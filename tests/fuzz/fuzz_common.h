@@ -31,9 +31,14 @@ struct rte_mbuf *fuzz_mbuf_chain(const uint8_t *data, size_t len);
 /* Aborts (a finding) unless every mbuf is back in the pool. */
 void fuzz_check_pool(const char *target);
 
-/* An engine of `capacity` flows and a keep budget of 256 packets, one catch-all definition
- * (streams on or off), its processors (ops, one per stage, n of them) built. Aborts on failure:
- * the configuration is fixed. */
+/* A built conf of one catch-all definition (streams on or off) and its processors (ops, one per
+ * stage, n of them). Aborts on failure: the configuration is fixed. */
+struct fo_pipeline_conf *fuzz_conf(int streams, const struct fo_processor_ops *const *ops, uint16_t n);
+
+/* A built shard of pc of `capacity` flows and a keep budget of 256 packets. Aborts on failure. */
+struct fo_engine *fuzz_shard(struct fo_pipeline_conf *pc, uint32_t capacity);
+
+/* The one shard of a conf of its own (fuzz_conf, fuzz_shard). */
 struct fo_engine *fuzz_engine(uint32_t capacity, int streams, const struct fo_processor_ops *const *ops,
 			      uint16_t n);
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Two shards of the engine (ext/src/fo_engine.c: steer_owner, handoff, fo_engine_inbox): the
- * traffic of fuzz_traffic.h arrives at shard 0, which hands what shard 1 owns (by the steering
+ * Two shards of the engine made from one conf (ext/src/fo_engine.c: steer_owner, handoff,
+ * fo_engine_inbox): the traffic of fuzz_traffic.h arrives at shard 0, which hands what shard 1 owns (by the steering
  * hash, later fragments after their first) to shard 1's inbox; shard 1 drains it after every
  * burst. Shard 1 never hands anything back (what comes from an inbox is not steered again), it
  * processes exactly what was handed to it, each shard's counters account for every packet, and
@@ -72,9 +72,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct fuzz_traffic traffic = { .target = "fuzz_shards", .at_end = end_peer,
 						     .after_burst = drain_peer, .chains = 1 };
-	struct fo_engine *e = fuzz_engine(CAPACITY, 0, NULL, 0);
+	struct fo_pipeline_conf *pc = fuzz_conf(0, NULL, 0);   /* both shards read it, as flowos-run's */
+	struct fo_engine *e = fuzz_shard(pc, CAPACITY);
 
-	peer = fuzz_engine(CAPACITY, 0, NULL, 0);
+	peer = fuzz_shard(pc, CAPACITY);
+	fo_pipeline_conf_free(pc);
 	if (fo_engine_set_shard(e, 0, 2, inboxes, STEER_PATTERN) != 0 ||
 	    fo_engine_set_shard(peer, 1, 2, inboxes, STEER_PATTERN) != 0)
 		abort();

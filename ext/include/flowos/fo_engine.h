@@ -16,45 +16,9 @@
 #include <rte_spinlock.h>
 
 #include "fo_flow.h"
-#include "fo_match.h"
+#include "fo_pipeline_conf.h"
 #include "fo_processor.h"
 #include "fo_worker.h"
-
-#define FO_MAX_DEFS 1024
-#define FO_MAX_PROCS 16     /* per definition */
-#define FO_MAX_STAGES 7      /* fo_pkt_meta.first_stage (3 bits) counts up to one past the last */
-#define FO_NAME_LEN 48
-#define FO_STREAM_HOLD_MS_DEFAULT 500   /* fo_def_conf.stream_hold_ms when 0 */
-
-enum fo_unmatched_policy { FO_UNMATCHED_PASS = 0, FO_UNMATCHED_DROP };
-enum fo_malformed_policy { FO_MALFORMED_PASS = 0, FO_MALFORMED_DROP };
-enum fo_table_full_policy { FO_TABLE_FULL_BYPASS = 0, FO_TABLE_FULL_DROP };
-enum fo_hold_policy { FO_HOLD_OVERFLOW_DROP = 0, FO_HOLD_OVERFLOW_RELEASE };
-enum fo_clock { FO_CLOCK_TSC = 0, FO_CLOCK_CAPTURE };
-
-struct fo_engine_conf {
-	uint32_t flow_capacity;                         /* concurrent flows */
-	uint8_t unmatched;                              /* enum fo_unmatched_policy */
-	uint8_t malformed;                              /* enum fo_malformed_policy */
-	uint8_t table_full;                             /* enum fo_table_full_policy */
-	uint8_t clock;                                  /* enum fo_clock */
-	uint64_t timeout_ns[FO_TIMEOUT_CLASS_COUNT];    /* idle time before a flow ends */
-	struct rte_mempool *pool;                       /* for injected packets */
-	int socket_id;
-	uint32_t keep_budget;                           /* packets kept across all flows (held, out of
-							   order, copies); 0: no limit (docs/flows.md) */
-};
-
-struct fo_def_conf {
-	char name[FO_NAME_LEN];
-	struct fo_match match;
-	uint32_t hold_packets;    /* per flow: packets held (not yet released by the last stage) */
-	uint32_t hold_bytes;
-	uint8_t hold_overflow;    /* enum fo_hold_policy */
-	uint8_t streams;          /* payload streams: per-processor stream offsets, TCP normalised */
-	uint16_t reorder_packets; /* per TCP direction: segments held until a gap fills */
-	uint32_t stream_hold_ms;  /* held stream bytes go on once the flow brings no new bytes for this long (ms); 0: the default */
-};
 
 struct fo_engine_stats {
 	uint64_t packets;                                 /* seen by the engine */
@@ -100,7 +64,7 @@ struct fo_engine_stats {
 	uint64_t held;                    /* now: packets in flows' queues and past gaps (a gauge) */
 	uint64_t stream_split_parts;      /* packets made by splitting at the MSS */
 	uint64_t stream_copies_resent;    /* kept copies sent again to answer a retransmission */
-	/* The keep budget (fo_engine_conf.keep_budget) */
+	/* The keep budget (fo_shard_conf.keep_budget) */
 	uint64_t kept_copies;             /* now: copies of rewritten data kept until acknowledged (a gauge) */
 	uint64_t keep_peak;               /* the most held + kept_copies at the end of a burst */
 	uint64_t budget_overflows;        /* flows over their share cut back by their hold overflow policy */
@@ -128,23 +92,35 @@ struct fo_proc_stats {
 
 struct fo_engine;
 
-/* Returns an engine with no definitions, or NULL with rte_errno set. */
-struct fo_engine *fo_engine_create(const struct fo_engine_conf *conf);
-
-/* Adds a definition after the others (lower priority). Returns its index or -errno. */
-int fo_engine_add_definition(struct fo_engine *e, const struct fo_def_conf *def);
+/* What one shard has of its own. */
+struct fo_shard_conf {
+	uint32_t flow_capacity;   /* concurrent flows */
+	uint32_t keep_budget;     /* packets kept across all flows (held, out of order, copies); 0: no limit (docs/flows.md) */
+	int socket_id;            /* of the worker's lcore */
+};
 
 /*
- * Appends a processor to stage `stage` of a definition's pipeline (stages are added in order,
- * from 0). Runs the processor's setup. Returns the processor's index in the definition, or
- * -errno with the reason in err (a writer sharing a stage is -EINVAL).
+ * Returns a shard of the engine pc describes (pc built), or NULL with rte_errno set. It reads pc
+ * from now on and keeps it from being freed until fo_engine_free. Its processors are set up by
+ * fo_engine_build, each with the parameters it was given in pc unless fo_engine_bind_processor
+ * gave this shard's instance its own.
  */
-int fo_engine_add_processor(struct fo_engine *e, uint16_t def, uint16_t stage,
-			    const struct fo_processor_ops *ops, const void *params, size_t params_len,
-			    char *err, size_t errlen);
+struct fo_engine *fo_engine_create(struct fo_pipeline_conf *pc, const struct fo_shard_conf *sc);
 
-/* Builds the classifier and the flow table. Returns 0 or -errno with the reason in err. */
+/*
+ * This shard's instance of processor proc of definition def gets its own parameters (a Python
+ * or Cython processor: an object of the shard's own). ops must be that processor's in pc but for
+ * their name: the same callbacks, level and sizes. params must last until fo_engine_build.
+ * Returns 0, -EINVAL (no such processor, other ops) or -EBUSY (built).
+ */
+int fo_engine_bind_processor(struct fo_engine *e, uint16_t def, uint16_t proc, const struct fo_processor_ops *ops,
+			     const void *params, size_t params_len);
+
+/* Builds the flow table, the scratch, and sets up each processor's instance. 0 or -errno, the reason in err. */
 int fo_engine_build(struct fo_engine *e, char *err, size_t errlen);
+
+/* The conf the shard was made from. */
+const struct fo_pipeline_conf *fo_engine_pipeline_conf(const struct fo_engine *e);
 
 /* The processing hook (fo_burst_hook_t) of a built engine. */
 uint16_t fo_engine_burst(void *engine, const struct fo_route *route, struct rte_mbuf **pkts, uint16_t n);
@@ -200,7 +176,7 @@ int fo_engine_processor_report(struct fo_engine *e, uint16_t def, uint16_t proc,
 /* Calls every processor's teardown, once (fo_engine_free does it if nobody did before). */
 void fo_engine_teardown(struct fo_engine *e);
 
-/* Tears the processors down if that was not done yet, and frees everything. */
+/* Tears the processors down if that was not done yet, frees the shard, and lets its conf go. */
 void fo_engine_free(struct fo_engine *e);
 
 #endif /* FO_ENGINE_H */
