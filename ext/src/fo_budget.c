@@ -3,13 +3,15 @@
  * The keep budget (fo_shard_conf.keep_budget, docs/flows.md): once the engine keeps more
  * packets than its budget across all flows, flows that keep more than their share are cut back
  * to it. The flows a burst touched are cut back as their packets are released; a sweep over the
- * flow array finds the ones that keep a lot and have gone quiet.
+ * flow array finds the ones that keep a lot and have gone quiet. What cannot be given back here
+ * (queued packets) is the pipeline's to let go: these return the flow to their caller, which
+ * applies its hold overflow policy (fo_pipeline_overflow).
  */
 #include "fo_engine_priv.h"
 
 #define SWEEP_PER_BURST 64   /* flow ids a sweep looks at per burst while over the budget */
 
-void
+int
 fo_budget_cut(struct fo_engine *e, struct fo_flow *flow)
 {
 	uint32_t share = budget_share(e);
@@ -19,20 +21,21 @@ fo_budget_cut(struct fo_engine *e, struct fo_flow *flow)
 	if (flow_streams(e, flow) != NULL)
 		fo_stream_cut_back(e, flow, share);
 	if (flow_kept(e, flow) > share && flow->q_packets > 0)
-		fo_pipeline_overflow(e, flow);
+		return 1;
 	flow_note_kept(e, flow);
+	return 0;
 }
 
-void
-fo_budget_sweep(struct fo_engine *e)
+struct fo_flow *
+fo_budget_sweep_next(struct fo_engine *e, uint32_t share, uint32_t *looked)
 {
-	uint32_t i, share = budget_share(e);
-
-	for (i = 0; i < SWEEP_PER_BURST && e->stats.held + e->stats.kept_copies > e->conf.keep_budget; i++) {
+	while (*looked < SWEEP_PER_BURST && e->stats.held + e->stats.kept_copies > e->conf.keep_budget) {
 		struct fo_flow *flow = &e->flows[e->sweep_at];
 
+		(*looked)++;
 		e->sweep_at = e->sweep_at + 1 == e->n_flows ? 0 : e->sweep_at + 1;
-		if (flow->live && flow->keeping && flow_kept(e, flow) > share)
-			fo_budget_cut(e, flow);
+		if (flow->live && flow->keeping && flow_kept(e, flow) > share && fo_budget_cut(e, flow))
+			return flow;
 	}
+	return NULL;
 }

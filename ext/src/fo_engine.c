@@ -18,27 +18,6 @@
 #include "fo_engine_priv.h"
 #include "fo_flow_index.h"
 
-int fo_pkt_meta_offset = -1;
-int fo_pkt_seq_offset = -1;
-
-int
-fo_pkt_meta_register(void)
-{
-	static const struct rte_mbuf_dynfield meta = {
-		.name = "flowos_pkt_meta", .size = sizeof(struct fo_pkt_meta),
-		.align = __alignof__(struct fo_pkt_meta),
-	};
-	static const struct rte_mbuf_dynfield seq = {
-		.name = "flowos_pkt_seq", .size = sizeof(uint32_t), .align = __alignof__(uint32_t),
-	};
-
-	if (fo_pkt_meta_offset < 0)
-		fo_pkt_meta_offset = rte_mbuf_dynfield_register(&meta);
-	if (fo_pkt_seq_offset < 0)
-		fo_pkt_seq_offset = rte_mbuf_dynfield_register(&seq);
-	return fo_pkt_meta_offset < 0 || fo_pkt_seq_offset < 0 ? -rte_errno : 0;
-}
-
 struct fo_engine *
 fo_engine_create(struct fo_pipeline_conf *pc, const struct fo_shard_conf *sc)
 {
@@ -253,59 +232,6 @@ fo_engine_set_txq(struct fo_engine *e, uint16_t port, uint16_t queue, rte_spinlo
 	return 0;
 }
 
-/* Where the last level found starts: the headers' end (a transport's payload follows its header). */
-static uint32_t
-headers_end(const struct fo_decoded *d)
-{
-	uint32_t end = 0;
-	int l;
-
-	for (l = 0; l < FO_LEVEL_COUNT; l++)
-		if (d->offset[l] != FO_NO_LEVEL)
-			end = RTE_MAX(end, (uint32_t)d->offset[l]);
-	return end;
-}
-
-/*
- * Decodes m into its metadata; returns 0, or the decode error for a malformed packet. A packet
- * whose headers cannot all be brought into its first segment is decoded from that segment
- * alone: truncated.
- */
-int
-fo_engine_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, uint32_t *frag_id)
-{
-	struct fo_pkt_meta *meta = fo_pkt_meta(m);
-	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
-	uint32_t len = rte_pktmbuf_data_len(m);
-	struct fo_decoded d;
-	int l;
-
-	/* Lengths are checked against the whole packet: a long one comes in several segments. */
-	if (unlikely(m->nb_segs > 1)) {
-		len = RTE_MIN(rte_pktmbuf_pkt_len(m), (uint32_t)FO_DECODE_MAX_LEN);
-		data = rte_pktmbuf_read(m, 0, len, e->linear);
-		fo_decode(data, len, &d);
-		/* Headers are read and written in the first segment: the ones past it move there. */
-		if (fo_pkt_pullup(m, headers_end(&d)) != 0)
-			fo_decode(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), &d);
-	} else {
-		fo_decode(data, len, &d);
-	}
-	meta->next = NULL;
-	for (l = 0; l < FO_LEVEL_COUNT; l++)
-		meta->offset[l] = d.offset[l];
-	meta->end = d.end;
-	meta->flags = d.flags;
-	meta->ip_proto = d.ip_proto;
-	meta->out_port = out_port;
-	meta->verdict = FO_PASS;
-	meta->dir = 0;
-	meta->first_stage = 0;
-	*fo_pkt_seq(m) = 0;
-	*frag_id = d.frag_id;
-	return d.error;
-}
-
 /* The capture clock's time for a packet, in ns. net_pcap in DPDK 22.11 stamps microseconds;
  * a value that small is taken for microseconds (as nanoseconds it would be before 1973). */
 static inline void
@@ -322,9 +248,24 @@ capture_time(struct fo_engine *e, const struct rte_mbuf *m)
 		e->now = ts;
 }
 
+/*
+ * Ends a flow: what it still holds (its queue, what waits past a gap) goes out as it is, so
+ * that ending a flow loses no data; then its processors' flow_end and the table.
+ */
+static void
+end_flow(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason)
+{
+	fo_pipeline_release(e, flow, UINT32_MAX);
+	if (flow_streams(e, flow) != NULL) {
+		fo_stream_hold_forget(e, flow);
+		fo_stream_flow_end(e, flow);
+	}
+	fo_flow_end(e, flow, reason);
+}
+
 /* Ends a flow now, in the middle of a burst: what the burst brought it is processed first. */
-void
-fo_engine_finish_flow(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason)
+static void
+finish_flow(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason)
 {
 	uint32_t id = flow->id;
 	uint16_t i;
@@ -340,54 +281,7 @@ fo_engine_finish_flow(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_en
 			}
 		}
 	}
-	fo_flow_end(e, flow, reason);
-}
-
-void
-fo_engine_send(struct fo_engine *e, struct rte_mbuf *m)
-{
-	uint16_t port = fo_pkt_meta(m)->out_port;
-	struct tx_queue *q = &e->tx[port];
-
-	q->pkts[q->n++] = m;
-	if (q->n == TX_BUF) {
-		uint16_t sent = fo_tx_burst(port, &e->txq[port], q->pkts, q->n);
-
-		RELAXED_ADD(e->stats.tx_packets, sent);
-		if (sent < q->n) {
-			rte_pktmbuf_free_bulk(&q->pkts[sent], q->n - sent);
-			RELAXED_ADD(e->stats.tx_unsent, q->n - sent);
-		}
-		q->n = 0;
-	}
-}
-
-void
-fo_engine_drop(struct fo_engine *e, struct rte_mbuf *m)
-{
-	rte_pktmbuf_free(m);
-	RELAXED_ADD(e->stats.dropped, 1);
-}
-
-void
-fo_engine_tx_flush(struct fo_engine *e)
-{
-	uint16_t port;
-
-	for (port = 0; port < RTE_MAX_ETHPORTS; port++) {
-		struct tx_queue *q = &e->tx[port];
-		uint16_t sent;
-
-		if (q->n == 0)
-			continue;
-		sent = fo_tx_burst(port, &e->txq[port], q->pkts, q->n);
-		RELAXED_ADD(e->stats.tx_packets, sent);
-		if (sent < q->n) {
-			rte_pktmbuf_free_bulk(&q->pkts[sent], q->n - sent);
-			RELAXED_ADD(e->stats.tx_unsent, q->n - sent);
-		}
-		q->n = 0;
-	}
+	end_flow(e, flow, reason);
 }
 
 /* Ends the flows idle past their timeout class's time, the least recently seen first (a few per burst). */
@@ -399,7 +293,7 @@ expire_idle(struct fo_engine *e)
 
 	for (c = 0; c < FO_TIMEOUT_CLASS_COUNT; c++)
 		for (budget = EXPIRE_PER_BURST; budget > 0 && (flow = fo_flow_idle_oldest(e, c)) != NULL; budget--)
-			fo_engine_finish_flow(e, flow, flow->tcp_state == FO_TCP_CLOSED ? FO_END_FIN : FO_END_IDLE);
+			finish_flow(e, flow, flow->tcp_state == FO_TCP_CLOSED ? FO_END_FIN : FO_END_IDLE);
 }
 
 /*
@@ -416,7 +310,7 @@ flow_of(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int32_t 
 
 	flow = fo_flow_for_key(e, key, src_lo, hint, m, dir, &over);
 	if (unlikely(flow != NULL && over >= 0)) {
-		fo_engine_finish_flow(e, flow, (enum fo_flow_end_reason)over);
+		finish_flow(e, flow, (enum fo_flow_end_reason)over);
 		flow = fo_flow_for_key(e, key, src_lo, -1, m, dir, &over);
 	}
 	if (unlikely(flow == NULL)) {
@@ -438,9 +332,9 @@ join_flow(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf 
 		RELAXED_ADD(e->stats.table_full, 1);
 		if (e->pc->conf.table_full == FO_TABLE_FULL_DROP) {
 			RELAXED_ADD(e->stats.table_full_dropped, 1);
-			fo_engine_drop(e, m);
+			fo_drop(e, m);
 		} else {
-			fo_engine_send(e, m);
+			fo_send(e, m);
 		}
 		return -1;
 	}
@@ -454,12 +348,12 @@ join_flow(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf 
 		fo_stream_map_acks(e, flow, m, dir);
 		fo_flow_account(e, flow, m, dir);
 		if (fo_stream_admit(e, flow, m, dir) == 0)
-			fo_pipeline_enqueue(e, flow, m);
+			fo_flow_enqueue(e, flow, m);
 		fo_stream_drain(e, flow, dir);
 		fo_stream_drain(e, flow, dir ^ 1);
 	} else {
 		fo_flow_account(e, flow, m, dir);
-		fo_pipeline_enqueue(e, flow, m);
+		fo_flow_enqueue(e, flow, m);
 	}
 	if (flow->touched_epoch != e->epoch) {
 		flow->touched_epoch = e->epoch;
@@ -501,6 +395,17 @@ steer_owner(struct shard *sh, const struct rte_mbuf *m, const struct fo_match_fi
 	if (unlikely(first != NULL))
 		frag_entry_set(first, f, frag_id, owner);
 	return owner;
+}
+
+/* Cuts back the flows the keep budget's sweep finds keeping more than their share (fo_budget.c). */
+static void
+sweep_budget(struct fo_engine *e)
+{
+	uint32_t share = budget_share(e), looked = 0;
+	struct fo_flow *flow;
+
+	while ((flow = fo_budget_sweep_next(e, share, &looked)) != NULL)
+		fo_pipeline_overflow(e, flow);
 }
 
 static void engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbuf **pkts, uint16_t n);
@@ -585,16 +490,16 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 	for (i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 		uint16_t in_port = route != NULL ? route->rx_port : m->port;
-		int error = fo_engine_decode(e, m, route != NULL ? route->tx_port : fo_pkt_meta(m)->out_port,
+		int error = fo_pkt_decode(e, m, route != NULL ? route->tx_port : fo_pkt_meta(m)->out_port,
 					  &frag_ids[n_todo]);
 
 		if (unlikely(error != FO_DECODE_OK)) {
 			RELAXED_ADD(e->stats.malformed[error], 1);
 			if (e->pc->conf.malformed == FO_MALFORMED_DROP) {
 				RELAXED_ADD(e->stats.malformed_dropped, 1);
-				fo_engine_drop(e, m);
+				fo_drop(e, m);
 			} else {
-				fo_engine_send(e, m);
+				fo_send(e, m);
 			}
 			continue;
 		}
@@ -659,9 +564,9 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 			RELAXED_ADD(e->stats.unmatched, 1);
 			if (e->pc->conf.unmatched == FO_UNMATCHED_DROP) {
 				RELAXED_ADD(e->stats.unmatched_dropped, 1);
-				fo_engine_drop(e, m);
+				fo_drop(e, m);
 			} else {
-				fo_engine_send(e, m);
+				fo_send(e, m);
 			}
 			continue;
 		}
@@ -682,13 +587,13 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 		if (e->defs[flow->key.def].stream_offset != 0)
 			fo_stream_hold_track(e, flow);
 		if (fo_flow_wants_end(flow, &reason))
-			fo_flow_end(e, flow, reason);
+			end_flow(e, flow, reason);
 	}
 	fo_stream_release_idle(e);
 	expire_idle(e);
 	if (unlikely(engine_over_budget(e)))
-		fo_budget_sweep(e);
-	fo_engine_tx_flush(e);
+		sweep_budget(e);
+	fo_send_flush(e);
 	if (e->stats.held + e->stats.kept_copies > e->stats.keep_peak)
 		RELAXED_ADD(e->stats.keep_peak, e->stats.held + e->stats.kept_copies - e->stats.keep_peak);
 }
@@ -716,8 +621,8 @@ fo_engine_shutdown(struct fo_engine *e)
 	/* A connection that had closed by FIN ended by FIN, even if it was still in TIME-WAIT. */
 	for (id = 0; id < e->n_flows; id++)
 		if (e->flows[id].live)
-			fo_flow_end(e, &e->flows[id], flow_closed_by_fin(&e->flows[id]) ? FO_END_FIN : FO_END_SHUTDOWN);
-	fo_engine_tx_flush(e);
+			end_flow(e, &e->flows[id], flow_closed_by_fin(&e->flows[id]) ? FO_END_FIN : FO_END_SHUTDOWN);
+	fo_send_flush(e);
 }
 
 void

@@ -1,5 +1,45 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* What the engine's source files share; not part of the API. */
+/*
+ * What the engine's source files share; not part of the API.
+ *
+ * The fast path's files form a stack: each file uses (calls, or reads the data of) only files
+ * below it, never one above, so that each can be read, tested and changed knowing only what is
+ * under it. A lower file that needs something done above it returns a status to its caller
+ * instead (fo_flow_for_key: this flow is over; fo_budget_cut: apply the hold overflow policy).
+ * tests/test_layers.py compiles every file and checks its undefined symbols against this order.
+ *
+ * Layers, top first:
+ *   fo_registry.c        the built-in processors, by name
+ *   fo_proc_ttl.c        built-in processors: called through their ops, they use the
+ *   fo_proc_redirect.c     processor API (fo_batch_inject, fo_batch_pool) and the metadata
+ *   fo_proc_mirror.c
+ *   fo_proc_hold.c
+ *   fo_proc_counter.c
+ *   fo_proc_acl.c
+ *   fo_worker.c          the poll loop: calls the engine through its hooks (pointers)
+ *   fo_port.c            port set-up
+ *   fo_capture.c         capture files' timing
+ *   fo_control.c         the control mailbox: requests served between bursts
+ *   fo_engine.c          a shard's set-up and burst path: decode, steer, classify, flows,
+ *                          pipelines, ends of flows, the keep budget's sweep, sends
+ *   fo_stream.c          the stream view processors use (fo_stream.h)
+ *   fo_stream_hold.c     held stream bytes let go when the flow brings nothing new
+ *   fo_pipeline.c        the head/tail protocol: windows, verdicts, release, overflow, inject
+ *   fo_budget.c          the keep budget: cuts a flow back, finds flows to cut
+ *   fo_tcp_norm.c        TCP normalisation: admit on the way in, depart on the way out
+ *   fo_flow_table.c      flows: lookup and start, TCP state, idle lists, fragments, the queue
+ *   fo_pipeline_conf.c   the read-only configuration every shard reads
+ *   fo_send.c            a shard's sends (its TX queues, fo_tx.h) and drops
+ *   fo_tx.c              shared TX queues' locks
+ *   fo_flow_index.c      flow key -> flow id
+ *   fo_steer.c           which worker owns a flow
+ *   fo_classify.c        the flow definitions' classifier (rte_acl)
+ *   fo_match.c           match rules on packet fields
+ *   fo_fields.c          packet fields by name
+ *   fo_pkt.c             the per-packet metadata; decoding into it, splicing, checksums
+ *   fo_decode.c          header decoding
+ *   fo_log.c             DPDK's log, to a file
+ */
 #ifndef FO_ENGINE_PRIV_H
 #define FO_ENGINE_PRIV_H
 
@@ -297,22 +337,6 @@ flow_closed_by_fin(const struct fo_flow *flow)
 	return flow->fin_acked == 3;
 }
 
-/* fo_flow_table.c */
-int fo_flow_table_create(struct fo_engine *e, char *err, size_t errlen);
-void fo_flow_table_free(struct fo_engine *e);
-int fo_flow_make_key(struct fo_flow_key *key, uint16_t def, const struct fo_match_fields *f, const struct rte_mbuf *m);
-struct fo_flow *fo_flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int32_t hint,
-				struct rte_mbuf *m, uint8_t *dir, int *over);
-struct fo_flow *fo_flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, uint32_t id,
-				  uint8_t *dir);
-void fo_flow_remember_fragment(struct fo_engine *e, const struct fo_flow *flow, const struct fo_match_fields *f,
-			    uint32_t id);
-void fo_flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir);
-void fo_flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason);
-/* Timeout class c's least recently seen flow if it has been idle past its timeout, else NULL. */
-struct fo_flow *fo_flow_idle_oldest(struct fo_engine *e, int c);
-int fo_flow_wants_end(const struct fo_flow *flow, enum fo_flow_end_reason *reason);
-
 static inline struct stream_flow *
 flow_streams(const struct fo_engine *e, const struct fo_flow *flow)
 {
@@ -371,21 +395,57 @@ flow_note_kept(struct fo_engine *e, struct fo_flow *flow)
 	}
 }
 
-/* fo_budget.c: cuts a flow back to its share (counted); looks for more to cut while over the budget. */
-void fo_budget_cut(struct fo_engine *e, struct fo_flow *flow);
-void fo_budget_sweep(struct fo_engine *e);
+/*
+ * What each file of the stack offers those above it, bottom first (the order at the top).
+ */
+
+/* fo_send.c: a shard's sends, in bursts per port on its own TX queues, and its drops (counted). */
+void fo_send(struct fo_engine *e, struct rte_mbuf *m);
+void fo_drop(struct fo_engine *e, struct rte_mbuf *m);
+void fo_send_flush(struct fo_engine *e);
 
 /*
- * fo_stream.c: packets of any number of segments (headers in the first, see pkt_pullup).
- * pkt_splice replaces del bytes at frame offset at with ins (a packet's payload only): a change
- * that does not grow the packet takes no mbuf and cannot fail once the range is right; one that
- * fails changes nothing. Returns 0, -ERANGE, -EMSGSIZE or -ENOMEM.
+ * fo_pkt.c: packets of any number of segments (headers in the first, see fo_pkt_pullup).
+ * fo_pkt_decode fills m's metadata; returns 0, or the decode error for a malformed packet.
+ */
+int fo_pkt_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, uint32_t *frag_id);
+/* Overwrites n bytes of m at frame offset at, across segments. */
+void fo_pkt_write(struct rte_mbuf *m, uint32_t at, const uint8_t *data, uint32_t n);
+/*
+ * Replaces del bytes at frame offset at with ins (a packet's payload only): a change that does
+ * not grow the packet takes no mbuf and cannot fail once the range is right; one that fails
+ * changes nothing. Returns 0, -ERANGE, -EMSGSIZE or -ENOMEM.
  */
 int fo_pkt_splice(struct rte_mempool *pool, struct rte_mbuf *m, uint32_t at, uint32_t del, const void *ins, uint32_t ins_len);
 /* Moves bytes from the next segments into the first until it holds the first len. 0 or -ENOSPC. */
 int fo_pkt_pullup(struct rte_mbuf *m, uint32_t len);
 /* A new packet of m's first hdr bytes, then m's len bytes at off, in as many segments as they take; or NULL. */
 struct rte_mbuf *fo_pkt_build(struct rte_mempool *pool, const struct rte_mbuf *m, uint32_t hdr, uint32_t off, uint32_t len);
+/* Sets the IP header's length to say the packet ends at end. */
+void fo_pkt_set_ip_end(struct rte_mbuf *m, uint32_t end);
+void fo_fix_lengths(struct rte_mbuf *m);
+void fo_fix_checksums(struct fo_engine *e, struct rte_mbuf *m);
+/* Whether fix_checksums can make m's transport checksum right after an edit (not in a fragment, nor behind an IPv6 routing header it cannot read). */
+int fo_checksums_fixable(struct rte_mbuf *m);
+
+/* fo_flow_table.c */
+int fo_flow_table_create(struct fo_engine *e, char *err, size_t errlen);
+void fo_flow_table_free(struct fo_engine *e);
+int fo_flow_make_key(struct fo_flow_key *key, uint16_t def, const struct fo_match_fields *f, const struct rte_mbuf *m);
+struct fo_flow *fo_flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int32_t hint,
+				struct rte_mbuf *m, uint8_t *dir, int *over);
+struct fo_flow *fo_flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, uint32_t id,
+				  uint8_t *dir);
+void fo_flow_remember_fragment(struct fo_engine *e, const struct fo_flow *flow, const struct fo_match_fields *f,
+			    uint32_t id);
+void fo_flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir);
+/* Appends m to the flow's queue, with the flow's next sequence number. */
+void fo_flow_enqueue(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m);
+/* Its processors' flow_end, then out of the table: the caller has let go of what it held. */
+void fo_flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason);
+/* Timeout class c's least recently seen flow if it has been idle past its timeout, else NULL. */
+struct fo_flow *fo_flow_idle_oldest(struct fo_engine *e, int c);
+int fo_flow_wants_end(const struct fo_flow *flow, enum fo_flow_end_reason *reason);
 
 /* fo_tcp_norm.c */
 int fo_stream_wants(const struct fo_engine *e, const struct fo_flow *flow, const struct rte_mbuf *m);
@@ -395,18 +455,18 @@ void fo_stream_drain(struct fo_engine *e, struct fo_flow *flow, uint8_t dir);
 int fo_stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m);
 /* Cuts a segment after n payload bytes: returns a new packet with the rest (m keeps the n), or NULL. */
 struct rte_mbuf *fo_stream_split_rest(struct fo_engine *e, struct rte_mbuf *m, uint32_t n);
+/* What waited past a gap goes as it is; the kept copies are let go. */
 void fo_stream_flow_end(struct fo_engine *e, struct fo_flow *flow);
 /* Drops the flow's segments past gaps, then lets its oldest kept copies go, while it keeps more than share. */
 void fo_stream_cut_back(struct fo_engine *e, struct fo_flow *flow, uint32_t share);
-void fo_fix_lengths(struct rte_mbuf *m);
-void fo_fix_checksums(struct fo_engine *e, struct rte_mbuf *m);
-/* Whether fix_checksums can make m's transport checksum right after an edit (not in a fragment, nor behind an IPv6 routing header it cannot read). */
-int fo_checksums_fixable(struct rte_mbuf *m);
 
-/* fo_stream_hold.c: held stream bytes let go once the flow brings no new bytes for stream_hold_ms */
-void fo_stream_hold_track(struct fo_engine *e, struct fo_flow *flow);
-void fo_stream_hold_forget(struct fo_engine *e, struct fo_flow *flow);
-void fo_stream_release_idle(struct fo_engine *e);
+/*
+ * fo_budget.c: cuts a flow back to its share (counted); returns 1 when its queue still keeps it
+ * over: the caller applies its hold overflow policy. The sweep returns, one at a time, the flows
+ * it finds over their share that need the same (NULL: done for this burst; looked starts at 0).
+ */
+int fo_budget_cut(struct fo_engine *e, struct fo_flow *flow);
+struct fo_flow *fo_budget_sweep_next(struct fo_engine *e, uint32_t share, uint32_t *looked);
 
 /* fo_pipeline.c */
 void fo_pipeline_run(struct fo_engine *e, uint16_t def, const uint32_t *flows, uint16_t n);
@@ -414,14 +474,11 @@ void fo_pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upt
 uint32_t fo_pipeline_released(const struct fo_engine *e, struct fo_flow *flow);
 /* The flow's hold overflow policy takes everything it holds (drop, or release unprocessed). */
 void fo_pipeline_overflow(struct fo_engine *e, struct fo_flow *flow);
-void fo_pipeline_enqueue(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m);
 void fo_pipeline_insert_after(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *at, struct rte_mbuf *m);
 
-/* fo_engine.c */
-int fo_engine_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, uint32_t *frag_id);
-void fo_engine_finish_flow(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason reason);
-void fo_engine_send(struct fo_engine *e, struct rte_mbuf *m);
-void fo_engine_drop(struct fo_engine *e, struct rte_mbuf *m);
-void fo_engine_tx_flush(struct fo_engine *e);
+/* fo_stream_hold.c: held stream bytes let go once the flow brings no new bytes for stream_hold_ms */
+void fo_stream_hold_track(struct fo_engine *e, struct fo_flow *flow);
+void fo_stream_hold_forget(struct fo_engine *e, struct fo_flow *flow);
+void fo_stream_release_idle(struct fo_engine *e);
 
 #endif /* FO_ENGINE_PRIV_H */

@@ -357,6 +357,21 @@ fo_flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, u
 	lru_append(e, flow);
 }
 
+void
+fo_flow_enqueue(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
+{
+	RELAXED_ADD(e->stats.held, 1);
+	*fo_pkt_seq(m) = flow->next_seq++;
+	*pkt_next(m) = NULL;
+	if (flow->q_tail != NULL)
+		*pkt_next(flow->q_tail) = m;
+	else
+		flow->q_head = m;
+	flow->q_tail = m;
+	flow->q_packets++;
+	flow->q_bytes += rte_pktmbuf_pkt_len(m);
+}
+
 int
 fo_flow_wants_end(const struct fo_flow *flow, enum fo_flow_end_reason *reason)
 {
@@ -374,9 +389,6 @@ fo_flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason r
 	struct def_shard *ds = &e->per_def[flow->key.def];
 	uint16_t p;
 
-	/* What the flow still holds goes out as it is: ending a flow loses no data. */
-	fo_pipeline_release(e, flow, UINT32_MAX);
-	fo_stream_flow_end(e, flow);
 	for (p = 0; p < d->n_procs; p++) {
 		const struct proc_conf *proc = &d->procs[p];
 

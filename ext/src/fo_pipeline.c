@@ -18,21 +18,6 @@
 #include "flowos/fo_stream.h"
 #include "fo_engine_priv.h"
 
-void
-fo_pipeline_enqueue(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
-{
-	RELAXED_ADD(e->stats.held, 1);
-	*fo_pkt_seq(m) = flow->next_seq++;
-	*pkt_next(m) = NULL;
-	if (flow->q_tail != NULL)
-		*pkt_next(flow->q_tail) = m;
-	else
-		flow->q_head = m;
-	flow->q_tail = m;
-	flow->q_packets++;
-	flow->q_bytes += rte_pktmbuf_pkt_len(m);
-}
-
 /*
  * Puts m in the flow's queue right after at, with the next sequence number: every packet after
  * it moves up by one, and so does every head past at (whoever released at released m).
@@ -324,158 +309,6 @@ fo_pipeline_run(struct fo_engine *e, uint16_t def, const uint32_t *flows, uint16
 }
 
 /*
- * The ones' complement sum of m's len bytes at off, across segments. (DPDK 22.11's
- * rte_raw_cksum_mbuf drops the carries of a segment that starts at an odd offset.)
- */
-static uint16_t
-raw_sum(const struct rte_mbuf *m, uint32_t off, uint32_t len)
-{
-	uint32_t sum = 0, done = 0;
-
-	while (m != NULL && off >= m->data_len) {
-		off -= m->data_len;
-		m = m->next;
-	}
-	for (; m != NULL && done < len; m = m->next, off = 0) {
-		uint32_t n = RTE_MIN(len - done, (uint32_t)m->data_len - off);
-		uint16_t part = rte_raw_cksum(rte_pktmbuf_mtod_offset(m, const uint8_t *, off), n);
-
-		sum += done & 1 ? rte_bswap16(part) : part;   /* its bytes sit in the other half of each word */
-		done += n;
-	}
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)((sum & 0xffff) + (sum >> 16));
-}
-
-/* The TCP/UDP/ICMP checksum over l4..end plus the pseudo-header sum, in any number of segments. */
-static uint16_t
-l4_checksum(const struct rte_mbuf *m, uint16_t l4, uint16_t end, uint16_t pseudo)
-{
-	uint32_t sum;
-
-	if (end <= l4)
-		return 0;
-	sum = (uint32_t)raw_sum(m, l4, end - l4) + pseudo;
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (~sum) & 0xffff;
-	return sum == 0 ? 0xffff : (uint16_t)sum;
-}
-
-/*
- * The destination an IPv6 upper-layer checksum covers (RFC 8200, 8.1): the packet's, or the last
- * one of a routing header with segments left (types 2 and 4 name it first, at offset 8). NULL
- * behind a routing header of another type: its checksum cannot be known here.
- */
-static const uint8_t *
-ipv6_checksum_dst(struct rte_mbuf *m)
-{
-	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
-	uint16_t l3 = meta->offset[FO_LEVEL_L3], l4 = meta->offset[FO_LEVEL_L4];
-	const struct rte_ipv6_hdr *ip = rte_pktmbuf_mtod_offset(m, const struct rte_ipv6_hdr *, l3);
-	const uint8_t *h = (const uint8_t *)(ip + 1), *end = rte_pktmbuf_mtod_offset(m, const uint8_t *, l4);
-	uint8_t next = ip->proto;
-
-	/* The decoder walked this chain to find l4: every header lies whole before it. */
-	while (h + 8 <= end && next != meta->ip_proto) {
-		uint32_t len = next == IPPROTO_AH ? ((uint32_t)h[1] + 2) * 4 : ((uint32_t)h[1] + 1) * 8;
-
-		if (next == IPPROTO_ROUTING && h[3] > 0) {
-			if ((h[2] != 2 && h[2] != 4) || h + 24 > end)
-				return NULL;
-			return h + 8;
-		}
-		next = h[0];
-		h += len;
-	}
-	return ip->dst_addr;
-}
-
-/* The IPv6 pseudo-header's sum: the upper layer's own length and protocol, not the IP header's. */
-static uint16_t
-ipv6_pseudo_sum(const uint8_t *src, const uint8_t *dst, uint32_t len, uint8_t proto)
-{
-	struct {
-		uint8_t src[16], dst[16];
-		rte_be32_t len, proto;
-	} psd;
-
-	memcpy(psd.src, src, 16);
-	memcpy(psd.dst, dst, 16);
-	psd.len = rte_cpu_to_be_32(len);
-	psd.proto = rte_cpu_to_be_32(proto);
-	return rte_raw_cksum(&psd, sizeof(psd));
-}
-
-/* Where m's transport checksum lies after its l4 offset; 0 for none kept here. */
-static uint16_t
-transport_cksum_at(const struct fo_pkt_meta *meta)
-{
-	switch (meta->ip_proto) {
-	case IPPROTO_TCP:
-		return offsetof(struct rte_tcp_hdr, cksum);
-	case IPPROTO_UDP:
-		return offsetof(struct rte_udp_hdr, dgram_cksum);
-	case IPPROTO_ICMP:
-	case IPPROTO_ICMPV6:
-		return 2;
-	default:
-		return 0;
-	}
-}
-
-int
-fo_checksums_fixable(struct rte_mbuf *m)
-{
-	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
-
-	if (transport_cksum_at(meta) == 0)
-		return 1;                    /* no transport checksum to keep right */
-	/* A fragment's transport checksum covers the whole datagram and lies in its first fragment. */
-	if (meta->flags & FO_PKT_FRAGMENT)
-		return 0;
-	return !(meta->flags & FO_PKT_IPV6) || meta->offset[FO_LEVEL_L4] == FO_NO_LEVEL || ipv6_checksum_dst(m) != NULL;
-}
-
-void
-fo_fix_checksums(struct fo_engine *e, struct rte_mbuf *m)
-{
-	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
-	uint16_t l3 = meta->offset[FO_LEVEL_L3], l4 = meta->offset[FO_LEVEL_L4];
-	/* A fragment's transport checksum covers the whole datagram: it cannot be fixed here. */
-	uint16_t at = (meta->flags & FO_PKT_FRAGMENT) || l4 == FO_NO_LEVEL ? 0 : transport_cksum_at(meta);
-	uint16_t pseudo = 0, *cksum = NULL;
-
-	fo_fix_lengths(m);   /* a stream edit may have changed the payload's length */
-	if (at != 0) {
-		cksum = (uint16_t *)(rte_pktmbuf_mtod_offset(m, uint8_t *, l4) + at);
-		/* UDP over IPv4 may go without a checksum (0): it stays without. */
-		if (meta->ip_proto == IPPROTO_UDP && (meta->flags & FO_PKT_IPV4) && *cksum == 0)
-			cksum = NULL;
-	}
-	if (meta->flags & FO_PKT_IPV4) {
-		struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, l3);
-
-		ip->hdr_checksum = 0;
-		ip->hdr_checksum = rte_ipv4_cksum(ip);
-		if (meta->ip_proto != IPPROTO_ICMP)   /* ICMPv4 sums its own bytes only */
-			pseudo = rte_ipv4_phdr_cksum(ip, 0);
-	} else if ((meta->flags & FO_PKT_IPV6) && cksum != NULL) {
-		const uint8_t *dst = ipv6_checksum_dst(m);
-
-		if (dst == NULL)
-			cksum = NULL;   /* edits of such packets are refused (fo_stream.c) */
-		else
-			pseudo = ipv6_pseudo_sum(rte_pktmbuf_mtod_offset(m, struct rte_ipv6_hdr *, l3)->src_addr, dst,
-						 meta->end - l4, meta->ip_proto);
-	}
-	if (cksum != NULL) {
-		*cksum = 0;
-		*cksum = l4_checksum(m, l4, meta->end, pseudo);
-	}
-	RELAXED_ADD(e->stats.checksums_fixed, 1);
-}
-
-/*
  * A TCP packet that takes no sequence space (a pure ACK, a window update) and that every
  * processor has released or skips (no bytes at its level) may leave before data held back:
  * TCP's directions are independent, and a direction held by a processor must not hold back the
@@ -523,7 +356,7 @@ release_overtakers(struct fo_engine *e, struct fo_flow *flow)
 		flow->q_packets--;
 		flow->q_bytes -= RTE_MIN(flow->q_bytes, rte_pktmbuf_pkt_len(m));
 		if (!fo_stream_depart(e, flow, m))
-			fo_engine_send(e, m);
+			fo_send(e, m);
 	}
 }
 
@@ -549,19 +382,18 @@ fo_pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto)
 		if (streams && fo_stream_depart(e, flow, m))
 			continue;
 		if (meta->verdict == FO_DROP) {
-			fo_engine_drop(e, m);
+			fo_drop(e, m);
 			continue;
 		}
 		if (meta->verdict == FO_MODIFIED || (meta->flags & (FO_PKT_EDITED | FO_PKT_HDR_DIRTY)))
 			fo_fix_checksums(e, m);
-		fo_engine_send(e, m);
+		fo_send(e, m);
 	}
 	if (streams && flow->q_head != NULL && flow->heads != NULL)
 		release_overtakers(e, flow);
-	if (flow->q_packets > d->conf.hold_packets || flow->q_bytes > d->conf.hold_bytes)
+	if (flow->q_packets > d->conf.hold_packets || flow->q_bytes > d->conf.hold_bytes ||
+	    (flow_over_budget(e, flow) && fo_budget_cut(e, flow)))
 		fo_pipeline_overflow(e, flow);
-	else if (flow_over_budget(e, flow))
-		fo_budget_cut(e, flow);
 	flow_note_kept(e, flow);
 }
 
@@ -607,7 +439,7 @@ fo_batch_inject(struct fo_batch *b, uint16_t i, struct rte_mbuf *m, int after)
 	{
 		uint32_t frag_id;
 
-		fo_engine_decode(e, m, at_meta->out_port, &frag_id);
+		fo_pkt_decode(e, m, at_meta->out_port, &frag_id);
 	}
 	/* It travels with its neighbour: same direction, sequence number and way out. */
 	meta->dir = at_meta->dir;

@@ -8,7 +8,8 @@
  * new until they are acknowledged — a deadlock, the stall of rewritten downloads under loss.
  * So held bytes go on, as if the processors had released them, when:
  *
- * - the flow ends (FIN, RST, idle timeout, shutdown): everything it holds leaves (fo_flow_table.c);
+ * - the flow ends (FIN, RST, idle timeout, shutdown): everything it holds leaves (fo_engine.c:
+ *   end_flow);
  * - the flow has brought no new stream bytes (in order, either direction; for datagram flows,
  *   no packet) for its definition's stream_hold_ms. Copies of bytes received before (a
  *   sender's retransmissions) and segments waiting past a gap are not new bytes.

@@ -74,31 +74,6 @@ ip_header_end(struct rte_mbuf *m)
 		rte_be_to_cpu_16(rte_pktmbuf_mtod_offset(m, struct rte_ipv6_hdr *, l3)->payload_len);
 }
 
-/* Sets the IP header's length to say the packet ends at end. */
-static void
-set_ip_end(struct rte_mbuf *m, uint32_t end)
-{
-	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
-	uint16_t l3 = meta->offset[FO_LEVEL_L3];
-
-	if (meta->flags & FO_PKT_IPV4)
-		rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, l3)->total_length = rte_cpu_to_be_16(end - l3);
-	else if (meta->flags & FO_PKT_IPV6)
-		rte_pktmbuf_mtod_offset(m, struct rte_ipv6_hdr *, l3)->payload_len =
-			rte_cpu_to_be_16(end - l3 - sizeof(struct rte_ipv6_hdr));
-}
-
-void
-fo_fix_lengths(struct rte_mbuf *m)
-{
-	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
-	uint16_t l4 = meta->offset[FO_LEVEL_L4];
-
-	set_ip_end(m, meta->end);
-	if (meta->ip_proto == IPPROTO_UDP && l4 != FO_NO_LEVEL && !(meta->flags & FO_PKT_FRAGMENT))
-		rte_pktmbuf_mtod_offset(m, struct rte_udp_hdr *, l4)->dgram_len = rte_cpu_to_be_16(meta->end - l4);
-}
-
 int
 fo_stream_wants(const struct fo_engine *e, const struct fo_flow *flow, const struct rte_mbuf *m)
 {
@@ -323,7 +298,7 @@ send_now(struct fo_engine *e, struct rte_mbuf *m)
 {
 	if (fo_pkt_meta(m)->flags & FO_PKT_HDR_DIRTY)
 		fo_fix_checksums(e, m);
-	fo_engine_send(e, m);
+	fo_send(e, m);
 }
 
 void
@@ -374,7 +349,7 @@ retransmission(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, u
 		 */
 		if (seq_geq(seq, sd->in_nxt) || trim(e, m, end - sd->in_nxt, 1) != 0) {
 			RELAXED_ADD(e->stats.stream_duplicates, 1);
-			fo_engine_drop(e, m);
+			fo_drop(e, m);
 			return 1;
 		}
 		tcp_of(m)->tcp_flags &= ~RTE_TCP_FIN_FLAG;
@@ -410,7 +385,7 @@ retransmission(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, u
 		}
 		for (seg = s->m; seg != NULL; seg = seg->next)
 			rte_mbuf_refcnt_update(seg, 1);
-		fo_engine_send(e, s->m);
+		fo_send(e, s->m);
 		resent++;
 	}
 	if (resent > 0) {
@@ -439,12 +414,12 @@ hold_out_of_order(struct fo_engine *e, struct fo_flow *flow, struct stream_dir *
 	}
 	if (cur != NULL && seg_seq(cur) == seq && seq_geq(seg_end(cur), end)) {
 		RELAXED_ADD(e->stats.stream_duplicates, 1);
-		fo_engine_drop(e, m);
+		fo_drop(e, m);
 		return 1;
 	}
 	if (sd->ooo_n >= e->defs[flow->key.def].conf.reorder_packets) {
 		RELAXED_ADD(e->stats.stream_reorder_overflow, 1);
-		fo_engine_drop(e, m);
+		fo_drop(e, m);
 		return 1;
 	}
 	*pkt_next(m) = cur;
@@ -502,12 +477,12 @@ fo_stream_admit(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, u
 	if (unlikely(flow_over_budget(e, flow))) {
 		/* New data from a flow over its share of the keep budget: its sender resends it. */
 		RELAXED_ADD(e->stats.budget_segments_dropped, 1);
-		fo_engine_drop(e, m);
+		fo_drop(e, m);
 		return 1;
 	}
 	if (seq_lt(seq, sd->rcv_nxt)) {
 		if (trim(e, m, sd->rcv_nxt - seq, 0) != 0) {
-			fo_engine_drop(e, m);
+			fo_drop(e, m);
 			return 1;
 		}
 		seq = sd->rcv_nxt;
@@ -534,12 +509,12 @@ fo_stream_drain(struct fo_engine *e, struct fo_flow *flow, uint8_t dir)
 		if (seq_leq(seg_end(m), sd->rcv_nxt) ||
 		    (seq_lt(seg_seq(m), sd->rcv_nxt) && trim(e, m, sd->rcv_nxt - seg_seq(m), 0) != 0)) {
 			RELAXED_ADD(e->stats.stream_duplicates, 1);
-			fo_engine_drop(e, m);
+			fo_drop(e, m);
 			continue;
 		}
 		sd->rcv_nxt = seg_end(m);
 		sd->new_at = e->now;
-		fo_pipeline_enqueue(e, flow, m);
+		fo_flow_enqueue(e, flow, m);
 	}
 }
 
@@ -570,7 +545,7 @@ send_split(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, uint3
 		fo_fix_lengths(p);
 		fo_fix_checksums(e, p);
 		sent_push(e, sd, p, in, in_span, out + done, n + (last ? !!fin : 0), last ? in + in_span : in);
-		fo_engine_send(e, p);
+		fo_send(e, p);
 		RELAXED_ADD(e->stats.created, 1);
 		RELAXED_ADD(e->stats.stream_split_parts, 1);
 	}
@@ -578,7 +553,7 @@ send_split(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, uint3
 		/* Out of mbufs: what is left goes as one segment, past the MSS (counted). */
 		RELAXED_ADD(e->stats.stream_split_failed, 1);
 		if (done > 0 && fo_pkt_splice(e->pc->conf.pool, m, pay, done, NULL, 0) != 0) {
-			fo_engine_drop(e, m);
+			fo_drop(e, m);
 			sd->out_nxt = out + done;
 			return;
 		}
@@ -586,7 +561,7 @@ send_split(struct fo_engine *e, struct stream_dir *sd, struct rte_mbuf *m, uint3
 		fo_fix_lengths(m);
 		fo_fix_checksums(e, m);
 		sent_push(e, sd, m, in, in_span, out + done, plen - done + !!fin, in + in_span);
-		fo_engine_send(e, m);
+		fo_send(e, m);
 	} else {
 		RELAXED_ADD(e->stats.replaced, 1);   /* it left as its parts */
 		rte_pktmbuf_free(m);
@@ -617,8 +592,8 @@ fo_stream_split_rest(struct fo_engine *e, struct rte_mbuf *m, uint32_t n)
 	rmeta->next = NULL;
 	rmeta->end = pay + rest;
 	tcp_of(m)->tcp_flags &= ~RTE_TCP_FIN_FLAG;   /* the FIN stays with the last byte */
-	set_ip_end(m, pay + front_in);                /* the sender's bytes each part covers */
-	set_ip_end(r, pay + rest_in);
+	fo_pkt_set_ip_end(m, pay + front_in);         /* the sender's bytes each part covers */
+	fo_pkt_set_ip_end(r, pay + rest_in);
 	set_seq(r, seg_seq(m) + front_in);
 	meta->flags |= FO_PKT_HDR_DIRTY;
 	RELAXED_ADD(e->stats.stream_release_split, 1);
@@ -653,7 +628,7 @@ fo_stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
 	    (in_len + fin == 0 && out_len == 0)) {
 		/* No data: numbered as the receiver numbers the sender's data. */
 		if (dropped) {
-			fo_engine_drop(e, m);
+			fo_drop(e, m);
 			return 1;
 		}
 		if (!(th->tcp_flags & RTE_TCP_SYN_FLAG) && seq_out(sd, seq) != seq) {
@@ -662,7 +637,7 @@ fo_stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
 		}
 		if (meta->verdict == FO_MODIFIED || (meta->flags & (FO_PKT_EDITED | FO_PKT_HDR_DIRTY)))
 			fo_fix_checksums(e, m);
-		fo_engine_send(e, m);
+		fo_send(e, m);
 		return 1;
 	}
 	if (dropped && fin) {
@@ -680,13 +655,13 @@ fo_stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
 		sd->in_nxt = sd->out_nxt = in + in_span;
 		if (meta->flags & (FO_PKT_EDITED | FO_PKT_HDR_DIRTY))
 			fo_fix_checksums(e, m);
-		fo_engine_send(e, m);
+		fo_send(e, m);
 		return 1;
 	}
 	if (dropped) {
 		sent_push(e, sd, NULL, in, in_span, sd->out_nxt, 0, in + in_span);
 		sd->in_nxt = in + in_span;
-		fo_engine_drop(e, m);
+		fo_drop(e, m);
 		return 1;
 	}
 	/* The MSS option counts no TCP options: the segment's own (timestamps...) come off it. */
@@ -706,7 +681,7 @@ fo_stream_depart(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m)
 		fo_fix_checksums(e, m);
 		sent_push(e, sd, m, in, in_span, out, out_len + fin, in + in_span);
 		sd->out_nxt = out + out_len + fin;
-		fo_engine_send(e, m);
+		fo_send(e, m);
 	}
 	sd->in_nxt = in + in_span;
 	return 1;
@@ -729,7 +704,7 @@ fo_stream_cut_back(struct fo_engine *e, struct fo_flow *flow, uint32_t share)
 			sd->ooo_n--;
 			RELAXED_ADD(e->stats.held, -1);
 			RELAXED_ADD(e->stats.stream_reorder_overflow, 1);
-			fo_engine_drop(e, m);
+			fo_drop(e, m);
 		}
 	}
 	/* A copy let go is data whose retransmission can no longer be answered as it first left. */
@@ -751,7 +726,6 @@ fo_stream_flow_end(struct fo_engine *e, struct fo_flow *flow)
 
 	if (sf == NULL)
 		return;
-	fo_stream_hold_forget(e, flow);
 	for (d = 0; d < 2; d++) {
 		struct stream_dir *sd = &sf->dir[d];
 
