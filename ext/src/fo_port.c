@@ -162,23 +162,31 @@ fo_port_tx_fit_stats(uint16_t port_id, struct fo_port_tx_fit *out)
 		    RTE_ETH_RSS_NONFRAG_IPV6_OTHER)
 #define RSS_KEY_MAX 64
 
-int
-fo_port_info_get(uint16_t port_id, struct fo_port_info *out)
+/* The device's info, and what FlowOS reads of it in out. Returns 0 or -errno. */
+static int
+port_info(uint16_t port_id, struct rte_eth_dev_info *info, struct fo_port_info *out)
 {
-	struct rte_eth_dev_info info;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
 	if (!rte_eth_dev_is_valid_port(port_id))
 		return -EINVAL;
-	ret = rte_eth_dev_info_get(port_id, &info);
+	ret = rte_eth_dev_info_get(port_id, info);
 	if (ret != 0)
 		return ret;
-	out->max_rx_queues = info.max_rx_queues;
-	out->max_tx_queues = info.max_tx_queues;
-	out->rss_types = info.flow_type_rss_offloads & WANTED_RSS;
-	out->reta_size = info.reta_size;
+	out->max_rx_queues = info->max_rx_queues;
+	out->max_tx_queues = info->max_tx_queues;
+	out->rss_types = info->flow_type_rss_offloads & WANTED_RSS;
+	out->reta_size = info->reta_size;
 	return 0;
+}
+
+int
+fo_port_info_get(uint16_t port_id, struct fo_port_info *out)
+{
+	struct rte_eth_dev_info info;
+
+	return port_info(port_id, &info, out);
 }
 
 /*
@@ -248,10 +256,7 @@ fo_port_start(uint16_t port_id, const struct fo_port_conf *conf, struct fo_port_
 	if (!rte_eth_dev_is_valid_port(port_id) || conf->pool == NULL || conf->nb_rx_queues == 0 ||
 	    conf->nb_tx_queues == 0)
 		return -EINVAL;
-	ret = fo_port_info_get(port_id, out);
-	if (ret != 0)
-		return ret;
-	ret = rte_eth_dev_info_get(port_id, &info);
+	ret = port_info(port_id, &info, out);
 	if (ret != 0)
 		return ret;
 	if (conf->nb_rx_queues > info.max_rx_queues || conf->nb_tx_queues > info.max_tx_queues)
