@@ -987,6 +987,9 @@ def scaling_summary(name, n, good):
            "cycles_per_packet": med(statistics.mean(w["cycles_per_packet"] for w in ws) for ws in receiving),
            "cpus": [w["cpu"] for w in good[0]["workers"]]}
     if name in SPREAD_SCENARIOS:
+        # On a shared machine: how much of its timed seconds the receiver ran, and its CPU time per packet.
+        out["receiver_cpu_share"] = med(r["workers"][0]["cpu_seconds"] / r["workers"][0]["seconds"] for r in good)
+        out["receiver_cpu_ns_per_packet"] = med(r["workers"][0]["cpu_ns_per_packet"] for r in good)
         out["flows_split_share"] = med(r["flows_split"] / r["flows"] for r in good)
         out["disorder"] = max(sum(w["disorder"] for w in r["workers"][1:]) for r in good)
         out["workers_busy_share"] = med(sum(w["busy_polls"] for w in r["workers"][1:]) /
@@ -1123,7 +1126,7 @@ def spreading_table(sc):
     lines = ["", "spreading one receiver's traffic to the other workers (the receiver only spreads; Mpps: what "
                  "reaches the workers; cycles/pkt: at the receiver, its generator included)", "",
              f"{'spreader':<12} {'workers':>7} {'Mpps':>8} {'min':>7} {'max':>7} {'bare Mpps':>9} "
-             f"{'bare cycles/pkt':>15} {'flows split':>11} {'disorder':>8}"]
+             f"{'bare cycles/pkt':>15} {'bare CPU ns/pkt':>15} {'CPU share':>9} {'flows split':>11} {'disorder':>8}"]
     for n in counts:
         for way in SPREADERS:
             s, b = sc.get(way, {}).get(n), sc.get(f"{way}_bare", {}).get(n)
@@ -1134,10 +1137,14 @@ def spreading_table(sc):
                 continue
             main = f"{s['median_mpps']:8.2f} {min(s['runs_mpps']):7.2f} {max(s['runs_mpps']):7.2f}" if s else \
                 f"{'-':>8} {'-':>7} {'-':>7}"
-            bare = f"{b['median_mpps']:9.2f} {b['cycles_per_packet']:15.0f}" if b else f"{'-':>9} {'-':>15}"
+            bare = f"{b['median_mpps']:9.2f} {b['cycles_per_packet']:15.0f} {b['receiver_cpu_ns_per_packet']:15.1f}" \
+                if b else f"{'-':>9} {'-':>15} {'-':>15}"
+            share = min(x["receiver_cpu_share"] for x in (s, b) if x)
             split = max(x["flows_split_share"] for x in (s, b) if x)
             disorder = max(x["disorder"] for x in (s, b) if x)
-            lines.append(f"{way:<12} {n - 1:>7} {main} {bare} {split:11.1%} {disorder:8d}")
+            lines.append(f"{way:<12} {n - 1:>7} {main} {bare} {share:9.0%} {split:11.1%} {disorder:8d}")
+    lines += ["(workers: processing workers besides the receiver; CPU share: the least share of its timed seconds "
+              "the receiver ran, below 100 % when the machine is shared)"]
     return lines
 
 

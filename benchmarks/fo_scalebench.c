@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rte_common.h>
 #include <rte_cycles.h>
@@ -110,6 +111,7 @@ struct worker {
 	uint64_t generated;             /* everything its generator made, the first pass included */
 	uint64_t polls, busy;           /* M_SPREAD, workers > 0: inbox polls, and those that found packets */
 	uint64_t received, disorder;    /* M_SPREAD_ONLY, workers > 0: packets, and fo_spread_check's count */
+	double cpu_seconds;             /* M_SPREAD_ONLY, the receiver: CPU time its timed seconds had */
 } __rte_cache_aligned;
 
 /* One run of a scenario: what every worker reads. */
@@ -276,8 +278,8 @@ setup(const struct run *r, char *err)
 		snprintf(err, ERRLEN, "cannot deal the connections to the workers");
 		return -1;
 	}
-	if (mode == M_SPREAD_ONLY && fo_spread_check_init(&check, r->flows * (n_workers - 1u), socket_id) != 0) {
-		snprintf(err, ERRLEN, "cannot allocate the spreading check");
+	if (mode == M_SPREAD_ONLY && (ret = fo_spread_check_init(&check, r->flows * (n_workers - 1u), socket_id)) != 0) {
+		snprintf(err, ERRLEN, "cannot make the spreading check: %s", rte_strerror(-ret));
 		return -1;
 	}
 	for (w = 0; w < n_workers; w++) {
@@ -312,6 +314,7 @@ setup(const struct run *r, char *err)
 			fo_gen_init(&k->g, mode == M_SPREAD ? r->flows * n_workers : r->flows, 0, RTE_TCP_ACK_FLAG);
 		k->packets = 0;
 		k->cycles = k->generated = k->polls = k->busy = k->received = k->disorder = 0;
+		k->cpu_seconds = 0;
 	}
 	if (mode == M_SPREAD_ONLY)
 		fo_spread_reset(r->spread);
@@ -406,6 +409,7 @@ spread_for(struct run *r, struct worker *k, uint64_t packets, double seconds, ui
 			rte_pktmbuf_free_bulk(pkts, BURST);
 			return -EINVAL;
 		}
+		fo_spread_check_stamp(&check, pkts, BURST);
 		fo_spread_send(r->spread, pkts, BURST);
 		done += BURST;
 		now = rte_rdtsc();
@@ -414,18 +418,34 @@ spread_for(struct run *r, struct worker *k, uint64_t packets, double seconds, ui
 	return done;
 }
 
-/* The receiver of M_SPREAD_ONLY: a pass that makes every flow, warm-up, `seconds` timed, the end. */
+static double
+thread_cpu_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * The receiver of M_SPREAD_ONLY: a pass that makes every flow, warm-up, `seconds` timed, the end.
+ * Its CPU time in the timed seconds says how much of them it ran, on a machine it shares.
+ */
 static void
 receive_and_spread(struct run *r, struct worker *k)
 {
 	int64_t pass, warm = -ENOMEM, timed = -ENOMEM;
 	uint64_t cycles;
+	double cpu = 0;
 
 	pass = spread_for(r, k, k->g.period, 0, &cycles);
 	if (pass >= 0)
 		warm = spread_for(r, k, 0, r->warmup, &cycles);
-	if (warm >= 0)
+	if (warm >= 0) {
+		cpu = thread_cpu_seconds();
 		timed = spread_for(r, k, 0, r->seconds, &k->cycles);
+		k->cpu_seconds = thread_cpu_seconds() - cpu;
+	}
 	/* Whatever failed, the workers get every packet that went and are let go. */
 	fo_spread_finish(r->spread);
 	k->packets = timed < 0 ? (pass < 0 ? pass : warm < 0 ? warm : timed) : timed;
@@ -456,7 +476,8 @@ work_spread(struct run *r, struct worker *k, uint16_t w)
 			else
 				rte_pktmbuf_free_bulk(pkts, n);
 		}
-		fo_gen_rig_drain_queue(&workers[0].rig, w);
+		if (k->e != NULL)   /* what its engine sent */
+			fo_gen_rig_drain_queue(&workers[0].rig, w);
 		if (n == 0 && over)
 			break;
 	}
@@ -531,6 +552,9 @@ print_workers(const struct run *r)
 		else if (!receives)
 			printf("\"polls\": %lu, \"busy_polls\": %lu, ", (unsigned long)k->polls,
 			       (unsigned long)k->busy);
+		if (receives && r->sc->mode == M_SPREAD_ONLY && k->packets > 0)
+			printf("\"cpu_seconds\": %.4f, \"cpu_ns_per_packet\": %.1f, ", k->cpu_seconds,
+			       k->cpu_seconds * 1e9 / (double)k->packets);
 		if (!receives && r->sc->mode == M_SPREAD_ONLY)
 			printf("\"received\": %lu, \"disorder\": %lu, ", (unsigned long)k->received,
 			       (unsigned long)k->disorder);
@@ -702,7 +726,8 @@ main(int argc, char **argv)
 	socket_id = (int)rte_socket_id();
 	pool = rte_pktmbuf_pool_create("sb_pool", POOL_PER_WORKER * n_workers - 1, POOL_CACHE, 0,
 				       RTE_MBUF_DEFAULT_BUF_SIZE, socket_id);
-	if (pool == NULL || fo_pkt_meta_register() != 0) {
+	/* The dynamic fields once, before any scenario (their registration allocates). */
+	if (pool == NULL || fo_pkt_meta_register() != 0 || fo_spread_check_register() != 0) {
 		fprintf(stderr, "fo_scalebench: cannot create the mbuf pool: %s\n", rte_strerror(rte_errno));
 		rte_eal_cleanup();
 		return 1;

@@ -13,6 +13,7 @@
 #include <rte_malloc.h>
 #include <rte_mbuf_dyn.h>
 #include <rte_pause.h>
+#include <rte_prefetch.h>
 #include <rte_ring.h>
 #include <rte_service.h>
 
@@ -38,7 +39,6 @@ struct fo_spread {
 	enum fo_spread_kind kind;
 	uint16_t workers;
 	struct fo_steer steer;
-	uint32_t seq;                   /* the receiver's: the last number it gave a packet */
 	uint64_t sent;                  /* the receiver's */
 	uint32_t over;                  /* set by fo_spread_finish, read by the workers */
 	uint32_t left;                  /* workers that left the run */
@@ -49,7 +49,13 @@ struct fo_spread {
 	struct spread_worker worker[FO_MAX_WORKERS];
 };
 
-static int seq_offset = -1;             /* the dynamic field the receiver numbers packets in */
+/* What the receiver notes in each packet for fo_spread_check, in a dynamic field. */
+struct check_stamp {
+	uint32_t conn;                  /* fo_gen's connection; UINT32_MAX: none */
+	uint32_t seq;                   /* the receiver's number for it */
+};
+
+static int stamp_offset = -1;
 
 static const char *const kind_names[FO_SPREAD_KINDS] = { "inbox", "distributor", "eventdev" };
 
@@ -59,28 +65,8 @@ fo_spread_kind_name(enum fo_spread_kind kind)
 	return kind < FO_SPREAD_KINDS ? kind_names[kind] : "?";
 }
 
-static inline uint32_t *
-seq_of(struct rte_mbuf *m)
-{
-	return RTE_MBUF_DYNFIELD(m, seq_offset, uint32_t *);
-}
-
 /* ------------------------------------------------------------------------------------------- */
 /* Creation */
-
-static int
-register_seq(void)
-{
-	static const struct rte_mbuf_dynfield desc = {
-		.name = "fo_bench_spread_seq",
-		.size = sizeof(uint32_t),
-		.align = __alignof__(uint32_t),
-	};
-
-	if (seq_offset < 0)
-		seq_offset = rte_mbuf_dynfield_register(&desc);
-	return seq_offset < 0 ? -rte_errno : 0;
-}
 
 static int
 create_inboxes(struct fo_spread *s, int socket_id)
@@ -167,11 +153,6 @@ fo_spread_create(enum fo_spread_kind kind, uint16_t workers, uint16_t steer_patt
 		rte_errno = EINVAL;
 		return NULL;
 	}
-	ret = register_seq();
-	if (ret != 0) {
-		rte_errno = -ret;
-		return NULL;
-	}
 	s = rte_zmalloc_socket("fo_spread", sizeof(*s), RTE_CACHE_LINE_SIZE, socket_id);
 	if (s == NULL) {
 		rte_errno = ENOMEM;
@@ -234,9 +215,8 @@ fo_spread_reset(struct fo_spread *s)
 /* The receiver */
 
 int
-fo_spread_tag(const struct fo_spread *s, struct rte_mbuf **pkts, uint16_t n, uint16_t port)
+fo_spread_tag(struct fo_spread *s, struct rte_mbuf **pkts, uint16_t n, uint16_t port)
 {
-	struct fo_spread *own = (struct fo_spread *)(uintptr_t)s;   /* numbering is the receiver's */
 	struct fo_match_fields f;
 	struct fo_decoded d;
 	uint16_t i;
@@ -257,7 +237,6 @@ fo_spread_tag(const struct fo_spread *s, struct rte_mbuf **pkts, uint16_t n, uin
 		m->port = port;
 		fo_match_fields_of(m, port, &f);
 		m->hash.usr = fo_steer_hash(&s->steer, fo_steer_fold(&f, d.ether_type));
-		*seq_of(m) = ++own->seq;
 	}
 	return 0;
 }
@@ -476,10 +455,35 @@ fo_spread_leave(struct fo_spread *s, uint16_t w)
 /* ------------------------------------------------------------------------------------------- */
 /* The check */
 
+static inline struct check_stamp *
+stamp_of(struct rte_mbuf *m)
+{
+	return RTE_MBUF_DYNFIELD(m, stamp_offset, struct check_stamp *);
+}
+
+int
+fo_spread_check_register(void)
+{
+	static const struct rte_mbuf_dynfield desc = {
+		.name = "fo_bench_spread_check",
+		.size = sizeof(struct check_stamp),
+		.align = __alignof__(struct check_stamp),
+	};
+
+	if (stamp_offset < 0)
+		stamp_offset = rte_mbuf_dynfield_register(&desc);
+	return stamp_offset < 0 ? -rte_errno : 0;
+}
+
 int
 fo_spread_check_init(struct fo_spread_check *c, uint32_t flows, int socket_id)
 {
+	int ret = fo_spread_check_register();
+
+	if (ret != 0)
+		return ret;
 	c->flows = flows;
+	c->seq = 0;
 	c->flow = rte_zmalloc_socket("fo_spread_check", (size_t)flows * sizeof(*c->flow), RTE_CACHE_LINE_SIZE,
 				     socket_id);
 	return c->flow == NULL ? -ENOMEM : 0;
@@ -492,6 +496,20 @@ fo_spread_check_fini(struct fo_spread_check *c)
 	c->flow = NULL;
 }
 
+void
+fo_spread_check_stamp(struct fo_spread_check *c, struct rte_mbuf **pkts, uint16_t n)
+{
+	uint16_t i;
+
+	for (i = 0; i < n; i++) {
+		struct check_stamp *st = stamp_of(pkts[i]);
+		int64_t conn = fo_gen_connection_index(pkts[i]);
+
+		st->conn = conn < 0 || conn >= c->flows ? UINT32_MAX : (uint32_t)conn;
+		st->seq = ++c->seq;
+	}
+}
+
 uint64_t
 fo_spread_check(struct fo_spread_check *c, uint16_t w, struct rte_mbuf **pkts, uint16_t n)
 {
@@ -499,22 +517,26 @@ fo_spread_check(struct fo_spread_check *c, uint16_t w, struct rte_mbuf **pkts, u
 	uint64_t wrong = 0;
 	uint16_t i;
 
+	/* The connections' entries are scattered: fetch the burst's together. */
+	for (i = 0; i < n; i++)
+		if (stamp_of(pkts[i])->conn < c->flows)
+			rte_prefetch0(&c->flow[stamp_of(pkts[i])->conn]);
 	for (i = 0; i < n; i++) {
-		int64_t conn = fo_gen_connection_index(pkts[i]);
+		const struct check_stamp *st = stamp_of(pkts[i]);
 		struct fo_spread_flow *f;
-		uint32_t seq = *seq_of(pkts[i]), last;
+		uint32_t last;
 
-		if (conn < 0 || conn >= c->flows) {
+		if (st->conn >= c->flows) {
 			wrong++;
 			continue;
 		}
-		f = &c->flow[conn];
+		f = &c->flow[st->conn];
 		if (!(__atomic_load_n(&f->workers, __ATOMIC_RELAXED) & bit))
 			__atomic_fetch_or(&f->workers, bit, __ATOMIC_RELAXED);
 		last = __atomic_load_n(&f->last_seq, __ATOMIC_RELAXED);
-		if (last != 0 && (int32_t)(seq - last) <= 0)
+		if (last != 0 && (int32_t)(st->seq - last) <= 0)
 			wrong++;
-		__atomic_store_n(&f->last_seq, seq, __ATOMIC_RELAXED);
+		__atomic_store_n(&f->last_seq, st->seq, __ATOMIC_RELAXED);
 	}
 	return wrong;
 }

@@ -53,11 +53,10 @@ const char *fo_spread_kind_name(enum fo_spread_kind kind);
 
 /*
  * Receiver: computes each packet's flow hash as the engine's steering does (fo_decode, then
- * fo_steer over the flow's fields) into m->hash.usr, prepares the metadata fo_engine_inbox reads
- * (out_port, m->port: `port`), and numbers the packet for fo_spread_check. Returns 0, or -EINVAL
- * for a packet that does not decode.
+ * fo_steer over the flow's fields) into m->hash.usr, and prepares the metadata fo_engine_inbox
+ * reads (out_port, m->port: `port`). Returns 0, or -EINVAL for a packet that does not decode.
  */
-int fo_spread_tag(const struct fo_spread *s, struct rte_mbuf **pkts, uint16_t n, uint16_t port);
+int fo_spread_tag(struct fo_spread *s, struct rte_mbuf **pkts, uint16_t n, uint16_t port);
 
 /* Receiver: hands pkts[0..n) to the workers, waiting for room as long as it takes. */
 void fo_spread_send(struct fo_spread *s, struct rte_mbuf **pkts, uint16_t n);
@@ -81,9 +80,10 @@ void fo_spread_leave(struct fo_spread *s, uint16_t w);
 void fo_spread_reset(struct fo_spread *s);
 
 /*
- * The check that a spreader kept its promise, at the workers: every packet of a connection of
- * fo_gen's traffic arrives after the ones the receiver numbered before it, and each connection's
- * packets reach one worker (a flow table sharded by worker sees one flow per connection).
+ * The check that a spreader kept its promise: the receiver notes each packet's connection (of
+ * fo_gen's traffic) and numbers it, in a dynamic field; at the workers, every packet of a
+ * connection must come after the ones numbered before it, and each connection's packets must
+ * reach one worker (a flow table sharded by worker sees one flow per connection).
  */
 struct fo_spread_flow {
 	uint64_t workers;               /* bit w: worker w received some of its packets */
@@ -92,12 +92,19 @@ struct fo_spread_flow {
 
 struct fo_spread_check {
 	uint32_t flows;                 /* fo_gen's connections 0..flows-1 */
+	uint32_t seq;                   /* the receiver's: the last number it gave a packet */
 	struct fo_spread_flow *flow;
 };
 
-/* 0 or -ENOMEM. */
+/* Registers the check's dynamic mbuf field (once; fo_spread_check_init does if need be). 0 or -errno. */
+int fo_spread_check_register(void);
+
+/* 0 or -errno (ENOMEM; ENOENT: no room in the mbuf for the dynamic field). */
 int fo_spread_check_init(struct fo_spread_check *c, uint32_t flows, int socket_id);
 void fo_spread_check_fini(struct fo_spread_check *c);
+
+/* The receiver: notes each packet's connection and number (after the generator made them). */
+void fo_spread_check_stamp(struct fo_spread_check *c, struct rte_mbuf **pkts, uint16_t n);
 
 /* Worker w's packets, as received: returns how many came out of order or were none of the traffic's. */
 uint64_t fo_spread_check(struct fo_spread_check *c, uint16_t w, struct rte_mbuf **pkts, uint16_t n);
