@@ -36,16 +36,18 @@ struct spread_worker {
 } __rte_cache_aligned;
 
 struct fo_spread {
+	/* Read by all, written at creation. */
 	enum fo_spread_kind kind;
 	uint16_t workers;
-	struct fo_steer steer;
-	uint64_t sent;                  /* the receiver's */
-	uint32_t over;                  /* set by fo_spread_finish, read by the workers */
-	uint32_t left;                  /* workers that left the run */
 	struct rte_ring *inboxes[FO_MAX_WORKERS];
 	struct rte_distributor *dist;
 	int eventdev;                   /* its id, or -1 */
 	uint32_t service;               /* the event device's scheduler */
+	struct fo_steer steer;
+	/* The receiver's, apart from what the workers poll. */
+	uint64_t sent __rte_cache_aligned;
+	uint32_t over __rte_cache_aligned;   /* set by fo_spread_finish, read by the workers */
+	uint32_t left;                  /* workers that left the run */
 	struct spread_worker worker[FO_MAX_WORKERS];
 };
 
