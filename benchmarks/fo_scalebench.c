@@ -229,6 +229,7 @@ static int
 setup(const struct run *r, char *err)
 {
 	const enum mode mode = r->sc->mode;
+	const int spreading = mode == M_SPREAD || mode == M_SPREAD_ONLY;
 	struct rte_ring *inboxes[FO_MAX_WORKERS];
 	char name[RTE_RING_NAMESIZE];
 	uint16_t w;
@@ -238,8 +239,6 @@ setup(const struct run *r, char *err)
 		memset(&workers[w].rig, 0, sizeof(workers[w].rig));
 		workers[w].rig.port = -1;
 	}
-	const int spreading = mode == M_SPREAD || mode == M_SPREAD_ONLY;
-
 	if (mode == M_SPREAD_ONLY && r->spread == NULL) {
 		snprintf(err, ERRLEN, "cannot make the %s spreader: %s", fo_spread_kind_name(r->sc->spread),
 			 rte_strerror(spreader_errno[r->sc->spread]));
@@ -278,7 +277,8 @@ setup(const struct run *r, char *err)
 		snprintf(err, ERRLEN, "cannot deal the connections to the workers");
 		return -1;
 	}
-	if (mode == M_SPREAD_ONLY && (ret = fo_spread_check_init(&check, r->flows * (n_workers - 1u), socket_id)) != 0) {
+	ret = mode == M_SPREAD_ONLY ? fo_spread_check_init(&check, r->flows * (n_workers - 1u), socket_id) : 0;
+	if (ret != 0) {
 		snprintf(err, ERRLEN, "cannot make the spreading check: %s", rte_strerror(-ret));
 		return -1;
 	}
