@@ -202,7 +202,7 @@ def run_box(args, cfg, console, errors, channel):
         console.print(line, markup=False, soft_wrap=True)
     if args.stats_json:
         report.write_json(args.stats_json)
-    channel.reported()
+    channel.reported(report)
     stuck = watchdog.verdict(report, EXIT_FAILED, lambda text: errors.print(f"flowos-run: error: {text}",
                                                                             markup=False, soft_wrap=True))
     if stuck is not None:

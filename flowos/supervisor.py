@@ -108,9 +108,10 @@ class Channel:
         statistics every SNAPSHOT_EVERY seconds."""
         return ReportingView(view, self)
 
-    def reported(self):
-        """The summary and --stats-json are written: the child may end as it will (watchdog.verdict)."""
-        self.send("reported")
+    def reported(self, report):
+        """The summary and --stats-json are written: the child may end as it will (watchdog.verdict:
+        with its worker left running, without DPDK's teardown, which the parent then finishes)."""
+        self.send("reported", report.worker_left_running)
 
 
 class ReportingView:
@@ -190,6 +191,8 @@ def supervise(cfg, stats_path, box):
         watch.restore()
         os.close(read_fd)
     if watch.ended_as_meant():
+        if watch.left_running:     # the child reported it; what its EAL left goes now
+            remove_leftovers(cfg.eal.file_prefix, *watch.leftover_hints())
         return os.waitstatus_to_exitcode(watch.status)
     return watch.report_crash(stats_path)
 
@@ -204,7 +207,7 @@ class Watch:
         self.buffer = b""
         self.info = self.snapshot = None
         self.snapshot_at = None
-        self.reported = self.finished = False
+        self.reported = self.finished = self.left_running = False
         self.started_at = None          # when the child was first seen running (a message, or a call)
         self.stop_reason = None         # why the child was told to stop, if it was
         self.pending = []               # signals to forward once the child has started
@@ -297,9 +300,14 @@ class Watch:
             elif kind == "snapshot":
                 self.snapshot, self.snapshot_at = value, time.monotonic()
             elif kind == "reported":
-                self.reported = True
+                self.reported, self.left_running = True, value
             elif kind == "finished":
                 self.finished = True
+
+    def leftover_hints(self):
+        """remove_leftovers' huge_dir and log_path, as the child said."""
+        info = self.info or {}
+        return info.get("huge_dir"), info.get("log_path")
 
     def ended_as_meant(self):
         """The child exited by itself after its summary (or its error), not killed, not crashed."""
@@ -386,8 +394,7 @@ class Watch:
     def report_crash(self, stats_path):
         """After an abnormal end: the leftovers go, --stats-json is written, the paragraph said."""
         ended, text = self.ending()
-        info = self.info or {}
-        removed = remove_leftovers(self.cfg.eal.file_prefix, info.get("huge_dir"), info.get("log_path"))
+        removed = remove_leftovers(self.cfg.eal.file_prefix, *self.leftover_hints())
         ended["lost"] = self.lost()
         ended["removed"] = removed
         ended["text"] = text

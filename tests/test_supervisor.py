@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,8 +63,10 @@ class Box:
         return self.proc.returncode, stderr, json.loads(self.stats_path.read_text())
 
     def left_behind(self):
-        """What is left of the run's file prefix: its runtime folder, hugepage files, /dev/shm entries."""
-        left = [runtime_folder(self.prefix)] + list(Path("/dev/hugepages").glob(f"{self.prefix}map_*"))
+        """What is left of the run's file prefix: its runtime folder, hugepage files, /dev/shm
+        entries, DPDK log."""
+        left = [runtime_folder(self.prefix), Path(tempfile.gettempdir(), f"{self.prefix}.log")]
+        left += Path("/dev/hugepages").glob(f"{self.prefix}map_*")
         left += [p for p in Path("/dev/shm").glob(f"{self.prefix}*") if p.name == self.prefix or
                  p.name[len(self.prefix)] in "._" or p.name[len(self.prefix):].startswith("map_")]
         return [str(p) for p in left if p.exists()]
@@ -177,6 +180,7 @@ def test_the_data_plane_ends_with_its_supervisor(box):
         time.sleep(0.05)
     assert not Path(f"/proc/{children[0]}").exists()
     remove_runtime_folder(run.prefix)    # what a SIGKILL leaves, as before
+    Path(tempfile.gettempdir(), f"{run.prefix}.log").unlink()
 
 
 def test_remove_leftovers_takes_the_prefix_s_files_only(tmp_path):
