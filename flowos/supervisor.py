@@ -22,7 +22,6 @@ import struct
 import sys
 import tempfile
 import time
-import traceback
 
 from flowos import hugepages, watchdog
 from flowos.ctl import runtime_base
@@ -142,24 +141,19 @@ class ReportingView:
 
 
 def _child(box, write_fd, record, parent):
-    """In the child: runs box(channel) and ends the process with its status."""
-    status = EXIT_FAILED
-    try:
-        # The data plane ends with its parent, whatever kills the parent.
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:
-            os._exit(EXIT_FAILED)
-        from flowos import _engine
-        _engine.record_calls(record)
-        channel = Channel(write_fd)
-        status = box(channel)
-        channel.send("finished", status)
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
+    """In the child: runs box(channel), then exits with its status through the interpreter's own
+    exit (processors' atexit handlers, logging's last flush), as flowos-run did in one process.
+    An exception escapes as it would have (a traceback, status 1): the parent reports it."""
+    # The data plane ends with its parent, whatever kills the parent.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(EXIT_FAILED)
+    from flowos import _engine
+    _engine.record_calls(record)
+    channel = Channel(write_fd)
+    status = box(channel)
+    channel.send("finished", status)
+    raise SystemExit(status)
 
 
 # --- the parent's side ---------------------------------------------------------------------------
