@@ -363,7 +363,8 @@ class Watch:
         parts = [f"the last {self.ended_at - self.snapshot_at:.1f} s of the run (the statistics are its last "
                  f"snapshot, at {self.snapshot.elapsed:.1f} s)"]
         if self.snapshot.engine is not None:
-            parts.append(f"the end of its {self.snapshot.engine.get('flows_active', 0)} active flows "
+            flows = self.snapshot.engine.get("flows_active", 0)
+            parts.append(f"the end of its {flows} active flow{'' if flows == 1 else 's'} "
                          "(no flow_end, no teardown) and the processors' own reports")
         parts.append(f"the {self.snapshot.pool_in_use} mbufs in use then (freed with the process)")
         return "; ".join(parts)

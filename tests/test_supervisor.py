@@ -107,12 +107,28 @@ def test_a_segfault_in_a_cython_processor_ends_the_box_and_is_reported(box):
 
 
 def test_os_exit_in_a_python_processor_ends_the_box_and_is_reported(box):
-    run = box("pyprocs.crash:ExitsAtOnce")
+    run = box("pyprocs.crash:Exits")
     status, stderr, report = run.ends_within(EXIT_BOUND)
     assert status == EXIT_CRASHED, stderr
-    check_ended(report, "crashed", "pyprocs.crash:ExitsAtOnce", stderr)
+    check_ended(report, "crashed", "pyprocs.crash:Exits", stderr)
     assert report["ended"]["exit_status"] == 42 and report["ended"]["signal"] is None
-    assert "exited with status 42 without finishing the run, in processor pyprocs.crash:ExitsAtOnce" in stderr
+    assert "exited with status 42 without finishing the run, in processor pyprocs.crash:Exits" in stderr
+    assert run.left_behind() == []
+
+
+def test_the_statistics_of_a_crashed_run_are_its_last_snapshot(box):
+    """The data plane sends its statistics every 0.5 s: a crash 1.5 s into the run leaves
+    --stats-json with the ports', the engine's and the processors' counts of then."""
+    run = box({"pyprocs.crash:Exits": {"after": 1.5}})
+    status, stderr, report = run.ends_within(EXIT_BOUND)
+    assert status == EXIT_CRASHED, stderr
+    check_ended(report, "crashed", "pyprocs.crash:Exits", stderr)
+    assert report["stop_reason"] == "crash" and report["elapsed_s"] >= 0.5
+    assert report["ports"][0]["rx_packets"] > 0 and report["totals"]["tx_packets"] > 0
+    assert report["engine"]["stats"]["packets"] > 0 and report["engine"]["stats"]["flows_active"] == 1
+    proc = report["engine"]["flows"][0]["processors"][0]
+    assert proc["name"] == "pyprocs.crash:Exits" and proc["calls"] > 0 and proc["report"]["calls"] > 0
+    assert "its last snapshot, at " in report["ended"]["lost"] and "the end of its 1 active flow " in stderr
     assert run.left_behind() == []
 
 
