@@ -347,14 +347,14 @@ class Watch:
         else:
             what = f"exited with status {ended['exit_status']} without finishing the run"
         if first["processor"] is not None:
-            where = (f"in processor {first['processor']}, {first['call']}() (flow definition "
+            where = (f"while in processor {first['processor']}, {first['call']}() (flow definition "
                      f"{first['flow_definition']}, worker {first['worker']})")
             if len(calls) > 1:
                 where += "; also under way: " + ", ".join(f"{c['processor']} {c['call']}() (worker {c['worker']})"
                                                           for c in calls[1:])
         else:
-            where = "in no processor call"
-        return ended, f"the data plane (process {self.pid}) {what}, {where}"
+            where = "while in no processor call"
+        return ended, f"the data plane (process {self.pid}) {what} {where}"
 
     def lost(self):
         """What the last snapshot cannot say, in words."""

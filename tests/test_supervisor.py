@@ -100,7 +100,7 @@ def test_a_segfault_in_a_cython_processor_ends_the_box_and_is_reported(box):
     assert status == EXIT_CRASHED, stderr
     check_ended(report, "crashed", "cyprobe:Segfaults", stderr)
     assert report["ended"]["signal"] == "SIGSEGV" and report["ended"]["flow_definition"] == "all"
-    assert "was killed by SIGSEGV, in processor cyprobe:Segfaults, process() (flow definition all, worker 0)" in stderr
+    assert "was killed by SIGSEGV while in processor cyprobe:Segfaults, process() (flow definition all, worker 0)" in stderr
     assert "lost: " in stderr and report["ended"]["lost"]
     assert str(runtime_folder(run.prefix)) in report["ended"]["removed"]
     assert run.left_behind() == []
@@ -112,7 +112,7 @@ def test_os_exit_in_a_python_processor_ends_the_box_and_is_reported(box):
     assert status == EXIT_CRASHED, stderr
     check_ended(report, "crashed", "pyprocs.crash:Exits", stderr)
     assert report["ended"]["exit_status"] == 42 and report["ended"]["signal"] is None
-    assert "exited with status 42 without finishing the run, in processor pyprocs.crash:Exits" in stderr
+    assert "exited with status 42 without finishing the run while in processor pyprocs.crash:Exits" in stderr
     assert run.left_behind() == []
 
 
