@@ -33,6 +33,7 @@ KILL_MARGIN = 5.0      # seconds past the watchdog's own bound (budget + STOP_GR
 START_GRACE = 30.0     # more seconds for a child told to stop before it started (EAL start-up, setup())
 SNAPSHOT_EVERY = 0.5   # seconds between the statistics the child sends
 POLL = 0.1             # seconds between the parent's looks at the child's call record and deadlines
+EXIT_POLL = 0.005      # ... once the child's end of the pipe has closed: it is ending
 CALLBACKS = ("process", "flow_start", "flow_end", "teardown")   # enum fo_callback (fo_engine.h)
 PR_SET_PDEATHSIG = 1
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -201,7 +202,7 @@ class Watch:
         self.buffer = b""
         self.info = self.snapshot = None
         self.snapshot_at = None
-        self.reported = self.finished = self.left_running = False
+        self.reported = self.finished = self.left_running = self.eof = False
         self.started_at = None          # when the child was first seen running (a message, or a call)
         self.stop_reason = None         # why the child was told to stop, if it was
         self.pending = []               # signals to forward once the child has started
@@ -237,19 +238,18 @@ class Watch:
             signal.signal(s, handler)
 
     def run(self):
-        pidfd = os.pidfd_open(self.pid)
-        try:
-            while True:
-                ready, _, _ = select.select([self.fd, pidfd], [], [], POLL)
-                if self.fd in ready:
-                    self.read()
-                if pidfd in ready:
-                    break
-                self.look()
-        finally:
-            os.close(pidfd)
-        _, self.status = os.waitpid(self.pid, 0)
-        self.ended_at = time.monotonic()
+        """Until the child has ended. Its end closes the pipe (EOF), unless a process it started
+        holds the pipe too: then waitpid, every POLL, says it."""
+        while True:
+            if self.eof:
+                time.sleep(EXIT_POLL)
+            elif select.select([self.fd], [], [], POLL)[0]:
+                self.read()
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                break
+            self.look()
+        self.status, self.ended_at = status, time.monotonic()
         self.read()
 
     def check_started(self):
@@ -281,6 +281,7 @@ class Watch:
             except BlockingIOError:
                 break
             if not data:
+                self.eof = True
                 break
             self.buffer += data
         while len(self.buffer) >= _LENGTH.size:
