@@ -819,6 +819,12 @@ fo_engine_current_call(const struct fo_engine *e, struct fo_call *out)
 	return 1;
 }
 
+void
+fo_engine_set_call_record(struct fo_engine *e, uint64_t *record)
+{
+	e->call_record = record;
+}
+
 uint16_t
 fo_engine_def_count(const struct fo_engine *e)
 {
@@ -850,8 +856,11 @@ fo_engine_teardown(struct fo_engine *e)
 		for (p = 0; p < e->defs[i].n_procs; p++) {
 			struct proc_instance *proc = &e->defs[i].procs[p];
 
-			if (proc->ops->teardown != NULL)
+			if (proc->ops->teardown != NULL) {
+				engine_call_enter(e, &e->defs[i], p, FO_CALL_TEARDOWN);
 				proc->ops->teardown(proc->ctx);
+				engine_call_leave(e);
+			}
 		}
 	}
 }
