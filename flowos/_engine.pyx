@@ -25,12 +25,26 @@ POLICIES = {
 TIMEOUT_CLASSES = ("tcp_opening", "tcp_established", "tcp_closing", "udp", "icmp", "other")
 VERDICTS = ("pass", "drop", "hold", "modified", "redirect")
 END_REASONS = ("fin", "rst", "idle", "shutdown")
-CALLBACKS = ("process", "flow_start", "flow_end")     # enum fo_callback
+CALLBACKS = ("process", "flow_start", "flow_end", "teardown")     # enum fo_callback
 DECODE_ERRORS = 6
 # What one engine holds (fo_engine.h); flows.py refuses a config past them before DPDK starts.
 MAX_DEFINITIONS = FO_MAX_DEFS
 MAX_PROCESSORS = FO_MAX_PROCS      # per definition, across its stages
 MAX_STAGES = FO_MAX_STAGES
+
+# Where each engine created from now on also records its processor callback under way (record_calls).
+cdef uint64_t[::1] call_slots = None
+cdef Py_ssize_t next_call_slot = 0
+
+
+def record_calls(buffer):
+    """Each engine created from now on also writes the callback under way to an 8-byte slot of
+    `buffer` of its own (the first engine the first slot, and so on; fo_engine_set_call_record):
+    memory shared with flowos.supervisor's parent process, which reads it after a crash. Engines
+    past the last slot record nothing there."""
+    global call_slots, next_call_slot
+    call_slots = memoryview(buffer).cast("B").cast("Q")
+    next_call_slot = 0
 
 
 cdef int check(int ret, str what) except -1:
@@ -255,6 +269,10 @@ cdef class Engine:
         engine.conf = conf
         engine.keep_budget = keep_budget
         engine.processors = [list(names) for names in conf.processors]
+        global next_call_slot
+        if call_slots is not None and next_call_slot < call_slots.shape[0]:
+            fo_engine_set_call_record(engine.e, &call_slots[next_call_slot])
+            next_call_slot += 1
         return engine
 
     @property

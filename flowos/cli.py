@@ -1,7 +1,8 @@
 """flowos-run: run a FlowOS middlebox from the command line, with or without a config file.
 
 Exit status: 0 after a clean run, 1 when the run fails or a processor faulted (flowos/faults.py),
-2 for bad input (flags or config).
+2 for bad input (flags or config), 3 when the data plane crashed or had to be killed
+(flowos/supervisor.py).
 """
 import argparse
 import gc
@@ -60,7 +61,8 @@ def build_parser():
                 "bridge: one port sends back out of itself, two ports forward to each other.",
                 epilog="Flags and the config file are checked before DPDK starts. Exit status: 0 after a clean "
                        "run; 1 when the run fails or a processor faulted; 2 for bad input, said in one line that names "
-                       "the file and key, or the flag (docs/configuration.md).")
+                       "the file and key, or the flag (docs/configuration.md); 3 when the data plane crashed or "
+                       "did not stop in time (docs/operations.md).")
     p.add_argument("-c", "--config", help="YAML configuration file")
     p.add_argument("--vdev", action="append", default=[], metavar="SPEC",
                    help="add a virtual device, e.g. net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap (repeatable)")
@@ -176,11 +178,16 @@ def main(argv=None):
     except FlowOSError as e:
         errors.print(f"flowos-run: error: {e}", markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
+    from flowos import supervisor
+    return supervisor.supervise(cfg, args.stats_json, lambda channel: run_box(args, cfg, console, errors, channel))
 
+
+def run_box(args, cfg, console, errors, channel):
+    """The data plane, in the supervisor's child process: the run, its summary and --stats-json."""
     from flowos import output, runner, watchdog
     from flowos.dashboard import Dashboard, QuietView, summary_table
 
-    view = QuietView(console) if args.no_dashboard else Dashboard(console)
+    view = channel.watch(QuietView(console) if args.no_dashboard else Dashboard(console))
     try:
         with output.Router(console):   # processors' output and logging, after the banner, where it was sent
             report = runner.run(cfg, view)
@@ -195,6 +202,7 @@ def main(argv=None):
         console.print(line, markup=False, soft_wrap=True)
     if args.stats_json:
         report.write_json(args.stats_json)
+    channel.reported(report)
     stuck = watchdog.verdict(report, EXIT_FAILED, lambda text: errors.print(f"flowos-run: error: {text}",
                                                                             markup=False, soft_wrap=True))
     if stuck is not None:

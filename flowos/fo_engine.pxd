@@ -157,6 +157,7 @@ cdef extern from "flowos/fo_engine.h" nogil:
         FO_CALL_PROCESS
         FO_CALL_FLOW_START
         FO_CALL_FLOW_END
+        FO_CALL_TEARDOWN
 
     struct fo_call:
         uint16_t def_ "def"
@@ -193,6 +194,7 @@ cdef extern from "flowos/fo_engine.h" nogil:
     int fo_engine_read_def_stats(const fo_engine *e, uint16_t d, fo_def_stats *out)
     int fo_engine_read_proc_stats(const fo_engine *e, uint16_t d, uint16_t proc, fo_proc_stats *out)
     int fo_engine_current_call(const fo_engine *e, fo_call *out)
+    void fo_engine_set_call_record(fo_engine *e, uint64_t *record)
     int fo_engine_processor_report(fo_engine *e, uint16_t d, uint16_t proc, char *buf, size_t len)
     void fo_engine_teardown(fo_engine *e)
     void fo_engine_free(fo_engine *e)

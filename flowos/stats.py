@@ -72,6 +72,18 @@ class RunReport:
     watchdog: dict | None = None   # flowos.watchdog.Watchdog.report(): the budget, reports, a stuck call
     worker_left_running: bool = False   # it would not stop: nothing was torn down (see watchdog.verdict)
     workers: list = field(default_factory=list)   # per worker: its CPU, load, and its shard's counters
+    ended: dict | None = None      # a data plane that died, as its supervisor saw it (flowos.supervisor)
+
+    def ending(self):
+        """How the data plane ended: "stopped" (its worker stopped when told, or by itself), "stuck"
+        (it did not: the watchdog named the call it was in), or the supervisor's "crashed" or "killed"."""
+        if self.ended is not None:
+            return self.ended
+        stuck = (self.watchdog or {}).get("stuck")
+        if stuck is None:
+            return {"how": "stopped"}
+        return {"how": "stuck", "processor": stuck["processor"], "call": stuck["call"], "text": stuck["text"],
+                "lost": self.watchdog.get("undrained")}
 
     def totals(self):
         keys = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")
@@ -95,6 +107,7 @@ class RunReport:
             **({"engine": self.engine} if self.engine is not None else {}),
             "workers": self.workers,
             **({"watchdog": self.watchdog} if self.watchdog is not None else {}),
+            "ended": self.ending(),
         }
 
     def write_json(self, path):

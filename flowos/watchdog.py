@@ -4,7 +4,8 @@ still runs, and ends a run whose worker does not stop when told.
 It lives on the main thread, which a processor cannot block: the worker takes the GIL per Python
 call, and a call that sleeps, waits or loops in Python lets it go; C and Cython calls run without
 it, and the engine says which callback (process, flow_start, flow_end) of which processor the
-worker is in (a C extension that holds the GIL for ever is the one case it cannot see). Python
+worker is in (a C extension that holds the GIL for ever is the one case it cannot see: the
+supervisor, flowos/supervisor.py, kills that process and names the call from outside). Python
 calls are timed by their tier, with their flow; any other tier's by the engine; the messages of
 either tier by the tier's message desk (flowos/message_desk.py). docs/operations.md describes
 the budget, the reports and the exit rule.

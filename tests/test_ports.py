@@ -82,7 +82,8 @@ def test_af_packet_fanout_group_collision_is_explained(tmp_path, veth_namespace)
     each port's socket in PACKET_FANOUT group (pid ^ ifindex) & 0xffff, and the kernel refuses
     a group that another socket of the network namespace holds on another interface. Here a
     socket on vA holds the group flowos-run's vB port will want: flowos-run runs as pid 1 of a
-    pid namespace of its own, so the id is known in advance."""
+    pid namespace of its own and its data plane (the supervisor's child, docs/operations.md) as
+    pid 2, so the id is known in advance."""
     if shutil.which("unshare") is None:
         pytest.skip("needs unshare (util-linux)")
     in_ns = ["ip", "netns", "exec", veth_namespace]
@@ -93,7 +94,7 @@ def test_af_packet_fanout_group_collision_is_explained(tmp_path, veth_namespace)
          "import socket, sys\n"
          "s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))\n"
          "s.bind(('vA', 0))\n"
-         f"s.setsockopt(263, 18, {(1 ^ ifindex) & 0xffff})  # SOL_PACKET, PACKET_FANOUT: a hash group\n"
+         f"s.setsockopt(263, 18, {(2 ^ ifindex) & 0xffff})  # SOL_PACKET, PACKET_FANOUT: a hash group\n"
          "print('holding', flush=True)\n"
          "sys.stdin.read()\n"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

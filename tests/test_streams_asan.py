@@ -28,7 +28,8 @@ def test_streams_under_asan(tmp_path):
             f.write(struct.pack("<I", len(raw)) + raw)
     run = asanbuild.run(exe, "--vdev", "net_null0", "--", str(tmp_path / "corpus"))
     # Exit 10: the engine did not record a flow_start, flow_end or process() of the reader as
-    # the call under way (fo_engine_current_call, the watchdog's view).
+    # the call under way (fo_engine_current_call, the watchdog's view, and the supervisor's
+    # record of it); exit 11: nor its teardown, or the record was not cleared after it.
     assert run.returncode == 0, run.stderr[-4000:]
     (frames, finds, edits, reordered, duplicates, retransmits, rewritten, split, packets_in, tx,
      release_split, refused, wrong_fields, holds_idle) = map(int, run.stdout.split())

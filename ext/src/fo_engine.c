@@ -683,6 +683,12 @@ fo_engine_current_call(const struct fo_engine *e, struct fo_call *out)
 	return 1;
 }
 
+void
+fo_engine_set_call_record(struct fo_engine *e, uint64_t *record)
+{
+	e->call_record = record;
+}
+
 uint16_t
 fo_engine_def_count(const struct fo_engine *e)
 {
@@ -716,8 +722,11 @@ fo_engine_teardown(struct fo_engine *e)
 			struct proc_instance *inst = &e->per_def[i].procs[p];
 
 			/* Only an instance whose setup succeeded has anything to tear down. */
-			if (inst->set_up && proc->ops.teardown != NULL)
+			if (inst->set_up && proc->ops.teardown != NULL) {
+				engine_call_enter(e, &e->defs[i], p, FO_CALL_TEARDOWN);
 				proc->ops.teardown(inst->ctx);
+				engine_call_leave(e);
+			}
 		}
 	}
 }

@@ -234,6 +234,7 @@ struct fo_engine {
 	/* The processor callback under way, for a watchdog on another thread (fo_engine_current_call). */
 	uint64_t calling;                       /* (fo_callback << 32 | definition << 16 | processor) + 1; 0: none */
 	uint64_t call_began;                    /* its start, TSC */
+	uint64_t *call_record;                  /* also written there, for another process (fo_engine_set_call_record) */
 	/* per burst */
 	uint32_t touched[FO_MAX_BURST];         /* flows the burst added packets to */
 	uint16_t n_touched;
@@ -317,10 +318,12 @@ static inline uint64_t
 engine_call_enter(struct fo_engine *e, const struct definition *d, uint16_t p, enum fo_callback what)
 {
 	uint64_t began = rte_rdtsc();
+	uint64_t calling = ((uint64_t)what << 32 | (uint64_t)(d - e->defs) << 16 | p) + 1;
 
 	__atomic_store_n(&e->call_began, began, __ATOMIC_RELAXED);
-	__atomic_store_n(&e->calling, ((uint64_t)what << 32 | (uint64_t)(d - e->defs) << 16 | p) + 1,
-			 __ATOMIC_RELEASE);
+	__atomic_store_n(&e->calling, calling, __ATOMIC_RELEASE);
+	if (e->call_record != NULL)
+		__atomic_store_n(e->call_record, calling, __ATOMIC_RELAXED);
 	return began;
 }
 
@@ -328,6 +331,8 @@ static inline void
 engine_call_leave(struct fo_engine *e)
 {
 	__atomic_store_n(&e->calling, 0, __ATOMIC_RELAXED);
+	if (e->call_record != NULL)
+		__atomic_store_n(e->call_record, 0, __ATOMIC_RELAXED);
 }
 
 /* A TCP connection both of whose FINs were acknowledged. */

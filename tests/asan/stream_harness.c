@@ -30,16 +30,26 @@
 
 static uint64_t finds, edits, wrong_fields;
 static struct fo_engine *engine;
-static uint64_t flow_starts, flow_ends, wrong_calls;
+static uint64_t flow_starts, flow_ends, teardowns, wrong_calls;
+static uint64_t call_record;   /* the supervisor's copy (fo_engine_set_call_record) */
 
-/* The engine says which callback of which processor it is in (the watchdog's view): the reader is 0.0. */
+/* The engine says which callback of which processor it is in (the watchdog's view, and the
+ * supervisor's record of it): the reader is 0.0. */
 static void
 check_current_call(enum fo_callback what)
 {
 	struct fo_call c;
 
-	if (fo_engine_current_call(engine, &c) != 1 || c.def != 0 || c.proc != 0 || c.what != what)
+	if (fo_engine_current_call(engine, &c) != 1 || c.def != 0 || c.proc != 0 || c.what != what ||
+	    call_record != ((uint64_t)what << 32) + 1)
 		wrong_calls++;
+}
+
+static void
+reader_teardown(void *ctx)
+{
+	teardowns++;
+	check_current_call(FO_CALL_TEARDOWN);
 }
 
 static void
@@ -210,7 +220,7 @@ chained(struct rte_mempool *pool, const uint8_t *frame, uint32_t len, int varied
 
 static const struct fo_processor_ops reader_ops = {
 	.name = "reader", .level = FO_LEVEL_PAYLOAD, .readonly = 1, .process = reader,
-	.flow_start = reader_flow_start, .flow_end = reader_flow_end,
+	.flow_start = reader_flow_start, .flow_end = reader_flow_end, .teardown = reader_teardown,
 };
 static const struct fo_processor_ops editor_ops = {
 	.name = "editor", .level = FO_LEVEL_PAYLOAD, .readonly = 0, .process = editor,
@@ -282,6 +292,7 @@ main(int argc, char **argv)
 	fo_pipeline_conf_free(pc);   /* the engine holds it */
 	if (e == NULL)
 		return 5;
+	fo_engine_set_call_record(e, &call_record);
 	if (fo_engine_build(e, err, sizeof(err)) != 0) {
 		fprintf(stderr, "engine: %s\n", err);
 		return 6;
@@ -322,6 +333,12 @@ main(int argc, char **argv)
 		return 10;
 	}
 	fo_engine_free(e);
+	/* mixed: the reader's teardown was the call under way too, and then none. */
+	if (!redact && (teardowns != 1 || wrong_calls != 0 || call_record != 0)) {
+		fprintf(stderr, "teardown: %lu calls, %lu wrong, record %lu\n", (unsigned long)teardowns,
+			(unsigned long)wrong_calls, (unsigned long)call_record);
+		return 11;
+	}
 	rte_eth_dev_stop(0);
 	rte_eth_dev_close(0);
 	printf("%u %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu\n", frames, (unsigned long)finds, (unsigned long)edits,

@@ -1,13 +1,14 @@
 # cython: language_level=3
 """Cython processors that tests/test_cython_processors.py builds (like the example, outside
 FlowOS) to check the helpers of flowos.cprocessor against scapy, that process() runs without the
-GIL, and the verdicts, inject() and fault() policies of the Cython tier."""
+GIL, and the verdicts, inject() and fault() policies of the Cython tier; and processors that
+crash the process or hold the GIL for ever, for tests/test_supervisor.py."""
 import time
 
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcmp
-from posix.unistd cimport sleep
+from libc.string cimport memcmp, strlen
+from posix.unistd cimport sleep, write
 
 from flowos.cprocessor cimport *
 
@@ -91,6 +92,27 @@ cdef class Sleeper(CProcessor):
 
     cdef void process(self, fo_batch *batches, uint16_t n) noexcept nogil:
         sleep(3600)
+
+
+cdef class Segfaults(CProcessor):
+    """Its first call writes through a NULL pointer: the process dies of SIGSEGV (tests/test_supervisor.py)."""
+    cdef int *nowhere           # NULL, in a field: the compiler cannot tell
+
+    cdef void process(self, fo_batch *batches, uint16_t n) noexcept nogil:
+        self.nowhere[0] = 1
+
+
+cdef class HoldsTheGil(CProcessor):
+    """Its first call takes the GIL and never lets it go, like a C extension stuck in a loop: no
+    Python runs in the process again, the watchdog's neither (tests/test_supervisor.py). It says
+    so on stderr first, straight to the file descriptor (FlowOS's output router would hold it)."""
+
+    cdef void process(self, fo_batch *batches, uint16_t n) noexcept nogil:
+        cdef const char *said = b"cyprobe: HoldsTheGil holds the GIL\n"
+        with gil:
+            write(2, said, strlen(said))
+            while True:
+                pass
 
 
 cdef class EndsSlowly(CProcessor):

@@ -149,11 +149,12 @@ uint16_t fo_engine_def_count(const struct fo_engine *e);
 /* A processor's counters; safe while the worker runs. Returns 0, or -EINVAL for no such processor. */
 int fo_engine_read_proc_stats(const struct fo_engine *e, uint16_t def, uint16_t proc, struct fo_proc_stats *out);
 
-/* A processor's callbacks that the engine times for a watchdog (fo_engine_current_call). */
+/* A processor's callbacks that the engine records for a watchdog (fo_engine_current_call). */
 enum fo_callback {
 	FO_CALL_PROCESS,
 	FO_CALL_FLOW_START,
 	FO_CALL_FLOW_END,
+	FO_CALL_TEARDOWN,
 };
 
 struct fo_call {
@@ -169,6 +170,13 @@ struct fo_call {
  * thread while the worker runs (what a watchdog needs).
  */
 int fo_engine_current_call(const struct fo_engine *e, struct fo_call *out);
+
+/*
+ * Also writes the callback under way to *record (NULL: nowhere), as (fo_callback << 32 |
+ * definition << 16 | processor) + 1, or 0 when in none: e.g. memory shared with a supervising
+ * process, which can then name the processor after this process crashed in it.
+ */
+void fo_engine_set_call_record(struct fo_engine *e, uint64_t *record);
 
 /* A processor's report (see fo_processor_ops.report). Returns its length, or -errno. */
 int fo_engine_processor_report(struct fo_engine *e, uint16_t def, uint16_t proc, char *buf, size_t len);
