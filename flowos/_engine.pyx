@@ -9,7 +9,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from flowos.dpdk cimport rte_errno, rte_strerror
-from flowos.fo cimport fo_burst_hook_t, fo_decode_error, fo_decode_error_name, fo_worker_set_hook
+from flowos.fo cimport fo_burst_hook_t, fo_decode_error, fo_decode_error_name, fo_worker_drain_outboxes, fo_worker_set_hook
 from flowos.fo_engine cimport *
 from flowos._runtime cimport Inbox, Mempool, TxLock, Worker, WorkerGroup
 
@@ -226,6 +226,24 @@ cdef class Engine:
         """Sends on `queue` of `port`, under `lock` if other shards share it."""
         check(fo_engine_set_txq(self.e, port, queue, lock.lock if lock is not None else NULL),
               f"cannot send on port {port}")
+
+    def set_relay(self, Worker relay, list inboxes, uint16_t steer_pattern):
+        """Makes this engine the relay's (docs/architecture.md, "Worker processes"): it owns no flow
+        and hands every packet to its worker process's inbox, draining the relay's outboxes while it
+        waits for room."""
+        cdef void *rings[64]
+        if not 1 <= len(inboxes) <= 64:
+            raise FlowOSError(f"1..64 shards, not {len(inboxes)}")
+        for i, inbox in enumerate(inboxes):
+            rings[i] = <void *><size_t>(<Inbox?>inbox).address()
+        check(fo_engine_set_shard(self.e, len(inboxes), len(inboxes), rings, steer_pattern), "cannot make the engine a relay")
+        check(fo_engine_set_handoff_wait(self.e, fo_worker_drain_outboxes, <void *><size_t>relay.address()),
+              "cannot make the engine a relay")
+        self.attach(relay)
+
+    def set_tx_ring(self, uint16_t port, Inbox outbox):
+        """Sends what goes out on port into outbox (a worker process's, the relay sends it)."""
+        check(fo_engine_set_tx_ring(self.e, port, <void *><size_t>outbox.address()), f"cannot send on port {port}")
 
     def attach_inbox(self, Worker worker, WorkerGroup group, Inbox inbox):
         """The worker joins group and drains inbox (packets other shards handed over) into this engine."""
