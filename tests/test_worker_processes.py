@@ -1,0 +1,134 @@
+"""Worker processes (docs/architecture.md, "Worker processes"): with several workers and a Python
+processor, each worker runs in a process of its own behind the primary's relay. The per-flow
+results are those of one worker and of the model (tests/flowcheck.py); each flow's processor
+instance is in one process; the statistics have a row per process; nothing is left behind.
+
+Worker processes need hugepages (DPDK secondaries cannot attach to --no-huge memory): these tests
+skip where none are free, as the netns tests skip where namespaces cannot be made."""
+import json
+
+import pytest
+
+from conftest import CAPTURES, hugepage_files, packets, runtime_folder
+from flowcheck import check_clean, engine_stats, report, run_config, one_port, same_multiset, write_pcap
+from test_flows_golden import CAPTURE_CLOCK, IDS, check_catch_all
+from test_python_processors import pyprocs_importable  # noqa: F401 (an autouse fixture: pyprocs on PYTHONPATH)
+from test_workers import many_connections
+
+from flowos import hugepages
+
+# A small flow table and pool: the defaults (a million flows, 32,767 mbufs) would take most of the
+# hugepages there are; these take 174 MB.
+ENGINE = dict(CAPTURE_CLOCK, capacity=4096)
+POOL = {"mbufs": 16383}
+NEEDED_PAGES = 88
+
+
+@pytest.fixture(autouse=True)
+def needs_hugepages():
+    state = hugepages.probe()
+    if state.mount is None or state.free < NEEDED_PAGES:
+        pytest.skip(f"worker processes need hugepages: {state.free} free 2 MB pages (scripts/hugepages reserves them)")
+
+
+def flow_pids(out):
+    """Every FlowPids instance's records (tests/pyprocs/pids.py), from the files its processes wrote."""
+    records = []
+    for path in sorted(out.parent.glob(out.name + ".*")):
+        records += json.loads(path.read_text())["flows"]
+    return records
+
+
+def ip_flows(records):
+    """Records of IP flows as comparable tuples, opener first, without the process."""
+    return sorted((r["proto"], r["src"], r["sport"], r["dst"], r["dport"], tuple(r["packets"]), tuple(r["bytes"]))
+                  for r in records if r["src"] not in (None, "-"))
+
+
+def check_left_nothing(run):
+    prefix = run.stats["file_prefix"]
+    assert not runtime_folder(prefix).exists()
+    assert hugepage_files(prefix) == []
+
+
+def pids_pipeline(out=None):
+    return [{"pyprocs.pids:FlowPids": {"out": str(out)} if out is not None else {}}]
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=IDS)
+def test_golden_results_through_two_worker_processes(tmp_path, capture):
+    """The counter's per-connection counts, the output (each connection's packets in order) and
+    the engine's totals are the model's with a Python processor on 2 worker processes; the
+    Python processor saw each flow in one process, with the counts one worker gives it."""
+    many, one = tmp_path / "many", tmp_path / "one"
+    many.mkdir(), one.mkdir()
+    run, conns = check_catch_all(many, capture, 2, pipeline=pids_pipeline(many / "pids.json"), memory="hugepages",
+                                  engine=ENGINE, pool=POOL)
+    check_left_nothing(run)
+    records = flow_pids(many / "pids.json")
+    assert len(records) == engine_stats(run)["flows_created"] == len(conns)
+    rows = run.stats["workers"]
+    assert [row["worker"] for row in rows] == [0, 1]
+    assert {r["pid"] for r in records} <= {row["pid"] for row in rows}
+    if len(conns) >= 4:
+        assert len({r["pid"] for r in records}) == 2, "every worker process owns flows"
+    # The counter's records (C, in the same shards) and the Python processor's agree flow by flow.
+    counted = report(run, "all")["flows"]
+    assert ip_flows(records) == ip_flows(counted)
+    # One worker, in-process: the same flows with the same counts.
+    alone, _ = check_catch_all(one, capture, 1, pipeline=pids_pipeline(one / "pids.json"), engine=ENGINE)
+    assert ip_flows(flow_pids(one / "pids.json")) == ip_flows(records)
+    assert sorted(map(str, report(alone, "all")["flows"])) == sorted(map(str, counted))
+
+
+def test_many_connections_spread_over_two_worker_processes(tmp_path):
+    """400 connections: each worker process owns some (both directions of each in one process),
+    the per-worker rows add up to the totals, and every packet comes out in its flow's order."""
+    frames = many_connections(200)
+    capture, out = write_pcap(tmp_path / "many.pcap", frames), tmp_path / "out.pcap"
+    pids = tmp_path / "pids.json"
+    run = run_config(tmp_path, one_port(capture, out, [{"name": "all", "pipeline": pids_pipeline(pids)}],
+                                        ENGINE, pool=POOL, run={"workers": 2}), memory="hugepages")
+    check_clean(run)
+    check_left_nothing(run)
+    assert same_multiset(packets(out), frames)
+    records = flow_pids(pids)
+    assert len(records) == 400
+    for record in records:   # a connection's both directions, in one flow, in one process
+        assert record["packets"] in ([1, 1], [2, 1]), record
+    rows = run.stats["workers"]
+    assert len({row["pid"] for row in rows}) == 2
+    by_pid = {row["pid"]: row for row in rows}
+    for pid, row in by_pid.items():
+        mine = [r for r in records if r["pid"] == pid]
+        assert 0 < len(mine) == row["engine"]["flows_created"]
+        assert row["rx_packets"] == row["engine"]["packets"] == sum(sum(r["packets"]) for r in mine)
+        assert row["polls"] >= row["busy_polls"] > 0
+    totals = engine_stats(run)
+    assert sum(row["engine"]["packets"] for row in rows) == totals["packets"] == len(frames)
+    assert totals["handed_off"] == len(frames)      # the relay hands every packet to its process
+
+
+def test_a_packet_limit_holds_across_worker_processes(tmp_path):
+    """--packets counts what the relay received for all worker processes, exactly."""
+    frames = many_connections(100)
+    capture, out = write_pcap(tmp_path / "many.pcap", frames), tmp_path / "out.pcap"
+    run = run_config(tmp_path, one_port(capture, out, [{"name": "all", "pipeline": pids_pipeline()}],
+                                        ENGINE, pool=POOL, run={"workers": 2, "packets": 333}),
+                     memory="hugepages")
+    check_clean(run)
+    check_left_nothing(run)
+    assert run.stats["stop_reason"] == "packet-limit"
+    assert run.stats["totals"]["rx_packets"] == 333 == engine_stats(run)["packets"]
+    assert same_multiset(packets(out), frames[:333])
+
+
+def test_worker_processes_without_hugepages_are_refused(tmp_path):
+    """DPDK secondaries cannot attach to --no-huge memory: a clear error, exit 2, before DPDK starts."""
+    capture = CAPTURES[0]
+    run = run_config(tmp_path, one_port(capture, tmp_path / "out.pcap", [{"name": "all", "pipeline": pids_pipeline()}],
+                                        ENGINE, pool=POOL, run={"workers": 2}), memory="no-huge")
+    assert run.returncode == 2, run.stderr
+    assert "worker processes, which need hugepages" in run.stderr
+    assert "pyprocs.pids:FlowPids is a Python processor" in run.stderr
+    assert run.stats is None
