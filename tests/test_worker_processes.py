@@ -6,10 +6,12 @@ instance is in one process; the statistics have a row per process; nothing is le
 Worker processes need hugepages (DPDK secondaries cannot attach to --no-huge memory): these tests
 skip where none are free, as the netns tests skip where namespaces cannot be made."""
 import json
+import signal
+import time
 
 import pytest
 
-from conftest import CAPTURES, hugepage_files, packets, runtime_folder
+from conftest import CAPTURES, hugepage_files, kill_flowos, packets, run_flowos, runtime_folder, start_flowos
 from flowcheck import check_clean, engine_stats, report, run_config, one_port, same_multiset, write_pcap
 from test_flows_golden import CAPTURE_CLOCK, IDS, check_catch_all
 from test_python_processors import pyprocs_importable  # noqa: F401 (an autouse fixture: pyprocs on PYTHONPATH)
@@ -132,3 +134,55 @@ def test_worker_processes_without_hugepages_are_refused(tmp_path):
     assert "worker processes, which need hugepages" in run.stderr
     assert "pyprocs.pids:FlowPids is a Python processor" in run.stderr
     assert run.stats is None
+
+
+def endless_config(tmp_path, capture, out, **run):
+    """A config replaying `capture` for ever (infinite_rx) through FlowPids on 2 worker processes."""
+    import yaml
+    cfg = one_port(f"{capture},infinite_rx=1", out, [{"name": "all", "pipeline": pids_pipeline(tmp_path / "pids.json")}],
+                   {"capacity": 4096}, pool=POOL, run={"workers": 2, **run})
+    path = tmp_path / "endless.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def check_stopped_cleanly(stats_path, out, reason, tmp_path):
+    stats = json.loads(stats_path.read_text())
+    assert stats["stop_reason"] == reason
+    assert stats["mbufs"]["in_use_at_exit"] == 0
+    written = packets(out)
+    assert len(written) == stats["ports"][0]["tx_packets"] == stats["engine"]["stats"]["tx_packets"] > 0
+    rows = stats["workers"]
+    assert len(rows) == 2 and all(row["engine"]["packets"] > 0 for row in rows)
+    assert sum(row["engine"]["packets"] for row in rows) == stats["totals"]["rx_packets"]
+    assert len(flow_pids(tmp_path / "pids.json")) == stats["engine"]["stats"]["flows_created"]
+    assert not runtime_folder(stats["file_prefix"]).exists() and hugepage_files(stats["file_prefix"]) == []
+
+
+def test_sigint_stops_every_worker_process(tmp_path, capture_dir):
+    """SIGINT to flowos-run (the primary) stops the relay and both worker processes: what they had
+    is sent, their flows end, the statistics are complete."""
+    out, stats = tmp_path / "out.pcap", tmp_path / "stats.json"
+    proc = start_flowos("-c", str(endless_config(tmp_path, capture_dir / "mixed.pcap", out)), "--stats-json", str(stats),
+                        tmp_path=tmp_path, memory="hugepages")
+    try:
+        first_line = proc.stdout.readline()  # printed once the workers run
+        assert first_line.startswith("flowos: memory"), first_line + proc.stderr.read()
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        kill_flowos(proc)
+    assert proc.returncode == 0, stderr
+    assert "stopped by signal (SIGINT)" in stdout
+    check_stopped_cleanly(stats, out, "signal (SIGINT)", tmp_path)
+
+
+def test_duration_stops_every_worker_process(tmp_path, capture_dir):
+    out = tmp_path / "out.pcap"
+    run = run_flowos("-c", str(endless_config(tmp_path, capture_dir / "mixed.pcap", out, duration=1.0)),
+                     tmp_path=tmp_path, memory="hugepages")
+    assert run.returncode == 0, run.stderr
+    stats = tmp_path / "stats.json"
+    stats.write_text(json.dumps(run.stats))
+    check_stopped_cleanly(stats, out, "duration", tmp_path)
