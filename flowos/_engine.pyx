@@ -122,6 +122,47 @@ cdef bytes builtin_params(str name, dict params):
     raise FlowOSError(f"no built-in processor {name!r}")
 
 
+def stats_at(size_t address, uint32_t keep_budget=0):
+    """The counters of the engine at `address` in DPDK's shared memory (Engine.shard_address), read
+    as Engine.stats reads them while its worker runs: only while its process is known to hold it."""
+    return stats_of(<fo_engine *>address, keep_budget)
+
+
+cdef dict stats_of(fo_engine *e, uint32_t keep_budget):
+    cdef fo_engine_stats s
+    fo_engine_read_stats(e, &s)
+    return {
+        "packets": s.packets,
+        "malformed": {fo_decode_error_name(<fo_decode_error>i).decode(): s.malformed[i]
+                      for i in range(1, DECODE_ERRORS)},
+        "malformed_dropped": s.malformed_dropped,
+        "unmatched": s.unmatched, "unmatched_dropped": s.unmatched_dropped,
+        "table_full": s.table_full, "table_full_dropped": s.table_full_dropped,
+        "fragments_tracked": s.fragments_tracked, "fragments_orphaned": s.fragments_orphaned,
+        "flows_created": s.flows_created, "flows_active": s.flows_active, "flows_peak": s.flows_peak,
+        "flows_ended": {reason: s.flows_ended[i] for i, reason in enumerate(END_REASONS)},
+        "verdicts": {v: s.verdicts[i] for i, v in enumerate(VERDICTS)},
+        "bad_verdicts": s.bad_verdicts, "bad_redirects": s.bad_redirects,
+        "hold_overflows": s.hold_overflows, "hold_overflow_packets": s.hold_overflow_packets,
+        "injected": s.injected, "inject_failed": s.inject_failed,
+        "checksums_fixed": s.checksums_fixed,
+        "streams": {"reordered": s.stream_reordered, "reorder_overflow": s.stream_reorder_overflow,
+                    "duplicates": s.stream_duplicates, "overlap_bytes": s.stream_overlap_bytes,
+                    "retransmits": s.stream_retransmits, "gaps_skipped": s.stream_gaps_skipped,
+                    "rewritten": s.stream_rewritten, "split": s.stream_split, "split_failed": s.stream_split_failed,
+                    "release_split": s.stream_release_split, "release_split_failed": s.stream_release_split_failed,
+                    "copies_evicted": s.stream_copies_evicted, "split_parts": s.stream_split_parts,
+                    "copies_resent": s.stream_copies_resent, "holds_idle": s.stream_holds_idle,
+                    "edits_refused": s.stream_edits_refused},
+        "tx_packets": s.tx_packets, "tx_unsent": s.tx_unsent, "dropped": s.dropped,
+        "created": s.created, "replaced": s.replaced, "held": s.held,
+        "handed_off": s.handed_off, "handoff_full": s.handoff_full,
+        "budget": {"limit": keep_budget, "kept": s.held + s.kept_copies, "held": s.held,
+                   "kept_copies": s.kept_copies, "peak": s.keep_peak, "overflows": s.budget_overflows,
+                   "segments_dropped": s.budget_segments_dropped},
+    }
+
+
 cdef class Engine:
     cdef fo_engine *e
     cdef readonly Mempool pool
@@ -259,38 +300,13 @@ cdef class Engine:
         fo_engine_shutdown(self.e)
 
     def stats(self):
-        cdef fo_engine_stats s
-        fo_engine_read_stats(self.e, &s)
-        return {
-            "packets": s.packets,
-            "malformed": {fo_decode_error_name(<fo_decode_error>i).decode(): s.malformed[i]
-                          for i in range(1, DECODE_ERRORS)},
-            "malformed_dropped": s.malformed_dropped,
-            "unmatched": s.unmatched, "unmatched_dropped": s.unmatched_dropped,
-            "table_full": s.table_full, "table_full_dropped": s.table_full_dropped,
-            "fragments_tracked": s.fragments_tracked, "fragments_orphaned": s.fragments_orphaned,
-            "flows_created": s.flows_created, "flows_active": s.flows_active, "flows_peak": s.flows_peak,
-            "flows_ended": {reason: s.flows_ended[i] for i, reason in enumerate(END_REASONS)},
-            "verdicts": {v: s.verdicts[i] for i, v in enumerate(VERDICTS)},
-            "bad_verdicts": s.bad_verdicts, "bad_redirects": s.bad_redirects,
-            "hold_overflows": s.hold_overflows, "hold_overflow_packets": s.hold_overflow_packets,
-            "injected": s.injected, "inject_failed": s.inject_failed,
-            "checksums_fixed": s.checksums_fixed,
-            "streams": {"reordered": s.stream_reordered, "reorder_overflow": s.stream_reorder_overflow,
-                        "duplicates": s.stream_duplicates, "overlap_bytes": s.stream_overlap_bytes,
-                        "retransmits": s.stream_retransmits, "gaps_skipped": s.stream_gaps_skipped,
-                        "rewritten": s.stream_rewritten, "split": s.stream_split, "split_failed": s.stream_split_failed,
-                        "release_split": s.stream_release_split, "release_split_failed": s.stream_release_split_failed,
-                        "copies_evicted": s.stream_copies_evicted, "split_parts": s.stream_split_parts,
-                        "copies_resent": s.stream_copies_resent, "holds_idle": s.stream_holds_idle,
-                        "edits_refused": s.stream_edits_refused},
-            "tx_packets": s.tx_packets, "tx_unsent": s.tx_unsent, "dropped": s.dropped,
-            "created": s.created, "replaced": s.replaced, "held": s.held,
-            "handed_off": s.handed_off, "handoff_full": s.handoff_full,
-            "budget": {"limit": self.keep_budget, "kept": s.held + s.kept_copies, "held": s.held,
-                       "kept_copies": s.kept_copies, "peak": s.keep_peak, "overflows": s.budget_overflows,
-                       "segments_dropped": s.budget_segments_dropped},
-        }
+        return stats_of(self.e, self.keep_budget)
+
+    def shard_address(self):
+        """Where this engine is: a worker process's, for the primary to read its counters with
+        stats_at while it runs (DPDK maps the shared memory at the same address in every process)."""
+        return <size_t>self.e
+
 
     def definition_stats(self, uint16_t definition):
         cdef fo_def_stats s

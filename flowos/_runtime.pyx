@@ -118,9 +118,9 @@ def _remove_shared_files(argv, runtime_dir):
             os.unlink(os.path.join(runtime_dir, name))
         except OSError:
             pass
-    try:
+    try:   # and the socket of a secondary that died without its cleanup (they have all ended)
         for name in os.listdir(runtime_dir):
-            if name.startswith("fbarray_"):
+            if name.startswith(("fbarray_", "mp_socket_")):
                 os.unlink(os.path.join(runtime_dir, name))
     except OSError:
         pass
@@ -402,14 +402,12 @@ cdef class Inbox:
     def address(self):
         return <size_t>self.ring
 
-    def close(self):
-        """Frees the ring, and the packets left in it (none once its worker has drained it): how many."""
+    def drain(self):
+        """Frees the packets in the ring: how many. Only where nothing else consumes it (its worker
+        has ended: a worker process that died, or at close)."""
         cdef void *pkts[256]
         cdef unsigned int n, left = 0
         if self.ring == NULL:
-            return 0
-        if not self.owned:
-            self.ring = NULL
             return 0
         while True:
             n = rte_ring_dequeue_burst(self.ring, pkts, 256, NULL)
@@ -417,6 +415,16 @@ cdef class Inbox:
                 break
             rte_pktmbuf_free_bulk(pkts, n)
             left += n
+        return left
+
+    def close(self):
+        """Frees the ring, and the packets left in it (none once its worker has drained it): how many."""
+        if self.ring == NULL:
+            return 0
+        if not self.owned:
+            self.ring = NULL
+            return 0
+        left = self.drain()
         rte_ring_free(self.ring)
         self.ring = NULL
         return left
@@ -476,6 +484,14 @@ cdef class WorkerGroup:
     def __dealloc__(self):
         if self.g != NULL:
             _warn_unclosed(self)
+
+
+def polls_at(size_t address):
+    """(loop iterations, those that found packets) of the fo_worker at `address` in DPDK's shared
+    memory (Worker.address): a worker process's, read while it runs (the primary's flowos-ctl stats)."""
+    cdef uint64_t polls, busy
+    fo_worker_polls(<fo_worker *>address, &polls, &busy)
+    return polls, busy
 
 
 cdef class Worker:

@@ -344,7 +344,7 @@ class Bridge:
         self.relay_engine = None
         plan = worker_processes.Plan(cfg, self.file_prefix, self.port_ids(), self.keep_budget, STEER_PATTERN,
                                      self.eal.runtime_dir)
-        self.worker = worker_processes.WorkerProcesses(relay, None, plan, cfg.eal.worker_cpus)
+        self.worker = worker_processes.WorkerProcesses(relay, None, plan, cfg.eal.worker_cpus, self.group, self.inboxes)
         for r, (src, dst) in enumerate(cfg.forward):
             source, rx, tx = self.sources.get(src), self.ports[src], self.ports[dst]
             for queue in range(rx.rx_queues):
@@ -419,7 +419,9 @@ class Bridge:
         the worker itself, so the end of the input, a signal or --duration may be seen after it), else
         `reason`."""
         tier = self.processor_fault()
-        return f"processor fault ({tier_name(tier)})" if tier is not None else reason
+        if tier is not None:
+            return f"processor fault ({tier_name(tier)})"
+        return getattr(self.worker, "failure", None) or reason
 
     def engine_report(self):
         """The engine's statistics, each definition's, and what its processors report."""
@@ -451,10 +453,15 @@ class Bridge:
                                                               else add_up([t.counts() for t in self.engine.instances(i, j)]))}
                 for i, name in enumerate(self.engine.definitions)]
 
+    def engine_stats(self):
+        """The engine's totals while it runs (worker processes: read from each, see WorkerProcesses)."""
+        if self.engine is not None:
+            return self.engine.stats()
+        return self.worker.live_engine_stats() if self.relay_engine is not None else None
+
     def snapshot(self):
-        engine = self.engine is not None
-        return Snapshot(self.elapsed, self.port_stats(), self.pool.in_use, self.pool.size,
-                        self.engine.stats() if engine else None, self.processor_counts() if engine else None,
+        return Snapshot(self.elapsed, self.port_stats(), self.pool.in_use, self.pool.size, self.engine_stats(),
+                        self.processor_counts() if self.engine is not None else None,
                         worker_rows(self.worker, self.engine))
 
     def close(self, stop_reason):
@@ -472,6 +479,7 @@ class Bridge:
                 tier.stop_worker_on_fault(0)
             if self.control is not None:
                 self.control.close()
+            stop_reason = self.stop_reason(stop_reason)   # worker processes: known once they have ended
             engine_report = None
             if self.engine is not None:
                 self.engine.shutdown()   # every flow ends; what they held goes out

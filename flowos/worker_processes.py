@@ -16,6 +16,7 @@ import pickle
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 
@@ -78,12 +79,20 @@ class WorkerProcesses(Each):
     and a process per worker. What a run asks of its workers (running, stop, join, counts) is
     answered for them all."""
 
-    def __init__(self, relay, relay_engine, plan, cpus):
+    def __init__(self, relay, relay_engine, plan, cpus, group, inboxes):
         super().__init__([relay])
         self.relay, self.relay_engine, self.plan, self.cpus = relay, relay_engine, plan, cpus
+        self.group, self.inboxes = group, inboxes
         self.procs = []
+        self.pipes = []        # each process's: "ready", then "left" once it has sent its last packet
         self.reports = {}      # worker index -> its report, once it has ended
-        self.lost = []         # (worker index, why) of those that ended without a report
+        self.ended = {}        # worker index -> how a process that died before its report ended
+        self.inbox_freed = {}  # worker index -> packets freed from a dead process's inbox
+        # Where each process's fo_worker and engine shard are in the shared memory, for counters
+        # while it runs; a process's go once it has left (it frees them only after the primary's ack).
+        self.shared = {}
+        self.has_left = set()          # processes that said they left the group
+        self.lock = threading.Lock()   # the control server's thread reads them; check() withdraws them
 
     def __len__(self):
         return self.plan.workers
@@ -103,13 +112,16 @@ class WorkerProcesses(Each):
             read, write = os.pipe()
             # exec, not a fork of this process's EAL: subprocess forks and execs at once.
             proc = subprocess.Popen([sys.executable, "-m", "flowos.worker_process", plan_path, str(w), str(write)],
-                                    pass_fds=(write,), close_fds=True)
+                                    pass_fds=(write,), close_fds=True, stdin=subprocess.PIPE)
             os.close(write)
             self.procs.append(proc)
-            ready.append(read)
+            self.pipes.append(read)
         try:
-            for w, fd in enumerate(ready):
+            for w, fd in enumerate(self.pipes):
                 line = _read_line(fd, START_TIMEOUT)
+                if line.startswith("ready "):
+                    self.shared[w] = tuple(int(a) for a in line.split()[1:3])
+                    continue
                 if line != "ready":
                     why = line[len("error: "):] if line.startswith("error: ") else (
                         f"exit status {self.procs[w].poll()}" if line == "" else f"said {line!r}")
@@ -118,16 +130,70 @@ class WorkerProcesses(Each):
         except BaseException:
             self.kill()
             raise
-        finally:
-            for fd in ready:
-                os.close(fd)
 
     def launch(self, lcore):
         self.relay.launch(lcore)
 
     @property
     def running(self):
+        """The relay runs (it ends once every worker process has left). A worker process that died
+        meanwhile is noticed here (check)."""
+        self.check()
         return self.relay.running
+
+    def check(self):
+        """Worker processes that ended before sending their report (a crash, os._exit, a kill):
+        each is recorded, the run stops, what it was handed is freed (counted: inbox_freed) as it
+        comes so that the relay never waits on its inbox, and it leaves the group if it had not,
+        so that the relay can end. Its flows, and the mbufs it held, are lost: the report says so."""
+        self._withdraw_left()
+        for w, proc in enumerate(self.procs):
+            if w in self.reports:
+                continue
+            if w in self.ended:
+                self.inbox_freed[w] += self.inboxes[w].drain()
+                continue
+            status = proc.poll()
+            if status is None or os.path.exists(self.plan.report_path(w)):
+                continue
+            with self.lock:
+                self.shared.pop(w, None)
+            self.ended[w] = describe_status(status)
+            self.inbox_freed[w] = self.inboxes[w].drain()
+            self.request_stop()
+            if w not in self.has_left and "left" not in _read_all(self.pipes[w]).split():
+                self.group.leave()
+
+    def _withdraw_left(self):
+        """Processes that say they have left stop being read; then they may free what was read."""
+        for w in list(self.shared):
+            if "left" in _read_all(self.pipes[w]).split():
+                self.has_left.add(w)
+                with self.lock:
+                    del self.shared[w]
+                try:
+                    self.procs[w].stdin.write(b"read no more\n")
+                    self.procs[w].stdin.flush()
+                except OSError:
+                    pass    # it has died: check() says so
+
+    def live_engine_stats(self):
+        """The engine's totals while the run goes on: each running process's shard, each ended one's
+        report, the relay's."""
+        from flowos._engine import stats_at
+        with self.lock:
+            stats = [stats_at(engine) for _, engine in self.shared.values()]
+        stats += [r["engine"]["stats"] for r in list(self.reports.values())]
+        return add_up(stats + [self.relay_engine.stats()])
+
+    @property
+    def failure(self):
+        """Why the run stopped, if a worker process died or a processor's fault stopped it (on_error: stop)."""
+        if self.ended:
+            w = min(self.ended)
+            return f"worker process {w} ended ({self.ended[w]})"
+        faulted = [r["fault_stop"] for _, r in sorted(self.reports.items()) if r.get("fault_stop")]
+        return f"processor fault ({faulted[0]})" if faulted else None
 
     def request_stop(self):
         self.relay.request_stop()     # the group's stop, in shared memory: every process sees it
@@ -138,11 +204,16 @@ class WorkerProcesses(Each):
     def join(self):
         """Waits for the relay (it ends once every worker process has sent its last packet), then
         for the worker processes, and reads their reports."""
+        while self.running:
+            time.sleep(0.01)
         self.relay.join()
+        deadline = time.monotonic() + EXIT_TIMEOUT
         for w, proc in enumerate(self.procs):
-            try:
-                status = proc.wait(EXIT_TIMEOUT)
-            except subprocess.TimeoutExpired:
+            while proc.poll() is None and time.monotonic() < deadline:
+                self._withdraw_left()      # each waits for the primary to stop reading it
+                time.sleep(0.005)
+            status = proc.poll()
+            if status is None:
                 proc.kill()
                 proc.wait()
                 status = "killed: it did not end"
@@ -150,20 +221,26 @@ class WorkerProcesses(Each):
 
     def _collect(self, w, status):
         path = self.plan.report_path(w)
-        if w in self.reports:
+        if w in self.reports or w in self.ended:
             return
         try:
             with open(path) as f:
                 self.reports[w] = json.load(f)
             os.unlink(path)
         except (OSError, ValueError):
-            self.lost.append((w, f"no report (exit status {status})"))
+            self.ended[w] = f"{describe_status(status) if isinstance(status, int) else status}, without its report"
 
     def kill(self):
         for proc in self.procs:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
+        for fd in self.pipes:
+            os.close(fd)
+        self.pipes = []
+        for proc in self.procs:
+            if proc.stdin is not None:
+                proc.stdin.close()
 
     @property
     def stop_reason(self):
@@ -192,13 +269,28 @@ class WorkerProcesses(Each):
         rows = []
         for w, (proc, cpu) in enumerate(zip(self.procs, self.cpus)):
             row = {"worker": w, "cpu": cpu, "pid": proc.pid}
+            if w in self.ended:
+                row.update(ended=self.ended[w], inbox_freed=self.inbox_freed.get(w, 0))
             report = self.reports.get(w)
+            if report is None:
+                report = self._live_report(w)
             if report is not None:
                 shard = report["engine"]["stats"]
                 row.update(report["load"], rx_packets=shard["packets"],
                            engine=shard if full else {k: shard[k] for k in WORKER_COUNTS})
             rows.append(row)
         return rows
+
+    def _live_report(self, w):
+        """A running process's load and shard counters, read from the shared memory (None once it has left)."""
+        from flowos._engine import stats_at
+        from flowos._runtime import polls_at
+        with self.lock:
+            if w not in self.shared:
+                return None
+            worker, engine = self.shared[w]
+            polls, busy = polls_at(worker)
+            return {"load": {"polls": polls, "busy_polls": busy}, "engine": {"stats": stats_at(engine)}}
 
     def engine_report(self):
         """The worker processes' engine reports as one (flowos.runner.engine_report's shape), with
@@ -213,6 +305,11 @@ class WorkerProcesses(Each):
     def close(self):
         self.kill()
         self.relay.close()
+        for w in self.ended:     # a process that died did not remove its DPDK log; the report says how it ended
+            try:
+                os.unlink(self.plan.log_path(w))
+            except OSError:
+                pass
 
 
 def _merge_flow(flows):
@@ -227,6 +324,29 @@ def _merge_processor(procs):
     reports = [p["report"] for p in procs if p["report"] is not None]
     out["report"] = add_up(reports) if reports else None
     return out
+
+
+def describe_status(status):
+    """A Popen returncode, as words."""
+    if status < 0:
+        import signal
+        try:
+            return f"killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"killed by signal {-status}"
+    return f"exit status {status}"
+
+
+def _read_all(fd):
+    """What a dead worker process left in its pipe."""
+    import select
+    data = b""
+    while select.select([fd], [], [], 0)[0]:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode(errors="replace")
 
 
 def _read_line(fd, timeout):
@@ -279,19 +399,22 @@ def run_worker(plan, w, ready):
         ready(f"error: {e}")
         _close(worker, engine, eal)
         raise
-    ready("ready")
+    ready(f"ready {worker.address()} {engine.shard_address()}")
     worker.join()
     for tier in tiers:      # the loop has ended: a later fault (teardown) has nothing to stop
         tier.stop_worker_on_fault(0)
     engine.shutdown()       # every flow ends; what they held goes into the outboxes
     group.leave()           # the relay sends it and ends once every worker process has left
+    ready("left")
+    sys.stdin.readline()    # the primary no longer reads this process's counters (or has ended)
     report = runner.engine_report(engine)
     engine.teardown()
     runner.refresh_tier_reports(engine, report)
     polls, busy = worker.polls
     stats = engine.stats()
+    fault = next((runner.tier_name(t) for t in tiers if t.stop_requested), None)
     result = {"pid": os.getpid(), "engine": report, "load": {"polls": polls, "busy_polls": busy},
-              "mbufs_held_at_exit": stats["budget"]["kept"]}
+              "mbufs_held_at_exit": stats["budget"]["kept"], "fault_stop": fault}
     _close(worker, engine, eal)
     cover_kept_views()
     os.unlink(plan.log_path(w))

@@ -186,3 +186,28 @@ def test_duration_stops_every_worker_process(tmp_path, capture_dir):
     stats = tmp_path / "stats.json"
     stats.write_text(json.dumps(run.stats))
     check_stopped_cleanly(stats, out, "duration", tmp_path)
+
+
+def test_a_worker_process_that_dies_stops_the_run_in_bounded_time(tmp_path):
+    """A worker process that ends mid-run (os._exit in its processor) is noticed: the run stops
+    (the relay frees what it hands the dead process instead of waiting on its inbox), the other
+    worker process ends cleanly and reports, the statistics say which process ended and how, the
+    exit status is 1, and nothing is left behind."""
+    frames = many_connections(100)
+    capture, out, pids = write_pcap(tmp_path / "many.pcap", frames), tmp_path / "out.pcap", tmp_path / "pids.json"
+    pipeline = pids_pipeline(pids) + [{"pyprocs.pids:ExitOn": {"port": 2005}}]
+    run = run_config(tmp_path, one_port(capture, out, [{"name": "all", "pipeline": pipeline}], ENGINE, pool=POOL,
+                                        run={"workers": 2}), memory="hugepages")
+    assert run.returncode == 1, run.stderr
+    rows = run.stats["workers"]
+    dead = [row for row in rows if "ended" in row]
+    assert len(dead) == 1 and dead[0]["ended"] == "exit status 3", rows
+    assert run.stats["stop_reason"] == f"worker process {dead[0]['worker']} ended (exit status 3)"
+    assert f"worker process {dead[0]['worker']} (pid {dead[0]['pid']}) ended: exit status 3" in run.stderr
+    survivor = next(row for row in rows if "ended" not in row)
+    records = flow_pids(pids)      # the survivor's (the dead process wrote none)
+    assert {r["pid"] for r in records} == {survivor["pid"]}
+    assert len(records) == survivor["engine"]["flows_created"] > 0
+    written = set(packets(out))
+    assert survivor["engine"]["tx_packets"] == sum(sum(r["packets"]) for r in records) <= len(written)
+    check_left_nothing(run)

@@ -405,7 +405,7 @@ fo_worker_loop(void *arg)
 
 	for (;;) {
 		/* Loaded before the outboxes are drained: what a member sent before it left is in them now. */
-		bool others_left = w->n_outboxes == 0 || fo_worker_group_left(g) == g->workers - 1;
+		bool others_left = w->n_outboxes == 0 || fo_worker_group_left(g) >= g->workers - 1;
 		bool got = false;
 
 		if (receiving) {

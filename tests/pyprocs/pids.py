@@ -38,3 +38,19 @@ class FlowPids(flowos.Processor):
     def teardown(self):
         if self.out is not None:
             save(f"{self.out}.{os.getpid()}", {"flows": self.ended})
+
+
+class ExitOn(flowos.Processor):
+    """Ends its process (os._exit(3), no clean-up) when it sees a packet from or to TCP/UDP port `port`:
+    a worker process that dies mid-run."""
+    level = "l4"
+    readonly = True
+
+    def __init__(self, port):
+        super().__init__()
+        self.port = int(port)
+
+    def process(self, batch):
+        sport, dport = batch.sport, batch.dport
+        if any(self.port in (sport[i], dport[i]) for i in range(len(batch))):
+            os._exit(3)
