@@ -32,14 +32,21 @@ def runtime_folder(prefix):
     return Path(runtime_base(), prefix)
 
 
+# What a DPDK primary that secondaries may attach to (worker processes) keeps in its runtime folder.
+SHARED_CONFIG = ("config", "hugepage_info", "fbarray_")
+
+
 def remove_runtime_folder(prefix):
     """Removes the runtime folder of a process of ours that could not (killed, or a C harness:
-    rte_eal_cleanup leaves it) with the sockets in it; only ours, by the prefix we gave it."""
+    rte_eal_cleanup leaves it) with the sockets and shared configuration in it, and its hugepage
+    files; only ours, by the prefix we gave it."""
+    for path in hugepage_files(prefix):
+        path.unlink()
     folder = runtime_folder(prefix)
     if not folder.is_dir():
         return
     for entry in folder.iterdir():
-        if entry.is_socket():
+        if entry.is_socket() or entry.name.startswith(SHARED_CONFIG):
             entry.unlink()
     folder.rmdir()      # anything else in it is left, and the suite's check names the test
 

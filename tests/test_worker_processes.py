@@ -159,16 +159,36 @@ def check_stopped_cleanly(stats_path, out, reason, tmp_path):
     assert not runtime_folder(stats["file_prefix"]).exists() and hugepage_files(stats["file_prefix"]) == []
 
 
+def ctl_stats(prefix):
+    import subprocess
+    from test_control import ANSWER_TIMEOUT, FLOWOS_CTL
+    done = subprocess.run([FLOWOS_CTL, "--timeout", ANSWER_TIMEOUT, "--file-prefix", prefix, "stats"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 def test_sigint_stops_every_worker_process(tmp_path, capture_dir):
-    """SIGINT to flowos-run (the primary) stops the relay and both worker processes: what they had
-    is sent, their flows end, the statistics are complete."""
+    """flowos-ctl stats answers for both worker processes while they run (their load and shard
+    counters, read from the shared memory). SIGINT to flowos-run (the primary) stops the relay and
+    both worker processes: what they had is sent, their flows end, the statistics are complete."""
     out, stats = tmp_path / "out.pcap", tmp_path / "stats.json"
     proc = start_flowos("-c", str(endless_config(tmp_path, capture_dir / "mixed.pcap", out)), "--stats-json", str(stats),
                         tmp_path=tmp_path, memory="hugepages")
     try:
         first_line = proc.stdout.readline()  # printed once the workers run
         assert first_line.startswith("flowos: memory"), first_line + proc.stderr.read()
-        time.sleep(1.0)
+        first = ctl_stats(proc.file_prefix)
+        assert first["running"] and [row["worker"] for row in first["workers"]] == [0, 1]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:     # the counters go on (robust under load: no fixed wait)
+            later = ctl_stats(proc.file_prefix)
+            if all(b["engine"]["packets"] > a["engine"]["packets"] for a, b in zip(first["workers"], later["workers"])):
+                break
+            time.sleep(0.2)
+        assert later["engine"]["packets"] > first["engine"]["packets"]
+        for row in later["workers"]:
+            assert row["polls"] >= row["busy_polls"] > 0 and row["rx_packets"] == row["engine"]["packets"] > 0
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=30)
     finally:
