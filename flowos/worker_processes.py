@@ -394,6 +394,7 @@ def run_worker(plan, w, ready):
         engine, tiers = runner.build_shard(cfg, pool, plan.port_ids, plan.workers, plan.keep_budget, worker,
                                            worker.address(), steer_and_send)
         engine.attach_inbox(worker, group, inboxes[w])
+        engine.attach(worker)   # no routes: the hook gets only the idle calls that move the engine's time on
         worker.launch(eal.worker_lcores()[0])
     except FlowOSError as e:
         ready(f"error: {e}")

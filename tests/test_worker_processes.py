@@ -231,3 +231,23 @@ def test_a_worker_process_that_dies_stops_the_run_in_bounded_time(tmp_path):
     written = set(packets(out))
     assert survivor["engine"]["tx_packets"] == sum(sum(r["packets"]) for r in records) <= len(written)
     check_left_nothing(run)
+
+
+def test_time_goes_on_in_an_idle_worker_process(tmp_path):
+    """A worker process calls its engine when nothing comes, as a worker thread does: idle UDP
+    flows end by their timeout (0.2 s) while the run goes on, not at its end. One endless flow on a
+    second port keeps one worker process busy; the other has nothing to do after the first packets."""
+    import yaml
+    frames = [f for f in many_connections(20) if f[23] == 17]     # the UDP ones (IP protocol 17)
+    capture, pids = write_pcap(tmp_path / "udp.pcap", frames), tmp_path / "pids.json"
+    endless = write_pcap(tmp_path / "endless.pcap", many_connections(1)[2:3])     # a TCP flow, not one of them
+    cfg = {"ports": [{"name": "a", "vdev": f"net_pcap0,rx_pcap={capture},tx_pcap={tmp_path / 'out.pcap'}"},
+                     {"name": "b", "vdev": f"net_pcap1,rx_pcap={endless},infinite_rx=1,tx_pcap=/dev/null"}],
+           "forward": ["a -> a", "b -> b"], "flows": [{"name": "all", "pipeline": pids_pipeline(pids)}],
+           "engine": {"capacity": 4096, "timeouts": {"udp": 0.2}}, "pool": POOL, "run": {"workers": 2, "duration": 1.5}}
+    (tmp_path / "idle.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    run = run_flowos("-c", str(tmp_path / "idle.yaml"), tmp_path=tmp_path, memory="hugepages")
+    assert run.returncode == 0, run.stderr
+    records = [r for r in flow_pids(pids) if r["dport"] == 53]
+    assert len(records) == 20 and len({r["pid"] for r in records}) == 2
+    assert {r["reason"] for r in records} == {"idle"}, records
