@@ -191,6 +191,9 @@ class Commands:
         return out
 
     def _engine(self):
+        if self.control is None and getattr(self.bridge, "relay_engine", None) is not None:
+            raise FlowOSError("this run's workers are processes (a Python processor on several workers): "
+                              "flows and message do not reach them yet; stats does")
         if self.control is None:
             raise FlowOSError("this run has no flow engine (no flows: in its config, no --processor)")
         return self.bridge.engine
