@@ -312,6 +312,7 @@ def finish(config, cpus=None):
             config.notes.append(f"receive bursts of up to {PYTHON_BURST} packets: {python.name} is called once per "
                                 "burst (--burst sets it)")
     check_pool(r, config)
+    check_single_instances(r, config)
     check_worker_processes(r, config)
     names = {p.name for p in config.ports}
     receivers = set()
@@ -330,6 +331,19 @@ def finish(config, cpus=None):
             raise r.error("engine.clock", f"capture time needs every receiving port to replay a capture "
                                           f"(net_pcap rx_pcap=, not infinite_rx); not: {', '.join(endless)}")
     return config
+
+
+def check_single_instances(r, config):
+    """A processor that declares single_instance (its state spans flows) cannot run on several
+    workers: each would have an instance of its own, seeing only its flows."""
+    if config.run.workers == 1:
+        return
+    single = next((spec for flow in config.flows for stage in flow.stages for spec in stage
+                   if spec.python is not None and getattr(spec.python, "single_instance", False)), None)
+    if single is not None:
+        raise r.error(single.where, f"{single.name} needs a single instance (single_instance = True: its state "
+                                    f"spans flows), but {r.name('run.workers')} is {config.run.workers} and each "
+                                    "worker has its own instance: run it with one worker")
 
 
 def python_processor(config):

@@ -259,3 +259,11 @@ def test_time_goes_on_in_an_idle_worker_process(tmp_path):
     records = [r for r in flow_pids(pids) if r["dport"] == 53]
     assert len(records) == 20 and len({r["pid"] for r in records}) == 2
     assert {r["reason"] for r in records} == {"idle"}, records
+
+
+def test_a_single_instance_processor_is_refused_with_several_workers(tmp_path):
+    """A processor that declares single_instance cannot be split over workers: exit 2, named."""
+    run = run_config(tmp_path, one_port(CAPTURES[0], tmp_path / "out.pcap", [{"name": "all", "pipeline": ["pyprocs.pids:Everything"]}],
+                                        ENGINE, pool=POOL, run={"workers": 2}), memory="hugepages")
+    assert run.returncode == 2, run.stderr
+    assert "pyprocs.pids:Everything needs a single instance" in run.stderr and "run it with one worker" in run.stderr

@@ -54,3 +54,8 @@ class ExitOn(flowos.Processor):
         sport, dport = batch.sport, batch.dport
         if any(self.port in (sport[i], dport[i]) for i in range(len(batch))):
             os._exit(3)
+
+
+class Everything(FlowPids):
+    """FlowPids that declares its state spans flows: one instance only."""
+    single_instance = True
