@@ -128,6 +128,14 @@ def stats_at(size_t address, uint32_t keep_budget=0):
     return stats_of(<fo_engine *>address, keep_budget)
 
 
+def current_call_at(size_t address):
+    """Engine.current_call of the engine at `address` in DPDK's shared memory (a worker process's)."""
+    cdef fo_call c
+    if not fo_engine_current_call(<fo_engine *>address, &c):
+        return None
+    return c.def_, c.proc, CALLBACKS[<int>c.what], c.ns / 1e9, c.began
+
+
 cdef dict stats_of(fo_engine *e, uint32_t keep_budget):
     cdef fo_engine_stats s
     fo_engine_read_stats(e, &s)

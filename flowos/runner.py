@@ -344,7 +344,8 @@ class Bridge:
         self.relay_engine = None
         plan = worker_processes.Plan(cfg, self.file_prefix, self.port_ids(), self.keep_budget, STEER_PATTERN,
                                      self.eal.runtime_dir)
-        self.worker = worker_processes.WorkerProcesses(relay, None, plan, cfg.eal.worker_cpus, self.group, self.inboxes)
+        self.worker = worker_processes.WorkerProcesses(relay, None, plan, cfg.eal.worker_cpus, self.group, self.inboxes,
+                                                       5 * cfg.run.call_budget_ms / 1000 + watchdog.STOP_GRACE)
         for r, (src, dst) in enumerate(cfg.forward):
             source, rx, tx = self.sources.get(src), self.ports[src], self.ports[dst]
             for queue in range(rx.rx_queues):

@@ -79,7 +79,7 @@ class WorkerProcesses(Each):
     and a process per worker. What a run asks of its workers (running, stop, join, counts) is
     answered for them all."""
 
-    def __init__(self, relay, relay_engine, plan, cpus, group, inboxes):
+    def __init__(self, relay, relay_engine, plan, cpus, group, inboxes, stuck_after=None):
         super().__init__([relay])
         self.relay, self.relay_engine, self.plan, self.cpus = relay, relay_engine, plan, cpus
         self.group, self.inboxes = group, inboxes
@@ -92,6 +92,13 @@ class WorkerProcesses(Each):
         # while it runs; a process's go once it has left (it frees them only after the primary's ack).
         self.shared = {}
         self.has_left = set()          # processes that said they left the group
+        # Liveness: each process's loop iterations (its fo_worker's polls, in the shared memory) and
+        # when they last moved; one whose loop has not moved for stuck_after seconds is stuck.
+        self.progress = {}
+        self.stuck = {}                # worker index -> what it was stuck in, once it was ended for it
+        self.stuck_after = stuck_after
+        # Each definition's processors' names, in the engine's order (a stuck call names its own).
+        self.processor_names = [[spec.name for stage in flow.stages for spec in stage] for flow in plan.config.flows]
         self.lock = threading.Lock()   # the control server's thread reads them; check() withdraws them
 
     def __len__(self):
@@ -147,6 +154,7 @@ class WorkerProcesses(Each):
         comes so that the relay never waits on its inbox, and it leaves the group if it had not,
         so that the relay can end. Its flows, and the mbufs it held, are lost: the report says so."""
         self._withdraw_left()
+        self._end_stuck()
         for w, proc in enumerate(self.procs):
             if w in self.reports:
                 continue
@@ -158,11 +166,40 @@ class WorkerProcesses(Each):
                 continue
             with self.lock:
                 self.shared.pop(w, None)
-            self.ended[w] = describe_status(status)
+            self.ended[w] = self.stuck.get(w) or describe_status(status)
             self.inbox_freed[w] = self.inboxes[w].drain()
             self.request_stop()
             if w not in self.has_left and "left" not in _read_all(self.pipes[w]).split():
                 self.group.leave()
+
+    def _end_stuck(self):
+        """A worker process whose loop has made no progress for stuck_after seconds (a processor
+        call that does not return) is stuck: it is ended (SIGKILL), and the run goes on to stop as
+        for one that died (check), its report saying which call it was stuck in."""
+        if self.stuck_after is None:
+            return
+        from flowos._engine import current_call_at
+        from flowos._runtime import polls_at
+        now = time.monotonic()
+        with self.lock:
+            live = dict(self.shared)
+        for w, (worker, engine) in live.items():
+            polls = polls_at(worker)[0]
+            last = self.progress.get(w)
+            if last is None or last[0] != polls:
+                self.progress[w] = (polls, now)
+                continue
+            if now - last[1] < self.stuck_after or w in self.stuck:
+                continue
+            call = current_call_at(engine)
+            where = "outside any processor call"
+            if call is not None:
+                d, p, what, seconds, _ = call
+                where = f"in {self.processor_names[d][p]}'s {what}, a call of {seconds:.1f} s"
+            self.stuck[w] = f"killed: no progress for {now - last[1]:.1f} s, {where}"
+            with self.lock:
+                self.shared.pop(w, None)    # not read again: it is ended now
+            self.procs[w].kill()
 
     def _withdraw_left(self):
         """Processes that say they have left stop being read; then they may free what was read."""

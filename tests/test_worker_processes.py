@@ -267,3 +267,24 @@ def test_a_single_instance_processor_is_refused_with_several_workers(tmp_path):
                                         ENGINE, pool=POOL, run={"workers": 2}), memory="hugepages")
     assert run.returncode == 2, run.stderr
     assert "pyprocs.pids:Everything needs a single instance" in run.stderr and "run it with one worker" in run.stderr
+
+
+def test_a_stuck_worker_process_is_ended_and_named(tmp_path):
+    """A worker process whose loop makes no progress (a processor call that never returns) for
+    5 call budgets and a second is ended: the run then stops as for one that died, its row naming
+    the call it was stuck in; the other worker process reports; exit 1; nothing left behind."""
+    frames = many_connections(100)
+    capture, out, pids = write_pcap(tmp_path / "many.pcap", frames), tmp_path / "out.pcap", tmp_path / "pids.json"
+    pipeline = pids_pipeline(pids) + [{"pyprocs.pids:LoopsOn": {"port": 2005}}]
+    run = run_config(tmp_path, one_port(capture, out, [{"name": "all", "pipeline": pipeline}], ENGINE, pool=POOL,
+                                        run={"workers": 2, "call_budget_ms": 200}), memory="hugepages")
+    assert run.returncode == 1, run.stderr
+    rows = run.stats["workers"]
+    stuck = [row for row in rows if "ended" in row]
+    assert len(stuck) == 1, rows
+    assert stuck[0]["ended"].startswith("killed: no progress for "), stuck
+    assert "in pyprocs.pids:LoopsOn's process, a call of " in stuck[0]["ended"], stuck
+    assert run.stats["stop_reason"].startswith(f"worker process {stuck[0]['worker']} ended (killed: no progress")
+    survivor = next(row for row in rows if "ended" not in row)
+    assert {r["pid"] for r in flow_pids(pids)} == {survivor["pid"]}
+    check_left_nothing(run)

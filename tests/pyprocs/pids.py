@@ -59,3 +59,20 @@ class ExitOn(flowos.Processor):
 class Everything(FlowPids):
     """FlowPids that declares its state spans flows: one instance only."""
     single_instance = True
+
+
+class LoopsOn(flowos.Processor):
+    """Loops for ever in Python when it sees a packet from or to TCP/UDP port `port`: a worker
+    process stuck in a call."""
+    level = "l4"
+    readonly = True
+
+    def __init__(self, port):
+        super().__init__()
+        self.port = int(port)
+
+    def process(self, batch):
+        sport, dport = batch.sport, batch.dport
+        if any(self.port in (sport[i], dport[i]) for i in range(len(batch))):
+            while True:
+                pass
