@@ -595,7 +595,10 @@ def run(config, view):
             view.update(bridge.snapshot())
             dog.check()
             if reason is not None:     # told to stop: it does, or it is left running (bounded)
-                stopped = dog.wait_for_stop(bridge.worker)
+                if isinstance(bridge.worker, worker_processes.WorkerProcesses):
+                    stopped = bridge.worker.wait_stopped()    # bounded: it ends a stuck process
+                else:
+                    stopped = dog.wait_for_stop(bridge.worker)
                 break
         reason = bridge.stop_reason(reason)
     finally:

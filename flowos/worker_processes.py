@@ -238,6 +238,13 @@ class WorkerProcesses(Each):
     def address(self):
         return self.relay.address()
 
+    def wait_stopped(self):
+        """After the run was told to stop: True once the relay has ended. Bounded: a worker process
+        that does not end its loop is stuck, and ended (check)."""
+        while self.running:
+            time.sleep(0.01)
+        return True
+
     def join(self):
         """Waits for the relay (it ends once every worker process has sent its last packet), then
         for the worker processes, and reads their reports."""

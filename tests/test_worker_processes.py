@@ -288,3 +288,32 @@ def test_a_stuck_worker_process_is_ended_and_named(tmp_path):
     survivor = next(row for row in rows if "ended" not in row)
     assert {r["pid"] for r in flow_pids(pids)} == {survivor["pid"]}
     check_left_nothing(run)
+
+
+def test_sigint_ends_a_run_with_a_stuck_worker_process(tmp_path):
+    """SIGINT while a worker process is stuck in a call: the run still ends (once the stuck process
+    has been ended, 5 call budgets and a second after its last progress), with its statistics,
+    the stuck call named, and nothing left behind."""
+    frames = many_connections(50)
+    capture, out = write_pcap(tmp_path / "many.pcap", frames), tmp_path / "out.pcap"
+    import yaml
+    cfg = one_port(f"{capture},infinite_rx=1", out,
+                   [{"name": "all", "pipeline": pids_pipeline() + [{"pyprocs.pids:LoopsOn": {"port": 2005}}]}],
+                   {"capacity": 4096}, pool=POOL, run={"workers": 2, "call_budget_ms": 400})
+    (tmp_path / "stuck.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    stats = tmp_path / "stats.json"
+    proc = start_flowos("-c", str(tmp_path / "stuck.yaml"), "--stats-json", str(stats), tmp_path=tmp_path,
+                        memory="hugepages")
+    try:
+        first_line = proc.stdout.readline()
+        assert first_line.startswith("flowos: memory"), first_line + proc.stderr.read()
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        kill_flowos(proc)
+    assert proc.returncode == 1, stderr
+    report = json.loads(stats.read_text())
+    stuck = [row for row in report["workers"] if "ended" in row]
+    assert len(stuck) == 1 and "in pyprocs.pids:LoopsOn's process" in stuck[0]["ended"], report["workers"]
+    assert not runtime_folder(report["file_prefix"]).exists() and hugepage_files(report["file_prefix"]) == []
