@@ -9,7 +9,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from flowos.dpdk cimport rte_errno, rte_strerror
-from flowos.fo cimport fo_burst_hook_t, fo_decode_error, fo_decode_error_name, fo_worker_set_hook
+from flowos.fo cimport fo_burst_hook_t, fo_decode_error, fo_decode_error_name, fo_worker_drain_outboxes, fo_worker_set_hook
 from flowos.fo_engine cimport *
 from flowos._runtime cimport Inbox, Mempool, TxLock, Worker, WorkerGroup
 
@@ -134,6 +134,55 @@ cdef bytes builtin_params(str name, dict params):
         finally:
             free(acl)
     raise FlowOSError(f"no built-in processor {name!r}")
+
+
+def stats_at(size_t address, uint32_t keep_budget=0):
+    """The counters of the engine at `address` in DPDK's shared memory (Engine.shard_address), read
+    as Engine.stats reads them while its worker runs: only while its process is known to hold it."""
+    return stats_of(<fo_engine *>address, keep_budget)
+
+
+def current_call_at(size_t address):
+    """Engine.current_call of the engine at `address` in DPDK's shared memory (a worker process's)."""
+    cdef fo_call c
+    if not fo_engine_current_call(<fo_engine *>address, &c):
+        return None
+    return c.def_, c.proc, CALLBACKS[<int>c.what], c.ns / 1e9, c.began
+
+
+cdef dict stats_of(fo_engine *e, uint32_t keep_budget):
+    cdef fo_engine_stats s
+    fo_engine_read_stats(e, &s)
+    return {
+        "packets": s.packets,
+        "malformed": {fo_decode_error_name(<fo_decode_error>i).decode(): s.malformed[i]
+                      for i in range(1, DECODE_ERRORS)},
+        "malformed_dropped": s.malformed_dropped,
+        "unmatched": s.unmatched, "unmatched_dropped": s.unmatched_dropped,
+        "table_full": s.table_full, "table_full_dropped": s.table_full_dropped,
+        "fragments_tracked": s.fragments_tracked, "fragments_orphaned": s.fragments_orphaned,
+        "flows_created": s.flows_created, "flows_active": s.flows_active, "flows_peak": s.flows_peak,
+        "flows_ended": {reason: s.flows_ended[i] for i, reason in enumerate(END_REASONS)},
+        "verdicts": {v: s.verdicts[i] for i, v in enumerate(VERDICTS)},
+        "bad_verdicts": s.bad_verdicts, "bad_redirects": s.bad_redirects,
+        "hold_overflows": s.hold_overflows, "hold_overflow_packets": s.hold_overflow_packets,
+        "injected": s.injected, "inject_failed": s.inject_failed,
+        "checksums_fixed": s.checksums_fixed,
+        "streams": {"reordered": s.stream_reordered, "reorder_overflow": s.stream_reorder_overflow,
+                    "duplicates": s.stream_duplicates, "overlap_bytes": s.stream_overlap_bytes,
+                    "retransmits": s.stream_retransmits, "gaps_skipped": s.stream_gaps_skipped,
+                    "rewritten": s.stream_rewritten, "split": s.stream_split, "split_failed": s.stream_split_failed,
+                    "release_split": s.stream_release_split, "release_split_failed": s.stream_release_split_failed,
+                    "copies_evicted": s.stream_copies_evicted, "split_parts": s.stream_split_parts,
+                    "copies_resent": s.stream_copies_resent, "holds_idle": s.stream_holds_idle,
+                    "edits_refused": s.stream_edits_refused},
+        "tx_packets": s.tx_packets, "tx_unsent": s.tx_unsent, "dropped": s.dropped,
+        "created": s.created, "replaced": s.replaced, "held": s.held,
+        "handed_off": s.handed_off, "handoff_full": s.handoff_full,
+        "budget": {"limit": keep_budget, "kept": s.held + s.kept_copies, "held": s.held,
+                   "kept_copies": s.kept_copies, "peak": s.keep_peak, "overflows": s.budget_overflows,
+                   "segments_dropped": s.budget_segments_dropped},
+    }
 
 
 cdef class PipelineConf:
@@ -332,6 +381,24 @@ cdef class Engine:
         check(fo_engine_set_txq(self.e, port, queue, lock.lock if lock is not None else NULL),
               f"cannot send on port {port}")
 
+    def set_relay(self, Worker relay, list inboxes, uint16_t steer_pattern):
+        """Makes this engine the relay's (docs/architecture.md, "Worker processes"): it owns no flow
+        and hands every packet to its worker process's inbox, draining the relay's outboxes while it
+        waits for room."""
+        cdef void *rings[64]
+        if not 1 <= len(inboxes) <= 64:
+            raise FlowOSError(f"1..64 shards, not {len(inboxes)}")
+        for i, inbox in enumerate(inboxes):
+            rings[i] = <void *><size_t>(<Inbox?>inbox).address()
+        check(fo_engine_set_shard(self.e, len(inboxes), len(inboxes), rings, steer_pattern), "cannot make the engine a relay")
+        check(fo_engine_set_handoff_wait(self.e, fo_worker_drain_outboxes, <void *><size_t>relay.address()),
+              "cannot make the engine a relay")
+        self.attach(relay)
+
+    def set_tx_ring(self, uint16_t port, Inbox outbox):
+        """Sends what goes out on port into outbox (a worker process's, the relay sends it)."""
+        check(fo_engine_set_tx_ring(self.e, port, <void *><size_t>outbox.address()), f"cannot send on port {port}")
+
     def attach_inbox(self, Worker worker, WorkerGroup group, Inbox inbox):
         """The worker joins group and drains inbox (packets other shards handed over) into this engine."""
         worker.join_group(group, inbox, <size_t>fo_engine_inbox, <size_t>self.e, self)
@@ -346,38 +413,12 @@ cdef class Engine:
         fo_engine_shutdown(self.e)
 
     def stats(self):
-        cdef fo_engine_stats s
-        fo_engine_read_stats(self.e, &s)
-        return {
-            "packets": s.packets,
-            "malformed": {fo_decode_error_name(<fo_decode_error>i).decode(): s.malformed[i]
-                          for i in range(1, DECODE_ERRORS)},
-            "malformed_dropped": s.malformed_dropped,
-            "unmatched": s.unmatched, "unmatched_dropped": s.unmatched_dropped,
-            "table_full": s.table_full, "table_full_dropped": s.table_full_dropped,
-            "fragments_tracked": s.fragments_tracked, "fragments_orphaned": s.fragments_orphaned,
-            "flows_created": s.flows_created, "flows_active": s.flows_active, "flows_peak": s.flows_peak,
-            "flows_ended": {reason: s.flows_ended[i] for i, reason in enumerate(END_REASONS)},
-            "verdicts": {v: s.verdicts[i] for i, v in enumerate(VERDICTS)},
-            "bad_verdicts": s.bad_verdicts, "bad_redirects": s.bad_redirects,
-            "hold_overflows": s.hold_overflows, "hold_overflow_packets": s.hold_overflow_packets,
-            "injected": s.injected, "inject_failed": s.inject_failed,
-            "checksums_fixed": s.checksums_fixed,
-            "streams": {"reordered": s.stream_reordered, "reorder_overflow": s.stream_reorder_overflow,
-                        "duplicates": s.stream_duplicates, "overlap_bytes": s.stream_overlap_bytes,
-                        "retransmits": s.stream_retransmits, "gaps_skipped": s.stream_gaps_skipped,
-                        "rewritten": s.stream_rewritten, "split": s.stream_split, "split_failed": s.stream_split_failed,
-                        "release_split": s.stream_release_split, "release_split_failed": s.stream_release_split_failed,
-                        "copies_evicted": s.stream_copies_evicted, "split_parts": s.stream_split_parts,
-                        "copies_resent": s.stream_copies_resent, "holds_idle": s.stream_holds_idle,
-                        "edits_refused": s.stream_edits_refused},
-            "tx_packets": s.tx_packets, "tx_unsent": s.tx_unsent, "dropped": s.dropped,
-            "created": s.created, "replaced": s.replaced, "held": s.held,
-            "handed_off": s.handed_off, "handoff_full": s.handoff_full,
-            "budget": {"limit": self.keep_budget, "kept": s.held + s.kept_copies, "held": s.held,
-                       "kept_copies": s.kept_copies, "peak": s.keep_peak, "overflows": s.budget_overflows,
-                       "segments_dropped": s.budget_segments_dropped},
-        }
+        return stats_of(self.e, self.keep_budget)
+
+    def shard_address(self):
+        """Where this engine is: a worker process's, for the primary to read its counters with
+        stats_at while it runs (DPDK maps the shared memory at the same address in every process)."""
+        return <size_t>self.e
 
     def definition_stats(self, uint16_t definition):
         cdef fo_def_stats s

@@ -15,6 +15,7 @@ cdef class Mempool:
     cdef rte_mempool *mp
     cdef readonly Eal eal
     cdef readonly str name
+    cdef bint owned       # created here (freed on close), not looked up
 
 
 cdef class Port:
@@ -36,11 +37,13 @@ cdef class TxLock:
 cdef class Inbox:
     cdef rte_ring *ring
     cdef readonly Eal eal
+    cdef bint owned
 
 
 cdef class WorkerGroup:
     cdef fo_worker_group *g
     cdef readonly Eal eal
+    cdef bint owned
 
 
 cdef class Worker:
@@ -51,3 +54,4 @@ cdef class Worker:
     cdef readonly WorkerGroup group
     cdef readonly Inbox inbox
     cdef object inbox_owner
+    cdef readonly list outboxes      # (Inbox, Port) the worker sends from (the relay)

@@ -97,6 +97,43 @@ def _fds_redirected_to(path):
             os.close(fd)
 
 
+def _option(argv, name):
+    """The value of EAL option --name in argv, or None."""
+    for i, arg in enumerate(argv):
+        if arg == f"--{name}" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _remove_shared_files(argv, runtime_dir):
+    """What a primary whose memory others could attach to (no --no-shconf, no --huge-unlink)
+    leaves behind after rte_eal_cleanup: the shared configuration in its runtime folder and its
+    hugepage files. Only once no secondary runs (they have ended before the primary cleans up)."""
+    if "--no-shconf" in argv or _option(argv, "proc-type") == "secondary":
+        return
+    for name in ("config", "hugepage_info", "mp_socket"):
+        try:
+            os.unlink(os.path.join(runtime_dir, name))
+        except OSError:
+            pass
+    try:   # and the socket of a secondary that died without its cleanup (they have all ended)
+        for name in os.listdir(runtime_dir):
+            if name.startswith(("fbarray_", "mp_socket_")):
+                os.unlink(os.path.join(runtime_dir, name))
+    except OSError:
+        pass
+    huge_dir, prefix = _option(argv, "huge-dir"), _option(argv, "file-prefix")
+    if huge_dir and prefix and "--huge-unlink" not in argv:
+        for name in os.listdir(huge_dir):
+            if name.startswith(f"{prefix}map_"):
+                try:
+                    os.unlink(os.path.join(huge_dir, name))
+                except OSError:
+                    pass
+
+
 def _remove_runtime_dir(path):
     """The EAL leaves its runtime folder behind; removed only once empty (another process of the
     same prefix may be using it)."""
@@ -175,6 +212,7 @@ cdef class Eal:
             os.unlink(os.path.join(runtime_dir, "dpdk_telemetry.v2"))
         except OSError:
             pass
+        _remove_shared_files(self.argv, runtime_dir)
         _remove_runtime_dir(runtime_dir)
 
     def __dealloc__(self):
@@ -194,6 +232,18 @@ cdef class Mempool:
             check(-rte_errno, f"cannot create mbuf pool {name!r} of {size} mbufs")
         pool.eal = eal
         pool.name = name
+        pool.owned = True
+        return pool
+
+    @staticmethod
+    def lookup(Eal eal, str name):
+        """The primary's pool of this name, in a secondary process (not freed by close)."""
+        cdef Mempool pool = Mempool.__new__(Mempool)
+        pool.mp = rte_mempool_lookup(name.encode())
+        if pool.mp == NULL:
+            check(-rte_errno, f"no mbuf pool {name!r} in the primary process")
+        pool.eal = eal
+        pool.name = name
         return pool
 
     @property
@@ -206,7 +256,8 @@ cdef class Mempool:
 
     def close(self):
         if self.mp != NULL:
-            rte_mempool_free(self.mp)
+            if self.owned:
+                rte_mempool_free(self.mp)
             self.mp = NULL
 
     def __dealloc__(self):
@@ -324,22 +375,36 @@ cdef class TxLock:
 
 
 cdef class Inbox:
-    """A worker's inbox: packets other workers hand it (many producers, its worker consumes)."""
+    """A worker's inbox: packets other workers hand it (many producers, its worker consumes); or,
+    single_producer, a worker process's outbox for a port (it produces, the relay consumes)."""
 
     @staticmethod
-    def create(Eal eal, str name, unsigned int size):
+    def create(Eal eal, str name, unsigned int size, bint single_producer=False):
         cdef Inbox inbox = Inbox.__new__(Inbox)
-        inbox.ring = rte_ring_create(name.encode(), size, SOCKET_ID_ANY, RING_F_SC_DEQ)
+        flags = RING_F_SC_DEQ | (RING_F_SP_ENQ if single_producer else 0)
+        inbox.ring = rte_ring_create(name.encode(), size, SOCKET_ID_ANY, flags)
         if inbox.ring == NULL:
-            check(-rte_errno, f"cannot create the inbox {name!r}")
+            check(-rte_errno, f"cannot create the ring {name!r}")
+        inbox.eal = eal
+        inbox.owned = True
+        return inbox
+
+    @staticmethod
+    def lookup(Eal eal, str name):
+        """The primary's ring of this name, in a worker process (the primary frees it)."""
+        cdef Inbox inbox = Inbox.__new__(Inbox)
+        inbox.ring = rte_ring_lookup(name.encode())
+        if inbox.ring == NULL:
+            check(-rte_errno, f"no ring {name!r} in the primary process")
         inbox.eal = eal
         return inbox
 
     def address(self):
         return <size_t>self.ring
 
-    def close(self):
-        """Frees the ring, and the packets left in it (none once its worker has drained it): how many."""
+    def drain(self):
+        """Frees the packets in the ring: how many. Only where nothing else consumes it (its worker
+        has ended: a worker process that died, or at close)."""
         cdef void *pkts[256]
         cdef unsigned int n, left = 0
         if self.ring == NULL:
@@ -350,6 +415,16 @@ cdef class Inbox:
                 break
             rte_pktmbuf_free_bulk(pkts, n)
             left += n
+        return left
+
+    def close(self):
+        """Frees the ring, and the packets left in it (none once its worker has drained it): how many."""
+        if self.ring == NULL:
+            return 0
+        if not self.owned:
+            self.ring = NULL
+            return 0
+        left = self.drain()
         rte_ring_free(self.ring)
         self.ring = NULL
         return left
@@ -369,16 +444,54 @@ cdef class WorkerGroup:
         if group.g == NULL:
             check(-rte_errno, f"cannot create a group of {workers} workers")
         group.eal = eal
+        group.owned = True
         return group
+
+    @staticmethod
+    def create_shared(Eal eal, str name, uint16_t workers, uint64_t packet_limit=0):
+        """A group whose members are in several processes, in a memzone they look up by name."""
+        cdef WorkerGroup group = WorkerGroup.__new__(WorkerGroup)
+        group.g = fo_worker_group_create_shared(name.encode(), workers, packet_limit)
+        if group.g == NULL:
+            check(-rte_errno, f"cannot create the shared group {name!r} of {workers} workers")
+        group.eal = eal
+        group.owned = True
+        return group
+
+    @staticmethod
+    def lookup(Eal eal, str name):
+        cdef WorkerGroup group = WorkerGroup.__new__(WorkerGroup)
+        group.g = fo_worker_group_lookup(name.encode())
+        if group.g == NULL:
+            check(-rte_errno, f"no worker group {name!r} in the primary process")
+        group.eal = eal
+        return group
+
+    def leave(self):
+        """This process's member has sent its last packet (fo_worker.h)."""
+        fo_worker_group_leave(self.g)
+
+    @property
+    def left(self):
+        return fo_worker_group_left(self.g)
 
     def close(self):
         if self.g != NULL:
-            fo_worker_group_free(self.g)
+            if self.owned:
+                fo_worker_group_free(self.g)
             self.g = NULL
 
     def __dealloc__(self):
         if self.g != NULL:
             _warn_unclosed(self)
+
+
+def polls_at(size_t address):
+    """(loop iterations, those that found packets) of the fo_worker at `address` in DPDK's shared
+    memory (Worker.address): a worker process's, read while it runs (the primary's flowos-ctl stats)."""
+    cdef uint64_t polls, busy
+    fo_worker_polls(<fo_worker *>address, &polls, &busy)
+    return polls, busy
 
 
 cdef class Worker:
@@ -399,6 +512,7 @@ cdef class Worker:
             check(-rte_errno, "cannot create a worker")
         worker.eal = eal
         worker.routes = []
+        worker.outboxes = []
         return worker
 
     def add_route(self, Port rx, Port tx, expected_rx=None, uint16_t rx_queue=0, uint16_t tx_queue=0,
@@ -416,6 +530,17 @@ cdef class Worker:
         route.expected_rx = expected_rx or 0
         check(fo_worker_add_route(self.w, &route), f"cannot add route {rx.device} -> {tx.device}")
         self.routes.append((rx, tx))
+
+    def add_outbox(self, Inbox outbox, Port port, uint16_t queue=0, TxLock lock=None):
+        """Send what a worker process puts in outbox on port's queue (the relay, fo_worker.h)."""
+        check(fo_worker_add_outbox(self.w, outbox.ring, port.port_id, queue, lock.lock if lock is not None else NULL),
+              f"cannot add an outbox to {port.device}")
+        self.outboxes.append((outbox, port))
+
+    def outbox_stats(self, uint16_t outbox):
+        cdef fo_route_stats s
+        check(fo_worker_outbox_stats(self.w, outbox, &s), f"no outbox {outbox}")
+        return RouteStats(s.rx_packets, s.tx_packets, s.tx_unsent, s.hook_kept)
 
     def join_group(self, WorkerGroup group, Inbox inbox=None, size_t hook=0, size_t ctx=0, owner=None):
         """Makes this worker one of group's; it drains inbox (if any) into the C hook at address hook
@@ -479,6 +604,7 @@ cdef class Worker:
         fo_worker_free(self.w)
         self.w = NULL
         self.routes = []
+        self.outboxes = []
         self.hook_owner = None
         self.inbox_owner = None
 

@@ -208,6 +208,8 @@ def run_box(args, cfg, console, errors, channel):
     if stuck is not None:
         return stuck
     failures = faults.failures(report)
+    failures += [f"worker process {row['worker']} (pid {row['pid']}) ended: {row['ended']}; its flows were lost "
+                 f"and {row['inbox_freed']} packets handed to it freed" for row in report.workers if "ended" in row]
     if report.mbufs_in_use_at_exit:
         failures.append(f"{report.mbufs_in_use_at_exit} mbufs were not returned to the pool")
     for failure in failures:

@@ -312,7 +312,8 @@ def finish(config, cpus=None):
             config.notes.append(f"receive bursts of up to {PYTHON_BURST} packets: {python.name} is called once per "
                                 "burst (--burst sets it)")
     check_pool(r, config)
-    check_python_single_worker(r, config)
+    check_single_instances(r, config)
+    check_worker_processes(r, config)
     names = {p.name for p in config.ports}
     receivers = set()
     for src, dst in config.forward:
@@ -332,18 +333,49 @@ def finish(config, cpus=None):
     return config
 
 
-def check_python_single_worker(r, config):
-    """A Python processor runs on one worker: one interpreter runs one Python call at a time, so
-    several workers would wait on each other (docs/architecture.md, "Workers and shards"); C and
-    Cython pipelines run on every worker."""
+def check_single_instances(r, config):
+    """A processor that declares single_instance (its state spans flows) cannot run on several
+    workers: each would have an instance of its own, seeing only its flows."""
     if config.run.workers == 1:
         return
-    python = next((spec for flow in config.flows for stage in flow.stages for spec in stage
-                   if spec.python is not None and not spec.cython), None)
-    if python is not None:
-        raise r.error(python.where, f"{python.name} is a Python processor: it runs with one worker "
-                                    f"({r.name('run.workers')} is {config.run.workers}); write it in Cython "
-                                    "(docs/cython.md) to run it on every worker")
+    single = next((spec for flow in config.flows for stage in flow.stages for spec in stage
+                   if spec.python is not None and getattr(spec.python, "single_instance", False)), None)
+    if single is not None:
+        raise r.error(single.where, f"{single.name} needs a single instance (single_instance = True: its state "
+                                    f"spans flows), but {r.name('run.workers')} is {config.run.workers} and each "
+                                    "worker has its own instance: run it with one worker")
+
+
+def python_processor(config):
+    """The first Python (not Cython) processor of the pipelines, or None."""
+    return next((spec for flow in config.flows for stage in flow.stages for spec in stage
+                 if spec.python is not None and not spec.cython), None)
+
+
+def worker_processes(config):
+    """Whether the workers run as processes: several workers and a Python processor, which would
+    otherwise wait on each other (one interpreter runs one Python call at a time). C and Cython
+    pipelines run their workers as threads of one process (docs/architecture.md, "Worker processes")."""
+    return config.run.workers > 1 and python_processor(config) is not None
+
+
+# The primary has lcores 0 and 1, worker process w 2 + 2w and 3 + 2w, under DPDK's RTE_MAX_LCORE (128).
+MAX_WORKER_PROCESSES = 62
+
+
+def check_worker_processes(r, config):
+    """Worker processes attach to the primary's memory as DPDK secondaries: that needs hugepages."""
+    if not worker_processes(config):
+        return
+    python = python_processor(config)
+    why = (f"{python.name} is a Python processor, so {r.name('run.workers')} = {config.run.workers} workers "
+           "run as worker processes")
+    if config.eal.memory == "no-huge":
+        raise r.error("eal.memory", f"{why}, which need hugepages (DPDK secondary processes cannot attach "
+                                    "to --no-huge memory): run scripts/hugepages, use one worker, or write it "
+                                    "in Cython (docs/cython.md) to run it on every worker as a thread")
+    if config.run.workers > MAX_WORKER_PROCESSES:
+        raise r.error("run.workers", f"{why}: at most {MAX_WORKER_PROCESSES}")
 
 
 def resolve_workers(config, cpus=None):

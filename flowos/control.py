@@ -181,7 +181,7 @@ class Commands:
         b = self.bridge
         # The engine's counters first: the worker counts a packet on its port before the engine
         # sees it, so ports read after them never show fewer packets than the engine saw.
-        engine = b.engine.stats() if b.engine is not None else None
+        engine = b.engine_stats()
         out = {"file_prefix": b.file_prefix, "elapsed_ms": int(b.elapsed * 1000), "running": b.worker.running,
                "mbufs": {"in_use": b.pool.in_use, "size": b.pool.size},
                "ports": [dict(asdict(p), dropped=p.dropped) for p in b.port_stats()],
@@ -191,6 +191,9 @@ class Commands:
         return out
 
     def _engine(self):
+        if self.control is None and getattr(self.bridge, "relay_engine", None) is not None:
+            raise FlowOSError("this run's workers are processes (a Python processor on several workers): "
+                              "flows and message do not reach them yet; stats does")
         if self.control is None:
             raise FlowOSError("this run has no flow engine (no flows: in its config, no --processor)")
         return self.bridge.engine

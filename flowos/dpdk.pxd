@@ -29,6 +29,7 @@ cdef extern from "rte_mempool.h" nogil:
     unsigned int rte_mempool_avail_count(const rte_mempool *mp)
     unsigned int rte_mempool_in_use_count(const rte_mempool *mp)
     void rte_mempool_free(rte_mempool *mp)
+    rte_mempool *rte_mempool_lookup(const char *name)
 
 
 cdef extern from "rte_mbuf.h" nogil:
@@ -40,6 +41,8 @@ cdef extern from "rte_ring.h" nogil:
     struct rte_ring:
         pass
     int RING_F_SC_DEQ
+    int RING_F_SP_ENQ
+    rte_ring *rte_ring_lookup(const char *name)
     rte_ring *rte_ring_create(const char *name, unsigned int count, int socket_id, unsigned int flags)
     void rte_ring_free(rte_ring *r)
     unsigned int rte_ring_dequeue_burst(rte_ring *r, void **obj_table, unsigned int n, unsigned int *available)

@@ -151,14 +151,19 @@ def cpu_list(cpus):
     return ",".join(out)
 
 
-def eal_argv(memory, file_prefix, lcores, ports, log_level=None, extra=()):
-    """memory: a hugepages.MemoryMode; ports: PortSpecs; extra: the user's own EAL arguments."""
-    argv = ["flowos", "--lcores", lcores, "--file-prefix", file_prefix, "--no-shconf",
-            "-m", str(memory.memory_mb)]
+def eal_argv(memory, file_prefix, lcores, ports, log_level=None, extra=(), primary=False):
+    """memory: a hugepages.MemoryMode; ports: PortSpecs; extra: the user's own EAL arguments.
+    primary: worker processes will attach (docs/architecture.md, "Worker processes"): the
+    shared configuration and the hugepage files stay for them to map (Eal.close removes them)."""
+    argv = ["flowos", "--lcores", lcores, "--file-prefix", file_prefix, "-m", str(memory.memory_mb)]
+    if not primary:
+        argv.append("--no-shconf")
     if memory.mode == "no-huge":
         argv.append("--no-huge")
     else:
-        argv += ["--huge-dir", memory.huge_dir, "--huge-unlink"]
+        argv += ["--huge-dir", memory.huge_dir]
+        if not primary:
+            argv.append("--huge-unlink")
     pci = [p for p in ports if p.kind == "pci"]
     if not pci:
         argv.append("--no-pci")
@@ -170,6 +175,29 @@ def eal_argv(memory, file_prefix, lcores, ports, log_level=None, extra=()):
     if log_level:
         argv.append(f"--log-level={log_level}")
     argv += list(extra)
+    return argv
+
+
+def relay_lcores(worker_cpus, cpus=None):
+    """The primary of worker processes: its main lcore 0 and the relay's lcore 1 float over the
+    CPUs no worker has (the relay, in C, takes little of them)."""
+    cpus = sorted(cpus if cpus is not None else usable_cpus())
+    floating = cpu_list(main_cpus(worker_cpus, cpus))
+    return f"0@({floating}),1@({floating})"
+
+
+def worker_process_argv(file_prefix, worker, worker_cpus, cpus=None, log_level=None):
+    """The EAL command line of worker process `worker`, a secondary of the primary's file prefix.
+    Lcore ids are the mempool's cache index, so no two processes may use the same one: the primary
+    has 0 and 1, worker w 2 + 2w (its main thread, floating) and 3 + 2w (its worker, on its CPU).
+    No devices of its own (it sends and receives through the relay), no telemetry socket."""
+    cpus = sorted(cpus if cpus is not None else usable_cpus())
+    main = 2 + 2 * worker
+    argv = ["flowos", "--proc-type=secondary", "--file-prefix", file_prefix, "--no-pci", "--no-telemetry",
+            "--lcores", f"{main}@({cpu_list(main_cpus(worker_cpus, cpus))}),{main + 1}@{worker_cpus[worker]}",
+            "--main-lcore", str(main)]
+    if log_level:
+        argv.append(f"--log-level={log_level}")
     return argv
 
 

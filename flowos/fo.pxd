@@ -99,6 +99,13 @@ cdef extern from "flowos/fo_worker.h" nogil:
     void fo_worker_group_free(fo_worker_group *g)
     int fo_worker_join_group(fo_worker *w, fo_worker_group *g, void *inbox, fo_inbox_hook_t hook, void *ctx)
     void fo_worker_polls(const fo_worker *w, uint64_t *polls, uint64_t *busy)
+    fo_worker_group *fo_worker_group_create_shared(const char *name, uint16_t workers, uint64_t packet_limit)
+    fo_worker_group *fo_worker_group_lookup(const char *name)
+    void fo_worker_group_leave(fo_worker_group *g)
+    uint16_t fo_worker_group_left(const fo_worker_group *g)
+    int fo_worker_add_outbox(fo_worker *w, void *ring, uint16_t port, uint16_t queue, void *lock)
+    unsigned int fo_worker_drain_outboxes(void *worker)
+    int fo_worker_outbox_stats(const fo_worker *w, uint16_t outbox, fo_route_stats *out)
 
     fo_worker *fo_worker_create(const fo_worker_conf *conf, int socket_id)
     int fo_worker_add_route(fo_worker *w, const fo_route *route)

@@ -189,6 +189,8 @@ cdef extern from "flowos/fo_engine.h" nogil:
     void fo_engine_inbox(void *engine, void **pkts, uint16_t n)
     int fo_engine_set_shard(fo_engine *e, uint16_t index, uint16_t workers, void **inboxes, uint16_t pattern)
     int fo_engine_set_txq(fo_engine *e, uint16_t port, uint16_t queue, void *lock)
+    int fo_engine_set_handoff_wait(fo_engine *e, unsigned int (*wait)(void *ctx), void *ctx)
+    int fo_engine_set_tx_ring(fo_engine *e, uint16_t port, void *ring)
     void fo_engine_shutdown(fo_engine *e)
     void fo_engine_read_stats(const fo_engine *e, fo_engine_stats *out)
     int fo_engine_read_def_stats(const fo_engine *e, uint16_t d, fo_def_stats *out)

@@ -34,6 +34,9 @@ class Processor:
     level = "l2"          # packets with no bytes at this level skip the processor
     readonly = True       # False if it changes packet bytes: it then stands alone in its stage
     on_error = "pass"     # what a failing call does to its batch: pass | drop | stop
+    # True if its instance must see every flow (state shared across flows): refused with several
+    # workers, where each worker has its own instance (docs/processors.md, "With several workers").
+    single_instance = False
 
     def __init__(self, **params):
         if params:

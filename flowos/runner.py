@@ -11,7 +11,7 @@ import time
 import copy
 
 from flowos import (_control, control as control_api, control_server, devices, eal_args, flows as flow_defs, hugepages,
-                    watchdog)
+                    watchdog, worker_processes)
 from flowos._engine import Engine, PipelineConf
 from flowos._python import PythonTier, cover_kept_views, thread_hooks
 from flowos.cprocessor import CythonTier
@@ -22,7 +22,7 @@ from flowos.stats import PortStats, RunReport, Snapshot, SourceReport
 from flowos.dpdk_log import explain_failure
 
 MIN_POOL = 8191
-from flowos.config import forwarding_mbufs
+from flowos.config import forwarding_mbufs, worker_processes as runs_worker_processes
 ENGINE_TX_BUFFER = 64  # packets the engine gathers per port before a TX burst (TX_BUF in fo_engine_priv.h)
 # Ports that cannot send long chains (PortSpec.tx_chain_max) get a pool of one-segment buffers to
 # copy them into: the largest data room an mbuf has, as many as one TX burst carries (a worker's
@@ -33,6 +33,7 @@ STANDARD_FRAME = 1522  # an Ethernet frame with a VLAN tag, what ports other tha
 # Park's "Scalable TCP Session Monitoring with Symmetric Receive-side Scaling".
 STEER_PATTERN = 0x6D5A
 INBOX_SIZE = 1024      # packets other workers may have handed a worker before it drains them
+RELAY_CAPACITY = 64    # flows of the relay's engine, which hands every packet over (it keeps none)
 
 
 class ProcessorContext:
@@ -50,8 +51,10 @@ def tier_name(tier):
 
 
 def inbox_mbufs(config):
-    """What the workers' inboxes may hold: packets handed to the worker of their flow."""
-    return INBOX_SIZE * config.run.workers if config.run.workers > 1 and config.flows else 0
+    """What the workers' inboxes may hold: packets handed to the worker of their flow; and worker
+    processes' outboxes, what they sent on each port before the relay sends it."""
+    outboxes = worker_processes.OUTBOX_SIZE * len(config.ports) if runs_worker_processes(config) else 0
+    return (INBOX_SIZE + outboxes) * config.run.workers if config.run.workers > 1 and config.flows else 0
 
 
 def pool_size(config):
@@ -118,6 +121,8 @@ def memory_needed_mb(config, mbufs, page_size):
                                                 max(flow.cython_state_bytes for flow in config.flows))
         # Each worker's shard has its processing windows; the flow table is split between them.
         needed += config.run.workers * eal_args.window_memory_mb(max(flow.hold_packets for flow in config.flows))
+        if runs_worker_processes(config):    # the relay's engine: a shard too
+            needed += eal_args.window_memory_mb(max(flow.hold_packets for flow in config.flows))
     return needed
 
 
@@ -155,6 +160,100 @@ def available_memory_mb():
     return int(fields["MemAvailable"].split()[0]) // 1024 + hugepages.probe().free_mb
 
 
+def build_shards(cfg, pool, port_ids, shards, keep_budget, workers, stop_address, steer_and_send, processors=True,
+                 capacity=None):
+    """Shards of the flow engine for the config's definitions, with port names turned into port ids:
+    one read-only configuration, built once, and a shard made from it for each worker of `workers`,
+    which runs it (docs/architecture.md, "Workers and shards"); the shards hold the configuration,
+    freed with the last one. Each shard has its own processor instances (that stop the run through
+    the worker at stop_address at a fault; none without `processors`: the relay's), its share of
+    the flow table (one of `shards`, or `capacity` flows) and of keep_budget.
+    steer_and_send(engine, k) sets where shard k hands packets and sends, before the processors'
+    setup. Returns (the engines, each one's Python and Cython tiers)."""
+    flows = copy.deepcopy(cfg.flows)
+    flow_defs.resolve_ports(flows, port_ids, lambda key, problem: FlowOSError(f"{key}: {problem}"))
+    tiers = [[] for _ in workers]   # per shard: (definition, processor, its own tier)
+    conf = PipelineConf.create(pool, cfg.engine.unmatched, cfg.engine.malformed, cfg.engine.table_full,
+                               cfg.engine.clock, cfg.engine.timeouts)
+    engines = []
+    try:
+        for flow in flows:
+            index = conf.add_definition(flow.name, flow.match, flow.hold_packets, flow.hold_bytes,
+                                        flow.hold_overflow, flow.wants_streams, flow.reorder_packets,
+                                        flow.stream_hold_ms)
+            for stage, procs in enumerate(flow.stages if processors else []):
+                for proc in procs:
+                    if proc.python is None:
+                        conf.add_processor(index, stage, proc.name, proc.params)
+                        continue
+                    made = [(CythonTier if proc.cython else PythonTier)(proc.instantiate(), proc.on_error)
+                            for _ in workers]
+                    at = conf.add_tier_processor(index, stage, made[0])
+                    for k, tier in enumerate(made):
+                        tiers[k].append((index, at, tier))
+        conf.build()
+        for k, worker in enumerate(workers):
+            engines.append(_build_shard(conf, port_ids, capacity or -(-cfg.engine.capacity // shards),
+                                        keep_budget // shards, worker, stop_address, tiers[k],
+                                        lambda engine: steer_and_send(engine, k)))
+    except BaseException:
+        for engine in engines:
+            engine.close()
+        raise
+    finally:
+        conf.close()
+    return engines, [[tier for _, _, tier in shard_tiers] for shard_tiers in tiers]
+
+
+def _build_shard(conf, port_ids, capacity, keep_budget, worker, stop_address, tiers, steer_and_send):
+    engine = Engine.create(conf, capacity, keep_budget)
+    try:
+        for definition, processor, tier in tiers:
+            tier.stop_worker_on_fault(stop_address)
+            engine.bind_tier(definition, processor, tier)
+        engine.build()
+        steer_and_send(engine)
+        context = ProcessorContext(dict(port_ids))
+        for _, _, tier in tiers:
+            try:
+                tier.processor.setup(context)
+            except Exception as e:
+                raise FlowOSError(f"processor {tier_name(tier)} failed to set up: "
+                                  f"{type(e).__name__}: {e}") from None
+    except BaseException:
+        engine.close()
+        raise
+    if any(isinstance(tier, PythonTier) for _, _, tier in tiers):   # Cython tiers run without the GIL
+        worker.set_thread_hooks(*thread_hooks())
+    return engine
+
+
+def engine_report(engine):
+    """An engine's (or Engines') statistics, each definition's, and what its processors report."""
+    return {
+        "stats": engine.stats(),
+        "flows": [{"name": name, **engine.definition_stats(i),
+                   "processors": processors_of(engine, i, lambda j, proc: engine.report(i, j))}
+                  for i, name in enumerate(engine.definitions)],
+    }
+
+
+def processors_of(engine, i, report):
+    """Definition i's processors: each one's name, the engine's counts of its calls, and
+    report(index, processor)."""
+    return [{"name": proc if isinstance(proc, str) else tier_name(proc), **engine.processor_stats(i, j),
+             "report": report(j, proc)} for j, proc in enumerate(engine.processors[i])]
+
+
+def refresh_tier_reports(engine, report):
+    """Python and Cython processors' counts again: after teardown, which may fault too. (The C
+    built-ins' reports are read before teardown, which releases what they report from.)"""
+    for i, flow in enumerate(report["flows"]):
+        for j, proc in enumerate(engine.processors[i]):
+            if not isinstance(proc, str):
+                flow["processors"][j]["report"] = engine.report(i, j)
+
+
 class Bridge:
     """The DPDK resources of one run, built from a finished Config."""
 
@@ -168,6 +267,8 @@ class Bridge:
         self.tiers = []            # the Python and Cython processors in the engine, every shard's
         self.group = None          # the workers' WorkerGroup
         self.inboxes = []          # each worker's Inbox (several workers with a flow engine)
+        self.outboxes = []         # worker processes': each one's Inbox for each port, that the relay sends
+        self.relay_engine = None   # worker processes: the relay's engine (steers, owns no flow)
         self.tx_locks = {}         # port id -> a TxLock per TX queue, where workers share them
         self.ports = {}
         self.sources = {}      # port name -> CaptureInfo of the capture it replays
@@ -183,8 +284,17 @@ class Bridge:
         self.keep_budget = keep_budget(cfg, mbufs) if cfg.flows else 0
         self.memory = memory_mode(cfg, mbufs)
         self.sources = {p.name: p.capture for p in cfg.ports if p.capture_source}
-        lcores, _ = eal_args.lcore_map(cfg.eal.worker_cpus)
-        argv = eal_args.eal_argv(self.memory, self.file_prefix, lcores, cfg.ports, cfg.eal.log_level, cfg.eal.args)
+        processes = runs_worker_processes(cfg)
+        if processes and self.memory.mode != "hugepages":
+            raise cfg.error("eal.memory", f"{cfg.run.workers} workers with Python processors run as worker processes, "
+                                          f"which need hugepages, and there are none to use ({self.memory.reason}): "
+                                          "run scripts/hugepages (as root), or use one worker")
+        if processes:
+            lcores = eal_args.relay_lcores(cfg.eal.worker_cpus)
+        else:
+            lcores, _ = eal_args.lcore_map(cfg.eal.worker_cpus)
+        argv = eal_args.eal_argv(self.memory, self.file_prefix, lcores, cfg.ports, cfg.eal.log_level, cfg.eal.args,
+                                 primary=processes)
         if os.path.exists(self.log_path):
             os.unlink(self.log_path)
         replace_tx_captures(cfg.ports)
@@ -212,12 +322,17 @@ class Bridge:
                 linear = Mempool.create(self.eal, f"fo_linear{port.port_id}", linear_pool_size(cfg), 0, LINEAR_DATA_ROOM)
             info = port.info()
             rx_queues, tx_queues = min(n_workers, info["max_rx_queues"]), min(n_workers, info["max_tx_queues"])
+            if processes:
+                tx_queues = 1        # the relay sends for every worker process
             port.start(self.pool, rx_queues, tx_queues, STEER_PATTERN, spec.rx_descriptors, spec.tx_descriptors,
                        spec.promiscuous,
                        rx_timestamp=bool(cfg.flows) and cfg.engine.clock == "capture" and spec.capture_source is not None,
                        tx_chain_max=spec.tx_chain_max, linear_pool=linear)
-            if tx_queues < n_workers:     # workers share its queues, each under a lock
+            if tx_queues < n_workers and not processes:     # workers share its queues, each under a lock
                 self.tx_locks[port.port_id] = [TxLock.create() for _ in range(tx_queues)]
+        if processes:
+            self._start_worker_processes()
+            return
         self.group = WorkerGroup.create(self.eal, n_workers, cfg.run.packets or 0)
         self.worker = Workers([Worker.create(self.eal, cfg.run.burst, 0, cfg.run.source_idle_ms)
                                for _ in range(n_workers)], cfg.eal.worker_cpus)
@@ -238,6 +353,38 @@ class Bridge:
             raise FlowOSError(f"{len(lcores)} worker lcores for {n_workers} workers: the EAL started with too few")
         for worker, lcore in zip(self.worker, lcores):
             worker.launch(lcore)
+        self.started_at = time.monotonic()
+        self._serve_control(control_api.Commands(self, self.control).handle)
+
+    def _start_worker_processes(self):
+        """The relay here, a process per worker (flowos.worker_processes): the rings and the group
+        first, for the processes to look up; the relay runs once every process runs its worker."""
+        cfg, n_workers = self.config, self.config.run.workers
+        self.inboxes = [Inbox.create(self.eal, worker_processes.inbox_name(w), INBOX_SIZE) for w in range(n_workers)]
+        self.outboxes = [Inbox.create(self.eal, worker_processes.outbox_name(w, port.port_id), worker_processes.OUTBOX_SIZE,
+                                      single_producer=True)
+                         for w in range(n_workers) for port in self.ports.values()]
+        self.group = WorkerGroup.create_shared(self.eal, worker_processes.GROUP, n_workers + 1, cfg.run.packets or 0)
+        relay = Worker.create(self.eal, cfg.run.burst, 0, cfg.run.source_idle_ms)
+        self.relay_engine = None
+        plan = worker_processes.Plan(cfg, self.file_prefix, self.port_ids(), self.keep_budget, STEER_PATTERN,
+                                     self.eal.runtime_dir)
+        self.worker = worker_processes.WorkerProcesses(relay, None, plan, cfg.eal.worker_cpus, self.group, self.inboxes,
+                                                       5 * cfg.run.call_budget_ms / 1000 + watchdog.STOP_GRACE)
+        for r, (src, dst) in enumerate(cfg.forward):
+            source, rx, tx = self.sources.get(src), self.ports[src], self.ports[dst]
+            for queue in range(rx.rx_queues):
+                relay.add_route(rx, tx, source.packets if source else None, queue, 0)
+        for outbox, (w, port) in zip(self.outboxes, [(w, p) for w in range(n_workers) for p in self.ports.values()]):
+            relay.add_outbox(outbox, port, 0)
+        (self.relay_engine,), _ = build_shards(cfg, self.pool, self.port_ids(), n_workers + 1, 0, [relay], relay.address(),
+                                               lambda engine, _: engine.set_relay(relay, self.inboxes, STEER_PATTERN),
+                                               processors=False, capacity=RELAY_CAPACITY)
+        self.worker.relay_engine = self.relay_engine
+        relay.join_group(self.group)
+        self.worker.spawn()
+        lcores = self.eal.worker_lcores()
+        self.worker.launch(lcores[0])
         self.started_at = time.monotonic()
         self._serve_control(control_api.Commands(self, self.control).handle)
 
@@ -273,71 +420,20 @@ class Bridge:
             _control.serve(handler)
 
     def _build_engines(self, n_workers):
-        """The flow engine for the config's definitions, with port names turned into port ids: one
-        read-only configuration, built once, and a shard per worker made from it (docs/architecture.md,
-        "Workers and shards"). The shards hold the configuration: it is freed with the last one."""
-        cfg = self.config
-        flows = copy.deepcopy(cfg.flows)
-        flow_defs.resolve_ports(flows, {name: port.port_id for name, port in self.ports.items()},
-                                lambda key, problem: FlowOSError(f"{key}: {problem}"))
-        tiers = [[] for _ in range(n_workers)]   # per shard: (definition, processor, its own tier)
-        conf = PipelineConf.create(self.pool, cfg.engine.unmatched, cfg.engine.malformed, cfg.engine.table_full,
-                                   cfg.engine.clock, cfg.engine.timeouts)
-        shards = []
-        try:
-            for flow in flows:
-                index = conf.add_definition(flow.name, flow.match, flow.hold_packets, flow.hold_bytes,
-                                            flow.hold_overflow, flow.wants_streams, flow.reorder_packets,
-                                            flow.stream_hold_ms)
-                for stage, procs in enumerate(flow.stages):
-                    for proc in procs:
-                        if proc.python is None:
-                            conf.add_processor(index, stage, proc.name, proc.params)
-                            continue
-                        made = [(CythonTier if proc.cython else PythonTier)(proc.instantiate(), proc.on_error)
-                                for _ in range(n_workers)]
-                        at = conf.add_tier_processor(index, stage, made[0])
-                        for w, tier in enumerate(made):
-                            tiers[w].append((index, at, tier))
-            conf.build()
-            for w in range(n_workers):
-                shards.append(self._build_shard(conf, w, tiers[w]))
-        except BaseException:
-            for engine in shards:
-                engine.close()
-            raise
-        finally:
-            conf.close()
-        return Engines(shards)
-
-    def _build_shard(self, conf, shard, tiers):
-        """Shard `shard` of the engine: its own processor instances (tiers: its Python and Cython
-        ones), its own TX queues, its share of the flow table and of the keep budget."""
-        cfg = self.config
-        engine = Engine.create(conf, -(-cfg.engine.capacity // len(self.worker)), self.keep_budget // len(self.worker))
-        try:
-            for definition, processor, tier in tiers:
-                tier.stop_worker_on_fault(self.worker.address())
-                engine.bind_tier(definition, processor, tier)
-            engine.build()
+        """A shard of the flow engine per worker thread, from one configuration: each with its own
+        processor instances, its own TX queues, its share of the flow table and keep budget."""
+        def steer_and_send(engine, shard):
             if self.inboxes:
                 engine.set_shard(shard, self.inboxes, STEER_PATTERN)
             for port in self.ports.values():
                 engine.set_txq(port.port_id, *self.txq(port, shard))
-            context = ProcessorContext({name: port.port_id for name, port in self.ports.items()})
-            for _, _, tier in tiers:
-                try:
-                    tier.processor.setup(context)
-                except Exception as e:
-                    raise FlowOSError(f"processor {tier_name(tier)} failed to set up: "
-                                      f"{type(e).__name__}: {e}") from None
-        except BaseException:
-            engine.close()
-            raise
-        self.tiers += [tier for _, _, tier in tiers]
-        if any(isinstance(tier, PythonTier) for _, _, tier in tiers):   # Cython tiers run without the GIL
-            self.worker.all[shard].set_thread_hooks(*thread_hooks())
-        return engine
+        engines, tiers = build_shards(self.config, self.pool, self.port_ids(), n_workers, self.keep_budget,
+                                      self.worker.all, self.worker.address(), steer_and_send)
+        self.tiers += [tier for shard in tiers for tier in shard]
+        return Engines(engines)
+
+    def port_ids(self):
+        return {name: port.port_id for name, port in self.ports.items()}
 
     def processor_fault(self):
         """The Python processor whose fault policy asks the run to stop, if one does."""
@@ -348,26 +444,16 @@ class Bridge:
         the worker itself, so the end of the input, a signal or --duration may be seen after it), else
         `reason`."""
         tier = self.processor_fault()
-        return f"processor fault ({tier_name(tier)})" if tier is not None else reason
+        if tier is not None:
+            return f"processor fault ({tier_name(tier)})"
+        return getattr(self.worker, "failure", None) or reason
 
     def engine_report(self):
         """The engine's statistics, each definition's, and what its processors report."""
-        if self.engine is None:
-            return None
-        return {
-            "stats": self.engine.stats(),
-            "flows": [{"name": name, **self.engine.definition_stats(i),
-                       "processors": self._processors(i, lambda j, proc: self.engine.report(i, j))}
-                      for i, name in enumerate(self.engine.definitions)],
-        }
+        return engine_report(self.engine) if self.engine is not None else None
 
     def refresh_tier_reports(self, report):
-        """Python and Cython processors' counts again: after teardown, which may fault too. (The C
-        built-ins' reports are read before teardown, which releases what they report from.)"""
-        for i, flow in enumerate(report["flows"]):
-            for j, proc in enumerate(self.engine.processors[i]):
-                if not isinstance(proc, str):
-                    flow["processors"][j]["report"] = self.engine.report(i, j)
+        refresh_tier_reports(self.engine, report)
 
     @property
     def elapsed(self):
@@ -383,10 +469,7 @@ class Bridge:
         return out
 
     def _processors(self, i, report):
-        """Definition i's processors: each one's name, the engine's counts of its calls, and
-        report(index, processor)."""
-        return [{"name": proc if isinstance(proc, str) else tier_name(proc), **self.engine.processor_stats(i, j),
-                 "report": report(j, proc)} for j, proc in enumerate(self.engine.processors[i])]
+        return processors_of(self.engine, i, report)
 
     def processor_counts(self):
         """engine_report()'s "flows" while the worker runs: the engine's counts, and a Python or
@@ -395,10 +478,15 @@ class Bridge:
                                                               else add_up([t.counts() for t in self.engine.instances(i, j)]))}
                 for i, name in enumerate(self.engine.definitions)]
 
+    def engine_stats(self):
+        """The engine's totals while it runs (worker processes: read from each, see WorkerProcesses)."""
+        if self.engine is not None:
+            return self.engine.stats()
+        return self.worker.live_engine_stats() if self.relay_engine is not None else None
+
     def snapshot(self):
-        engine = self.engine is not None
-        return Snapshot(self.elapsed, self.port_stats(), self.pool.in_use, self.pool.size,
-                        self.engine.stats() if engine else None, self.processor_counts() if engine else None,
+        return Snapshot(self.elapsed, self.port_stats(), self.pool.in_use, self.pool.size, self.engine_stats(),
+                        self.processor_counts() if self.engine is not None else None,
                         worker_rows(self.worker, self.engine))
 
     def close(self, stop_reason):
@@ -416,12 +504,17 @@ class Bridge:
                 tier.stop_worker_on_fault(0)
             if self.control is not None:
                 self.control.close()
+            stop_reason = self.stop_reason(stop_reason)   # worker processes: known once they have ended
             engine_report = None
             if self.engine is not None:
                 self.engine.shutdown()   # every flow ends; what they held goes out
                 engine_report = self.engine_report()
                 self.engine.teardown()
                 self.refresh_tier_reports(engine_report)   # with the faults of their teardown
+            elif self.relay_engine is not None:    # worker processes: their reports, the relay's counts
+                self.relay_engine.shutdown()
+                engine_report = self.worker.engine_report()
+                self.relay_engine.teardown()
             ports = self.port_stats()
             sources = [SourceReport(name, self.config.port(name).capture_source, info.packets, info.bytes,
                                     next(p.rx_packets for p in ports if p.name == name), info.damaged,
@@ -434,8 +527,10 @@ class Bridge:
             self.worker.close()
         if self.engine is not None:
             self.engine.close()
-        for inbox in self.inboxes:
-            inbox.close()      # empty: its worker drained it before it ended
+        if self.relay_engine is not None:
+            self.relay_engine.close()
+        for inbox in self.inboxes + self.outboxes:
+            inbox.close()      # empty: its worker (an outbox: the relay) drained it before it ended
         for lock in (lock for locks in self.tx_locks.values() for lock in locks):
             lock.close()
         if self.group is not None:
@@ -524,7 +619,10 @@ def run(config, view):
             view.update(bridge.snapshot())
             dog.check()
             if reason is not None:     # told to stop: it does, or it is left running (bounded)
-                stopped = dog.wait_for_stop(bridge.worker)
+                if isinstance(bridge.worker, worker_processes.WorkerProcesses):
+                    stopped = bridge.worker.wait_stopped()    # bounded: it ends a stuck process
+                else:
+                    stopped = dog.wait_for_stop(bridge.worker)
                 break
         reason = bridge.stop_reason(reason)
     finally:

@@ -80,6 +80,18 @@ class Workers(Each):
         return sum(w.route_stats(i).rx_packets for w in self.all for i, (rx, _) in enumerate(w.routes)
                    if rx.device == device)
 
+    def rows(self, engines, full=False):
+        """Per worker: its CPU, its load (loop iterations, those that found packets), what it received
+        from its queues, and its shard's counters (all of them with full, else WORKER_COUNTS)."""
+        shards = engines.per_worker() if engines is not None else [None] * len(self)
+        rows = []
+        for load, worker, shard in zip(self.loads(), self, shards):
+            row = dict(load, rx_packets=sum(worker.route_stats(i).rx_packets for i in range(len(worker.routes))))
+            if shard is not None:
+                row["engine"] = shard if full else {k: shard[k] for k in WORKER_COUNTS}
+            rows.append(row)
+        return rows
+
     def loads(self):
         """Per worker: its CPU, loop iterations and those that found packets."""
         return [{"worker": i, "cpu": cpu, "polls": w.polls[0], "busy_polls": w.polls[1]}
@@ -95,16 +107,8 @@ WORKER_COUNTS = ("packets", "handed_off", "handoff_full", "flows_created", "flow
 
 
 def worker_rows(workers, engines, full=False):
-    """Per worker: its CPU, its load (loop iterations, those that found packets), what it received
-    from its queues, and its shard's counters (all of them with full, else WORKER_COUNTS)."""
-    shards = engines.per_worker() if engines is not None else [None] * len(workers)
-    rows = []
-    for load, worker, shard in zip(workers.loads(), workers, shards):
-        row = dict(load, rx_packets=sum(worker.route_stats(i).rx_packets for i in range(len(worker.routes))))
-        if shard is not None:
-            row["engine"] = shard if full else {k: shard[k] for k in WORKER_COUNTS}
-        rows.append(row)
-    return rows
+    """A row per worker (Workers.rows; worker processes: flowos.worker_processes)."""
+    return workers.rows(engines, full)
 
 
 class Engines(Each):

@@ -32,25 +32,44 @@ def runtime_folder(prefix):
     return Path(runtime_base(), prefix)
 
 
+# What a DPDK primary that secondaries may attach to (worker processes) keeps in its runtime folder.
+SHARED_CONFIG = ("config", "hugepage_info", "fbarray_")
+
+
 def remove_runtime_folder(prefix):
     """Removes the runtime folder of a process of ours that could not (killed, or a C harness:
-    rte_eal_cleanup leaves it) with the sockets in it; only ours, by the prefix we gave it."""
+    rte_eal_cleanup leaves it) with the sockets and shared configuration in it, and its hugepage
+    files; only ours, by the prefix we gave it."""
+    for path in hugepage_files(prefix):
+        path.unlink()
     folder = runtime_folder(prefix)
     if not folder.is_dir():
         return
     for entry in folder.iterdir():
-        if entry.is_socket():
+        if entry.is_socket() or entry.name.startswith(SHARED_CONFIG):
             entry.unlink()
     folder.rmdir()      # anything else in it is left, and the suite's check names the test
 
 
+def hugepage_files(prefix):
+    """The hugepage files a DPDK process with this file prefix made (a primary that worker
+    processes attach to keeps them until its cleanup)."""
+    from flowos import hugepages
+    mount = hugepages.probe().mount
+    return sorted(Path(mount).glob(f"{prefix}map_*")) if mount else []
+
+
 @pytest.fixture(scope="session", autouse=True)
 def runtime_folders_are_removed():
-    """Fails the suite (in this worker) when a DPDK runtime folder of one of its prefixes remains."""
+    """Fails the suite (in this worker) when a DPDK runtime folder or a hugepage file of one of
+    its prefixes remains."""
     yield
     left = {prefix: test for prefix, test in _made.items() if runtime_folder(prefix).exists()}
     assert not left, "DPDK runtime folders left behind: " + "; ".join(
         f"{runtime_folder(p)} ({t})" for p, t in sorted(left.items()))
+    files = {prefix: test for prefix, test in _made.items() if hugepage_files(prefix)}
+    assert not files, "hugepage files left behind: " + "; ".join(
+        f"{hugepage_files(p)} ({t})" for p, t in sorted(files.items()))
 
 
 @dataclass

@@ -84,16 +84,18 @@ def oriented(rec, conn):
     return rec["packets"][::-1], rec["bytes"][::-1]
 
 
-def run_catch_all(tmp_path, capture, workers=1):
+def run_catch_all(tmp_path, capture, workers=1, pipeline=(), memory="no-huge", engine=CAPTURE_CLOCK, **extra):
+    """The counter on every flow, then `pipeline` (more processors, that pass every packet)."""
     out = tmp_path / "out.pcap"
-    run = run_config(tmp_path, one_port(capture, out, CATCH_ALL, CAPTURE_CLOCK, run={"workers": workers}))
+    flows = [dict(CATCH_ALL[0], pipeline=CATCH_ALL[0]["pipeline"] + list(pipeline))]
+    run = run_config(tmp_path, one_port(capture, out, flows, engine, run={"workers": workers}, **extra), memory=memory)
     check_clean(run)
     return run, packets(capture), packets(out)
 
 
-def check_catch_all(tmp_path, capture, workers=1):
+def check_catch_all(tmp_path, capture, workers=1, **kw):
     """Every connection's counts, the output and the engine's statistics; returns what it read."""
-    run, frames_in, frames_out = run_catch_all(tmp_path, capture, workers)
+    run, frames_in, frames_out = run_catch_all(tmp_path, capture, workers, **kw)
     conns, unmatched = connections(frames_in)
     assert not unmatched
     # What went in comes out, each connection's packets in their order (across connections it may change).
@@ -103,7 +105,7 @@ def check_catch_all(tmp_path, capture, workers=1):
     assert stats["packets"] == len(frames_in)
     assert stats["unmatched"] == 0 and sum(stats["malformed"].values()) == 0
     assert stats["tx_packets"] == len(frames_in) and stats["dropped"] == 0
-    assert stats["verdicts"]["pass"] == len(frames_in)
+    assert stats["verdicts"]["pass"] == len(frames_in) * (1 + len(kw.get("pipeline", ())))   # each processor's
     assert stats["flows_active"] == 0
     assert sum(stats["flows_ended"].values()) == stats["flows_created"]
     d = definition(run, "all")

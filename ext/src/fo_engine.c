@@ -200,13 +200,14 @@ fo_engine_set_shard(struct fo_engine *e, uint16_t index, uint16_t workers, struc
 	struct shard *sh = &e->shard;
 	uint32_t i;
 
-	if (workers == 0 || workers > FO_MAX_WORKERS || index >= workers || steer_pattern == 0 ||
-	    (workers > 1 && inboxes == NULL))
+	/* index == workers: the relay of worker processes, a shard that owns no flow. */
+	if (workers == 0 || workers > FO_MAX_WORKERS || index > workers || steer_pattern == 0 ||
+	    (workers > 1 && inboxes == NULL) || (index == workers && inboxes == NULL))
 		return -EINVAL;
-	for (i = 0; workers > 1 && i < workers; i++)
+	for (i = 0; inboxes != NULL && i < workers; i++)
 		if (inboxes[i] == NULL)
 			return -EINVAL;
-	if (workers > 1 && sh->frags == NULL) {
+	if ((workers > 1 || index == workers) && sh->frags == NULL) {
 		sh->frags = rte_malloc_socket("fo_steer_frags", sizeof(*sh->frags) * STEER_FRAG_SIZE, 0,
 					      e->conf.socket_id);
 		if (sh->frags == NULL)
@@ -217,8 +218,27 @@ fo_engine_set_shard(struct fo_engine *e, uint16_t index, uint16_t workers, struc
 	sh->index = index;
 	sh->workers = workers;
 	for (i = 0; i < workers; i++)
-		sh->inboxes[i] = workers > 1 ? inboxes[i] : NULL;
+		sh->inboxes[i] = workers > 1 || index == workers ? inboxes[i] : NULL;
 	fo_steer_init(&sh->steer, steer_pattern);
+	return 0;
+}
+
+int
+fo_engine_set_handoff_wait(struct fo_engine *e, unsigned int (*wait)(void *ctx), void *ctx)
+{
+	if (e->shard.index != e->shard.workers)
+		return -EINVAL;
+	e->shard.wait = wait;
+	e->shard.wait_ctx = ctx;
+	return 0;
+}
+
+int
+fo_engine_set_tx_ring(struct fo_engine *e, uint16_t port, struct rte_ring *ring)
+{
+	if (port >= RTE_MAX_ETHPORTS)
+		return -EINVAL;
+	e->txq[port].ring = ring;
 	return 0;
 }
 
@@ -388,7 +408,8 @@ steer_owner(struct shard *sh, const struct rte_mbuf *m, const struct fo_match_fi
 		if (!(flags & FO_PKT_FIRST_FRAG)) {
 			uint32_t found = frag_entry_find(first, f, frag_id);
 
-			return found != FO_FLOW_NONE ? (uint16_t)found : sh->index;
+			/* The relay (index == workers) owns none: worker 0 counts it, as a first poller would. */
+			return found != FO_FLOW_NONE ? (uint16_t)found : sh->index % sh->workers;
 		}
 	}
 	owner = fo_steer_worker(fo_steer_hash(&sh->steer, fo_steer_fold(f, ether_type_of(m))), sh->workers);
@@ -421,6 +442,8 @@ drain_own_inbox(struct fo_engine *e)
 	struct rte_mbuf *pkts[FO_MAX_BURST];
 	uint16_t n;
 
+	if (e->shard.index == e->shard.workers)   /* the relay: no inbox of its own */
+		return e->shard.wait != NULL ? (uint16_t)RTE_MIN(e->shard.wait(e->shard.wait_ctx), 1u) : 0;
 	n = (uint16_t)rte_ring_dequeue_burst(e->shard.inboxes[e->shard.index], (void **)pkts, FO_MAX_BURST, NULL);
 	if (n > 0)
 		engine_process(e, NULL, pkts, n);
@@ -484,7 +507,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 	uint8_t src_lo[FO_MAX_BURST];
 	struct rte_mbuf *away[FO_MAX_BURST];
 	uint16_t away_owners[FO_MAX_BURST];
-	const int steering = e->shard.workers > 1 && route != NULL;
+	const int steering = (e->shard.workers > 1 || e->shard.index == e->shard.workers) && route != NULL;
 	uint16_t i, j, k, n_todo = 0, n_keys = 0, n_away = 0;
 
 	for (i = 0; i < n; i++) {

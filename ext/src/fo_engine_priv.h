@@ -206,6 +206,8 @@ struct shard {
 	struct rte_ring *inboxes[FO_MAX_WORKERS];   /* each shard's, multi-producer */
 	struct frag_entry *frags;                   /* first fragments' owners, STEER_FRAG_SIZE; NULL with one worker */
 	struct fo_steer steer;
+	unsigned int (*wait)(void *ctx);            /* the relay's (index == workers): while an inbox is full */
+	void *wait_ctx;
 };
 
 /* A shard: everything in it is written by its worker's lcore only (or before it runs). */

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include <rte_cycles.h>
 #include <rte_errno.h>
@@ -13,6 +14,7 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
+#include <rte_memzone.h>
 #include <rte_ring.h>
 
 #include "flowos/fo_steer.h"
@@ -35,6 +37,15 @@ struct fo_worker_group {
 	uint64_t packet_limit;     /* 0: none */
 	uint64_t claimed;          /* packets workers may receive against the limit, or have */
 	uint64_t received;
+	uint16_t left;             /* members in other processes done sending (fo_worker_group_leave) */
+	const struct rte_memzone *mz;   /* a shared group's memzone; NULL: rte_malloc'd */
+};
+
+/* Where a relay sends what a worker process put in its outbox for a port. */
+struct outbox {
+	struct rte_ring *ring;
+	uint16_t port, queue;
+	rte_spinlock_t *lock;
 };
 
 struct fo_worker {
@@ -53,6 +64,9 @@ struct fo_worker {
 	uint64_t polls, busy_polls;   /* written by the loop */
 	struct fo_route routes[FO_MAX_ROUTES];
 	struct fo_route_stats stats[FO_MAX_ROUTES];
+	uint16_t n_outboxes;
+	struct outbox outboxes[FO_MAX_OUTBOXES];
+	struct fo_route_stats outbox_stats[FO_MAX_OUTBOXES];
 	fo_thread_hook_t thread_start, thread_stop;
 	void *thread_ctx;
 };
@@ -79,7 +93,52 @@ fo_worker_group_create(uint16_t workers, uint64_t packet_limit)
 void
 fo_worker_group_free(struct fo_worker_group *g)
 {
-	rte_free(g);
+	if (g != NULL && g->mz != NULL)
+		rte_memzone_free(g->mz);
+	else
+		rte_free(g);
+}
+
+struct fo_worker_group *
+fo_worker_group_create_shared(const char *name, uint16_t workers, uint64_t packet_limit)
+{
+	const struct rte_memzone *mz;
+	struct fo_worker_group *g;
+
+	if (workers == 0 || workers > FO_MAX_WORKERS) {
+		rte_errno = EINVAL;
+		return NULL;
+	}
+	mz = rte_memzone_reserve(name, sizeof(*g), SOCKET_ID_ANY, 0);
+	if (mz == NULL)
+		return NULL;
+	g = mz->addr;
+	memset(g, 0, sizeof(*g));
+	g->workers = g->receiving = workers;
+	g->packet_limit = packet_limit;
+	g->mz = mz;
+	return g;
+}
+
+struct fo_worker_group *
+fo_worker_group_lookup(const char *name)
+{
+	const struct rte_memzone *mz = rte_memzone_lookup(name);
+
+	return mz != NULL ? mz->addr : NULL;
+}
+
+void
+fo_worker_group_leave(struct fo_worker_group *g)
+{
+	/* Release: what the member sent is in its outboxes before the relay sees it gone. */
+	__atomic_fetch_add(&g->left, 1, __ATOMIC_RELEASE);
+}
+
+uint16_t
+fo_worker_group_left(const struct fo_worker_group *g)
+{
+	return __atomic_load_n(&g->left, __ATOMIC_ACQUIRE);
 }
 
 struct fo_worker *
@@ -134,6 +193,26 @@ fo_worker_add_route(struct fo_worker *w, const struct fo_route *route)
 	if (!rte_eth_dev_is_valid_port(route->rx_port) || !rte_eth_dev_is_valid_port(route->tx_port))
 		return -EINVAL;
 	w->routes[w->n_routes++] = *route;
+	return 0;
+}
+
+int
+fo_worker_add_outbox(struct fo_worker *w, struct rte_ring *ring, uint16_t port, uint16_t queue,
+		     rte_spinlock_t *lock)
+{
+	struct outbox *o;
+
+	if (RELAXED_LOAD(&w->running))
+		return -EBUSY;
+	if (w->n_outboxes == FO_MAX_OUTBOXES)
+		return -ENOSPC;
+	if (ring == NULL || !rte_eth_dev_is_valid_port(port))
+		return -EINVAL;
+	o = &w->outboxes[w->n_outboxes++];
+	o->ring = ring;
+	o->port = port;
+	o->queue = queue;
+	o->lock = lock;
 	return 0;
 }
 
@@ -260,6 +339,34 @@ receive(struct fo_worker *w, uint16_t n_finite, struct source_progress *progress
 	return received;
 }
 
+unsigned int
+fo_worker_drain_outboxes(void *worker)
+{
+	struct fo_worker *w = worker;
+	struct rte_mbuf *pkts[FO_MAX_BURST];
+	unsigned int moved = 0;
+	uint16_t i;
+
+	for (i = 0; i < w->n_outboxes; i++) {
+		const struct outbox *o = &w->outboxes[i];
+		const struct fo_txq txq = { .queue = o->queue, .lock = o->lock };
+		struct fo_route_stats *s = &w->outbox_stats[i];
+		uint16_t n, sent;
+
+		n = (uint16_t)rte_ring_sc_dequeue_burst(o->ring, (void **)pkts, FO_MAX_BURST, NULL);
+		if (n == 0)
+			continue;
+		moved += n;
+		sent = fo_tx_burst(o->port, &txq, pkts, n);
+		count(&s->tx_packets, sent);
+		if (unlikely(sent < n)) {
+			rte_pktmbuf_free_bulk(&pkts[sent], n - sent);
+			count(&s->tx_unsent, n - sent);
+		}
+	}
+	return moved;
+}
+
 /* Drains up to a burst from the inbox into its hook; returns whether anything came. */
 static bool
 drain_inbox(struct fo_worker *w, struct rte_mbuf **pkts)
@@ -297,6 +404,8 @@ fo_worker_loop(void *arg)
 		w->thread_start(w->thread_ctx);
 
 	for (;;) {
+		/* Loaded before the outboxes are drained: what a member sent before it left is in them now. */
+		bool others_left = w->n_outboxes == 0 || fo_worker_group_left(g) >= g->workers - 1;
 		bool got = false;
 
 		if (receiving) {
@@ -311,12 +420,13 @@ fo_worker_loop(void *arg)
 			}
 		}
 		got |= drain_inbox(w, pkts);
+		got |= fo_worker_drain_outboxes(w) > 0;
 		count(&w->polls, 1);
 		if (got)
 			count(&w->busy_polls, 1);
 		/* Nothing more can come once no worker receives: the inbox was empty after they stopped. */
 		if (!receiving && !got && __atomic_load_n(&g->receiving, __ATOMIC_ACQUIRE) == 0 &&
-		    (w->inbox == NULL || rte_ring_empty(w->inbox)))
+		    (w->inbox == NULL || rte_ring_empty(w->inbox)) && others_left)
 			break;
 		/* With nothing received, the hook still gets an empty call now and then: time goes on. */
 		if (!got && w->conf.hook != NULL) {
@@ -363,7 +473,7 @@ fo_worker_launch(struct fo_worker *w, unsigned int lcore_id)
 
 	if (RELAXED_LOAD(&w->running) || w->launched)
 		return -EBUSY;
-	if (w->n_routes == 0 && w->inbox == NULL)
+	if (w->n_routes == 0 && w->inbox == NULL && w->n_outboxes == 0)
 		return -EINVAL;
 	if (w->own_group) {   /* a worker alone may run again */
 		w->group->stop = 0;
@@ -429,6 +539,20 @@ fo_worker_route_stats(const struct fo_worker *w, uint16_t route, struct fo_route
 	out->tx_packets = RELAXED_LOAD(&s->tx_packets);
 	out->tx_unsent = RELAXED_LOAD(&s->tx_unsent);
 	out->hook_kept = RELAXED_LOAD(&s->hook_kept);
+	return 0;
+}
+
+int
+fo_worker_outbox_stats(const struct fo_worker *w, uint16_t outbox, struct fo_route_stats *out)
+{
+	const struct fo_route_stats *s;
+
+	if (outbox >= w->n_outboxes)
+		return -EINVAL;
+	s = &w->outbox_stats[outbox];
+	memset(out, 0, sizeof(*out));
+	out->tx_packets = RELAXED_LOAD(&s->tx_packets);
+	out->tx_unsent = RELAXED_LOAD(&s->tx_unsent);
 	return 0;
 }
 

@@ -137,6 +137,17 @@ int fo_engine_set_shard(struct fo_engine *e, uint16_t index, uint16_t workers, s
 /* Sends on TX queue `queue` of port, under lock when other shards share it (default: queue 0, alone). */
 int fo_engine_set_txq(struct fo_engine *e, uint16_t port, uint16_t queue, rte_spinlock_t *lock);
 
+/*
+ * Worker processes (docs/architecture.md, "Worker processes"). The relay's engine is shard
+ * `workers` of `workers` (fo_engine_set_shard with index == workers): it owns no flow and has no
+ * inbox, and hands every packet it decodes to its owner; while it waits for room in an inbox it
+ * calls wait(ctx) (the relay's outbox step, so that a worker waiting on its outbox goes on) and
+ * pauses when that moved nothing. A worker process's engine sends what goes out on port into
+ * that port's outbox ring instead (fo_tx.h). Both return 0 or -EINVAL.
+ */
+int fo_engine_set_handoff_wait(struct fo_engine *e, unsigned int (*wait)(void *ctx), void *ctx);
+int fo_engine_set_tx_ring(struct fo_engine *e, uint16_t port, struct rte_ring *ring);
+
 /* The inbox hook (fo_inbox_hook_t): packets other shards handed to this one, to process as received. */
 void fo_engine_inbox(void *engine, struct rte_mbuf **pkts, uint16_t n);
 

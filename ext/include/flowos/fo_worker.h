@@ -70,6 +70,19 @@ struct fo_worker_group;
 struct fo_worker_group *fo_worker_group_create(uint16_t workers, uint64_t packet_limit);
 void fo_worker_group_free(struct fo_worker_group *g);
 
+/*
+ * A group whose workers are in several processes (docs/architecture.md, "Worker processes"): the
+ * primary creates it in a memzone of this name, each worker process looks it up (NULL with
+ * rte_errno set). Only its creator frees it. A member in another process leaves the group once it
+ * has sent its last packet (after its loop ended and its flows were ended): a worker with outboxes
+ * (the relay) ends only once every other member has left and its outboxes are empty.
+ */
+struct fo_worker_group *fo_worker_group_create_shared(const char *name, uint16_t workers, uint64_t packet_limit);
+struct fo_worker_group *fo_worker_group_lookup(const char *name);
+void fo_worker_group_leave(struct fo_worker_group *g);
+/* Members that have left the group. */
+uint16_t fo_worker_group_left(const struct fo_worker_group *g);
+
 /* Returns a worker with no routes, or NULL with rte_errno set. conf->packet_limit: ignored in a group (the group's). */
 struct fo_worker *fo_worker_create(const struct fo_worker_conf *conf, int socket_id);
 
@@ -79,6 +92,23 @@ int fo_worker_join_group(struct fo_worker *w, struct fo_worker_group *g, struct 
 
 /* Adds a route. Returns 0, -ENOSPC past FO_MAX_ROUTES, -EINVAL for an invalid port, -EBUSY while running. */
 int fo_worker_add_route(struct fo_worker *w, const struct fo_route *route);
+
+#define FO_MAX_OUTBOXES 256
+
+/*
+ * Makes the worker (the relay of worker processes) send what the ring holds on (port, queue),
+ * under lock if not NULL, on each pass of its loop. Its route stats count what was sent and what
+ * the port refused (tx_unsent, freed). Returns 0, -ENOSPC past FO_MAX_OUTBOXES, -EINVAL, -EBUSY.
+ */
+int fo_worker_add_outbox(struct fo_worker *w, struct rte_ring *ring, uint16_t port, uint16_t queue,
+			 rte_spinlock_t *lock);
+
+/* One pass over the worker's outboxes (its loop's step, and what its engine does while it waits
+ * for room in an inbox: fo_engine_set_handoff_wait). Returns the packets taken from them. */
+unsigned int fo_worker_drain_outboxes(void *worker);
+
+/* Outbox i's counters (tx_packets, tx_unsent). Returns 0 or -EINVAL. */
+int fo_worker_outbox_stats(const struct fo_worker *w, uint16_t outbox, struct fo_route_stats *out);
 
 /*
  * Called on the worker's lcore thread when its loop starts and when it ends: where a

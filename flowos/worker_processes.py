@@ -1,0 +1,480 @@
+"""Workers as processes (docs/architecture.md, "Worker processes"): with several workers and a
+Python processor, each worker runs in a process of its own, with its own interpreter, so that
+Python processors run on every core instead of waiting on one interpreter's lock.
+
+flowos-run's process is the DPDK primary: it owns the ports, the mbuf pool and the control
+sockets, and runs the relay, one C worker without processors that receives from every port queue,
+hands each packet to the inbox of the worker process that owns its flow (the symmetric steering
+hash, fo_steer.h) and sends what the worker processes put in their outboxes. Each worker process
+(flowos.worker_process) is a DPDK secondary: it looks the pool, the rings and the group up by name
+and runs its shard of the flow engine on its inbox. The group (a memzone) stops them together."""
+import copy
+import dataclasses
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+
+from flowos import eal_args
+from flowos.errors import FlowOSError
+from flowos.shards import WORKER_COUNTS, Each, add_up
+
+POOL = "fo_pool"
+GROUP = "fo_group"
+OUTBOX_SIZE = 1024     # packets a worker process may have sent on a port before the relay sends them
+START_TIMEOUT = 60     # seconds a worker process may take to attach and build its shard
+EXIT_TIMEOUT = 10      # seconds a worker process may take to end once its last packet is sent
+
+
+def inbox_name(worker):
+    return f"fo_inbox{worker}"
+
+
+def outbox_name(worker, port_id):
+    return f"fo_out{worker}_{port_id}"
+
+
+@dataclass
+class Plan:
+    """What a worker process needs of the primary's run: the finished config (validated once, by
+    the primary) and the names and numbers the primary chose."""
+    config: object
+    file_prefix: str
+    port_ids: dict        # port name -> DPDK port id
+    keep_budget: int      # all shards' together
+    steer_pattern: int
+    folder: str           # the primary's runtime folder: the plan, the reports
+
+    @property
+    def workers(self):
+        return self.config.run.workers
+
+    def report_path(self, worker):
+        return os.path.join(self.folder, f"fo_worker{worker}.json")
+
+    def log_path(self, worker):
+        return os.path.join(tempfile.gettempdir(), f"{self.file_prefix}-worker{worker}.log")
+
+
+def write_plan(plan):
+    """The plan, pickled where worker processes read it: sys.path and the working folder first,
+    so that the config's processor classes import in the child as they did here. The ports are
+    the primary's alone (and what it read of their captures does not pickle)."""
+    path = os.path.join(plan.folder, "fo_plan")
+    config = copy.copy(plan.config)
+    config.ports = []
+    with open(path, "wb") as f:
+        pickle.dump((list(sys.path), os.getcwd()), f)
+        pickle.dump(dataclasses.replace(plan, config=config), f)
+    return path
+
+
+class WorkerProcesses(Each):
+    """The primary's view of its workers: the relay (one C worker that receives and sends for all)
+    and a process per worker. What a run asks of its workers (running, stop, join, counts) is
+    answered for them all."""
+
+    def __init__(self, relay, relay_engine, plan, cpus, group, inboxes, stuck_after=None):
+        super().__init__([relay])
+        self.relay, self.relay_engine, self.plan, self.cpus = relay, relay_engine, plan, cpus
+        self.group, self.inboxes = group, inboxes
+        self.procs = []
+        self.pipes = []        # each process's: "ready", then "left" once it has sent its last packet
+        self.reports = {}      # worker index -> its report, once it has ended
+        self.ended = {}        # worker index -> how a process that died before its report ended
+        self.inbox_freed = {}  # worker index -> packets freed from a dead process's inbox
+        # Where each process's fo_worker and engine shard are in the shared memory, for counters
+        # while it runs; a process's go once it has left (it frees them only after the primary's ack).
+        self.shared = {}
+        self.has_left = set()          # processes that said they left the group
+        # Liveness: each process's loop iterations (its fo_worker's polls, in the shared memory) and
+        # when they last moved; one whose loop has not moved for stuck_after seconds is stuck.
+        self.progress = {}
+        self.stuck = {}                # worker index -> what it was stuck in, once it was ended for it
+        self.stuck_after = stuck_after
+        # Each definition's processors' names, in the engine's order (a stuck call names its own).
+        self.processor_names = [[spec.name for stage in flow.stages for spec in stage] for flow in plan.config.flows]
+        self.lock = threading.Lock()   # the control server's thread reads them; check() withdraws them
+
+    def __len__(self):
+        return self.plan.workers
+
+    def spawn(self):
+        """Starts every worker process and waits until each runs its worker; raises FlowOSError
+        (having ended them all) if one cannot."""
+        plan_path = write_plan(self.plan)
+        ready = []
+        try:
+            self._start(plan_path, ready)
+        finally:
+            os.unlink(plan_path)
+
+    def _start(self, plan_path, ready):
+        for w in range(self.plan.workers):
+            read, write = os.pipe()
+            # exec, not a fork of this process's EAL: subprocess forks and execs at once.
+            proc = subprocess.Popen([sys.executable, "-m", "flowos.worker_process", plan_path, str(w), str(write)],
+                                    pass_fds=(write,), close_fds=True, stdin=subprocess.PIPE)
+            os.close(write)
+            self.procs.append(proc)
+            self.pipes.append(read)
+        try:
+            for w, fd in enumerate(self.pipes):
+                line = _read_line(fd, START_TIMEOUT)
+                if line.startswith("ready "):
+                    self.shared[w] = tuple(int(a) for a in line.split()[1:3])
+                    continue
+                if line != "ready":
+                    why = line[len("error: "):] if line.startswith("error: ") else (
+                        f"exit status {self.procs[w].poll()}" if line == "" else f"said {line!r}")
+                    raise FlowOSError(f"worker process {w} could not start: {why} "
+                                      f"(its DPDK log: {self.plan.log_path(w)})")
+        except BaseException:
+            self.kill()
+            raise
+
+    def launch(self, lcore):
+        self.relay.launch(lcore)
+
+    @property
+    def running(self):
+        """The relay runs (it ends once every worker process has left). A worker process that died
+        meanwhile is noticed here (check)."""
+        self.check()
+        return self.relay.running
+
+    def check(self):
+        """Worker processes that ended before sending their report (a crash, os._exit, a kill):
+        each is recorded, the run stops, what it was handed is freed (counted: inbox_freed) as it
+        comes so that the relay never waits on its inbox, and it leaves the group if it had not,
+        so that the relay can end. Its flows, and the mbufs it held, are lost: the report says so."""
+        self._withdraw_left()
+        self._end_stuck()
+        for w, proc in enumerate(self.procs):
+            if w in self.reports:
+                continue
+            if w in self.ended:
+                self.inbox_freed[w] += self.inboxes[w].drain()
+                continue
+            status = proc.poll()
+            if status is None or os.path.exists(self.plan.report_path(w)):
+                continue
+            with self.lock:
+                self.shared.pop(w, None)
+            self.ended[w] = self.stuck.get(w) or describe_status(status)
+            self.inbox_freed[w] = self.inboxes[w].drain()
+            self.request_stop()
+            if w not in self.has_left and "left" not in _read_all(self.pipes[w]).split():
+                self.group.leave()
+
+    def _end_stuck(self):
+        """A worker process whose loop has made no progress for stuck_after seconds (a processor
+        call that does not return) is stuck: it is ended (SIGKILL), and the run goes on to stop as
+        for one that died (check), its report saying which call it was stuck in."""
+        if self.stuck_after is None:
+            return
+        from flowos._engine import current_call_at
+        from flowos._runtime import polls_at
+        now = time.monotonic()
+        with self.lock:
+            live = dict(self.shared)
+        for w, (worker, engine) in live.items():
+            polls = polls_at(worker)[0]
+            last = self.progress.get(w)
+            if last is None or last[0] != polls:
+                self.progress[w] = (polls, now)
+                continue
+            if now - last[1] < self.stuck_after or w in self.stuck:
+                continue
+            call = current_call_at(engine)
+            where = "outside any processor call"
+            if call is not None:
+                d, p, what, seconds, _ = call
+                where = f"in {self.processor_names[d][p]}'s {what}, a call of {seconds:.1f} s"
+            self.stuck[w] = f"killed: no progress for {now - last[1]:.1f} s, {where}"
+            with self.lock:
+                self.shared.pop(w, None)    # not read again: it is ended now
+            self.procs[w].kill()
+
+    def _withdraw_left(self):
+        """Processes that say they have left stop being read; then they may free what was read."""
+        for w in list(self.shared):
+            if "left" in _read_all(self.pipes[w]).split():
+                self.has_left.add(w)
+                with self.lock:
+                    del self.shared[w]
+                try:
+                    self.procs[w].stdin.write(b"read no more\n")
+                    self.procs[w].stdin.flush()
+                except OSError:
+                    pass    # it has died: check() says so
+
+    def live_engine_stats(self):
+        """The engine's totals while the run goes on: each running process's shard, each ended one's
+        report, the relay's."""
+        from flowos._engine import stats_at
+        with self.lock:
+            stats = [stats_at(engine) for _, engine in self.shared.values()]
+        stats += [r["engine"]["stats"] for r in list(self.reports.values())]
+        return add_up(stats + [self.relay_engine.stats()])
+
+    @property
+    def failure(self):
+        """Why the run stopped, if a worker process died or a processor's fault stopped it (on_error: stop)."""
+        if self.ended:
+            w = min(self.ended)
+            return f"worker process {w} ended ({self.ended[w]})"
+        faulted = [r["fault_stop"] for _, r in sorted(self.reports.items()) if r.get("fault_stop")]
+        return f"processor fault ({faulted[0]})" if faulted else None
+
+    def request_stop(self):
+        self.relay.request_stop()     # the group's stop, in shared memory: every process sees it
+
+    def address(self):
+        return self.relay.address()
+
+    def wait_stopped(self):
+        """After the run was told to stop: True once the relay has ended. Bounded: a worker process
+        that does not end its loop is stuck, and ended (check)."""
+        while self.running:
+            time.sleep(0.01)
+        return True
+
+    def join(self):
+        """Waits for the relay (it ends once every worker process has sent its last packet), then
+        for the worker processes, and reads their reports."""
+        while self.running:
+            time.sleep(0.01)
+        self.relay.join()
+        deadline = time.monotonic() + EXIT_TIMEOUT
+        for w, proc in enumerate(self.procs):
+            while proc.poll() is None and time.monotonic() < deadline:
+                self._withdraw_left()      # each waits for the primary to stop reading it
+                time.sleep(0.005)
+            status = proc.poll()
+            if status is None:
+                proc.kill()
+                proc.wait()
+                status = "killed: it did not end"
+            self._collect(w, status)
+
+    def _collect(self, w, status):
+        path = self.plan.report_path(w)
+        if w in self.reports or w in self.ended:
+            return
+        try:
+            with open(path) as f:
+                self.reports[w] = json.load(f)
+            os.unlink(path)
+        except (OSError, ValueError):
+            self.ended[w] = f"{describe_status(status) if isinstance(status, int) else status}, without its report"
+
+    def kill(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        for fd in self.pipes:
+            os.close(fd)
+        self.pipes = []
+        for proc in self.procs:
+            if proc.stdin is not None:
+                proc.stdin.close()
+
+    @property
+    def stop_reason(self):
+        return self.relay.stop_reason
+
+    @property
+    def short_sources(self):
+        return self.relay.short_sources
+
+    def tx_unsent(self):
+        """Packets each TX device refused: the relay sends for every worker."""
+        unsent = {}
+        stats = [(tx, self.relay.route_stats(i)) for i, (_, tx) in enumerate(self.relay.routes)]
+        stats += [(port, self.relay.outbox_stats(i)) for i, (_, port) in enumerate(self.relay.outboxes)]
+        for port, s in stats:
+            unsent[port.device] = unsent.get(port.device, 0) + s.tx_unsent
+        return unsent
+
+    def received(self, device):
+        return sum(self.relay.route_stats(i).rx_packets for i, (rx, _) in enumerate(self.relay.routes)
+                   if rx.device == device)
+
+    def rows(self, engines=None, full=False):
+        """Per worker process: its CPU, its pid and, once it has ended, its load and its shard's
+        counters (all of them with full, else shards.WORKER_COUNTS)."""
+        rows = []
+        for w, (proc, cpu) in enumerate(zip(self.procs, self.cpus)):
+            row = {"worker": w, "cpu": cpu, "pid": proc.pid}
+            if w in self.ended:
+                row.update(ended=self.ended[w], inbox_freed=self.inbox_freed.get(w, 0))
+            report = self.reports.get(w)
+            if report is None:
+                report = self._live_report(w)
+            if report is not None:
+                shard = report["engine"]["stats"]
+                row.update(report["load"], rx_packets=shard["packets"],
+                           engine=shard if full else {k: shard[k] for k in WORKER_COUNTS})
+            rows.append(row)
+        return rows
+
+    def _live_report(self, w):
+        """A running process's load and shard counters, read from the shared memory (None once it has left)."""
+        from flowos._engine import stats_at
+        from flowos._runtime import polls_at
+        with self.lock:
+            if w not in self.shared:
+                return None
+            worker, engine = self.shared[w]
+            polls, busy = polls_at(worker)
+            return {"load": {"polls": polls, "busy_polls": busy}, "engine": {"stats": stats_at(engine)}}
+
+    def engine_report(self):
+        """The worker processes' engine reports as one (flowos.runner.engine_report's shape), with
+        the relay's counters (what it found malformed, what it handed over) in the totals."""
+        reports = [self.reports[w]["engine"] for w in sorted(self.reports)]
+        if not reports:
+            return None
+        stats = add_up([r["stats"] for r in reports] + [self.relay_engine.stats()])
+        return {"stats": stats, "flows": [_merge_flow([r["flows"][i] for r in reports])
+                                          for i in range(len(reports[0]["flows"]))]}
+
+    def close(self):
+        self.kill()
+        self.relay.close()
+        for w in self.ended:     # a process that died did not remove its DPDK log; the report says how it ended
+            try:
+                os.unlink(self.plan.log_path(w))
+            except OSError:
+                pass
+
+
+def _merge_flow(flows):
+    out = add_up([{k: v for k, v in f.items() if k != "processors"} for f in flows])
+    out["processors"] = [_merge_processor([f["processors"][j] for f in flows])
+                         for j in range(len(flows[0]["processors"]))]
+    return out
+
+
+def _merge_processor(procs):
+    out = add_up([{k: v for k, v in p.items() if k != "report"} for p in procs])
+    reports = [p["report"] for p in procs if p["report"] is not None]
+    out["report"] = add_up(reports) if reports else None
+    return out
+
+
+def describe_status(status):
+    """A Popen returncode, as words."""
+    if status < 0:
+        import signal
+        try:
+            return f"killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"killed by signal {-status}"
+    return f"exit status {status}"
+
+
+def _read_all(fd):
+    """What a dead worker process left in its pipe."""
+    import select
+    data = b""
+    while select.select([fd], [], [], 0)[0]:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode(errors="replace")
+
+
+def _read_line(fd, timeout):
+    """A line from a worker process's pipe: "" when it closed it (it ended) or said nothing in time."""
+    import select
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return ""
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode(errors="replace").strip()
+
+
+def run_worker(plan, w, ready):
+    """Worker process w's life: attach to the primary, build its shard and processors, run until
+    the group ends, send its last packets, leave the group; returns its report. ready(text) tells
+    the primary it runs (or why it cannot)."""
+    from flowos import runner
+    from flowos._python import cover_kept_views
+    from flowos._runtime import Eal, Inbox, Mempool, Worker, WorkerGroup
+    cfg = plan.config
+    argv = eal_args.worker_process_argv(plan.file_prefix, w, cfg.eal.worker_cpus, log_level=cfg.eal.log_level)
+    try:
+        eal = Eal.start(argv, plan.log_path(w))
+    except FlowOSError as e:
+        ready(f"error: {e}")
+        raise
+    engine = worker = None
+    try:
+        pool = Mempool.lookup(eal, POOL)
+        inboxes = [Inbox.lookup(eal, inbox_name(i)) for i in range(plan.workers)]
+        outboxes = {pid: Inbox.lookup(eal, outbox_name(w, pid)) for pid in plan.port_ids.values()}
+        group = WorkerGroup.lookup(eal, GROUP)
+        worker = Worker.create(eal, cfg.run.burst, 0, cfg.run.source_idle_ms)
+
+        def steer_and_send(engine, _):
+            engine.set_shard(w, inboxes, plan.steer_pattern)
+            for pid, outbox in outboxes.items():
+                engine.set_tx_ring(pid, outbox)
+        (engine,), (tiers,) = runner.build_shards(cfg, pool, plan.port_ids, plan.workers, plan.keep_budget, [worker],
+                                                  worker.address(), steer_and_send)
+        engine.attach_inbox(worker, group, inboxes[w])
+        engine.attach(worker)   # no routes: the hook gets only the idle calls that move the engine's time on
+        worker.launch(eal.worker_lcores()[0])
+    except FlowOSError as e:
+        ready(f"error: {e}")
+        _close(worker, engine, eal)
+        raise
+    ready(f"ready {worker.address()} {engine.shard_address()}")
+    worker.join()
+    for tier in tiers:      # the loop has ended: a later fault (teardown) has nothing to stop
+        tier.stop_worker_on_fault(0)
+    engine.shutdown()       # every flow ends; what they held goes into the outboxes
+    group.leave()           # the relay sends it and ends once every worker process has left
+    ready("left")
+    sys.stdin.readline()    # the primary no longer reads this process's counters (or has ended)
+    report = runner.engine_report(engine)
+    engine.teardown()
+    runner.refresh_tier_reports(engine, report)
+    polls, busy = worker.polls
+    stats = engine.stats()
+    fault = next((runner.tier_name(t) for t in tiers if t.stop_requested), None)
+    result = {"pid": os.getpid(), "engine": report, "load": {"polls": polls, "busy_polls": busy},
+              "mbufs_held_at_exit": stats["budget"]["kept"], "fault_stop": fault}
+    _close(worker, engine, eal)
+    cover_kept_views()
+    os.unlink(plan.log_path(w))
+    return result
+
+
+def _close(worker, engine, eal):
+    if worker is not None:
+        worker.close()
+    if engine is not None:
+        engine.close()
+    eal.close()
+
+
+def ready_writer(fd):
+    def ready(text):
+        os.write(fd, f"{text}\n".encode())
+    return ready
