@@ -42,27 +42,42 @@ fail(const char *what)
 	exit(1);
 }
 
-static struct fo_engine *
-engine(struct rte_mempool *pool)
+/* The run's one read-only configuration: a catch-all definition, no processor. */
+static struct fo_pipeline_conf *
+pipeline_conf(struct rte_mempool *pool)
 {
 	struct fo_engine_conf conf = {0};
 	struct fo_def_conf def = {0};
-	struct fo_engine *e;
+	struct fo_pipeline_conf *pc;
 	char err[256];
 	int t;
 
-	conf.flow_capacity = 1024;
 	conf.pool = pool;
 	conf.socket_id = SOCKET_ID_ANY;
 	for (t = 0; t < FO_TIMEOUT_CLASS_COUNT; t++)
 		conf.timeout_ns[t] = 60ULL * 1000000000ULL;
-	e = fo_engine_create(&conf);
-	if (e == NULL)
-		fail("engine");
+	pc = fo_pipeline_conf_create(&conf);
+	if (pc == NULL)
+		fail("pipeline conf");
 	strcpy(def.name, "all");
 	def.hold_packets = 64;
 	def.hold_bytes = 1 << 20;
-	if (fo_engine_add_definition(e, &def) != 0 || fo_engine_build(e, err, sizeof(err)) != 0)
+	if (fo_pipeline_conf_add_definition(pc, &def) != 0 || fo_pipeline_conf_build(pc, err, sizeof(err)) != 0)
+		fail(err);
+	return pc;
+}
+
+/* A shard of it (the relay's, or a worker's). */
+static struct fo_engine *
+engine(struct fo_pipeline_conf *pc)
+{
+	struct fo_shard_conf sc = { .flow_capacity = 1024, .socket_id = SOCKET_ID_ANY };
+	struct fo_engine *e = fo_engine_create(pc, &sc);
+	char err[256];
+
+	if (e == NULL)
+		fail("engine");
+	if (fo_engine_build(e, err, sizeof(err)) != 0)
 		fail(err);
 	return e;
 }
@@ -99,6 +114,7 @@ main(int argc, char **argv)
 	struct shard shards[WORKERS];
 	struct fo_worker *relay;
 	struct fo_engine *relay_engine;
+	struct fo_pipeline_conf *pc;
 	struct rte_mempool *pool;
 	pthread_t threads[WORKERS + 1];
 	uint64_t expected, packets[WORKERS], handoff_full;
@@ -132,7 +148,8 @@ main(int argc, char **argv)
 			fail("rings");
 	}
 	relay = fo_worker_create(&wconf, SOCKET_ID_ANY);
-	relay_engine = engine(pool);
+	pc = pipeline_conf(pool);
+	relay_engine = engine(pc);
 	route.finite = 1;
 	route.expected_rx = expected;
 	if (relay == NULL || fo_worker_add_route(relay, &route) != 0 ||
@@ -145,12 +162,13 @@ main(int argc, char **argv)
 		if (fo_worker_add_outbox(relay, outboxes[i], 0, 0, NULL) != 0)
 			fail("outbox");
 		shards[i].w = fo_worker_create(&wconf, SOCKET_ID_ANY);
-		shards[i].e = engine(pool);
+		shards[i].e = engine(pc);
 		if (shards[i].w == NULL || fo_engine_set_shard(shards[i].e, i, WORKERS, inboxes, PATTERN) != 0 ||
 		    fo_engine_set_tx_ring(shards[i].e, 0, outboxes[i]) != 0 ||
 		    fo_worker_join_group(shards[i].w, group, inboxes[i], fo_engine_inbox, shards[i].e) != 0)
 			fail("worker");
 	}
+	fo_pipeline_conf_free(pc);   /* the shards hold it: freed with the last one */
 	/* Not an EAL lcore: plain threads (no mempool cache; the pool has none anyway). */
 	if (pthread_create(&threads[0], NULL, run_relay, relay) != 0)
 		fail("thread");
