@@ -12,7 +12,9 @@
            (streambench.py)
   scaling  the flow path and the bridge on N workers, one engine shard each, each fed by its own
            generator with connections it owns (as RSS delivers them), and the spreading mode: one
-           receiving worker handing the other shards' packets to their inboxes (fo_scalebench)
+           receiving worker handing the other shards' packets to their inboxes (fo_scalebench);
+           and the ways to spread one receiver's traffic compared: FlowOS's inboxes,
+           rte_distributor, an event_sw eventdev
 
 A benchmark is a function that takes the parsed arguments and returns a Report: a JSON-able dict
 and the text to show. Add one with an entry in BENCHMARKS.
@@ -863,11 +865,15 @@ def add_streams_args(p):
 # Scaling: fo_scalebench (benchmarks/fo_scalebench.c) runs the flow engine on N worker lcores, one
 # engine shard each, for each N asked for: each worker fed by its own generator on its own port
 # with connections it owns (what symmetric RSS delivers), and the spreading mode (one receiving
-# worker handing the other shards' packets to their inboxes)
+# worker handing the other shards' packets to their inboxes). Then the ways to spread one
+# receiver's traffic, compared (benchmarks/fo_spread.c): a receiver that only spreads, N - 1
+# workers that process, with the pipeline (inbox, distributor, eventdev) or freeing (*_bare).
 
 
 SCALEBENCH = ROOT / "build" / "release" / "benchmarks" / "fo_scalebench"
-SCALE_SCENARIOS = ("bridge", "pipeline", "spread")
+SPREADERS = ("inbox", "distributor", "eventdev")
+SPREAD_SCENARIOS = SPREADERS + tuple(f"{name}_bare" for name in SPREADERS)
+SCALE_SCENARIOS = ("bridge", "pipeline", "spread") + SPREAD_SCENARIOS
 SCALE_MEMORY_MB = (256, 128)       # EAL memory: a base, and per worker (a shard of 200k flows, its mbufs)
 SCALE_LIMIT_S = 120                # per run, beyond its measured seconds (EAL init, building the shards)
 # The issue's targets: aggregate Mpps with N workers over 1 worker, for these N.
@@ -935,6 +941,38 @@ def scaling_anomalies(name, n, r):
         if sum(e["flows_created"] for e in shards) != r["flows_per_worker"] * n:
             problems.append(f"{where}: the shards created {sum(e['flows_created'] for e in shards)} flows, "
                             f"{r['flows_per_worker'] * n} expected")
+    if name in SPREAD_SCENARIOS:
+        problems += spreading_anomalies(where, r, shards)
+    return problems
+
+
+def spreading_anomalies(where, r, shards):
+    """What in a run of one receiver spreading to workers says a flow was not kept on one worker in
+    order, or a packet was lost."""
+    problems = []
+    generated, others = r["workers"][0]["generated"], r["workers"][1:]
+    received = sum(w["received"] for w in others)
+    if received != generated:
+        problems.append(f"{where}: the receiver spread {generated} packets, the workers received {received}")
+    disorder = sum(w["disorder"] for w in others)
+    if disorder:
+        problems.append(f"{where}: {disorder} packets reached their worker out of their flow's order "
+                        f"(or were none of the traffic's)")
+    if r["flows_split"]:
+        problems.append(f"{where}: {r['flows_split']} of {r['flows']} connections reached more than one worker: "
+                        f"{r['spreader']} keeps a flow on one worker only while some of its packets are there, so "
+                        f"a flow table sharded by worker sees it as several flows")
+    if r["flow_visits"] < r["flows"]:
+        problems.append(f"{where}: {r['flows'] - r['flow_visits']} of {r['flows']} connections reached no worker")
+    if not r["bare"]:
+        processed = sum(e["packets"] for e in shards)
+        if processed != generated:
+            problems.append(f"{where}: the receiver spread {generated} packets, the workers' engines "
+                            f"processed {processed}")
+        created = sum(e["flows_created"] for e in shards)
+        if created != r["flow_visits"]:
+            problems.append(f"{where}: the workers' engines created {created} flows, the connections reached "
+                            f"workers {r['flow_visits']} times")
     return problems
 
 
@@ -948,6 +986,14 @@ def scaling_summary(name, n, good):
            "per_worker_mpps": [med(ws[i]["mpps"] for ws in receiving) for i in range(len(receiving[0]))],
            "cycles_per_packet": med(statistics.mean(w["cycles_per_packet"] for w in ws) for ws in receiving),
            "cpus": [w["cpu"] for w in good[0]["workers"]]}
+    if name in SPREAD_SCENARIOS:
+        # On a shared machine: how much of its timed seconds the receiver ran, and its CPU time per packet.
+        out["receiver_cpu_share"] = med(r["workers"][0]["cpu_seconds"] / r["workers"][0]["seconds"] for r in good)
+        out["receiver_cpu_ns_per_packet"] = med(r["workers"][0]["cpu_ns_per_packet"] for r in good)
+        out["flows_split_share"] = med(r["flows_split"] / r["flows"] for r in good)
+        out["disorder"] = max(sum(w["disorder"] for w in r["workers"][1:]) for r in good)
+        out["workers_busy_share"] = med(sum(w["busy_polls"] for w in r["workers"][1:]) /
+                                        max(1, sum(w["polls"] for w in r["workers"][1:])) for r in good)
     if name == "spread":
         shards = [[w["engine"] for w in r["workers"]] for r in good]
         out["handed_share"] = med(s[0]["handed_off"] / r["workers"][0]["generated"] for s, r in zip(shards, good))
@@ -1036,7 +1082,7 @@ def scaling_table(data):
              f"{data['loadavg'][0]:.2f}", "",
              f"{'scenario':<9} {'workers':>7} {'Mpps':>8} {'min':>7} {'max':>7} {'x 1 worker':>10} "
              f"{'cycles/pkt':>10} {'engine cycles/pkt':>17}  per worker Mpps"]
-    for name in SCALE_SCENARIOS:
+    for name in SCALE_SCENARIOS[:3]:
         one = sc.get(name if name != "spread" else "pipeline", {}).get(1, {}).get("median_mpps")
         for n, s in sc.get(name, {}).items():
             if "error" in s:
@@ -1061,6 +1107,7 @@ def scaling_table(data):
                      f"(expected {s['expected_handed_share']:.1%}); the receiver found an inbox full "
                      f"{s['handoff_full']:.0f} times; the other workers found packets in "
                      f"{s['others_busy_share']:.1%} of their polls")
+    lines += spreading_table(sc)
     for key, t in data["targets"].items():
         name, n = key.split("_")[0], key.split("_")[1]
         verdict = "not measured" if t["met"] is None else "met" if t["met"] else "NOT met"
@@ -1069,6 +1116,36 @@ def scaling_table(data):
     for problem in data["anomalies"]:
         lines.append(f"warning: {problem}")
     return "\n".join(lines)
+
+
+def spreading_table(sc):
+    """The ways to spread one receiver's traffic, side by side, for each worker count measured."""
+    counts = sorted({n for name in SPREAD_SCENARIOS for n in sc.get(name, {})})
+    if not counts:
+        return []
+    lines = ["", "spreading one receiver's traffic to the other workers (the receiver only spreads; Mpps: what "
+                 "reaches the workers; cycles/pkt: at the receiver, its generator included)", "",
+             f"{'spreader':<12} {'workers':>7} {'Mpps':>8} {'min':>7} {'max':>7} {'bare Mpps':>9} "
+             f"{'bare cycles/pkt':>15} {'bare CPU ns/pkt':>15} {'CPU share':>9} {'flows split':>11} {'disorder':>8}"]
+    for n in counts:
+        for way in SPREADERS:
+            s, b = sc.get(way, {}).get(n), sc.get(f"{way}_bare", {}).get(n)
+            if s is None and b is None:
+                continue
+            if "error" in (s or {}) or "error" in (b or {}):
+                lines.append(f"{way:<12} {n - 1:>7} {(s or {}).get('error') or b['error']}")
+                continue
+            main = f"{s['median_mpps']:8.2f} {min(s['runs_mpps']):7.2f} {max(s['runs_mpps']):7.2f}" if s else \
+                f"{'-':>8} {'-':>7} {'-':>7}"
+            bare = f"{b['median_mpps']:9.2f} {b['cycles_per_packet']:15.0f} {b['receiver_cpu_ns_per_packet']:15.1f}" \
+                if b else f"{'-':>9} {'-':>15} {'-':>15}"
+            share = min(x["receiver_cpu_share"] for x in (s, b) if x)
+            split = max(x["flows_split_share"] for x in (s, b) if x)
+            disorder = max(x["disorder"] for x in (s, b) if x)
+            lines.append(f"{way:<12} {n - 1:>7} {main} {bare} {share:9.0%} {split:11.1%} {disorder:8d}")
+    lines += ["(workers: processing workers besides the receiver; CPU share: the least share of its timed seconds "
+              "the receiver ran, below 100 % when the machine is shared)"]
+    return lines
 
 
 def worker_counts(text):

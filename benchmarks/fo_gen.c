@@ -446,6 +446,34 @@ gen_stream_packet(struct fo_gen *g, struct rte_mbuf *m, uint16_t port)
 	m->port = port;
 }
 
+/* The connection a TCP packet of the traffic belongs to (connection()'s inverse) and its direction, or -1. */
+static inline int64_t
+connection_of(const struct rte_mbuf *m, int *dir)
+{
+	const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *);
+	const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)(p + sizeof(struct rte_ether_hdr));
+	const struct rte_tcp_hdr *tcp;
+	uint32_t client, cport;
+
+	if (m->data_len < FO_GEN_HDR_LEN || ip->next_proto_id != IPPROTO_TCP)
+		return -1;
+	tcp = (const struct rte_tcp_hdr *)((const uint8_t *)ip + (ip->version_ihl & 0xf) * 4);
+	*dir = (rte_be_to_cpu_32(ip->src_addr) >> 24) != (FO_GEN_CLIENT_NET >> 24);
+	client = rte_be_to_cpu_32(*dir ? ip->dst_addr : ip->src_addr) - FO_GEN_CLIENT_NET;
+	cport = (uint32_t)rte_be_to_cpu_16(*dir ? tcp->dst_port : tcp->src_port) - 32768;
+	if (client >= (1u << 24) || cport >= 4 * 4096)
+		return -1;
+	return (int64_t)(client << 2 | cport >> 12);
+}
+
+int64_t
+fo_gen_connection_index(const struct rte_mbuf *m)
+{
+	int dir;
+
+	return connection_of(m, &dir);
+}
+
 /* Reads what the receiver got from a packet the engine sent (its sequence numbers). */
 static inline void
 observe(struct fo_gen_stream *st, struct rte_mbuf *m)
@@ -453,25 +481,19 @@ observe(struct fo_gen_stream *st, struct rte_mbuf *m)
 	const uint8_t *p = rte_pktmbuf_mtod(m, const uint8_t *);
 	const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)(p + sizeof(struct rte_ether_hdr));
 	const struct rte_tcp_hdr *tcp;
-	uint32_t client, cport, i, t, seq, end, hlen;
+	uint32_t t, seq, end, hlen;
+	int64_t i;
 	int dir;
 
 	st->stats.observed++;
-	if (m->data_len < FO_GEN_HDR_LEN || ip->next_proto_id != IPPROTO_TCP) {
+	i = connection_of(m, &dir);
+	if (i < 0 || i >= st->flows) {
 		st->stats.unknown++;
 		return;
 	}
 	hlen = (ip->version_ihl & 0xf) * 4;
 	tcp = (const struct rte_tcp_hdr *)((const uint8_t *)ip + hlen);
-	dir = (rte_be_to_cpu_32(ip->src_addr) >> 24) != (FO_GEN_CLIENT_NET >> 24);
-	client = rte_be_to_cpu_32(dir ? ip->dst_addr : ip->src_addr) - FO_GEN_CLIENT_NET;
-	cport = rte_be_to_cpu_16(dir ? tcp->dst_port : tcp->src_port) - 32768;
-	i = client << 2 | cport >> 12;
-	if (client >= (1u << 24) || cport >= 4 * 4096 || i >= st->flows) {
-		st->stats.unknown++;
-		return;
-	}
-	t = i << 1 | dir;
+	t = (uint32_t)i << 1 | dir;
 	seq = rte_be_to_cpu_32(tcp->sent_seq);
 	end = seq + rte_be_to_cpu_16(ip->total_length) - hlen - (tcp->data_off >> 4) * 4 +
 		!!(tcp->tcp_flags & (RTE_TCP_SYN_FLAG | RTE_TCP_FIN_FLAG));

@@ -110,6 +110,9 @@ void fo_gen_rig_free(struct fo_gen_rig *rig);
 /* Connection i of the traffic fo_gen_init makes (unique for i < 2^26). */
 void fo_gen_connection(uint64_t i, struct fo_gen_tuple *c);
 
+/* The i of the connection fo_gen_connection(i) a packet of the traffic belongs to, either direction; -1: none. */
+int64_t fo_gen_connection_index(const struct rte_mbuf *m);
+
 /* Traffic of `flows` connections, or (new_each_packet) one packet per new connection. */
 void fo_gen_init(struct fo_gen *g, uint32_t flows, int new_each_packet, uint8_t tcp_flags);
 

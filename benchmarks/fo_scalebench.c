@@ -21,6 +21,19 @@
  *             sending on their own TX queue of worker 0's port (whose mbufs they free, as a NIC's
  *             TX completion would; worker 0's generator takes them from the pool again).
  *
+ * The ways to spread one receiver's traffic (fo_spread.h), compared: worker 0 only receives and
+ * spreads flows x (workers - 1) connections to the other workers, which process what they get
+ * with an engine of their own (the same pipeline) and send on their TX queue of worker 0's port.
+ * Each packet's flow hash is computed alike (as the engine's steering does), then:
+ *
+ *   inbox        handed to its owner's inbox (the spreading mode's handover, receiver aside)
+ *   distributor  rte_distributor, the hash its flow tag
+ *   eventdev     an event_sw device's atomic queue, its scheduler run by the receiver
+ *   *_bare       the same, but the workers free what they receive: what the receiver alone reaches
+ *
+ * At every worker, a check (fo_spread_check) counts packets out of order and connections that
+ * reached more than one worker (which a flow table sharded by worker would see as two flows).
+ *
  * Each worker times its own bursts after one pass over its traffic (which creates every flow)
  * and `warmup` seconds; the workers start together. One JSON object goes to stdout, progress to
  * stderr.
@@ -31,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rte_common.h>
 #include <rte_cycles.h>
@@ -50,6 +64,7 @@
 
 #include "fo_benchengine.h"
 #include "fo_gen.h"
+#include "fo_spread.h"
 
 #define BURST 32
 #define POOL_PER_WORKER 8192        /* mbufs per worker (one less in all: a ring's size) */
@@ -61,17 +76,26 @@ enum mode {
 	M_BRIDGE,       /* per worker: generator and port, no engine */
 	M_RSS,          /* per worker: generator, port and shard, connections it owns */
 	M_SPREAD,       /* worker 0 receives every connection and hands over the others' */
+	M_SPREAD_ONLY,  /* worker 0 only receives and spreads (fo_spread), the others process */
 };
 
 struct scenario {
 	const char *name;
 	enum mode mode;
+	enum fo_spread_kind spread;     /* M_SPREAD_ONLY */
+	int bare;                       /* M_SPREAD_ONLY: the workers free what they receive */
 };
 
 static const struct scenario scenarios[] = {
-	{ "bridge", M_BRIDGE },
-	{ "pipeline", M_RSS },
-	{ "spread", M_SPREAD },
+	{ "bridge", M_BRIDGE, 0, 0 },
+	{ "pipeline", M_RSS, 0, 0 },
+	{ "spread", M_SPREAD, 0, 0 },
+	{ "inbox", M_SPREAD_ONLY, FO_SPREAD_INBOX, 0 },
+	{ "distributor", M_SPREAD_ONLY, FO_SPREAD_DISTRIBUTOR, 0 },
+	{ "eventdev", M_SPREAD_ONLY, FO_SPREAD_EVENTDEV, 0 },
+	{ "inbox_bare", M_SPREAD_ONLY, FO_SPREAD_INBOX, 1 },
+	{ "distributor_bare", M_SPREAD_ONLY, FO_SPREAD_DISTRIBUTOR, 1 },
+	{ "eventdev_bare", M_SPREAD_ONLY, FO_SPREAD_EVENTDEV, 1 },
 };
 
 struct worker {
@@ -86,6 +110,8 @@ struct worker {
 	uint64_t cycles;
 	uint64_t generated;             /* everything its generator made, the first pass included */
 	uint64_t polls, busy;           /* M_SPREAD, workers > 0: inbox polls, and those that found packets */
+	uint64_t received, disorder;    /* M_SPREAD_ONLY, workers > 0: packets, and fo_spread_check's count */
+	double cpu_seconds;             /* M_SPREAD_ONLY, the receiver: CPU time its timed seconds had */
 } __rte_cache_aligned;
 
 /* One run of a scenario: what every worker reads. */
@@ -97,6 +123,7 @@ struct run {
 	uint16_t generating;            /* workers with a generator: all, or (M_SPREAD) worker 0 */
 	uint32_t ready;                 /* workers through their first pass */
 	uint32_t done;                  /* generating workers through their timed bursts */
+	struct fo_spread *spread;       /* M_SPREAD_ONLY */
 };
 
 static struct rte_mempool *pool;
@@ -105,6 +132,9 @@ static uint16_t n_workers;
 static int socket_id;
 static struct fo_steer steer;
 static uint16_t steer_pattern = 0x6D5A;   /* flowos/runner.py's STEER_PATTERN */
+static struct fo_spread *spreaders[FO_SPREAD_KINDS];   /* made once: a distributor cannot be freed */
+static int spreader_errno[FO_SPREAD_KINDS];
+static struct fo_spread_check check;    /* M_SPREAD_ONLY */
 
 /* ------------------------------------------------------------------------------------------- */
 /* Traffic */
@@ -191,6 +221,7 @@ teardown(void)
 		k->inbox = NULL;
 		k->tuples = NULL;
 	}
+	fo_spread_check_fini(&check);
 }
 
 /* Ports, inboxes, shards and traffic for sc. Returns 0 or -1 with the reason in err. */
@@ -198,6 +229,7 @@ static int
 setup(const struct run *r, char *err)
 {
 	const enum mode mode = r->sc->mode;
+	const int spreading = mode == M_SPREAD || mode == M_SPREAD_ONLY;
 	struct rte_ring *inboxes[FO_MAX_WORKERS];
 	char name[RTE_RING_NAMESIZE];
 	uint16_t w;
@@ -207,7 +239,12 @@ setup(const struct run *r, char *err)
 		memset(&workers[w].rig, 0, sizeof(workers[w].rig));
 		workers[w].rig.port = -1;
 	}
-	if (mode == M_SPREAD && n_workers > FO_GEN_MAX_TX_QUEUES) {
+	if (mode == M_SPREAD_ONLY && r->spread == NULL) {
+		snprintf(err, ERRLEN, "cannot make the %s spreader: %s", fo_spread_kind_name(r->sc->spread),
+			 rte_strerror(spreader_errno[r->sc->spread]));
+		return -1;
+	}
+	if (spreading && n_workers > FO_GEN_MAX_TX_QUEUES) {
 		snprintf(err, ERRLEN, "the spreading mode's port has at most %d TX queues, one per worker",
 			 FO_GEN_MAX_TX_QUEUES);
 		return -1;
@@ -223,15 +260,14 @@ setup(const struct run *r, char *err)
 			snprintf(err, ERRLEN, "cannot create an inbox: %s", rte_strerror(rte_errno));
 			return -1;
 		}
-		if (mode == M_SPREAD && w > 0)
+		if (spreading && w > 0)
 			continue;
 		snprintf(name, sizeof(name), "sb_ring%u", w);
 		/*
-		 * M_SPREAD: a TX queue per worker. Otherwise one, which a packet's owner would send on
+		 * Spreading: a TX queue per worker. Otherwise one, which a packet's owner would send on
 		 * if the dealing disagreed with the engine (the run reports the handover): shared.
 		 */
-		ret = fo_gen_rig_create_txq(&k->rig, name, pool, socket, mode == M_SPREAD ? n_workers : 1,
-					    mode != M_SPREAD);
+		ret = fo_gen_rig_create_txq(&k->rig, name, pool, socket, spreading ? n_workers : 1, !spreading);
 		if (ret != 0) {
 			snprintf(err, ERRLEN, "cannot create a net_ring port: %s", rte_strerror(-ret));
 			return -1;
@@ -241,21 +277,27 @@ setup(const struct run *r, char *err)
 		snprintf(err, ERRLEN, "cannot deal the connections to the workers");
 		return -1;
 	}
+	ret = mode == M_SPREAD_ONLY ? fo_spread_check_init(&check, r->flows * (n_workers - 1u), socket_id) : 0;
+	if (ret != 0) {
+		snprintf(err, ERRLEN, "cannot make the spreading check: %s", rte_strerror(-ret));
+		return -1;
+	}
 	for (w = 0; w < n_workers; w++) {
 		struct worker *k = &workers[w];
 		/* A shard holds `flows` flows (M_SPREAD: about that), in a table of twice as many. */
 		uint32_t capacity = 2 * r->flows;
 
-		if (mode == M_BRIDGE)
+		if (mode == M_BRIDGE || (mode == M_SPREAD_ONLY && (w == 0 || r->sc->bare)))
 			continue;
 		k->e = fo_bench_engine_create(FO_BENCH_PIPELINE, 1, capacity, pool,
 					      (int)rte_lcore_to_socket_id(k->lcore), err, ERRLEN);
 		if (k->e == NULL)
 			return -1;
-		ret = fo_engine_set_shard(k->e, w, n_workers, inboxes, steer_pattern);
+		/* M_SPREAD_ONLY: one engine per worker, unaware of the others (the spreader keeps flows apart). */
+		ret = mode == M_SPREAD_ONLY ? 0 : fo_engine_set_shard(k->e, w, n_workers, inboxes, steer_pattern);
 		if (ret == 0)
-			ret = fo_engine_set_txq(k->e, mode == M_SPREAD ? workers[0].rig.port : k->rig.port,
-						mode == M_SPREAD ? w : 0, NULL);
+			ret = fo_engine_set_txq(k->e, spreading ? workers[0].rig.port : k->rig.port, spreading ? w : 0,
+						NULL);
 		if (ret != 0) {
 			snprintf(err, ERRLEN, "cannot make the engine a shard: %s", strerror(-ret));
 			return -1;
@@ -266,11 +308,16 @@ setup(const struct run *r, char *err)
 
 		if (mode == M_RSS)
 			fo_gen_init_tuples(&k->g, k->tuples, r->flows, RTE_TCP_ACK_FLAG);
+		else if (mode == M_SPREAD_ONLY)
+			fo_gen_init(&k->g, r->flows * (n_workers - 1u), 0, RTE_TCP_ACK_FLAG);
 		else
 			fo_gen_init(&k->g, mode == M_SPREAD ? r->flows * n_workers : r->flows, 0, RTE_TCP_ACK_FLAG);
 		k->packets = 0;
-		k->cycles = k->generated = k->polls = k->busy = 0;
+		k->cycles = k->generated = k->polls = k->busy = k->received = k->disorder = 0;
+		k->cpu_seconds = 0;
 	}
+	if (mode == M_SPREAD_ONLY)
+		fo_spread_reset(r->spread);
 	return 0;
 }
 
@@ -342,6 +389,101 @@ drain_until_done(struct run *r, struct worker *k, uint16_t w)
 	}
 }
 
+/*
+ * The receiver of M_SPREAD_ONLY: bursts from its generator, tagged and spread, until `packets`
+ * have gone (0: for `seconds`). Returns the packets, or -ENOMEM / -EINVAL (a packet that does not
+ * decode), and sets the TSC cycles they took.
+ */
+static int64_t
+spread_for(struct run *r, struct worker *k, uint64_t packets, double seconds, uint64_t *cycles)
+{
+	uint64_t start = rte_rdtsc(), end = start + (uint64_t)(seconds * rte_get_tsc_hz()), now;
+	const uint16_t port = (uint16_t)k->rig.port;
+	struct rte_mbuf *pkts[BURST];
+	int64_t done = 0;
+
+	do {
+		if (fo_gen_burst(&k->g, &k->rig, pkts, BURST) != 0)
+			return -ENOMEM;
+		if (fo_spread_tag(r->spread, pkts, BURST, port) != 0) {
+			rte_pktmbuf_free_bulk(pkts, BURST);
+			return -EINVAL;
+		}
+		fo_spread_check_stamp(&check, pkts, BURST);
+		fo_spread_send(r->spread, pkts, BURST);
+		done += BURST;
+		now = rte_rdtsc();
+	} while (packets > 0 ? (uint64_t)done < packets : now < end);
+	*cycles = now - start;
+	return done;
+}
+
+static double
+thread_cpu_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * The receiver of M_SPREAD_ONLY: a pass that makes every flow, warm-up, `seconds` timed, the end.
+ * Its CPU time in the timed seconds says how much of them it ran, on a machine it shares.
+ */
+static void
+receive_and_spread(struct run *r, struct worker *k)
+{
+	int64_t pass, warm = -ENOMEM, timed = -ENOMEM;
+	uint64_t cycles;
+	double cpu = 0;
+
+	pass = spread_for(r, k, k->g.period, 0, &cycles);
+	if (pass >= 0)
+		warm = spread_for(r, k, 0, r->warmup, &cycles);
+	if (warm >= 0) {
+		cpu = thread_cpu_seconds();
+		timed = spread_for(r, k, 0, r->seconds, &k->cycles);
+		k->cpu_seconds = thread_cpu_seconds() - cpu;
+	}
+	/* Whatever failed, the workers get every packet that went and are let go. */
+	fo_spread_finish(r->spread);
+	k->packets = timed < 0 ? (pass < 0 ? pass : warm < 0 ? warm : timed) : timed;
+	k->generated = timed >= 0 ? (uint64_t)(pass + warm + timed) : 0;
+}
+
+/*
+ * A worker of M_SPREAD_ONLY: checks and processes (or frees) what the spreader gives it, and frees
+ * what its TX queue holds, until the receiver says the run is over and nothing more comes.
+ */
+static void
+work_spread(struct run *r, struct worker *k, uint16_t w)
+{
+	struct rte_mbuf *pkts[FO_SPREAD_MAX_RECEIVE];
+	uint16_t n;
+
+	for (;;) {
+		int over = fo_spread_over(r->spread);
+
+		n = fo_spread_receive(r->spread, w - 1, pkts);
+		k->polls++;
+		if (n > 0) {
+			k->busy++;
+			k->received += n;
+			k->disorder += fo_spread_check(&check, w - 1, pkts, n);
+			if (k->e != NULL)
+				fo_engine_inbox(k->e, pkts, n);
+			else
+				rte_pktmbuf_free_bulk(pkts, n);
+		}
+		if (k->e != NULL)   /* what its engine sent */
+			fo_gen_rig_drain_queue(&workers[0].rig, w);
+		if (n == 0 && over)
+			break;
+	}
+	fo_spread_leave(r->spread, w - 1);
+}
+
 static int
 worker_main(void *arg)
 {
@@ -354,6 +496,13 @@ worker_main(void *arg)
 	if (w == n_workers)
 		return -EINVAL;
 	k = &workers[w];
+	if (r->sc->mode == M_SPREAD_ONLY) {
+		if (w == 0)
+			receive_and_spread(r, k);
+		else
+			work_spread(r, k, w);
+		return 0;
+	}
 	if (w < r->generating) {
 		generate(r, k);
 		__atomic_fetch_add(&r->done, 1, __ATOMIC_ACQ_REL);
@@ -391,7 +540,7 @@ print_workers(const struct run *r)
 	printf("\"workers\": [");
 	for (w = 0; w < n_workers; w++) {
 		const struct worker *k = &workers[w];
-		int receives = r->sc->mode != M_SPREAD || w == 0;
+		int receives = (r->sc->mode != M_SPREAD && r->sc->mode != M_SPREAD_ONLY) || w == 0;
 
 		printf("%s{\"worker\": %u, \"lcore\": %u, \"cpu\": %d, \"receives\": %s, ", w ? ", " : "", w, k->lcore,
 		       rte_lcore_to_cpu_id((int)k->lcore), receives ? "true" : "false");
@@ -403,6 +552,12 @@ print_workers(const struct run *r)
 		else if (!receives)
 			printf("\"polls\": %lu, \"busy_polls\": %lu, ", (unsigned long)k->polls,
 			       (unsigned long)k->busy);
+		if (receives && r->sc->mode == M_SPREAD_ONLY && k->packets > 0)
+			printf("\"cpu_seconds\": %.4f, \"cpu_ns_per_packet\": %.1f, ", k->cpu_seconds,
+			       k->cpu_seconds * 1e9 / (double)k->packets);
+		if (!receives && r->sc->mode == M_SPREAD_ONLY)
+			printf("\"received\": %lu, \"disorder\": %lu, ", (unsigned long)k->received,
+			       (unsigned long)k->disorder);
 		print_engine(k->e);
 		printf("}");
 	}
@@ -414,7 +569,8 @@ static int
 run_scenario(const struct scenario *sc, uint32_t flows, double seconds, double warmup)
 {
 	struct run r = { .sc = sc, .workers = n_workers, .flows = flows, .seconds = seconds, .warmup = warmup,
-			 .generating = sc->mode == M_SPREAD ? 1 : n_workers };
+			 .generating = sc->mode == M_SPREAD || sc->mode == M_SPREAD_ONLY ? 1 : n_workers,
+			 .spread = sc->mode == M_SPREAD_ONLY ? spreaders[sc->spread] : NULL };
 	size_t heap_before = fo_bench_heap_used();
 	char err[ERRLEN] = "";
 	int failed = 0, ret;
@@ -444,6 +600,14 @@ run_scenario(const struct scenario *sc, uint32_t flows, double seconds, double w
 	printf("\"flows_per_worker\": %u, ", flows);
 	if (sc->mode == M_SPREAD)
 		printf("\"expected_handed_share\": %.6f, ", away_share(flows * n_workers));
+	if (sc->mode == M_SPREAD_ONLY) {
+		uint64_t split, visits;
+
+		fo_spread_check_sum(&check, &split, &visits);
+		printf("\"spreader\": \"%s\", \"bare\": %s, \"flows\": %u, \"flows_split\": %lu, \"flow_visits\": %lu, ",
+		       fo_spread_kind_name(sc->spread), sc->bare ? "true" : "false", check.flows,
+		       (unsigned long)split, (unsigned long)visits);
+	}
 	print_workers(&r);
 	teardown();
 	/* What the shards left allocated, and mbufs neither in the pool nor in a ring. */
@@ -473,6 +637,27 @@ assign_lcores(void)
 	RTE_LCORE_FOREACH_WORKER(lcore)
 		if (n_workers < FO_MAX_WORKERS)
 			workers[n_workers++].lcore = lcore;
+}
+
+/*
+ * The spreaders the selected scenarios use, for every worker but the receiver: before any
+ * scenario, as a distributor is never freed (its memory is not the scenario's leak).
+ */
+static void
+make_spreaders(const char *only)
+{
+	size_t i;
+
+	for (i = 0; n_workers >= 2 && i < RTE_DIM(scenarios); i++) {
+		const struct scenario *sc = &scenarios[i];
+
+		if (sc->mode != M_SPREAD_ONLY || spreaders[sc->spread] != NULL || spreader_errno[sc->spread] != 0 ||
+		    !fo_bench_selected(only, sc->name))
+			continue;
+		spreaders[sc->spread] = fo_spread_create(sc->spread, n_workers - 1, steer_pattern, socket_id);
+		if (spreaders[sc->spread] == NULL)
+			spreader_errno[sc->spread] = rte_errno;
+	}
 }
 
 int
@@ -541,7 +726,8 @@ main(int argc, char **argv)
 	socket_id = (int)rte_socket_id();
 	pool = rte_pktmbuf_pool_create("sb_pool", POOL_PER_WORKER * n_workers - 1, POOL_CACHE, 0,
 				       RTE_MBUF_DEFAULT_BUF_SIZE, socket_id);
-	if (pool == NULL || fo_pkt_meta_register() != 0) {
+	/* The dynamic fields once, before any scenario (their registration allocates). */
+	if (pool == NULL || fo_pkt_meta_register() != 0 || fo_spread_check_register() != 0) {
 		fprintf(stderr, "fo_scalebench: cannot create the mbuf pool: %s\n", rte_strerror(rte_errno));
 		rte_eal_cleanup();
 		return 1;
@@ -558,13 +744,15 @@ main(int argc, char **argv)
 		rte_eal_cleanup();
 		return 1;
 	}
+	make_spreaders(only);
 	printf("{\"benchmark\": \"scaling\", \"memory\": \"%s\", \"tsc_hz\": %lu, \"burst\": %d, \"frame_len\": %d, "
 	       "\"workers\": %u, \"flows_per_worker\": %lu, \"steer_pattern\": %u, \"seconds\": %g, \"warmup\": %g, "
 	       "\"scenarios\": {", rte_eal_has_hugepages() ? "hugepages" : "no-huge", (unsigned long)rte_get_tsc_hz(),
 	       BURST, FO_GEN_FRAME_LEN + 4, n_workers, flows, steer_pattern, seconds, warmup);
 	for (i = 0; i < RTE_DIM(scenarios); i++) {
 		/* One worker spreads nothing: the spreading mode's baseline is pipeline on one worker. */
-		if (!fo_bench_selected(only, scenarios[i].name) || (scenarios[i].mode == M_SPREAD && n_workers < 2))
+		if (!fo_bench_selected(only, scenarios[i].name) ||
+		    ((scenarios[i].mode == M_SPREAD || scenarios[i].mode == M_SPREAD_ONLY) && n_workers < 2))
 			continue;
 		if (!first)
 			printf(", ");
@@ -573,6 +761,8 @@ main(int argc, char **argv)
 		fflush(stdout);
 	}
 	printf("}}\n");
+	for (i = 0; i < FO_SPREAD_KINDS; i++)
+		fo_spread_free(spreaders[i]);
 	rte_mempool_free(pool);
 	rte_eal_cleanup();
 	return failed;
