@@ -14,6 +14,7 @@ each is run in process (one worker thread, today's Python tier) and with 1..N wo
 """
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,14 +33,16 @@ class PyScaleError(Exception):
 
 
 def loop_capture(path, flows):
-    """A capture of LOOP_PACKETS UDP packets, `flows` connections in turn (scapy, as the tests)."""
+    """A capture of LOOP_PACKETS UDP packets, `flows` connections in turn (scapy, as the tests).
+    Source address and port vary apart: the symmetric hash folds the XOR of the 16-bit words, so
+    ports that follow the address would give every connection one worker."""
     from scapy.all import IP, UDP, Ether, Raw, wrpcap
     frames = []
     for i in range(LOOP_PACKETS):
         c = i % flows
         frames.append(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") /
                       IP(src=f"10.{c >> 16 & 255}.{c >> 8 & 255}.{c & 255}", dst="10.200.0.1") /
-                      UDP(sport=1024 + c % 60000, dport=443 if c % 4 == 0 else 80) / Raw(b"x" * 18))
+                      UDP(sport=10000 + c * 7919 % 50000, dport=443 if c % 4 == 0 else 80) / Raw(b"x" * 18))
     wrpcap(str(path), frames)
 
 
@@ -47,9 +50,9 @@ def loop_config(path, capture, processor, workers, processes, cpus, memory_mode,
     """flowos-run's configuration for one run (JSON is YAML)."""
     config = {
         "eal": {"memory": memory_mode, "worker_cpus": cpus, "file_prefix": prefix},
-        "ports": [{"name": "feed", "vdev": f"net_pcap_{prefix},rx_pcap={capture},tx_pcap=/dev/null"},
-                  {"name": "a", "vdev": f"net_ring_{prefix}a"},
-                  {"name": "b", "vdev": f"net_ring_{prefix}b"}],
+        "ports": [{"name": "feed", "vdev": f"net_pcap0,rx_pcap={capture},tx_pcap=/dev/null"},
+                  {"name": "a", "vdev": "net_ring0"},
+                  {"name": "b", "vdev": "net_ring1"}],
         "forward": ["feed -> a", "a -> b", "b -> a"],
         "run": {"workers": workers, "burst": BURST, "worker_processes": "always" if processes else "auto"},
         "engine": {"capacity": 65536},
@@ -63,7 +66,7 @@ def ring_laps(flowos_ctl, prefix):
     done = subprocess.run([flowos_ctl, "-f", prefix, "stats"], capture_output=True, text=True, timeout=30)
     if done.returncode != 0:
         raise PyScaleError(f"flowos-ctl stats failed: {done.stderr.strip() or done.stdout.strip()}")
-    ports = json.loads(done.stdout)["ports"]
+    ports = {p["name"]: p for p in json.loads(done.stdout)["ports"]}
     return sum(int(ports[name]["rx_packets"]) for name in ("a", "b"))
 
 
@@ -101,7 +104,7 @@ def wait_running(proc, flowos_ctl, prefix):
     deadline = time.monotonic() + READY_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise PyScaleError(f"flowos-run exited {proc.returncode} at start:\n{proc.stdout.read()[-2000:]}")
+            raise PyScaleError(f"flowos-run exited {proc.returncode} at start:\n{proc.stdout.read()[:3000]}")
         try:
             laps = ring_laps(flowos_ctl, prefix)
             if laps > LOOP_PACKETS:
@@ -121,6 +124,92 @@ def stop(proc):
         proc.kill()
         output, _ = proc.communicate()
     return output
+
+
+# The issue's targets: n worker processes over one, and one worker process over one worker thread.
+TARGET_PROCESSES = {2: 1.7, 14: 12.0}
+TARGET_PROCESS_COST = 0.95
+
+
+def runs(flowos_run, scenarios, counts, cpus, memory_mode, reps, seconds, warmup, flows, log):
+    """reps rounds, alternating: each scenario on one worker thread (in process: today's Python tier)
+    and on each count of worker processes. Returns {scenario: {label: [run, ...]}}, label "thread"
+    or the count of processes."""
+    out = {name: {} for name in scenarios}
+    with tempfile.TemporaryDirectory(prefix="pyscale-") as workdir:
+        for rep in range(1, reps + 1):
+            for name in scenarios:
+                for label in ["thread"] + list(counts):
+                    n = 1 if label == "thread" else label
+                    r = run_once(flowos_run, name, n, label != "thread", cpus[:n], memory_mode, seconds, warmup,
+                                 flows, workdir)
+                    out[name].setdefault(label, []).append(r)
+                    log(f"  run {rep}/{reps}, {name}, " + ("1 worker thread" if label == "thread" else
+                                                           f"{n} worker processes") + f": {r['mpps']:.2f} Mpps")
+    return out
+
+
+def anomalies(name, label, r):
+    """What makes a run's figure unfit: packets lost round the loop, mbufs left, a fault."""
+    report, problems = r["report"], []
+    where = f"{name}, {label}"
+    lost = report["totals"]["dropped"] + sum(p["tx_unsent"] for p in report["ports"])
+    if lost:
+        problems.append(f"{where}: {lost} packets dropped or refused: the loop lost them")
+    # At the end every packet of the loop is in it (in a ring port's queue), and no other mbuf is out.
+    held = report["mbufs"]["in_use_at_exit"]
+    if held != LOOP_PACKETS - lost:
+        problems.append(f"{where}: {held} mbufs out of the pool at the end, not the loop's {LOOP_PACKETS - lost}")
+    faults = [p for flow in report["engine"]["flows"] for p in flow["processors"] if p["report"].get("faults")]
+    for p in faults:
+        problems.append(f"{where}: {p['name']} faulted {p['report']['faults']} times")
+    return problems
+
+
+def summary(rs):
+    mpps = [r["mpps"] for r in rs]
+    return {"median_mpps": statistics.median(mpps), "runs_mpps": mpps}
+
+
+def results(all_runs):
+    """Medians per scenario and label, the ratios against the targets, and the anomalies."""
+    data, problems, targets = {}, [], {}
+    for name, by_label in all_runs.items():
+        data[name] = {str(label): summary(rs) for label, rs in by_label.items()}
+        for label, rs in by_label.items():
+            for r in rs:
+                problems += anomalies(name, label, r)
+        one = data[name].get("1", {}).get("median_mpps")
+        thread = data[name]["thread"]["median_mpps"]
+        if one:
+            targets[f"{name}_process_cost"] = {"value": one / thread, "target": TARGET_PROCESS_COST,
+                                               "met": one / thread >= TARGET_PROCESS_COST}
+        for n, goal in TARGET_PROCESSES.items():
+            got = data[name].get(str(n), {}).get("median_mpps")
+            value = got / one if got and one else None
+            targets[f"{name}_{n}"] = {"value": value, "target": goal, "met": None if value is None else value >= goal}
+    return data, targets, sorted(set(problems))
+
+
+def table(data, targets):
+    lines = ["", "Python processors on worker processes (flowos-run on a closed loop of two net_ring ports; Mpps: "
+                 "laps of the loop; x 1 process: against one worker process)", "",
+             f"{'scenario':<14} {'workers':<12} {'Mpps':>8} {'min':>7} {'max':>7} {'x 1 process':>11}"]
+    for name, by_label in data.items():
+        one = by_label.get("1", {}).get("median_mpps")
+        for label, s in by_label.items():
+            what = "1 thread" if label == "thread" else f"{label} process" + ("es" if label != "1" else "")
+            times = f"{s['median_mpps'] / one:.2f}" if one else "-"
+            lines.append(f"{name:<14} {what:<12} {s['median_mpps']:8.2f} {min(s['runs_mpps']):7.2f} "
+                         f"{max(s['runs_mpps']):7.2f} {times:>11}")
+    for key, t in targets.items():
+        verdict = "not measured" if t["met"] is None else "met" if t["met"] else "NOT met"
+        value = "-" if t["value"] is None else f"{t['value']:.2f}x"
+        what = ("1 worker process / 1 worker thread" if key.endswith("_process_cost") else
+                f"{key.rsplit('_', 1)[1]} worker processes / 1")
+        lines.append(f"target {key.rsplit('_', 2)[0] if key.endswith('_process_cost') else key.rsplit('_', 1)[0]}, "
+                     f"{what}: {value}, target >= {t['target']:g}x: {verdict}")
+    return lines
 
 
 if __name__ == "__main__":      # one run, for trying it by hand: pyscale.py WORKERS [t|p]
