@@ -14,7 +14,8 @@
            generator with connections it owns (as RSS delivers them), and the spreading mode: one
            receiving worker handing the other shards' packets to their inboxes (fo_scalebench);
            and the ways to spread one receiver's traffic compared: FlowOS's inboxes,
-           rte_distributor, an event_sw eventdev
+           rte_distributor, an event_sw eventdev; and Python processors on 1 worker thread
+           against N worker processes: flowos-run itself on a closed loop (pyscale.py)
 
 A benchmark is a function that takes the parsed arguments and returns a Report: a JSON-able dict
 and the text to show. Add one with an entry in BENCHMARKS.
@@ -38,6 +39,8 @@ from flowos.config import DATA_ROOM, PoolConfig
 from flowos.devices import PortSpec
 from flowos.eal_args import lcore_map, parse_cpus
 from flowos.errors import FlowOSError
+
+import pyscale
 
 FLOWOS_RUN = Path(sys.executable).with_name("flowos-run")
 TESTPMD = "dpdk-testpmd"
@@ -874,6 +877,7 @@ SCALEBENCH = ROOT / "build" / "release" / "benchmarks" / "fo_scalebench"
 SPREADERS = ("inbox", "distributor", "eventdev")
 SPREAD_SCENARIOS = SPREADERS + tuple(f"{name}_bare" for name in SPREADERS)
 SCALE_SCENARIOS = ("bridge", "pipeline", "spread") + SPREAD_SCENARIOS
+PYTHON_SCALE_SCENARIOS = tuple(pyscale.PYTHON_SCENARIOS)   # flowos-run with worker processes (pyscale.py)
 SCALE_MEMORY_MB = (256, 128)       # EAL memory: a base, and per worker (a shard of 200k flows, its mbufs)
 SCALE_LIMIT_S = 120                # per run, beyond its measured seconds (EAL init, building the shards)
 # The issue's targets: aggregate Mpps with N workers over 1 worker, for these N.
@@ -881,7 +885,7 @@ TARGET_SCALING = {2: 1.8, 14: 12.0}
 HANDED_SHARE_TOLERANCE = 0.01      # spread: the share handed over, against the traffic's owners
 
 
-def scaling_run(binary, memory, cpus, args, prefix):
+def scaling_run(binary, memory, cpus, args, prefix, only):
     """One run of fo_scalebench on len(cpus) workers: its JSON object."""
     from flowos.runner import STEER_PATTERN   # flowos-run's key pattern, so that both steer alike
 
@@ -891,9 +895,8 @@ def scaling_run(binary, memory, cpus, args, prefix):
     argv += ["--no-huge"] if memory.mode == "no-huge" else ["--huge-dir", memory.huge_dir, "--huge-unlink"]
     argv += ["--", "--flows", str(args.flows), "--seconds", str(args.seconds), "--warmup", str(args.warmup),
              "--steer-pattern", str(STEER_PATTERN)]
-    if args.only:
-        argv += ["--only", args.only]
-    return run_json(argv, binary.name, SCALE_LIMIT_S + 4 * (args.seconds + args.warmup) * len(SCALE_SCENARIOS),
+    argv += ["--only", ",".join(only)]
+    return run_json(argv, binary.name, SCALE_LIMIT_S + 4 * (args.seconds + args.warmup) * len(only),
                     ok=(0, 1), what=f" on {len(cpus)} workers")
 
 
@@ -1030,15 +1033,46 @@ def scaling_cpus(args, most):
 
 
 def scaling(args):
+    counts = sorted(set(args.workers))
+    cpus = scaling_cpus(args, max(counts))
+    asked = args.only.split(",") if args.only else list(SCALE_SCENARIOS + PYTHON_SCALE_SCENARIOS)
+    unknown = [name for name in asked if name not in SCALE_SCENARIOS + PYTHON_SCALE_SCENARIOS]
+    if unknown:
+        raise BenchError(f"no scaling scenario {', '.join(unknown)} "
+                         f"(scenarios: {','.join(SCALE_SCENARIOS + PYTHON_SCALE_SCENARIOS)})")
+    base_mb, per_worker_mb = SCALE_MEMORY_MB
+    memory = hugepages.choose(args.memory, args.memory_mb or base_mb + per_worker_mb * max(counts))
+    engine = [name for name in asked if name in SCALE_SCENARIOS]
+    python = [name for name in asked if name in PYTHON_SCALE_SCENARIOS]
+    data = scaling_engine(args, counts, cpus, memory, engine) if engine else \
+        {"benchmark": "scaling", "memory_mode": memory.mode, "memory_mb": memory.memory_mb, "cpus": cpus,
+         "workers": counts, "reps": args.reps, "seconds": args.seconds, "warmup": args.warmup, "scenarios": {},
+         "targets": {}, "anomalies": []}
+    text = scaling_table(data) if engine else ""
+    if python:
+        if memory.mode != "hugepages":
+            raise BenchError(f"the Python scenarios run worker processes, which need hugepages ({memory.reason})")
+        log(f"scaling, Python processors: flowos-run with 1 worker thread and {counts} worker processes on CPUs "
+            f"{cpus}, {args.reps} runs of {args.seconds:g} s each, alternating")
+        runs = pyscale.runs(str(FLOWOS_RUN), python, counts, cpus, memory.mode, args.reps, args.seconds,
+                            args.warmup, args.python_flows, log)
+        results, targets, problems = pyscale.results(runs)
+        data["python"] = results
+        data["targets"].update(targets)
+        data["anomalies"] = sorted(set(data["anomalies"] + problems))
+        text = "\n".join(filter(None, [text] + pyscale.table(results, targets) +
+                                 [f"warning: {p}" for p in problems]))
+    data["loadavg"] = os.getloadavg()
+    return Report(data, text)
+
+
+def scaling_engine(args, counts, cpus, memory, only):
+    """fo_scalebench's scenarios `only` on each worker count: the results, their targets and anomalies."""
     binary = Path(args.binary).resolve() if args.binary else SCALEBENCH
     if not args.binary and not binary.exists():
         flowbench_binary()      # scripts/setup builds every benchmark program
     if not binary.exists():
         raise BenchError(f"{binary} does not exist")
-    counts = sorted(set(args.workers))
-    cpus = scaling_cpus(args, max(counts))
-    base_mb, per_worker_mb = SCALE_MEMORY_MB
-    memory = hugepages.choose(args.memory, args.memory_mb or base_mb + per_worker_mb * max(counts))
     log(f"scaling: {binary}, memory {memory.mode} ({memory.reason}), workers {counts} on CPUs {cpus}, "
         f"{args.reps} runs of {args.seconds:g} s per scenario and worker count, alternating")
     runs = {n: [] for n in counts}
@@ -1046,7 +1080,7 @@ def scaling(args):
         for n in counts:
             prefix = f"bench-{os.getpid()}-scaling-{n}-{rep}"
             try:
-                runs[n].append(scaling_run(binary, memory, cpus[:n], args, prefix))
+                runs[n].append(scaling_run(binary, memory, cpus[:n], args, prefix, only))
             finally:
                 remove_runtime_dir(prefix)
             log(f"  run {rep}/{args.reps}, {n} workers: " + ", ".join(
@@ -1063,13 +1097,12 @@ def scaling(args):
             good = [r for r in rs if "error" not in r]
             results.setdefault(name, {})[n] = scaling_summary(name, n, good) if good else {"error": rs[0]["error"]}
     first = runs[counts[0]][0]
-    data = {"benchmark": "scaling", "binary": str(binary), "memory_mode": memory.mode,
+    return {"benchmark": "scaling", "binary": str(binary), "memory_mode": memory.mode,
             "memory_mb": memory.memory_mb, "cpus": cpus, "workers": counts, "reps": args.reps,
             "seconds": args.seconds, "warmup": args.warmup, "flows_per_worker": first["flows_per_worker"],
             "burst": first["burst"], "frame_len": first["frame_len"], "tsc_hz": first["tsc_hz"],
             "steer_pattern": first["steer_pattern"], "loadavg": os.getloadavg(), "scenarios": results,
             "targets": scaling_targets(results), "anomalies": sorted(set(anomalies))}
-    return Report(data, scaling_table(data))
 
 
 def scaling_table(data):
@@ -1176,7 +1209,10 @@ def add_scaling_args(p):
                    help="memory mode (default auto: hugepages when enough are free)")
     p.add_argument("--memory-mb", type=positive(int),
                    help=f"EAL memory (default {SCALE_MEMORY_MB[0]} + {SCALE_MEMORY_MB[1]} per worker)")
-    p.add_argument("--only", help=f"comma-separated scenarios (default all: {','.join(SCALE_SCENARIOS)})")
+    p.add_argument("--python-flows", type=positive(int), default=256,
+                   help=f"connections in the Python scenarios' loop of {pyscale.LOOP_PACKETS} packets (default 256)")
+    p.add_argument("--only", help="comma-separated scenarios (default all: "
+                                  f"{','.join(SCALE_SCENARIOS + PYTHON_SCALE_SCENARIOS)})")
     p.add_argument("--binary", help=f"the fo_scalebench to run (default {SCALEBENCH.relative_to(ROOT)})")
 
 

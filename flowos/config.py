@@ -7,7 +7,7 @@ Sections (each optional):
   pool:    mbufs, cache, data_room
   ports:   list of {name, vdev | pci, rx_descriptors, tx_descriptors, promiscuous}
   forward: list of "a -> b", "a <-> b" or {from: a, to: b}
-  run:     workers, burst, duration, packets, source_idle_ms, call_budget_ms
+  run:     workers, burst, duration, packets, source_idle_ms, call_budget_ms, worker_processes
   engine:  the flow engine's settings, and flows: the flow definitions (see flowos/flows.py)
 
 Every error names the file, the key and what was expected; unknown keys are rejected.
@@ -68,6 +68,7 @@ class RunConfig:
     packets: int | None = None         # stop after receiving this many
     source_idle_ms: int = 1000         # a capture source silent this long counts as finished
     call_budget_ms: int = 1000         # a Python processor call or message past this is reported (flowos/watchdog.py)
+    worker_processes: str = "auto"     # auto: processes for several workers with a Python processor; always
 
 
 @dataclass
@@ -150,7 +151,8 @@ SCHEMA = {
             "worker_cpu": _int(0), "worker_cpus": _cpus, "log_level": _string(), "args": _strings},
     "pool": {"mbufs": _int(64, 2**31 - 1), "cache": _int(0, 512), "data_room": _int(256, MAX_DATA_ROOM)},
     "run": {"workers": _workers, "burst": _int(1, 256), "duration": _number(0), "packets": _int(1, 2**64 - 1),
-            "source_idle_ms": _int(1, 2**32 - 1), "call_budget_ms": _int(1)},
+            "source_idle_ms": _int(1, 2**32 - 1), "call_budget_ms": _int(1),
+            "worker_processes": _choice("auto", "always")},
     "port": {"name": _string(PORT_NAME, "a name of letters, digits, _ . : -"), "vdev": _string(), "pci": _string(),
              "rx_descriptors": _int(1, 32768), "tx_descriptors": _int(1, 32768), "promiscuous": _bool},
 }
@@ -354,8 +356,12 @@ def python_processor(config):
 
 def worker_processes(config):
     """Whether the workers run as processes: several workers and a Python processor, which would
-    otherwise wait on each other (one interpreter runs one Python call at a time). C and Cython
-    pipelines run their workers as threads of one process (docs/architecture.md, "Worker processes")."""
+    otherwise wait on each other (one interpreter runs one Python call at a time), or
+    run.worker_processes: always (any flow pipeline, one worker too: a processor that crashes or
+    hangs then takes only its worker process). Otherwise they run as threads of one process
+    (docs/architecture.md, "Worker processes")."""
+    if config.run.worker_processes == "always":
+        return bool(config.flows)
     return config.run.workers > 1 and python_processor(config) is not None
 
 
@@ -365,11 +371,17 @@ MAX_WORKER_PROCESSES = 62
 
 def check_worker_processes(r, config):
     """Worker processes attach to the primary's memory as DPDK secondaries: that needs hugepages."""
+    if config.run.worker_processes == "always" and not config.flows:
+        raise r.error("run.worker_processes", "always: worker processes run the flow engine, and there are "
+                                              "no flows: (a plain bridge runs as threads)")
     if not worker_processes(config):
         return
     python = python_processor(config)
-    why = (f"{python.name} is a Python processor, so {r.name('run.workers')} = {config.run.workers} workers "
-           "run as worker processes")
+    if config.run.worker_processes == "always":
+        why = f"{r.name('run.worker_processes')} is always, so the workers run as worker processes"
+    else:
+        why = (f"{python.name} is a Python processor, so {r.name('run.workers')} = {config.run.workers} workers "
+               "run as worker processes")
     if config.eal.memory == "no-huge":
         raise r.error("eal.memory", f"{why}, which need hugepages (DPDK secondary processes cannot attach "
                                     "to --no-huge memory): run scripts/hugepages, use one worker, or write it "

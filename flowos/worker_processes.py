@@ -118,7 +118,9 @@ class WorkerProcesses(Each):
         for w in range(self.plan.workers):
             read, write = os.pipe()
             # exec, not a fork of this process's EAL: subprocess forks and execs at once.
-            proc = subprocess.Popen([sys.executable, "-m", "flowos.worker_process", plan_path, str(w), str(write)],
+            # -P: not the current directory first on sys.path, where a source tree's flowos/ (no
+            # built extensions) would shadow the installed one (flowos-run started in a checkout).
+            proc = subprocess.Popen([sys.executable, "-P", "-m", "flowos.worker_process", plan_path, str(w), str(write)],
                                     pass_fds=(write,), close_fds=True, stdin=subprocess.PIPE)
             os.close(write)
             self.procs.append(proc)
@@ -153,6 +155,8 @@ class WorkerProcesses(Each):
         each is recorded, the run stops, what it was handed is freed (counted: inbox_freed) as it
         comes so that the relay never waits on its inbox, and it leaves the group if it had not,
         so that the relay can end. Its flows, and the mbufs it held, are lost: the report says so."""
+        if not self.pipes:     # killed (a failed start, or the end): nothing more to learn from them
+            return
         self._withdraw_left()
         self._end_stuck()
         for w, proc in enumerate(self.procs):

@@ -32,10 +32,11 @@ def scale_run(workers, only=SHARD_SCENARIOS):
         pytest.skip(f"{bench.SCALEBENCH} is not built (scripts/setup)")
     cpus = sorted(os.sched_getaffinity(0))
     cpus = [cpus[i % len(cpus)] for i in range(workers)]    # more workers than CPUs take turns
-    args = Namespace(flows=FLOWS, seconds=0.1, warmup=0.05, only=",".join(only))
+    args = Namespace(flows=FLOWS, seconds=0.1, warmup=0.05)
     prefix = unique_prefix()
     try:
-        return bench.scaling_run(bench.SCALEBENCH, hugepages.choose("no-huge", 256 + 64 * workers), cpus, args, prefix)
+        return bench.scaling_run(bench.SCALEBENCH, hugepages.choose("no-huge", 256 + 64 * workers), cpus, args, prefix,
+                                 only)
     finally:
         remove_runtime_folder(prefix)
 

@@ -136,6 +136,31 @@ def test_worker_processes_without_hugepages_are_refused(tmp_path):
     assert run.stats is None
 
 
+@pytest.mark.parametrize("pipeline", [["counter"], pids_pipeline()], ids=["c", "python"])
+def test_worker_processes_always_runs_one_worker_as_a_process(tmp_path, pipeline):
+    """run.worker_processes: always puts even one worker, and a C pipeline, in a process of its own
+    (isolation from its processors): its row has its own pid, the output is the model's."""
+    frames = many_connections(20)
+    capture, out = write_pcap(tmp_path / "few.pcap", frames), tmp_path / "out.pcap"
+    run = run_config(tmp_path, one_port(capture, out, [{"name": "all", "pipeline": pipeline}], ENGINE, pool=POOL,
+                                        run={"workers": 1, "worker_processes": "always"}), memory="hugepages")
+    check_clean(run)
+    check_left_nothing(run)
+    assert same_multiset(packets(out), frames)
+    rows = run.stats["workers"]
+    assert len(rows) == 1 and isinstance(rows[0].get("pid"), int)     # a worker thread's row has none
+    assert engine_stats(run)["flows_created"] == 40
+
+
+def test_worker_processes_always_needs_flows(tmp_path):
+    capture = CAPTURES[0]
+    config = one_port(capture, tmp_path / "out.pcap", [], pool=POOL, run={"worker_processes": "always"})
+    del config["flows"]     # a plain bridge
+    run = run_config(tmp_path, config, memory="hugepages")
+    assert run.returncode == 2, run.stderr
+    assert "run.worker_processes" in run.stderr and "no flows" in run.stderr
+
+
 def endless_config(tmp_path, capture, out, **run):
     """A config replaying `capture` for ever (infinite_rx) through FlowPids on 2 worker processes."""
     import yaml
