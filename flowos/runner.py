@@ -286,9 +286,9 @@ class Bridge:
         self.sources = {p.name: p.capture for p in cfg.ports if p.capture_source}
         processes = runs_worker_processes(cfg)
         if processes and self.memory.mode != "hugepages":
-            raise cfg.error("eal.memory", f"{cfg.run.workers} workers with Python processors run as worker processes, "
-                                          f"which need hugepages, and there are none to use ({self.memory.reason}): "
-                                          "run scripts/hugepages (as root), or use one worker")
+            raise cfg.error("eal.memory", "the workers run as worker processes (docs/configuration.md), which need "
+                                          f"hugepages, and there are none to use ({self.memory.reason}): "
+                                          "run scripts/hugepages (as root), or use worker threads")
         if processes:
             lcores = eal_args.relay_lcores(cfg.eal.worker_cpus)
         else:
