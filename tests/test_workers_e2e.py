@@ -183,33 +183,28 @@ def test_downloads_and_iperf3_through_several_workers_keep_each_connection_one_f
         assert row["packets"] > 0 and row["flows_created"] >= owned[w], (w, row)
 
 
-@pytest.mark.parametrize("queues", [2, 1], ids=["qpairs2", "single-queue"])
-def test_rewrites_on_two_workers_survive_reordering_loss_and_duplicates(wires, tmp_path, cyprobe, queues):
-    """tests/test_e2e_streams.py's test of the same name, on two workers with a Cython rewriter
-    (Python processors run on one worker only): two StreamRedactor stages on the responses, one
-    growing ("fox" -> "wolverine", +6), one shrinking ("the lazy " -> "lzy", -6), so every line
-    keeps its length and Content-Length stays right while every segment is renumbered. Data is
-    reordered, lost and duplicated before FlowOS and lost after it, as are some of the client's
-    ACKs. Two kept-alive connections, one owned by each worker, each fetch the text twice. With
-    single-queue ports, each port is polled by one worker (a direction each): every connection
-    has one of its directions handed to its owner."""
-    need_tools("curl")
-    wire = wires(queues)
+REWRITE_FETCHES = 2
+
+
+def rewrite_impaired_downloads(wire, tmp_path, stages, path, **start):
+    """Two kept-alive connections through 2 workers, one owned by each (ClientPorts), each fetching
+    a text twice through `stages` (rewriting "fox" -> "wolverine" and "the lazy " -> "lzy", so
+    every line keeps its length while every segment is renumbered), with data reordered, lost and
+    duplicated before the box and lost after it, as are some of the client's ACKs. Checks both
+    downloads byte for byte; returns the stopped run. path: where the stages' module is."""
     www = tmp_path / "www"
     www.mkdir()
     text = "".join(f"{i:06d} the quick brown fox jumps over the lazy middlebox\n" for i in range(3000)).encode()
     (www / "long.txt").write_bytes(text)
-    stages = [{"cyprobe:StreamRedactor": {"old": "fox", "new": "wolverine"}},
-              {"cyprobe:StreamRedactor": {"old": "the lazy ", "new": "lzy"}}]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(cyprobe), os.environ.get("PYTHONPATH")) if p)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (path, os.environ.get("PYTHONPATH")) if p)}
     box = wire.start_flowos("--workers", 2, tmp_path=tmp_path, env=env,
-                            config={"flows": [{"name": "all", "pipeline": stages}]})
+                            config={"flows": [{"name": "all", "pipeline": stages}], **start.pop("config", {})}, **start)
     http = wire.http_server(www)
     wire.server.impair(reorder=0.25, loss=0.03, duplicate=0.03)
     wire.client.impair(loss=0.1)
     wire.client.nft(f"table netdev after_box {{\n chain ingress {{\n  type filter hook ingress device "
                     f"{wire.client.iface} priority 0;\n  numgen random mod 100 < 3 drop\n }}\n}}\n")
-    ports, fetches = ClientPorts(2), 2
+    ports, fetches = ClientPorts(2), REWRITE_FETCHES
     got = [wire.curl(*(http.url("long.txt") for _ in range(fetches)),
                      args=("--local-port", ports.owned_by(w, wire.client.addr, wire.server.addr, http.port)))
            for w in range(2)]
@@ -221,7 +216,23 @@ def test_rewrites_on_two_workers_survive_reordering_loss_and_duplicates(wires, t
         assert g.returncode == 0, g.stderr
         assert [t["num_connects"] for t in g.info] == [1] + [0] * (fetches - 1)
         assert g.body == expect
-    run = stop_clean(box)
+    return stop_clean(box)
+
+
+@pytest.mark.parametrize("queues", [2, 1], ids=["qpairs2", "single-queue"])
+def test_rewrites_on_two_workers_survive_reordering_loss_and_duplicates(wires, tmp_path, cyprobe, queues):
+    """tests/test_e2e_streams.py's test of the same name, on two workers with a Cython rewriter
+    (test_worker_processes_e2e.py: a Python one on worker processes), through
+    rewrite_impaired_downloads: two StreamRedactor stages on the responses, one growing, one
+    shrinking, under reordering, loss and duplicates. Each word is replaced once, by one of the
+    two instances of each stage, and each worker rewrote the connection it owns. With
+    single-queue ports, each port is polled by one worker (a direction each): every connection
+    has one of its directions handed to its owner."""
+    need_tools("curl")
+    stages = [{"cyprobe:StreamRedactor": {"old": "fox", "new": "wolverine"}},
+              {"cyprobe:StreamRedactor": {"old": "the lazy ", "new": "lzy"}}]
+    run = rewrite_impaired_downloads(wires(queues), tmp_path, stages, str(cyprobe))
+    fetches = REWRITE_FETCHES
     st = run.stats["engine"]["stats"]["streams"]
     print("rewrites on two workers under impairment:", st)
     assert st["rewritten"] > 0 and st["retransmits"] > 0, st
