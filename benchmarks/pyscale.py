@@ -144,8 +144,8 @@ def runs(flowos_run, scenarios, counts, cpus, memory_mode, reps, seconds, warmup
                     r = run_once(flowos_run, name, n, label != "thread", cpus[:n], memory_mode, seconds, warmup,
                                  flows, workdir)
                     out[name].setdefault(label, []).append(r)
-                    log(f"  run {rep}/{reps}, {name}, " + ("1 worker thread" if label == "thread" else
-                                                           f"{n} worker processes") + f": {r['mpps']:.2f} Mpps")
+                    what = "1 worker thread" if label == "thread" else f"{n} worker process" + ("es" if n > 1 else "")
+                    log(f"  run {rep}/{reps}, {name}, {what}: {r['mpps']:.2f} Mpps")
     return out
 
 

@@ -28,6 +28,7 @@ POOL = "fo_pool"
 GROUP = "fo_group"
 OUTBOX_SIZE = 1024     # packets a worker process may have sent on a port before the relay sends them
 START_TIMEOUT = 60     # seconds a worker process may take to attach and build its shard
+JOIN_POLL = 0.01       # seconds between a worker process's looks at its loop, which runs until the run ends
 EXIT_TIMEOUT = 10      # seconds a worker process may take to end once its last packet is sent
 
 
@@ -449,6 +450,10 @@ def run_worker(plan, w, ready):
         _close(worker, engine, eal)
         raise
     ready(f"ready {worker.address()} {engine.shard_address()}")
+    # DPDK's join spins (rte_eal_wait_lcore): on the CPU this main thread shares with the relay it
+    # took half of the relay's time (perf); sleep while the loop runs, join once it has ended.
+    while worker.running:
+        time.sleep(JOIN_POLL)
     worker.join()
     for tier in tiers:      # the loop has ended: a later fault (teardown) has nothing to stop
         tier.stop_worker_on_fault(0)

@@ -6,6 +6,7 @@ instance is in one process; the statistics have a row per process; nothing is le
 Worker processes need hugepages (DPDK secondaries cannot attach to --no-huge memory): these tests
 skip where none are free, as the netns tests skip where namespaces cannot be made."""
 import json
+import os
 import signal
 import time
 
@@ -229,6 +230,33 @@ def test_sigint_stops_every_worker_process(tmp_path, capture_dir):
     assert proc.returncode == 0, stderr
     assert "stopped by signal (SIGINT)" in stdout
     check_stopped_cleanly(stats, out, "signal (SIGINT)", tmp_path)
+
+
+def main_thread_cpu_seconds(pid):
+    """CPU time (user + system) of process pid's main thread so far."""
+    fields = open(f"/proc/{pid}/task/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_worker_process_main_thread_does_not_spin(tmp_path, capture_dir):
+    """A worker process's main thread waits for its loop without using a CPU: DPDK's join spins,
+    and that thread floats on the CPUs the relay runs on (it took half of the relay's time). Its
+    CPU time over 2 s of forwarding must stay well under a second (it was 2 s: a whole CPU)."""
+    out = tmp_path / "out.pcap"
+    proc = start_flowos("-c", str(endless_config(tmp_path, capture_dir / "mixed.pcap", out)), tmp_path=tmp_path,
+                        memory="hugepages")
+    try:
+        first_line = proc.stdout.readline()  # printed once the workers run
+        assert first_line.startswith("flowos: memory"), first_line + proc.stderr.read()
+        pids = [row["pid"] for row in ctl_stats(proc.file_prefix)["workers"]]
+        before = [main_thread_cpu_seconds(pid) for pid in pids]
+        time.sleep(2)
+        used = [main_thread_cpu_seconds(pid) - b for pid, b in zip(pids, before)]
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    finally:
+        kill_flowos(proc)
+    assert all(u < 0.5 for u in used), used
 
 
 def test_duration_stops_every_worker_process(tmp_path, capture_dir):
