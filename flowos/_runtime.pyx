@@ -417,6 +417,11 @@ cdef class Inbox:
             left += n
         return left
 
+    def reset_abandoned_end(self, bint consumer_end):
+        """Gives back the slots a dead process had claimed on its end of the ring (it died inside a
+        dequeue, consumer_end, or an enqueue): how many. Only while nothing else uses that end."""
+        return fo_ring_reset_abandoned_end(self.ring, consumer_end) if self.ring != NULL else 0
+
     def close(self):
         """Frees the ring, and the packets left in it (none once its worker has drained it): how many."""
         if self.ring == NULL:
@@ -565,6 +570,11 @@ cdef class Worker:
 
     def launch(self, unsigned int lcore):
         check(fo_worker_launch(self.w, lcore), f"cannot launch the worker on lcore {lcore}")
+
+    def replace_member(self):
+        """A restarted worker process's worker: its predecessor already counted itself out of the
+        group's receivers (fo_worker_replace_member)."""
+        check(fo_worker_replace_member(self.w), "cannot make the worker a replacement")
 
     def request_stop(self):
         fo_worker_request_stop(self.w)

@@ -103,6 +103,8 @@ cdef extern from "flowos/fo_worker.h" nogil:
     fo_worker_group *fo_worker_group_lookup(const char *name)
     void fo_worker_group_leave(fo_worker_group *g)
     uint16_t fo_worker_group_left(const fo_worker_group *g)
+    int fo_worker_replace_member(fo_worker *w)
+    unsigned int fo_ring_reset_abandoned_end(void *r, bint consumer_end)
     int fo_worker_add_outbox(fo_worker *w, void *ring, uint16_t port, uint16_t queue, void *lock)
     unsigned int fo_worker_drain_outboxes(void *worker)
     int fo_worker_outbox_stats(const fo_worker *w, uint16_t outbox, fo_route_stats *out)

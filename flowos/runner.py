@@ -369,8 +369,9 @@ class Bridge:
         self.relay_engine = None
         plan = worker_processes.Plan(cfg, self.file_prefix, self.port_ids(), self.keep_budget, STEER_PATTERN,
                                      self.eal.runtime_dir)
+        outboxes = [self.outboxes[w * len(self.ports):(w + 1) * len(self.ports)] for w in range(n_workers)]
         self.worker = worker_processes.WorkerProcesses(relay, None, plan, cfg.eal.worker_cpus, self.group, self.inboxes,
-                                                       5 * cfg.run.call_budget_ms / 1000 + watchdog.STOP_GRACE)
+                                                       outboxes, 5 * cfg.run.call_budget_ms / 1000 + watchdog.STOP_GRACE)
         for r, (src, dst) in enumerate(cfg.forward):
             source, rx, tx = self.sources.get(src), self.ports[src], self.ports[dst]
             for queue in range(rx.rx_queues):
@@ -524,6 +525,8 @@ class Bridge:
                                self.elapsed, stop_reason or self.worker.stop_reason, ports, self.pool.size, 0, sources,
                                engine_report, burst=self.config.run.burst,
                                workers=worker_rows(self.worker, self.engine, full=True))
+            if self.relay_engine is not None:
+                report.mbufs_lost_with_workers = self.worker.mbufs_lost()
             self.worker.close()
         if self.engine is not None:
             self.engine.close()

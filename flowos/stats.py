@@ -73,6 +73,7 @@ class RunReport:
     worker_left_running: bool = False   # it would not stop: nothing was torn down (see watchdog.verdict)
     workers: list = field(default_factory=list)   # per worker: its CPU, load, and its shard's counters
     ended: dict | None = None      # a data plane that died, as its supervisor saw it (flowos.supervisor)
+    mbufs_lost_with_workers: dict | None = None   # worker processes restarted: what went with the dead ones
 
     def ending(self):
         """How the data plane ended: "stopped" (its worker stopped when told, or by itself), "stuck"
@@ -102,7 +103,9 @@ class RunReport:
             "burst": self.burst,
             "ports": [dict(asdict(p), dropped=p.dropped) for p in self.ports],
             "totals": self.totals(),
-            "mbufs": {"pool_size": self.pool_size, "in_use_at_exit": self.mbufs_in_use_at_exit},
+            "mbufs": {"pool_size": self.pool_size, "in_use_at_exit": self.mbufs_in_use_at_exit,
+                      **({"lost_with_worker_processes": self.mbufs_lost_with_workers}
+                         if self.mbufs_lost_with_workers is not None else {})},
             "sources": [asdict(s) for s in self.sources],
             **({"engine": self.engine} if self.engine is not None else {}),
             "workers": self.workers,

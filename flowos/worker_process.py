@@ -3,10 +3,11 @@ process, with its own interpreter and its own processor instances. It builds its
 engine as a worker thread would, drains its inbox (what the primary's relay hands it), sends into
 its outboxes (the relay sends them on the ports), and reports its statistics when the run ends.
 
-    python -m flowos.worker_process PLAN INDEX READY_FD
+    python -m flowos.worker_process PLAN INDEX READY_FD [restart]
 
 PLAN: the pickled plan the primary wrote (flowos.worker_processes.Plan); READY_FD: a pipe it
-writes a line to once its worker runs. Started by the primary only."""
+writes a line to once its worker runs; restart: it replaces worker INDEX's process, which died
+(it waits for the primary's "go" before it takes from its inbox). Started by the primary only."""
 import ctypes
 import json
 import os
@@ -28,6 +29,7 @@ def end_with_parent():
 
 def main(argv):
     plan_path, index, ready_fd = argv[0], int(argv[1]), int(argv[2])
+    restart = argv[3:] == ["restart"]
     end_with_parent()
     # The primary drives the run's end: a terminal's SIGINT reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -37,7 +39,7 @@ def main(argv):
         os.chdir(cwd)
         plan = pickle.load(f)    # the config names processor classes, importable now
     from flowos import worker_processes
-    report = worker_processes.run_worker(plan, index, worker_processes.ready_writer(ready_fd))
+    report = worker_processes.run_worker(plan, index, worker_processes.ready_writer(ready_fd), restart)
     with open(plan.report_path(index) + ".tmp", "w") as f:
         json.dump(report, f)
     os.rename(plan.report_path(index) + ".tmp", plan.report_path(index))

@@ -30,6 +30,10 @@ OUTBOX_SIZE = 1024     # packets a worker process may have sent on a port before
 START_TIMEOUT = 60     # seconds a worker process may take to attach and build its shard
 JOIN_POLL = 0.01       # seconds between a worker process's looks at its loop, which runs until the run ends
 EXIT_TIMEOUT = 10      # seconds a worker process may take to end once its last packet is sent
+# run.on_worker_death: restart. A worker that dies RESTART_LIMIT times within RESTART_WINDOW seconds
+# is given up on: the run stops, as with on_worker_death: stop.
+RESTART_LIMIT = 3
+RESTART_WINDOW = 60.0
 
 
 def inbox_name(worker):
@@ -62,11 +66,11 @@ class Plan:
         return os.path.join(tempfile.gettempdir(), f"{self.file_prefix}-worker{worker}.log")
 
 
-def write_plan(plan):
+def write_plan(plan, name="fo_plan"):
     """The plan, pickled where worker processes read it: sys.path and the working folder first,
     so that the config's processor classes import in the child as they did here. The ports are
     the primary's alone (and what it read of their captures does not pickle)."""
-    path = os.path.join(plan.folder, "fo_plan")
+    path = os.path.join(plan.folder, name)
     config = copy.copy(plan.config)
     config.ports = []
     with open(path, "wb") as f:
@@ -80,10 +84,16 @@ class WorkerProcesses(Each):
     and a process per worker. What a run asks of its workers (running, stop, join, counts) is
     answered for them all."""
 
-    def __init__(self, relay, relay_engine, plan, cpus, group, inboxes, stuck_after=None):
+    def __init__(self, relay, relay_engine, plan, cpus, group, inboxes, outboxes=(), stuck_after=None):
         super().__init__([relay])
         self.relay, self.relay_engine, self.plan, self.cpus = relay, relay_engine, plan, cpus
         self.group, self.inboxes = group, inboxes
+        self.outboxes = outboxes       # per worker: its outboxes (one per port)
+        # run.on_worker_death: restart. Per worker: each death it was restarted after (what was lost),
+        # and those being restarted (their new process started, not yet running its worker).
+        self.restarts = {w: [] for w in range(plan.workers)}
+        self.restarting = {}           # worker index -> {"plan": path, "said": text so far, "go": sent}
+        self.stopping = False
         self.procs = []
         self.pipes = []        # each process's: "ready", then "left" once it has sent its last packet
         self.reports = {}      # worker index -> its report, once it has ended
@@ -153,9 +163,11 @@ class WorkerProcesses(Each):
 
     def check(self):
         """Worker processes that ended before sending their report (a crash, os._exit, a kill):
-        each is recorded, the run stops, what it was handed is freed (counted: inbox_freed) as it
-        comes so that the relay never waits on its inbox, and it leaves the group if it had not,
-        so that the relay can end. Its flows, and the mbufs it held, are lost: the report says so."""
+        each is restarted (run.on_worker_death: restart, up to RESTART_LIMIT in RESTART_WINDOW s,
+        while the run is not stopping), or else recorded as ended, and the run stops: what it is
+        handed is freed (counted: inbox_freed) as it comes so that the relay never waits on its
+        inbox, and it leaves the group if it had not, so that the relay can end. Its flows, and
+        the mbufs it held, are lost: the report says so."""
         if not self.pipes:     # killed (a failed start, or the end): nothing more to learn from them
             return
         self._withdraw_left()
@@ -167,15 +179,112 @@ class WorkerProcesses(Each):
                 self.inbox_freed[w] += self.inboxes[w].drain()
                 continue
             status = proc.poll()
-            if status is None or os.path.exists(self.plan.report_path(w)):
+            if status is None:
+                if w in self.restarting:
+                    self._follow_restart(w)
+                continue
+            if os.path.exists(self.plan.report_path(w)):
                 continue
             with self.lock:
-                self.shared.pop(w, None)
-            self.ended[w] = self.stuck.get(w) or describe_status(status)
-            self.inbox_freed[w] = self.inboxes[w].drain()
+                live = self.shared.pop(w, None)
+            reason = self.stuck.pop(w, None) or describe_status(status)
+            left = w in self.has_left or "left" in _read_all(self.pipes[w]).split()
+            if w in self.restarting:    # a replacement counts itself out of no receivers: restart it as well
+                self._end_restart(w)
+            if not left and self._may_restart(w):
+                self._restart(w, reason, live)
+                continue
+            self.ended[w] = reason
+            self.inbox_freed[w] = self.inbox_freed.get(w, 0) + self.inboxes[w].drain()
             self.request_stop()
-            if w not in self.has_left and "left" not in _read_all(self.pipes[w]).split():
+            if not left:
                 self.group.leave()
+
+    def _may_restart(self, w):
+        if self.plan.config.run.on_worker_death != "restart" or self.stopping:
+            return False
+        now = time.monotonic()
+        recent = [r for r in self.restarts[w] if now - r["at"] < RESTART_WINDOW]
+        if len(recent) >= RESTART_LIMIT:
+            print(f"flowos-run: worker process {w} died {len(recent) + 1} times in {RESTART_WINDOW:.0f} s: "
+                  "not restarted again, the run stops", file=sys.stderr, flush=True)
+            return False
+        return True
+
+    def _restart(self, w, reason, live):
+        """Worker w's process died (or was killed, stuck): a new one, with fresh processor
+        instances, takes its place, on the same lcore id (the pool's caches are per lcore id), with
+        the same inbox and outboxes. Nothing else uses the dead process's ends of its rings now:
+        their heads go back to their tails (a dequeue or enqueue it died inside). Until the new
+        process runs, what the relay hands it is freed and counted (inbox_freed)."""
+        from flowos._engine import current_call_at, stats_at
+        record = {"pid": self.procs[w].pid, "reason": reason, "at": time.monotonic(), "processor": None,
+                  "flows_lost": 0, "mbufs_held": 0, "stats": None}
+        if live is not None:     # its shard is in the shared memory still: nobody frees it
+            engine = live[1]
+            stats = stats_at(engine)
+            call = current_call_at(engine)
+            if call is not None:
+                record["processor"] = self.processor_names[call[0]][call[1]]
+            # Its counters until it died count in the totals; its flows are active no more.
+            record.update(flows_lost=stats["flows_active"], mbufs_held=stats["budget"]["held"],
+                          stats=dict(stats, flows_active=0, budget={k: 0 for k in stats["budget"]}))
+        record["inbox_reclaimed"] = self.inboxes[w].reset_abandoned_end(True)
+        for outbox in self.outboxes[w] if self.outboxes else ():
+            outbox.reset_abandoned_end(False)
+        self.inbox_freed[w] = self.inbox_freed.get(w, 0) + self.inboxes[w].drain()
+        self.restarts[w].append(record)
+        self.progress.pop(w, None)
+        n = len(self.restarts[w])
+        where = f" in {record['processor']}" if record["processor"] else ""
+        print(f"flowos-run: worker process {w} (pid {record['pid']}) ended{where}: {reason}; restarting it "
+              f"(restart {n}): its {record['flows_lost']} flows and the {record['mbufs_held']} mbufs it held "
+              "are lost", file=sys.stderr, flush=True)
+        plan_path = write_plan(self.plan, f"fo_plan{w}")
+        read, write = os.pipe()
+        proc = subprocess.Popen([sys.executable, "-P", "-m", "flowos.worker_process", plan_path, str(w), str(write),
+                                 "restart"], pass_fds=(write,), close_fds=True, stdin=subprocess.PIPE)
+        os.close(write)
+        os.close(self.pipes[w])
+        if self.procs[w].stdin is not None:
+            self.procs[w].stdin.close()
+        self.procs[w], self.pipes[w] = proc, read
+        self.restarting[w] = {"plan": plan_path, "said": "", "go": False, "since": time.monotonic()}
+
+    def _follow_restart(self, w):
+        """A restarting process: what comes to its inbox is freed until it has built its shard;
+        then it is told to go (nothing else takes from its inbox after that) and its counters are
+        read as the others' are; it is restarting until its worker runs. One that takes too long is
+        ended (check() then restarts it again, within the limit)."""
+        state = self.restarting[w]
+        if not state["go"]:
+            self.inbox_freed[w] += self.inboxes[w].drain()
+        state["said"] += _read_all(self.pipes[w])
+        lines = state["said"].split("\n")
+        if not state["go"]:
+            built = next((line for line in lines if line.startswith("built ")), None)
+            if built is not None:
+                self.inbox_freed[w] += self.inboxes[w].drain()
+                state["go"] = True
+                with self.lock:
+                    self.shared[w] = tuple(int(a) for a in built.split()[1:3])
+                try:
+                    self.procs[w].stdin.write(b"go\n")
+                    self.procs[w].stdin.flush()
+                except OSError:
+                    pass     # it died: check() says so
+        if "ready" in lines:
+            self._end_restart(w)
+        elif time.monotonic() - state["since"] > START_TIMEOUT:
+            self.stuck[w] = f"killed: not running {START_TIMEOUT} s after its restart"
+            self.procs[w].kill()
+
+    def _end_restart(self, w):
+        state = self.restarting.pop(w)
+        try:
+            os.unlink(state["plan"])
+        except OSError:
+            pass
 
     def _end_stuck(self):
         """A worker process whose loop has made no progress for stuck_after seconds (a processor
@@ -202,14 +311,12 @@ class WorkerProcesses(Each):
                 d, p, what, seconds, _ = call
                 where = f"in {self.processor_names[d][p]}'s {what}, a call of {seconds:.1f} s"
             self.stuck[w] = f"killed: no progress for {now - last[1]:.1f} s, {where}"
-            with self.lock:
-                self.shared.pop(w, None)    # not read again: it is ended now
-            self.procs[w].kill()
+            self.procs[w].kill()    # its shard stays readable (nobody frees it) for check() to count what was lost
 
     def _withdraw_left(self):
         """Processes that say they have left stop being read; then they may free what was read."""
         for w in list(self.shared):
-            if "left" in _read_all(self.pipes[w]).split():
+            if w not in self.restarting and "left" in _read_all(self.pipes[w]).split():
                 self.has_left.add(w)
                 with self.lock:
                     del self.shared[w]
@@ -226,7 +333,18 @@ class WorkerProcesses(Each):
         with self.lock:
             stats = [stats_at(engine) for _, engine in self.shared.values()]
         stats += [r["engine"]["stats"] for r in list(self.reports.values())]
-        return add_up(stats + [self.relay_engine.stats()])
+        return add_up(stats + self._dead_stats() + [self.relay_engine.stats()])
+
+    def _dead_stats(self):
+        """The shard counters of the processes that were restarted, until they died."""
+        return [r["stats"] for records in list(self.restarts.values()) for r in list(records) if r["stats"]]
+
+    def mbufs_lost(self):
+        """What went with the processes that were restarted: the mbufs their flows held, and at most
+        a burst each had in hand (taken from its inbox, not yet in its outboxes)."""
+        records = [r for records in self.restarts.values() for r in records]
+        return {"restarts": len(records), "held": sum(r["mbufs_held"] for r in records),
+                "in_hand_at_most": len(records) * self.plan.config.run.burst}
 
     @property
     def failure(self):
@@ -238,6 +356,7 @@ class WorkerProcesses(Each):
         return f"processor fault ({faulted[0]})" if faulted else None
 
     def request_stop(self):
+        self.stopping = True
         self.relay.request_stop()     # the group's stop, in shared memory: every process sees it
 
     def address(self):
@@ -280,6 +399,8 @@ class WorkerProcesses(Each):
             self.ended[w] = f"{describe_status(status) if isinstance(status, int) else status}, without its report"
 
     def kill(self):
+        for w in list(self.restarting):
+            self._end_restart(w)
         for proc in self.procs:
             if proc.poll() is None:
                 proc.kill()
@@ -317,7 +438,9 @@ class WorkerProcesses(Each):
         counters (all of them with full, else shards.WORKER_COUNTS)."""
         rows = []
         for w, (proc, cpu) in enumerate(zip(self.procs, self.cpus)):
-            row = {"worker": w, "cpu": cpu, "pid": proc.pid}
+            row = {"worker": w, "cpu": cpu, "pid": proc.pid, "restarts": len(self.restarts[w])}
+            if self.restarts[w]:
+                row["restarted"] = [{k: v for k, v in r.items() if k not in ("at", "stats")} for r in self.restarts[w]]
             if w in self.ended:
                 row.update(ended=self.ended[w], inbox_freed=self.inbox_freed.get(w, 0))
             report = self.reports.get(w)
@@ -347,7 +470,7 @@ class WorkerProcesses(Each):
         reports = [self.reports[w]["engine"] for w in sorted(self.reports)]
         if not reports:
             return None
-        stats = add_up([r["stats"] for r in reports] + [self.relay_engine.stats()])
+        stats = add_up([r["stats"] for r in reports] + self._dead_stats() + [self.relay_engine.stats()])
         return {"stats": stats, "flows": [_merge_flow([r["flows"][i] for r in reports])
                                           for i in range(len(reports[0]["flows"]))]}
 
@@ -414,10 +537,11 @@ def _read_line(fd, timeout):
     return data.decode(errors="replace").strip()
 
 
-def run_worker(plan, w, ready):
+def run_worker(plan, w, ready, restart=False):
     """Worker process w's life: attach to the primary, build its shard and processors, run until
     the group ends, send its last packets, leave the group; returns its report. ready(text) tells
-    the primary it runs (or why it cannot)."""
+    the primary it runs (or why it cannot). restart: it replaces a process that died; it takes
+    from its inbox only once the primary, which freed what came meanwhile, says "go"."""
     from flowos import runner
     from flowos._python import cover_kept_views
     from flowos._runtime import Eal, Inbox, Mempool, Worker, WorkerGroup
@@ -444,12 +568,21 @@ def run_worker(plan, w, ready):
                                                   worker.address(), steer_and_send)
         engine.attach_inbox(worker, group, inboxes[w])
         engine.attach(worker)   # no routes: the hook gets only the idle calls that move the engine's time on
+        if restart:
+            worker.replace_member()
+            ready(f"built {worker.address()} {engine.shard_address()}")
+            if sys.stdin.readline().strip() != "go":
+                raise FlowOSError("the primary did not say go")
         worker.launch(eal.worker_lcores()[0])
     except FlowOSError as e:
         ready(f"error: {e}")
         _close(worker, engine, eal)
         raise
-    ready(f"ready {worker.address()} {engine.shard_address()}")
+    # Ready once the loop has counted itself out of the group's receivers: a process that dies
+    # after it said ready is replaced by one that does not count itself out again.
+    while worker.polls[0] == 0 and worker.running:
+        time.sleep(0.001)
+    ready("ready" if restart else f"ready {worker.address()} {engine.shard_address()}")
     # DPDK's join spins (rte_eal_wait_lcore): on the CPU this main thread shares with the relay it
     # took half of the relay's time (perf); sleep while the loop runs, join once it has ended.
     while worker.running:

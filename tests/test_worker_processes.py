@@ -270,7 +270,8 @@ def test_duration_stops_every_worker_process(tmp_path, capture_dir):
 
 
 def test_a_worker_process_that_dies_stops_the_run_in_bounded_time(tmp_path):
-    """A worker process that ends mid-run (os._exit in its processor) is noticed: the run stops
+    """With run.on_worker_death: stop, a worker process that ends mid-run (os._exit in its
+    processor) is noticed: the run stops
     (the relay frees what it hands the dead process instead of waiting on its inbox), the other
     worker process ends cleanly and reports, the statistics say which process ended and how, the
     exit status is 1, and nothing is left behind."""
@@ -278,7 +279,7 @@ def test_a_worker_process_that_dies_stops_the_run_in_bounded_time(tmp_path):
     capture, out, pids = write_pcap(tmp_path / "many.pcap", frames), tmp_path / "out.pcap", tmp_path / "pids.json"
     pipeline = pids_pipeline(pids) + [{"pyprocs.pids:ExitOn": {"port": 2005}}]
     run = run_config(tmp_path, one_port(capture, out, [{"name": "all", "pipeline": pipeline}], ENGINE, pool=POOL,
-                                        run={"workers": 2}), memory="hugepages")
+                                        run={"workers": 2, "on_worker_death": "stop"}), memory="hugepages")
     assert run.returncode == 1, run.stderr
     rows = run.stats["workers"]
     dead = [row for row in rows if "ended" in row]
@@ -324,13 +325,15 @@ def test_a_single_instance_processor_is_refused_with_several_workers(tmp_path):
 
 def test_a_stuck_worker_process_is_ended_and_named(tmp_path):
     """A worker process whose loop makes no progress (a processor call that never returns) for
-    5 call budgets and a second is ended: the run then stops as for one that died, its row naming
+    5 call budgets and a second is ended: with run.on_worker_death: stop, the run then stops as for
+    one that died, its row naming
     the call it was stuck in; the other worker process reports; exit 1; nothing left behind."""
     frames = many_connections(100)
     capture, out, pids = write_pcap(tmp_path / "many.pcap", frames), tmp_path / "out.pcap", tmp_path / "pids.json"
     pipeline = pids_pipeline(pids) + [{"pyprocs.pids:LoopsOn": {"port": 2005}}]
     run = run_config(tmp_path, one_port(capture, out, [{"name": "all", "pipeline": pipeline}], ENGINE, pool=POOL,
-                                        run={"workers": 2, "call_budget_ms": 200}), memory="hugepages")
+                                        run={"workers": 2, "call_budget_ms": 200, "on_worker_death": "stop"}),
+                     memory="hugepages")
     assert run.returncode == 1, run.stderr
     rows = run.stats["workers"]
     stuck = [row for row in rows if "ended" in row]
@@ -352,7 +355,7 @@ def test_sigint_ends_a_run_with_a_stuck_worker_process(tmp_path):
     import yaml
     cfg = one_port(f"{capture},infinite_rx=1", out,
                    [{"name": "all", "pipeline": pids_pipeline() + [{"pyprocs.pids:LoopsOn": {"port": 2005}}]}],
-                   {"capacity": 4096}, pool=POOL, run={"workers": 2, "call_budget_ms": 400})
+                   {"capacity": 4096}, pool=POOL, run={"workers": 2, "call_budget_ms": 400, "on_worker_death": "stop"})
     (tmp_path / "stuck.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     stats = tmp_path / "stats.json"
     proc = start_flowos("-c", str(tmp_path / "stuck.yaml"), "--stats-json", str(stats), tmp_path=tmp_path,
@@ -370,3 +373,104 @@ def test_sigint_ends_a_run_with_a_stuck_worker_process(tmp_path):
     stuck = [row for row in report["workers"] if "ended" in row]
     assert len(stuck) == 1 and "in pyprocs.pids:LoopsOn's process" in stuck[0]["ended"], report["workers"]
     assert not runtime_folder(report["file_prefix"]).exists() and hugepage_files(report["file_prefix"]) == []
+
+
+def restart_config(tmp_path, processor, **run):
+    """An endless replay of 100 connections through FlowPids and `processor` on 2 worker processes."""
+    import yaml
+    capture = write_pcap(tmp_path / "many.pcap", many_connections(100))
+    pipeline = pids_pipeline(tmp_path / "pids.json") + [processor]
+    cfg = one_port(f"{capture},infinite_rx=1", tmp_path / "out.pcap", [{"name": "all", "pipeline": pipeline}],
+                   {"capacity": 4096}, pool=POOL, run={"workers": 2, **run})
+    path = tmp_path / "restart.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def wait_for(prefix, predicate, what, timeout=60):
+    """flowos-ctl stats, polled until predicate(answer) holds (robust under load: no fixed wait)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = ctl_stats(prefix)
+        if predicate(answer):
+            return answer
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {timeout} s; last: {answer['workers']}")
+
+
+def packets_of(answer, w):
+    return answer["workers"][w].get("engine", {}).get("packets", -1)
+
+
+def check_restarted_once(tmp_path, processor, reason, **run):
+    """Worker process w dies (or is ended, stuck) once on an endless replay: the run goes on, the
+    other worker forwards throughout, a new process takes w's place and forwards; SIGINT ends the
+    run cleanly (exit 0), the restart counted with its reason and processor, the mbufs that went
+    with the dead process accounted for, nothing left behind. Returns the restarted row."""
+    stats = tmp_path / "stats.json"
+    proc = start_flowos("-c", str(restart_config(tmp_path, processor, **run)), "--stats-json", str(stats),
+                        tmp_path=tmp_path, memory="hugepages")
+    try:
+        first_line = proc.stdout.readline()
+        assert first_line.startswith("flowos: memory"), first_line + proc.stderr.read()
+        died = wait_for(proc.file_prefix, lambda a: any(row["restarts"] for row in a["workers"]), "a restart")
+        w = next(row["worker"] for row in died["workers"] if row["restarts"])
+        other = 1 - w
+        # The other worker forwards across the restart; the restarted one forwards again.
+        wait_for(proc.file_prefix, lambda a: packets_of(a, other) > packets_of(died, other), "the other worker forwarding")
+        running = wait_for(proc.file_prefix, lambda a: packets_of(a, w) > 0, "the restarted worker forwarding")
+        wait_for(proc.file_prefix, lambda a: packets_of(a, w) > packets_of(running, w), "the restarted worker going on")
+        assert running["running"] and running["workers"][other]["restarts"] == 0
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        kill_flowos(proc)
+    assert proc.returncode == 0, stderr
+    report = json.loads(stats.read_text())
+    assert report["stop_reason"] == "signal (SIGINT)"
+    row = report["workers"][w]
+    assert row["restarts"] == len(row["restarted"]) == 1 and "ended" not in row, row
+    record = row["restarted"][0]
+    assert reason(record["reason"]) and record["processor"] == next(iter(processor)), record
+    assert record["pid"] != row["pid"] and row["engine"]["tx_packets"] > 0
+    assert report["workers"][other]["restarts"] == 0 and "ended" not in report["workers"][other]
+    assert f"worker process {w} (pid {record['pid']}) ended in {record['processor']}: " in stderr
+    assert "restarting it (restart 1)" in stderr
+    lost = report["mbufs"]["lost_with_worker_processes"]
+    assert lost["restarts"] == 1 and lost["held"] == record["mbufs_held"]
+    assert report["mbufs"]["in_use_at_exit"] <= lost["held"] + lost["in_hand_at_most"], report["mbufs"]
+    # The restarted process's flows ran in the new process (the dead one wrote no records).
+    assert {r["pid"] for r in flow_pids(tmp_path / "pids.json")} == {row["pid"], report["workers"][other]["pid"]}
+    assert not runtime_folder(report["file_prefix"]).exists() and hugepage_files(report["file_prefix"]) == []
+    return row
+
+
+def test_a_worker_process_that_dies_is_restarted(tmp_path):
+    """run.on_worker_death: restart (the default): a worker process that dies (os._exit in its
+    processor, once) is replaced by a fresh one while the run goes on (check_restarted_once)."""
+    check_restarted_once(tmp_path, {"pyprocs.pids:ExitOnce": {"port": 2005, "marker": str(tmp_path / "hit")}},
+                         lambda reason: reason == "exit status 3")
+
+
+def test_a_stuck_worker_process_is_restarted(tmp_path):
+    """A worker process stuck in a processor call (once) is ended and replaced by a fresh one
+    while the run goes on (check_restarted_once)."""
+    check_restarted_once(tmp_path, {"pyprocs.pids:LoopsOnce": {"port": 2005, "marker": str(tmp_path / "hit")}},
+                         lambda reason: reason.startswith("killed: no progress for "), call_budget_ms=200)
+
+
+def test_a_worker_process_that_keeps_dying_ends_the_run(tmp_path):
+    """A worker process that dies every time it is restarted (every replay brings the port it
+    dies on) is given up on after RESTART_LIMIT restarts: the run stops, saying so, exit 1, its
+    row counting the restarts and saying how the last one ended; nothing left behind."""
+    from flowos.worker_processes import RESTART_LIMIT
+    run = run_flowos("-c", str(restart_config(tmp_path, {"pyprocs.pids:ExitOn": {"port": 2005}})), tmp_path=tmp_path,
+                     memory="hugepages", timeout=120)
+    assert run.returncode == 1, run.stderr
+    dead = [row for row in run.stats["workers"] if "ended" in row]
+    assert len(dead) == 1 and dead[0]["ended"] == "exit status 3", run.stats["workers"]
+    assert dead[0]["restarts"] == RESTART_LIMIT
+    assert all(r["reason"] == "exit status 3" for r in dead[0]["restarted"])
+    assert f"worker process {dead[0]['worker']} died {RESTART_LIMIT + 1} times in 60 s: not restarted again" in run.stderr
+    assert run.stats["stop_reason"] == f"worker process {dead[0]['worker']} ended (exit status 3)"
+    check_left_nothing(run)

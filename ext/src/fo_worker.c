@@ -52,6 +52,7 @@ struct fo_worker {
 	struct fo_worker_conf conf;
 	struct fo_worker_group *group;
 	uint8_t own_group;         /* created with the worker (a group of one) */
+	uint8_t replaces_member;   /* a restarted worker process's: its predecessor counted itself out */
 	uint16_t n_routes;
 	unsigned int lcore_id;
 	uint8_t launched;
@@ -139,6 +140,37 @@ uint16_t
 fo_worker_group_left(const struct fo_worker_group *g)
 {
 	return __atomic_load_n(&g->left, __ATOMIC_ACQUIRE);
+}
+
+int
+fo_worker_replace_member(struct fo_worker *w)
+{
+	if (RELAXED_LOAD(&w->running) || w->launched || w->n_routes > 0)
+		return -EBUSY;
+	w->replaces_member = 1;
+	return 0;
+}
+
+/*
+ * A process killed inside an enqueue or dequeue leaves its end of the ring with head past tail:
+ * it moved the head (claimed the slots) and died before publishing the tail. The next process on
+ * that end would start from the head, and its tail update would publish the dead one's slots:
+ * stale pointers in an outbox (the relay would send mbufs already sent), or, in an inbox, slots
+ * skipped (their mbufs leaked). DPDK has no call for this; struct rte_ring's head and tail are
+ * public (rte_ring_core.h). Moving the head back to the tail gives the claimed slots back: what
+ * the dead consumer had not finished taking is taken again, what the dead producer had not
+ * finished writing was never sent. Only for a single-producer or single-consumer end that nobody
+ * else touches meanwhile.
+ */
+unsigned int
+fo_ring_reset_abandoned_end(struct rte_ring *r, bool consumer_end)
+{
+	struct rte_ring_headtail *ht = consumer_end ? &r->cons : &r->prod;
+	uint32_t tail = __atomic_load_n(&ht->tail, __ATOMIC_ACQUIRE);
+	uint32_t claimed = ht->head - tail;
+
+	__atomic_store_n(&ht->head, tail, __ATOMIC_RELEASE);
+	return claimed;
 }
 
 struct fo_worker *
@@ -398,7 +430,7 @@ fo_worker_loop(void *arg)
 
 	for (i = 0; i < w->n_routes; i++)
 		n_finite += w->routes[i].finite;
-	if (!receiving)
+	if (!receiving && !w->replaces_member)
 		__atomic_fetch_sub(&g->receiving, 1, __ATOMIC_RELEASE);
 	if (w->thread_start != NULL)
 		w->thread_start(w->thread_ctx);

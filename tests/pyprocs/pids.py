@@ -54,3 +54,27 @@ class LoopsOn(OnPort):
     def hit(self):
         while True:
             pass
+
+
+class Once:
+    """Does what `hit` does the first time only, of all its instances in every process: `marker` is
+    a file, made before the first hit (a restarted process sees it and goes on)."""
+
+    def __init__(self, port, marker):
+        super().__init__(port)
+        self.marker = marker
+
+    def hit(self):
+        try:
+            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        super().hit()
+
+
+class ExitOnce(Once, ExitOn):
+    """ExitOn, once: a worker process that dies, then runs again once restarted."""
+
+
+class LoopsOnce(Once, LoopsOn):
+    """LoopsOn, once: a worker process stuck, then running again once restarted."""

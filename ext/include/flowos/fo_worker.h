@@ -82,6 +82,18 @@ struct fo_worker_group *fo_worker_group_lookup(const char *name);
 void fo_worker_group_leave(struct fo_worker_group *g);
 /* Members that have left the group. */
 uint16_t fo_worker_group_left(const struct fo_worker_group *g);
+/*
+ * The worker takes the place of a member (a worker process restarted after its predecessor died)
+ * that had already counted itself out of the group's receivers: it does not again. A worker
+ * without routes, before launch; 0 or -EBUSY.
+ */
+int fo_worker_replace_member(struct fo_worker *w);
+/*
+ * Gives back the slots a dead process had claimed on its end of a single-producer (consumer_end
+ * false) or single-consumer (true) ring: head back to tail. Only while nothing else uses that end.
+ * Returns how many slots were claimed.
+ */
+unsigned int fo_ring_reset_abandoned_end(struct rte_ring *r, bool consumer_end);
 
 /* Returns a worker with no routes, or NULL with rte_errno set. conf->packet_limit: ignored in a group (the group's). */
 struct fo_worker *fo_worker_create(const struct fo_worker_conf *conf, int socket_id);
