@@ -25,3 +25,14 @@ def test_relay_and_outboxes_under_asan(tmp_path):
     written = packets(out)
     assert same_multiset(written, frames)
     check_per_flow_order(frames, written)
+
+
+def test_ring_ends_a_dead_process_left_are_repaired_under_asan(tmp_path):
+    """fo_ring_reset_abandoned_end gives back the slots a process killed inside an enqueue or a
+    dequeue had claimed (tests/asan/ring_repair_harness.c): the dead producer's stale slots never
+    come out, the dead consumer's come out again, and the ring is whole after."""
+    sources = sorted((ROOT / "ext" / "src").glob("*.c")) + sorted((ROOT / "ext" / "src" / "processors").glob("*.c"))
+    exe = asanbuild.build(tmp_path, "ring_repair_harness", sources)
+    run = asanbuild.run(exe)
+    assert run.returncode == 0, run.stdout + run.stderr[-4000:]
+    assert run.stdout.split() == ["producer", "3", "consumer", "3"]
