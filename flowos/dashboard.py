@@ -95,7 +95,9 @@ class Dashboard(QuietView):
             for p, o in zip(snapshot.ports, old.ports):
                 rates[p.name] = ((p.rx_packets - o.rx_packets) / dt, (p.tx_packets - o.tx_packets) / dt)
             for w, o in zip(snapshot.workers, old.workers):
-                rates[("worker", w["worker"])] = worker_load(w, o, dt)
+                # A worker process being restarted has no load to read; a restarted one counts from 0.
+                if "polls" in w and "polls" in o and w.get("pid") == o.get("pid"):
+                    rates[("worker", w["worker"])] = worker_load(w, o, dt)
         self.previous = (now, snapshot)
         if self.live is not None:
             self.live.update(render(snapshot, self.header, rates, self.console.width))
@@ -169,7 +171,7 @@ def processors_table(flows):
 def worker_packets(row):
     """What a worker processed: its shard's packets (from its queues and its inbox), or, without a
     flow engine, what it received."""
-    return row["engine"]["packets"] if "engine" in row else row["rx_packets"]
+    return row["engine"]["packets"] if "engine" in row else row.get("rx_packets", 0)
 
 
 def worker_load(row, old, dt):

@@ -155,3 +155,24 @@ def test_dashboard_shows_each_workers_load(workers_stats, width):
         cells = line.split()
         assert cells[:2] == [str(w["worker"]), str(w["cpu"])], line
         assert cells[3].endswith("%") and cells[4] == compact(w["engine"]["packets"]), line
+
+
+@pytest.mark.parametrize("width", [80])
+def test_dashboard_shows_a_worker_process_being_restarted(workers_stats, width):
+    """A worker process being restarted (run.on_worker_death: restart) has a row without its load
+    and counters, then one with a new pid counting from 0: the dashboard shows it, without a rate
+    across the restart."""
+    console = Console(width=width, file=io.StringIO(), color_system=None, legacy_windows=False)
+    view = Dashboard(console)
+    view.live = Live(console=console, auto_refresh=False)
+    before = snapshot_of(workers_stats)
+    restarting = snapshot_of(workers_stats)
+    restarting.workers = [dict(restarting.workers[0], pid=1)] + [
+        {k: v for k, v in w.items() if k in ("worker", "cpu", "pid")} for w in restarting.workers[1:]]
+    restarted = snapshot_of(workers_stats)
+    restarted.workers = [dict(restarted.workers[0], pid=1), dict(restarted.workers[1], pid=2)]
+    for snapshot in (before, restarting, restarted):
+        view.update(snapshot)
+    console.print(view.live.renderable)
+    lines = console.file.getvalue().splitlines()
+    assert any(line.split()[:3] == ["worker", "cpu", "pps"] for line in lines)
