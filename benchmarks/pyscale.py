@@ -156,10 +156,12 @@ def anomalies(name, label, r):
     lost = report["totals"]["dropped"] + sum(p["tx_unsent"] for p in report["ports"])
     if lost:
         problems.append(f"{where}: {lost} packets dropped or refused: the loop lost them")
-    # At the end every packet of the loop is in it (in a ring port's queue), and no other mbuf is out.
-    held = report["mbufs"]["in_use_at_exit"]
-    if held != LOOP_PACKETS - lost:
-        problems.append(f"{where}: {held} mbufs out of the pool at the end, not the loop's {LOOP_PACKETS - lost}")
+    # At the end every packet of the loop is in it (in a ring port's queue, freed at the end), and no
+    # other mbuf is out.
+    mbufs = report["mbufs"]
+    if mbufs["in_use_at_exit"] or mbufs["left_in_port_queues"] != LOOP_PACKETS - lost:
+        problems.append(f"{where}: {mbufs['left_in_port_queues']} mbufs left in the ring ports at the end, not the "
+                        f"loop's {LOOP_PACKETS - lost}; {mbufs['in_use_at_exit']} more out of the pool")
     faults = [p for flow in report["engine"]["flows"] for p in flow["processors"] if p["report"].get("faults")]
     for p in faults:
         problems.append(f"{where}: {p['name']} faulted {p['report']['faults']} times")

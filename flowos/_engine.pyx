@@ -399,9 +399,10 @@ cdef class Engine:
         """Sends what goes out on port into outbox (a worker process's, the relay sends it)."""
         check(fo_engine_set_tx_ring(self.e, port, <void *><size_t>outbox.address()), f"cannot send on port {port}")
 
-    def attach_inbox(self, Worker worker, WorkerGroup group, Inbox inbox):
-        """The worker joins group and drains inbox (packets other shards handed over) into this engine."""
-        worker.join_group(group, inbox, <size_t>fo_engine_inbox, <size_t>self.e, self)
+    def attach_inbox(self, Worker worker, WorkerGroup group, uint16_t member, Inbox inbox):
+        """The worker joins group as `member` and drains inbox (packets other shards handed over)
+        into this engine."""
+        worker.join_group(group, member, inbox, <size_t>fo_engine_inbox, <size_t>self.e, self)
 
     def address(self):
         """The fo_engine and its burst hook, for the control mailbox (flowos._control), which calls

@@ -278,6 +278,16 @@ cdef class Port:
         port.eal = eal
         return port
 
+    @staticmethod
+    def of_primary(Eal eal, uint16_t port_id, str device):
+        """A port only the primary process has attached (net_pcap, net_af_packet), named in a worker
+        process by its id: the TX port of a route whose engine sends through the relay's outbox."""
+        cdef Port port = Port.__new__(Port)
+        port.port_id = port_id
+        port.device = device
+        port.eal = eal
+        return port
+
     def info(self):
         """What the device offers: its queues, the RSS hash types FlowOS asks for that it has, its RETA size."""
         cdef fo_port_info info
@@ -338,6 +348,21 @@ cdef class Port:
         check(rte_eth_link_get_nowait(self.port_id, &link), f"cannot read the link of port {self.device}")
         return {"up": bool(link.link_status), "speed_mbps": link.link_speed,
                 "full_duplex": bool(link.link_duplex)}
+
+    def free_queued(self):
+        """Frees what is left in this port's RX queues (its workers have ended) and returns how many
+        there were: for a driver whose queues keep their mbufs when the port closes (net_ring)."""
+        cdef void *pkts[64]
+        cdef uint16_t n, queue
+        cdef uint64_t freed = 0
+        for queue in range(self.rx_queues):
+            while True:
+                n = rte_eth_rx_burst(self.port_id, queue, pkts, 64)
+                if n == 0:
+                    break
+                rte_pktmbuf_free_bulk(pkts, n)
+                freed += n
+        return freed
 
     def close(self):
         if not self.started:
@@ -472,6 +497,11 @@ cdef class WorkerGroup:
         group.eal = eal
         return group
 
+    def stop_receiving(self, uint16_t member):
+        """Counts member out of the group's receivers, if it was not yet (fo_worker.h): a worker
+        process that died receiving and is not replaced."""
+        return fo_worker_group_stop_receiving(self.g, member)
+
     def leave(self):
         """This process's member has sent its last packet (fo_worker.h)."""
         fo_worker_group_leave(self.g)
@@ -497,6 +527,14 @@ def polls_at(size_t address):
     cdef uint64_t polls, busy
     fo_worker_polls(<fo_worker *>address, &polls, &busy)
     return polls, busy
+
+
+def route_stats_at(size_t address, uint16_t route):
+    """Route `route`'s counters of the fo_worker at `address` (polls_at): a worker process's that
+    polls its own queues."""
+    cdef fo_route_stats s
+    check(fo_worker_route_stats(<fo_worker *>address, route, &s), f"no route {route}")
+    return RouteStats(s.rx_packets, s.tx_packets, s.tx_unsent, s.hook_kept)
 
 
 cdef class Worker:
@@ -547,10 +585,11 @@ cdef class Worker:
         check(fo_worker_outbox_stats(self.w, outbox, &s), f"no outbox {outbox}")
         return RouteStats(s.rx_packets, s.tx_packets, s.tx_unsent, s.hook_kept)
 
-    def join_group(self, WorkerGroup group, Inbox inbox=None, size_t hook=0, size_t ctx=0, owner=None):
-        """Makes this worker one of group's; it drains inbox (if any) into the C hook at address hook
-        with context ctx (which belongs to owner, kept alive meanwhile)."""
-        check(fo_worker_join_group(self.w, group.g, inbox.ring if inbox is not None else NULL,
+    def join_group(self, WorkerGroup group, uint16_t member, Inbox inbox=None, size_t hook=0, size_t ctx=0,
+                   owner=None):
+        """Makes this worker group's member `member`; it drains inbox (if any) into the C hook at
+        address hook with context ctx (which belongs to owner, kept alive meanwhile)."""
+        check(fo_worker_join_group(self.w, group.g, member, inbox.ring if inbox is not None else NULL,
                                    <fo_inbox_hook_t>hook, <void *>ctx), "cannot join the worker group")
         self.group = group
         self.inbox = inbox
@@ -570,11 +609,6 @@ cdef class Worker:
 
     def launch(self, unsigned int lcore):
         check(fo_worker_launch(self.w, lcore), f"cannot launch the worker on lcore {lcore}")
-
-    def replace_member(self):
-        """A restarted worker process's worker: its predecessor already counted itself out of the
-        group's receivers (fo_worker_replace_member)."""
-        check(fo_worker_replace_member(self.w), "cannot make the worker a replacement")
 
     def request_stop(self):
         fo_worker_request_stop(self.w)
@@ -596,6 +630,13 @@ cdef class Worker:
     @property
     def stop_reason(self):
         return STOP_REASONS[fo_worker_stop_reason(self.w)]
+
+    def tx_unsent(self):
+        """Packets each TX device refused on this worker's routes (by device name)."""
+        unsent = {}
+        for i, (_, tx) in enumerate(self.routes):
+            unsent[tx.device] = unsent.get(tx.device, 0) + self.route_stats(i).tx_unsent
+        return unsent
 
     @property
     def short_sources(self):

@@ -8,7 +8,7 @@ Sections (each optional):
   ports:   list of {name, vdev | pci, rx_descriptors, tx_descriptors, promiscuous}
   forward: list of "a -> b", "a <-> b" or {from: a, to: b}
   run:     workers, burst, duration, packets, source_idle_ms, call_budget_ms, worker_processes,
-           on_worker_death
+           worker_process_queues, on_worker_death
   engine:  the flow engine's settings, and flows: the flow definitions (see flowos/flows.py)
 
 Every error names the file, the key and what was expected; unknown keys are rejected.
@@ -70,6 +70,8 @@ class RunConfig:
     source_idle_ms: int = 1000         # a capture source silent this long counts as finished
     call_budget_ms: int = 1000         # a Python processor call or message past this is reported (flowos/watchdog.py)
     worker_processes: str = "auto"     # auto: processes for several workers with a Python processor; always
+    # own: worker processes poll their own queues of the ports whose driver lets them; relay: the relay serves all
+    worker_process_queues: str = "own"
     on_worker_death: str = "restart"   # a worker process that dies or is stuck: restart it, or stop the run
 
 
@@ -154,7 +156,8 @@ SCHEMA = {
     "pool": {"mbufs": _int(64, 2**31 - 1), "cache": _int(0, 512), "data_room": _int(256, MAX_DATA_ROOM)},
     "run": {"workers": _workers, "burst": _int(1, 256), "duration": _number(0), "packets": _int(1, 2**64 - 1),
             "source_idle_ms": _int(1, 2**32 - 1), "call_budget_ms": _int(1),
-            "worker_processes": _choice("auto", "always"), "on_worker_death": _choice("restart", "stop")},
+            "worker_processes": _choice("auto", "always"), "worker_process_queues": _choice("own", "relay"),
+            "on_worker_death": _choice("restart", "stop")},
     "port": {"name": _string(PORT_NAME, "a name of letters, digits, _ . : -"), "vdev": _string(), "pci": _string(),
              "rx_descriptors": _int(1, 32768), "tx_descriptors": _int(1, 32768), "promiscuous": _bool},
 }

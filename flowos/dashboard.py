@@ -44,6 +44,9 @@ def spreading(bridge):
                          "flows handed to their workers")
         else:
             ports.append(f"{name} one queue, flows handed to their workers")
+        if bridge.relay_engine is not None:     # worker processes: who polls the port
+            ports[-1] += (", polled by the worker processes" if name in bridge.own_queue_ports else
+                          ", received and sent by the relay")
     return text + "; " + "; ".join(ports)
 
 

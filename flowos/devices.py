@@ -32,6 +32,13 @@ NET_PCAP_MAX_FRAME = 65535
 # The longest chained packet a driver sends whole, where it has a limit: net_pcap copies a chain
 # into a buffer of RTE_ETHER_MAX_JUMBO_FRAME_LEN bytes and writes (or sends) only that much.
 TX_CHAIN_MAX = {"net_pcap": 16128}
+# Drivers whose ports a DPDK 22.11 secondary process can receive and send on: their probe in a
+# secondary sets the burst functions on queues in the shared memory (a NIC's: its descriptor
+# rings). net_pcap and net_af_packet keep their files and sockets in the primary's process.
+SECONDARY_QUEUE_DRIVERS = frozenset({"net_ring", "net_null", "pci"})
+# Drivers whose RX queues keep the mbufs in them when the port closes (net_ring's are rings of
+# mbufs, not descriptors the driver frees): what no worker received by the end is freed from them.
+KEEPS_QUEUED_MBUFS = frozenset({"net_ring"})
 NET_PCAP_TX_KEYS = ("tx_pcap", "tx_iface", "iface")
 # net_pcap opens a live interface with a snapshot length of 16,128 bytes: it receives longer
 # frames cut to that, and nothing says so.

@@ -51,6 +51,7 @@ cdef extern from "rte_ring.h" nogil:
 
 cdef extern from "rte_ethdev.h" nogil:
     uint16_t RTE_MAX_ETHPORTS
+    uint16_t rte_eth_rx_burst(uint16_t port_id, uint16_t queue_id, void **rx_pkts, uint16_t nb_pkts)
 
     struct rte_eth_stats:
         uint64_t ipackets

@@ -267,7 +267,8 @@ class Bridge:
         self.tiers = []            # the Python and Cython processors in the engine, every shard's
         self.group = None          # the workers' WorkerGroup
         self.inboxes = []          # each worker's Inbox (several workers with a flow engine)
-        self.outboxes = []         # worker processes': each one's Inbox for each port, that the relay sends
+        self.outboxes = []         # worker processes': each one's Inbox for each relayed port, that the relay sends
+        self.own_queue_ports = set()   # worker processes: the ports they poll themselves (the relay: the others)
         self.relay_engine = None   # worker processes: the relay's engine (steers, owns no flow)
         self.tx_locks = {}         # port id -> a TxLock per TX queue, where workers share them
         self.ports = {}
@@ -322,7 +323,10 @@ class Bridge:
                 linear = Mempool.create(self.eal, f"fo_linear{port.port_id}", linear_pool_size(cfg), 0, LINEAR_DATA_ROOM)
             info = port.info()
             rx_queues, tx_queues = min(n_workers, info["max_rx_queues"]), min(n_workers, info["max_tx_queues"])
-            if processes:
+            if processes and worker_processes.polls_own_queues(cfg, spec, info):
+                self.own_queue_ports.add(spec.name)
+                tx_queues = n_workers + 1     # one per worker process, and the relay's
+            elif processes:
                 tx_queues = 1        # the relay sends for every worker process
             port.start(self.pool, rx_queues, tx_queues, STEER_PATTERN, spec.rx_descriptors, spec.tx_descriptors,
                        spec.promiscuous,
@@ -345,9 +349,9 @@ class Bridge:
                                      for engine, worker in zip(self.engine, self.worker)])
         for w, worker in enumerate(self.worker):
             if self.inboxes:
-                self.engine.all[w].attach_inbox(worker, self.group, self.inboxes[w])
+                self.engine.all[w].attach_inbox(worker, self.group, w, self.inboxes[w])
             else:
-                worker.join_group(self.group)
+                worker.join_group(self.group, w)
         lcores = self.eal.worker_lcores()
         if len(lcores) < n_workers:
             raise FlowOSError(f"{len(lcores)} worker lcores for {n_workers} workers: the EAL started with too few")
@@ -358,31 +362,43 @@ class Bridge:
 
     def _start_worker_processes(self):
         """The relay here, a process per worker (flowos.worker_processes): the rings and the group
-        first, for the processes to look up; the relay runs once every process runs its worker."""
-        cfg, n_workers = self.config, self.config.run.workers
+        first, for the processes to look up; the relay runs once every process runs its worker.
+        The relay receives from the ports the worker processes do not poll themselves, sends on
+        its own TX queue of those they do (queue n_workers), and sends the outboxes of the others."""
+        cfg, n_workers, own = self.config, self.config.run.workers, self.own_queue_ports
+        relayed = [port for name, port in self.ports.items() if name not in own]
         self.inboxes = [Inbox.create(self.eal, worker_processes.inbox_name(w), INBOX_SIZE) for w in range(n_workers)]
         self.outboxes = [Inbox.create(self.eal, worker_processes.outbox_name(w, port.port_id), worker_processes.OUTBOX_SIZE,
                                       single_producer=True)
-                         for w in range(n_workers) for port in self.ports.values()]
+                         for w in range(n_workers) for port in relayed]
         self.group = WorkerGroup.create_shared(self.eal, worker_processes.GROUP, n_workers + 1, cfg.run.packets or 0)
         relay = Worker.create(self.eal, cfg.run.burst, 0, cfg.run.source_idle_ms)
         self.relay_engine = None
+        routes = [[] for _ in range(n_workers)]
+        for w, src, dst, queue in self.queue_owners():
+            if src in own:
+                routes[w].append((src, dst, queue, w if dst in own else 0))
         plan = worker_processes.Plan(cfg, self.file_prefix, self.port_ids(), self.keep_budget, STEER_PATTERN,
-                                     self.eal.runtime_dir)
-        outboxes = [self.outboxes[w * len(self.ports):(w + 1) * len(self.ports)] for w in range(n_workers)]
+                                     self.eal.runtime_dir, {name: port.device for name, port in self.ports.items()},
+                                     frozenset(own), routes)
+        outboxes = [self.outboxes[w * len(relayed):(w + 1) * len(relayed)] for w in range(n_workers)]
         self.worker = worker_processes.WorkerProcesses(relay, None, plan, cfg.eal.worker_cpus, self.group, self.inboxes,
                                                        outboxes, 5 * cfg.run.call_budget_ms / 1000 + watchdog.STOP_GRACE)
         for r, (src, dst) in enumerate(cfg.forward):
             source, rx, tx = self.sources.get(src), self.ports[src], self.ports[dst]
-            for queue in range(rx.rx_queues):
-                relay.add_route(rx, tx, source.packets if source else None, queue, 0)
-        for outbox, (w, port) in zip(self.outboxes, [(w, p) for w in range(n_workers) for p in self.ports.values()]):
+            for queue in range(rx.rx_queues if src not in own else 0):
+                relay.add_route(rx, tx, source.packets if source else None, queue, n_workers if dst in own else 0)
+        for outbox, (w, port) in zip(self.outboxes, [(w, p) for w in range(n_workers) for p in relayed]):
             relay.add_outbox(outbox, port, 0)
+
+        def relay_and_send(engine, _):
+            engine.set_relay(relay, self.inboxes, STEER_PATTERN)
+            for name in own:
+                engine.set_txq(self.ports[name].port_id, n_workers)
         (self.relay_engine,), _ = build_shards(cfg, self.pool, self.port_ids(), n_workers + 1, 0, [relay], relay.address(),
-                                               lambda engine, _: engine.set_relay(relay, self.inboxes, STEER_PATTERN),
-                                               processors=False, capacity=RELAY_CAPACITY)
+                                               relay_and_send, processors=False, capacity=RELAY_CAPACITY)
         self.worker.relay_engine = self.relay_engine
-        relay.join_group(self.group)
+        relay.join_group(self.group, n_workers)
         self.worker.spawn()
         lcores = self.eal.worker_lcores()
         self.worker.launch(lcores[0])
@@ -395,17 +411,22 @@ class Bridge:
         locks = self.tx_locks.get(port.port_id)
         return queue, locks[queue] if locks else None
 
-    def _add_routes(self):
-        """Each worker polls its own RX queue of every port (queue w: what RSS gives worker w); a port
-        with fewer queues than workers has its queues polled by the first ones, a single queue by the
-        worker of the route's turn (so that two captures go to two workers)."""
-        n_workers = len(self.worker)
+    def queue_owners(self):
+        """(worker, rx port, tx port, rx queue) of each route: each worker polls its own RX queue of
+        every port (queue w: what RSS gives worker w); a port with fewer queues than workers has its
+        queues polled by the first ones, a single queue by the worker of the route's turn (so that
+        two captures go to two workers)."""
+        n_workers = self.config.run.workers
         for r, (src, dst) in enumerate(self.config.forward):
+            rx_queues = self.ports[src].rx_queues
+            for queue in range(rx_queues):
+                yield (queue if rx_queues > 1 else r % n_workers), src, dst, queue
+
+    def _add_routes(self):
+        for w, src, dst, queue in self.queue_owners():
             source, rx, tx = self.sources.get(src), self.ports[src], self.ports[dst]
-            for queue in range(rx.rx_queues):
-                w = queue if rx.rx_queues > 1 else r % n_workers
-                tx_queue, lock = self.txq(tx, w)
-                self.worker.all[w].add_route(rx, tx, source.packets if source else None, queue, tx_queue, lock)
+            tx_queue, lock = self.txq(tx, w)
+            self.worker.all[w].add_route(rx, tx, source.packets if source else None, queue, tx_queue, lock)
 
     def _serve_control(self, handler):
         """Answers flowos-ctl on FlowOS's control socket, and DPDK's tools on telemetry's (if on)."""
@@ -527,6 +548,8 @@ class Bridge:
                                workers=worker_rows(self.worker, self.engine, full=True))
             if self.relay_engine is not None:
                 report.mbufs_lost_with_workers = self.worker.mbufs_lost()
+            report.mbufs_left_in_port_queues = sum(self.ports[spec.name].free_queued() for spec in self.config.ports
+                                                   if spec.driver in devices.KEEPS_QUEUED_MBUFS)
             self.worker.close()
         if self.engine is not None:
             self.engine.close()

@@ -19,6 +19,13 @@ def add_up(values):
 from flowos.errors import FlowOSError
 
 
+def group_stop_reason(reasons):
+    """Why a group stopped, from its receiving workers' reasons: told to first, then its packet
+    limit, then every source read to its end."""
+    reasons = set(reasons)
+    return next((r for r in ("stopped", "packet-limit", "input-done") if r in reasons), None)
+
+
 class Each:
     """One object per worker, in worker order."""
 
@@ -57,11 +64,7 @@ class Workers(Each):
     @property
     def stop_reason(self):
         """Why the group stopped: told to, its packet limit, or every source it reads done."""
-        reasons = {w.stop_reason for w in self.all if w.routes}
-        for reason in ("stopped", "packet-limit", "input-done"):
-            if reason in reasons:
-                return reason
-        return None
+        return group_stop_reason(w.stop_reason for w in self.all if w.routes)
 
     @property
     def short_sources(self):
@@ -69,11 +72,7 @@ class Workers(Each):
 
     def tx_unsent(self):
         """Packets each TX device refused on the workers' own sends (by device name)."""
-        unsent = {}
-        for w in self.all:
-            for i, (_, tx) in enumerate(w.routes):
-                unsent[tx.device] = unsent.get(tx.device, 0) + w.route_stats(i).tx_unsent
-        return unsent
+        return add_up([w.tx_unsent() for w in self.all])
 
     def received(self, device):
         """Packets the workers received from a port, all queues together."""

@@ -74,6 +74,7 @@ class RunReport:
     workers: list = field(default_factory=list)   # per worker: its CPU, load, and its shard's counters
     ended: dict | None = None      # a data plane that died, as its supervisor saw it (flowos.supervisor)
     mbufs_lost_with_workers: dict | None = None   # worker processes restarted: what went with the dead ones
+    mbufs_left_in_port_queues: int = 0   # received by no worker before the end, freed (devices.KEEPS_QUEUED_MBUFS)
 
     def ending(self):
         """How the data plane ended: "stopped" (its worker stopped when told, or by itself), "stuck"
@@ -104,6 +105,7 @@ class RunReport:
             "ports": [dict(asdict(p), dropped=p.dropped) for p in self.ports],
             "totals": self.totals(),
             "mbufs": {"pool_size": self.pool_size, "in_use_at_exit": self.mbufs_in_use_at_exit,
+                      "left_in_port_queues": self.mbufs_left_in_port_queues,
                       **({"lost_with_worker_processes": self.mbufs_lost_with_workers}
                          if self.mbufs_lost_with_workers is not None else {})},
             "sources": [asdict(s) for s in self.sources],

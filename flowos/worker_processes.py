@@ -3,11 +3,14 @@ Python processor, each worker runs in a process of its own, with its own interpr
 Python processors run on every core instead of waiting on one interpreter's lock.
 
 flowos-run's process is the DPDK primary: it owns the ports, the mbuf pool and the control
-sockets, and runs the relay, one C worker without processors that receives from every port queue,
-hands each packet to the inbox of the worker process that owns its flow (the symmetric steering
-hash, fo_steer.h) and sends what the worker processes put in their outboxes. Each worker process
-(flowos.worker_process) is a DPDK secondary: it looks the pool, the rings and the group up by name
-and runs its shard of the flow engine on its inbox. The group (a memzone) stops them together."""
+sockets. Each worker process (flowos.worker_process) is a DPDK secondary: it looks the pool, the
+rings and the group up by name and runs its shard of the flow engine. It polls its own queues of
+the ports whose driver lets a secondary receive and send (devices.SECONDARY_QUEUE_DRIVERS), as a worker thread
+would, handing packets of other workers' flows to their inboxes. The primary runs the relay, one C
+worker without processors, for the other ports (net_pcap, net_af_packet): it receives from their
+queues, hands each packet to the inbox of the worker process that owns its flow (the symmetric
+steering hash, fo_steer.h) and sends what the worker processes put in their outboxes for them.
+The group (a memzone) stops them together."""
 import copy
 import dataclasses
 import json
@@ -20,9 +23,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from flowos import eal_args
+from flowos import devices, eal_args
 from flowos.errors import FlowOSError
-from flowos.shards import WORKER_COUNTS, Each, add_up
+from flowos.shards import WORKER_COUNTS, Each, add_up, group_stop_reason
 
 POOL = "fo_pool"
 GROUP = "fo_group"
@@ -34,6 +37,14 @@ EXIT_TIMEOUT = 10      # seconds a worker process may take to end once its last 
 # is given up on: the run stops, as with on_worker_death: stop.
 RESTART_LIMIT = 3
 RESTART_WINDOW = 60.0
+
+
+def polls_own_queues(config, spec, info):
+    """Whether each worker process polls its own queues of the port `spec` (its device's `info`)
+    rather than the relay: run.worker_process_queues `own`, a driver in SECONDARY_QUEUE_DRIVERS,
+    and a TX queue for each worker process and one for the relay."""
+    return (config.run.worker_process_queues == "own" and spec.driver in devices.SECONDARY_QUEUE_DRIVERS
+            and info["max_tx_queues"] > config.run.workers)
 
 
 def inbox_name(worker):
@@ -54,6 +65,9 @@ class Plan:
     keep_budget: int      # all shards' together
     steer_pattern: int
     folder: str           # the primary's runtime folder: the plan, the reports
+    devices: dict         # port name -> device name
+    own_ports: frozenset  # the ports whose queues the worker processes poll themselves (polls_own_queues)
+    routes: list          # per worker: its routes on those, (rx port, tx port, rx queue, tx queue)
 
     @property
     def workers(self):
@@ -197,6 +211,7 @@ class WorkerProcesses(Each):
             self.ended[w] = reason
             self.inbox_freed[w] = self.inbox_freed.get(w, 0) + self.inboxes[w].drain()
             self.request_stop()
+            self.group.stop_receiving(w)     # it may have died polling its own queues
             if not left:
                 self.group.leave()
 
@@ -228,7 +243,8 @@ class WorkerProcesses(Each):
                 record["processor"] = self.processor_names[call[0]][call[1]]
             # Its counters until it died count in the totals; its flows are active no more.
             record.update(flows_lost=stats["flows_active"], mbufs_held=stats["budget"]["held"],
-                          stats=dict(stats, flows_active=0, budget={k: 0 for k in stats["budget"]}))
+                          stats=dict(stats, flows_active=0, budget={k: 0 for k in stats["budget"]}),
+                          tx_unsent=self._live_tx_unsent(w, live[0]))
         record["inbox_reclaimed"] = self.inboxes[w].reset_abandoned_end(True)
         for outbox in self.outboxes[w] if self.outboxes else ():
             outbox.reset_abandoned_end(False)
@@ -414,24 +430,35 @@ class WorkerProcesses(Each):
 
     @property
     def stop_reason(self):
-        return self.relay.stop_reason
+        """The relay's reason (if it receives) with the worker processes' that poll their own queues."""
+        reasons = [r.get("stop_reason") for r in self.reports.values()]
+        return group_stop_reason(reasons + ([self.relay.stop_reason] if self.relay.routes else []))
 
     @property
     def short_sources(self):
         return self.relay.short_sources
 
     def tx_unsent(self):
-        """Packets each TX device refused: the relay sends for every worker."""
-        unsent = {}
-        stats = [(tx, self.relay.route_stats(i)) for i, (_, tx) in enumerate(self.relay.routes)]
-        stats += [(port, self.relay.outbox_stats(i)) for i, (_, port) in enumerate(self.relay.outboxes)]
-        for port, s in stats:
-            unsent[port.device] = unsent.get(port.device, 0) + s.tx_unsent
-        return unsent
+        """Packets each TX device refused (by device name): the relay's sends, and those of the worker
+        processes on their own queues (running, ended, and restarted ones until they died)."""
+        unsent = [self.relay.tx_unsent()]
+        for i, (_, port) in enumerate(self.relay.outboxes):
+            unsent.append({port.device: self.relay.outbox_stats(i).tx_unsent})
+        with self.lock:
+            live = dict(self.shared)
+        unsent += [self._live_tx_unsent(w, worker) for w, (worker, _) in live.items()]
+        unsent += [r["tx_unsent"] for r in list(self.reports.values())]
+        unsent += [r.get("tx_unsent", {}) for records in list(self.restarts.values()) for r in list(records)]
+        return add_up(unsent)
 
-    def received(self, device):
-        return sum(self.relay.route_stats(i).rx_packets for i, (rx, _) in enumerate(self.relay.routes)
-                   if rx.device == device)
+    def _live_tx_unsent(self, w, worker):
+        """What the TX devices refused on worker process w's own routes, read from the shared memory."""
+        from flowos._runtime import route_stats_at
+        unsent = {}
+        for i, (_, dst, _, _) in enumerate(self.plan.routes[w]):
+            device = self.plan.devices[dst]
+            unsent[device] = unsent.get(device, 0) + route_stats_at(worker, i).tx_unsent
+        return unsent
 
     def rows(self, engines=None, full=False):
         """Per worker process: its CPU, its pid and, once it has ended, its load and its shard's
@@ -439,6 +466,8 @@ class WorkerProcesses(Each):
         rows = []
         for w, (proc, cpu) in enumerate(zip(self.procs, self.cpus)):
             row = {"worker": w, "cpu": cpu, "pid": proc.pid, "restarts": len(self.restarts[w])}
+            if self.plan.routes[w]:     # the port queues it polls itself, "port:queue"
+                row["own_queues"] = [f"{src}:{queue}" for src, _, queue, _ in self.plan.routes[w]]
             if self.restarts[w]:
                 row["restarted"] = [{k: v for k, v in r.items() if k not in ("at", "stats")} for r in self.restarts[w]]
             if w in self.ended:
@@ -450,19 +479,23 @@ class WorkerProcesses(Each):
                 shard = report["engine"]["stats"]
                 row.update(report["load"], rx_packets=shard["packets"],
                            engine=shard if full else {k: shard[k] for k in WORKER_COUNTS})
+                if self.plan.routes[w]:
+                    row["own_queues_rx"] = report["own_queues_rx"]
             rows.append(row)
         return rows
 
     def _live_report(self, w):
         """A running process's load and shard counters, read from the shared memory (None once it has left)."""
         from flowos._engine import stats_at
-        from flowos._runtime import polls_at
+        from flowos._runtime import polls_at, route_stats_at
         with self.lock:
             if w not in self.shared:
                 return None
             worker, engine = self.shared[w]
             polls, busy = polls_at(worker)
-            return {"load": {"polls": polls, "busy_polls": busy}, "engine": {"stats": stats_at(engine)}}
+            rx = sum(route_stats_at(worker, i).rx_packets for i in range(len(self.plan.routes[w])))
+            return {"load": {"polls": polls, "busy_polls": busy}, "engine": {"stats": stats_at(engine)},
+                    "own_queues_rx": rx}
 
     def engine_report(self):
         """The worker processes' engine reports as one (flowos.runner.engine_report's shape), with
@@ -544,7 +577,7 @@ def run_worker(plan, w, ready, restart=False):
     from its inbox only once the primary, which freed what came meanwhile, says "go"."""
     from flowos import runner
     from flowos._python import cover_kept_views
-    from flowos._runtime import Eal, Inbox, Mempool, Worker, WorkerGroup
+    from flowos._runtime import Eal, Inbox, Mempool, Port, Worker, WorkerGroup
     cfg = plan.config
     argv = eal_args.worker_process_argv(plan.file_prefix, w, cfg.eal.worker_cpus, log_level=cfg.eal.log_level)
     try:
@@ -556,20 +589,27 @@ def run_worker(plan, w, ready, restart=False):
     try:
         pool = Mempool.lookup(eal, POOL)
         inboxes = [Inbox.lookup(eal, inbox_name(i)) for i in range(plan.workers)]
-        outboxes = {pid: Inbox.lookup(eal, outbox_name(w, pid)) for pid in plan.port_ids.values()}
+        outboxes = {pid: Inbox.lookup(eal, outbox_name(w, pid)) for name, pid in plan.port_ids.items()
+                    if name not in plan.own_ports}
         group = WorkerGroup.lookup(eal, GROUP)
         worker = Worker.create(eal, cfg.run.burst, 0, cfg.run.source_idle_ms)
+        ports = {name: Port.find(eal, device) if name in plan.own_ports else
+                 Port.of_primary(eal, plan.port_ids[name], device) for name, device in plan.devices.items()}
+        for src, dst, queue, tx_queue in plan.routes[w]:
+            worker.add_route(ports[src], ports[dst], None, queue, tx_queue)
 
         def steer_and_send(engine, _):
             engine.set_shard(w, inboxes, plan.steer_pattern)
-            for pid, outbox in outboxes.items():
-                engine.set_tx_ring(pid, outbox)
+            for name, pid in plan.port_ids.items():
+                if name in plan.own_ports:
+                    engine.set_txq(pid, w)      # its own TX queue
+                else:
+                    engine.set_tx_ring(pid, outboxes[pid])
         (engine,), (tiers,) = runner.build_shards(cfg, pool, plan.port_ids, plan.workers, plan.keep_budget, [worker],
                                                   worker.address(), steer_and_send)
-        engine.attach_inbox(worker, group, inboxes[w])
-        engine.attach(worker)   # no routes: the hook gets only the idle calls that move the engine's time on
+        engine.attach_inbox(worker, group, w, inboxes[w])
+        engine.attach(worker)   # without routes, the hook gets only the idle calls that move the engine's time on
         if restart:
-            worker.replace_member()
             ready(f"built {worker.address()} {engine.shard_address()}")
             if sys.stdin.readline().strip() != "go":
                 raise FlowOSError("the primary did not say go")
@@ -578,8 +618,7 @@ def run_worker(plan, w, ready, restart=False):
         ready(f"error: {e}")
         _close(worker, engine, eal)
         raise
-    # Ready once the loop has counted itself out of the group's receivers: a process that dies
-    # after it said ready is replaced by one that does not count itself out again.
+    # Ready once the loop runs (a worker without routes has counted itself out of the receivers).
     while worker.polls[0] == 0 and worker.running:
         time.sleep(0.001)
     ready("ready" if restart else f"ready {worker.address()} {engine.shard_address()}")
@@ -601,7 +640,9 @@ def run_worker(plan, w, ready, restart=False):
     stats = engine.stats()
     fault = next((runner.tier_name(t) for t in tiers if t.stop_requested), None)
     result = {"pid": os.getpid(), "engine": report, "load": {"polls": polls, "busy_polls": busy},
-              "mbufs_held_at_exit": stats["budget"]["kept"], "fault_stop": fault}
+              "mbufs_held_at_exit": stats["budget"]["kept"], "fault_stop": fault,
+              "stop_reason": worker.stop_reason if plan.routes[w] else None, "tx_unsent": worker.tx_unsent(),
+              "own_queues_rx": sum(worker.route_stats(i).rx_packets for i in range(len(plan.routes[w])))}
     _close(worker, engine, eal)
     cover_kept_views()
     os.unlink(plan.log_path(w))

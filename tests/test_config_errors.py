@@ -59,6 +59,8 @@ CASES = {
     "vdev-value-not-a-number": (None, ["--vdev", "net_null0,size=abc"], "--vdev", "size=abc: expected a number"),
     "file-prefix-flag": (None, ["--vdev", "net_null0", "--file-prefix", "a/b"], "--file-prefix", "letters, digits"),
     "packets-past-64-bits": (None, ["--vdev", "net_null0", "--packets", str(2**64)], "--packets", "expected an integer"),
+    "worker-process-queues": (PORT + "run: {worker_process_queues: direct}", [], "run.worker_process_queues",
+                              "own"),
     "source-idle-past-32-bits": (PORT + f"run: {{source_idle_ms: {2**32}}}", [], "run.source_idle_ms",
                                  "expected an integer"),
     "mbufs-past-31-bits": (None, ["--vdev", "net_null0", "--mbufs", str(2**31)], "--mbufs", "expected an integer"),

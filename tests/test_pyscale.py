@@ -1,8 +1,8 @@
 """The Python scenarios of `scripts/bench scaling` (benchmarks/pyscale.py) measure flowos-run itself:
 one worker thread and worker processes on a closed loop of two net_ring ports. Run briefly for
-correctness, not timing: every packet of the loop goes round and is still in it at the end (no
-packet lost, no other mbuf out of the pool), the connections reach both worker processes, and the
-anomaly checks fire on a run that lost packets."""
+correctness, not timing: every packet of the loop goes round and is still in it at the end (freed from
+the ring ports then; no packet lost, no other mbuf out of the pool), the connections reach both
+worker processes, and the anomaly checks fire on a run that lost packets."""
 import copy
 import os
 import sys
@@ -47,7 +47,7 @@ def test_anomalies_fire_on_a_lossy_run(runs):
     r["report"]["ports"][1]["tx_unsent"] = 5
     problems = pyscale.anomalies("python_field", "thread", r)
     assert any("5 packets dropped or refused" in p for p in problems)
-    assert any("mbufs out of the pool" in p for p in problems)
+    assert any("mbufs left in the ring ports at the end, not the loop" in p for p in problems)
 
 
 def test_results_compare_processes_with_one(runs):

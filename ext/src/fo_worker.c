@@ -23,6 +23,9 @@
 
 #define RELAXED_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define RELAXED_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+/* How long a member with nothing to poll sleeps between looks at the group's end: it shares its
+ * CPU with others (the relay's lcore) and only its end waits on it. */
+#define IDLE_MEMBER_SLEEP_US 1000
 
 /* Where a finite source stands; private to the loop. */
 struct source_progress {
@@ -38,6 +41,9 @@ struct fo_worker_group {
 	uint64_t claimed;          /* packets workers may receive against the limit, or have */
 	uint64_t received;
 	uint16_t left;             /* members in other processes done sending (fo_worker_group_leave) */
+	/* Per member: still counted in receiving. Exchanged to 0 once, by the member or for it (a dead
+	 * worker process's, by the primary), so that no member is counted out twice. */
+	uint8_t member_receiving[FO_MAX_WORKERS];
 	const struct rte_memzone *mz;   /* a shared group's memzone; NULL: rte_malloc'd */
 };
 
@@ -52,7 +58,7 @@ struct fo_worker {
 	struct fo_worker_conf conf;
 	struct fo_worker_group *group;
 	uint8_t own_group;         /* created with the worker (a group of one) */
-	uint8_t replaces_member;   /* a restarted worker process's: its predecessor counted itself out */
+	uint16_t member;           /* its index in the group */
 	uint16_t n_routes;
 	unsigned int lcore_id;
 	uint8_t launched;
@@ -72,6 +78,14 @@ struct fo_worker {
 	void *thread_ctx;
 };
 
+static void
+group_init(struct fo_worker_group *g, uint16_t workers, uint64_t packet_limit)
+{
+	g->workers = g->receiving = workers;
+	memset(g->member_receiving, 1, workers);
+	g->packet_limit = packet_limit;
+}
+
 struct fo_worker_group *
 fo_worker_group_create(uint16_t workers, uint64_t packet_limit)
 {
@@ -86,8 +100,7 @@ fo_worker_group_create(uint16_t workers, uint64_t packet_limit)
 		rte_errno = ENOMEM;
 		return NULL;
 	}
-	g->workers = g->receiving = workers;
-	g->packet_limit = packet_limit;
+	group_init(g, workers, packet_limit);
 	return g;
 }
 
@@ -115,8 +128,7 @@ fo_worker_group_create_shared(const char *name, uint16_t workers, uint64_t packe
 		return NULL;
 	g = mz->addr;
 	memset(g, 0, sizeof(*g));
-	g->workers = g->receiving = workers;
-	g->packet_limit = packet_limit;
+	group_init(g, workers, packet_limit);
 	g->mz = mz;
 	return g;
 }
@@ -142,13 +154,14 @@ fo_worker_group_left(const struct fo_worker_group *g)
 	return __atomic_load_n(&g->left, __ATOMIC_ACQUIRE);
 }
 
-int
-fo_worker_replace_member(struct fo_worker *w)
+bool
+fo_worker_group_stop_receiving(struct fo_worker_group *g, uint16_t member)
 {
-	if (RELAXED_LOAD(&w->running) || w->launched || w->n_routes > 0)
-		return -EBUSY;
-	w->replaces_member = 1;
-	return 0;
+	if (member >= g->workers || !__atomic_exchange_n(&g->member_receiving[member], 0, __ATOMIC_ACQ_REL))
+		return false;
+	/* Release: what the member handed over is in the inboxes before others see it stop. */
+	__atomic_fetch_sub(&g->receiving, 1, __ATOMIC_RELEASE);
+	return true;
 }
 
 /*
@@ -198,17 +211,18 @@ fo_worker_create(const struct fo_worker_conf *conf, int socket_id)
 }
 
 int
-fo_worker_join_group(struct fo_worker *w, struct fo_worker_group *g, struct rte_ring *inbox,
+fo_worker_join_group(struct fo_worker *w, struct fo_worker_group *g, uint16_t member, struct rte_ring *inbox,
 		     fo_inbox_hook_t hook, void *ctx)
 {
 	if (RELAXED_LOAD(&w->running) || w->launched)
 		return -EBUSY;
-	if (g == NULL || (inbox != NULL && hook == NULL))
+	if (g == NULL || member >= g->workers || (inbox != NULL && hook == NULL))
 		return -EINVAL;
 	if (w->own_group)
 		fo_worker_group_free(w->group);
 	w->own_group = 0;
 	w->group = g;
+	w->member = member;
 	w->inbox = inbox;
 	w->inbox_hook = hook;
 	w->inbox_ctx = ctx;
@@ -222,7 +236,8 @@ fo_worker_add_route(struct fo_worker *w, const struct fo_route *route)
 		return -EBUSY;
 	if (w->n_routes == FO_MAX_ROUTES)
 		return -ENOSPC;
-	if (!rte_eth_dev_is_valid_port(route->rx_port) || !rte_eth_dev_is_valid_port(route->tx_port))
+	/* The TX port may be one only the primary process has (fo_worker.h): not checked here. */
+	if (!rte_eth_dev_is_valid_port(route->rx_port) || route->tx_port >= RTE_MAX_ETHPORTS)
 		return -EINVAL;
 	w->routes[w->n_routes++] = *route;
 	return 0;
@@ -423,15 +438,18 @@ fo_worker_loop(void *arg)
 	struct source_progress progress[FO_MAX_ROUTES] = {0};
 	struct rte_mbuf *pkts[FO_MAX_BURST];
 	enum fo_stop_reason reason = FO_STOP_NONE;
-	bool receiving = w->n_routes > 0;
+	/* A restarted worker process's worker receives only if its predecessor was still counted in. */
+	bool receiving = w->n_routes > 0 && __atomic_load_n(&g->member_receiving[w->member], __ATOMIC_ACQUIRE);
+	/* Nothing to poll but the end (the relay when every port is polled by the worker processes). */
+	const bool idle_member = w->inbox == NULL && w->n_outboxes == 0;
 	uint16_t n_finite = 0, i;
 	const uint64_t idle_period = rte_get_tsc_hz() / 1000;
 	uint64_t last_idle_call = 0;
 
 	for (i = 0; i < w->n_routes; i++)
 		n_finite += w->routes[i].finite;
-	if (!receiving && !w->replaces_member)
-		__atomic_fetch_sub(&g->receiving, 1, __ATOMIC_RELEASE);
+	if (!receiving)
+		fo_worker_group_stop_receiving(g, w->member);
 	if (w->thread_start != NULL)
 		w->thread_start(w->thread_ctx);
 
@@ -447,8 +465,7 @@ fo_worker_loop(void *arg)
 				got = receive(w, n_finite, progress, pkts, &reason);
 			if (reason != FO_STOP_NONE) {
 				receiving = false;
-				/* Release: what this worker handed over is in the inboxes before others see it stop. */
-				__atomic_fetch_sub(&g->receiving, 1, __ATOMIC_RELEASE);
+				fo_worker_group_stop_receiving(g, w->member);
 			}
 		}
 		got |= drain_inbox(w, pkts);
@@ -460,6 +477,10 @@ fo_worker_loop(void *arg)
 		if (!receiving && !got && __atomic_load_n(&g->receiving, __ATOMIC_ACQUIRE) == 0 &&
 		    (w->inbox == NULL || rte_ring_empty(w->inbox)) && others_left)
 			break;
+		if (!receiving && idle_member) {
+			rte_delay_us_sleep(IDLE_MEMBER_SLEEP_US);
+			continue;
+		}
 		/* With nothing received, the hook still gets an empty call now and then: time goes on. */
 		if (!got && w->conf.hook != NULL) {
 			uint64_t now = rte_rdtsc();
@@ -505,11 +526,12 @@ fo_worker_launch(struct fo_worker *w, unsigned int lcore_id)
 
 	if (RELAXED_LOAD(&w->running) || w->launched)
 		return -EBUSY;
-	if (w->n_routes == 0 && w->inbox == NULL && w->n_outboxes == 0)
+	if (w->own_group && w->n_routes == 0)
 		return -EINVAL;
 	if (w->own_group) {   /* a worker alone may run again */
 		w->group->stop = 0;
 		w->group->receiving = 1;
+		w->group->member_receiving[0] = 1;
 	}
 	RELAXED_STORE(&w->stop_reason, FO_STOP_NONE);
 	__atomic_store_n(&w->running, 1, __ATOMIC_RELEASE);

@@ -156,7 +156,7 @@ main(int argc, char **argv)
 	    fo_engine_set_shard(relay_engine, WORKERS, WORKERS, inboxes, PATTERN) != 0 ||
 	    fo_engine_set_handoff_wait(relay_engine, fo_worker_drain_outboxes, relay) != 0 ||
 	    fo_worker_set_hook(relay, fo_engine_burst, relay_engine) != 0 ||
-	    fo_worker_join_group(relay, group, NULL, NULL, NULL) != 0)
+	    fo_worker_join_group(relay, group, WORKERS, NULL, NULL, NULL) != 0)
 		fail("relay");
 	for (i = 0; i < WORKERS; i++) {
 		if (fo_worker_add_outbox(relay, outboxes[i], 0, 0, NULL) != 0)
@@ -165,7 +165,7 @@ main(int argc, char **argv)
 		shards[i].e = engine(pc);
 		if (shards[i].w == NULL || fo_engine_set_shard(shards[i].e, i, WORKERS, inboxes, PATTERN) != 0 ||
 		    fo_engine_set_tx_ring(shards[i].e, 0, outboxes[i]) != 0 ||
-		    fo_worker_join_group(shards[i].w, group, inboxes[i], fo_engine_inbox, shards[i].e) != 0)
+		    fo_worker_join_group(shards[i].w, group, i, inboxes[i], fo_engine_inbox, shards[i].e) != 0)
 			fail("worker");
 	}
 	fo_pipeline_conf_free(pc);   /* the shards hold it: freed with the last one */

@@ -83,11 +83,12 @@ void fo_worker_group_leave(struct fo_worker_group *g);
 /* Members that have left the group. */
 uint16_t fo_worker_group_left(const struct fo_worker_group *g);
 /*
- * The worker takes the place of a member (a worker process restarted after its predecessor died)
- * that had already counted itself out of the group's receivers: it does not again. A worker
- * without routes, before launch; 0 or -EBUSY.
+ * Counts member out of the group's receivers, once: what its worker does when it stops receiving,
+ * and what the primary does for a worker process that died receiving and is not replaced. A
+ * replacement (a restarted worker process, a worker of the same member) receives only while its
+ * predecessor was still counted in. Returns whether this call counted it out.
  */
-int fo_worker_replace_member(struct fo_worker *w);
+bool fo_worker_group_stop_receiving(struct fo_worker_group *g, uint16_t member);
 /*
  * Gives back the slots a dead process had claimed on its end of a single-producer (consumer_end
  * false) or single-consumer (true) ring: head back to tail. Only while nothing else uses that end.
@@ -98,11 +99,20 @@ unsigned int fo_ring_reset_abandoned_end(struct rte_ring *r, bool consumer_end);
 /* Returns a worker with no routes, or NULL with rte_errno set. conf->packet_limit: ignored in a group (the group's). */
 struct fo_worker *fo_worker_create(const struct fo_worker_conf *conf, int socket_id);
 
-/* Makes the worker one of group g's, with an inbox (NULL: none) drained into hook. Before launch; 0 or -EBUSY. */
-int fo_worker_join_group(struct fo_worker *w, struct fo_worker_group *g, struct rte_ring *inbox,
+/*
+ * Makes the worker group g's member `member` (0..workers-1), with an inbox (NULL: none) drained
+ * into hook. A member with no routes, inbox or outboxes only waits for the group's end (sleeping).
+ * Before launch; 0, -EINVAL or -EBUSY.
+ */
+int fo_worker_join_group(struct fo_worker *w, struct fo_worker_group *g, uint16_t member, struct rte_ring *inbox,
 			 fo_inbox_hook_t hook, void *ctx);
 
-/* Adds a route. Returns 0, -ENOSPC past FO_MAX_ROUTES, -EINVAL for an invalid port, -EBUSY while running. */
+/*
+ * Adds a route. Its TX port may be one only the primary process has attached (a worker process's
+ * route to a port the relay serves): its hook then sends everything through outboxes, and what it
+ * leaves to send there is refused (tx_unsent). Returns 0, -ENOSPC past FO_MAX_ROUTES, -EINVAL for
+ * an invalid RX port, -EBUSY while running.
+ */
 int fo_worker_add_route(struct fo_worker *w, const struct fo_route *route);
 
 #define FO_MAX_OUTBOXES 256
