@@ -156,7 +156,19 @@ cdef str address(const uint8_t *a, uint8_t family):
 cdef class Control:
     """The mailbox of a running engine: its hook wraps the engine's on the worker."""
     cdef fo_control *c
+    cdef bint owned
     cdef readonly object engine
+
+    @staticmethod
+    def at(size_t address):
+        """Another process's mailbox (a worker process's, in DPDK's shared memory: address()), to
+        ask; that process closes and frees it, not this object."""
+        cdef Control self = Control.__new__(Control)
+        self.c = <fo_control *>address
+        return self
+
+    def address(self):
+        return <size_t>self.c
 
     @staticmethod
     def attach(engine, Worker worker):
@@ -167,6 +179,7 @@ cdef class Control:
         if self.c == NULL:
             raise FlowOSError(f"cannot create the control mailbox: {rte_strerror(rte_errno).decode()}")
         self.engine = engine
+        self.owned = True
         ret = fo_worker_set_hook(worker.w, <fo_burst_hook_t>fo_control_burst, self.c)
         if ret < 0:
             self.close()
@@ -223,18 +236,18 @@ cdef class Control:
 
     def stop(self):
         """Refuses requests from now on and wakes those waiting. Before the worker stops."""
-        if self.c != NULL:
+        if self.c != NULL and self.owned:
             with nogil:
                 fo_control_close(self.c)
 
     def close(self):
         """Frees the mailbox: once the worker has stopped."""
-        if self.c != NULL:
+        if self.c != NULL and self.owned:
             fo_control_close(self.c)
             fo_control_free(self.c)
-            self.c = NULL
+        self.c = NULL
 
     def __dealloc__(self):
-        if self.c != NULL:
+        if self.c != NULL and self.owned:
             import warnings
             warnings.warn("control mailbox was not closed", ResourceWarning)

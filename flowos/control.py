@@ -191,12 +191,11 @@ class Commands:
         return out
 
     def _engine(self):
-        if self.control is None and getattr(self.bridge, "relay_engine", None) is not None:
-            raise FlowOSError("this run's workers are processes (a Python processor on several workers): "
-                              "flows and message do not reach them yet; stats does")
+        """The engine whose definitions the run has: its shards', or worker processes' relay's
+        (built from the same configuration)."""
         if self.control is None:
             raise FlowOSError("this run has no flow engine (no flows: in its config, no --processor)")
-        return self.bridge.engine
+        return self.bridge.engine if self.bridge.engine is not None else self.bridge.relay_engine
 
     def flows(self, params, timeout_ms=TIMEOUT_MS):
         engine = self._engine()
@@ -214,29 +213,30 @@ class Commands:
         return {"live": live, "shown": len(flows), "order": "bytes", "flows": flows}
 
     def table(self):
-        """Every processor: (definition index, index in it, id, stage, name, tier, the tier object or None)."""
-        engine = self._engine()
+        """Every processor: (definition index, index in it, id, stage, name, tier, whether its
+        instances are in this process's shards: not a C built-in's, nor worker processes')."""
+        from flowos.runner import class_path
+        self._engine()
+        in_process = self.bridge.engine is not None
         rows = []
         for i, definition in enumerate(self.bridge.config.flows):
             j = 0
-            for stage, procs in enumerate(definition.stages):
-                for _ in procs:
-                    entry = engine.processors[i][j]
-                    if isinstance(entry, str):
-                        rows.append((i, j, f"{i}.{j}", stage, entry, "c", None))
+            for stage, specs in enumerate(definition.stages):
+                for spec in specs:
+                    if spec.python is None:
+                        rows.append((i, j, f"{i}.{j}", stage, spec.name, "c", False))
                     else:
-                        from flowos.runner import tier_name
-                        kind = "python" if type(entry).__name__ == "PythonTier" else "cython"
-                        rows.append((i, j, f"{i}.{j}", stage, tier_name(entry), kind, entry))
+                        rows.append((i, j, f"{i}.{j}", stage, class_path(spec.python),
+                                     "cython" if spec.cython else "python", in_process))
                     j += 1
         return rows
 
     def processors(self):
         engine = self._engine()
         out = []
-        for i, j, pid, stage, name, kind, tier in self.table():
+        for i, j, pid, stage, name, kind, in_process in self.table():
             row = {"id": pid, "name": name, "tier": kind, "flow": engine.definitions[i], "stage": stage}
-            if tier is not None:    # every worker's instance, summed
+            if in_process:    # every worker's instance, summed (worker processes: in their reports at the end)
                 row.update(add_up([t.counts() for t in engine.instances(i, j)]))
             out.append(row)
         return {"processors": out}

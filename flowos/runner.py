@@ -43,11 +43,15 @@ class ProcessorContext:
         self.ports = ports
 
 
+def class_path(cls):
+    """A Python or Cython processor class's import path, module:qualname."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
 def tier_name(tier):
     """A Python or Cython processor's import path, without asking it for its report (a Cython
     processor's report() must not run while the worker may be running it)."""
-    cls = type(tier.processor)
-    return f"{cls.__module__}:{cls.__qualname__}"
+    return class_path(type(tier.processor))
 
 
 def inbox_mbufs(config):
@@ -398,6 +402,7 @@ class Bridge:
         (self.relay_engine,), _ = build_shards(cfg, self.pool, self.port_ids(), n_workers + 1, 0, [relay], relay.address(),
                                                relay_and_send, processors=False, capacity=RELAY_CAPACITY)
         self.worker.relay_engine = self.relay_engine
+        self.control = Controls([worker_processes.ProcessControl(self.worker, w) for w in range(n_workers)])
         relay.join_group(self.group, n_workers)
         self.worker.spawn()
         lcores = self.eal.worker_lcores()

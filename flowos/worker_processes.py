@@ -13,6 +13,7 @@ steering hash, fo_steer.h) and sends what the worker processes put in their outb
 The group (a memzone) stops them together."""
 import copy
 import dataclasses
+import errno
 import json
 import os
 import pickle
@@ -116,6 +117,9 @@ class WorkerProcesses(Each):
         # Where each process's fo_worker and engine shard are in the shared memory, for counters
         # while it runs; a process's go once it has left (it frees them only after the primary's ack).
         self.shared = {}
+        # Each running process's control mailbox (its address), asked under its lock (ProcessControl).
+        self.controls = {}
+        self.control_locks = [threading.Lock() for _ in range(plan.workers)]
         self.has_left = set()          # processes that said they left the group
         # Liveness: each process's loop iterations (its fo_worker's polls, in the shared memory) and
         # when they last moved; one whose loop has not moved for stuck_after seconds is stuck.
@@ -154,7 +158,7 @@ class WorkerProcesses(Each):
             for w, fd in enumerate(self.pipes):
                 line = _read_line(fd, START_TIMEOUT)
                 if line.startswith("ready "):
-                    self.shared[w] = tuple(int(a) for a in line.split()[1:3])
+                    self._share(w, line)
                     continue
                 if line != "ready":
                     why = line[len("error: "):] if line.startswith("error: ") else (
@@ -201,6 +205,7 @@ class WorkerProcesses(Each):
                 continue
             with self.lock:
                 live = self.shared.pop(w, None)
+            self.controls.pop(w, None)    # a request under way times out: nobody frees its mailbox
             reason = self.stuck.pop(w, None) or describe_status(status)
             left = w in self.has_left or "left" in _read_all(self.pipes[w]).split()
             if w in self.restarting:    # a replacement counts itself out of no receivers: restart it as well
@@ -282,8 +287,7 @@ class WorkerProcesses(Each):
             if built is not None:
                 self.inbox_freed[w] += self.inboxes[w].drain()
                 state["go"] = True
-                with self.lock:
-                    self.shared[w] = tuple(int(a) for a in built.split()[1:3])
+                self._share(w, built)
                 try:
                     self.procs[w].stdin.write(b"go\n")
                     self.procs[w].stdin.flush()
@@ -329,13 +333,25 @@ class WorkerProcesses(Each):
             self.stuck[w] = f"killed: no progress for {now - last[1]:.1f} s, {where}"
             self.procs[w].kill()    # its shard stays readable (nobody frees it) for check() to count what was lost
 
+    def _share(self, w, line):
+        """What process w said it shares ("ready W E C", "built W E C"): its fo_worker and engine
+        shard, read for its counters, and its control mailbox, which flowos-ctl asks."""
+        worker, engine, control = (int(a) for a in line.split()[1:4])
+        with self.lock:
+            self.shared[w] = (worker, engine)
+        with self.control_locks[w]:
+            self.controls[w] = control
+
     def _withdraw_left(self):
-        """Processes that say they have left stop being read; then they may free what was read."""
+        """Processes that say they have left stop being read and asked; then they may free what was
+        read (a request under way to its mailbox ends first: it was closed when its loop ended)."""
         for w in list(self.shared):
             if w not in self.restarting and "left" in _read_all(self.pipes[w]).split():
                 self.has_left.add(w)
                 with self.lock:
                     del self.shared[w]
+                with self.control_locks[w]:
+                    self.controls.pop(w, None)
                 try:
                     self.procs[w].stdin.write(b"read no more\n")
                     self.procs[w].stdin.flush()
@@ -517,6 +533,46 @@ class WorkerProcesses(Each):
                 pass
 
 
+class NotRunning(FlowOSError):
+    """A worker process being restarted, or ended: it has no mailbox to ask."""
+
+
+class ProcessControl:
+    """Worker process w's control mailbox, asked from the primary (shards.Controls asks them all,
+    as it asks worker threads' shards): under its lock, which the primary takes before it lets the
+    process free the mailbox (WorkerProcesses._withdraw_left)."""
+
+    def __init__(self, procs, w):
+        self.procs, self.w = procs, w
+        self.stopped = False
+
+    def _ask(self, request):
+        from flowos._control import Control, ControlError
+        with self.procs.control_locks[self.w]:
+            if self.stopped:
+                raise ControlError(errno.ESHUTDOWN)
+            address = self.procs.controls.get(self.w)
+            if address is None:
+                raise NotRunning(f"worker process {self.w} is not running (being restarted, or ended)")
+            return request(Control.at(address))
+
+    def flows(self, top, timeout_ms):
+        """A process being restarted or ended has no live flows (they went with the dead one)."""
+        try:
+            return self._ask(lambda control: control.flows(top, timeout_ms))
+        except NotRunning:
+            return 0, []
+
+    def message(self, definition, processor, text, timeout_ms):
+        return self._ask(lambda control: control.message(definition, processor, text, timeout_ms))
+
+    def stop(self):
+        self.stopped = True
+
+    def close(self):
+        self.stopped = True
+
+
 def _merge_flow(flows):
     out = add_up([{k: v for k, v in f.items() if k != "processors"} for f in flows])
     out["processors"] = [_merge_processor([f["processors"][j] for f in flows])
@@ -576,6 +632,7 @@ def run_worker(plan, w, ready, restart=False):
     the primary it runs (or why it cannot). restart: it replaces a process that died; it takes
     from its inbox only once the primary, which freed what came meanwhile, says "go"."""
     from flowos import runner
+    from flowos._control import Control
     from flowos._python import cover_kept_views
     from flowos._runtime import Eal, Inbox, Mempool, Port, Worker, WorkerGroup
     cfg = plan.config
@@ -585,7 +642,7 @@ def run_worker(plan, w, ready, restart=False):
     except FlowOSError as e:
         ready(f"error: {e}")
         raise
-    engine = worker = None
+    engine = worker = control = None
     try:
         pool = Mempool.lookup(eal, POOL)
         inboxes = [Inbox.lookup(eal, inbox_name(i)) for i in range(plan.workers)]
@@ -608,25 +665,29 @@ def run_worker(plan, w, ready, restart=False):
         (engine,), (tiers,) = runner.build_shards(cfg, pool, plan.port_ids, plan.workers, plan.keep_budget, [worker],
                                                   worker.address(), steer_and_send)
         engine.attach_inbox(worker, group, w, inboxes[w])
-        engine.attach(worker)   # without routes, the hook gets only the idle calls that move the engine's time on
+        # The engine's hook, wrapped by the control mailbox the primary asks (flowos-ctl flows,
+        # message); without routes, it gets only the idle calls that move the engine's time on.
+        control = Control.attach(engine, worker)
+        shared = f"{worker.address()} {engine.shard_address()} {control.address()}"
         if restart:
-            ready(f"built {worker.address()} {engine.shard_address()}")
+            ready(f"built {shared}")
             if sys.stdin.readline().strip() != "go":
                 raise FlowOSError("the primary did not say go")
         worker.launch(eal.worker_lcores()[0])
     except FlowOSError as e:
         ready(f"error: {e}")
-        _close(worker, engine, eal)
+        _close(worker, engine, eal, control)
         raise
     # Ready once the loop runs (a worker without routes has counted itself out of the receivers).
     while worker.polls[0] == 0 and worker.running:
         time.sleep(0.001)
-    ready("ready" if restart else f"ready {worker.address()} {engine.shard_address()}")
+    ready("ready" if restart else f"ready {shared}")
     # DPDK's join spins (rte_eal_wait_lcore): on the CPU this main thread shares with the relay it
     # took half of the relay's time (perf); sleep while the loop runs, join once it has ended.
     while worker.running:
         time.sleep(JOIN_POLL)
     worker.join()
+    control.stop()          # nothing serves it now: the primary's requests are refused at once
     for tier in tiers:      # the loop has ended: a later fault (teardown) has nothing to stop
         tier.stop_worker_on_fault(0)
     engine.shutdown()       # every flow ends; what they held goes into the outboxes
@@ -643,13 +704,15 @@ def run_worker(plan, w, ready, restart=False):
               "mbufs_held_at_exit": stats["budget"]["kept"], "fault_stop": fault,
               "stop_reason": worker.stop_reason if plan.routes[w] else None, "tx_unsent": worker.tx_unsent(),
               "own_queues_rx": sum(worker.route_stats(i).rx_packets for i in range(len(plan.routes[w])))}
-    _close(worker, engine, eal)
+    _close(worker, engine, eal, control)
     cover_kept_views()
     os.unlink(plan.log_path(w))
     return result
 
 
-def _close(worker, engine, eal):
+def _close(worker, engine, eal, control):
+    if control is not None:
+        control.close()
     if worker is not None:
         worker.close()
     if engine is not None:

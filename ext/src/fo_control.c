@@ -5,9 +5,14 @@
  * runs on the worker without the mutex held (a processor's message() may take its time), so the
  * thread that asked can always give up at its deadline: the worker then finishes the request and
  * throws its answer away.
+ *
+ * The mailbox may be another process's (a worker process's, in DPDK's shared memory, asked by the
+ * primary): its mutex and condition are process-shared, and the mutex is robust, so that a worker
+ * process that dies holding it does not leave the asking process waiting for ever.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 #include <time.h>
 
@@ -52,6 +57,7 @@ struct fo_control *
 fo_control_create(struct fo_engine *e, fo_burst_hook_t burst)
 {
 	struct fo_control *c;
+	pthread_mutexattr_t mattr;
 	pthread_condattr_t attr;
 
 	if (e == NULL || !e->built || burst == NULL) {
@@ -65,12 +71,36 @@ fo_control_create(struct fo_engine *e, fo_burst_hook_t burst)
 	}
 	c->e = e;
 	c->burst = burst;
-	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutexattr_init(&mattr);
+	pthread_mutexattr_setpshared(&mattr, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&mattr, PTHREAD_MUTEX_ROBUST);
+	pthread_mutex_init(&c->lock, &mattr);
+	pthread_mutexattr_destroy(&mattr);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_condattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
 	pthread_cond_init(&c->cond, &attr);
 	pthread_condattr_destroy(&attr);
 	return c;
+}
+
+/* A dead holder's lock is taken over as it is: the slot's state is one the waits below recheck. */
+static void
+lock(struct fo_control *c)
+{
+	if (pthread_mutex_lock(&c->lock) == EOWNERDEAD)
+		pthread_mutex_consistent(&c->lock);
+}
+
+/* Waits on the condition until the deadline; returns whether it passed. */
+static bool
+timed_wait(struct fo_control *c, const struct timespec *deadline)
+{
+	int ret = pthread_cond_timedwait(&c->cond, &c->lock, deadline);
+
+	if (ret == EOWNERDEAD)
+		pthread_mutex_consistent(&c->lock);
+	return ret == ETIMEDOUT;
 }
 
 static uint64_t
@@ -152,7 +182,7 @@ static void
 serve(struct fo_control *c)
 {
 	if (!c->serving) {
-		pthread_mutex_lock(&c->lock);
+		lock(c);
 		if (c->state != SLOT_POSTED) {
 			pthread_mutex_unlock(&c->lock);
 			return;
@@ -171,7 +201,7 @@ serve(struct fo_control *c)
 		deliver(c);
 	}
 	c->serving = 0;
-	pthread_mutex_lock(&c->lock);
+	lock(c);
 	__atomic_store_n(&c->state, c->abandoned ? SLOT_IDLE : SLOT_DONE, __ATOMIC_RELAXED);
 	c->abandoned = 0;
 	pthread_cond_broadcast(&c->cond);
@@ -205,9 +235,9 @@ deadline_in(struct timespec *ts, unsigned int ms)
 static int
 begin(struct fo_control *c, const struct timespec *deadline)
 {
-	pthread_mutex_lock(&c->lock);
+	lock(c);
 	while (c->state != SLOT_IDLE && !c->closed) {
-		if (pthread_cond_timedwait(&c->cond, &c->lock, deadline) == ETIMEDOUT) {
+		if (timed_wait(c, deadline)) {
 			pthread_mutex_unlock(&c->lock);
 			return -EBUSY;
 		}
@@ -227,7 +257,7 @@ post_and_wait(struct fo_control *c, const struct timespec *deadline)
 
 	__atomic_store_n(&c->state, SLOT_POSTED, __ATOMIC_RELEASE);
 	while (c->state != SLOT_DONE && !c->closed && !timed_out)
-		timed_out = pthread_cond_timedwait(&c->cond, &c->lock, deadline) == ETIMEDOUT;
+		timed_out = timed_wait(c, deadline);
 	if (c->state == SLOT_DONE)
 		return 0;
 	if (c->state == SLOT_POSTED) {           /* never taken: withdraw it */
@@ -310,7 +340,7 @@ fo_control_message(struct fo_control *c, uint16_t def, uint16_t proc, const char
 void
 fo_control_close(struct fo_control *c)
 {
-	pthread_mutex_lock(&c->lock);
+	lock(c);
 	c->closed = 1;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
