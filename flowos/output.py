@@ -107,6 +107,30 @@ def _same_file(a, b):
         return False
 
 
+def log_to_stderr():
+    """Processors' log records to stderr (whatever sys.stderr is then): a run's, and a worker
+    process's, whose stderr the primary passes on into its own. Returns the handler."""
+    handler = StderrHandler()
+    handler.setFormatter(LogFormatter())
+    logger = logging.getLogger(LOGGER)
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    logger.propagate = False   # a root handler the user set up would print them twice
+    return handler
+
+
+def pass_on(pipe, stream):
+    """A child's stdout or stderr (a worker process's), line by line, into this process's `stream`
+    ("stdout" or "stderr": during a run, its line writers: whole lines, after the banner, above the
+    dashboard), until the child closes it."""
+    with pipe:
+        for line in iter(pipe.readline, b""):
+            out = getattr(sys, stream)
+            out.write(line.decode(errors="replace"))
+            out.flush()
+
+
 class Router:
     """Installs the line writers and the log handler for a run (a context manager)."""
 
@@ -116,8 +140,7 @@ class Router:
         self.held = []           # (send, text) written before the banner
         self.started = False
         self.saved = None
-        self.handler = StderrHandler()
-        self.handler.setFormatter(LogFormatter())
+        self.handler = None
 
     def _sender(self, stream):
         if self.console.is_terminal and _same_file(stream, self.console.file):
@@ -153,11 +176,7 @@ class Router:
         global _active
         self.saved = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = self._route(sys.stdout), self._route(sys.stderr)
-        logger = logging.getLogger(LOGGER)
-        logger.addHandler(self.handler)
-        if logger.level == logging.NOTSET:
-            logger.setLevel(logging.INFO)
-        logger.propagate = False   # a root handler the user set up would print them twice
+        self.handler = log_to_stderr()
         _active = self
         return self
 

@@ -38,7 +38,11 @@ def main(argv):
         sys.path[:0] = [p for p in sys_path if p not in sys.path]
         os.chdir(cwd)
         plan = pickle.load(f)    # the config names processor classes, importable now
-    from flowos import worker_processes
+    # The primary passes this process's stdout and stderr on, line by line, into its own.
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
+    from flowos import output, worker_processes
+    output.log_to_stderr()
     report = worker_processes.run_worker(plan, index, worker_processes.ready_writer(ready_fd), restart)
     with open(plan.report_path(index) + ".tmp", "w") as f:
         json.dump(report, f)

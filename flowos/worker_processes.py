@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from flowos import devices, eal_args
+from flowos import devices, eal_args, output
 from flowos.errors import FlowOSError
 from flowos.shards import WORKER_COUNTS, Each, add_up, group_stop_reason
 
@@ -110,6 +110,7 @@ class WorkerProcesses(Each):
         self.restarting = {}           # worker index -> {"plan": path, "said": text so far, "go": sent}
         self.stopping = False
         self.procs = []
+        self.output_threads = []   # each process's stdout and stderr, passed on (_popen)
         self.pipes = []        # each process's: "ready", then "left" once it has sent its last packet
         self.reports = {}      # worker index -> its report, once it has ended
         self.ended = {}        # worker index -> how a process that died before its report ended
@@ -145,13 +146,7 @@ class WorkerProcesses(Each):
 
     def _start(self, plan_path, ready):
         for w in range(self.plan.workers):
-            read, write = os.pipe()
-            # exec, not a fork of this process's EAL: subprocess forks and execs at once.
-            # -P: not the current directory first on sys.path, where a source tree's flowos/ (no
-            # built extensions) would shadow the installed one (flowos-run started in a checkout).
-            proc = subprocess.Popen([sys.executable, "-P", "-m", "flowos.worker_process", plan_path, str(w), str(write)],
-                                    pass_fds=(write,), close_fds=True, stdin=subprocess.PIPE)
-            os.close(write)
+            proc, read = self._popen(plan_path, w)
             self.procs.append(proc)
             self.pipes.append(read)
         try:
@@ -168,6 +163,24 @@ class WorkerProcesses(Each):
         except BaseException:
             self.kill()
             raise
+
+    def _popen(self, plan_path, w, *extra):
+        """Starts worker process w; returns it and the pipe it says "ready" (and the rest) on. Its
+        stdout and stderr are passed on into this process's, whole lines (flowos.output)."""
+        read, write = os.pipe()
+        # exec, not a fork of this process's EAL: subprocess forks and execs at once.
+        # -P: not the current directory first on sys.path, where a source tree's flowos/ (no
+        # built extensions) would shadow the installed one (flowos-run started in a checkout).
+        proc = subprocess.Popen([sys.executable, "-P", "-m", "flowos.worker_process", plan_path, str(w), str(write),
+                                 *extra], pass_fds=(write,), close_fds=True, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        os.close(write)
+        for pipe, stream in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
+            thread = threading.Thread(target=output.pass_on, args=(pipe, stream), name=f"worker{w}-{stream}",
+                                      daemon=True)
+            thread.start()
+            self.output_threads.append(thread)
+        return proc, read
 
     def launch(self, lcore):
         self.relay.launch(lcore)
@@ -262,10 +275,7 @@ class WorkerProcesses(Each):
               f"(restart {n}): its {record['flows_lost']} flows and the {record['mbufs_held']} mbufs it held "
               "are lost", file=sys.stderr, flush=True)
         plan_path = write_plan(self.plan, f"fo_plan{w}")
-        read, write = os.pipe()
-        proc = subprocess.Popen([sys.executable, "-P", "-m", "flowos.worker_process", plan_path, str(w), str(write),
-                                 "restart"], pass_fds=(write,), close_fds=True, stdin=subprocess.PIPE)
-        os.close(write)
+        proc, read = self._popen(plan_path, w, "restart")
         os.close(self.pipes[w])
         if self.procs[w].stdin is not None:
             self.procs[w].stdin.close()
@@ -418,6 +428,9 @@ class WorkerProcesses(Each):
                 proc.wait()
                 status = "killed: it did not end"
             self._collect(w, status)
+        deadline = time.monotonic() + EXIT_TIMEOUT
+        for thread in self.output_threads:   # their last lines before the run's summary
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _collect(self, w, status):
         path = self.plan.report_path(w)

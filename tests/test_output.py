@@ -63,6 +63,25 @@ def test_no_dashboard_stdout_and_stderr_files_get_their_lines_after_the_banner(t
     assert index(err, "on purpose") > index(err, rf"chatty {SAID} ")
 
 
+def test_a_worker_process_lines_reach_the_run_whole_and_after_the_banner(tmp_path):
+    """A worker process's processor writes as an in-process one does: the primary passes its
+    stdout and stderr on, line by line, into its own line writers, and its log records go to its
+    stderr with FlowOS's format."""
+    from flowos import hugepages
+    if hugepages.choose("auto", 256).mode != "hugepages":
+        pytest.skip("worker processes need hugepages (scripts/hugepages)")
+    (tmp_path / "always.yaml").write_text("run: {worker_processes: always}\nengine: {capacity: 4096}\n"
+                                          "pool: {mbufs: 16383}\n")
+    args = [a if a != "no-huge" else "hugepages" for a in argv("--no-dashboard", "-c", str(tmp_path / "always.yaml"))]
+    with open(tmp_path / "out", "w") as out, open(tmp_path / "err", "w") as err:
+        subprocess.run(args, stdout=out, stderr=err, cwd=tmp_path, timeout=120)
+    out, err = (tmp_path / "out").read_text().splitlines(), (tmp_path / "err").read_text().splitlines()
+    assert chatty(out) == expected("stdout"), out
+    assert chatty(err) == expected("stderr", "log"), err
+    assert index(out, "^flowos: memory") < index(out, r"^chatty 1 ")
+    assert index(out, "FlowOS summary") > index(out, rf"^chatty {SAID - 2} ")
+
+
 def test_no_dashboard_one_file_for_both_keeps_every_line_whole_and_in_order(tmp_path):
     with open(tmp_path / "both", "w") as both:
         subprocess.run(argv("--no-dashboard"), stdout=both, stderr=subprocess.STDOUT, cwd=tmp_path, timeout=60)
