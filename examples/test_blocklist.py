@@ -1,8 +1,6 @@
 """Tests of examples/blocklist.py with FlowOS's pytest plugin (flowos.testing, installed with
 FlowOS): `pytest examples/test_blocklist.py`. The fixtures flowos_pipeline and flowos_wire need
 no import; see docs/testing.md, "Testing your own processors"."""
-import subprocess
-
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 

@@ -8,9 +8,8 @@ import pytest
 
 from flowos.testing import netns
 from flowos.testing.pcap import read_pcap as packets  # noqa: F401 (the suite's name for it)
-from flowos.testing.runs import (FLOWOS_RUN, SHARED_CONFIG, Run, hugepage_files, kill_flowos,  # noqa: F401
-                                 made_prefixes, remove_runtime_folder, run_flowos, runtime_folder, start_flowos,
-                                 unique_prefix)
+from flowos.testing.runs import (FLOWOS_RUN, hugepage_files, kill_flowos, made_prefixes,  # noqa: F401
+                                 remove_runtime_folder, run_flowos, runtime_folder, start_flowos, unique_prefix)
 
 DATA = Path(__file__).parent / "data"
 CAPTURES = sorted(DATA.glob("*.pcap"))

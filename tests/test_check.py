@@ -55,7 +55,8 @@ flows:
 
 
 @pytest.mark.parametrize("config, expected", [
-    ("ports: [{name: a, vdev: 'net_pcap0,rx_pcap=nosuch.pcap'}]", "ports[0]: vdev net_pcap0: rx_pcap {tmp}/nosuch.pcap: no such file"),
+    ("ports: [{name: a, vdev: 'net_pcap0,rx_pcap=nosuch.pcap'}]",
+     "ports[0]: vdev net_pcap0: rx_pcap {tmp}/nosuch.pcap: no such file"),
     ("ports: [{name: a, vdev: 'net_pcap0,rx_pcap=flowos.yaml'}]", "not a capture file libpcap can read"),
     ("ports: [{name: a, vdev: 'net_af_packet0,iface=nosuchif0'}]", "no network interface 'nosuchif0'"),
     ("ports: [{name: a, pci: '0000:7f:1f.7'}]", "no PCI device 0000:7f:1f.7 on this machine"),
@@ -81,7 +82,8 @@ def test_problems_found_on_the_machine_are_each_named(tmp_path):
     problems = lines(stdout, "PROBLEM")
     assert len(problems) == 2
     assert problems[0].startswith("memory: command line: --memory-mb: 1073741824 MB is more than the ")
-    assert problems[1] == f"--stats-json: {tmp_path}/no/such/folder/stats.json: cannot write in {tmp_path}/no/such/folder"
+    folder = tmp_path / "no/such/folder"
+    assert problems[1] == f"--stats-json: {folder}/stats.json: cannot write in {folder}"
     assert any(line.startswith("port net_null0: net_null0, driver librte_net_null.so") for line in lines(stdout, "ok"))
     assert stderr.strip() == "flowos-run: error: --check found 2 problem(s) (above); nothing was started"
 
@@ -117,22 +119,22 @@ def pci_devices():
 
 
 def test_a_nic_bound_to_its_kernel_driver_is_a_problem(tmp_path):
-    """A NIC DPDK has a driver for, still bound to the kernel's (this VM's virtio NIC): named, with
-    the modules that driver takes and how to bind it."""
-    nic = next(((address, pmd_info.find_pci(vendor, device), driver) for address, cls, vendor, device, driver
-                in pci_devices() if cls == NETWORK_CLASS and driver not in (None, "vfio-pci", "uio_pci_generic",
-                                                                           "igb_uio")
-                and pmd_info.find_pci(vendor, device) is not None
-                and not {"mlx4_core", "mlx5_core"} & {driver}), None)
+    """A NIC DPDK has a driver for, still bound to a kernel driver that DPDK driver cannot work
+    with (this VM's virtio NIC, bound to virtio-pci): named, with the modules it takes and how to
+    bind it."""
+    nic = next(((address, pmd_info.find_pci(vendor, device), driver)
+                for address, cls, vendor, device, driver in pci_devices()
+                if cls == NETWORK_CLASS and driver is not None and pmd_info.find_pci(vendor, device) is not None
+                and driver not in pmd_info.find_pci(vendor, device).kernel_modules()), None)
     if nic is None:
-        pytest.skip("no PCI NIC here bound to a kernel network driver that DPDK also drives")
+        pytest.skip("no PCI NIC here bound to a kernel driver its DPDK driver cannot work with")
     address, declared, driver = nic
     code, stdout, _ = check("--pci", address, cwd=tmp_path)
     assert code == 2
     problem, = lines(stdout, "PROBLEM")
-    assert problem.startswith(f"port {address}: {address} (") and f"DPDK driver {declared.name}) is bound to {driver}; " \
-        f"{declared.name} needs one of " in problem and problem.endswith(f"(dpdk-devbind.py --bind=vfio-pci {address})")
-    assert "vfio-pci" in problem
+    assert problem.startswith(f"port {address}: {address} (")
+    assert f"DPDK driver {declared.name}) is bound to {driver}; {declared.name} needs one of " in problem
+    assert "vfio-pci" in problem and problem.endswith(f"(dpdk-devbind.py --bind=vfio-pci {address})")
 
 
 def test_a_pci_device_no_dpdk_driver_takes_is_a_problem(tmp_path):
