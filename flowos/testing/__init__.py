@@ -10,7 +10,7 @@ Fixtures:
                       them, for real TCP (needs root; the test skips without)
 
 The same, without pytest: flowos.testing.run_pipeline, flowos.testing.netns.Wire. What needs
-scapy (the test extra: pip install flowos[test]) is imported when first used, so that the plugin
+scapy (the test extra: pip install '.[test]') is imported when first used, so that the plugin
 costs nothing in a pytest run that does not use it.
 """
 import functools
