@@ -188,6 +188,8 @@ def report(cfg, stats_json, console, errors):
     findings = run_checks(cfg, stats_json)
     for finding in findings:
         console.print(f"{'ok' if finding.ok else 'PROBLEM'}: {finding.text}", markup=False, soft_wrap=True)
+    for note in cfg.notes:      # what a run says as it starts: worth knowing before
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
     problems = [f for f in findings if not f.ok]
     if problems:
         errors.print(f"flowos-run: error: --check found {len(problems)} problem(s) (above); nothing was started",

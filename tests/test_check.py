@@ -164,3 +164,14 @@ def test_worker_processes_without_the_hugepages_they_need_are_a_problem(tmp_path
     problem, = lines(stdout, "PROBLEM")
     assert problem.startswith(f"memory: {config}: eal.memory: the workers run as worker processes "
                               "(docs/configuration.md), which need hugepages, and there are none to use (")
+
+
+def test_an_af_packet_port_names_its_interface_and_the_notes_a_run_would_print(tmp_path):
+    mtu = int(Path("/sys/class/net/lo/mtu").read_text())
+    state = Path("/sys/class/net/lo/operstate").read_text().strip()
+    code, stdout, _ = check("--vdev", "net_af_packet0,iface=lo", "--memory", "no-huge", cwd=tmp_path)
+    assert code == 0, stdout
+    assert (f"port net_af_packet0: net_af_packet0, driver librte_net_af_packet.so.23.0; interface lo (MTU {mtu}, "
+            f"{state})") in lines(stdout, "ok")
+    if mtu > 12190:      # past the largest ring frame FlowOS picks itself (devices.AF_PACKET_MAX_AUTO_FRAME)
+        assert any("will be cut short by the kernel" in note for note in lines(stdout, "note"))
