@@ -92,6 +92,9 @@ def build_parser():
     p.add_argument("--eal-arg", action="append", default=[], metavar="ARG", help="extra EAL argument (repeatable)")
     p.add_argument("--no-dashboard", action="store_true", help="no live dashboard; print the summary only")
     p.add_argument("--stats-json", metavar="FILE", help="write the final statistics as JSON")
+    p.add_argument("--check", action="store_true",
+                   help="check the configuration and this machine (DPDK, memory, ports and NIC bindings, captures, "
+                        "processors, file prefix) without starting: print each check, exit 0, or 2 with the problems")
     p.add_argument("--version", action="version", version=f"flowos {__version__}")
     return p
 
@@ -178,6 +181,9 @@ def main(argv=None):
     except FlowOSError as e:
         errors.print(f"flowos-run: error: {e}", markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
+    if args.check:
+        from flowos import check
+        return 0 if check.report(cfg, args.stats_json, console, errors) else EXIT_BAD_INPUT
     from flowos import supervisor
     return supervisor.supervise(cfg, args.stats_json, lambda channel: run_box(args, cfg, console, errors, channel))
 

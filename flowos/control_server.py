@@ -32,17 +32,23 @@ MAX_OUTPUT = 1 << 20         # bytes of one answer, at most (flowos.control keep
 MAX_TIMEOUT_MS = 60000       # the longest a client may ask the worker to take
 
 
-def _remove_stale(path):
-    """Removes the socket a killed process of the same file prefix left; refuses a live one's."""
+def served(path):
+    """Whether a live process serves the control socket at path (a killed one's answers nothing)."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
-        probe.connect(path)
+        probe.connect(str(path))
     except OSError:
-        os.unlink(path)
-        return
+        return False
     finally:
         probe.close()
-    raise OSError(errno.EADDRINUSE, "another process serves it (the same --file-prefix?)")
+    return True
+
+
+def _remove_stale(path):
+    """Removes the socket a killed process of the same file prefix left; refuses a live one's."""
+    if served(path):
+        raise OSError(errno.EADDRINUSE, "another process serves it (the same --file-prefix?)")
+    os.unlink(path)
 
 
 class ControlServer:

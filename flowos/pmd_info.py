@@ -29,6 +29,12 @@ class Driver:
     numbers: frozenset     # those whose value is a number (<int>, <0|1>, ...)
     vdev: bool             # a virtual device's driver (no PCI ids)
     path: str              # the shared object that declares it
+    pci_ids: tuple = ()    # (vendor, device) of each PCI device it drives
+    kmod: str = ""         # the kernel modules the device must be bound to: "* igb_uio | vfio-pci"
+
+    def kernel_modules(self):
+        """The module names in kmod, as the kernel names drivers (vfio-pci, uio_pci_generic)."""
+        return [name for name in re.split(r"[\s*|&()]+", self.kmod) if name]
 
 
 def parameters(text, data):
@@ -63,7 +69,9 @@ def records(path):
         except ValueError:
             continue
         names, numbers = parameters(record.get("params") or "", data)
-        out.append(Driver(record.get("name", ""), names, numbers, not record.get("pci_ids"), str(path)))
+        pci_ids = tuple(dict.fromkeys((ids[0], ids[1]) for ids in record.get("pci_ids") or () if len(ids) >= 2))
+        out.append(Driver(record.get("name", ""), names, numbers, not pci_ids, str(path), pci_ids,
+                          record.get("kmod") or ""))
     return tuple(out)
 
 
@@ -81,6 +89,7 @@ def loaded_objects(stem):
 def plugin_dir():
     """The folder the EAL loads its drivers from, as the librte_eal this process loaded says
     (flowos._runtime links it); None if none says (DPDK built into the program)."""
+    from flowos import _runtime  # noqa: F401 (loads librte_eal, also where nothing else has yet)
     for path in loaded_objects("librte_eal"):
         try:
             found = PLUGIN_PATH.search(Path(path).read_bytes())
@@ -89,6 +98,26 @@ def plugin_dir():
         if found:
             return found.group(1).decode(errors="replace")
     return None
+
+
+def network_objects(folder):
+    """The network drivers' shared objects of a plugin folder, each once (by its real path)."""
+    seen = []
+    for path in sorted(Path(folder).glob("librte_net_*.so*")):
+        real = os.path.realpath(path)
+        if real not in seen and os.path.isfile(real):
+            seen.append(real)
+    return seen
+
+
+@functools.cache
+def find_pci(vendor, device, folder=None):
+    """The network Driver that declares the PCI device vendor:device (numbers), or None."""
+    folder = folder or plugin_dir()
+    if folder is None or not os.path.isdir(folder):
+        return None
+    return next((declared for path in network_objects(folder) for declared in records(path)
+                 if (vendor, device) in declared.pci_ids), None)
 
 
 @functools.cache
@@ -100,12 +129,8 @@ def find(driver, folder=None):
     folder = folder or plugin_dir()
     if folder is None or not os.path.isdir(folder):
         return None
-    seen = set()
-    for path in [Path(folder, f"librte_{driver}.so")] + sorted(Path(folder).glob("librte_net_*.so*")):
-        real = os.path.realpath(path)
-        if real in seen or not os.path.isfile(real):
-            continue
-        seen.add(real)
+    own = os.path.realpath(Path(folder, f"librte_{driver}.so"))
+    for real in ([own] if os.path.isfile(own) else []) + network_objects(folder):
         for declared in records(real):
             if declared.name == driver:
                 return declared

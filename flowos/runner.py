@@ -132,7 +132,8 @@ def memory_needed_mb(config, mbufs, page_size):
 
 def memory_mode(config, mbufs):
     """Hugepages or not, and how much memory: what the run needs in the mode chosen, or what
-    eal.memory_mb says (refused when too little, or more than the machine has)."""
+    eal.memory_mb says (refused when too little, or more than the machine has, and without
+    hugepages for worker processes)."""
     huge = memory_needed_mb(config, mbufs, eal_args.HUGEPAGE_SIZE)
     small = memory_needed_mb(config, mbufs, eal_args.SMALL_PAGE_SIZE)
     given = config.eal.memory_mb
@@ -151,6 +152,10 @@ def memory_mode(config, mbufs):
     if available is not None and memory.memory_mb > available:
         raise config.error("pool.mbufs", f"{mbufs} mbufs need {memory.memory_mb} MB, "
                            f"more than the {available} MB of memory this machine has available")
+    if runs_worker_processes(config) and memory.mode != "hugepages":
+        raise config.error("eal.memory", "the workers run as worker processes (docs/configuration.md), which need "
+                                         f"hugepages, and there are none to use ({memory.reason}): "
+                                         "run scripts/hugepages (as root), or use worker threads")
     return memory
 
 
@@ -290,10 +295,6 @@ class Bridge:
         self.memory = memory_mode(cfg, mbufs)
         self.sources = {p.name: p.capture for p in cfg.ports if p.capture_source}
         processes = runs_worker_processes(cfg)
-        if processes and self.memory.mode != "hugepages":
-            raise cfg.error("eal.memory", "the workers run as worker processes (docs/configuration.md), which need "
-                                          f"hugepages, and there are none to use ({self.memory.reason}): "
-                                          "run scripts/hugepages (as root), or use worker threads")
         if processes:
             lcores = eal_args.relay_lcores(cfg.eal.worker_cpus)
         else:

@@ -1,4 +1,4 @@
-"""FlowOS as a bump in the wire between two Linux TCP stacks (tests/netns.py): what crosses it
+"""FlowOS as a bump in the wire between two Linux TCP stacks (flowos/testing/netns.py): what crosses it
 arrives intact. Each test runs twice: through the zero-config bridge, and through a flow engine
 pipeline of pass-through processors (the built-in counter and a Python processor counting bytes
 per flow, tests/pyprocs/flowbytes.py). Expectations come from the endpoints (sha256 of what curl

@@ -1,4 +1,4 @@
-"""Streams with real TCP stacks on both sides (tests/netns.py): payload-level processors see each
+"""Streams with real TCP stacks on both sides (flowos/testing/netns.py): payload-level processors see each
 direction in order, once; patterns split across segments are found; length-changing rewrites in
 either direction keep the connection working, request after request on one kept-alive
 connection (the proof that sequence and acknowledgement numbers are mapped right both ways);

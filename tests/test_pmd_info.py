@@ -69,3 +69,12 @@ def test_failsafe_sub_devices_keep_their_commas():
     assert port.args == [("dev(net_tap0,iface=ft0)", None), ("hotplug_poll", "100")]
     assert port.eal_spec == "net_failsafe0,dev(net_tap0,iface=ft0),hotplug_poll=100"
     devices.check_vdev_arguments(port)
+
+
+def test_pci_records_give_their_devices_and_kernel_modules():
+    """DPDK 22.11's net_virtio declares the modern virtio NIC (1af4:1041) and the kernel modules
+    it works with; no network driver declares virtio's block device (1af4:1042)."""
+    virtio = pmd_info.find_pci(0x1AF4, 0x1041)
+    assert virtio.name == "net_virtio" and not virtio.vdev
+    assert virtio.kernel_modules() == ["igb_uio", "uio_pci_generic", "vfio-pci"]
+    assert pmd_info.find_pci(0x1AF4, 0x1042) is None

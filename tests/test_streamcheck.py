@@ -11,7 +11,7 @@ import pytest
 from scapy.all import ARP, UDP, Raw, Dot1AD, Dot1Q, Ether, ICMP, IP, IPv6, TCP, fragment
 
 from conftest import DATA, packets
-from flowcheck import Key, _addr16, connections
+from flowcheck import Key, addr16, connections
 from streamcheck import SEQ, streams, summary
 
 C, S = "10.77.0.1", "10.77.0.2"
@@ -54,8 +54,8 @@ def test_in_order_with_handshake_and_fin():
     x = ISN_C + 1
     s = only(handshake() + [c2s("PA", x, b"hello "), c2s("PA", x + 6, b"world"), s2c("PA", ISN_S + 1, b"ok"),
                             c2s("FA", x + 11), s2c("FA", ISN_S + 3), c2s("A", x + 12)])
-    assert s.key == Key(4, 6, (_addr16(C), 40000), (_addr16(S), 80))
-    assert s.opener == (_addr16(C), 40000)
+    assert s.key == Key(4, 6, (addr16(C), 40000), (addr16(S), 80))
+    assert s.opener == (addr16(C), 40000)
     assert (s[0].data, s[1].data) == (b"hello world", b"ok")
     assert (s[0].isn, s[1].isn) == (ISN_C, ISN_S)
     assert s[0].syn and s[0].fin and not s[0].rst and s[1].fin
@@ -162,7 +162,7 @@ def test_a_long_stream_crosses_2_to_the_32_from_a_mid_stream_pickup():
 def test_a_connection_picked_up_mid_stream_starts_at_its_first_data_segment():
     s = only([c2s("A", 7000), s2c("A", 9000), c2s("PA", 7000, b"middle"), s2c("PA", 9000, b"reply"),
               c2s("PA", 6990, b"0123456789"), c2s("PA", 6996, b"6789midd"), c2s("PA", 7006, b"!")])
-    assert s.opener == (_addr16(C), 40000)
+    assert s.opener == (addr16(C), 40000)
     assert (s[0].data, s[1].data) == (b"middle!", b"reply")
     assert (s[0].isn, s[1].isn) == (None, None)
     assert s[0].dup == 2 and s[0].ooo == 0        # data before the first segment seen is not the stream's
@@ -170,7 +170,7 @@ def test_a_connection_picked_up_mid_stream_starts_at_its_first_data_segment():
 
 def test_the_opener_is_whoever_sent_the_first_packet():
     s = only([s2c("PA", 9000, b"server first"), c2s("PA", 7000, b"client")])
-    assert s.opener == (_addr16(S), 80)
+    assert s.opener == (addr16(S), 80)
     assert (s[0].data, s[1].data) == (b"server first", b"client")
 
 
@@ -193,7 +193,7 @@ def test_ipv6_with_vlan_tags():
     s = only([c2s("S", ISN_C, src=C6, dst=S6, l2=qinq), s2c("SA", ISN_S, src=S6, dst=C6),
               c2s("A", ISN_C + 5, b"world", src=C6, dst=S6, l2=Ether() / Dot1Q(vlan=7)),
               c2s("A", ISN_C + 1, b"hell", src=C6, dst=S6), s2c("PA", ISN_S + 1, b"v6", src=S6, dst=C6, l2=qinq)])
-    assert s.key == Key(6, 6, (_addr16(C6), 40000), (_addr16(S6), 80))
+    assert s.key == Key(6, 6, (addr16(C6), 40000), (addr16(S6), 80))
     assert (s[0].data, s[1].data) == (b"hellworld", b"v6")
     assert s[0].ooo == 1
 
@@ -232,7 +232,7 @@ def test_a_datagram_whose_later_fragment_came_first_is_its_first_fragments_conne
     big = bytes(range(256)) * 12
     frags = [Ether() / f for f in fragment(IP(src=C, dst=S, id=77) / UDP(sport=5000, dport=53) / big, 1000)]
     result = streams([frags[2], frags[0], frags[3], frags[1]])
-    portless = Key(4, 17, (_addr16(C), 0), (_addr16(S), 0))
+    portless = Key(4, 17, (addr16(C), 0), (addr16(S), 0))
     assert set(result) == set(connections([bytes(f) for f in frags[2:3] + frags[:2] + frags[3:]])[0])
     assert result[portless][0].data == b"" and result[portless][0].lengths == []
     (s,) = [s for k, s in result.items() if k != portless]
@@ -321,7 +321,7 @@ def test_http_keepalive_three_responses():
 
 def test_http_ipv6_carries_the_same_text_as_over_ipv4():
     (s,) = tcp_on("http_ipv6.pcap", 8080)
-    assert s.key.family == 6 and s.opener[0] == _addr16(C6)
+    assert s.key.family == 6 and s.opener[0] == addr16(C6)
     assert_clean(s)
     body = http_response(s[1].data)[1]
     v4 = next(x for x in tcp_on("http_get.pcap", 8080) if x[0].data.startswith(b"GET /pattern.txt"))
@@ -386,8 +386,8 @@ def placed(frames, key, opener):
         if ip is None or TCP not in pkt:
             continue
         tcp = pkt[TCP]
-        end = (_addr16(ip.src), tcp.sport)
-        if {end, (_addr16(ip.dst), tcp.dport)} != {key.lo, key.hi}:
+        end = (addr16(ip.src), tcp.sport)
+        if {end, (addr16(ip.dst), tcp.dport)} != {key.lo, key.hi}:
             continue
         d = out.setdefault(end == opener, {"isn": None, "bytes": bytearray()})
         if tcp.flags.S:
@@ -418,8 +418,8 @@ def test_stream_lengths_match_tcpdumps_segment_lengths(name):
                           check=True).stdout
     total = {}
     for m in re.finditer(r" IP6? (\S+)\.(\d+) > (\S+)\.(\d+): Flags .*, length (\d+)", text):
-        src = (_addr16(m.group(1)), int(m.group(2)))
-        total[src, (_addr16(m.group(3)), int(m.group(4)))] = total.get((src, (_addr16(m.group(3)),
+        src = (addr16(m.group(1)), int(m.group(2)))
+        total[src, (addr16(m.group(3)), int(m.group(4)))] = total.get((src, (addr16(m.group(3)),
                                                                               int(m.group(4)))), 0) + int(m.group(5))
     for key, s in capture(name).items():
         if s.tcp:

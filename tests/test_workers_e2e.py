@@ -1,4 +1,4 @@
-"""FlowOS with several workers (--workers N) between two Linux TCP stacks (tests/netns.py): each
+"""FlowOS with several workers (--workers N) between two Linux TCP stacks (flowos/testing/netns.py): each
 port has N queue pairs (net_af_packet's qpairs: the kernel's fanout hash spreads what arrives) or
 a single queue (each port polled by one worker, the spreading mode), every worker runs its own
 shard of the flow engine, and a packet that arrives at a worker that does not own its flow is
@@ -19,12 +19,12 @@ import random
 
 import pytest
 
-import netns
 from conftest import need_tools
 from cybuild import CYPROBE, meson_build
 from flowcheck import check_accounting
 from flowos._runtime import steer_hash
 from flowos.runner import STEER_PATTERN
+from flowos.testing import netns
 
 pytestmark = pytest.mark.e2e
 

@@ -3,7 +3,7 @@ duplicated between the two ends, captured where FlowOS sits (see tests/data/READ
 
     sudo .venv/bin/python tests/data/make_impaired.py          # writes tests/data/http_impaired.pcap
 
-A tests/netns.py wire: curl in the client namespace fetches a 64 KB file twice over one
+A flowos/testing/netns.py wire: curl in the client namespace fetches a 64 KB file twice over one
 connection from python3 -m http.server (HTTP/1.1) in the server namespace, through flowos-run
 (a plain bridge) in the box namespace. Both ends impair what they send (impair(): netem, or the
 htb+nft fallback on kernels without netem): 25 % reordered, 3 % lost, 3 % duplicated. tcpdump
@@ -25,7 +25,7 @@ sys.path.insert(0, str(TESTS))
 
 from scapy.utils import RawPcapReader    # noqa: E402
 
-import netns                          # noqa: E402
+from flowos.testing import netns       # noqa: E402
 from streamcheck import streams       # noqa: E402
 
 OUT = TESTS / "data" / "http_impaired.pcap"

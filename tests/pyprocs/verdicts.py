@@ -158,3 +158,31 @@ class InjectAfter(flowos.Processor):
             if dirs[i] == self.dir:
                 raw = batch.packet(i).tobytes()
                 batch.inject(i, raw[:6] + self.mac + raw[12:])
+
+
+class DropEveryOther(flowos.Processor):
+    """Drops each flow's 2nd, 4th, ... packet: some of the flow's packets leave, unchanged."""
+
+    def process(self, batch):
+        for flow in batch.flows():
+            seen = flow.state or 0
+            for n, i in enumerate(flow.packets, seen):
+                if n % 2:
+                    batch.drop(i)
+            flow.state = seen + len(flow.packets)
+
+
+class InjectOnce(flowos.Processor):
+    """Injects one UDP frame from 10.9.9.1:9 to 10.9.9.2:9 after the first packet it sees: a
+    connection that no packet fed to FlowOS belongs to."""
+
+    def __init__(self):
+        super().__init__()
+        self.done = False
+
+    def process(self, batch):
+        if not self.done and len(batch):
+            from scapy.layers.inet import IP, UDP
+            from scapy.layers.l2 import Ether
+            batch.inject(0, bytes(Ether() / IP(src="10.9.9.1", dst="10.9.9.2") / UDP(sport=9, dport=9)))
+            self.done = True

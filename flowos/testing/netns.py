@@ -13,13 +13,13 @@ flowos-runs started at once in one namespace (close pids, consecutive ifindexes)
 same id in one run of the e2e set in two or three (the kernel refuses a group on a second
 interface: EINVAL, "could not set PACKET_FANOUT"). `Wire` owns everything it creates —
 namespaces, veths, qdiscs, processes — and `close()` removes it all, also after a failed test;
-the `wire` fixture in tests/conftest.py calls it.
+the `flowos_wire` fixture (flowos.testing's pytest plugin) calls it.
 
-    def test_download(wire, tmp_path):
-        box = wire.start_flowos(tmp_path=tmp_path)          # waits until a ping crosses it
+    def test_download(flowos_wire, tmp_path):
+        box = flowos_wire.start_flowos(tmp_path=tmp_path)          # waits until a ping crosses it
         (tmp_path / "www").mkdir(); (tmp_path / "www/a.txt").write_text("hello")
-        url = wire.http_server(tmp_path / "www").url("a.txt")          # ipv6=True: over IPv6
-        assert wire.curl(url).body == b"hello"
+        url = flowos_wire.http_server(tmp_path / "www").url("a.txt")          # ipv6=True: over IPv6
+        assert flowos_wire.curl(url).body == b"hello"
         assert box.stop().stats["mbufs"]["in_use_at_exit"] == 0
 """
 import itertools
@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import FLOWOS_RUN, Run, remove_runtime_folder, unique_prefix
+from flowos.testing.runs import FLOWOS_RUN, Run, processor_env, remove_runtime_folder, unique_prefix
 
 _wires = itertools.count()
 # Offloads off on every veth end: with them on, the sender leaves TCP/UDP checksums to "the
@@ -254,7 +254,7 @@ class HttpServer:
 
 class FlowOS:
     """A flowos-run started by Wire.start_flowos. stop() ends it with SIGINT (the clean stop)
-    and returns a conftest.Run with its exit code, output and --stats-json."""
+    and returns a flowos.testing.runs.Run with its exit code, output and --stats-json."""
 
     def __init__(self, proc, stats_path, prefix):
         self.proc, self.stats_path, self.prefix = proc, stats_path, prefix
@@ -354,7 +354,8 @@ class Wire:
 
     def start_flowos(self, *args, tmp_path, config=None, memory="no-huge", env=None, wait=10):
         """Starts flowos-run (in the box namespace) on the two ports, with `config` (a YAML path,
-        or a dict written to tmp_path) and extra `args`; returns a FlowOS once a ping crosses it.
+        or a dict written to tmp_path) and extra `args`, in `env` (default: this process's, with
+        what it imports from on PYTHONPATH, for processors); returns a FlowOS once a ping crosses it.
         If flowos-run exits first, raises FlowOSExited with its error and the tail of its DPDK
         log (which flowos-run keeps when it fails to start)."""
         tmp_path = Path(tmp_path)
@@ -370,6 +371,7 @@ class Wire:
         if config is not None:
             argv += ["-c", str(config)]
         argv += list(map(str, args))
+        env = env if env is not None else processor_env()
         proc = subprocess.Popen(self.box.argv(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, cwd=tmp_path, env=env)  # ip execs flowos-run: same PID
         box = FlowOS(proc, stats_path, prefix)
