@@ -130,6 +130,7 @@ class WorkerProcesses(Each):
         # Each definition's processors' names, in the engine's order (a stuck call names its own).
         self.processor_names = [[spec.name for stage in flow.stages for spec in stage] for flow in plan.config.flows]
         self.lock = threading.Lock()   # the control server's thread reads them; check() withdraws them
+        self.check_lock = threading.Lock()
 
     def __len__(self):
         return self.plan.workers
@@ -198,7 +199,19 @@ class WorkerProcesses(Each):
         while the run is not stopping), or else recorded as ended, and the run stops: what it is
         handed is freed (counted: inbox_freed) as it comes so that the relay never waits on its
         inbox, and it leaves the group if it had not, so that the relay can end. Its flows, and
-        the mbufs it held, are lost: the report says so."""
+        the mbufs it held, are lost: the report says so.
+
+        The main thread polls it (`running`), and so do the control threads (flowos-ctl stats): one
+        thread checks at a time, and another that comes meanwhile leaves it to that one (two that
+        both saw a process dead would restart it twice)."""
+        if not self.check_lock.acquire(blocking=False):
+            return
+        try:
+            self._check()
+        finally:
+            self.check_lock.release()
+
+    def _check(self):
         if not self.pipes:     # killed (a failed start, or the end): nothing more to learn from them
             return
         self._withdraw_left()

@@ -8,8 +8,8 @@ import signal
 from conftest import hugepage_files, kill_flowos, packets, run_flowos, runtime_folder, start_flowos
 from flowcheck import check_per_flow_order, engine_stats, run_config, same_multiset, write_pcap
 from test_python_processors import pyprocs_importable  # noqa: F401 (an autouse fixture: pyprocs on PYTHONPATH)
-from test_worker_processes import (POOL, check_left_nothing, flow_pids, ip_flows, needs_hugepages,  # noqa: F401
-                                   pids_pipeline, wait_for)
+from test_worker_processes import (POOL, check_left_nothing, flow_pids, follow_a_restart, ip_flows,  # noqa: F401
+                                   needs_hugepages, pids_pipeline)
 from test_workers import many_connections
 
 ENGINE = {"capacity": 4096}    # the engine's clock: the TSC (ring ports replay no capture)
@@ -105,15 +105,8 @@ def test_a_worker_process_polling_its_own_queues_is_restarted(tmp_path):
     try:
         first_line = proc.stdout.readline()
         assert first_line.startswith("flowos: memory"), first_line + proc.stderr.read()
-        died = wait_for(proc.file_prefix, lambda a: any(row["restarts"] for row in a["workers"]), "a restart")
-        w = next(row["worker"] for row in died["workers"] if row["restarts"])
-        other = 1 - w
-
-        def polled(a, worker):
-            return a["workers"][worker].get("own_queues_rx", -1)
-        wait_for(proc.file_prefix, lambda a: polled(a, other) > polled(died, other), "the other worker polling")
-        running = wait_for(proc.file_prefix, lambda a: polled(a, w) > 0, "the restarted worker polling")
-        wait_for(proc.file_prefix, lambda a: polled(a, w) > polled(running, w), "the restarted worker going on")
+        # What each worker receives on its own queues goes on across the restart.
+        w, _ = follow_a_restart(proc.file_prefix, lambda a, worker: a["workers"][worker].get("own_queues_rx", -1))
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     finally:

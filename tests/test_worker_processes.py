@@ -402,6 +402,19 @@ def packets_of(answer, w):
     return answer["workers"][w].get("engine", {}).get("packets", -1)
 
 
+def follow_a_restart(prefix, progress):
+    """Waits for a worker process's restart while the run goes on: the other worker's `progress`
+    (of a flowos-ctl stats answer and a worker) grows across it, and the restarted worker's grows
+    again after it. Returns (the restarted worker, the answer once it was going again)."""
+    died = wait_for(prefix, lambda a: any(row["restarts"] for row in a["workers"]), "a restart")
+    w = next(row["worker"] for row in died["workers"] if row["restarts"])
+    other = 1 - w
+    wait_for(prefix, lambda a: progress(a, other) > progress(died, other), "the other worker going on")
+    running = wait_for(prefix, lambda a: progress(a, w) > 0, "the restarted worker going")
+    wait_for(prefix, lambda a: progress(a, w) > progress(running, w), "the restarted worker going on")
+    return w, running
+
+
 def check_restarted_once(tmp_path, processor, reason, **run):
     """Worker process w dies (or is ended, stuck) once on an endless replay: the run goes on, the
     other worker forwards throughout, a new process takes w's place and forwards; SIGINT ends the
@@ -413,13 +426,8 @@ def check_restarted_once(tmp_path, processor, reason, **run):
     try:
         first_line = proc.stdout.readline()
         assert first_line.startswith("flowos: memory"), first_line + proc.stderr.read()
-        died = wait_for(proc.file_prefix, lambda a: any(row["restarts"] for row in a["workers"]), "a restart")
-        w = next(row["worker"] for row in died["workers"] if row["restarts"])
+        w, running = follow_a_restart(proc.file_prefix, packets_of)
         other = 1 - w
-        # The other worker forwards across the restart; the restarted one forwards again.
-        wait_for(proc.file_prefix, lambda a: packets_of(a, other) > packets_of(died, other), "the other worker forwarding")
-        running = wait_for(proc.file_prefix, lambda a: packets_of(a, w) > 0, "the restarted worker forwarding")
-        wait_for(proc.file_prefix, lambda a: packets_of(a, w) > packets_of(running, w), "the restarted worker going on")
         assert running["running"] and running["workers"][other]["restarts"] == 0
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
