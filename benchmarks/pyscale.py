@@ -9,8 +9,12 @@ is the laps of both ports between two readings of flowos-ctl stats, after a warm
 
 The packets are UDP, `flows` connections with as many packets each as fit the loop (LOOP_PACKETS:
 under the 1024 entries of a net_ring's ring, so nothing is dropped). Scenarios: python_field
-(batch.dport at bursts of 256, the processor of `scripts/bench processors`'s python_field_b256);
-each is run in process (one worker thread, today's Python tier) and with 1..N worker processes.
+(batch.dport at bursts of 256, the processor of `scripts/bench processors`'s python_field_b256)
+and stream_scan (a pattern searched in both directions of every flow's stream, also across
+packets, releasing up to where a match may still start: `scripts/bench streams`'s scan_python,
+streambench.PyStreamFind; a UDP flow's stream is its datagrams' payloads in arrival order, so each
+lap brings new stream bytes, one connection in four carrying the pattern); each is run in process
+(one worker thread, today's Python tier) and with 1..N worker processes.
 """
 import json
 import os
@@ -22,7 +26,9 @@ import time
 from pathlib import Path
 
 LOOP_PACKETS = 768      # circulating packets: each ring of 1024 holds them all, so none is refused
-PYTHON_SCENARIOS = {"python_field": "procbench:DportField"}
+PATTERN = "X-FlowOS-Needle/1"       # streambench's
+PYTHON_SCENARIOS = {"python_field": "procbench:DportField",
+                    "stream_scan": {"streambench:PyStreamFind": {"pattern": PATTERN}}}
 BURST = 256
 READY_S = 60            # how long flowos-run may take to start (EAL, ports, worker processes)
 STOP_S = 30             # how long it may take to stop after SIGINT
@@ -42,7 +48,8 @@ def loop_capture(path, flows):
         c = i % flows
         frames.append(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") /
                       IP(src=f"10.{c >> 16 & 255}.{c >> 8 & 255}.{c & 255}", dst="10.200.0.1") /
-                      UDP(sport=10000 + c * 7919 % 50000, dport=443 if c % 4 == 0 else 80) / Raw(b"x" * 18))
+                      UDP(sport=10000 + c * 7919 % 50000, dport=443 if c % 4 == 0 else 80) /
+                      Raw(PATTERN.encode() + b"x" if c % 4 == 0 else b"x" * 18))
     wrpcap(str(path), frames)
 
 

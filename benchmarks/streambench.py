@@ -46,7 +46,8 @@ class PyStreamFind(flowos.Processor):
 
     def __init__(self, pattern):
         super().__init__()
-        self.pattern = pattern
+        # bytes, or text from a configuration (flowos-run: benchmarks/pyscale.py)
+        self.pattern = pattern.encode() if isinstance(pattern, str) else pattern
         self.matched = 0
 
     def process(self, batch):

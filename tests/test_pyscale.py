@@ -59,3 +59,17 @@ def test_results_compare_processes_with_one(runs):
     assert targets["python_field_14"]["met"] is None      # not measured here
     assert problems == []
     assert any(line.startswith("target python_field, 2 worker processes / 1") for line in pyscale.table(data, targets))
+
+
+def test_the_stream_scan_goes_round_on_two_worker_processes(tmp_path):
+    """stream_scan: every lap adds each UDP datagram's payload to its flow's stream, which the
+    processor searches and releases: nothing lost, no fault, both processes with flows."""
+    if hugepages.choose("auto", 512).mode != "hugepages":
+        pytest.skip("worker processes need hugepages (scripts/hugepages)")
+    cpus = sorted(os.sched_getaffinity(0))
+    r = pyscale.run_once(FLOWOS_RUN, "stream_scan", 2, True, [cpus[i % len(cpus)] for i in range(2)], "hugepages",
+                         0.5, 0.2, 64, tmp_path)
+    assert r["laps"] > 0 and pyscale.anomalies("stream_scan", "2", r) == []
+    assert all(row["engine"]["flows_created"] > 0 for row in r["report"]["workers"])
+    processor = r["report"]["engine"]["flows"][0]["processors"][0]
+    assert processor["name"] == "streambench:PyStreamFind" and processor["report"]["calls"] > 0
