@@ -80,10 +80,11 @@ class Run:
     stats: dict | None
 
 
-def run_flowos(*args, tmp_path, memory="no-huge", timeout=60, stats=True):
-    """Runs flowos-run to completion; returns its exit code, output and --stats-json."""
+def run_flowos(*args, tmp_path, memory="no-huge", timeout=60, stats=True, prefix_argv=()):
+    """Runs flowos-run to completion; returns its exit code, output and --stats-json.
+    prefix_argv: what runs it (["ip", "netns", "exec", ns]: inside a namespace)."""
     stats_path = tmp_path / f"stats-{next(_prefixes)}.json"
-    argv = [FLOWOS_RUN, "--no-dashboard", "--file-prefix", unique_prefix(), *args]
+    argv = [*prefix_argv, FLOWOS_RUN, "--no-dashboard", "--file-prefix", unique_prefix(), *args]
     if memory:
         argv += ["--memory", memory]
     if stats:
@@ -93,10 +94,11 @@ def run_flowos(*args, tmp_path, memory="no-huge", timeout=60, stats=True):
     return Run(done.returncode, done.stdout, done.stderr, data)
 
 
-def start_flowos(*args, tmp_path, memory="no-huge"):
-    """Starts flowos-run in the background; the caller ends it (kill_flowos if it must)."""
+def start_flowos(*args, tmp_path, memory="no-huge", prefix_argv=()):
+    """Starts flowos-run in the background; the caller ends it (kill_flowos if it must).
+    prefix_argv: as run_flowos's (`ip netns exec` execs flowos-run: the same process)."""
     prefix = unique_prefix()
-    argv = [FLOWOS_RUN, "--no-dashboard", "--file-prefix", prefix, "--memory", memory, *args]
+    argv = [*prefix_argv, FLOWOS_RUN, "--no-dashboard", "--file-prefix", prefix, "--memory", memory, *args]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     proc.file_prefix = prefix
     return proc
