@@ -161,7 +161,7 @@ def available_memory_mb():
             fields = dict(line.split(":", 1) for line in f)
     except OSError:
         return None
-    return int(fields["MemAvailable"].split()[0]) // 1024 + hugepages.probe().free_mb
+    return int(fields["MemAvailable"].split()[0]) // 1024 + sum(state.free_mb for state in hugepages.probe_all())
 
 
 def build_shards(cfg, pool, port_ids, shards, keep_budget, workers, stop_address, steer_and_send, processors=True,
