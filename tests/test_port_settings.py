@@ -1,10 +1,14 @@
 """NIC settings from the config (flowos/port_settings.py): an MTU set on the device, frames longer
 than an mbuf received by scattered RX or into a larger data room, refused where the device cannot;
 descriptors the device adjusts; link speed in the dashboard."""
+import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from scapy.layers.inet import UDP
@@ -170,3 +174,43 @@ def test_adjusted_descriptors_are_told():
 def test_link_shows_speed_and_duplex(up, speed, full, text):
     stats = PortStats(name="p", device="d", driver="x", link_up=up, link_speed_mbps=speed, link_full_duplex=full)
     assert link_text(stats) == text
+
+
+def test_flowos_ctl_stats_shows_link_speed_and_mtu(tmp_path):
+    config = write_config(tmp_path, """
+ports:
+  - {name: a, vdev: net_null0, mtu: 4000}
+""")
+    proc = start_flowos("-c", config, "--duration", "30", tmp_path=tmp_path)
+    try:
+        line = proc.stdout.readline()
+        while line and not line.startswith("flowos: control: "):
+            line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        done = subprocess.run([str(Path(sys.executable).with_name("flowos-ctl")), "--file-prefix", proc.file_prefix,
+                               "stats"], capture_output=True, text=True, timeout=60)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    finally:
+        kill_flowos(proc)
+    assert done.returncode == 0, done.stderr
+    a = json.loads(done.stdout)["ports"][0]
+    assert (a["name"], a["mtu"], a["link_up"], a["link_speed_mbps"], a["link_full_duplex"]) == ("a", 4000, True, 10000, True)
+
+
+def test_an_mtu_out_of_range_is_refused_before_dpdk(tmp_path):
+    config = write_config(tmp_path, "ports: [{name: a, vdev: net_null0, mtu: 20}]\n")
+    run = run_flowos("-c", config, tmp_path=tmp_path)
+    assert run.returncode == 2 and "ports[0].mtu: expected an integer" in run.stderr and "68" in run.stderr
+
+
+def test_memory_is_sized_for_the_data_room_an_mtu_may_need(tmp_path):
+    """Before DPDK says whether the device has scattered RX, the memory covers the larger mbufs."""
+    from flowos import cli, eal_args, runner
+    def needed(ports):
+        cfg = cli.make_config(cli.build_parser().parse_args(["-c", write_config(tmp_path, ports)]))
+        return runner.memory_needed_mb(cfg, runner.pool_size(cfg), eal_args.HUGEPAGE_SIZE)
+    plain = needed("ports: [{name: a, vdev: net_null0}]\n")
+    jumbo = needed("ports: [{name: a, vdev: net_null0, mtu: 9000}]\n")
+    fixed = needed("pool: {data_room: 2176}\nports: [{name: a, vdev: net_null0, mtu: 9000}]\n")
+    assert jumbo > 3 * (plain - eal_args.BASE_MEMORY_MB) and fixed == plain
