@@ -30,6 +30,7 @@ cdef class Port:
     cdef readonly str spread_why      # device: why not RSS
     cdef readonly uint16_t mtu        # once started: the device's
     cdef readonly uint16_t rx_descriptors, tx_descriptors   # once started: per queue, as the device took them
+    cdef readonly tuple tx_checksums  # once started: the TX checksum offloads turned on ("ipv4", "tcp", "udp")
 
 
 cdef class TxLock:

@@ -301,7 +301,7 @@ cdef class Port:
     def start(self, Mempool pool, uint16_t rx_queues=1, uint16_t tx_queues=1, uint16_t rss_pattern=0,
               uint16_t rx_descriptors=1024, uint16_t tx_descriptors=1024, bint promiscuous=True,
               bint rx_timestamp=False, tx_chain_max=None, Mempool linear_pool=None, uint16_t mtu=0,
-              bint rx_scatter=False):
+              bint rx_scatter=False, bint tx_checksum=False):
         """rss_pattern: with several RX queues, the symmetric RSS key's pattern (fo_steer.h), 0: no RSS.
         mtu: set on the device (0: its default); rx_scatter: receive longer frames than an mbuf holds
         as chains (the device must have scattered RX). Afterwards self.mtu, self.rx_descriptors and
@@ -322,6 +322,7 @@ cdef class Port:
         conf.rx_timestamp = rx_timestamp
         conf.mtu = mtu
         conf.rx_scatter = rx_scatter
+        conf.tx_checksum = tx_checksum
         conf.tx_chain_max = 0xFFFFFFFF if tx_chain_max is None else tx_chain_max
         conf.tx_linear_pool = linear_pool.mp if linear_pool is not None else NULL
         self.pool = pool
@@ -335,6 +336,10 @@ cdef class Port:
         self.mtu = info.mtu
         self.rx_descriptors = info.nb_rxd
         self.tx_descriptors = info.nb_txd
+        self.tx_checksums = tuple(name for name, bit in (("ipv4", RTE_ETH_TX_OFFLOAD_IPV4_CKSUM),
+                                                          ("tcp", RTE_ETH_TX_OFFLOAD_TCP_CKSUM),
+                                                          ("udp", RTE_ETH_TX_OFFLOAD_UDP_CKSUM))
+                                  if info.tx_checksums & bit)
 
     @property
     def driver(self):

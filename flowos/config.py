@@ -5,7 +5,7 @@ Sections (each optional):
   eal:     memory (auto | hugepages | no-huge), memory_mb, file_prefix, worker_cpus (or worker_cpu), log_level,
            args
   pool:    mbufs, cache, data_room
-  ports:   list of {name, vdev | pci, rx_descriptors, tx_descriptors, promiscuous, mtu}
+  ports:   list of {name, vdev | pci, rx_descriptors, tx_descriptors, promiscuous, mtu, tx_checksum_offload}
   forward: list of "a -> b", "a <-> b" or {from: a, to: b}
   run:     workers, burst, duration, packets, source_idle_ms, call_budget_ms, worker_processes,
            worker_process_queues, on_worker_death
@@ -161,7 +161,7 @@ SCHEMA = {
             "on_worker_death": _choice("restart", "stop")},
     "port": {"name": _string(PORT_NAME, "a name of letters, digits, _ . : -"), "vdev": _string(), "pci": _string(),
              "rx_descriptors": _int(1, 32768), "tx_descriptors": _int(1, 32768), "promiscuous": _bool,
-             "mtu": _int(68, 65535)},
+             "mtu": _int(68, 65535), "tx_checksum_offload": _bool},
 }
 TOP_LEVEL = ("eal", "pool", "ports", "forward", "run", "engine", "flows")
 
@@ -252,7 +252,7 @@ def from_dict(data, source="<config>", base_dir=None):
             raise r.error(f"{key}.{'vdev' if 'vdev' in entry else 'pci'}", str(e)) from None
         port.name = entry["name"]
         port.origin = key
-        for k in ("rx_descriptors", "tx_descriptors", "promiscuous", "mtu"):
+        for k in ("rx_descriptors", "tx_descriptors", "promiscuous", "mtu", "tx_checksum_offload"):
             if k in entry:
                 setattr(port, k, entry[k])
         config.ports.append(port)

@@ -64,3 +64,11 @@ def descriptor_note(spec, rx, tx):
     changed = [f"{what} descriptors {asked} -> {got}" for what, asked, got in
                (("rx", spec.rx_descriptors, rx), ("tx", spec.tx_descriptors, tx)) if asked != got]
     return f"{spec.name}: the device adjusted " + ", ".join(changed) + " per queue" if changed else None
+
+
+def checksum_note(spec, offloads, flows):
+    """Which checksums of edited packets the device computes for this port, where some (and there
+    are flows to edit packets); else None."""
+    if not offloads or not flows:
+        return None
+    return f"{spec.name}: checksums of edited packets by the device: {', '.join(o.upper() for o in offloads)}"

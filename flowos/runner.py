@@ -342,10 +342,9 @@ class Bridge:
                        spec.promiscuous,
                        rx_timestamp=bool(cfg.flows) and cfg.engine.clock == "capture" and spec.capture_source is not None,
                        tx_chain_max=spec.tx_chain_max, linear_pool=linear, mtu=spec.mtu or 0,
-                       rx_scatter=mtu_fits[spec.name].scatter)
-            note = port_settings.descriptor_note(spec, port.rx_descriptors, port.tx_descriptors)
-            if note:
-                cfg.notes.append(note)
+                       rx_scatter=mtu_fits[spec.name].scatter, tx_checksum=spec.tx_checksum_offload)
+            cfg.notes += filter(None, [port_settings.descriptor_note(spec, port.rx_descriptors, port.tx_descriptors),
+                                       port_settings.checksum_note(spec, port.tx_checksums, bool(cfg.flows))])
             if tx_queues < n_workers and not processes:     # workers share its queues, each under a lock
                 self.tx_locks[port.port_id] = [TxLock.create() for _ in range(tx_queues)]
         if processes:

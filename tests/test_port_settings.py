@@ -214,3 +214,78 @@ def test_memory_is_sized_for_the_data_room_an_mtu_may_need(tmp_path):
     jumbo = needed("ports: [{name: a, vdev: net_null0, mtu: 9000}]\n")
     fixed = needed("pool: {data_room: 2176}\nports: [{name: a, vdev: net_null0, mtu: 9000}]\n")
     assert jumbo > 3 * (plain - eal_args.BASE_MEMORY_MB) and fixed == plain
+
+
+RECEIVER = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.bind(("", 9999))
+s.settimeout(float(sys.argv[1]))
+got = []
+try:
+    while len(got) < 20:
+        got.append(s.recv(2048))
+except socket.timeout:
+    pass
+print(len(got), got[0].hex() if got else "")
+"""
+
+
+def udp_checksum_errors(ns):
+    """The namespace's UDP InCsumErrors: datagrams the kernel dropped for a wrong checksum."""
+    lines = subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/net/snmp"], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    names, values = [line.split() for line in lines if line.startswith("Udp:")][:2]
+    return int(values[names.index("InCsumErrors")])
+
+
+@pytest.mark.parametrize("offload", ["true", "false"])
+def test_edited_packets_leave_a_tap_with_checksums_its_kernel_accepts(tmp_path, namespace, offload):
+    """A TTL rewrite on UDP broadcasts replayed into a tap: with the offload on, the tap's device
+    (net_tap computes TX checksums in software, as a NIC would in hardware) completes the IPv4 and
+    UDP checksums FlowOS leaves to it; off, FlowOS computes them. The kernel behind the tap checks
+    both, and drops a datagram whose checksum is wrong."""
+    from scapy.layers.inet import IP
+    from scapy.utils import wrpcap
+    payload = b"flowos checksum offload " * 20
+    frames = [Ether(dst="ff:ff:ff:ff:ff:ff", src="02:00:00:00:00:02") / IP(src="10.77.0.2", dst="10.77.0.255", ttl=64) /
+              UDP(sport=5555 + i, dport=9999) / payload for i in range(8)]
+    wrpcap(str(tmp_path / "in.pcap"), frames)
+    config = write_config(tmp_path, f"""
+ports:
+  - {{name: p, vdev: "net_pcap0,rx_pcap={tmp_path / 'in.pcap'},infinite_rx=1,tx_pcap=/dev/null"}}
+  - {{name: t, vdev: "net_tap0,iface=fotap0", tx_checksum_offload: {offload}}}
+forward: [p -> t, t -> p]
+flows:
+  - {{name: all, pipeline: [{{ttl: {{decrement: 1}}}}]}}
+""")
+    stats = tmp_path / "stats.json"
+    for scope in ("all", "default"):    # the kernel sends nothing of its own out of the tap (IPv6 solicitations)
+        subprocess.run(["ip", "netns", "exec", namespace, "sysctl", "-qw", f"net.ipv6.conf.{scope}.disable_ipv6=1"],
+                       check=True, timeout=30)
+    proc = start_flowos("-c", config, "--duration", "20", "--stats-json", str(stats), tmp_path=tmp_path,
+                        prefix_argv=["ip", "netns", "exec", namespace])
+    try:
+        deadline = time.monotonic() + 20
+        while "fotap0" not in ip("-n", namespace, "-o", "link", "show") or not is_up(namespace, "fotap0"):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        ip("-n", namespace, "addr", "add", "10.77.0.1/24", "brd", "10.77.0.255", "dev", "fotap0")
+        received = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c", RECEIVER, "5"],
+                                  capture_output=True, text=True, timeout=30, check=True).stdout.split()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+        errors = udp_checksum_errors(namespace)
+    finally:
+        kill_flowos(proc)
+    assert proc.returncode == 0, stderr
+    engine = json.loads(stats.read_text())["engine"]["stats"]
+    assert engine["checksums_fixed"] > 0
+    if offload == "true":
+        assert "t: checksums of edited packets by the device: IPV4, TCP, UDP" in stdout
+        assert engine["checksums_offloaded"] == engine["checksums_fixed"]
+    else:
+        assert "checksums of edited packets" not in stdout and engine["checksums_offloaded"] == 0
+    assert (int(received[0]), errors) == (20, 0)
+    assert bytes.fromhex(received[1]) == payload

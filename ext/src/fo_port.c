@@ -161,6 +161,7 @@ fo_port_tx_fit_stats(uint16_t port_id, struct fo_port_tx_fit *out)
 		    RTE_ETH_RSS_FRAG_IPV6 | RTE_ETH_RSS_NONFRAG_IPV6_TCP | RTE_ETH_RSS_NONFRAG_IPV6_UDP | \
 		    RTE_ETH_RSS_NONFRAG_IPV6_OTHER)
 #define RSS_KEY_MAX 64
+#define TX_CHECKSUMS (RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM)
 
 /* The device's info, and what FlowOS reads of it in out. Returns 0 or -errno. */
 static int
@@ -283,6 +284,9 @@ fo_port_start(uint16_t port_id, const struct fo_port_conf *conf, struct fo_port_
 		port_conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
 	}
 	port_conf.rxmode.mtu = conf->mtu;   /* checked against the device's limits by the ethdev layer */
+	if (conf->tx_checksum)
+		port_conf.txmode.offloads |= info.tx_offload_capa & TX_CHECKSUMS;
+	out->tx_checksums = port_conf.txmode.offloads & TX_CHECKSUMS;
 
 	ret = rte_eth_dev_configure(port_id, conf->nb_rx_queues, conf->nb_tx_queues, &port_conf);
 	if (ret != 0)

@@ -20,6 +20,8 @@ struct fo_port_conf {
 	uint8_t rx_scatter;       /* receive frames longer than an mbuf as chains (the device must
 	                           * have RTE_ETH_RX_OFFLOAD_SCATTER) */
 	uint16_t mtu;             /* set on the device; 0: the device's default */
+	uint8_t tx_checksum;      /* turn on the TX IPv4/TCP/UDP checksum offloads the device has: the
+	                           * engine then leaves those of edited packets to it (fo_pkt.c) */
 	uint32_t tx_chain_max;    /* longest chained packet the device sends whole (bytes);
 	                           * UINT32_MAX: no limit; see struct fo_port_tx_fit */
 	struct rte_mempool *tx_linear_pool; /* one-segment buffers for longer chains, or NULL */
@@ -55,6 +57,7 @@ struct fo_port_info {
 	uint8_t spread;           /* enum fo_port_spread, once started */
 	uint16_t nb_rxd, nb_txd;  /* once started: the descriptors per queue, as the device adjusted them */
 	uint16_t mtu;             /* once started: the device's MTU */
+	uint64_t tx_checksums;    /* once started: the TX checksum offloads turned on */
 	char why[96];             /* FO_SPREAD_DEVICE with several queues: why not RSS */
 };
 
