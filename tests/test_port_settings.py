@@ -56,7 +56,7 @@ def interface_mtu(ns, iface):
 
 def test_mtu_of_virtual_devices_is_set_and_read_back(tmp_path):
     """net_null and net_ring keep an MTU in DPDK's port data: rte_eth_dev_get_mtu gives it back.
-    Neither receives into chains: the pool's data room grows to hold net_null's 9000-byte MTU."""
+    net_null has no scattered RX: the pool's data room grows to hold its 9000-byte MTU."""
     config = write_config(tmp_path, """
 ports:
   - {name: a, vdev: net_null0, mtu: 9000}
