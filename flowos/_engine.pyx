@@ -167,7 +167,7 @@ cdef dict stats_of(fo_engine *e, uint32_t keep_budget):
         "bad_verdicts": s.bad_verdicts, "bad_redirects": s.bad_redirects,
         "hold_overflows": s.hold_overflows, "hold_overflow_packets": s.hold_overflow_packets,
         "injected": s.injected, "inject_failed": s.inject_failed,
-        "checksums_fixed": s.checksums_fixed,
+        "checksums_fixed": s.checksums_fixed, "checksums_offloaded": s.checksums_offloaded,
         "streams": {"reordered": s.stream_reordered, "reorder_overflow": s.stream_reorder_overflow,
                     "duplicates": s.stream_duplicates, "overlap_bytes": s.stream_overlap_bytes,
                     "retransmits": s.stream_retransmits, "gaps_skipped": s.stream_gaps_skipped,

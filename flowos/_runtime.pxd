@@ -28,6 +28,9 @@ cdef class Port:
     cdef readonly uint16_t rx_queues, tx_queues
     cdef readonly str spread          # how it spreads what it receives: none, rss, device
     cdef readonly str spread_why      # device: why not RSS
+    cdef readonly uint16_t mtu        # once started: the device's
+    cdef readonly uint16_t rx_descriptors, tx_descriptors   # once started: per queue, as the device took them
+    cdef readonly tuple tx_checksums  # once started: the TX checksum offloads turned on ("ipv4", "tcp", "udp")
 
 
 cdef class TxLock:

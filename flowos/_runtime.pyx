@@ -289,16 +289,23 @@ cdef class Port:
         return port
 
     def info(self):
-        """What the device offers: its queues, the RSS hash types FlowOS asks for that it has, its RETA size."""
+        """What the device offers: its queues, the RSS hash types FlowOS asks for that it has, its RETA
+        size, the MTUs and frame lengths it takes, whether it receives into chains (scattered RX)."""
         cdef fo_port_info info
         check(fo_port_info_get(self.port_id, &info), f"port {self.device}")
         return {"max_rx_queues": info.max_rx_queues, "max_tx_queues": info.max_tx_queues,
-                "rss_types": info.rss_types, "reta_size": info.reta_size}
+                "rss_types": info.rss_types, "reta_size": info.reta_size, "driver": self.driver,
+                "min_mtu": info.min_mtu, "max_mtu": info.max_mtu, "max_rx_pktlen": info.max_rx_pktlen,
+                "frame_overhead": info.frame_overhead, "rx_scatter": bool(info.rx_scatter)}
 
     def start(self, Mempool pool, uint16_t rx_queues=1, uint16_t tx_queues=1, uint16_t rss_pattern=0,
               uint16_t rx_descriptors=1024, uint16_t tx_descriptors=1024, bint promiscuous=True,
-              bint rx_timestamp=False, tx_chain_max=None, Mempool linear_pool=None):
+              bint rx_timestamp=False, tx_chain_max=None, Mempool linear_pool=None, uint16_t mtu=0,
+              bint rx_scatter=False, bint tx_checksum=False):
         """rss_pattern: with several RX queues, the symmetric RSS key's pattern (fo_steer.h), 0: no RSS.
+        mtu: set on the device (0: its default); rx_scatter: receive longer frames than an mbuf holds
+        as chains (the device must have scattered RX). Afterwards self.mtu, self.rx_descriptors and
+        self.tx_descriptors say what the device took.
         tx_chain_max: the longest chained packet the device sends whole (None: no limit);
         longer ones are copied into one mbuf of linear_pool (which the port owns from now on and
         frees on close), or left unsent and counted (tx_oversize)."""
@@ -313,6 +320,9 @@ cdef class Port:
         conf.nb_txd = tx_descriptors
         conf.promiscuous = promiscuous
         conf.rx_timestamp = rx_timestamp
+        conf.mtu = mtu
+        conf.rx_scatter = rx_scatter
+        conf.tx_checksum = tx_checksum
         conf.tx_chain_max = 0xFFFFFFFF if tx_chain_max is None else tx_chain_max
         conf.tx_linear_pool = linear_pool.mp if linear_pool is not None else NULL
         self.pool = pool
@@ -323,6 +333,13 @@ cdef class Port:
         self.tx_queues = tx_queues
         self.spread = {FO_SPREAD_RSS: "rss", FO_SPREAD_DEVICE: "device"}.get(info.spread, "none")
         self.spread_why = info.why.decode(errors="replace")
+        self.mtu = info.mtu
+        self.rx_descriptors = info.nb_rxd
+        self.tx_descriptors = info.nb_txd
+        self.tx_checksums = tuple(name for name, bit in (("ipv4", RTE_ETH_TX_OFFLOAD_IPV4_CKSUM),
+                                                          ("tcp", RTE_ETH_TX_OFFLOAD_TCP_CKSUM),
+                                                          ("udp", RTE_ETH_TX_OFFLOAD_UDP_CKSUM))
+                                  if info.tx_checksums & bit)
 
     @property
     def driver(self):
@@ -346,7 +363,8 @@ cdef class Port:
     def link(self):
         cdef rte_eth_link link
         check(rte_eth_link_get_nowait(self.port_id, &link), f"cannot read the link of port {self.device}")
-        return {"up": bool(link.link_status), "speed_mbps": link.link_speed,
+        # RTE_ETH_SPEED_NUM_UNKNOWN (UINT32_MAX): 0, as a device that says nothing
+        return {"up": bool(link.link_status), "speed_mbps": 0 if link.link_speed == 0xFFFFFFFF else link.link_speed,
                 "full_duplex": bool(link.link_duplex)}
 
     def free_queued(self):

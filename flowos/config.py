@@ -5,7 +5,7 @@ Sections (each optional):
   eal:     memory (auto | hugepages | no-huge), memory_mb, file_prefix, worker_cpus (or worker_cpu), log_level,
            args
   pool:    mbufs, cache, data_room
-  ports:   list of {name, vdev | pci, rx_descriptors, tx_descriptors, promiscuous}
+  ports:   list of {name, vdev | pci, rx_descriptors, tx_descriptors, promiscuous, mtu, tx_checksum_offload}
   forward: list of "a -> b", "a <-> b" or {from: a, to: b}
   run:     workers, burst, duration, packets, source_idle_ms, call_budget_ms, worker_processes,
            worker_process_queues, on_worker_death
@@ -43,6 +43,7 @@ class PoolConfig:
     mbufs: int | None = None           # None: sized from the ports' descriptors
     cache: int = 256
     data_room: int | None = None       # None: DATA_ROOM, or more where a port needs it
+    data_room_given: bool = False      # the user's: never raised for a port's MTU (flowos/port_settings.py)
 
 # RTE_MBUF_DEFAULT_BUF_SIZE: 2048 bytes + headroom. Longer frames come as chains (docs/ports.md),
 # except where a driver copies a frame into one mbuf (net_af_packet): it sets a larger room.
@@ -159,7 +160,8 @@ SCHEMA = {
             "worker_processes": _choice("auto", "always"), "worker_process_queues": _choice("own", "relay"),
             "on_worker_death": _choice("restart", "stop")},
     "port": {"name": _string(PORT_NAME, "a name of letters, digits, _ . : -"), "vdev": _string(), "pci": _string(),
-             "rx_descriptors": _int(1, 32768), "tx_descriptors": _int(1, 32768), "promiscuous": _bool},
+             "rx_descriptors": _int(1, 32768), "tx_descriptors": _int(1, 32768), "promiscuous": _bool,
+             "mtu": _int(68, 65535), "tx_checksum_offload": _bool},
 }
 TOP_LEVEL = ("eal", "pool", "ports", "forward", "run", "engine", "flows")
 
@@ -250,7 +252,7 @@ def from_dict(data, source="<config>", base_dir=None):
             raise r.error(f"{key}.{'vdev' if 'vdev' in entry else 'pci'}", str(e)) from None
         port.name = entry["name"]
         port.origin = key
-        for k in ("rx_descriptors", "tx_descriptors", "promiscuous"):
+        for k in ("rx_descriptors", "tx_descriptors", "promiscuous", "mtu", "tx_checksum_offload"):
             if k in entry:
                 setattr(port, k, entry[k])
         config.ports.append(port)
@@ -461,6 +463,7 @@ def forwarding_mbufs(config):
 def fit_data_room(r, config):
     """The pool's data room: what every port needs (a net_af_packet port, its interface's MTU)."""
     need = DATA_ROOM
+    config.pool.data_room_given = config.pool.data_room is not None
     for port in config.ports:
         room = devices.one_mbuf_room(port)
         note = devices.live_capture_note(port)

@@ -143,6 +143,15 @@ def _table(title, columns):
     return table
 
 
+def link_text(port):
+    """"up 10 Gb/s", "up 1 Gb/s half", "up" (a device that gives no speed), or "down"."""
+    if not port.link_up:
+        return "down"
+    speed = f" {port.link_speed_mbps / 1000:g} Gb/s" if port.link_speed_mbps >= 1000 else \
+        f" {port.link_speed_mbps} Mb/s" if port.link_speed_mbps else ""
+    return "up" + speed + ("" if port.link_full_duplex or not speed else " half")
+
+
 def ports_table(ports, rates, width):
     wide = width >= WIDE
     columns = [("port", True)] + ([("device", True)] if wide else []) + \
@@ -150,7 +159,7 @@ def ports_table(ports, rates, width):
     table = _table("ports", columns)
     for p in ports:
         rx_rate, tx_rate = rates.get(p.name, (0.0, 0.0))
-        table.add_row(p.name, *([f"{p.device} ({p.driver})"] if wide else []), "up" if p.link_up else "down",
+        table.add_row(p.name, *([f"{p.device} ({p.driver})"] if wide else []), link_text(p),
                       compact(rx_rate), compact(tx_rate), compact(p.rx_packets), compact(p.tx_packets),
                       compact(p.dropped))
     return table

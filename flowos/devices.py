@@ -69,6 +69,8 @@ class PortSpec:
     rx_descriptors: int = 1024
     tx_descriptors: int = 1024
     promiscuous: bool = True
+    mtu: int | None = None       # None: the device's own (flowos/port_settings.py)
+    tx_checksum_offload: bool = True   # edited packets' checksums by the device where it can (else in software)
     origin: str = ""             # where the user gave it ("ports[0]", "--vdev"), for messages
     capture: object = None       # CaptureInfo of capture_source, once check() has read it
 

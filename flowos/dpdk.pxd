@@ -50,6 +50,11 @@ cdef extern from "rte_ring.h" nogil:
 
 
 cdef extern from "rte_ethdev.h" nogil:
+    enum:
+        RTE_ETH_TX_OFFLOAD_IPV4_CKSUM
+        RTE_ETH_TX_OFFLOAD_TCP_CKSUM
+        RTE_ETH_TX_OFFLOAD_UDP_CKSUM
+
     uint16_t RTE_MAX_ETHPORTS
     uint16_t rte_eth_rx_burst(uint16_t port_id, uint16_t queue_id, void **rx_pkts, uint16_t nb_pkts)
 

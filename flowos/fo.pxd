@@ -37,6 +37,9 @@ cdef extern from "flowos/fo_port.h" nogil:
         uint16_t nb_txd
         uint8_t promiscuous
         uint8_t rx_timestamp
+        uint8_t rx_scatter
+        uint16_t mtu
+        uint8_t tx_checksum
         uint32_t tx_chain_max
         rte_mempool *tx_linear_pool
     struct fo_port_tx_fit:
@@ -51,7 +54,16 @@ cdef extern from "flowos/fo_port.h" nogil:
         uint16_t max_tx_queues
         uint64_t rss_types
         uint16_t reta_size
+        uint16_t min_mtu
+        uint16_t max_mtu
+        uint32_t max_rx_pktlen
+        uint32_t frame_overhead
+        uint8_t rx_scatter
         uint8_t spread
+        uint16_t nb_rxd
+        uint16_t nb_txd
+        uint16_t mtu
+        uint64_t tx_checksums
         char why[96]
     int fo_port_info_get(uint16_t port_id, fo_port_info *out)
     int fo_port_start(uint16_t port_id, const fo_port_conf *conf, fo_port_info *out)

@@ -113,6 +113,7 @@ cdef extern from "flowos/fo_engine.h" nogil:
         uint64_t injected
         uint64_t inject_failed
         uint64_t checksums_fixed
+        uint64_t checksums_offloaded
         uint64_t tx_packets
         uint64_t tx_unsent
         uint64_t dropped

@@ -11,7 +11,7 @@ import time
 import copy
 
 from flowos import (_control, control as control_api, control_server, devices, eal_args, flows as flow_defs, hugepages,
-                    watchdog, worker_processes)
+                    port_settings, watchdog, worker_processes)
 from flowos._engine import Engine, PipelineConf
 from flowos._python import PythonTier, cover_kept_views, thread_hooks
 from flowos.cprocessor import CythonTier
@@ -117,7 +117,7 @@ def replace_tx_captures(ports):
 def memory_needed_mb(config, mbufs, page_size):
     """The EAL memory a run needs in pages of `page_size`: its pool, the one-segment pools of the
     ports that cannot send long chains, the flow table and the engine's processing windows."""
-    needed = eal_args.needed_memory_mb(mbufs, config.pool.data_room, page_size)
+    needed = eal_args.needed_memory_mb(mbufs, port_settings.data_room_at_most(config), page_size)
     linear_ports = [p for p in config.ports if p.tx_chain_max is not None]
     needed += len(linear_ports) * eal_args.pool_memory_mb(linear_pool_size(config), LINEAR_DATA_ROOM, page_size)
     if config.flows:
@@ -166,7 +166,7 @@ def available_memory_mb():
             fields = dict(line.split(":", 1) for line in f)
     except OSError:
         return None
-    return int(fields["MemAvailable"].split()[0]) // 1024 + hugepages.probe().free_mb
+    return int(fields["MemAvailable"].split()[0]) // 1024 + sum(state.free_mb for state in hugepages.probe_all())
 
 
 def build_shards(cfg, pool, port_ids, shards, keep_budget, workers, stop_address, steer_and_send, processors=True,
@@ -309,12 +309,7 @@ class Bridge:
         except FlowOSError as e:
             self.keep_log = True
             raise FlowOSError(explain_failure(str(e), self.log_path)) from None
-        try:
-            self.pool = Mempool.create(self.eal, "fo_pool", mbufs, cfg.pool.cache, cfg.pool.data_room)
-        except FlowOSError as e:
-            raise FlowOSError(f"{e} in {self.memory.memory_mb} MB ({self.memory.mode}); "
-                              "raise --memory-mb or lower --mbufs") from None
-        n_workers = cfg.run.workers
+        infos, mtu_fits = {}, {}
         for spec in cfg.ports:
             try:
                 port = Port.find(self.eal, spec.device)
@@ -323,10 +318,21 @@ class Bridge:
                 self.keep_log = True
                 raise FlowOSError(explain_failure(str(e), self.log_path, device=spec.device)) from None
             self.ports[spec.name] = port
+            infos[spec.name] = port.info()
+            mtu_fits[spec.name] = port_settings.fit_mtu(cfg, spec, infos[spec.name])
+        cfg.notes += [fit.note for fit in mtu_fits.values() if fit.note]
+        data_room = max([cfg.pool.data_room] + [fit.data_room for fit in mtu_fits.values()])
+        try:
+            self.pool = Mempool.create(self.eal, "fo_pool", mbufs, cfg.pool.cache, data_room)
+        except FlowOSError as e:
+            raise FlowOSError(f"{e} in {self.memory.memory_mb} MB ({self.memory.mode}); "
+                              "raise --memory-mb or lower --mbufs") from None
+        n_workers = cfg.run.workers
+        for spec in cfg.ports:
+            port, info = self.ports[spec.name], infos[spec.name]
             linear = None
             if spec.tx_chain_max is not None:
                 linear = Mempool.create(self.eal, f"fo_linear{port.port_id}", linear_pool_size(cfg), 0, LINEAR_DATA_ROOM)
-            info = port.info()
             rx_queues, tx_queues = min(n_workers, info["max_rx_queues"]), min(n_workers, info["max_tx_queues"])
             if processes and worker_processes.polls_own_queues(cfg, spec, info):
                 self.own_queue_ports.add(spec.name)
@@ -336,7 +342,10 @@ class Bridge:
             port.start(self.pool, rx_queues, tx_queues, STEER_PATTERN, spec.rx_descriptors, spec.tx_descriptors,
                        spec.promiscuous,
                        rx_timestamp=bool(cfg.flows) and cfg.engine.clock == "capture" and spec.capture_source is not None,
-                       tx_chain_max=spec.tx_chain_max, linear_pool=linear)
+                       tx_chain_max=spec.tx_chain_max, linear_pool=linear, mtu=spec.mtu or 0,
+                       rx_scatter=mtu_fits[spec.name].scatter, tx_checksum=spec.tx_checksum_offload)
+            cfg.notes += filter(None, [port_settings.descriptor_note(spec, port.rx_descriptors, port.tx_descriptors),
+                                       port_settings.checksum_note(spec, port.tx_checksums, bool(cfg.flows))])
             if tx_queues < n_workers and not processes:     # workers share its queues, each under a lock
                 self.tx_locks[port.port_id] = [TxLock.create() for _ in range(tx_queues)]
         if processes:
@@ -492,8 +501,11 @@ class Bridge:
         out = []
         for spec in self.config.ports:
             port = self.ports[spec.name]
-            out.append(PortStats(name=spec.name, device=spec.device, driver=port.driver,
-                                 tx_unsent=unsent.get(port.device, 0), link_up=port.link()["up"], **port.stats()))
+            link = port.link()
+            out.append(PortStats(name=spec.name, device=spec.device, driver=port.driver, mtu=port.mtu,
+                                 tx_unsent=unsent.get(port.device, 0), link_up=link["up"],
+                                 link_speed_mbps=link["speed_mbps"], link_full_duplex=link["full_duplex"],
+                                 **port.stats()))
         return out
 
     def _processors(self, i, report):

@@ -25,6 +25,9 @@ class PortStats:
     tx_linearised: int = 0   # chains too long for the device, sent copied into one segment
     tx_oversize: int = 0     # chains too long for the device that could not be: left unsent (docs/ports.md)
     link_up: bool = False
+    link_speed_mbps: int = 0     # 0: unknown (virtual devices often say nothing)
+    link_full_duplex: bool = False
+    mtu: int = 0
 
     @property
     def dropped(self):

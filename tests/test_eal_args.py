@@ -74,13 +74,13 @@ def test_argv_for_each_memory_mode():
     (hugepages.HugepageState(0, 0, None), "no-huge", "no hugetlbfs"),
 ])
 def test_auto_mode_falls_back_and_says_why(state, mode, reason):
-    chosen = hugepages.choose("auto", 128, state)
+    chosen = hugepages.choose("auto", 128, [state])
     assert chosen.mode == mode and reason in chosen.reason
 
 
 def test_hugepages_demanded_but_missing_is_an_error():
     with pytest.raises(FlowOSError, match="hugepages asked for, but no hugetlbfs"):
-        hugepages.choose("hugepages", 128, hugepages.HugepageState(0, 0, None))
+        hugepages.choose("hugepages", 128, [hugepages.HugepageState(0, 0, None)])
 
 
 ROOT = Path(__file__).parent.parent
@@ -106,7 +106,7 @@ def test_the_hugepages_scripts_reserve_fit_the_runs_the_readme_shows(argv, monke
     cfg = cli.make_config(cli.build_parser().parse_args(argv))
     needed = runner.memory_needed_mb(cfg, cfg.pool.mbufs or runner.pool_size(cfg), eal_args.HUGEPAGE_SIZE)
     state = hugepages.HugepageState(hugepages.DEFAULT_PAGES, hugepages.DEFAULT_PAGES, "/dev/hugepages")
-    assert hugepages.choose("auto", needed, state).mode == "hugepages", needed
+    assert hugepages.choose("auto", needed, [state]).mode == "hugepages", needed
 
 
 @pytest.mark.parametrize("args, problem", [

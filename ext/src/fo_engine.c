@@ -53,6 +53,7 @@ fo_engine_create(struct fo_pipeline_conf *pc, const struct fo_shard_conf *sc)
 	e->defs = pc->defs;
 	e->conf = *sc;
 	e->timestamp_offset = -1;
+	fo_tx_checksums_reset(e);
 	e->shard.workers = 1;
 	pc->users++;
 	return e;

@@ -252,6 +252,7 @@ struct fo_engine {
 	uint32_t n_holding;                     /* flows in their definitions' hold lists (fo_stream_hold.c) */
 	struct tx_queue tx[RTE_MAX_ETHPORTS];
 	struct fo_txq txq[RTE_MAX_ETHPORTS];    /* where this shard sends on each port (fo_tx.h) */
+	uint8_t tx_checksums[RTE_MAX_ETHPORTS]; /* the TX checksum offloads each port does (fo_pkt.c) */
 	struct shard shard;
 	struct fo_engine_stats stats;
 };
@@ -431,7 +432,14 @@ struct rte_mbuf *fo_pkt_build(struct rte_mempool *pool, const struct rte_mbuf *m
 /* Sets the IP header's length to say the packet ends at end. */
 void fo_pkt_set_ip_end(struct rte_mbuf *m, uint32_t end);
 void fo_fix_lengths(struct rte_mbuf *m);
+/*
+ * Makes an edited packet's lengths and checksums right for the port it leaves by (its out_port):
+ * in software, or, where that port's device was configured with TX checksum offloads, by asking
+ * the device (ol_flags, l2_len, l3_len, l4_len; the pseudo-header sum in a TCP/UDP checksum).
+ */
 void fo_fix_checksums(struct fo_engine *e, struct rte_mbuf *m);
+/* Forgets what each port offloads: asked again of ethdev at the next fix for that port. */
+void fo_tx_checksums_reset(struct fo_engine *e);
 /* Whether fix_checksums can make m's transport checksum right after an edit (not in a fragment, nor behind an IPv6 routing header it cannot read). */
 int fo_checksums_fixable(struct rte_mbuf *m);
 

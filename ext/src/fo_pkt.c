@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <rte_errno.h>
+#include <rte_ethdev.h>
 #include <rte_ip.h>
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
@@ -461,6 +462,56 @@ fo_checksums_fixable(struct rte_mbuf *m)
 	return !(meta->flags & FO_PKT_IPV6) || meta->offset[FO_LEVEL_L4] == FO_NO_LEVEL || ipv6_checksum_dst(m) != NULL;
 }
 
+/* What fo_fix_checksums may leave to a port's device: bits of e->tx_checksums. */
+#define TX_CSUM_IPV4    1u
+#define TX_CSUM_TCP     2u
+#define TX_CSUM_UDP     4u
+#define TX_CSUM_UNKNOWN 0xffu   /* not asked yet */
+#define TX_CSUM_FLAGS (RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IPV6)
+
+void
+fo_tx_checksums_reset(struct fo_engine *e)
+{
+	memset(e->tx_checksums, TX_CSUM_UNKNOWN, sizeof(e->tx_checksums));
+}
+
+/*
+ * The TX checksum offloads port p was configured with (fo_port.c turns them on where the device
+ * has them and the user did not say off), asked of ethdev once: its configuration is in shared
+ * memory, so a worker process reads what the primary set. A port this process cannot reach does none.
+ */
+static uint8_t
+tx_checksums(struct fo_engine *e, uint16_t port)
+{
+	struct rte_eth_conf conf;
+	uint64_t on;
+
+	if (likely(e->tx_checksums[port] != TX_CSUM_UNKNOWN))
+		return e->tx_checksums[port];
+	on = rte_eth_dev_conf_get(port, &conf) == 0 ? conf.txmode.offloads : 0;
+	e->tx_checksums[port] = ((on & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM) ? TX_CSUM_IPV4 : 0) |
+				((on & RTE_ETH_TX_OFFLOAD_TCP_CKSUM) ? TX_CSUM_TCP : 0) |
+				((on & RTE_ETH_TX_OFFLOAD_UDP_CKSUM) ? TX_CSUM_UDP : 0);
+	return e->tx_checksums[port];
+}
+
+/*
+ * The ol_flags bit that has the device compute m's TCP or UDP checksum, or 0 where software must:
+ * the port cannot, the packet is chained (devices differ in how far into a chain they sum), or it
+ * has IPv6 extension headers (a device sums the pseudo-header from the fixed header alone).
+ */
+static uint64_t
+l4_offload(uint8_t offloads, const struct fo_pkt_meta *meta, const struct rte_mbuf *m, uint16_t l3, uint16_t l4)
+{
+	if (m->nb_segs != 1 || ((meta->flags & FO_PKT_IPV6) && l4 - l3 != sizeof(struct rte_ipv6_hdr)))
+		return 0;
+	if (meta->ip_proto == IPPROTO_TCP && (offloads & TX_CSUM_TCP))
+		return RTE_MBUF_F_TX_TCP_CKSUM;
+	if (meta->ip_proto == IPPROTO_UDP && (offloads & TX_CSUM_UDP))
+		return RTE_MBUF_F_TX_UDP_CKSUM;
+	return 0;
+}
+
 void
 fo_fix_checksums(struct fo_engine *e, struct rte_mbuf *m)
 {
@@ -469,6 +520,10 @@ fo_fix_checksums(struct fo_engine *e, struct rte_mbuf *m)
 	/* A fragment's transport checksum covers the whole datagram: it cannot be fixed here. */
 	uint16_t at = (meta->flags & FO_PKT_FRAGMENT) || l4 == FO_NO_LEVEL ? 0 : transport_cksum_at(meta);
 	uint16_t pseudo = 0, *cksum = NULL;
+	/* l2_len holds 7 bits: a longer way to the IP header (tags, labels, tunnels) stays in software. */
+	uint8_t offloads = l3 <= 127 ? tx_checksums(e, meta->out_port) : 0;
+	uint64_t ol = 0, l4_flag = 0;
+	uint16_t l3_len = 0;
 
 	fo_fix_lengths(m);   /* a stream edit may have changed the payload's length */
 	if (at != 0) {
@@ -481,7 +536,11 @@ fo_fix_checksums(struct fo_engine *e, struct rte_mbuf *m)
 		struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, l3);
 
 		ip->hdr_checksum = 0;
-		ip->hdr_checksum = rte_ipv4_cksum(ip);
+		l3_len = rte_ipv4_hdr_len(ip);
+		if (offloads & TX_CSUM_IPV4)
+			ol |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
+		else
+			ip->hdr_checksum = rte_ipv4_cksum(ip);
 		if (meta->ip_proto != IPPROTO_ICMP)   /* ICMPv4 sums its own bytes only */
 			pseudo = rte_ipv4_phdr_cksum(ip, 0);
 	} else if ((meta->flags & FO_PKT_IPV6) && cksum != NULL) {
@@ -493,9 +552,24 @@ fo_fix_checksums(struct fo_engine *e, struct rte_mbuf *m)
 			pseudo = ipv6_pseudo_sum(rte_pktmbuf_mtod_offset(m, struct rte_ipv6_hdr *, l3)->src_addr, dst,
 						 meta->end - l4, meta->ip_proto);
 	}
-	if (cksum != NULL) {
+	if (cksum != NULL && offloads != 0)
+		l4_flag = l4_offload(offloads, meta, m, l3, l4);
+	if (l4_flag != 0) {
+		*cksum = pseudo;   /* the device adds the segment's own sum to this */
+		ol |= l4_flag | ((meta->flags & FO_PKT_IPV4) ? RTE_MBUF_F_TX_IPV4 : RTE_MBUF_F_TX_IPV6);
+		l3_len = l4 - l3;
+		m->l4_len = meta->ip_proto == IPPROTO_TCP ?
+			(rte_pktmbuf_mtod_offset(m, struct rte_tcp_hdr *, l4)->data_off >> 4) * 4 : sizeof(struct rte_udp_hdr);
+	} else if (cksum != NULL) {
 		*cksum = 0;
 		*cksum = l4_checksum(m, l4, meta->end, pseudo);
+	}
+	if (ol != 0 || (m->ol_flags & TX_CSUM_FLAGS))   /* a packet fixed before for another port: its flags go */
+		m->ol_flags = (m->ol_flags & ~TX_CSUM_FLAGS) | ol;
+	if (ol != 0) {
+		m->l2_len = l3;
+		m->l3_len = l3_len;
+		RELAXED_ADD(e->stats.checksums_offloaded, 1);
 	}
 	RELAXED_ADD(e->stats.checksums_fixed, 1);
 }

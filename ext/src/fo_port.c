@@ -161,6 +161,7 @@ fo_port_tx_fit_stats(uint16_t port_id, struct fo_port_tx_fit *out)
 		    RTE_ETH_RSS_FRAG_IPV6 | RTE_ETH_RSS_NONFRAG_IPV6_TCP | RTE_ETH_RSS_NONFRAG_IPV6_UDP | \
 		    RTE_ETH_RSS_NONFRAG_IPV6_OTHER)
 #define RSS_KEY_MAX 64
+#define TX_CHECKSUMS (RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM)
 
 /* The device's info, and what FlowOS reads of it in out. Returns 0 or -errno. */
 static int
@@ -178,6 +179,13 @@ port_info(uint16_t port_id, struct rte_eth_dev_info *info, struct fo_port_info *
 	out->max_tx_queues = info->max_tx_queues;
 	out->rss_types = info->flow_type_rss_offloads & WANTED_RSS;
 	out->reta_size = info->reta_size;
+	out->min_mtu = info->min_mtu;
+	out->max_mtu = info->max_mtu;
+	out->max_rx_pktlen = info->max_rx_pktlen;
+	/* As rte_ethdev.c counts it to check an MTU against max_rx_pktlen. */
+	out->frame_overhead = info->max_mtu != UINT16_MAX && info->max_rx_pktlen > info->max_mtu ?
+		info->max_rx_pktlen - info->max_mtu : RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
+	out->rx_scatter = !!(info->rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER);
 	return 0;
 }
 
@@ -270,13 +278,34 @@ fo_port_start(uint16_t port_id, const struct fo_port_conf *conf, struct fo_port_
 	 * can send them is asked to; the others get a tx_chain_max from the caller. */
 	if (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS)
 		port_conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+	if (conf->rx_scatter) {
+		if (!out->rx_scatter)
+			return -ENOTSUP;
+		port_conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
+	}
+	port_conf.rxmode.mtu = conf->mtu;   /* checked against the device's limits by the ethdev layer */
+	if (conf->tx_checksum)
+		port_conf.txmode.offloads |= info.tx_offload_capa & TX_CHECKSUMS;
+	out->tx_checksums = port_conf.txmode.offloads & TX_CHECKSUMS;
 
 	ret = rte_eth_dev_configure(port_id, conf->nb_rx_queues, conf->nb_tx_queues, &port_conf);
+	if (ret != 0)
+		return ret;
+	/* Drivers that keep their MTU elsewhere (a tap's interface) set it here; the others took
+	 * it from rxmode.mtu, and have no operation for it. */
+	if (conf->mtu != 0) {
+		ret = rte_eth_dev_set_mtu(port_id, conf->mtu);
+		if (ret != 0 && ret != -ENOTSUP)
+			return ret;
+	}
+	ret = rte_eth_dev_get_mtu(port_id, &out->mtu);
 	if (ret != 0)
 		return ret;
 	ret = rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &nb_rxd, &nb_txd);
 	if (ret != 0)
 		return ret;
+	out->nb_rxd = nb_rxd;
+	out->nb_txd = nb_txd;
 
 	socket_id = rte_eth_dev_socket_id(port_id);
 	if (socket_id < 0)

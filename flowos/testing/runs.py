@@ -79,10 +79,11 @@ def processor_env():
     return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(here + ([given] if given else [])))}
 
 
-def run_flowos(*args, tmp_path, memory="no-huge", timeout=60, stats=True, env=None):
-    """Runs flowos-run to completion in tmp_path; returns its exit code, output and --stats-json."""
+def run_flowos(*args, tmp_path, memory="no-huge", timeout=60, stats=True, env=None, prefix_argv=()):
+    """Runs flowos-run to completion in tmp_path; returns its exit code, output and --stats-json.
+    prefix_argv: what runs it (["ip", "netns", "exec", ns]: inside a namespace)."""
     stats_path = Path(tmp_path) / f"stats-{next(_counter)}.json"
-    argv = [FLOWOS_RUN, "--no-dashboard", "--file-prefix", unique_prefix(), *map(str, args)]
+    argv = [*prefix_argv, FLOWOS_RUN, "--no-dashboard", "--file-prefix", unique_prefix(), *map(str, args)]
     if memory:
         argv += ["--memory", memory]
     if stats:
@@ -92,10 +93,12 @@ def run_flowos(*args, tmp_path, memory="no-huge", timeout=60, stats=True, env=No
     return Run(done.returncode, done.stdout, done.stderr, data)
 
 
-def start_flowos(*args, tmp_path, memory="no-huge"):
-    """Starts flowos-run in the background; the caller ends it (kill_flowos if it must)."""
+def start_flowos(*args, tmp_path, memory="no-huge", prefix_argv=()):
+    """Starts flowos-run in the background; the caller ends it (kill_flowos if it must).
+    prefix_argv: as run_flowos's (`ip netns exec` execs flowos-run: the same process)."""
     prefix = unique_prefix()
-    argv = [FLOWOS_RUN, "--no-dashboard", "--file-prefix", prefix, "--memory", memory, *map(str, args)]
+    argv = [*prefix_argv, FLOWOS_RUN, "--no-dashboard", "--file-prefix", prefix, "--memory", memory,
+            *map(str, args)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     proc.file_prefix = prefix
     return proc

@@ -42,6 +42,7 @@ struct fo_engine_stats {
 	uint64_t injected;                /* packets added to flows: by processors, and cut off held ones */
 	uint64_t inject_failed;
 	uint64_t checksums_fixed;
+	uint64_t checksums_offloaded;                     /* ... of which the port's device computes some */
 	uint64_t tx_packets;
 	uint64_t tx_unsent;                               /* refused by a TX queue: freed */
 	uint64_t dropped;                                 /* freed by verdict or policy */

@@ -17,6 +17,11 @@ struct fo_port_conf {
 	uint16_t nb_txd;          /* TX descriptors per queue (adjusted to the device) */
 	uint8_t promiscuous;      /* enable promiscuous mode where the device has it */
 	uint8_t rx_timestamp;     /* ask the device to stamp received packets, where it can */
+	uint8_t rx_scatter;       /* receive frames longer than an mbuf as chains (the device must
+	                           * have RTE_ETH_RX_OFFLOAD_SCATTER) */
+	uint16_t mtu;             /* set on the device; 0: the device's default */
+	uint8_t tx_checksum;      /* turn on the TX IPv4/TCP/UDP checksum offloads the device has: the
+	                           * engine then leaves those of edited packets to it (fo_pkt.c) */
 	uint32_t tx_chain_max;    /* longest chained packet the device sends whole (bytes);
 	                           * UINT32_MAX: no limit; see struct fo_port_tx_fit */
 	struct rte_mempool *tx_linear_pool; /* one-segment buffers for longer chains, or NULL */
@@ -45,7 +50,14 @@ struct fo_port_info {
 	uint16_t max_rx_queues, max_tx_queues;
 	uint64_t rss_types;       /* of those FlowOS asks for (IP, TCP, UDP), the ones the device hashes */
 	uint16_t reta_size;
+	uint16_t min_mtu, max_mtu;
+	uint32_t max_rx_pktlen;   /* the longest frame the device receives */
+	uint32_t frame_overhead;  /* a frame's bytes beyond its MTU, as DPDK counts them */
+	uint8_t rx_scatter;       /* whether it can receive a frame into a chain of mbufs */
 	uint8_t spread;           /* enum fo_port_spread, once started */
+	uint16_t nb_rxd, nb_txd;  /* once started: the descriptors per queue, as the device adjusted them */
+	uint16_t mtu;             /* once started: the device's MTU */
+	uint64_t tx_checksums;    /* once started: the TX checksum offloads turned on */
 	char why[96];             /* FO_SPREAD_DEVICE with several queues: why not RSS */
 };
 
