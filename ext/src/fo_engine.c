@@ -537,7 +537,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 				continue;
 			}
 		}
-		if (e->pc->class_constant == FO_CLASS_VARIES) {
+		if (e->pc->class_keys) {
 			fo_class_key_fill(&keys[n_todo], &fields[n_todo]);
 			key_ptrs[n_todo] = &keys[n_todo];
 		}
@@ -551,7 +551,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 	e->n_touched = 0;
 	if (e->pc->conf.clock == FO_CLOCK_TSC)
 		e->now = (uint64_t)((double)(rte_rdtsc() - e->tsc_start) * e->ns_per_tsc);
-	fo_classify(e->pc->classifier, key_ptrs, defs, n_todo);
+	fo_classify(e->pc->classifier, key_ptrs, fields, defs, n_todo);
 	/* One lookup for the burst overlaps its cache misses; then the flows found are prefetched. */
 	for (j = 0; j < n_todo; j++) {
 		positions[j] = -1;

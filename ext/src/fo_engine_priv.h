@@ -148,7 +148,7 @@ struct def_shard {
 struct fo_pipeline_conf {
 	struct fo_engine_conf conf;
 	struct fo_classifier *classifier;
-	uint32_t class_constant;      /* fo_classifier_constant(): keys are skipped unless it varies */
+	uint8_t class_keys;           /* fo_classifier_uses_keys(): else the keys are not filled */
 	uint16_t n_defs;
 	struct definition *defs;      /* FO_MAX_DEFS */
 	uint32_t state_size;          /* the largest definition's per-flow state */

@@ -5,7 +5,8 @@
  * frames from the input: for every frame the trie must name the first definition whose match
  * the frame's fields (fo_match_fields_of, after fo_decode) satisfy. Definitions are made as the
  * configuration makes them: an address match has a family and a prefix no longer than its
- * addresses, a port range has lo <= hi.
+ * addresses, a port range has lo <= hi. Up to 4 definitions are tested linearly
+ * (fo_classify.c's LINEAR_MAX), more go through the trie: both are checked.
  *
  * Input: a byte n (1 + n % 8 definitions), each definition's fields, then frames (2-byte
  * length, in port, bytes) to the end.
@@ -107,12 +108,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fo_match_fields_of(m, port, &f);
 		memset(&key, 0, sizeof(key));
 		fo_class_key_fill(&key, &f);
-		fo_classify(c, &kp, &got, 1);
+		fo_classify(c, &kp, &f, &got, 1);
 		for (i = 0; i < n && want_def == FO_CLASS_NONE; i++)
 			if (fo_match_test(&defs[i], &f))
 				want_def = i;
 		if (got != want_def || (constant != FO_CLASS_VARIES && constant != want_def)) {
-			fprintf(stderr, "fuzz_classify: the trie says %u (constant %u), the linear match %u\n",
+			fprintf(stderr, "fuzz_classify: the classifier says %u (constant %u), fo_match_test %u\n",
 				got, constant, want_def);
 			abort();
 		}
