@@ -513,8 +513,8 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 	for (i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 		uint16_t in_port = route != NULL ? route->rx_port : m->port;
-		int error = fo_pkt_decode(e, m, route != NULL ? route->tx_port : fo_pkt_meta(m)->out_port,
-					  &frag_ids[n_todo]);
+		struct fo_decoded d;
+		int error = fo_pkt_decode(e, m, route != NULL ? route->tx_port : fo_pkt_meta(m)->out_port, &d);
 
 		if (unlikely(error != FO_DECODE_OK)) {
 			RELAXED_ADD(e->stats.malformed[error], 1);
@@ -526,7 +526,9 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 			}
 			continue;
 		}
-		fo_match_fields_of(m, in_port, &fields[n_todo]);
+		/* From what decoding found: the header bytes are not read again. */
+		fo_match_fields_decoded(m, &d, in_port, &fields[n_todo]);
+		frag_ids[n_todo] = d.frag_id;
 		if (steering) {
 			uint16_t owner = steer_owner(&e->shard, m, &fields[n_todo], frag_ids[n_todo]);
 

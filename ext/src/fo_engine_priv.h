@@ -413,9 +413,10 @@ void fo_send_flush(struct fo_engine *e);
 
 /*
  * fo_pkt.c: packets of any number of segments (headers in the first, see fo_pkt_pullup).
- * fo_pkt_decode fills m's metadata; returns 0, or the decode error for a malformed packet.
+ * fo_pkt_decode fills m's metadata and *d (what fo_decode found, for the caller's fields);
+ * returns 0, or the decode error for a malformed packet.
  */
-int fo_pkt_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, uint32_t *frag_id);
+int fo_pkt_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, struct fo_decoded *d);
 /* Overwrites n bytes of m at frame offset at, across segments. */
 void fo_pkt_write(struct rte_mbuf *m, uint32_t at, const uint8_t *data, uint32_t n);
 /*
