@@ -514,7 +514,8 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 		struct rte_mbuf *m = pkts[i];
 		uint16_t in_port = route != NULL ? route->rx_port : m->port;
 		struct fo_decoded d;
-		int error = fo_pkt_decode(e, m, route != NULL ? route->tx_port : fo_pkt_meta(m)->out_port, &d);
+		int error = fo_pkt_decode_inline(e, m, route != NULL ? route->tx_port : fo_pkt_meta(m)->out_port,
+						 &d);
 
 		if (unlikely(error != FO_DECODE_OK)) {
 			RELAXED_ADD(e->stats.malformed[error], 1);

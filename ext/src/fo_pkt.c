@@ -17,7 +17,6 @@
 #include <rte_tcp.h>
 #include <rte_udp.h>
 
-#include "fo_decode_common.h"
 #include "fo_engine_priv.h"
 
 int fo_pkt_meta_offset = -1;
@@ -57,15 +56,14 @@ headers_end(const struct fo_decoded *d)
 /*
  * Decodes m into its metadata and *d; returns 0, or the decode error for a malformed packet. A
  * packet whose headers cannot all be brought into its first segment is decoded from that
- * segment alone: truncated. The common case decodes inline (fo_decode_common.h), in one pass.
+ * segment alone: truncated. The common case decodes inline (fo_decode_common.h), in one pass
+ * (and in the burst loop without a call: fo_pkt_decode_inline).
  */
 int
 fo_pkt_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, struct fo_decoded *d)
 {
-	struct fo_pkt_meta *meta = fo_pkt_meta(m);
 	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
 	uint32_t len = RTE_MIN((uint32_t)rte_pktmbuf_data_len(m), (uint32_t)FO_DECODE_MAX_LEN);
-	int l;
 
 	/* Lengths are checked against the whole packet: a long one comes in several segments. */
 	if (unlikely(m->nb_segs > 1)) {
@@ -78,17 +76,7 @@ fo_pkt_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, struct
 	} else if (!fo_decode_common(data, len, d)) {
 		fo_decode_general(data, len, d);
 	}
-	meta->next = NULL;
-	for (l = 0; l < FO_LEVEL_COUNT; l++)
-		meta->offset[l] = d->offset[l];
-	meta->end = d->end;
-	meta->flags = d->flags;
-	meta->ip_proto = d->ip_proto;
-	meta->out_port = out_port;
-	meta->verdict = FO_PASS;
-	meta->dir = 0;
-	meta->first_stage = 0;
-	*fo_pkt_seq(m) = 0;
+	fo_pkt_meta_fill(m, d, out_port);
 	return d->error;
 }
 
