@@ -155,13 +155,20 @@ prefix_mask(uint8_t mask[16], uint8_t bits)
 		mask[i] = bits >= 8 ? 0xff : (uint8_t)(0xff00 >> bits);
 }
 
-static uint64_t
+/*
+ * A MAC address as the low 48 bits of a word, from a 4-byte and a 2-byte load: zeroing a word in
+ * memory and copying 6 bytes over it would make the load that reads it back wait for both stores
+ * (no store forwarding), for every packet and definition.
+ */
+static inline uint64_t
 mac_bits(const uint8_t mac[6])
 {
-	uint64_t v = 0;
+	uint32_t hi;
+	uint16_t lo;
 
-	memcpy(&v, mac, 6);
-	return v;
+	memcpy(&hi, mac, 4);
+	memcpy(&lo, mac + 4, 2);
+	return (uint64_t)hi | (uint64_t)lo << 32;
 }
 
 static void
@@ -208,19 +215,32 @@ in_range(uint16_t v, uint16_t lo, uint16_t hi)
 	return (uint16_t)(v - lo) <= (uint16_t)(hi - lo);
 }
 
+/* A packet's fields as the linear test reads them, taken once for all definitions. */
+struct linear_key {
+	uint64_t addr[4];
+	uint64_t src_mac, dst_mac;
+};
+
+static inline void
+linear_key_of(struct linear_key *k, const struct fo_match_fields *f)
+{
+	memcpy(k->addr, f->src_ip, 16);
+	memcpy(k->addr + 2, f->dst_ip, 16);
+	k->src_mac = mac_bits(f->src_mac);
+	k->dst_mac = mac_bits(f->dst_mac);
+}
+
 /* fo_match_test() of the definition d was made from. */
 static inline int
-linear_matches(const struct linear_def *d, const struct fo_match_fields *f)
+linear_matches(const struct linear_def *d, const struct linear_key *k, const struct fo_match_fields *f)
 {
-	uint64_t addr[4], diff = 0;
+	uint64_t diff = 0;
 	int i;
 
-	memcpy(addr, f->src_ip, 16);
-	memcpy(addr + 2, f->dst_ip, 16);
 	for (i = 0; i < 4; i++)
-		diff |= (addr[i] ^ d->addr[i]) & d->addr_mask[i];
-	diff |= (mac_bits(f->src_mac) ^ d->src_mac) & d->src_mac_mask;
-	diff |= (mac_bits(f->dst_mac) ^ d->dst_mac) & d->dst_mac_mask;
+		diff |= (k->addr[i] ^ d->addr[i]) & d->addr_mask[i];
+	diff |= (k->src_mac ^ d->src_mac) & d->src_mac_mask;
+	diff |= (k->dst_mac ^ d->dst_mac) & d->dst_mac_mask;
 	diff |= (uint64_t)((f->family ^ d->family) & d->family_mask);
 	diff |= (uint64_t)((f->proto ^ d->proto) & d->proto_mask);
 	return diff == 0 && in_range(f->in_port, d->in_port_lo, d->in_port_hi) &&
@@ -331,7 +351,10 @@ fo_classify(const struct fo_classifier *c, const struct fo_class_key **keys, con
 	}
 	if (c->n_linear > 0) {
 		for (i = 0; i < n; i++) {
-			for (d = 0; d < c->n_linear && !linear_matches(&c->linear[d], &fields[i]); d++)
+			struct linear_key k;
+
+			linear_key_of(&k, &fields[i]);
+			for (d = 0; d < c->n_linear && !linear_matches(&c->linear[d], &k, &fields[i]); d++)
 				;
 			defs[i] = d < c->n_linear ? d : FO_CLASS_NONE;
 		}
