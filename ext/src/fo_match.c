@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <string.h>
 
+#include <rte_byteorder.h>
+
 #include "flowos/fo_match.h"
 #include "flowos/fo_processor.h"
 
@@ -43,6 +45,24 @@ fo_match_test(const struct fo_match *m, const struct fo_match_fields *f)
 }
 
 /*
+ * An IPv4 address into a 16-byte field (then zeros) with one 16-byte store: the classifier and the
+ * flow key read the field back at once with 8- and 16-byte loads, which a 4-byte copy and a
+ * 12-byte memset would make wait for their stores (no store forwarding across several stores).
+ */
+static inline void
+ipv4_in_16(uint8_t field[16], const uint8_t *addr)
+{
+	uint32_t a;
+	uint64_t words[2];
+
+	memcpy(&a, addr, 4);
+	/* The address's 4 bytes first in memory, whatever the byte order. */
+	words[0] = RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN ? (uint64_t)a : (uint64_t)a << 32;
+	words[1] = 0;
+	memcpy(field, words, 16);
+}
+
+/*
  * The fields of a packet whose headers start at data: l3 where IP starts, flags and ip_proto as
  * decoding found them, sport/dport the ports (used with FO_PKT_L4_PORTS).
  */
@@ -62,10 +82,8 @@ fields_from(const uint8_t *data, uint32_t len, uint16_t l3, uint16_t flags, uint
 	f->proto = ip_proto;
 	if (flags & FO_PKT_IPV4) {
 		f->family = FO_FAMILY_IPV4;
-		memcpy(f->src_ip, data + l3 + 12, 4);
-		memset(f->src_ip + 4, 0, 12);
-		memcpy(f->dst_ip, data + l3 + 16, 4);
-		memset(f->dst_ip + 4, 0, 12);
+		ipv4_in_16(f->src_ip, data + l3 + 12);
+		ipv4_in_16(f->dst_ip, data + l3 + 16);
 	} else if (flags & FO_PKT_IPV6) {
 		f->family = FO_FAMILY_IPV6;
 		memcpy(f->src_ip, data + l3 + 8, 16);
