@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench import remove_runtime_dir
+
 ROOT = Path(__file__).resolve().parent.parent
 FLOWBENCH = ROOT / "build" / "release" / "benchmarks" / "fo_flowbench"
 COUNTS = (64000, 320000)
@@ -26,10 +28,12 @@ GENERATOR = "generator_only"
 
 def collected(binary, scenario, packets):
     """Instructions the whole run of one scenario executed under callgrind."""
+    prefix = f"fo-instr-{scenario}"
     argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", str(binary), "--no-huge", "-m", "512",
-            "--no-pci", "--no-shconf", "--no-telemetry", "--file-prefix", f"fo-instr-{scenario}", "-l", "0", "--",
+            "--no-pci", "--no-shconf", "--no-telemetry", "--file-prefix", prefix, "-l", "0", "--",
             "--only", scenario, "--packets", str(packets)]
     done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
+    remove_runtime_dir(prefix)
     found = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode != 0 or found is None:
         sys.exit(f"instructions: {' '.join(argv)} failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
