@@ -2,7 +2,7 @@
 /*
  * fo_flowbench: the flow engine's throughput on one core, on generated Ethernet/IPv4/TCP frames.
  *
- *   fo_flowbench [EAL arguments] -- [--seconds S] [--warmup S] [--only NAME,...] [--list]
+ *   fo_flowbench [EAL arguments] -- [--seconds S] [--warmup S] [--packets N] [--only NAME,...] [--list]
  *
  * Every scenario builds an engine through the C API, then calls fo_engine_burst() on bursts of
  * 32 packets for a fixed time on the calling lcore. The engine sends what it releases into a
@@ -15,6 +15,10 @@
  * the bulk lookup does). The collide scenarios send the connections of keys crafted to share
  * one CRC32 (the unkeyed hash the index had; fo_collide.c) and, for comparison, as many plain
  * connections: with an unkeyed CRC32 every crafted key has one home bucket.
+ *
+ * --packets N replaces the timed warm-up and measurement of the throughput scenarios with N
+ * packets, no warm-up: a run whose work is the same every time, for counting instructions under
+ * an instrumenting tool (valgrind --tool=callgrind; BENCHMARKS.md says how).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -213,7 +217,7 @@ burst(struct fo_engine *e, struct fo_gen *g)
  * building it and once full.
  */
 static int
-run_scenario(const struct scenario *sc, double seconds, double warmup)
+run_scenario(const struct scenario *sc, double seconds, double warmup, uint64_t fixed_packets)
 {
 	char err[ERRLEN] = "";
 	size_t heap_before = fo_bench_heap_used(), heap_built = 0, heap_full = 0;
@@ -280,10 +284,16 @@ run_scenario(const struct scenario *sc, double seconds, double warmup)
 		for (packets = 0; packets < (int64_t)g.period && packets >= 0; packets += BURST)
 			if (burst(e, &g) != 0)
 				packets = -ENOMEM;
-		if (packets >= 0)
+		if (packets >= 0 && fixed_packets > 0) {
+			uint64_t start = rte_rdtsc();
+
+			packets = fo_gen_run_packets(e, &g, &rig, BURST, fixed_packets);
+			cycles = rte_rdtsc() - start;
+		} else if (packets >= 0) {
 			packets = fo_gen_run_for(e, &g, &rig, BURST, warmup, &cycles);
-		if (packets >= 0)
-			packets = fo_gen_run_for(e, &g, &rig, BURST, seconds, &cycles);
+			if (packets >= 0)
+				packets = fo_gen_run_for(e, &g, &rig, BURST, seconds, &cycles);
+		}
 		free(tuples);
 		if (packets < 0) {
 			printf("\"error\": \"the mbuf pool ran dry: mbufs are being lost\"}");
@@ -350,7 +360,8 @@ rig_create(void)
 static void
 usage(const char *prog)
 {
-	fprintf(stderr, "usage: %s [EAL args] -- [--seconds S] [--warmup S] [--only NAME,...] [--list]\n", prog);
+	fprintf(stderr, "usage: %s [EAL args] -- [--seconds S] [--warmup S] [--packets N] [--only NAME,...] [--list]\n",
+		prog);
 }
 
 int
@@ -359,11 +370,13 @@ main(int argc, char **argv)
 	static const struct option options[] = {
 		{ "seconds", required_argument, NULL, 's' },
 		{ "warmup", required_argument, NULL, 'w' },
+		{ "packets", required_argument, NULL, 'p' },
 		{ "only", required_argument, NULL, 'o' },
 		{ "list", no_argument, NULL, 'l' },
 		{ NULL, 0, NULL, 0 },
 	};
 	double seconds = 2.0, warmup = 0.5;
+	uint64_t fixed_packets = 0;
 	const char *only = NULL;
 	int ret, opt, first = 1, failed = 0;
 	size_t i;
@@ -383,6 +396,17 @@ main(int argc, char **argv)
 		case 'w':
 			warmup = atof(optarg);
 			break;
+		case 'p': {
+			char *end;
+
+			fixed_packets = strtoull(optarg, &end, 10);
+			if (*end != '\0' || fixed_packets == 0) {
+				fprintf(stderr, "fo_flowbench: --packets wants a positive number, not '%s'\n", optarg);
+				rte_eal_cleanup();
+				return 2;
+			}
+			break;
+		}
 		case 'o':
 			only = optarg;
 			break;
@@ -416,7 +440,7 @@ main(int argc, char **argv)
 		if (!first)
 			printf(", ");
 		first = 0;
-		failed |= run_scenario(&scenarios[i], seconds, warmup) != 0;
+		failed |= run_scenario(&scenarios[i], seconds, warmup, fixed_packets) != 0;
 		fflush(stdout);
 	}
 	printf("}}\n");

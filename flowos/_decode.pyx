@@ -33,6 +33,16 @@ def decode(const uint8_t[::1] data not None):
     fields: the offset of each level ("l2", "l3", "l4", "payload"; None where absent), "end",
     "ether_type", "vlan_tci", "ip_proto", "tcp_flags", "flags" (a list of names), "error" (a
     name, None when well formed), "sport", "dport", "frag_id" and "frag_offset"."""
+    return _decode(data, False)
+
+
+def decode_general(const uint8_t[::1] data not None):
+    """decode() through the general decoder alone (fo_decode_general: without the straight path
+    for the common case). Its answer must be decode()'s for every frame."""
+    return _decode(data, True)
+
+
+cdef dict _decode(const uint8_t[::1] data, bint general):
     cdef fo_decoded d
     cdef const uint8_t *p = NULL
     # The decoder looks at no more than FO_DECODE_MAX_LEN bytes: say no more, so n cannot wrap.
@@ -41,7 +51,10 @@ def decode(const uint8_t[::1] data not None):
     if n > 0:
         p = &data[0]
     with nogil:
-        fo_decode(p, n, &d)
+        if general:
+            fo_decode_general(p, n, &d)
+        else:
+            fo_decode(p, n, &d)
     result = {name: (None if d.offset[i] == FO_NO_LEVEL else d.offset[i])
               for i, name in enumerate(LEVELS)}
     result.update(

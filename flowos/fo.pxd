@@ -197,6 +197,7 @@ cdef extern from "flowos/fo_decode.h" nogil:
         uint16_t frag_offset
 
     int fo_decode(const uint8_t *data, uint32_t len, fo_decoded *out)
+    int fo_decode_general(const uint8_t *data, uint32_t len, fo_decoded *out)
     const char *fo_decode_error_name(fo_decode_error error)
 
 

@@ -629,8 +629,8 @@ main(int argc, char **argv)
 		return 2;
 	while (fread(&len, sizeof(len), 1, f) == 1) {
 		uint8_t *src = malloc(len + 1), *buf;
-		struct fo_decoded d[2];
-		int rc[2], shift;
+		struct fo_decoded d[2], general;
+		int rc[2], rc_general, shift;
 
 		if (src == NULL || fread(src, 1, len, f) != len)
 			return 3;
@@ -638,7 +638,14 @@ main(int argc, char **argv)
 			buf = malloc(len + shift);
 			memcpy(buf + shift, src, len);
 			rc[shift] = fo_decode(buf + shift, len, &d[shift]);
+			/* The general decoder alone, on the same bytes (fo_decode takes the common case apart). */
+			rc_general = fo_decode_general(buf + shift, len, &general);
 			free(buf);
+			if (rc_general != rc[shift] || memcmp(&general.offset, &d[shift].offset, sizeof(general.offset)) != 0 ||
+					general.flags != d[shift].flags || general.end != d[shift].end ||
+					general.sport != d[shift].sport || general.dport != d[shift].dport ||
+					general.vlan_tci != d[shift].vlan_tci || general.tcp_flags != d[shift].tcp_flags)
+				return 5;
 		}
 		free(src);
 		if (rc[0] != rc[1] || memcmp(&d[0].offset, &d[1].offset, sizeof(d[0].offset)) != 0 ||

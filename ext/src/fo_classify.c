@@ -50,10 +50,30 @@ static const struct rte_acl_field_def class_fields[F_COUNT] = {
 	FIELD(BITMASK, F_DMAC_HI, 13, dst_mac_hi),
 };
 
+/*
+ * Up to this many definitions are tested one after the other rather than through the trie: for
+ * a few, testing each costs less than building the trie's key and walking it.
+ */
+#define LINEAR_MAX 4
+
+/*
+ * A definition as the linear test compares it, fo_match_test's rules made branch-free: a field
+ * is a value under a mask (mask 0 when the definition leaves it out) or a range (the whole range
+ * when left out). Addresses are 16 bytes each, src then dst, as struct fo_match_fields has them.
+ */
+struct linear_def {
+	uint64_t addr[4], addr_mask[4];
+	uint64_t src_mac, src_mac_mask, dst_mac, dst_mac_mask;
+	uint16_t in_port_lo, in_port_hi, src_port_lo, src_port_hi, dst_port_lo, dst_port_hi;
+	uint8_t family, family_mask, proto, proto_mask;
+};
+
 struct fo_classifier {
-	struct rte_acl_ctx *acl;
+	struct rte_acl_ctx *acl;           /* NULL when constant or linear */
 	uint16_t n_defs;
-	uint32_t constant;    /* fo_classifier_constant() */
+	uint16_t n_linear;                 /* n_defs when they are tested linearly, else 0 */
+	uint32_t constant;                 /* fo_classifier_constant() */
+	struct linear_def linear[LINEAR_MAX];
 };
 
 static uint32_t
@@ -124,6 +144,110 @@ rule_from_match(struct class_rule *r, const struct fo_match *m, uint16_t index)
 	set_bits(&r->field[F_DMAC_HI], be32_at(m->dst_mac), UINT32_MAX, on & FO_MATCH_DST_MAC);
 }
 
+/* A prefix of `bits` (at most 128) as a mask over 16 bytes. */
+static void
+prefix_mask(uint8_t mask[16], uint8_t bits)
+{
+	int i;
+
+	bits = RTE_MIN(bits, 128);
+	for (i = 0; i < 16; i++, bits -= RTE_MIN(bits, 8))
+		mask[i] = bits >= 8 ? 0xff : (uint8_t)(0xff00 >> bits);
+}
+
+/*
+ * A MAC address as the low 48 bits of a word, from a 4-byte and a 2-byte load: zeroing a word in
+ * memory and copying 6 bytes over it would make the load that reads it back wait for both stores
+ * (no store forwarding), for every packet and definition.
+ */
+static inline uint64_t
+mac_bits(const uint8_t mac[6])
+{
+	uint32_t hi;
+	uint16_t lo;
+
+	memcpy(&hi, mac, 4);
+	memcpy(&lo, mac + 4, 2);
+	return (uint64_t)hi | (uint64_t)lo << 32;
+}
+
+static void
+range_of(uint16_t *lo, uint16_t *hi, uint16_t want_lo, uint16_t want_hi, int on)
+{
+	*lo = on ? want_lo : 0;
+	*hi = on ? want_hi : UINT16_MAX;
+}
+
+static void
+linear_from_match(struct linear_def *d, const struct fo_match *m)
+{
+	uint32_t on = m->fields;
+	const uint64_t whole_mac = mac_bits((const uint8_t[6]){ 0xff, 0xff, 0xff, 0xff, 0xff, 0xff });
+	uint8_t mask[32] = { 0 }, value[32] = { 0 };
+	int i;
+
+	if (on & FO_MATCH_SRC_IP)
+		prefix_mask(mask, m->src_prefix);
+	if (on & FO_MATCH_DST_IP)
+		prefix_mask(mask + 16, m->dst_prefix);
+	for (i = 0; i < 16; i++) {
+		value[i] = m->src_ip[i] & mask[i];
+		value[16 + i] = m->dst_ip[i] & mask[16 + i];
+	}
+	memcpy(d->addr, value, sizeof(value));
+	memcpy(d->addr_mask, mask, sizeof(mask));
+	d->src_mac = mac_bits(m->src_mac);
+	d->src_mac_mask = on & FO_MATCH_SRC_MAC ? whole_mac : 0;
+	d->dst_mac = mac_bits(m->dst_mac);
+	d->dst_mac_mask = on & FO_MATCH_DST_MAC ? whole_mac : 0;
+	range_of(&d->in_port_lo, &d->in_port_hi, m->in_port, m->in_port, on & FO_MATCH_IN_PORT);
+	range_of(&d->src_port_lo, &d->src_port_hi, m->src_port_lo, m->src_port_hi, on & FO_MATCH_SRC_PORT);
+	range_of(&d->dst_port_lo, &d->dst_port_hi, m->dst_port_lo, m->dst_port_hi, on & FO_MATCH_DST_PORT);
+	d->family = m->family;
+	d->family_mask = m->family != FO_FAMILY_ANY ? 0xff : 0;
+	d->proto = m->proto;
+	d->proto_mask = on & FO_MATCH_PROTO ? 0xff : 0;
+}
+
+static inline int
+in_range(uint16_t v, uint16_t lo, uint16_t hi)
+{
+	return (uint16_t)(v - lo) <= (uint16_t)(hi - lo);
+}
+
+/* A packet's fields as the linear test reads them, taken once for all definitions. */
+struct linear_key {
+	uint64_t addr[4];
+	uint64_t src_mac, dst_mac;
+};
+
+static inline void
+linear_key_of(struct linear_key *k, const struct fo_match_fields *f)
+{
+	memcpy(k->addr, f->src_ip, 16);
+	memcpy(k->addr + 2, f->dst_ip, 16);
+	k->src_mac = mac_bits(f->src_mac);
+	k->dst_mac = mac_bits(f->dst_mac);
+}
+
+/* fo_match_test() of the definition d was made from. */
+static inline int
+linear_matches(const struct linear_def *d, const struct linear_key *k, const struct fo_match_fields *f)
+{
+	uint64_t diff = 0;
+	int i;
+
+	for (i = 0; i < 4; i++)
+		diff |= (k->addr[i] ^ d->addr[i]) & d->addr_mask[i];
+	diff |= (k->src_mac ^ d->src_mac) & d->src_mac_mask;
+	diff |= (k->dst_mac ^ d->dst_mac) & d->dst_mac_mask;
+	diff |= (uint64_t)((f->family ^ d->family) & d->family_mask);
+	diff |= (uint64_t)((f->proto ^ d->proto) & d->proto_mask);
+	return diff == 0 && in_range(f->in_port, d->in_port_lo, d->in_port_hi) &&
+	       in_range(f->src_port, d->src_port_lo, d->src_port_hi) &&
+	       in_range(f->dst_port, d->dst_port_lo, d->dst_port_hi);
+}
+
 struct fo_classifier *
 fo_classifier_create(const char *name, const struct fo_match *defs, uint16_t n, int socket_id)
 {
@@ -146,6 +270,12 @@ fo_classifier_create(const char *name, const struct fo_match *defs, uint16_t n, 
 	c->constant = FO_CLASS_VARIES;
 	if (n == 0 || (defs[0].fields == 0 && defs[0].family == FO_FAMILY_ANY)) {
 		c->constant = n == 0 ? FO_CLASS_NONE : 0;
+		return c;
+	}
+	if (n <= LINEAR_MAX) {
+		for (i = 0; i < n; i++)
+			linear_from_match(&c->linear[i], &defs[i]);
+		c->n_linear = n;
 		return c;
 	}
 	c->acl = rte_acl_create(&param);
@@ -202,14 +332,32 @@ fo_class_key_fill(struct fo_class_key *k, const struct fo_match_fields *f)
 	memcpy(k->dst_mac_hi, f->dst_mac, 4);
 }
 
-void
-fo_classify(const struct fo_classifier *c, const struct fo_class_key **keys, uint32_t *defs, uint32_t n)
+int
+fo_classifier_uses_keys(const struct fo_classifier *c)
 {
-	uint32_t i;
+	return c->acl != NULL;
+}
+
+void
+fo_classify(const struct fo_classifier *c, const struct fo_class_key **keys, const struct fo_match_fields *fields,
+	    uint32_t *defs, uint32_t n)
+{
+	uint32_t i, d;
 
 	if (c->constant != FO_CLASS_VARIES) {
 		for (i = 0; i < n; i++)
 			defs[i] = c->constant;
+		return;
+	}
+	if (c->n_linear > 0) {
+		for (i = 0; i < n; i++) {
+			struct linear_key k;
+
+			linear_key_of(&k, &fields[i]);
+			for (d = 0; d < c->n_linear && !linear_matches(&c->linear[d], &k, &fields[i]); d++)
+				;
+			defs[i] = d < c->n_linear ? d : FO_CLASS_NONE;
+		}
 		return;
 	}
 	rte_acl_classify(c->acl, (const uint8_t **)keys, defs, n, 1);

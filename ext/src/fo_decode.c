@@ -14,7 +14,9 @@
 #include <errno.h>
 #include <stddef.h>
 
+#include <rte_branch_prediction.h>
 #include <rte_byteorder.h>
+#include <rte_common.h>
 #include <rte_ether.h>
 #include <rte_icmp.h>
 #include <rte_ip.h>
@@ -23,6 +25,7 @@
 #include <rte_udp.h>
 
 #include "flowos/fo_decode.h"
+#include "fo_decode_common.h"
 
 /*
  * Every ICMPv4 and ICMPv6 message has at least type, code, checksum and 4 more bytes (an echo's
@@ -38,22 +41,6 @@ static const char *const error_names[FO_DECODE_ERROR_COUNT] = {
 	[FO_DECODE_TRUNCATED_L4] = "truncated_l4",
 	[FO_DECODE_BAD_L4] = "bad_l4",
 };
-
-/*
- * A big-endian 16-bit field read byte by byte: the Ethernet header may sit at any address
- * (rte_ether_hdr is only 2-aligned, while the other DPDK headers used here are packed).
- */
-static inline uint16_t
-be16_at(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static inline int
-is_vlan_tpid(uint16_t ether_type)
-{
-	return ether_type == RTE_ETHER_TYPE_VLAN || ether_type == RTE_ETHER_TYPE_QINQ;
-}
 
 /* The ports, first in TCP, UDP and SCTP headers alike; the caller checked they are there. */
 static inline void
@@ -290,15 +277,16 @@ decode_l2(const uint8_t *data, uint32_t len, struct fo_decoded *out, uint32_t *l
 	return FO_DECODE_OK;
 }
 
-int
-fo_decode(const uint8_t *data, uint32_t len, struct fo_decoded *out)
+/*
+ * Every frame: what fo_decode.h promises. len is at most FO_DECODE_MAX_LEN. Kept out of line,
+ * so that fo_decode() stays the straight path and a call.
+ */
+static __rte_noinline int
+decode_general(const uint8_t *data, uint32_t len, struct fo_decoded *out)
 {
 	enum fo_decode_error err;
 	uint32_t l3;
 
-	/* Offsets are 16 bits; an mbuf segment never holds more than this anyway. */
-	if (len > FO_DECODE_MAX_LEN)
-		len = FO_DECODE_MAX_LEN;
 	*out = (struct fo_decoded){
 		.offset = { 0, FO_NO_LEVEL, FO_NO_LEVEL, FO_NO_LEVEL },
 		.end = (uint16_t)len,
@@ -325,6 +313,25 @@ fo_decode(const uint8_t *data, uint32_t len, struct fo_decoded *out)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int
+fo_decode(const uint8_t *data, uint32_t len, struct fo_decoded *out)
+{
+	/* Offsets are 16 bits; an mbuf segment never holds more than this anyway. */
+	if (len > FO_DECODE_MAX_LEN)
+		len = FO_DECODE_MAX_LEN;
+	if (likely(fo_decode_common(data, len, out)))
+		return 0;
+	return decode_general(data, len, out);
+}
+
+int
+fo_decode_general(const uint8_t *data, uint32_t len, struct fo_decoded *out)
+{
+	if (len > FO_DECODE_MAX_LEN)
+		len = FO_DECODE_MAX_LEN;
+	return decode_general(data, len, out);
 }
 
 const char *

@@ -514,8 +514,9 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 	for (i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 		uint16_t in_port = route != NULL ? route->rx_port : m->port;
-		int error = fo_pkt_decode(e, m, route != NULL ? route->tx_port : fo_pkt_meta(m)->out_port,
-					  &frag_ids[n_todo]);
+		struct fo_decoded d;
+		int error = fo_pkt_decode_inline(e, m, route != NULL ? route->tx_port : fo_pkt_meta(m)->out_port,
+						 &d);
 
 		if (unlikely(error != FO_DECODE_OK)) {
 			RELAXED_ADD(e->stats.malformed[error], 1);
@@ -527,7 +528,9 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 			}
 			continue;
 		}
-		fo_match_fields_of(m, in_port, &fields[n_todo]);
+		/* From what decoding found: the header bytes are not read again. */
+		fo_match_fields_decoded(m, &d, in_port, &fields[n_todo]);
+		frag_ids[n_todo] = d.frag_id;
 		if (steering) {
 			uint16_t owner = steer_owner(&e->shard, m, &fields[n_todo], frag_ids[n_todo]);
 
@@ -538,7 +541,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 				continue;
 			}
 		}
-		if (e->pc->class_constant == FO_CLASS_VARIES) {
+		if (e->pc->class_keys) {
 			fo_class_key_fill(&keys[n_todo], &fields[n_todo]);
 			key_ptrs[n_todo] = &keys[n_todo];
 		}
@@ -552,7 +555,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 	e->n_touched = 0;
 	if (e->pc->conf.clock == FO_CLOCK_TSC)
 		e->now = (uint64_t)((double)(rte_rdtsc() - e->tsc_start) * e->ns_per_tsc);
-	fo_classify(e->pc->classifier, key_ptrs, defs, n_todo);
+	fo_classify(e->pc->classifier, key_ptrs, fields, defs, n_todo);
 	/* One lookup for the burst overlaps its cache misses; then the flows found are prefetched. */
 	for (j = 0; j < n_todo; j++) {
 		positions[j] = -1;

@@ -55,6 +55,8 @@
 #include "flowos/fo_steer.h"
 #include "flowos/fo_tx.h"
 
+#include "fo_decode_common.h"
+
 #define TX_BUF 64
 #define FRAG_CACHE_SIZE 4096       /* power of two */
 #define EXPIRE_PER_BURST 32        /* flows ended by idle timeout per class per burst, at most */
@@ -148,7 +150,7 @@ struct def_shard {
 struct fo_pipeline_conf {
 	struct fo_engine_conf conf;
 	struct fo_classifier *classifier;
-	uint32_t class_constant;      /* fo_classifier_constant(): keys are skipped unless it varies */
+	uint8_t class_keys;           /* fo_classifier_uses_keys(): else the keys are not filled */
 	uint16_t n_defs;
 	struct definition *defs;      /* FO_MAX_DEFS */
 	uint32_t state_size;          /* the largest definition's per-flow state */
@@ -414,9 +416,46 @@ void fo_send_flush(struct fo_engine *e);
 
 /*
  * fo_pkt.c: packets of any number of segments (headers in the first, see fo_pkt_pullup).
- * fo_pkt_decode fills m's metadata; returns 0, or the decode error for a malformed packet.
+ * fo_pkt_decode fills m's metadata and *d (what fo_decode found, for the caller's fields);
+ * returns 0, or the decode error for a malformed packet.
  */
-int fo_pkt_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, uint32_t *frag_id);
+int fo_pkt_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, struct fo_decoded *d);
+
+/* m's metadata from what decoding found: fo_pkt_decode's last step. */
+static inline void
+fo_pkt_meta_fill(struct rte_mbuf *m, const struct fo_decoded *d, uint16_t out_port)
+{
+	struct fo_pkt_meta *meta = fo_pkt_meta(m);
+	int l;
+
+	meta->next = NULL;
+	for (l = 0; l < FO_LEVEL_COUNT; l++)
+		meta->offset[l] = d->offset[l];
+	meta->end = d->end;
+	meta->flags = d->flags;
+	meta->ip_proto = d->ip_proto;
+	meta->out_port = out_port;
+	meta->verdict = FO_PASS;
+	meta->dir = 0;
+	meta->first_stage = 0;
+	*fo_pkt_seq(m) = 0;
+}
+
+/*
+ * fo_pkt_decode with the common case (one segment, fo_decode_common) inline, for the burst
+ * loop: *d then stays in registers, and there is no call.
+ */
+static inline int
+fo_pkt_decode_inline(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, struct fo_decoded *d)
+{
+	uint32_t len = RTE_MIN((uint32_t)rte_pktmbuf_data_len(m), (uint32_t)FO_DECODE_MAX_LEN);
+
+	if (likely(m->nb_segs == 1) && fo_decode_common(rte_pktmbuf_mtod(m, const uint8_t *), len, d)) {
+		fo_pkt_meta_fill(m, d, out_port);
+		return FO_DECODE_OK;
+	}
+	return fo_pkt_decode(e, m, out_port, d);
+}
 /* Overwrites n bytes of m at frame offset at, across segments. */
 void fo_pkt_write(struct rte_mbuf *m, uint32_t at, const uint8_t *data, uint32_t n);
 /*

@@ -437,9 +437,9 @@ fo_batch_inject(struct fo_batch *b, uint16_t i, struct rte_mbuf *m, int after)
 	at_meta = fo_pkt_meta(at);
 	meta = fo_pkt_meta(m);
 	{
-		uint32_t frag_id;
+		struct fo_decoded d;
 
-		fo_pkt_decode(e, m, at_meta->out_port, &frag_id);
+		fo_pkt_decode(e, m, at_meta->out_port, &d);
 	}
 	/* It travels with its neighbour: same direction, sequence number and way out. */
 	meta->dir = at_meta->dir;

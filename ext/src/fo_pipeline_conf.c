@@ -162,7 +162,7 @@ fo_pipeline_conf_build(struct fo_pipeline_conf *pc, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot build the classifier: %s", rte_strerror(rte_errno));
 		return -rte_errno;
 	}
-	pc->class_constant = fo_classifier_constant(pc->classifier);
+	pc->class_keys = (uint8_t)fo_classifier_uses_keys(pc->classifier);
 	pc->state_size = layout_states(pc);
 	/* A window holds what a flow may hold, one burst more, and what processors inject into it. */
 	pc->window_cap = hold + 2 * FO_MAX_BURST;

@@ -55,43 +55,30 @@ headers_end(const struct fo_decoded *d)
 }
 
 /*
- * Decodes m into its metadata; returns 0, or the decode error for a malformed packet. A packet
- * whose headers cannot all be brought into its first segment is decoded from that segment
- * alone: truncated.
+ * Decodes m into its metadata and *d; returns 0, or the decode error for a malformed packet. A
+ * packet whose headers cannot all be brought into its first segment is decoded from that
+ * segment alone: truncated. The common case decodes inline (fo_decode_common.h), in one pass
+ * (and in the burst loop without a call: fo_pkt_decode_inline).
  */
 int
-fo_pkt_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, uint32_t *frag_id)
+fo_pkt_decode(struct fo_engine *e, struct rte_mbuf *m, uint16_t out_port, struct fo_decoded *d)
 {
-	struct fo_pkt_meta *meta = fo_pkt_meta(m);
 	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
-	uint32_t len = rte_pktmbuf_data_len(m);
-	struct fo_decoded d;
-	int l;
+	uint32_t len = RTE_MIN((uint32_t)rte_pktmbuf_data_len(m), (uint32_t)FO_DECODE_MAX_LEN);
 
 	/* Lengths are checked against the whole packet: a long one comes in several segments. */
 	if (unlikely(m->nb_segs > 1)) {
 		len = RTE_MIN(rte_pktmbuf_pkt_len(m), (uint32_t)FO_DECODE_MAX_LEN);
 		data = rte_pktmbuf_read(m, 0, len, e->linear);
-		fo_decode(data, len, &d);
+		fo_decode(data, len, d);
 		/* Headers are read and written in the first segment: the ones past it move there. */
-		if (fo_pkt_pullup(m, headers_end(&d)) != 0)
-			fo_decode(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), &d);
-	} else {
-		fo_decode(data, len, &d);
+		if (fo_pkt_pullup(m, headers_end(d)) != 0)
+			fo_decode(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), d);
+	} else if (!fo_decode_common(data, len, d)) {
+		fo_decode_general(data, len, d);
 	}
-	meta->next = NULL;
-	for (l = 0; l < FO_LEVEL_COUNT; l++)
-		meta->offset[l] = d.offset[l];
-	meta->end = d.end;
-	meta->flags = d.flags;
-	meta->ip_proto = d.ip_proto;
-	meta->out_port = out_port;
-	meta->verdict = FO_PASS;
-	meta->dir = 0;
-	meta->first_stage = 0;
-	*fo_pkt_seq(m) = 0;
-	*frag_id = d.frag_id;
-	return d.error;
+	fo_pkt_meta_fill(m, d, out_port);
+	return d->error;
 }
 
 /* Overwrites n bytes of m at frame offset at, across segments. */

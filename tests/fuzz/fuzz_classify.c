@@ -5,7 +5,9 @@
  * frames from the input: for every frame the trie must name the first definition whose match
  * the frame's fields (fo_match_fields_of, after fo_decode) satisfy. Definitions are made as the
  * configuration makes them: an address match has a family and a prefix no longer than its
- * addresses, a port range has lo <= hi.
+ * addresses, a port range has lo <= hi. Up to 4 definitions are tested linearly
+ * (fo_classify.c's LINEAR_MAX), more go through the trie: both are checked. The fields the
+ * engine takes from the decoder's answer (fo_match_fields_decoded) must be the metadata's.
  *
  * Input: a byte n (1 + n % 8 definitions), each definition's fields, then frames (2-byte
  * length, in port, bytes) to the end.
@@ -61,21 +63,20 @@ read_match(struct fuzz_in *in, struct fo_match *m)
 		m->dst_port_hi = m->dst_port_lo;
 }
 
-/* The engine's metadata of m, as engine_decode writes it. */
+/* The engine's metadata of m, as fo_pkt_decode writes it, and what fo_decode found (*d). */
 static void
-decode(struct rte_mbuf *m)
+decode(struct rte_mbuf *m, struct fo_decoded *d)
 {
 	struct fo_pkt_meta *meta = fo_pkt_meta(m);
-	struct fo_decoded d;
 	int l;
 
-	fo_decode(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), &d);
+	fo_decode(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), d);
 	memset(meta, 0, sizeof(*meta));
 	for (l = 0; l < FO_LEVEL_COUNT; l++)
-		meta->offset[l] = d.offset[l];
-	meta->end = d.end;
-	meta->flags = d.flags;
-	meta->ip_proto = d.ip_proto;
+		meta->offset[l] = d->offset[l];
+	meta->end = d->end;
+	meta->flags = d->flags;
+	meta->ip_proto = d->ip_proto;
 }
 
 int
@@ -98,21 +99,28 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint16_t port = fuzz_u8(&in) % 4;
 		const uint8_t *bytes = fuzz_bytes(&in, want, &len);
 		struct rte_mbuf *m = fuzz_mbuf(bytes, len);
-		struct fo_match_fields f;
+		struct fo_match_fields f, f_decoded;
+		struct fo_decoded d;
 		struct fo_class_key key;
 		const struct fo_class_key *kp = &key;
 		uint32_t got, want_def = FO_CLASS_NONE;
 
-		decode(m);
+		decode(m, &d);
 		fo_match_fields_of(m, port, &f);
+		/* The engine's fields come from the decoder's answer: they must be the metadata's. */
+		fo_match_fields_decoded(m, &d, port, &f_decoded);
+		if (memcmp(&f, &f_decoded, sizeof(f)) != 0) {
+			fprintf(stderr, "fuzz_classify: fo_match_fields_decoded and fo_match_fields_of differ\n");
+			abort();
+		}
 		memset(&key, 0, sizeof(key));
 		fo_class_key_fill(&key, &f);
-		fo_classify(c, &kp, &got, 1);
+		fo_classify(c, &kp, &f, &got, 1);
 		for (i = 0; i < n && want_def == FO_CLASS_NONE; i++)
 			if (fo_match_test(&defs[i], &f))
 				want_def = i;
 		if (got != want_def || (constant != FO_CLASS_VARIES && constant != want_def)) {
-			fprintf(stderr, "fuzz_classify: the trie says %u (constant %u), the linear match %u\n",
+			fprintf(stderr, "fuzz_classify: the classifier says %u (constant %u), fo_match_test %u\n",
 				got, constant, want_def);
 			abort();
 		}

@@ -4,11 +4,13 @@
  * its length (AddressSanitizer sees a read past it). What the header promises is checked: every
  * level it reports starts within the frame and after the one before, the IP packet ends within
  * it, ports are only reported with their 4 bytes there, and an error comes with the malformed
- * flag. Needs no EAL.
+ * flag. The answer must be the general decoder's alone (fo_decode_general): fo_decode() takes
+ * the common case on a straight path of its own. Needs no EAL.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "flowos/fo_decode.h"
 
@@ -24,8 +26,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint32_t len = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
 	uint32_t seen = len < FO_DECODE_MAX_LEN ? len : FO_DECODE_MAX_LEN, last = 0;
-	struct fo_decoded d;
-	int l, ret = fo_decode(data, len, &d);
+	struct fo_decoded d, g;
+	int l, ret = fo_decode(data, len, &d), ret_general = fo_decode_general(data, len, &g);
 
 	if (d.error >= FO_DECODE_ERROR_COUNT || (ret != 0) != (d.error != FO_DECODE_OK) ||
 	    !(d.flags & FO_PKT_MALFORMED) != (d.error == FO_DECODE_OK))
@@ -44,5 +46,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		broken("ports reported without their bytes");
 	if (fo_decode_error_name(d.error) == NULL)
 		broken("an error without a name");
+	if (ret != ret_general || memcmp(d.offset, g.offset, sizeof(d.offset)) != 0 || d.end != g.end ||
+	    d.ether_type != g.ether_type || d.vlan_tci != g.vlan_tci || d.ip_proto != g.ip_proto ||
+	    d.tcp_flags != g.tcp_flags || d.flags != g.flags || d.error != g.error || d.sport != g.sport ||
+	    d.dport != g.dport || d.frag_id != g.frag_id || d.frag_offset != g.frag_offset)
+		broken("the straight path for the common case and the general decoder disagree");
 	return 0;
 }

@@ -5,7 +5,9 @@
 /*
  * Flow definitions to packets: ordered wildcard matches compiled into one rte_acl trie, so a
  * burst is classified in one call whatever the number of definitions. The first (earliest)
- * definition a packet matches wins.
+ * definition a packet matches wins. A first definition that matches everything needs no test at
+ * all (fo_classifier_constant), and a few definitions are tested one after the other on the
+ * packets' fields, without the trie or its keys (fo_classifier_uses_keys).
  */
 #include <stdint.h>
 
@@ -45,10 +47,17 @@ void fo_classifier_free(struct fo_classifier *c);
  */
 uint32_t fo_classifier_constant(const struct fo_classifier *c);
 
+/* Whether fo_classify() reads the keys; when it does not, callers need not fill them. */
+int fo_classifier_uses_keys(const struct fo_classifier *c);
+
 void fo_class_key_fill(struct fo_class_key *key, const struct fo_match_fields *f);
 
-/* Writes for each key the index of the first definition it matches, or FO_CLASS_NONE. */
-void fo_classify(const struct fo_classifier *c, const struct fo_class_key **keys, uint32_t *defs,
-		 uint32_t n);
+/*
+ * Writes for each packet the index of the first definition it matches, or FO_CLASS_NONE: keys[i]
+ * is packet i's key (fo_class_key_fill of fields[i]; read only when fo_classifier_uses_keys),
+ * fields[i] its fields.
+ */
+void fo_classify(const struct fo_classifier *c, const struct fo_class_key **keys,
+		 const struct fo_match_fields *fields, uint32_t *defs, uint32_t n);
 
 #endif /* FO_CLASSIFY_H */

@@ -54,6 +54,15 @@ struct rte_mbuf;
 /* The fields of a decoded packet (the engine's metadata) that arrived on in_port. */
 void fo_match_fields_of(struct rte_mbuf *m, uint16_t in_port, struct fo_match_fields *f);
 
+struct fo_decoded;
+
+/*
+ * The same from what fo_decode() found in m's first segment (the ports it read, not read again),
+ * for the engine, which has it at hand: equal to fo_match_fields_of() once the metadata is filled.
+ */
+void fo_match_fields_decoded(const struct rte_mbuf *m, const struct fo_decoded *d, uint16_t in_port,
+			     struct fo_match_fields *f);
+
 /* Nonzero when the packet fields satisfy the match (a linear check, for rules met once per flow). */
 int fo_match_test(const struct fo_match *m, const struct fo_match_fields *f);
 
