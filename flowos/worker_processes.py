@@ -107,11 +107,12 @@ class WorkerProcesses(Each):
         # run.on_worker_death: restart. Per worker: each death it was restarted after (what was lost),
         # and those being restarted (their new process started, not yet running its worker).
         self.restarts = {w: [] for w in range(plan.workers)}
-        self.restarting = {}           # worker index -> {"plan": path, "said": text so far, "go": sent}
+        self.restarting = {}           # worker index -> {"plan": path, "go": sent, "since": when}
         self.stopping = False
         self.procs = []
         self.output_threads = []   # each process's stdout and stderr, passed on (_popen)
         self.pipes = []        # each process's: "ready", then "left" once it has sent its last packet
+        self.said = []         # each pipe's lines so far (Said)
         self.reports = {}      # worker index -> its report, once it has ended
         self.ended = {}        # worker index -> how a process that died before its report ended
         self.inbox_freed = {}  # worker index -> packets freed from a dead process's inbox
@@ -150,9 +151,10 @@ class WorkerProcesses(Each):
             proc, read = self._popen(plan_path, w)
             self.procs.append(proc)
             self.pipes.append(read)
+            self.said.append(Said(read))
         try:
-            for w, fd in enumerate(self.pipes):
-                line = _read_line(fd, START_TIMEOUT)
+            for w, said in enumerate(self.said):
+                line = said.first(START_TIMEOUT)
                 if line.startswith("ready "):
                     self._share(w, line)
                     continue
@@ -233,7 +235,7 @@ class WorkerProcesses(Each):
                 live = self.shared.pop(w, None)
             self.controls.pop(w, None)    # a request under way times out: nobody frees its mailbox
             reason = self.stuck.pop(w, None) or describe_status(status)
-            left = w in self.has_left or "left" in _read_all(self.pipes[w]).split()
+            left = w in self.has_left or "left" in self.said[w].read()
             if w in self.restarting:    # a replacement counts itself out of no receivers: restart it as well
                 self._end_restart(w)
             if not left and self._may_restart(w):
@@ -292,8 +294,8 @@ class WorkerProcesses(Each):
         os.close(self.pipes[w])
         if self.procs[w].stdin is not None:
             self.procs[w].stdin.close()
-        self.procs[w], self.pipes[w] = proc, read
-        self.restarting[w] = {"plan": plan_path, "said": "", "go": False, "since": time.monotonic()}
+        self.procs[w], self.pipes[w], self.said[w] = proc, read, Said(read)
+        self.restarting[w] = {"plan": plan_path, "go": False, "since": time.monotonic()}
 
     def _follow_restart(self, w):
         """A restarting process: what comes to its inbox is freed until it has built its shard;
@@ -303,8 +305,7 @@ class WorkerProcesses(Each):
         state = self.restarting[w]
         if not state["go"]:
             self.inbox_freed[w] += self.inboxes[w].drain()
-        state["said"] += _read_all(self.pipes[w])
-        lines = state["said"].split("\n")
+        lines = self.said[w].read()
         if not state["go"]:
             built = next((line for line in lines if line.startswith("built ")), None)
             if built is not None:
@@ -369,7 +370,7 @@ class WorkerProcesses(Each):
         """Processes that say they have left stop being read and asked; then they may free what was
         read (a request under way to its mailbox ends first: it was closed when its loop ended)."""
         for w in list(self.shared):
-            if w not in self.restarting and "left" in _read_all(self.pipes[w]).split():
+            if w not in self.restarting and "left" in self.said[w].read():
                 self.has_left.add(w)
                 with self.lock:
                     del self.shared[w]
@@ -624,32 +625,39 @@ def describe_status(status):
     return f"exit status {status}"
 
 
-def _read_all(fd):
-    """What a dead worker process left in its pipe."""
-    import select
-    data = b""
-    while select.select([fd], [], [], 0)[0]:
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            break
-        data += chunk
-    return data.decode(errors="replace")
+class Said:
+    """What a worker process says on its pipe ("ready ...", "built ...", "left", "error: ..."):
+    every whole line so far, read as it comes. Each reader looks for its line among them all, so
+    none takes another's (a restarted process's "ready" and "left" may come in one read)."""
 
+    def __init__(self, fd):
+        self.fd = fd
+        self.lines = []
+        self.partial = ""
+        self.closed = False    # the process closed its end (it ended)
 
-def _read_line(fd, timeout):
-    """A line from a worker process's pipe: "" when it closed it (it ended) or said nothing in time."""
-    import select
-    data = b""
-    deadline = time.monotonic() + timeout
-    while not data.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            return ""
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            break
-        data += chunk
-    return data.decode(errors="replace").strip()
+    def read(self, timeout=0.0):
+        """Reads what has come, waiting up to timeout seconds for the first of it; returns every
+        whole line said so far."""
+        import select
+        deadline = time.monotonic() + timeout
+        while not self.closed and select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            chunk = os.read(self.fd, 4096)
+            if not chunk:
+                self.closed = True
+                break
+            *whole, self.partial = (self.partial + chunk.decode(errors="replace")).split("\n")
+            self.lines += [line.strip() for line in whole]
+            deadline = 0.0     # what came with it, no more waiting
+        return self.lines
+
+    def first(self, timeout):
+        """The first line, waiting up to timeout seconds: "" if the process ended, or said nothing
+        in time."""
+        deadline = time.monotonic() + timeout
+        while not self.lines and not self.closed and time.monotonic() < deadline:
+            self.read(deadline - time.monotonic())
+        return self.lines[0] if self.lines else ""
 
 
 def run_worker(plan, w, ready, restart=False):

@@ -1,0 +1,45 @@
+"""What a worker process says on its pipe reaches every reader (flowos.worker_processes.Said): a
+restarted process's "ready" and "left" that come in one read were taken by the reader of "ready",
+and the primary then never told the process it could end (it was killed, without its report)."""
+import os
+import threading
+import time
+
+from flowos.worker_processes import Said
+
+
+def pipe():
+    read, write = os.pipe()
+    return Said(read), write
+
+
+def test_lines_that_come_in_one_read_are_all_kept():
+    said, write = pipe()
+    os.write(write, b"built 1 2 3\nready\nleft\n")
+    assert said.read() == ["built 1 2 3", "ready", "left"]
+    assert "left" in said.read()          # a later reader still finds it
+    os.close(write)
+
+
+def test_a_line_cut_between_reads_is_whole_once_its_end_comes():
+    said, write = pipe()
+    os.write(write, b"ready 1 2")
+    assert said.read() == []
+    os.write(write, b" 3\nle")
+    assert said.read() == ["ready 1 2 3"]
+    os.write(write, b"ft\n")
+    assert said.read() == ["ready 1 2 3", "left"]
+    os.close(write)
+
+
+def test_first_waits_for_a_line_and_says_nothing_once_the_process_ended():
+    said, write = pipe()
+    threading.Timer(0.2, lambda: os.write(write, b"ready 4 5 6\n")).start()
+    assert said.first(30) == "ready 4 5 6"
+    quiet, end = pipe()
+    os.close(end)
+    started = time.monotonic()
+    assert quiet.first(30) == "" and quiet.closed and time.monotonic() - started < 5
+    silent, _ = pipe()
+    assert silent.first(0.1) == ""
+    os.close(write)
