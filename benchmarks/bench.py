@@ -1210,7 +1210,8 @@ def add_scaling_args(p):
     p.add_argument("--memory-mb", type=positive(int),
                    help=f"EAL memory (default {SCALE_MEMORY_MB[0]} + {SCALE_MEMORY_MB[1]} per worker)")
     p.add_argument("--python-flows", type=positive(int), default=256,
-                   help=f"connections in the Python scenarios' loop of {pyscale.LOOP_PACKETS} packets (default 256)")
+                   help=f"connections per worker in the Python scenarios' loop of {pyscale.LOOP_PACKETS} packets per "
+                        "worker (default 256)")
     p.add_argument("--only", help="comma-separated scenarios (default all: "
                                   f"{','.join(SCALE_SCENARIOS + PYTHON_SCALE_SCENARIOS)})")
     p.add_argument("--binary", help=f"the fo_scalebench to run (default {SCALEBENCH.relative_to(ROOT)})")

@@ -7,8 +7,11 @@ ever, through the relay, a worker's inbox, its engine shard and Python processor
 back through the relay; no generator runs. A lap is one packet received on a ring port; the rate
 is the laps of both ports between two readings of flowos-ctl stats, after a warm-up.
 
-The packets are UDP, `flows` connections with as many packets each as fit the loop (LOOP_PACKETS:
-under the 1024 entries of a net_ring's ring, so nothing is dropped). Scenarios: python_field
+The packets are UDP, `flows` connections per worker with as many packets each as fit the loop
+(LOOP_PACKETS per worker: each worker's packets go round its own queue of each ring port, under
+its 1024 entries, so nothing is dropped). The loop grows with the workers, as a box's traffic
+grows with its cores: with a fixed population, N workers would each get 1/N of it, and their
+bursts (and the Python calls they pay for) 1/N as many packets. Scenarios: python_field
 (batch.dport at bursts of 256, the processor of `scripts/bench processors`'s python_field_b256)
 and stream_scan (a pattern searched in both directions of every flow's stream, also across
 packets, releasing up to where a match may still start: `scripts/bench streams`'s scan_python,
@@ -25,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-LOOP_PACKETS = 768      # circulating packets: each ring of 1024 holds them all, so none is refused
+LOOP_PACKETS = 768      # circulating packets per worker: its rings of 1024 hold them all, so none is refused
 PATTERN = "X-FlowOS-Needle/1"       # streambench's
 PYTHON_SCENARIOS = {"python_field": "procbench:DportField",
                     "stream_scan": {"streambench:PyStreamFind": {"pattern": PATTERN}}}
@@ -38,13 +41,13 @@ class PyScaleError(Exception):
     pass
 
 
-def loop_capture(path, flows):
-    """A capture of LOOP_PACKETS UDP packets, `flows` connections in turn (scapy, as the tests).
+def loop_capture(path, flows, packets):
+    """A capture of `packets` UDP packets, `flows` connections in turn (scapy, as the tests).
     Source address and port vary apart: the symmetric hash folds the XOR of the 16-bit words, so
     ports that follow the address would give every connection one worker."""
     from scapy.all import IP, UDP, Ether, Raw, wrpcap
     frames = []
-    for i in range(LOOP_PACKETS):
+    for i in range(packets):
         c = i % flows
         frames.append(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") /
                       IP(src=f"10.{c >> 16 & 255}.{c >> 8 & 255}.{c & 255}", dst="10.200.0.1") /
@@ -83,7 +86,7 @@ def run_once(flowos_run, scenario, workers, processes, cpus, memory_mode, second
     prefix = f"pyscale-{os.getpid()}-{scenario}-{workers}{'p' if processes else 't'}"
     capture, config, stats = (Path(workdir, f"{prefix}.{ext}") for ext in ("pcap", "yaml", "json"))
     if not capture.exists():
-        loop_capture(capture, flows)
+        loop_capture(capture, flows * workers, LOOP_PACKETS * workers)
     loop_config(config, capture, PYTHON_SCENARIOS[scenario], workers, processes, cpus, memory_mode, prefix)
     here = Path(__file__).resolve().parent      # procbench's processors, and the extensions it imports
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here), str(here.parent / "build" / "release" / "benchmarks")]))
@@ -103,7 +106,7 @@ def run_once(flowos_run, scenario, workers, processes, cpus, memory_mode, second
         raise PyScaleError(f"flowos-run exited {proc.returncode}\n{output[-2000:]}")
     report = json.loads(stats.read_text())
     return {"mpps": (laps1 - laps0) / (t1 - t0) / 1e6, "laps": laps1 - laps0, "seconds": t1 - t0,
-            "report": report}
+            "loop_packets": LOOP_PACKETS * workers, "report": report}
 
 
 def wait_running(proc, flowos_ctl, prefix):
@@ -165,10 +168,10 @@ def anomalies(name, label, r):
         problems.append(f"{where}: {lost} packets dropped or refused: the loop lost them")
     # At the end every packet of the loop is in it (in a ring port's queue, freed at the end), and no
     # other mbuf is out.
-    mbufs = report["mbufs"]
-    if mbufs["in_use_at_exit"] or mbufs["left_in_port_queues"] != LOOP_PACKETS - lost:
+    mbufs, loop = report["mbufs"], r["loop_packets"]
+    if mbufs["in_use_at_exit"] or mbufs["left_in_port_queues"] != loop - lost:
         problems.append(f"{where}: {mbufs['left_in_port_queues']} mbufs left in the ring ports at the end, not the "
-                        f"loop's {LOOP_PACKETS - lost}; {mbufs['in_use_at_exit']} more out of the pool")
+                        f"loop's {loop - lost}; {mbufs['in_use_at_exit']} more out of the pool")
     faults = [p for flow in report["engine"]["flows"] for p in flow["processors"] if p["report"].get("faults")]
     for p in faults:
         problems.append(f"{where}: {p['name']} faulted {p['report']['faults']} times")

@@ -39,7 +39,8 @@ def test_both_worker_processes_get_connections(runs):
     rows = report["workers"]
     assert len(rows) == 2 and len({row["pid"] for row in rows}) == 2
     assert all(row["engine"]["flows_created"] > 0 for row in rows)
-    assert sum(row["engine"]["flows_created"] for row in rows) == 64
+    assert sum(row["engine"]["flows_created"] for row in rows) == 2 * 64     # 64 per worker
+    assert runs["2"]["loop_packets"] == 2 * pyscale.LOOP_PACKETS
 
 
 def test_anomalies_fire_on_a_lossy_run(runs):

@@ -3,13 +3,15 @@ whose driver lets a DPDK secondary receive and send (net_ring here, a NIC on bar
 by each worker process on its own queue and sent on its own TX queue, without the relay; the relay
 serves the other ports (net_pcap) in the same run. The per-flow results are one worker's."""
 import json
+import os
 import signal
+import time
 
 from conftest import hugepage_files, kill_flowos, packets, run_flowos, runtime_folder, start_flowos
 from flowcheck import check_per_flow_order, engine_stats, run_config, same_multiset, write_pcap
 from test_python_processors import pyprocs_importable  # noqa: F401 (an autouse fixture: pyprocs on PYTHONPATH)
 from test_worker_processes import (POOL, check_left_nothing, flow_pids, follow_a_restart, ip_flows,  # noqa: F401
-                                   needs_hugepages, pids_pipeline)
+                                   needs_hugepages, pids_pipeline, wait_for)
 from test_workers import many_connections
 
 ENGINE = {"capacity": 4096}    # the engine's clock: the TSC (ring ports replay no capture)
@@ -140,3 +142,47 @@ def test_a_worker_process_that_dies_polling_its_own_queues_stops_the_run(tmp_pat
     assert len(dead) == 1 and dead[0]["ended"] == "exit status 3", run.stats["workers"]
     assert run.stats["ended"]["how"] == "stopped"
     check_left_nothing(run)
+
+
+def thread_cpu_seconds(pid, tid):
+    fields = open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def relay_thread(worker_pid):
+    """(primary's pid, its relay's thread id): the worker process's parent, its thread named
+    rte-worker-* (the EAL names its lcore threads so; the primary has one, the relay)."""
+    ppid = int(open(f"/proc/{worker_pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    tids = [t for t in os.listdir(f"/proc/{ppid}/task")
+            if open(f"/proc/{ppid}/task/{t}/comm").read().startswith("rte-worker")]
+    assert len(tids) == 1, tids
+    return ppid, tids[0]
+
+
+def test_the_relay_sleeps_once_its_captures_are_read(tmp_path):
+    """A capture enters a closed loop of two ring ports, which the worker processes poll
+    themselves: once the relay has read the capture it only sends the outboxes (empty here), and
+    sleeps between empty polls instead of spinning on a CPU that a worker may share (it took half
+    of a CPU, and the loop's rate with it). Its CPU time over 2 s stays well under a second."""
+    import yaml
+    capture = write_pcap(tmp_path / "in.pcap", many_connections(100))
+    cfg = {"ports": [{"name": "feed", "vdev": f"net_pcap0,rx_pcap={capture},tx_pcap={tmp_path / 'feed.pcap'}"},
+                     {"name": "a", "vdev": "net_ring0"}, {"name": "b", "vdev": "net_ring1"}],
+           "forward": ["feed -> a", "a -> b", "b -> a"], "engine": ENGINE, "pool": POOL, "run": {"workers": 2},
+           "flows": [{"name": "all", "pipeline": pids_pipeline()}]}
+    (tmp_path / "loop.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = start_flowos("-c", str(tmp_path / "loop.yaml"), tmp_path=tmp_path, memory="hugepages")
+    try:
+        first_line = proc.stdout.readline()
+        assert first_line.startswith("flowos: memory"), first_line + proc.stderr.read()
+        answer = wait_for(proc.file_prefix, lambda a: all(row.get("own_queues_rx", 0) > 0 for row in a["workers"]),
+                          "both workers going round the loop")
+        pid, tid = relay_thread(answer["workers"][0]["pid"])
+        before = thread_cpu_seconds(pid, tid)
+        time.sleep(2)
+        used = thread_cpu_seconds(pid, tid) - before
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        kill_flowos(proc)
+    assert used < 0.5, used

@@ -26,6 +26,11 @@
 /* How long a member with nothing to poll sleeps between looks at the group's end: it shares its
  * CPU with others (the relay's lcore) and only its end waits on it. */
 #define IDLE_MEMBER_SLEEP_US 1000
+/* A worker that no longer receives (its captures read) and finds nothing in this many polls in a
+ * row sleeps this long between polls: what others send through it (the relay's outboxes) or hand
+ * it waits that much longer, and the CPU it may share goes to them. */
+#define IDLE_SPINS 1024
+#define IDLE_SLEEP_US 50
 
 /* Where a finite source stands; private to the loop. */
 struct source_progress {
@@ -445,6 +450,7 @@ fo_worker_loop(void *arg)
 	uint16_t n_finite = 0, i;
 	const uint64_t idle_period = rte_get_tsc_hz() / 1000;
 	uint64_t last_idle_call = 0;
+	unsigned int idle_polls = 0;
 
 	for (i = 0; i < w->n_routes; i++)
 		n_finite += w->routes[i].finite;
@@ -477,9 +483,13 @@ fo_worker_loop(void *arg)
 		if (!receiving && !got && __atomic_load_n(&g->receiving, __ATOMIC_ACQUIRE) == 0 &&
 		    (w->inbox == NULL || rte_ring_empty(w->inbox)) && others_left)
 			break;
-		if (!receiving && idle_member) {
-			rte_delay_us_sleep(IDLE_MEMBER_SLEEP_US);
-			continue;
+		if (!receiving && !got) {
+			if (idle_member)
+				rte_delay_us_sleep(IDLE_MEMBER_SLEEP_US);
+			else if (++idle_polls > IDLE_SPINS)
+				rte_delay_us_sleep(IDLE_SLEEP_US);
+		} else {
+			idle_polls = 0;
 		}
 		/* With nothing received, the hook still gets an empty call now and then: time goes on. */
 		if (!got && w->conf.hook != NULL) {
