@@ -150,11 +150,11 @@ def thread_cpu_seconds(pid, tid):
 
 
 def relay_thread(worker_pid):
-    """(primary's pid, its relay's thread id): the worker process's parent, its thread named
-    rte-worker-* (the EAL names its lcore threads so; the primary has one, the relay)."""
+    """(primary's pid, its relay's thread id): the worker process's parent, its lcore thread (the
+    EAL names them rte-worker-N in DPDK 22.11, dpdk-workerN from 23.11; the primary has one)."""
     ppid = int(open(f"/proc/{worker_pid}/stat").read().rsplit(")", 1)[1].split()[1])
     tids = [t for t in os.listdir(f"/proc/{ppid}/task")
-            if open(f"/proc/{ppid}/task/{t}/comm").read().startswith("rte-worker")]
+            if open(f"/proc/{ppid}/task/{t}/comm").read().startswith(("rte-worker", "dpdk-worker"))]
     assert len(tids) == 1, tids
     return ppid, tids[0]
 
