@@ -131,7 +131,6 @@ class WorkerProcesses(Each):
         # Each definition's processors' names, in the engine's order (a stuck call names its own).
         self.processor_names = [[spec.name for stage in flow.stages for spec in stage] for flow in plan.config.flows]
         self.lock = threading.Lock()   # the control server's thread reads them; check() withdraws them
-        self.check_lock = threading.Lock()
 
     def __len__(self):
         return self.plan.workers
@@ -203,15 +202,12 @@ class WorkerProcesses(Each):
         inbox, and it leaves the group if it had not, so that the relay can end. Its flows, and
         the mbufs it held, are lost: the report says so.
 
-        The main thread polls it (`running`), and so do the control threads (flowos-ctl stats): one
-        thread checks at a time, and another that comes meanwhile leaves it to that one (two that
-        both saw a process dead would restart it twice)."""
-        if not self.check_lock.acquire(blocking=False):
-            return
-        try:
+        Only the main thread checks (it polls `running`); the control threads, which ask `running`
+        for flowos-ctl stats, do not: two threads that both saw a process dead restarted it twice,
+        and a process started from a control thread was killed when that thread ended (the kernel
+        sends PR_SET_PDEATHSIG when the thread that forked it ends, not the process)."""
+        if threading.current_thread() is threading.main_thread():
             self._check()
-        finally:
-            self.check_lock.release()
 
     def _check(self):
         if not self.pipes:     # killed (a failed start, or the end): nothing more to learn from them
@@ -440,7 +436,10 @@ class WorkerProcesses(Each):
             if status is None:
                 proc.kill()
                 proc.wait()
-                status = "killed: it did not end"
+                said = ", ".join(self.said[w].read()) or "nothing"
+                status = (f"killed: it did not end within {EXIT_TIMEOUT} s of the run's end (it had said: {said}; "
+                          f"{'still restarting' if w in self.restarting else 'running'}, "
+                          f"{'told' if w in self.has_left else 'not told'} it could end)")
             self._collect(w, status)
         deadline = time.monotonic() + EXIT_TIMEOUT
         for thread in self.output_threads:   # their last lines before the run's summary
