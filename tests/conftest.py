@@ -2,6 +2,9 @@
 read captures independently of FlowOS, with scapy. The helpers themselves are FlowOS's installed
 test kit (flowos.testing, docs/testing.md), which users test their own processors with; this file
 names them as the suite always has, and adds the suite's own checks."""
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,6 +29,25 @@ def runtime_folders_are_removed():
     files = {prefix: test for prefix, test in made_prefixes.items() if hugepage_files(prefix)}
     assert not files, "hugepage files left behind: " + "; ".join(
         f"{hugepage_files(p)} ({t})" for p, t in sorted(files.items()))
+
+
+def ip(*args):
+    """iproute2's `ip`, checked; its output."""
+    return subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=30).stdout
+
+
+@pytest.fixture
+def namespace():
+    """A network namespace of the test's own, removed with what was made in it afterwards; the
+    test skips where namespaces cannot be made (not root, no iproute2)."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("network namespaces need root and iproute2")
+    ns = f"fo{unique_prefix()}"
+    ip("netns", "add", ns)
+    try:
+        yield ns
+    finally:
+        ip("netns", "del", ns)
 
 
 def port(stats, name):

@@ -2,8 +2,6 @@
 than an mbuf received by scattered RX or into a larger data room, refused where the device cannot;
 descriptors the device adjusts; link speed in the dashboard."""
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +12,7 @@ import pytest
 from scapy.layers.inet import UDP
 from scapy.layers.l2 import Ether
 
-from conftest import kill_flowos, packets, port, run_flowos, start_flowos, unique_prefix
+from conftest import ip, kill_flowos, packets, port, run_flowos, start_flowos
 from flowos import devices
 from flowos.dashboard import link_text
 from flowos.port_settings import descriptor_note
@@ -25,23 +23,6 @@ def write_config(tmp_path, text):
     path = tmp_path / "flowos.yaml"
     path.write_text(text)
     return str(path)
-
-
-def ip(*args):
-    return subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=30).stdout
-
-
-@pytest.fixture
-def namespace():
-    """A namespace of the test's own for tap interfaces, removed with them afterwards."""
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("network namespaces and tap interfaces need root and iproute2")
-    ns = f"fo{unique_prefix()}"
-    ip("netns", "add", ns)
-    try:
-        yield ns
-    finally:
-        ip("netns", "del", ns)
 
 
 def in_namespace(ns, *args, tmp_path):

@@ -9,29 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FLOWOS_RUN, packets, port, unique_prefix
-
-
-def ip(*args):
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+from conftest import FLOWOS_RUN, ip, packets, port, unique_prefix
 
 
 @pytest.fixture
-def veth_namespace():
+def veth_namespace(namespace):
     """A namespace holding a veth pair vA <-> vB, with IPv6 off so the kernel adds no packets."""
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("network namespaces need root and iproute2")
-    ns = f"fo{unique_prefix()}"
-    ip("netns", "add", ns)
-    try:
-        ip("-n", ns, "link", "add", "vA", "type", "veth", "peer", "name", "vB")
-        for iface in ("vA", "vB"):
-            subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{iface}.disable_ipv6=1"],
-                           check=True, timeout=30)
-            ip("-n", ns, "link", "set", iface, "up")
-        yield ns
-    finally:
-        ip("netns", "del", ns)
+    ip("-n", namespace, "link", "add", "vA", "type", "veth", "peer", "name", "vB")
+    for iface in ("vA", "vB"):
+        subprocess.run(["ip", "netns", "exec", namespace, "sysctl", "-qw", f"net.ipv6.conf.{iface}.disable_ipv6=1"],
+                       check=True, timeout=30)
+        ip("-n", namespace, "link", "set", iface, "up")
+    return namespace
 
 
 def test_af_packet_ports_through_a_veth_pair(tmp_path, capture_dir, veth_namespace):
