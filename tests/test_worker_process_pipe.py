@@ -1,6 +1,8 @@
-"""What a worker process says on its pipe reaches every reader (flowos.worker_processes.Said): a
-restarted process's "ready" and "left" that come in one read were taken by the reader of "ready",
-and the primary then never told the process it could end (it was killed, without its report)."""
+"""What a worker process says on its pipe reaches every reader (flowos.worker_processes.Said):
+each reader used to take what it read, so a restarted process's "ready" and "left" coming in one
+read would leave "left" with the reader of "ready", and the primary would never tell the process
+it could end (a race found by reading the code; the failures seen in the suite had another cause,
+test_worker_processes.py's restart under a monitor)."""
 import os
 import threading
 import time

@@ -2,7 +2,6 @@
 whose driver lets a DPDK secondary receive and send (net_ring here, a NIC on bare metal) is polled
 by each worker process on its own queue and sent on its own TX queue, without the relay; the relay
 serves the other ports (net_pcap) in the same run. The per-flow results are one worker's."""
-import json
 import os
 import signal
 import time
@@ -10,8 +9,8 @@ import time
 from conftest import hugepage_files, kill_flowos, packets, run_flowos, runtime_folder, start_flowos
 from flowcheck import check_per_flow_order, engine_stats, run_config, same_multiset, write_pcap
 from test_python_processors import pyprocs_importable  # noqa: F401 (an autouse fixture: pyprocs on PYTHONPATH)
-from test_worker_processes import (POOL, check_left_nothing, flow_pids, follow_a_restart, ip_flows,  # noqa: F401
-                                   needs_hugepages, pids_pipeline, wait_for)
+from test_worker_processes import (POOL, SignalledRun, check_left_nothing, flow_pids, follow_a_restart,  # noqa: F401
+                                   ip_flows, needs_hugepages, pids_pipeline, wait_for)
 from test_workers import many_connections
 
 ENGINE = {"capacity": 4096}    # the engine's clock: the TSC (ring ports replay no capture)
@@ -100,21 +99,12 @@ def test_a_worker_process_polling_its_own_queues_is_restarted(tmp_path):
     """A worker process that dies while polling its own queues is replaced; the other keeps
     forwarding meanwhile and the new one polls the dead one's queues again; SIGINT ends the run
     cleanly, every mbuf accounted for (left in the ring, or lost with the dead process)."""
-    stats = tmp_path / "stats.json"
     exit_once = {"pyprocs.pids:ExitOnce": {"port": 2005, "marker": str(tmp_path / "hit")}}
-    proc = start_flowos("-c", str(endless_config(tmp_path, exit_once)), "--stats-json", str(stats),
-                        tmp_path=tmp_path, memory="hugepages")
-    try:
-        first_line = proc.stdout.readline()
-        assert first_line.startswith("flowos: memory"), first_line + proc.stderr.read()
+    with SignalledRun(tmp_path, endless_config(tmp_path, exit_once)) as run:
         # What each worker receives on its own queues goes on across the restart.
-        w, _ = follow_a_restart(proc.file_prefix, lambda a, worker: a["workers"][worker].get("own_queues_rx", -1))
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        kill_flowos(proc)
-    assert proc.returncode == 0, stderr
-    report = json.loads(stats.read_text())
+        w, _ = follow_a_restart(run.prefix, lambda a, worker: a["workers"][worker].get("own_queues_rx", -1))
+    assert run.returncode == 0, run.stderr
+    report = run.report
     row = report["workers"][w]
     assert row["restarts"] == 1 and row["own_queues"] == [f"a:{w}"] and "ended" not in row, row
     assert row["restarted"][0]["reason"] == "exit status 3"

@@ -194,6 +194,36 @@ def ctl(prefix, *args):
     return json.loads(done.stdout) if done.stdout.strip() else {"error": done.stderr}
 
 
+class SignalledRun:
+    """flowos-run with a configuration on hugepages, as a with block: entered once it runs (its
+    first line out), stopped with SIGINT when the block ends; then its returncode, stdout, stderr
+    and --stats-json (report)."""
+
+    def __init__(self, tmp_path, config):
+        self.stats = tmp_path / "stats.json"
+        self.proc = start_flowos("-c", str(config), "--stats-json", str(self.stats), tmp_path=tmp_path,
+                                 memory="hugepages")
+        self.prefix = self.proc.file_prefix
+
+    def __enter__(self):
+        first_line = self.proc.stdout.readline()
+        if not first_line.startswith("flowos: memory"):
+            kill_flowos(self.proc)
+            raise AssertionError(first_line + self.proc.stderr.read())
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        try:
+            if exc_type is None:
+                self.proc.send_signal(signal.SIGINT)
+                self.stdout, self.stderr = self.proc.communicate(timeout=60)
+                self.returncode = self.proc.returncode
+                self.report = json.loads(self.stats.read_text()) if self.stats.exists() else None
+        finally:
+            kill_flowos(self.proc)
+        return False
+
+
 def ctl_stats(prefix):
     answer = ctl(prefix, "stats")
     assert "error" not in answer, answer
@@ -357,19 +387,10 @@ def test_sigint_ends_a_run_with_a_stuck_worker_process(tmp_path):
                    [{"name": "all", "pipeline": pids_pipeline() + [{"pyprocs.pids:LoopsOn": {"port": 2005}}]}],
                    {"capacity": 4096}, pool=POOL, run={"workers": 2, "call_budget_ms": 400, "on_worker_death": "stop"})
     (tmp_path / "stuck.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    stats = tmp_path / "stats.json"
-    proc = start_flowos("-c", str(tmp_path / "stuck.yaml"), "--stats-json", str(stats), tmp_path=tmp_path,
-                        memory="hugepages")
-    try:
-        first_line = proc.stdout.readline()
-        assert first_line.startswith("flowos: memory"), first_line + proc.stderr.read()
+    with SignalledRun(tmp_path, tmp_path / "stuck.yaml") as run:
         time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        kill_flowos(proc)
-    assert proc.returncode == 1, stderr
-    report = json.loads(stats.read_text())
+    assert run.returncode == 1, run.stderr
+    report = run.report
     stuck = [row for row in report["workers"] if "ended" in row]
     assert len(stuck) == 1 and "in pyprocs.pids:LoopsOn's process" in stuck[0]["ended"], report["workers"]
     assert not runtime_folder(report["file_prefix"]).exists() and hugepage_files(report["file_prefix"]) == []
@@ -420,21 +441,12 @@ def check_restarted_once(tmp_path, processor, reason, **run):
     other worker forwards throughout, a new process takes w's place and forwards; SIGINT ends the
     run cleanly (exit 0), the restart counted with its reason and processor, the mbufs that went
     with the dead process accounted for, nothing left behind. Returns the restarted row."""
-    stats = tmp_path / "stats.json"
-    proc = start_flowos("-c", str(restart_config(tmp_path, processor, **run)), "--stats-json", str(stats),
-                        tmp_path=tmp_path, memory="hugepages")
-    try:
-        first_line = proc.stdout.readline()
-        assert first_line.startswith("flowos: memory"), first_line + proc.stderr.read()
-        w, running = follow_a_restart(proc.file_prefix, packets_of)
+    with SignalledRun(tmp_path, restart_config(tmp_path, processor, **run)) as flowos:
+        w, running = follow_a_restart(flowos.prefix, packets_of)
         other = 1 - w
         assert running["running"] and running["workers"][other]["restarts"] == 0
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        kill_flowos(proc)
-    assert proc.returncode == 0, stderr
-    report = json.loads(stats.read_text())
+    assert flowos.returncode == 0, flowos.stderr
+    report, stderr = flowos.report, flowos.stderr
     assert report["stop_reason"] == "signal (SIGINT)"
     row = report["workers"][w]
     assert row["restarts"] == len(row["restarted"]) == 1 and "ended" not in row, row
@@ -465,6 +477,35 @@ def test_a_stuck_worker_process_is_restarted(tmp_path):
     while the run goes on (check_restarted_once)."""
     check_restarted_once(tmp_path, {"pyprocs.pids:LoopsOnce": {"port": 2005, "marker": str(tmp_path / "hit")}},
                          lambda reason: reason.startswith("killed: no progress for "), call_budget_ms=200)
+
+
+def test_a_restart_while_flowos_ctl_asks_without_pause_survives_the_end(tmp_path):
+    """A monitor asking flowos-ctl stats without pause while a worker process dies: the control
+    server's thread must not restart it. A process started from that thread was killed by the
+    kernel when the thread ended at the run's end (PR_SET_PDEATHSIG follows the thread that forked
+    it), without its report: exit 1."""
+    import threading
+    from flowos import control_server
+    from flowos.ctl import Instance
+    exit_once = {"pyprocs.pids:ExitOnce": {"port": 2005, "marker": str(tmp_path / "hit")}}
+    done = threading.Event()
+    with SignalledRun(tmp_path, restart_config(tmp_path, exit_once)) as flowos:
+        monitor = Instance(str(runtime_folder(flowos.prefix) / control_server.SOCKET_NAME))
+
+        def ask():
+            while not done.is_set():
+                monitor.ask("/flowos/stats")
+        asking = threading.Thread(target=ask)
+        asking.start()
+        try:
+            w, _ = follow_a_restart(flowos.prefix, packets_of)
+        finally:
+            done.set()
+            asking.join(timeout=30)
+            monitor.close()
+    assert flowos.returncode == 0, flowos.stderr
+    row = flowos.report["workers"][w]
+    assert row["restarts"] == 1 and "ended" not in row, row
 
 
 def test_a_worker_process_that_keeps_dying_ends_the_run(tmp_path):
