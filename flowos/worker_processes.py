@@ -111,8 +111,8 @@ class WorkerProcesses(Each):
         self.stopping = False
         self.procs = []
         self.output_threads = []   # each process's stdout and stderr, passed on (_popen)
-        self.pipes = []        # each process's: "ready", then "left" once it has sent its last packet
-        self.said = []         # each pipe's lines so far (Said)
+        # Each process's pipe (Said): "ready", then "left" once it has sent its last packet.
+        self.said = []
         self.reports = {}      # worker index -> its report, once it has ended
         self.ended = {}        # worker index -> how a process that died before its report ended
         self.inbox_freed = {}  # worker index -> packets freed from a dead process's inbox
@@ -149,7 +149,6 @@ class WorkerProcesses(Each):
         for w in range(self.plan.workers):
             proc, read = self._popen(plan_path, w)
             self.procs.append(proc)
-            self.pipes.append(read)
             self.said.append(Said(read))
         try:
             for w, said in enumerate(self.said):
@@ -210,7 +209,7 @@ class WorkerProcesses(Each):
             self._check()
 
     def _check(self):
-        if not self.pipes:     # killed (a failed start, or the end): nothing more to learn from them
+        if not self.said:      # killed (a failed start, or the end): nothing more to learn from them
             return
         self._withdraw_left()
         self._end_stuck()
@@ -287,10 +286,10 @@ class WorkerProcesses(Each):
               "are lost", file=sys.stderr, flush=True)
         plan_path = write_plan(self.plan, f"fo_plan{w}")
         proc, read = self._popen(plan_path, w, "restart")
-        os.close(self.pipes[w])
+        os.close(self.said[w].fd)
         if self.procs[w].stdin is not None:
             self.procs[w].stdin.close()
-        self.procs[w], self.pipes[w], self.said[w] = proc, read, Said(read)
+        self.procs[w], self.said[w] = proc, Said(read)
         self.restarting[w] = {"plan": plan_path, "go": False, "since": time.monotonic()}
 
     def _follow_restart(self, w):
@@ -463,9 +462,9 @@ class WorkerProcesses(Each):
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-        for fd in self.pipes:
-            os.close(fd)
-        self.pipes = []
+        for said in self.said:
+            os.close(said.fd)
+        self.said = []
         for proc in self.procs:
             if proc.stdin is not None:
                 proc.stdin.close()
