@@ -234,6 +234,17 @@ cdef class Control:
         finally:
             free(reply)
 
+    def switch(self, bint migrate=False, unsigned int timeout_ms=10000):
+        """The worker switches its engine to the configuration staged there, between two bursts
+        (docs/reload.md); returns once it did. Raises ControlError when it did not (nothing changed)."""
+        if self.c == NULL:
+            raise ControlError(ESHUTDOWN)
+        cdef int ret
+        with nogil:
+            ret = fo_control_switch(self.c, migrate, timeout_ms)
+        if ret < 0:
+            raise ControlError(-ret)
+
     def stop(self):
         """Refuses requests from now on and wakes those waiting. Before the worker stops."""
         if self.c != NULL and self.owned:

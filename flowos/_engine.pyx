@@ -24,7 +24,7 @@ POLICIES = {
 }
 TIMEOUT_CLASSES = ("tcp_opening", "tcp_established", "tcp_closing", "udp", "icmp", "other")
 VERDICTS = ("pass", "drop", "hold", "modified", "redirect")
-END_REASONS = ("fin", "rst", "idle", "shutdown")
+END_REASONS = ("fin", "rst", "idle", "shutdown", "reload")
 CALLBACKS = ("process", "flow_start", "flow_end", "teardown")     # enum fo_callback
 DECODE_ERRORS = 6
 # What one engine holds (fo_engine.h); flows.py refuses a config past them before DPDK starts.
@@ -179,6 +179,8 @@ cdef dict stats_of(fo_engine *e, uint32_t keep_budget):
         "tx_packets": s.tx_packets, "tx_unsent": s.tx_unsent, "dropped": s.dropped,
         "created": s.created, "replaced": s.replaced, "held": s.held,
         "handed_off": s.handed_off, "handoff_full": s.handoff_full,
+        "generations": s.generations, "generations_retired": s.generations_retired,
+        "flows_migrated": s.flows_migrated,
         "budget": {"limit": keep_budget, "kept": s.held + s.kept_copies, "held": s.held,
                    "kept_copies": s.kept_copies, "peak": s.keep_peak, "overflows": s.budget_overflows,
                    "segments_dropped": s.budget_segments_dropped},
@@ -197,7 +199,9 @@ cdef class PipelineConf:
 
     @staticmethod
     def create(Mempool pool, str unmatched="pass", str malformed="pass", str table_full="bypass",
-               str clock="tsc", dict timeouts=None):
+               str clock="tsc", dict timeouts=None, Engine after=None):
+        """after: a running shard whose next generation this conf is (docs/reload.md): it shares
+        that shard's definition space, so that every shard of that conf can switch to it."""
         cdef fo_engine_conf conf
         memset(&conf, 0, sizeof(conf))
         conf.unmatched = POLICIES["unmatched"].index(unmatched)
@@ -209,7 +213,10 @@ cdef class PipelineConf:
         conf.pool = pool.mp
         conf.socket_id = -1
         cdef PipelineConf self = PipelineConf.__new__(PipelineConf)
-        self.pc = fo_pipeline_conf_create(&conf)
+        if after is None:
+            self.pc = fo_pipeline_conf_create(&conf)
+        else:
+            self.pc = fo_pipeline_conf_create_next(fo_engine_pipeline_conf(after.live()), &conf)
         if self.pc == NULL:
             check(-rte_errno, "cannot create the flow engine's configuration")
         self.pool = pool
@@ -303,6 +310,7 @@ cdef class Engine:
     cdef readonly PipelineConf conf
     cdef readonly list processors       # per definition: processor names, or this shard's tiers, by index
     cdef readonly uint32_t keep_budget
+    cdef readonly object staged         # (PipelineConf, processors) staged for the next generation, or None
 
     @staticmethod
     def create(PipelineConf conf, uint32_t capacity, uint32_t keep_budget=0):
@@ -352,6 +360,57 @@ cdef class Engine:
         ret = fo_engine_build(self.e, err, sizeof(err))
         if ret < 0:
             raise FlowOSError(f"cannot build the flow engine: {err.decode(errors='replace')}")
+
+    cdef fo_engine *live(self) except NULL:
+        if self.e == NULL:
+            raise FlowOSError("the flow engine is closed")
+        return self.e
+
+    def stage(self, PipelineConf conf, list tiers):
+        """Stages conf, this shard's next generation (docs/reload.md), with its own instances of the
+        Python and Cython processors ((definition, processor, tier) each), and sets their instances
+        up; the worker runs on meanwhile. Raises FlowOSError with nothing staged on failure."""
+        cdef char err[256]
+        cdef size_t ops
+        check(fo_engine_stage(self.live(), conf.live()), "cannot stage the new configuration")
+        processors = [list(names) for names in conf.processors]
+        try:
+            for definition, processor, tier in tiers:
+                ops = tier.ops_address()
+                params, size = tier.params_address()
+                check(fo_engine_bind_processor(self.e, definition, processor, <const fo_processor_ops *>ops,
+                                               <const void *><size_t>params, size),
+                      f"flow {conf.definitions[definition]!r}, processor {processor}: not the conf's processor")
+                processors[definition][processor] = tier
+            err[0] = 0
+            ret = fo_engine_stage_setup(self.e, err, sizeof(err))
+            if ret < 0:
+                raise FlowOSError(err.decode(errors="replace") or rte_strerror(-ret).decode())
+        except BaseException:
+            fo_engine_unstage(self.e)
+            raise
+        self.staged = (conf, processors)
+
+    def unstage(self):
+        """Undoes stage(): the staged instances torn down, nothing changed."""
+        if self.e != NULL:
+            fo_engine_unstage(self.e)
+        self.staged = None
+
+    def switch(self, bint migrate=False):
+        """Makes the staged conf current, here: only while no worker runs this shard (a running
+        one switches through its control mailbox, flowos._control.Control.switch)."""
+        check(fo_engine_switch(self.live(), migrate), "no new configuration staged")
+        self.switched()
+
+    def switched(self):
+        """The staged conf is the shard's now (its worker switched): names and tiers follow it."""
+        self.conf, self.processors = self.staged
+        self.staged = None
+
+    def generations(self):
+        """The configurations this shard runs: the current one, and older ones with live flows."""
+        return fo_engine_generations(self.live())
 
     def conf_address(self):
         """The fo_pipeline_conf this shard reads (PipelineConf.address() of its conf)."""

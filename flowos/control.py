@@ -23,6 +23,9 @@ COMMANDS = {
     "/flowos/flows": "FlowOS live flows with the most bytes. Parameter: how many (default 20, at most 20)",
     "/flowos/processors": "FlowOS processors: id, name, tier, flow, stage, calls, faults. Takes no parameters",
     "/flowos/message": "Sends a message to a FlowOS processor. Parameters: processor (id or name),text",
+    "/flowos/reload": "Reloads FlowOS's flows (docs/reload.md). Parameter: JSON {path, migrate}",
+    "/flowos/attach": "Attaches a processor or a flow definition (docs/reload.md). Parameter: JSON",
+    "/flowos/detach": "Detaches a processor or a flow definition (docs/reload.md). Parameter: JSON",
 }
 SOCKET_NAME = "dpdk_telemetry.v2"
 MAX_STRING = 127          # bytes: RTE_TEL_MAX_STRING_LEN less its NUL
@@ -171,11 +174,37 @@ class Commands:
                 answer = self.processors()
             elif command == "/flowos/message":
                 answer = self.message(params, timeout_ms)
+            elif command in ("/flowos/reload", "/flowos/attach", "/flowos/detach"):
+                answer = self.change(command.rsplit("/", 1)[1], params)
             else:
                 answer = {"error": f"unknown command {command}"}
         except (FlowOSError, ValueError) as e:
             answer = {"error": str(e)}
         return flatten(answer)
+
+    def change(self, what, params):
+        """A reload, attach or detach (flowos.reload): the new configuration's summary, or an
+        error saying why nothing changed."""
+        from flowos import reload
+        try:
+            request = json.loads(params) if params.strip() else {}
+        except ValueError:
+            raise ValueError(f"expected a JSON object of parameters, got {params!r}") from None
+        if not isinstance(request, dict):
+            raise ValueError(f"expected a JSON object of parameters, got {params!r}")
+        b = self.bridge
+        migrate = bool(request.get("migrate", False))
+        if what == "reload":
+            path = request.get("path") or b.config_path
+            if not path:
+                raise FlowOSError("this run has no configuration file: name one (flowos-ctl reload FILE)")
+            return {"reloaded": b.reloader.reload_file(path, migrate)}
+        try:
+            flows = reload.edit(b.config.flows, what, request)
+        except FlowOSError as e:
+            b.reloader.counts["reloads_refused"] += 1
+            raise reload.ReloadError(f"{what} refused, nothing changed: {e}") from None
+        return {what + "ed": b.reloader.apply(flows, b.config.engine, migrate)}
 
     def stats(self):
         b = self.bridge
@@ -188,6 +217,7 @@ class Commands:
                "workers": worker_rows(b.worker, b.engine)}
         if engine is not None:
             out["engine"] = engine
+            out["reloads"] = dict(b.reloader.counts, last_error=b.reloader.last_error)
         return out
 
     def _engine(self):

@@ -27,5 +27,6 @@ cdef extern from "flowos/fo_control.h" nogil:
     int fo_control_flows(fo_control *c, fo_flow_info *out, uint32_t max, uint64_t *live, unsigned int timeout_ms)
     int fo_control_message(fo_control *c, uint16_t d, uint16_t proc, const char *msg, char *reply, size_t len,
                            unsigned int timeout_ms)
+    int fo_control_switch(fo_control *c, int migrate, unsigned int timeout_ms)
     void fo_control_close(fo_control *c)
     void fo_control_free(fo_control *c)

@@ -142,6 +142,9 @@ cdef extern from "flowos/fo_engine.h" nogil:
         uint64_t stream_edits_refused
         uint64_t handed_off
         uint64_t handoff_full
+        uint64_t generations
+        uint64_t generations_retired
+        uint64_t flows_migrated
 
     struct fo_def_stats:
         uint64_t packets
@@ -174,6 +177,7 @@ cdef extern from "flowos/fo_engine.h" nogil:
         pass
 
     fo_pipeline_conf *fo_pipeline_conf_create(const fo_engine_conf *conf)
+    fo_pipeline_conf *fo_pipeline_conf_create_next(const fo_pipeline_conf *prev, const fo_engine_conf *conf)
     int fo_pipeline_conf_add_definition(fo_pipeline_conf *pc, const fo_def_conf *d)
     int fo_pipeline_conf_add_processor(fo_pipeline_conf *pc, uint16_t d, uint16_t stage, const fo_processor_ops *ops,
                                        const void *params, size_t params_len, char *err, size_t errlen)
@@ -186,6 +190,11 @@ cdef extern from "flowos/fo_engine.h" nogil:
                                  const void *params, size_t params_len)
     int fo_engine_build(fo_engine *e, char *err, size_t errlen)
     const fo_pipeline_conf *fo_engine_pipeline_conf(const fo_engine *e)
+    int fo_engine_stage(fo_engine *e, fo_pipeline_conf *next)
+    int fo_engine_stage_setup(fo_engine *e, char *err, size_t errlen)
+    void fo_engine_unstage(fo_engine *e)
+    int fo_engine_switch(fo_engine *e, int migrate)
+    uint16_t fo_engine_generations(const fo_engine *e)
     uint16_t fo_engine_burst(void *engine, const void *route, void **pkts, uint16_t n)
     void fo_engine_inbox(void *engine, void **pkts, uint16_t n)
     int fo_engine_set_shard(fo_engine *e, uint16_t index, uint16_t workers, void **inboxes, uint16_t pattern)

@@ -75,6 +75,7 @@ cdef extern from "flowos/fo_processor.h" nogil:
         FO_END_RST
         FO_END_IDLE
         FO_END_SHUTDOWN
+        FO_END_RELOAD
 
     struct fo_engine:
         pass

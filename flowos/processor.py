@@ -25,7 +25,7 @@ PASS, DROP, HOLD, MODIFIED, REDIRECT = range(5)
 VERDICTS = {"pass": PASS, "drop": DROP, "hold": HOLD, "modified": MODIFIED, "redirect": REDIRECT}
 LEVELS = ("l2", "l3", "l4", "payload")
 ON_ERROR = ("pass", "drop", "stop")
-END_REASONS = ("fin", "rst", "idle", "shutdown")
+END_REASONS = ("fin", "rst", "idle", "shutdown", "reload")
 
 
 class Processor:
@@ -62,7 +62,7 @@ class Processor:
         Python call per new flow."""
 
     def flow_end(self, flow, reason):
-        """A flow ended ("fin", "rst", "idle" or "shutdown"); flow.state is freed after this."""
+        """A flow ended ("fin", "rst", "idle", "shutdown" or "reload"); flow.state is freed after this."""
 
     def on_message(self, message):
         """Answers an operator's message (flowos-ctl message NAME TEXT): a str, None (no reply), or

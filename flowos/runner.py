@@ -9,9 +9,10 @@ import tempfile
 import time
 
 import copy
+import logging
 
 from flowos import (_control, control as control_api, control_server, devices, eal_args, flows as flow_defs, hugepages,
-                    port_settings, watchdog, worker_processes)
+                    port_settings, reload, watchdog, worker_processes)
 from flowos._engine import Engine, PipelineConf
 from flowos._python import PythonTier, cover_kept_views, thread_hooks
 from flowos.cprocessor import CythonTier
@@ -41,6 +42,9 @@ class ProcessorContext:
 
     def __init__(self, ports):
         self.ports = ports
+
+
+log = logging.getLogger("flowos.run")
 
 
 def class_path(cls):
@@ -179,28 +183,11 @@ def build_shards(cfg, pool, port_ids, shards, keep_budget, workers, stop_address
     the flow table (one of `shards`, or `capacity` flows) and of keep_budget.
     steer_and_send(engine, k) sets where shard k hands packets and sends, before the processors'
     setup. Returns (the engines, each one's Python and Cython tiers)."""
-    flows = copy.deepcopy(cfg.flows)
-    flow_defs.resolve_ports(flows, port_ids, lambda key, problem: FlowOSError(f"{key}: {problem}"))
-    tiers = [[] for _ in workers]   # per shard: (definition, processor, its own tier)
     conf = PipelineConf.create(pool, cfg.engine.unmatched, cfg.engine.malformed, cfg.engine.table_full,
                                cfg.engine.clock, cfg.engine.timeouts)
     engines = []
     try:
-        for flow in flows:
-            index = conf.add_definition(flow.name, flow.match, flow.hold_packets, flow.hold_bytes,
-                                        flow.hold_overflow, flow.wants_streams, flow.reorder_packets,
-                                        flow.stream_hold_ms)
-            for stage, procs in enumerate(flow.stages if processors else []):
-                for proc in procs:
-                    if proc.python is None:
-                        conf.add_processor(index, stage, proc.name, proc.params)
-                        continue
-                    made = [(CythonTier if proc.cython else PythonTier)(proc.instantiate(), proc.on_error)
-                            for _ in workers]
-                    at = conf.add_tier_processor(index, stage, made[0])
-                    for k, tier in enumerate(made):
-                        tiers[k].append((index, at, tier))
-        conf.build()
+        tiers = fill_conf(conf, cfg.flows, port_ids, len(workers), processors)
         for k, worker in enumerate(workers):
             engines.append(_build_shard(conf, port_ids, capacity or -(-cfg.engine.capacity // shards),
                                         keep_budget // shards, worker, stop_address, tiers[k],
@@ -212,6 +199,30 @@ def build_shards(cfg, pool, port_ids, shards, keep_budget, workers, stop_address
     finally:
         conf.close()
     return engines, [[tier for _, _, tier in shard_tiers] for shard_tiers in tiers]
+
+
+def fill_conf(conf, flows, port_ids, shards, processors=True):
+    """Adds the flow definitions and their pipelines to conf, and builds it. Returns, per shard of
+    `shards`, its own instances of the Python and Cython processors: (definition, processor, tier)."""
+    flows = copy.deepcopy(flows)
+    flow_defs.resolve_ports(flows, port_ids, lambda key, problem: FlowOSError(f"{key}: {problem}"))
+    tiers = [[] for _ in range(shards)]
+    for flow in flows:
+        index = conf.add_definition(flow.name, flow.match, flow.hold_packets, flow.hold_bytes,
+                                    flow.hold_overflow, flow.wants_streams, flow.reorder_packets,
+                                    flow.stream_hold_ms)
+        for stage, procs in enumerate(flow.stages if processors else []):
+            for proc in procs:
+                if proc.python is None:
+                    conf.add_processor(index, stage, proc.name, proc.params)
+                    continue
+                made = [(CythonTier if proc.cython else PythonTier)(proc.instantiate(), proc.on_error)
+                        for _ in range(shards)]
+                at = conf.add_tier_processor(index, stage, made[0])
+                for k, tier in enumerate(made):
+                    tiers[k].append((index, at, tier))
+    conf.build()
+    return tiers
 
 
 def _build_shard(conf, port_ids, capacity, keep_budget, worker, stop_address, tiers, steer_and_send):
@@ -287,6 +298,8 @@ class Bridge:
         self.file_prefix = config.eal.file_prefix or f"flowos-{os.getpid()}"
         self.log_path = os.path.join(tempfile.gettempdir(), f"{self.file_prefix}.log")
         self.keep_log = False  # a failed start-up keeps DPDK's log: the error names it
+        self.config_path = config.source if os.path.isfile(config.source or "") else None   # what SIGHUP reloads
+        self.reloader = reload.Reloader(self)
 
     def start(self):
         cfg = self.config
@@ -472,6 +485,18 @@ class Bridge:
     def port_ids(self):
         return {name: port.port_id for name, port in self.ports.items()}
 
+    def reload_on_hangup(self):
+        """SIGHUP: the configuration file again (docs/reload.md); the answer goes to the run's log."""
+        if not self.config_path:
+            log.warning("SIGHUP: this run has no configuration file to reload (it was configured on the command line)")
+            return
+        try:
+            summary = self.reloader.reload_file(self.config_path)
+        except FlowOSError as e:
+            log.warning("SIGHUP: %s", e)
+            return
+        log.warning("SIGHUP: reloaded %s: flow definitions %s", self.config_path, ", ".join(summary["definitions"]))
+
     def processor_fault(self):
         """The Python processor whose fault policy asks the run to stop, if one does."""
         return next((t for t in self.tiers if t.stop_requested), None)
@@ -612,14 +637,24 @@ class StopRequest:
 
     def __init__(self):
         self.signal_name = None
+        self.hangups = 0            # SIGHUPs not yet acted on: reload the configuration file
         self._read, self._write = os.pipe()
         for fd in (self._read, self._write):
             os.set_blocking(fd, False)
         self.saved_wakeup = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
         self.saved = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        self.saved[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._hangup)
 
     def _handle(self, signum, frame):
         self.signal_name = signal.Signals(signum).name
+
+    def _hangup(self, signum, frame):
+        self.hangups += 1
+
+    def take_hangup(self):
+        """Whether a SIGHUP came since the last call."""
+        came, self.hangups = self.hangups > 0, 0
+        return came
 
     def wait(self, timeout):
         """True once a signal came; else after `timeout` seconds (sooner when one comes)."""
@@ -657,6 +692,8 @@ def run(config, view):
             if stop.wait(wait):
                 reason = reason or f"signal ({stop.signal_name})"
                 bridge.worker.request_stop()
+            elif stop.take_hangup():
+                bridge.reload_on_hangup()
             elif config.run.duration is not None and bridge.elapsed >= config.run.duration:
                 reason = reason or "duration"
                 bridge.worker.request_stop()

@@ -212,6 +212,14 @@ class Watch:
         self.ended_at = None
         os.set_blocking(self.fd, False)
         self.saved = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
+        self.saved[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)
+
+    def _on_hangup(self, signum, frame):
+        """SIGHUP reloads the run's configuration (docs/reload.md): the child's to do. Before the
+        run has its handlers in place (it would die of it) there is nothing to reload yet."""
+        self.check_started()
+        if self.started_at is not None:
+            self._forward(signum)
 
     def _on_signal(self, signum, frame):
         self.check_started()

@@ -6,7 +6,7 @@ import json
 
 import flowos
 
-END_REASONS = ("fin", "rst", "idle", "shutdown")
+END_REASONS = ("fin", "rst", "idle", "shutdown", "reload")
 
 
 class FlowBytes(flowos.Processor):

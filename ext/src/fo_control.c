@@ -26,7 +26,7 @@
 #define REPLY_LEN 16384             /* a message's reply, as the worker writes it */
 
 enum slot_state { SLOT_IDLE = 0, SLOT_POSTED, SLOT_SERVING, SLOT_DONE };
-enum request_kind { REQ_FLOWS = 0, REQ_MESSAGE };
+enum request_kind { REQ_FLOWS = 0, REQ_MESSAGE, REQ_SWITCH };
 
 struct fo_control {
 	struct fo_engine *e;
@@ -40,6 +40,7 @@ struct fo_control {
 	uint8_t kind;
 	uint16_t def, proc;
 	uint32_t max;
+	uint8_t migrate;
 	char msg[FO_CONTROL_MSG_LEN];
 	/* the worker's, while serving */
 	uint8_t serving;
@@ -168,13 +169,25 @@ scan_slice(struct fo_control *c)
 	return 1;
 }
 
+/* To the current generation's processor: checked here, where no switch can come between. */
 static void
 deliver(struct fo_control *c)
 {
-	const struct proc_conf *p = &c->e->defs[c->def].procs[c->proc];
+	const struct fo_pipeline_conf *pc = c->e->pc;
+	const struct proc_conf *p;
 
 	c->reply[0] = '\0';
-	c->ret = p->ops.message(c->e->per_def[c->def].procs[c->proc].ctx, c->msg, c->reply, sizeof(c->reply));
+	if (c->def >= pc->n_defs || c->proc >= pc->defs[c->def].n_procs) {
+		c->ret = -EINVAL;
+		return;
+	}
+	p = &pc->defs[c->def].procs[c->proc];
+	if (p->ops.message == NULL) {
+		c->ret = -ENOTSUP;
+		return;
+	}
+	c->ret = p->ops.message(c->e->per_def[pc->base + c->def].procs[c->proc].ctx, c->msg, c->reply,
+				sizeof(c->reply));
 	c->reply[sizeof(c->reply) - 1] = '\0';
 }
 
@@ -197,6 +210,8 @@ serve(struct fo_control *c)
 	if (c->kind == REQ_FLOWS) {
 		if (!scan_slice(c))
 			return;
+	} else if (c->kind == REQ_SWITCH) {
+		c->ret = fo_engine_switch(c->e, c->migrate);
 	} else {
 		deliver(c);
 	}
@@ -258,6 +273,13 @@ post_and_wait(struct fo_control *c, const struct timespec *deadline)
 	__atomic_store_n(&c->state, SLOT_POSTED, __ATOMIC_RELEASE);
 	while (c->state != SLOT_DONE && !c->closed && !timed_out)
 		timed_out = timed_wait(c, deadline);
+	/* A switch the worker began is seen to its end (bounded work): its caller must know it happened. */
+	while (c->kind == REQ_SWITCH && c->state == SLOT_SERVING) {
+		struct timespec later;
+
+		deadline_in(&later, 100);
+		timed_wait(c, &later);
+	}
 	if (c->state == SLOT_DONE)
 		return 0;
 	if (c->state == SLOT_POSTED) {           /* never taken: withdraw it */
@@ -311,10 +333,6 @@ fo_control_message(struct fo_control *c, uint16_t def, uint16_t proc, const char
 
 	if (len > 0)
 		reply[0] = '\0';
-	if (def >= c->e->pc->n_defs || proc >= c->e->defs[def].n_procs)
-		return -EINVAL;
-	if (c->e->defs[def].procs[proc].ops.message == NULL)
-		return -ENOTSUP;
 	if (strlen(msg) >= FO_CONTROL_MSG_LEN)
 		return -E2BIG;
 	deadline_in(&deadline, timeout_ms);
@@ -333,6 +351,26 @@ fo_control_message(struct fo_control *c, uint16_t def, uint16_t proc, const char
 		strncpy(reply, c->reply, len - 1);
 		reply[len - 1] = '\0';
 	}
+	finish(c);
+	return ret;
+}
+
+int
+fo_control_switch(struct fo_control *c, int migrate, unsigned int timeout_ms)
+{
+	struct timespec deadline;
+	int ret;
+
+	deadline_in(&deadline, timeout_ms);
+	ret = begin(c, &deadline);
+	if (ret != 0)
+		return ret;
+	c->kind = REQ_SWITCH;
+	c->migrate = (uint8_t)(migrate != 0);
+	ret = post_and_wait(c, &deadline);
+	if (ret != 0)
+		return ret;
+	ret = c->ret;
 	finish(c);
 	return ret;
 }

@@ -18,11 +18,42 @@
 #include "fo_engine_priv.h"
 #include "fo_flow_index.h"
 
+/* A generation's range of this shard's instances: its processors' parameters, empty hold lists. */
+static void
+init_instances(struct fo_engine *e, const struct fo_pipeline_conf *pc)
+{
+	uint16_t i, p;
+
+	for (i = 0; i < pc->n_defs; i++) {
+		struct def_shard *ds = &e->per_def[pc->base + i];
+
+		ds->hold_first = ds->hold_last = FO_FLOW_NONE;
+		for (p = 0; p < pc->defs[i].n_procs; p++) {
+			ds->procs[p].params = pc->defs[i].procs[p].params;
+			ds->procs[p].params_len = pc->defs[i].procs[p].params_len;
+		}
+	}
+}
+
+/* The range of global indexes the live generations' definitions are in (the pipeline's loop). */
+static void
+update_def_range(struct fo_engine *e)
+{
+	uint16_t lo = e->pc->base, hi = e->pc->base + e->pc->n_defs;
+	uint8_t g;
+
+	for (g = 0; g < e->n_old; g++) {
+		lo = RTE_MIN(lo, e->old[g]->base);
+		hi = RTE_MAX(hi, (uint16_t)(e->old[g]->base + e->old[g]->n_defs));
+	}
+	e->def_lo = lo;
+	e->def_hi = hi;
+}
+
 struct fo_engine *
 fo_engine_create(struct fo_pipeline_conf *pc, const struct fo_shard_conf *sc)
 {
 	struct fo_engine *e;
-	uint16_t i, p;
 	int ret;
 
 	if (!pc->built || sc->flow_capacity == 0) {
@@ -38,24 +69,20 @@ fo_engine_create(struct fo_pipeline_conf *pc, const struct fo_shard_conf *sc)
 	e = rte_zmalloc_socket("fo_engine", sizeof(*e), RTE_CACHE_LINE_SIZE, sc->socket_id);
 	if (e == NULL)
 		goto nomem;
-	e->per_def = rte_zmalloc_socket("fo_per_def", sizeof(*e->per_def) * RTE_MAX(pc->n_defs, 1), RTE_CACHE_LINE_SIZE,
+	/* The whole space: a later generation's definitions may be anywhere in it. */
+	e->per_def = rte_zmalloc_socket("fo_per_def", sizeof(*e->per_def) * FO_MAX_DEFS, RTE_CACHE_LINE_SIZE,
 					sc->socket_id);
 	if (e->per_def == NULL)
 		goto nomem;
-	for (i = 0; i < pc->n_defs; i++) {
-		e->per_def[i].hold_first = e->per_def[i].hold_last = FO_FLOW_NONE;
-		for (p = 0; p < pc->defs[i].n_procs; p++) {
-			e->per_def[i].procs[p].params = pc->defs[i].procs[p].params;
-			e->per_def[i].procs[p].params_len = pc->defs[i].procs[p].params_len;
-		}
-	}
 	e->pc = pc;
-	e->defs = pc->defs;
+	e->defs = pc->defs - pc->base;
+	init_instances(e, pc);
+	update_def_range(e);
 	e->conf = *sc;
 	e->timestamp_offset = -1;
 	fo_tx_checksums_reset(e);
 	e->shard.workers = 1;
-	pc->users++;
+	__atomic_add_fetch(&pc->users, 1, __ATOMIC_ACQ_REL);
 	return e;
 nomem:
 	if (e != NULL)
@@ -79,32 +106,34 @@ int
 fo_engine_bind_processor(struct fo_engine *e, uint16_t def, uint16_t proc, const struct fo_processor_ops *ops,
 			 const void *params, size_t params_len)
 {
+	/* Before the build, the shard's conf; after it, a staged generation's (fo_engine_stage). */
+	const struct fo_pipeline_conf *pc = e->next != NULL ? e->next : e->pc;
 	struct proc_instance *inst;
 
-	if (e->built)
+	if (e->next != NULL ? e->next_set_up : e->built)
 		return -EBUSY;
-	if (def >= e->pc->n_defs || proc >= e->defs[def].n_procs || !same_processor(ops, &e->defs[def].procs[proc].ops))
+	if (def >= pc->n_defs || proc >= pc->defs[def].n_procs || !same_processor(ops, &pc->defs[def].procs[proc].ops))
 		return -EINVAL;
-	inst = &e->per_def[def].procs[proc];
+	inst = &e->per_def[pc->base + def].procs[proc];
 	inst->params = params;
 	inst->params_len = params_len;
 	return 0;
 }
 
-/* Sets up this shard's instance of every processor: its own context, from its parameters. */
+/* Sets up this shard's instance of every processor of a generation: its own context, from its parameters. */
 static int
-set_up_processors(struct fo_engine *e, char *err, size_t errlen)
+set_up_processors(struct fo_engine *e, const struct fo_pipeline_conf *pc, char *err, size_t errlen)
 {
 	char why[200];
 	uint16_t i, p;
 	int ret;
 
-	for (i = 0; i < e->pc->n_defs; i++) {
-		const struct definition *d = &e->defs[i];
+	for (i = 0; i < pc->n_defs; i++) {
+		const struct definition *d = &pc->defs[i];
 
 		for (p = 0; p < d->n_procs; p++) {
 			const struct proc_conf *proc = &d->procs[p];
-			struct proc_instance *inst = &e->per_def[i].procs[p];
+			struct proc_instance *inst = &e->per_def[pc->base + i].procs[p];
 
 			if (proc->ops.ctx_size > 0) {
 				inst->ctx = rte_zmalloc_socket("fo_proc", proc->ops.ctx_size, RTE_CACHE_LINE_SIZE,
@@ -179,7 +208,7 @@ fo_engine_build(struct fo_engine *e, char *err, size_t errlen)
 			return -rte_errno;
 		}
 	}
-	ret = set_up_processors(e, err, errlen);
+	ret = set_up_processors(e, pc, err, errlen);
 	if (ret != 0)
 		return ret;
 	e->tsc_start = rte_rdtsc();
@@ -431,6 +460,76 @@ sweep_budget(struct fo_engine *e)
 }
 
 static void engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbuf **pkts, uint16_t n);
+static void retire_generations(struct fo_engine *e);
+
+/*
+ * The live flow of an older generation that packet j belongs to, by that generation's
+ * classifier and its key, newest generation first; or NULL.
+ */
+static struct fo_flow *
+old_flow_of(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf *m, struct fo_flow_key *key,
+	    int *src_lo)
+{
+	struct fo_class_key ck;
+	const struct fo_class_key *ck_ptr = &ck;
+	const struct fo_flow_key *key_ptr = key;
+	int g;
+
+	for (g = e->n_old - 1; g >= 0; g--) {
+		const struct fo_pipeline_conf *pc = e->old[g];
+		int32_t pos;
+		uint32_t d;
+
+		if (pc->class_keys)
+			fo_class_key_fill(&ck, f);
+		fo_classify(pc->classifier, &ck_ptr, f, &d, 1);
+		if (d == FO_CLASS_NONE)
+			continue;
+		*src_lo = fo_flow_make_key(key, (uint16_t)(d + pc->base), f, m);
+		fo_flow_index_lookup_bulk(e->index, e->flows, &key_ptr, 1, &pos);
+		if (pos >= 0 && e->flows[pos].live)
+			return &e->flows[pos];
+	}
+	return NULL;
+}
+
+/*
+ * While older generations have live flows here, a packet that found no flow of the current one
+ * joins its connection's flow in an older one, if it has one: a live flow keeps its pipeline
+ * until it ends (docs/reload.md). Those it joins are marked DEF_JOINED. A packet that shows its
+ * old flow is over (a new connection on a closed one) ends that flow and stays with the current
+ * generation. Not for later fragments: they follow their first (fo_flow_for_fragment).
+ */
+static void
+join_old_flows(struct fo_engine *e, struct rte_mbuf **pkts, const uint16_t *todo, const struct fo_match_fields *fields,
+	       const uint32_t *frag_ids, const int32_t *positions, uint32_t *defs, uint16_t n)
+{
+	uint16_t j;
+
+	for (j = 0; j < n; j++) {
+		struct rte_mbuf *m = pkts[todo[j]];
+		uint16_t flags = fo_pkt_meta(m)->flags;
+		struct fo_flow_key key;
+		struct fo_flow *flow;
+		int src_lo, over;
+		uint8_t dir;
+
+		if (positions[j] >= 0 || (flags & (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG)) == FO_PKT_FRAGMENT)
+			continue;
+		flow = old_flow_of(e, &fields[j], m, &key, &src_lo);
+		if (flow == NULL)
+			continue;
+		if (e->pc->conf.clock == FO_CLOCK_CAPTURE)
+			capture_time(e, m);
+		flow = fo_flow_for_key(e, &key, src_lo, (int32_t)flow->id, m, &dir, &over);
+		if (over >= 0) {
+			finish_flow(e, flow, (enum fo_flow_end_reason)over);
+			continue;
+		}
+		join_flow(e, &fields[j], m, flow, dir, frag_ids[j]);
+		defs[j] = DEF_JOINED;
+	}
+}
 
 /*
  * Processes a burst of what other shards handed this one; returns how many packets there were.
@@ -556,6 +655,11 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 	if (e->pc->conf.clock == FO_CLOCK_TSC)
 		e->now = (uint64_t)((double)(rte_rdtsc() - e->tsc_start) * e->ns_per_tsc);
 	fo_classify(e->pc->classifier, key_ptrs, fields, defs, n_todo);
+	if (unlikely(e->pc->base != 0)) {   /* a later generation's definitions: its range of the space */
+		for (j = 0; j < n_todo; j++)
+			if (defs[j] != FO_CLASS_NONE)
+				defs[j] += e->pc->base;
+	}
 	/* One lookup for the burst overlaps its cache misses; then the flows found are prefetched. */
 	for (j = 0; j < n_todo; j++) {
 		positions[j] = -1;
@@ -568,6 +672,8 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 	fo_flow_index_lookup_bulk(e->index, e->flows, flow_key_ptrs, n_keys, found);
 	for (k = 0; k < n_keys; k++)
 		positions[key_at[k]] = found[k];
+	if (unlikely(e->n_old > 0))
+		join_old_flows(e, pkts, todo, fields, frag_ids, positions, defs, n_todo);
 	/* In arrival order, so that a first fragment is known before the later ones of the burst. */
 	for (j = 0; j < n_todo; j++) {
 		struct rte_mbuf *m = pkts[todo[j]];
@@ -587,7 +693,9 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 			}
 			RELAXED_ADD(e->stats.fragments_orphaned, 1);
 		}
-		if (defs[j] == FO_CLASS_NONE) {
+		if (unlikely(defs[j] >= DEF_JOINED)) {
+			if (defs[j] == DEF_JOINED)
+				continue;
 			RELAXED_ADD(e->stats.unmatched, 1);
 			if (e->pc->conf.unmatched == FO_UNMATCHED_DROP) {
 				RELAXED_ADD(e->stats.unmatched_dropped, 1);
@@ -602,7 +710,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 	}
 	for (i = 0; e->state_areas != NULL && i < e->n_touched; i++)
 		rte_prefetch0(flow_state_area(e, e->touched[i]));   /* the pipeline reads the heads first */
-	for (i = 0; i < e->pc->n_defs; i++)
+	for (i = e->def_lo; i < e->def_hi; i++)
 		if (e->defs[i].n_procs > 0)
 			fo_pipeline_run(e, i, e->touched, e->n_touched);
 	for (i = 0; i < e->n_touched; i++) {
@@ -620,9 +728,232 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 	expire_idle(e);
 	if (unlikely(engine_over_budget(e)))
 		sweep_budget(e);
+	if (unlikely(e->n_old > 0))
+		retire_generations(e);
 	fo_send_flush(e);
 	if (e->stats.held + e->stats.kept_copies > e->stats.keep_peak)
 		RELAXED_ADD(e->stats.keep_peak, e->stats.held + e->stats.kept_copies - e->stats.keep_peak);
+}
+
+/*
+ * Generations (docs/reload.md). A new conf is staged on the control thread (its instances set
+ * up, larger scratch allocated) while the worker runs the current one; the worker switches
+ * between two bursts (fo_engine_switch, through the control mailbox). Older generations stay
+ * while they have live flows here; the last one's end tears their instances down.
+ */
+
+/* A generation's instances on this shard: torn down (those set up), freed, their range zeroed. */
+static void
+drop_instances(struct fo_engine *e, const struct fo_pipeline_conf *pc)
+{
+	uint16_t i, p;
+
+	for (i = 0; i < pc->n_defs; i++) {
+		const struct definition *d = &pc->defs[i];
+		struct def_shard *ds = &e->per_def[pc->base + i];
+
+		for (p = 0; p < d->n_procs; p++) {
+			struct proc_instance *inst = &ds->procs[p];
+
+			if (inst->set_up && d->procs[p].ops.teardown != NULL) {
+				engine_call_enter(e, d, p, FO_CALL_TEARDOWN);
+				d->procs[p].ops.teardown(inst->ctx);
+				engine_call_leave(e);
+			}
+			rte_free(inst->ctx);
+		}
+	}
+	memset(&e->per_def[pc->base], 0, sizeof(*e->per_def) * pc->n_defs);
+}
+
+static uint64_t
+generation_flows(const struct fo_engine *e, const struct fo_pipeline_conf *pc)
+{
+	uint64_t n = 0;
+	uint16_t i;
+
+	for (i = 0; i < pc->n_defs; i++)
+		n += e->per_def[pc->base + i].stats.flows_active;
+	return n;
+}
+
+/* Older generations whose last flow here ended: torn down, their conf let go. */
+static void
+retire_generations(struct fo_engine *e)
+{
+	uint8_t g = 0, kept = 0;
+
+	for (g = 0; g < e->n_old; g++) {
+		const struct fo_pipeline_conf *pc = e->old[g];
+
+		if (generation_flows(e, pc) > 0) {
+			e->old[kept++] = pc;
+			continue;
+		}
+		drop_instances(e, pc);
+		RELAXED_ADD(e->stats.generations_retired, 1);
+		fo_pipeline_conf_free((struct fo_pipeline_conf *)(uintptr_t)pc);
+	}
+	if (kept != e->n_old) {
+		e->n_old = kept;
+		update_def_range(e);
+	}
+}
+
+static void
+free_staged_scratch(struct staged_scratch *s)
+{
+	rte_free(s->window);
+	rte_free(s->verdicts);
+	rte_free(s->out_ports);
+	rte_free(s->pending_drops);
+	rte_free(s->state_areas);
+	memset(s, 0, sizeof(*s));
+}
+
+int
+fo_engine_stage(struct fo_engine *e, struct fo_pipeline_conf *next)
+{
+	if (!e->built || e->torn_down || next == NULL || !next->built || next->space != e->pc->space)
+		return -EINVAL;
+	if (e->next != NULL)
+		return -EBUSY;
+	/* Only the worker changes n_old, and only down while nothing is staged: this holds at the switch. */
+	if (__atomic_load_n(&e->n_old, __ATOMIC_ACQUIRE) + 1 >= MAX_GENERATIONS)
+		return -ENOSPC;
+	__atomic_add_fetch(&next->users, 1, __ATOMIC_ACQ_REL);
+	init_instances(e, next);
+	e->next = next;
+	e->next_set_up = 0;
+	return 0;
+}
+
+/* Scratch for windows of window_cap packets per flow, and state areas of stride bytes per flow id. */
+static int
+stage_scratch(struct fo_engine *e, const struct fo_pipeline_conf *pc, char *err, size_t errlen)
+{
+	struct staged_scratch *s = &e->staged;
+	size_t cap = (size_t)pc->window_cap * FO_MAX_BURST;
+
+	if (pc->window_cap > e->window_cap) {
+		s->window_cap = pc->window_cap;
+		s->window = rte_malloc_socket("fo_window", sizeof(*s->window) * cap, 0, e->conf.socket_id);
+		s->verdicts = rte_malloc_socket("fo_verdicts", cap, 0, e->conf.socket_id);
+		s->out_ports = rte_malloc_socket("fo_out_ports", sizeof(uint16_t) * cap, 0, e->conf.socket_id);
+		s->pending_drops = rte_malloc_socket("fo_drops", sizeof(*s->pending_drops) * cap, 0, e->conf.socket_id);
+		if (s->window == NULL || s->verdicts == NULL || s->out_ports == NULL || s->pending_drops == NULL) {
+			snprintf(err, errlen, "out of memory for processing windows of %u packets", pc->window_cap);
+			return -ENOMEM;
+		}
+	}
+	if (pc->state_size > e->state_stride) {
+		s->state_stride = pc->state_size;
+		s->state_areas = rte_malloc_socket("fo_states", (size_t)e->n_flows * s->state_stride, RTE_CACHE_LINE_SIZE,
+						   e->conf.socket_id);
+		if (s->state_areas == NULL) {
+			snprintf(err, errlen, "cannot allocate pipeline state for %u flows (%u bytes each)", e->n_flows,
+				 s->state_stride);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+int
+fo_engine_stage_setup(struct fo_engine *e, char *err, size_t errlen)
+{
+	int ret;
+
+	if (e->next == NULL || e->next_set_up)
+		return -EINVAL;
+	ret = stage_scratch(e, e->next, err, errlen);
+	if (ret == 0)
+		ret = set_up_processors(e, e->next, err, errlen);
+	if (ret == 0)
+		e->next_set_up = 1;
+	return ret;
+}
+
+void
+fo_engine_unstage(struct fo_engine *e)
+{
+	struct fo_pipeline_conf *next = e->next;
+
+	if (next == NULL)
+		return;
+	drop_instances(e, next);
+	free_staged_scratch(&e->staged);
+	e->next = NULL;
+	e->next_set_up = 0;
+	fo_pipeline_conf_free(next);
+}
+
+/* Installs what was staged for the new generation; on the worker, between bursts. */
+static void
+install_scratch(struct fo_engine *e)
+{
+	struct staged_scratch *s = &e->staged;
+	uint32_t id;
+
+	if (s->window_cap > 0) {
+		RTE_SWAP(e->window, s->window);
+		RTE_SWAP(e->verdicts, s->verdicts);
+		RTE_SWAP(e->out_ports, s->out_ports);
+		RTE_SWAP(e->pending_drops, s->pending_drops);
+		e->window_cap = s->window_cap;
+	}
+	if (s->state_stride > 0) {
+		/* Live flows' states move to the larger areas: their processors' state goes with them. */
+		for (id = 0; id < e->n_flows; id++) {
+			struct fo_flow *flow = &e->flows[id];
+			uint8_t *area = s->state_areas + (size_t)id * s->state_stride;
+
+			if (!flow->live || flow->heads == NULL)
+				continue;
+			memcpy(area, flow->states, e->state_stride);
+			flow->heads = (uint32_t *)area;
+			flow->states = area;
+		}
+		RTE_SWAP(e->state_areas, s->state_areas);
+		e->state_stride = s->state_stride;
+	}
+	free_staged_scratch(s);   /* what was swapped out */
+}
+
+int
+fo_engine_switch(struct fo_engine *e, int migrate)
+{
+	uint32_t id;
+
+	if (e->next == NULL || !e->next_set_up)
+		return -EINVAL;
+	install_scratch(e);
+	e->old[e->n_old++] = e->pc;
+	e->pc = e->next;
+	e->next = NULL;
+	e->next_set_up = 0;
+	update_def_range(e);
+	RELAXED_ADD(e->stats.generations, 1);
+	if (migrate) {
+		/* Older generations' flows end now; what they held leaves, in order; their next packets start anew. */
+		for (id = 0; id < e->n_flows; id++) {
+			struct fo_flow *flow = &e->flows[id];
+
+			if (flow->live && (flow->key.def < e->pc->base || flow->key.def >= e->pc->base + e->pc->n_defs)) {
+				end_flow(e, flow, FO_END_RELOAD);
+				RELAXED_ADD(e->stats.flows_migrated, 1);
+			}
+		}
+	}
+	retire_generations(e);
+	fo_send_flush(e);
+	return 0;
+}
+
+uint16_t
+fo_engine_generations(const struct fo_engine *e)
+{
+	return (uint16_t)(__atomic_load_n(&e->n_old, __ATOMIC_ACQUIRE) + 1);
 }
 
 uint16_t
@@ -663,16 +994,24 @@ fo_engine_read_stats(const struct fo_engine *e, struct fo_engine_stats *out)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 }
 
+/* The current generation, as another thread reads it: its definitions are what def indexes name. */
+static const struct fo_pipeline_conf *
+current_conf(const struct fo_engine *e)
+{
+	return __atomic_load_n(&e->pc, __ATOMIC_ACQUIRE);
+}
+
 int
 fo_engine_read_def_stats(const struct fo_engine *e, uint16_t def, struct fo_def_stats *out)
 {
+	const struct fo_pipeline_conf *pc = current_conf(e);
 	const uint64_t *src;
 	uint64_t *dst = (uint64_t *)out;
 	size_t i;
 
-	if (def >= e->pc->n_defs)
+	if (def >= pc->n_defs)
 		return -EINVAL;
-	src = (const uint64_t *)&e->per_def[def].stats;
+	src = (const uint64_t *)&e->per_def[pc->base + def].stats;
 	for (i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 	return 0;
@@ -681,11 +1020,12 @@ fo_engine_read_def_stats(const struct fo_engine *e, uint16_t def, struct fo_def_
 int
 fo_engine_read_proc_stats(const struct fo_engine *e, uint16_t def, uint16_t proc, struct fo_proc_stats *out)
 {
+	const struct fo_pipeline_conf *pc = current_conf(e);
 	const struct proc_instance *p;
 
-	if (def >= e->pc->n_defs || proc >= e->defs[def].n_procs)
+	if (def >= pc->n_defs || proc >= pc->defs[def].n_procs)
 		return -EINVAL;
-	p = &e->per_def[def].procs[proc];
+	p = &e->per_def[pc->base + def].procs[proc];
 	out->calls = __atomic_load_n(&p->calls, __ATOMIC_RELAXED);
 	out->packets = __atomic_load_n(&p->packets, __ATOMIC_RELAXED);
 	out->busy_ns = (uint64_t)((double)__atomic_load_n(&p->busy_tsc, __ATOMIC_RELAXED) * e->ns_per_tsc);
@@ -703,7 +1043,10 @@ fo_engine_current_call(const struct fo_engine *e, struct fo_call *out)
 	/* Stored before calling: this call's start, or a later call's (then it looks shorter). */
 	out->began = __atomic_load_n(&e->call_began, __ATOMIC_RELAXED);
 	now = rte_rdtsc();
+	/* An index of the current generation's; an older one's processor is named by its global index. */
 	out->def = (uint16_t)((calling - 1) >> 16);
+	if (out->def >= current_conf(e)->base)
+		out->def -= current_conf(e)->base;
 	out->proc = (uint16_t)((calling - 1) & 0xffff);
 	out->what = (enum fo_callback)((calling - 1) >> 32);
 	out->ns = now > out->began ? (uint64_t)((double)(now - out->began) * e->ns_per_tsc) : 0;
@@ -719,56 +1062,76 @@ fo_engine_set_call_record(struct fo_engine *e, uint64_t *record)
 uint16_t
 fo_engine_def_count(const struct fo_engine *e)
 {
-	return e->pc->n_defs;
+	return current_conf(e)->n_defs;
 }
 
 int
 fo_engine_processor_report(struct fo_engine *e, uint16_t def, uint16_t proc, char *buf, size_t len)
 {
+	const struct fo_pipeline_conf *pc = current_conf(e);
 	const struct proc_conf *p;
 
-	if (def >= e->pc->n_defs || proc >= e->defs[def].n_procs)
+	if (def >= pc->n_defs || proc >= pc->defs[def].n_procs)
 		return -EINVAL;
-	p = &e->defs[def].procs[proc];
+	p = &pc->defs[def].procs[proc];
 	if (p->ops.report == NULL)
 		return -ENOTSUP;
-	return p->ops.report(e->per_def[def].procs[proc].ctx, buf, len);
+	return p->ops.report(e->per_def[pc->base + def].procs[proc].ctx, buf, len);
+}
+
+/* Each generation's processors (only an instance whose setup succeeded has anything to tear down). */
+static void
+teardown_generation(struct fo_engine *e, const struct fo_pipeline_conf *pc)
+{
+	uint16_t i, p;
+
+	for (i = 0; i < pc->n_defs; i++) {
+		for (p = 0; p < pc->defs[i].n_procs; p++) {
+			const struct proc_conf *proc = &pc->defs[i].procs[p];
+			struct proc_instance *inst = &e->per_def[pc->base + i].procs[p];
+
+			if (inst->set_up && proc->ops.teardown != NULL) {
+				engine_call_enter(e, &pc->defs[i], p, FO_CALL_TEARDOWN);
+				proc->ops.teardown(inst->ctx);
+				engine_call_leave(e);
+			}
+			inst->set_up = 0;
+		}
+	}
 }
 
 void
 fo_engine_teardown(struct fo_engine *e)
 {
-	uint16_t i, p;
+	uint8_t g;
 
 	if (e->torn_down)
 		return;
 	e->torn_down = 1;
-	for (i = 0; i < e->pc->n_defs; i++) {
-		for (p = 0; p < e->defs[i].n_procs; p++) {
-			const struct proc_conf *proc = &e->defs[i].procs[p];
-			struct proc_instance *inst = &e->per_def[i].procs[p];
-
-			/* Only an instance whose setup succeeded has anything to tear down. */
-			if (inst->set_up && proc->ops.teardown != NULL) {
-				engine_call_enter(e, &e->defs[i], p, FO_CALL_TEARDOWN);
-				proc->ops.teardown(inst->ctx);
-				engine_call_leave(e);
-			}
-		}
-	}
+	for (g = 0; g < e->n_old; g++)
+		teardown_generation(e, e->old[g]);
+	teardown_generation(e, e->pc);
+	if (e->next != NULL)
+		teardown_generation(e, e->next);
 }
 
 void
 fo_engine_free(struct fo_engine *e)
 {
 	uint16_t i, p;
+	uint8_t g;
 
 	if (e == NULL)
 		return;
 	fo_engine_teardown(e);
+	fo_engine_unstage(e);   /* torn down already: its instances are freed */
+	for (g = 0; g < e->n_old; g++) {
+		drop_instances(e, e->old[g]);
+		fo_pipeline_conf_free((struct fo_pipeline_conf *)(uintptr_t)e->old[g]);
+	}
 	for (i = 0; i < e->pc->n_defs; i++)
-		for (p = 0; p < e->defs[i].n_procs; p++)
-			rte_free(e->per_def[i].procs[p].ctx);
+		for (p = 0; p < e->pc->defs[i].n_procs; p++)
+			rte_free(e->per_def[e->pc->base + i].procs[p].ctx);
 	fo_flow_table_free(e);
 	rte_free(e->state_areas);
 	rte_free(e->batches);

@@ -61,6 +61,10 @@
 #define FRAG_CACHE_SIZE 4096       /* power of two */
 #define EXPIRE_PER_BURST 32        /* flows ended by idle timeout per class per burst, at most */
 
+#define MAX_GENERATIONS 8          /* a shard's generations: the current one and older ones with live flows */
+/* engine_process: defs[j] of a packet an older generation's flow took (join_old_flows). */
+#define DEF_JOINED (FO_CLASS_NONE - 2)
+
 #define RELAXED_ADD(counter, n) __atomic_store_n(&(counter), (counter) + (n), __ATOMIC_RELAXED)
 
 /* A processor of a definition's pipeline, as the conf has it (read-only). */
@@ -146,17 +150,21 @@ struct def_shard {
 	struct proc_instance procs[FO_MAX_PROCS];
 };
 
+struct def_space;
+
 /* fo_pipeline_conf.h: built once, then read by every shard and written by none. */
 struct fo_pipeline_conf {
 	struct fo_engine_conf conf;
-	struct fo_classifier *classifier;
+	struct fo_classifier *classifier;   /* gives indexes in defs: a shard adds base */
 	uint8_t class_keys;           /* fo_classifier_uses_keys(): else the keys are not filled */
 	uint16_t n_defs;
-	struct definition *defs;      /* FO_MAX_DEFS */
+	uint16_t base;                /* where its definitions are in the space, once built */
+	struct definition *defs;      /* FO_MAX_DEFS while it is made; once built, its range of the space */
+	struct def_space *space;      /* the definitions of its family (fo_pipeline_conf_create_next) */
 	uint32_t state_size;          /* the largest definition's per-flow state */
 	uint32_t window_cap;          /* packets in one (flow, processor) window, at most */
 	uint8_t built;
-	uint32_t users;               /* its creator and its shards: freed when none is left */
+	uint32_t users;               /* its creator and its shards: freed when none is left (atomic) */
 };
 
 /*
@@ -212,11 +220,32 @@ struct shard {
 	void *wait_ctx;
 };
 
+/*
+ * What a shard stages for its next generation (fo_engine_stage) on the control thread: what the
+ * worker installs when it switches, because the new conf needs more than the shard has.
+ */
+struct staged_scratch {
+	uint32_t window_cap;                    /* 0: the shard's are large enough */
+	struct rte_mbuf **window;
+	uint8_t *verdicts;
+	uint16_t *out_ports;
+	struct rte_mbuf **pending_drops;
+	uint32_t state_stride;                  /* 0: the shard's state areas are large enough */
+	uint8_t *state_areas;
+};
+
 /* A shard: everything in it is written by its worker's lcore only (or before it runs). */
 struct fo_engine {
-	const struct fo_pipeline_conf *pc;
-	const struct definition *defs;          /* pc's, by index */
-	struct def_shard *per_def;              /* this shard's, by definition index */
+	const struct fo_pipeline_conf *pc;      /* the current generation: new flows start in it */
+	const struct definition *defs;          /* the definition space, by global index (a conf's base + its index) */
+	struct def_shard *per_def;              /* this shard's, by global index (FO_MAX_DEFS) */
+	/* Generations (docs/reload.md) */
+	const struct fo_pipeline_conf *old[MAX_GENERATIONS];   /* older generations with live flows here */
+	uint8_t n_old;
+	uint16_t def_lo, def_hi;                /* the global indexes the live generations' definitions are in */
+	struct fo_pipeline_conf *next;          /* staged: set up on the control thread, not run yet */
+	uint8_t next_set_up;
+	struct staged_scratch staged;
 	struct fo_shard_conf conf;
 	struct flow_index *index;               /* flow key -> flow id (fo_flow_index.c) */
 	struct fo_flow *flows;                  /* indexed by flow id */

@@ -92,7 +92,7 @@ fo_stream_release_idle(struct fo_engine *e)
 	uint32_t ids[IDLE_RELEASES_PER_BURST];
 	uint16_t i, k, n;
 
-	for (i = 0; e->n_holding > 0 && i < e->pc->n_defs; i++) {
+	for (i = e->def_lo; e->n_holding > 0 && i < e->def_hi; i++) {
 		struct def_shard *d = &e->per_def[i];
 		uint64_t hold_ns = (uint64_t)e->defs[i].conf.stream_hold_ms * 1000000;
 

@@ -62,6 +62,14 @@ int fo_control_flows(struct fo_control *c, struct fo_flow_info *out, uint32_t ma
 int fo_control_message(struct fo_control *c, uint16_t def, uint16_t proc, const char *msg,
 		       char *reply, size_t len, unsigned int timeout_ms);
 
+/*
+ * The worker switches its engine to the conf staged there (fo_engine_switch, docs/reload.md),
+ * between two bursts. Returns fo_engine_switch's answer, or fo_control_flows' errors: with
+ * -ETIMEDOUT the request was withdrawn before the worker took it (nothing changed) unless the
+ * worker had begun it (then it completes: the caller asks fo_engine_generations, or waits).
+ */
+int fo_control_switch(struct fo_control *c, int migrate, unsigned int timeout_ms);
+
 /* Refuses requests from now on and wakes those waiting (-ESHUTDOWN). Call before stopping the worker. */
 void fo_control_close(struct fo_control *c);
 

@@ -75,6 +75,10 @@ struct fo_engine_stats {
 	/* Shards (several workers): packets + handed_off is what this shard's worker received, plus its inbox */
 	uint64_t handed_off;              /* packets whose flow another shard owns, put in its inbox (not in packets) */
 	uint64_t handoff_full;            /* times its inbox was full: this shard waited, draining its own */
+	/* Generations (docs/reload.md) */
+	uint64_t generations;             /* configurations this shard switched to after its first */
+	uint64_t generations_retired;     /* older ones torn down here: their last flow ended */
+	uint64_t flows_migrated;          /* flows ended by a switch with migrate (FO_END_RELOAD) */
 };
 
 struct fo_def_stats {
@@ -151,6 +155,27 @@ int fo_engine_set_tx_ring(struct fo_engine *e, uint16_t port, struct rte_ring *r
 
 /* The inbox hook (fo_inbox_hook_t): packets other shards handed to this one, to process as received. */
 void fo_engine_inbox(void *engine, struct rte_mbuf **pkts, uint16_t n);
+
+/*
+ * Changing a running shard's configuration (docs/reload.md). On the control thread, while the
+ * worker runs: fo_engine_stage(e, next) (next made by fo_pipeline_conf_create_next from the
+ * shard's conf family, built), fo_engine_bind_processor for next's processors that need their
+ * own parameters, then fo_engine_stage_setup (the scratch the new conf needs, and next's
+ * processor instances set up: the reason in err on failure). fo_engine_unstage undoes any of
+ * these, and nothing has changed. On the worker, between two bursts (fo_control_switch does it
+ * there): fo_engine_switch makes the staged conf the current one: new flows start in it; the
+ * live flows keep their generation's pipeline until they end, or, with migrate, end now
+ * (FO_END_RELOAD, what they held sent on in order). A generation whose last flow ended on this
+ * shard is torn down here.
+ * fo_engine_stage returns 0, -EINVAL (not built, or next not of the family), -EBUSY (one is
+ * staged), or -ENOSPC (the shard runs its most generations: older ones still have flows).
+ */
+int fo_engine_stage(struct fo_engine *e, struct fo_pipeline_conf *next);
+int fo_engine_stage_setup(struct fo_engine *e, char *err, size_t errlen);
+void fo_engine_unstage(struct fo_engine *e);
+int fo_engine_switch(struct fo_engine *e, int migrate);
+/* The generations the shard runs: the current one and the older ones that still have flows. */
+uint16_t fo_engine_generations(const struct fo_engine *e);
 
 /* Ends every flow (FO_END_SHUTDOWN), sending what they still held. Call once the worker has stopped. */
 void fo_engine_shutdown(struct fo_engine *e);

@@ -58,6 +58,15 @@ struct fo_pipeline_conf;
 /* Returns a conf with no definitions, or NULL with rte_errno set. */
 struct fo_pipeline_conf *fo_pipeline_conf_create(const struct fo_engine_conf *conf);
 
+/*
+ * A conf for a running engine's next generation (docs/reload.md): like fo_pipeline_conf_create,
+ * but sharing prev's (built) definition space, so that a shard made from prev can switch to it
+ * (fo_engine_stage, fo_engine_switch). Its build takes a free range of the space: -ENOSPC while
+ * the generations still running use too much of it.
+ */
+struct fo_pipeline_conf *fo_pipeline_conf_create_next(const struct fo_pipeline_conf *prev,
+						      const struct fo_engine_conf *conf);
+
 /* Adds a definition after the others (lower priority). Returns its index or -errno. */
 int fo_pipeline_conf_add_definition(struct fo_pipeline_conf *pc, const struct fo_def_conf *def);
 

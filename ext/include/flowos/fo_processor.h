@@ -76,6 +76,7 @@ enum fo_flow_end_reason {
 	FO_END_RST,         /* TCP reset */
 	FO_END_IDLE,        /* idle timeout */
 	FO_END_SHUTDOWN,    /* the run ended */
+	FO_END_RELOAD,      /* a reload moved its connection to the new configuration (--migrate) */
 	FO_END_REASON_COUNT
 };
 

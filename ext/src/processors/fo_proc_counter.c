@@ -30,7 +30,7 @@ struct counter {
 	struct record *records;
 };
 
-static const char *const end_names[FO_END_REASON_COUNT] = { "fin", "rst", "idle", "shutdown" };
+static const char *const end_names[FO_END_REASON_COUNT] = { "fin", "rst", "idle", "shutdown", "reload" };
 
 static int
 counter_setup(void *ctx, const void *params, size_t len, char *err, size_t errlen)
