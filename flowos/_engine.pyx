@@ -310,7 +310,8 @@ cdef class Engine:
     cdef readonly PipelineConf conf
     cdef readonly list processors       # per definition: processor names, or this shard's tiers, by index
     cdef readonly uint32_t keep_budget
-    cdef readonly object staged         # (PipelineConf, processors) staged for the next generation, or None
+    cdef readonly object staged         # (PipelineConf, processors, base) staged for the next generation, or None
+    cdef dict by_index                  # every generation's processors lists, by index in the definition space
 
     @staticmethod
     def create(PipelineConf conf, uint32_t capacity, uint32_t keep_budget=0):
@@ -326,6 +327,7 @@ cdef class Engine:
         engine.conf = conf
         engine.keep_budget = keep_budget
         engine.processors = [list(names) for names in conf.processors]
+        engine.by_index = dict(enumerate(engine.processors))    # a first conf's base is 0
         global next_call_slot
         if call_slots is not None and next_call_slot < call_slots.shape[0]:
             fo_engine_set_call_record(engine.e, &call_slots[next_call_slot])
@@ -389,7 +391,7 @@ cdef class Engine:
         except BaseException:
             fo_engine_unstage(self.e)
             raise
-        self.staged = (conf, processors)
+        self.staged = (conf, processors, fo_pipeline_conf_base(conf.pc))
 
     def unstage(self):
         """Undoes stage(): the staged instances torn down, nothing changed."""
@@ -405,8 +407,14 @@ cdef class Engine:
 
     def switched(self):
         """The staged conf is the shard's now (its worker switched): names and tiers follow it."""
-        self.conf, self.processors = self.staged
+        self.conf, self.processors, base = self.staged
+        self.by_index.update((base + i, procs) for i, procs in enumerate(self.processors))
         self.staged = None
+
+    def processor_at(self, uint16_t definition, uint16_t processor):
+        """A processor by the definition index current_call gives (any generation's): its name, or
+        this shard's tier."""
+        return self.by_index[definition][processor]
 
     def generations(self):
         """The configurations this shard runs: the current one, and older ones with live flows."""
@@ -493,7 +501,7 @@ cdef class Engine:
         return {"calls": s.calls, "packets": s.packets, "busy_ns": s.busy_ns}
 
     def current_call(self):
-        """(definition, processor, "process", "flow_start" or "flow_end", seconds so far, a token
+        """(definition (processor_at's), processor, "process", "flow_start" or "flow_end", seconds so far, a token
         that tells two calls apart) of the processor callback the worker is in now, any tier, or
         None; safe while running."""
         cdef fo_call c

@@ -165,6 +165,10 @@ class Commands:
     def handle(self, command, params, timeout_ms=None):
         """The flat answer to a command; timeout_ms: how long the worker may take (TIMEOUT_MS by default)."""
         timeout_ms = timeout_ms or TIMEOUT_MS
+        with self.bridge.reloader.lock:    # a reload (SIGHUP's, on the main thread) is done or not begun
+            return flatten(self._answer(command, params, timeout_ms))
+
+    def _answer(self, command, params, timeout_ms):
         try:
             if command == "/flowos/stats":
                 answer = self.stats()
@@ -175,12 +179,15 @@ class Commands:
             elif command == "/flowos/message":
                 answer = self.message(params, timeout_ms)
             elif command in ("/flowos/reload", "/flowos/attach", "/flowos/detach"):
-                answer = self.change(command.rsplit("/", 1)[1], params)
+                try:
+                    answer = self.change(command.rsplit("/", 1)[1], params)
+                except (FlowOSError, ValueError) as e:   # why, whole: a path and a key may take more than a string holds
+                    answer = {"error": Chunks(chunks(str(e)))}
             else:
                 answer = {"error": f"unknown command {command}"}
         except (FlowOSError, ValueError) as e:
             answer = {"error": str(e)}
-        return flatten(answer)
+        return answer
 
     def change(self, what, params):
         """A reload, attach or detach (flowos.reload): the new configuration's summary, or an

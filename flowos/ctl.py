@@ -23,6 +23,7 @@ from flowos.control_server import MAX_TIMEOUT_MS, SOCKET_NAME
 
 EXIT_ERROR = 1
 EXIT_NO_INSTANCE = 2
+RELOAD_WAIT_S = 60     # seconds a reload, attach or detach may take at least
 MAX_COMMAND = 1023     # bytes: what DPDK 22.11's telemetry takes, kept so both sockets take the same
 SOCKET_SLACK = 5.0     # seconds the socket waits beyond what the worker may take
 
@@ -101,7 +102,61 @@ def build_parser():
     msg = sub.add_parser("message", help="send a message to a processor and print its reply")
     msg.add_argument("processor", help="its id (see processors), full name, or class name")
     msg.add_argument("text", help="the message")
+    migrate = {"action": "store_true",
+               "help": "end the live flows' old pipelines now: their next packets start flows in the new "
+                       "configuration (docs/reload.md); else they keep theirs until they end"}
+    reload = sub.add_parser("reload", help="reload the flows: and engine: sections of the configuration file")
+    reload.add_argument("file", nargs="?", help="a configuration file (default: the one the run started with)")
+    reload.add_argument("--migrate", **migrate)
+    attach = sub.add_parser("attach", help="attach a processor to a flow definition's pipeline, or a whole "
+                                           "flow definition (--definition)")
+    attach.add_argument("flow", nargs="?", help="the flow definition's name")
+    attach.add_argument("processor", nargs="?",
+                        help="the processor, as a pipeline entry in YAML: counter, or '{hold: {packets: 4}}'")
+    attach.add_argument("--stage", type=int, help="the new stage's index in the pipeline (default: last)")
+    attach.add_argument("--definition", help="a whole flow definition in YAML, as a flows: entry")
+    attach.add_argument("--position", type=int, help="the definition's priority, 0 first (default: last)")
+    attach.add_argument("--migrate", **migrate)
+    detach = sub.add_parser("detach", help="detach a processor from a flow definition, or the whole definition")
+    detach.add_argument("flow", help="the flow definition's name")
+    detach.add_argument("processor", nargs="?", help="the processor's name (default: the whole definition)")
+    detach.add_argument("--migrate", **migrate)
     return p
+
+
+def change_params(args):
+    """A reload, attach or detach as the control socket takes it: a JSON object."""
+    request = {"migrate": True} if args.migrate else {}
+    if args.command == "reload":
+        if args.file:
+            request["path"] = os.path.abspath(args.file)
+        return request
+    if args.command == "detach":
+        request["flow"] = args.flow
+        if args.processor:
+            request["processor"] = args.processor
+        return request
+    if args.definition is not None:
+        if args.flow or args.processor:
+            raise ValueError("attach --definition takes the whole definition: no flow or processor beside it")
+        request["definition"] = yaml_value(args.definition, "--definition")
+        if args.position is not None:
+            request["position"] = args.position
+        return request
+    if not args.flow or not args.processor:
+        raise ValueError("attach needs a flow definition's name and a processor, or --definition")
+    request.update(flow=args.flow, processor=yaml_value(args.processor, "the processor"))
+    if args.stage is not None:
+        request["stage"] = args.stage
+    return request
+
+
+def yaml_value(text, what):
+    import yaml
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ValueError(f"{what} is not valid YAML: {e}") from None
 
 
 def timeout_seconds(text):
@@ -122,6 +177,8 @@ def command_line(args):
         return "/flowos/flows", (str(args.count) if args.count is not None else "")
     if args.command == "processors":
         return "/flowos/processors", ""
+    if args.command in ("reload", "attach", "detach"):
+        return f"/flowos/{args.command}", json.dumps(change_params(args))
     return "/flowos/message", f"{args.processor},{args.text}"
 
 
@@ -148,14 +205,20 @@ def main(argv=None):
     if args.command == "message" and "\n" in args.text:
         print("flowos-ctl: a message is one line", file=sys.stderr)
         return EXIT_ERROR
-    cmd, params = command_line(args)
+    try:
+        cmd, params = command_line(args)
+    except ValueError as e:
+        print(f"flowos-ctl: {e}", file=sys.stderr)
+        return EXIT_ERROR
     size = len(f"{cmd},{params}".encode()) if params else len(cmd.encode())
     if size > MAX_COMMAND:
         print(f"flowos-ctl: the command is {size} bytes; the control socket takes {MAX_COMMAND} at most",
               file=sys.stderr)
         return EXIT_ERROR
+    # A reload sets up every new processor before any worker switches: it may take longer than a query.
+    wait = max(args.timeout, RELOAD_WAIT_S) if args.command in ("reload", "attach", "detach") else args.timeout
     try:
-        inst = Instance(path, timeout=args.timeout + SOCKET_SLACK)
+        inst = Instance(path, timeout=wait + SOCKET_SLACK)
     except (OSError, ValueError) as e:
         print(f"flowos-ctl: cannot reach {path}: {e}", file=sys.stderr)
         return EXIT_NO_INSTANCE
@@ -173,8 +236,9 @@ def main(argv=None):
     if not args.raw:
         value = unflatten(value)
         for answer in [value] + value.get("replies", []):   # one instance's, or each worker's
-            if isinstance(answer.get("reply"), list):
-                answer["reply"] = "".join(answer["reply"])
+            for key in ("reply", "error"):      # sent in chunks (control.chunks)
+                if isinstance(answer.get(key), list):
+                    answer[key] = "".join(answer[key])
     print(json.dumps(value, indent=2, ensure_ascii=False))
     return EXIT_ERROR if "error" in value else 0
 

@@ -183,6 +183,7 @@ cdef extern from "flowos/fo_engine.h" nogil:
                                        const void *params, size_t params_len, char *err, size_t errlen)
     int fo_pipeline_conf_build(fo_pipeline_conf *pc, char *err, size_t errlen)
     uint32_t fo_pipeline_conf_users(const fo_pipeline_conf *pc)
+    uint16_t fo_pipeline_conf_base(const fo_pipeline_conf *pc)
     void fo_pipeline_conf_free(fo_pipeline_conf *pc)
 
     fo_engine *fo_engine_create(fo_pipeline_conf *pc, const fo_shard_conf *sc)

@@ -25,7 +25,7 @@ class Reloader:
 
     def __init__(self, bridge):
         self.bridge = bridge
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()   # also held by those who read the configuration's names (Bridge.snapshot)
         self.counts = {"reloads": 0, "reloads_refused": 0}
         self.last_error = None
 

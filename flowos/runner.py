@@ -512,7 +512,8 @@ class Bridge:
 
     def engine_report(self):
         """The engine's statistics, each definition's, and what its processors report."""
-        return engine_report(self.engine) if self.engine is not None else None
+        with self.reloader.lock:
+            return engine_report(self.engine) if self.engine is not None else None
 
     def refresh_tier_reports(self, report):
         refresh_tier_reports(self.engine, report)
@@ -550,9 +551,10 @@ class Bridge:
         return self.worker.live_engine_stats() if self.relay_engine is not None else None
 
     def snapshot(self):
-        return Snapshot(self.elapsed, self.port_stats(), self.pool.in_use, self.pool.size, self.engine_stats(),
-                        self.processor_counts() if self.engine is not None else None,
-                        worker_rows(self.worker, self.engine))
+        with self.reloader.lock:    # definitions and processors are one configuration's, not half a reload's
+            return Snapshot(self.elapsed, self.port_stats(), self.pool.in_use, self.pool.size, self.engine_stats(),
+                            self.processor_counts() if self.engine is not None else None,
+                            worker_rows(self.worker, self.engine))
 
     def close(self, stop_reason):
         """Tears down whatever start() built, in DPDK's order, and reports the run."""

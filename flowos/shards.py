@@ -147,6 +147,10 @@ class Engines(Each):
         reports = [r for r in reports if r is not None]
         return add_up(reports) if reports else None
 
+    def processor_at(self, worker, definition, processor):
+        """Worker's shard's processor (any generation's) by the indexes its current_call gives."""
+        return self.all[worker].processor_at(definition, processor)
+
     def current_calls(self):
         """Each shard's processor callback under way, as Engine.current_call has it, with the worker
         (the shard's index) last."""

@@ -58,7 +58,7 @@ class Watchdog:
                 found.append({"processor": self.name_of(tier), "call": what, "seconds": round(now - since, 3),
                               "flow": flow, "key": (id(tier), what, since), "tier": tier if worker else None})
         for d, p, what, seconds, began, worker in self.engine.current_calls() if self.engine is not None else ():
-            proc = self.engine.processors[d][p]
+            proc = self.engine.processor_at(worker, d, p)
             if not hasattr(proc, "busy"):      # a Python one is in the tier's list, with its flow
                 found.append({"processor": proc if isinstance(proc, str) else self.name_of(proc),
                               "call": what, "seconds": round(seconds, 3), "flow": None,

@@ -924,9 +924,18 @@ int
 fo_engine_switch(struct fo_engine *e, int migrate)
 {
 	uint32_t id;
+	int ret;
 
 	if (e->next == NULL || !e->next_set_up)
 		return -EINVAL;
+	/*
+	 * Each extension module links its own copy of the fast path, each with its own packet
+	 * metadata offsets: the copy that runs this (the control mailbox's) may have registered
+	 * none yet, and ending flows reads their packets' metadata.
+	 */
+	ret = fo_pkt_meta_register();
+	if (ret != 0)
+		return ret;
 	install_scratch(e);
 	e->old[e->n_old++] = e->pc;
 	e->pc = e->next;
@@ -1043,10 +1052,7 @@ fo_engine_current_call(const struct fo_engine *e, struct fo_call *out)
 	/* Stored before calling: this call's start, or a later call's (then it looks shorter). */
 	out->began = __atomic_load_n(&e->call_began, __ATOMIC_RELAXED);
 	now = rte_rdtsc();
-	/* An index of the current generation's; an older one's processor is named by its global index. */
 	out->def = (uint16_t)((calling - 1) >> 16);
-	if (out->def >= current_conf(e)->base)
-		out->def -= current_conf(e)->base;
 	out->proc = (uint16_t)((calling - 1) & 0xffff);
 	out->what = (enum fo_callback)((calling - 1) >> 32);
 	out->ns = now > out->began ? (uint64_t)((double)(now - out->began) * e->ns_per_tsc) : 0;

@@ -280,6 +280,12 @@ fo_pipeline_conf_build(struct fo_pipeline_conf *pc, char *err, size_t errlen)
 	return 0;
 }
 
+uint16_t
+fo_pipeline_conf_base(const struct fo_pipeline_conf *pc)
+{
+	return pc->base;
+}
+
 uint32_t
 fo_pipeline_conf_users(const struct fo_pipeline_conf *pc)
 {

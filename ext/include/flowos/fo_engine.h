@@ -195,7 +195,7 @@ enum fo_callback {
 };
 
 struct fo_call {
-	uint16_t def;
+	uint16_t def;              /* in the definition space: its conf's index plus the conf's base (fo_pipeline_conf_base) */
 	uint16_t proc;
 	enum fo_callback what;
 	uint64_t began;            /* TSC: tells two calls apart */

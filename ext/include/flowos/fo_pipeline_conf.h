@@ -83,6 +83,9 @@ int fo_pipeline_conf_add_processor(struct fo_pipeline_conf *pc, uint16_t def, ui
 /* Builds the classifier and lays out the flows' state: the conf is read-only from now on. 0 or -errno, the reason in err. */
 int fo_pipeline_conf_build(struct fo_pipeline_conf *pc, char *err, size_t errlen);
 
+/* Where a built conf's definitions are in its family's space (0 for the first conf): a flow's key.def less it is the conf's index. */
+uint16_t fo_pipeline_conf_base(const struct fo_pipeline_conf *pc);
+
 /* Its creator and the shards made from it that still use it (what frees it: none left). */
 uint32_t fo_pipeline_conf_users(const struct fo_pipeline_conf *pc);
 
