@@ -6,6 +6,7 @@ import json
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
+from libc.errno cimport ENOSPC
 from libc.string cimport memcpy, memset
 
 from flowos.dpdk cimport rte_errno, rte_strerror
@@ -31,6 +32,7 @@ DECODE_ERRORS = 6
 MAX_DEFINITIONS = FO_MAX_DEFS
 MAX_PROCESSORS = FO_MAX_PROCS      # per definition, across its stages
 MAX_STAGES = FO_MAX_STAGES
+MAX_GENERATIONS = 8                 # a shard's, at once (ext/src/fo_engine_priv.h)
 
 # Where each engine created from now on also records its processor callback under way (record_calls).
 cdef uint64_t[::1] call_slots = None
@@ -374,7 +376,11 @@ cdef class Engine:
         up; the worker runs on meanwhile. Raises FlowOSError with nothing staged on failure."""
         cdef char err[256]
         cdef size_t ops
-        check(fo_engine_stage(self.live(), conf.live()), "cannot stage the new configuration")
+        ret = fo_engine_stage(self.live(), conf.live())
+        if ret == -ENOSPC:
+            raise FlowOSError(f"no room: a worker runs {MAX_GENERATIONS} configurations at most, and its older ones "
+                              "still have live flows (they end, or --migrate ends them now)")
+        check(ret, "cannot stage the new configuration")
         processors = [list(names) for names in conf.processors]
         try:
             for definition, processor, tier in tiers:

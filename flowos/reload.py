@@ -28,14 +28,37 @@ class Reloader:
         self.lock = threading.RLock()   # also held by those who read the configuration's names (Bridge.snapshot)
         self.counts = {"reloads": 0, "reloads_refused": 0}
         self.last_error = None
+        self.started_from = None     # the configuration file as the run started with it, parsed
+
+    def load_start_file(self):
+        """Parses the run's configuration file at its start: what later reloads compare with."""
+        if self.bridge.config_path:
+            self.started_from = configuration.load(self.bridge.config_path)
 
     def reload_file(self, path, migrate=False):
-        """Reloads the flows: and engine: sections of the YAML file at path."""
-        try:
-            cfg = configuration.load(path)
-        except FlowOSError as e:
-            return self._refused(e)
-        return self.apply(cfg.flows, cfg.engine, migrate)
+        """Reloads the flows: and engine: sections of the YAML file at path; its other sections must
+        be the running file's."""
+        with self.lock:
+            try:
+                cfg = configuration.load(path)
+                if self.started_from is None and self.bridge.config_path:
+                    self.started_from = configuration.load(self.bridge.config_path)
+                section = other_section_changed(self.started_from, cfg)
+                if section:
+                    raise FlowOSError(f"its {section}: section differs from the running configuration's: a reload "
+                                      "changes flows: and engine: only (restart the run for the rest)")
+            except FlowOSError as e:
+                return self._refused(e)
+            return self.apply(cfg.flows, cfg.engine, migrate)
+
+    def edit(self, what, request, migrate=False):
+        """flowos-ctl attach or detach (see edit()): the running flows with one change, applied."""
+        with self.lock:
+            try:
+                flows = edit(self.bridge.config.flows, what, request)
+            except FlowOSError as e:
+                return self._refused(e)
+            return self.apply(flows, self.bridge.config.engine, migrate)
 
     def apply(self, flows, engine, migrate=False):
         """Makes flows (flow_defs.FlowDefinition) and engine (flow_defs.EngineConfig) the running
@@ -55,6 +78,16 @@ class Reloader:
         raise ReloadError(f"reload refused, nothing changed: {error}") from None
 
 
+RUN_SECTIONS = ("eal", "pool", "ports", "forward", "run")
+
+
+def other_section_changed(start, new):
+    """The first section other than flows: and engine: that differs between two parsed files, or None."""
+    if start is None:
+        return None
+    return next((name for name in RUN_SECTIONS if getattr(start, name) != getattr(new, name)), None)
+
+
 def check_reloadable(bridge, flows, engine):
     """Why this run cannot take these flows without a restart, or None."""
     from flowos import worker_processes
@@ -65,8 +98,10 @@ def check_reloadable(bridge, flows, engine):
                 "restart it to change its flows")
     if bridge.engine is None:
         return "this run started without flows: it has no flow engine to reload (restart it with a flows: section)"
-    if engine.clock != bridge.config.engine.clock:
-        return f"engine.clock is {bridge.config.engine.clock!r} in the running configuration: a reload cannot change it"
+    for key in ("clock", "capacity", "keep_budget"):     # the shards' tables and clocks are made at the start
+        running = getattr(bridge.config.engine, key)
+        if getattr(engine, key) != running:
+            return f"engine.{key} is {running!r} in the running configuration: a reload cannot change it"
     python_now = any(isinstance(tier, PythonTier) for tier in bridge.tiers)
     for flow in flows:
         for procs in flow.stages:

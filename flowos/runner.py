@@ -684,6 +684,7 @@ def run(config, view):
     reason = dog = None
     stopped = True
     try:
+        bridge.reloader.load_start_file()
         bridge.start()
         dog = watchdog.Watchdog(bridge.tiers, config.run.call_budget_ms / 1000, tier_name, engine=bridge.engine)
         view.started(bridge)

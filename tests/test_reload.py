@@ -65,3 +65,58 @@ def test_nothing_is_lost_and_every_mbuf_comes_back(harness):
     s = fields("sent " + harness["sent"])
     assert s["packets"] == s["sent"] == s["tx"] and s["dropped"] == 0 and s["held"] == 0
     assert s["migrated"] == 16 and s["retired"] >= 3
+
+
+class StubBridge:
+    """What check_reloadable reads of a Bridge."""
+
+    def __init__(self, worker=None, engine=object(), clock="tsc", tiers=()):
+        from flowos import config as flowos_config
+        self.worker, self.engine, self.tiers = worker, engine, list(tiers)
+        self.config = flowos_config.Config()
+        self.config.engine.clock = clock
+
+
+def flows_of(pipeline):
+    from flowos import flows as flow_defs
+    return flow_defs.parse_flows([{"name": "all", "pipeline": pipeline}])
+
+
+def test_what_a_reload_cannot_change_is_refused_by_name():
+    from flowos import flows as flow_defs
+    from flowos.reload import check_reloadable
+    from flowos.worker_processes import WorkerProcesses
+
+    engine = flow_defs.EngineConfig()
+    assert check_reloadable(StubBridge(), flows_of(["counter"]), engine) is None
+    processes = StubBridge(worker=WorkerProcesses.__new__(WorkerProcesses))
+    assert "worker processes" in check_reloadable(processes, flows_of(["counter"]), engine)
+    assert "without flows" in check_reloadable(StubBridge(engine=None), flows_of(["counter"]), engine)
+    assert "engine.clock" in check_reloadable(StubBridge(clock="capture"), flows_of(["counter"]), engine)
+    python = flows_of(["pyprocs.control:Silent"])
+    assert "started without one" in check_reloadable(StubBridge(), python, engine)
+
+
+def test_edits_name_what_is_wrong():
+    from flowos.errors import FlowOSError
+    from flowos.reload import edit
+
+    flows = flows_of(["counter", {"hold": {"packets": 2}}])
+    assert [[p.name for p in s] for s in edit(flows, "attach", {"flow": "all", "processor": "ttl", "stage": 1})[0].stages] \
+        == [["counter"], ["ttl"], ["hold"]]
+    assert [[p.name for p in s] for s in edit(flows, "detach", {"flow": "all", "processor": "counter"})[0].stages] \
+        == [["hold"]]
+    assert edit(flows, "detach", {"flow": "all"}) == []
+    added = edit(flows, "attach", {"definition": {"name": "dns", "match": {"dport": 53}}, "position": 0})
+    assert [f.name for f in added] == ["dns", "all"]
+    assert [[p.name for p in s] for s in flows[0].stages] == [["counter"], ["hold"]]    # the running one's: untouched
+    for what, request, why in (
+            ("attach", {"flow": "web", "processor": "ttl"}, "no flow definition 'web'"),
+            ("attach", {"flow": "all", "processor": "nosuch"}, "no processor 'nosuch'"),
+            ("attach", {"flow": "all", "processor": "ttl", "stage": 9}, "position from 0 to 2"),
+            ("attach", {"definition": {"name": "all"}}, "named 'all' already"),
+            ("detach", {"flow": "all", "processor": "ttl"}, "has no processor 'ttl' (it has: counter, hold)"),
+            ("detach", {"flow": "all", "bogus": 1}, "unknown parameters: bogus")):
+        with pytest.raises(FlowOSError, match=".*") as e:
+            edit(flows, what, request)
+        assert why in str(e.value), (request, str(e.value))

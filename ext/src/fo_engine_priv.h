@@ -28,7 +28,7 @@
  *   fo_budget.c          the keep budget: cuts a flow back, finds flows to cut
  *   fo_tcp_norm.c        TCP normalisation: admit on the way in, depart on the way out
  *   fo_flow_table.c      flows: lookup and start, TCP state, idle lists, fragments, the queue
- *   fo_pipeline_conf.c   the read-only configuration every shard reads
+ *   fo_pipeline_conf.c   the read-only configuration every shard reads (its generations share a definition space)
  *   fo_send.c            a shard's sends (its TX queues, fo_tx.h) and drops
  *   fo_tx.c              shared TX queues' locks
  *   fo_flow_index.c      flow key -> flow id

@@ -62,7 +62,7 @@ class Attached(flowos.Processor):
 
     def process(self, batch):
         for flow in batch.flows():
-            self.flows.add(flow.sport if flow.sport != 7 else flow.dport)
+            self.flows.add(flow.sport)
 
     def flow_end(self, flow, reason):
         self.ended[reason] = self.ended.get(reason, 0) + 1
