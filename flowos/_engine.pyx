@@ -314,6 +314,7 @@ cdef class Engine:
     cdef readonly uint32_t keep_budget
     cdef readonly object staged         # (PipelineConf, processors, base) staged for the next generation, or None
     cdef dict by_index                  # every generation's processors lists, by index in the definition space
+    cdef dict names_by_index            # ... and definition names
 
     @staticmethod
     def create(PipelineConf conf, uint32_t capacity, uint32_t keep_budget=0):
@@ -330,6 +331,7 @@ cdef class Engine:
         engine.keep_budget = keep_budget
         engine.processors = [list(names) for names in conf.processors]
         engine.by_index = dict(enumerate(engine.processors))    # a first conf's base is 0
+        engine.names_by_index = dict(enumerate(conf.definitions))
         global next_call_slot
         if call_slots is not None and next_call_slot < call_slots.shape[0]:
             fo_engine_set_call_record(engine.e, &call_slots[next_call_slot])
@@ -415,7 +417,13 @@ cdef class Engine:
         """The staged conf is the shard's now (its worker switched): names and tiers follow it."""
         self.conf, self.processors, base = self.staged
         self.by_index.update((base + i, procs) for i, procs in enumerate(self.processors))
+        self.names_by_index.update((base + i, name) for i, name in enumerate(self.conf.definitions))
         self.staged = None
+
+    def definition_name(self, uint16_t definition, worker=0):
+        """A definition's name by the index a flow's key has (any generation's); worker: as
+        Engines.definition_name takes it (a worker process's relay engine has every worker's names)."""
+        return self.names_by_index.get(definition, f"#{definition}")
 
     def processor_at(self, uint16_t definition, uint16_t processor):
         """A processor by the definition index current_call gives (any generation's): its name, or

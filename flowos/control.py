@@ -240,7 +240,7 @@ class Commands:
                 raise ValueError(f"at most {MAX_FLOWS} flows fit in a telemetry reply (asked for {top})")
         live, flows = self.control.flows(top, timeout_ms)
         for f in flows:
-            f["flow"] = engine.definitions[f.pop("def")]
+            f["flow"] = engine.definition_name(f.pop("def"), f.get("worker", 0))
         return {"live": live, "shown": len(flows), "order": "bytes", "flows": flows}
 
     def table(self):

@@ -147,6 +147,10 @@ class Engines(Each):
         reports = [r for r in reports if r is not None]
         return add_up(reports) if reports else None
 
+    def definition_name(self, definition, worker=0):
+        """Worker's shard's definition (any generation's) by the index a flow's key has."""
+        return self.all[worker].definition_name(definition)
+
     def processor_at(self, worker, definition, processor):
         """Worker's shard's processor (any generation's) by the indexes its current_call gives."""
         return self.all[worker].processor_at(definition, processor)

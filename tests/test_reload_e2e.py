@@ -243,6 +243,8 @@ def test_the_papers_dynamic_attach(loop, tmp_path):
     while run.laps() < laps + 2 * LOOP:
         time.sleep(0.05)
     processors = [p["name"] for p in run.ask("/flowos/processors")["processors"]]
+    listed = run.ask("/flowos/flows")
+    assert listed["live"] == FLOWS and {f["flow"] for f in listed["flows"]} == {"all"}   # named after a reload too
     assert "error" not in run.change("detach", flow="all", processor="Attached", migrate=True)
     attached = json.loads(seen.read_text())
     report = run.stop()

@@ -54,6 +54,7 @@ struct fo_engine *
 fo_engine_create(struct fo_pipeline_conf *pc, const struct fo_shard_conf *sc)
 {
 	struct fo_engine *e;
+	uint32_t i;
 	int ret;
 
 	if (!pc->built || sc->flow_capacity == 0) {
@@ -74,6 +75,8 @@ fo_engine_create(struct fo_pipeline_conf *pc, const struct fo_shard_conf *sc)
 					sc->socket_id);
 	if (e->per_def == NULL)
 		goto nomem;
+	for (i = 0; i < FO_MAX_DEFS; i++)   /* every hold list empty, those of later generations too */
+		e->per_def[i].hold_first = e->per_def[i].hold_last = FO_FLOW_NONE;
 	e->pc = pc;
 	e->defs = pc->defs - pc->base;
 	init_instances(e, pc);
@@ -462,6 +465,19 @@ sweep_budget(struct fo_engine *e)
 static void engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbuf **pkts, uint16_t n);
 static void retire_generations(struct fo_engine *e);
 
+/* The pipelines of older generations' definitions over the burst's flows (theirs among them). */
+static void
+run_old_pipelines(struct fo_engine *e)
+{
+	uint16_t i;
+	uint8_t g;
+
+	for (g = 0; g < e->n_old; g++)
+		for (i = e->old[g]->base; i < e->old[g]->base + e->old[g]->n_defs; i++)
+			if (e->defs[i].n_procs > 0)
+				fo_pipeline_run(e, i, e->touched, e->n_touched);
+}
+
 /*
  * The live flow of an older generation that packet j belongs to, by that generation's
  * classifier and its key, newest generation first; or NULL.
@@ -710,9 +726,13 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 	}
 	for (i = 0; e->state_areas != NULL && i < e->n_touched; i++)
 		rte_prefetch0(flow_state_area(e, e->touched[i]));   /* the pipeline reads the heads first */
-	for (i = e->def_lo; i < e->def_hi; i++)
+	/* The current generation's definitions; then older ones' (not the space between them: a conf
+	 * being staged may be written there meanwhile). */
+	for (i = e->pc->base; i < e->pc->base + e->pc->n_defs; i++)
 		if (e->defs[i].n_procs > 0)
 			fo_pipeline_run(e, i, e->touched, e->n_touched);
+	if (unlikely(e->n_old > 0))
+		run_old_pipelines(e);
 	for (i = 0; i < e->n_touched; i++) {
 		struct fo_flow *flow = &e->flows[e->touched[i]];
 		enum fo_flow_end_reason reason;
@@ -764,6 +784,8 @@ drop_instances(struct fo_engine *e, const struct fo_pipeline_conf *pc)
 		}
 	}
 	memset(&e->per_def[pc->base], 0, sizeof(*e->per_def) * pc->n_defs);
+	for (i = 0; i < pc->n_defs; i++)   /* empty: fo_stream_release_idle may look between live ranges */
+		e->per_def[pc->base + i].hold_first = e->per_def[pc->base + i].hold_last = FO_FLOW_NONE;
 }
 
 static uint64_t
