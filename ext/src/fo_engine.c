@@ -509,42 +509,63 @@ old_flow_of(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbu
 	return NULL;
 }
 
+/* What engine_process knows of each packet it will put in a flow, by its place j in the burst's list. */
+struct burst_todo {
+	uint16_t *todo;                    /* the packet's index in the burst */
+	struct fo_match_fields *fields;
+	uint32_t *frag_ids;
+	uint32_t *defs;
+	struct fo_flow_key *flow_keys;
+	uint8_t *src_lo;
+	int32_t *positions;
+};
+
 /*
  * While older generations have live flows here, a packet that found no flow of the current one
  * joins its connection's flow in an older one, if it has one: a live flow keeps its pipeline
- * until it ends (docs/reload.md). Those it joins are marked DEF_JOINED. A packet that shows its
- * old flow is over (a new connection on a closed one) ends that flow and stays with the current
+ * until it ends (docs/reload.md). Those it joins leave the list (the others keep their order),
+ * so that the burst loop is the one it was before generations. A packet that shows its old flow
+ * is over (a new connection on a closed one) ends that flow and stays with the current
  * generation. Not for later fragments: they follow their first (fo_flow_for_fragment).
+ * Returns how many packets are left in the list.
  */
-static void
-join_old_flows(struct fo_engine *e, struct rte_mbuf **pkts, const uint16_t *todo, const struct fo_match_fields *fields,
-	       const uint32_t *frag_ids, const int32_t *positions, uint32_t *defs, uint16_t n)
+static uint16_t
+join_old_flows(struct fo_engine *e, struct rte_mbuf **pkts, const struct burst_todo *t, uint16_t n)
 {
-	uint16_t j;
+	uint16_t j, kept = 0;
 
 	for (j = 0; j < n; j++) {
-		struct rte_mbuf *m = pkts[todo[j]];
+		struct rte_mbuf *m = pkts[t->todo[j]];
 		uint16_t flags = fo_pkt_meta(m)->flags;
 		struct fo_flow_key key;
-		struct fo_flow *flow;
+		struct fo_flow *flow = NULL;
 		int src_lo, over;
 		uint8_t dir;
 
-		if (positions[j] >= 0 || (flags & (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG)) == FO_PKT_FRAGMENT)
-			continue;
-		flow = old_flow_of(e, &fields[j], m, &key, &src_lo);
-		if (flow == NULL)
-			continue;
-		if (e->pc->conf.clock == FO_CLOCK_CAPTURE)
-			capture_time(e, m);
-		flow = fo_flow_for_key(e, &key, src_lo, (int32_t)flow->id, m, &dir, &over);
-		if (over >= 0) {
+		if (t->positions[j] < 0 && (flags & (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG)) != FO_PKT_FRAGMENT)
+			flow = old_flow_of(e, &t->fields[j], m, &key, &src_lo);
+		if (flow != NULL) {
+			if (e->pc->conf.clock == FO_CLOCK_CAPTURE)
+				capture_time(e, m);
+			flow = fo_flow_for_key(e, &key, src_lo, (int32_t)flow->id, m, &dir, &over);
+			if (over < 0) {
+				join_flow(e, &t->fields[j], m, flow, dir, t->frag_ids[j]);
+				continue;
+			}
 			finish_flow(e, flow, (enum fo_flow_end_reason)over);
-			continue;
 		}
-		join_flow(e, &fields[j], m, flow, dir, frag_ids[j]);
-		defs[j] = DEF_JOINED;
+		if (kept != j) {
+			t->todo[kept] = t->todo[j];
+			t->fields[kept] = t->fields[j];
+			t->frag_ids[kept] = t->frag_ids[j];
+			t->defs[kept] = t->defs[j];
+			t->flow_keys[kept] = t->flow_keys[j];
+			t->src_lo[kept] = t->src_lo[j];
+			t->positions[kept] = t->positions[j];
+		}
+		kept++;
 	}
+	return kept;
 }
 
 /*
@@ -688,8 +709,11 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 	fo_flow_index_lookup_bulk(e->index, e->flows, flow_key_ptrs, n_keys, found);
 	for (k = 0; k < n_keys; k++)
 		positions[key_at[k]] = found[k];
-	if (unlikely(e->n_old > 0))
-		join_old_flows(e, pkts, todo, fields, frag_ids, positions, defs, n_todo);
+	if (unlikely(e->n_old > 0)) {
+		const struct burst_todo t = { todo, fields, frag_ids, defs, flow_keys, src_lo, positions };
+
+		n_todo = join_old_flows(e, pkts, &t, n_todo);
+	}
 	/* In arrival order, so that a first fragment is known before the later ones of the burst. */
 	for (j = 0; j < n_todo; j++) {
 		struct rte_mbuf *m = pkts[todo[j]];
@@ -709,9 +733,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 			}
 			RELAXED_ADD(e->stats.fragments_orphaned, 1);
 		}
-		if (unlikely(defs[j] >= DEF_JOINED)) {
-			if (defs[j] == DEF_JOINED)
-				continue;
+		if (defs[j] == FO_CLASS_NONE) {
 			RELAXED_ADD(e->stats.unmatched, 1);
 			if (e->pc->conf.unmatched == FO_UNMATCHED_DROP) {
 				RELAXED_ADD(e->stats.unmatched_dropped, 1);

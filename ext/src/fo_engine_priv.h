@@ -62,8 +62,6 @@
 #define EXPIRE_PER_BURST 32        /* flows ended by idle timeout per class per burst, at most */
 
 #define MAX_GENERATIONS 8          /* a shard's generations: the current one and older ones with live flows */
-/* engine_process: defs[j] of a packet an older generation's flow took (join_old_flows). */
-#define DEF_JOINED (FO_CLASS_NONE - 2)
 
 #define RELAXED_ADD(counter, n) __atomic_store_n(&(counter), (counter) + (n), __ATOMIC_RELAXED)
 
