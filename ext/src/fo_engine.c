@@ -35,21 +35,6 @@ init_instances(struct fo_engine *e, const struct fo_pipeline_conf *pc)
 	}
 }
 
-/* The range of global indexes the live generations' definitions are in (the pipeline's loop). */
-static void
-update_def_range(struct fo_engine *e)
-{
-	uint16_t lo = e->pc->base, hi = e->pc->base + e->pc->n_defs;
-	uint8_t g;
-
-	for (g = 0; g < e->n_old; g++) {
-		lo = RTE_MIN(lo, e->old[g]->base);
-		hi = RTE_MAX(hi, (uint16_t)(e->old[g]->base + e->old[g]->n_defs));
-	}
-	e->def_lo = lo;
-	e->def_hi = hi;
-}
-
 struct fo_engine *
 fo_engine_create(struct fo_pipeline_conf *pc, const struct fo_shard_conf *sc)
 {
@@ -80,7 +65,6 @@ fo_engine_create(struct fo_pipeline_conf *pc, const struct fo_shard_conf *sc)
 	e->pc = pc;
 	e->defs = pc->defs - pc->base;
 	init_instances(e, pc);
-	update_def_range(e);
 	e->conf = *sc;
 	e->timestamp_offset = -1;
 	fo_tx_checksums_reset(e);
@@ -838,10 +822,7 @@ retire_generations(struct fo_engine *e)
 		RELAXED_ADD(e->stats.generations_retired, 1);
 		fo_pipeline_conf_free((struct fo_pipeline_conf *)(uintptr_t)pc);
 	}
-	if (kept != e->n_old) {
-		e->n_old = kept;
-		update_def_range(e);
-	}
+	__atomic_store_n(&e->n_old, kept, __ATOMIC_RELEASE);   /* fo_engine_stage reads it on another thread */
 }
 
 static void
@@ -981,11 +962,11 @@ fo_engine_switch(struct fo_engine *e, int migrate)
 	if (ret != 0)
 		return ret;
 	install_scratch(e);
-	e->old[e->n_old++] = e->pc;
-	e->pc = e->next;
+	e->old[e->n_old] = e->pc;
+	__atomic_store_n(&e->n_old, e->n_old + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&e->pc, e->next, __ATOMIC_RELEASE);   /* read by current_conf() on other threads */
 	e->next = NULL;
 	e->next_set_up = 0;
-	update_def_range(e);
 	RELAXED_ADD(e->stats.generations, 1);
 	if (migrate) {
 		/* Older generations' flows end now; what they held leaves, in order; their next packets start anew. */

@@ -240,7 +240,6 @@ struct fo_engine {
 	/* Generations (docs/reload.md) */
 	const struct fo_pipeline_conf *old[MAX_GENERATIONS];   /* older generations with live flows here */
 	uint8_t n_old;
-	uint16_t def_lo, def_hi;                /* the global indexes the live generations' definitions are in */
 	struct fo_pipeline_conf *next;          /* staged: set up on the control thread, not run yet */
 	uint8_t next_set_up;
 	struct staged_scratch staged;

@@ -86,13 +86,14 @@ fo_stream_hold_forget(struct fo_engine *e, struct fo_flow *flow)
 		hold_unlink(e, &e->per_def[flow->key.def], sf);
 }
 
-void
-fo_stream_release_idle(struct fo_engine *e)
+/* The definitions of one generation, [lo, hi) in the space (docs/reload.md). */
+static void
+release_idle_in(struct fo_engine *e, uint16_t lo, uint16_t hi)
 {
 	uint32_t ids[IDLE_RELEASES_PER_BURST];
 	uint16_t i, k, n;
 
-	for (i = e->def_lo; e->n_holding > 0 && i < e->def_hi; i++) {
+	for (i = lo; e->n_holding > 0 && i < hi; i++) {
 		struct def_shard *d = &e->per_def[i];
 		uint64_t hold_ns = (uint64_t)e->defs[i].conf.stream_hold_ms * 1000000;
 
@@ -117,4 +118,14 @@ fo_stream_release_idle(struct fo_engine *e)
 			fo_stream_hold_track(e, flow);
 		}
 	}
+}
+
+void
+fo_stream_release_idle(struct fo_engine *e)
+{
+	uint8_t g;
+
+	release_idle_in(e, e->pc->base, e->pc->base + e->pc->n_defs);
+	for (g = 0; e->n_holding > 0 && g < e->n_old; g++)
+		release_idle_in(e, e->old[g]->base, e->old[g]->base + e->old[g]->n_defs);
 }
