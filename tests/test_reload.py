@@ -46,13 +46,21 @@ def test_migrate_ends_old_flows_now_and_tears_their_generations_down(harness):
     assert harness["generations_after_migrate"] == "1"
     assert tag1["ends_reload"] == 8 and tag2["ends_reload"] == 8      # flow_end "reload", each processor's
     assert tag1["teardowns"] == 1 and tag2["teardowns"] == 1
-    assert tag3["seen"] == 0xffff        # their next packets started flows in generation 3
+    assert tag3["seen"] == 0xffff        # their next packets started flows in generation 3 (and a TCP one)
 
 
 def test_an_old_generation_goes_when_its_last_flow_ends(harness):
     tag3 = fields(harness["tag3"])
     assert harness["generations_before_idle"] == "2" and harness["generations_after_idle"] == "1"
     assert tag3["ends_idle"] == 16 and tag3["teardowns"] == 1
+
+
+def test_a_new_connection_on_an_old_generations_closed_one_starts_in_the_new_one(harness):
+    """The SYN finds the closed connection's flow in generation 3 (looked up there: generation 4
+    has no flow for it), ends it by FIN, and starts the new connection's flow in generation 4."""
+    tag3, tag4 = fields(harness["tag3"]), fields(harness["tag4"])
+    assert tag3["starts"] == 17 and tag3["ends_fin"] == 1
+    assert tag4["starts"] == 2           # the new connection, and the flow kept for the next test
 
 
 def test_a_shard_runs_at_most_eight_generations(harness):

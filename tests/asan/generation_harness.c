@@ -76,6 +76,8 @@ tagged_process(void *ctx, struct fo_batch *batches, uint16_t n)
 			const uint8_t *p = rte_pktmbuf_mtod_offset(batches[b].pkts[i], const uint8_t *, PAYLOAD_AT);
 			uint32_t flow, seq;
 
+			if (rte_pktmbuf_mtod(batches[b].pkts[i], const uint8_t *)[23] != 17)
+				continue;   /* the TCP connection: no numbers in it */
 			memcpy(&flow, p, 4);
 			memcpy(&seq, p + 4, 4);
 			seen[c->tag] |= 1ULL << flow;
@@ -167,6 +169,48 @@ frame(uint32_t flow)
 	memcpy(p + PAYLOAD_AT, &flow, 4);
 	memcpy(p + PAYLOAD_AT + 4, &seq, 4);
 	return m;
+}
+
+/* A segment of one TCP connection, 10.0.2.1:5000 <-> 10.0.1.1:80 (no payload). */
+static int
+tcp_segment(struct fo_engine *e, int from_client, uint8_t flags, uint32_t seq, uint32_t ack)
+{
+	struct fo_route route = {0};
+	struct rte_mbuf *m = rte_pktmbuf_alloc(pool);
+	uint8_t *p, client[4] = {10, 0, 2, 1}, server[4] = {10, 0, 1, 1};
+	uint32_t seq_be = rte_cpu_to_be_32(seq), ack_be = rte_cpu_to_be_32(ack);
+
+	if (m == NULL)
+		return -1;
+	p = (uint8_t *)rte_pktmbuf_append(m, 14 + 20 + 20);
+	memset(p, 0, 14 + 20 + 20);
+	memset(p, 0x02, 12);
+	p[12] = 0x08;
+	p[14] = 0x45;
+	p[17] = 40;
+	p[22] = 64;
+	p[23] = 6;
+	memcpy(p + 26, from_client ? client : server, 4);
+	memcpy(p + 30, from_client ? server : client, 4);
+	p[34] = from_client ? 0x13 : 0, p[35] = from_client ? 0x88 : 80;    /* 5000 -> 80, or back */
+	p[36] = from_client ? 0 : 0x13, p[37] = from_client ? 80 : 0x88;
+	memcpy(p + 38, &seq_be, 4);
+	memcpy(p + 42, &ack_be, 4);
+	p[46] = 0x50;
+	p[47] = flags;
+	p[48] = 0xff;
+	sent++;
+	fo_engine_burst(e, &route, &m, 1);
+	return 0;
+}
+
+/* The connection opened and closed by FIN both ways: it stays for its TIME-WAIT. */
+static int
+tcp_open_and_close(struct fo_engine *e)
+{
+	return tcp_segment(e, 1, 0x02, 100, 0) | tcp_segment(e, 0, 0x12, 500, 101) | tcp_segment(e, 1, 0x10, 101, 501) |
+	       tcp_segment(e, 1, 0x11, 101, 501) | tcp_segment(e, 0, 0x10, 501, 102) | tcp_segment(e, 0, 0x11, 501, 102) |
+	       tcp_segment(e, 1, 0x10, 102, 502);
 }
 
 /* rounds bursts, each a packet of every flow in [lo, hi). */
@@ -284,10 +328,17 @@ main(int argc, char **argv)
 	if (traffic(e, 0, 16, 10) != 0)
 		return 12;
 
+	/* A TCP connection opens and closes in generation 3. */
+	if (tcp_open_and_close(e) != 0)
+		return 12;
+
 	/* Generation 4 without migrate: generation 3 stays until its flows end by idle timeout. */
 	for (t = 0; t < FO_TIMEOUT_CLASS_COUNT; t++)
 		engine_conf.timeout_ns[t] = 20ULL * 1000000ULL;
 	if (reload(e, make_conf(first, 4, &tagged_ops, 64, 0), 0) != 0)
+		return 13;
+	/* A new connection on the closed one's ports ends it (fin, in generation 3) and starts in 4. */
+	if (tcp_segment(e, 1, 0x02, 9000, 0) != 0)
 		return 13;
 	printf("generations_before_idle %u\n", fo_engine_generations(e));
 	rte_delay_ms(30);
@@ -317,8 +368,9 @@ main(int argc, char **argv)
 	fo_engine_free(e);
 	fo_pipeline_conf_free(first);
 	for (t = 1; t < 5; t++)
-		printf("tag%d seen %#lx packets %lu starts %lu ends_reload %lu ends_idle %lu ends_shutdown %lu teardowns %lu\n",
+		printf("tag%d seen %#lx packets %lu starts %lu ends_fin %lu ends_reload %lu ends_idle %lu ends_shutdown %lu teardowns %lu\n",
 		       t, (unsigned long)seen[t], (unsigned long)packets[t], (unsigned long)starts[t],
+		       (unsigned long)ends[t][FO_END_FIN],
 		       (unsigned long)ends[t][FO_END_RELOAD], (unsigned long)ends[t][FO_END_IDLE],
 		       (unsigned long)ends[t][FO_END_SHUTDOWN], (unsigned long)teardowns[t]);
 	printf("teardowns_5_on %lu\n", (unsigned long)(teardowns[5] + teardowns[6] + teardowns[7] + teardowns[8] +
