@@ -253,3 +253,29 @@ def test_the_papers_dynamic_attach(loop, tmp_path):
     assert attached["ended"] == {"reload": FLOWS} and attached["torn_down"]
     assert nothing_lost(report)
     assert json.loads(out.read_text())["violations"] == 0
+
+
+def ctl(run, *args):
+    done = subprocess.run([FLOWOS_CTL, "-f", run.prefix, *args], capture_output=True, text=True, timeout=120)
+    return done.returncode, json.loads(done.stdout) if done.stdout.strip() else done.stderr
+
+
+def test_flowos_ctl_attach_detach_and_reload(loop, tmp_path):
+    run = loop([{"counter": {"max_flows": 64}}])
+    rc, answer = ctl(run, "attach", "all", "{hold: {packets: 2}}", "--stage", "0", "--migrate")
+    assert rc == 0 and answer["attached"]["definitions"] == ["all"], answer
+    rc, answer = ctl(run, "attach", "--definition", "{name: dns, match: {dport: 53}, pipeline: [counter]}",
+                     "--position", "0")
+    assert rc == 0 and answer["attached"]["definitions"] == ["dns", "all"], answer
+    names = [(p["flow"], p["name"]) for p in run.ask("/flowos/processors")["processors"]]
+    assert names == [("dns", "counter"), ("all", "hold"), ("all", "counter")], names
+    rc, answer = ctl(run, "detach", "all", "hold", "--migrate")
+    assert rc == 0 and answer["detached"]["migrate"] == 1, answer
+    rc, answer = ctl(run, "detach", "dns")
+    assert rc == 0 and answer["detached"]["definitions"] == ["all"], answer
+    assert ctl(run, "attach", "all") == (1, "flowos-ctl: attach needs a flow definition's name and a processor, "
+                                            "or --definition\n")
+    rc, answer = ctl(run, "reload")
+    assert rc == 0 and answer["reloaded"]["definitions"] == ["all"], answer
+    report = run.stop()
+    assert nothing_lost(report)
