@@ -20,13 +20,17 @@ class ReloadError(FlowOSError):
     """A reload refused: nothing changed."""
 
 
+class PartialReload(FlowOSError):
+    """Some workers took the new configuration, the others did not (one stuck past the wait)."""
+
+
 class Reloader:
     """Reloads of one run, one at a time (flowos-ctl and SIGHUP may ask together)."""
 
     def __init__(self, bridge):
         self.bridge = bridge
         self.lock = threading.RLock()   # also held by those who read the configuration's names (Bridge.snapshot)
-        self.counts = {"reloads": 0, "reloads_refused": 0}
+        self.counts = {"reloads": 0, "reloads_refused": 0, "reloads_partial": 0}
         self.last_error = None
         self.started_from = None     # the configuration file as the run started with it, parsed
 
@@ -66,6 +70,10 @@ class Reloader:
         with self.lock:
             try:
                 summary = switch(self.bridge, flows, engine, migrate)
+            except PartialReload as e:
+                self.counts["reloads_partial"] += 1
+                self.last_error = str(e)
+                raise
             except FlowOSError as e:
                 return self._refused(e)
             self.counts["reloads"] += 1
@@ -153,8 +161,8 @@ def switch(bridge, flows, engine, migrate):
             shard.unstage()
         if switched == 0:
             raise FlowOSError(f"the workers did not take the new configuration: {e}") from None
-        raise FlowOSError(f"worker {switched} did not take the new configuration ({e}): workers 0 to "
-                          f"{switched - 1} run it, the others the old one; reload again") from None
+        raise PartialReload(f"reload partly done: worker {switched} did not take the new configuration ({e}): "
+                            f"workers 0 to {switched - 1} run it, the others the old one; reload again") from None
     bridge.tiers.extend(tier for own in tiers for _, _, tier in own)
     bridge.config.flows = flows
     bridge.config.engine = engine
