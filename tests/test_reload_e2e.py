@@ -279,3 +279,20 @@ def test_flowos_ctl_attach_detach_and_reload(loop, tmp_path):
     assert rc == 0 and answer["reloaded"]["definitions"] == ["all"], answer
     report = run.stop()
     assert nothing_lost(report)
+
+
+def test_a_worker_that_does_not_switch_in_time_changes_nothing(loop, tmp_path):
+    """A worker stuck in a processor past the 10 s a switch is waited for: the request is
+    withdrawn, the staged instances are undone, and the run keeps its configuration."""
+    run = loop(["pyprocs.control:PortDropper"])
+    assert run.ask("/flowos/message", "PortDropper,stall 11").get("status") == "ok"
+    answer = run.change("attach", flow="all", processor="counter")
+    assert "reload refused, nothing changed: the workers did not take the new configuration" in answer["error"]
+    stats = run.ask("/flowos/stats")
+    assert stats["reloads"]["reloads_refused"] == 1 and stats["engine"]["generations"] == 0
+    assert [p["name"] for p in run.ask("/flowos/processors")["processors"]] == ["pyprocs.control:PortDropper"]
+    laps = run.laps()
+    while run.laps() <= laps + LOOP:        # the stall over, the loop goes round again
+        time.sleep(0.1)
+    report = run.stop()
+    assert nothing_lost(report)
