@@ -75,6 +75,13 @@ struct fo_pipeline_conf *
 fo_bench_pipeline_create(enum fo_bench_engine_kind kind, uint32_t defs, struct rte_mempool *pool, char *err,
 			 size_t errlen)
 {
+	return fo_bench_pipeline_create_next(NULL, kind, defs, pool, err, errlen);
+}
+
+struct fo_pipeline_conf *
+fo_bench_pipeline_create_next(const struct fo_pipeline_conf *prev, enum fo_bench_engine_kind kind, uint32_t defs,
+			      struct rte_mempool *pool, char *err, size_t errlen)
+{
 	struct fo_engine_conf conf = {
 		.unmatched = FO_UNMATCHED_PASS,
 		.table_full = FO_TABLE_FULL_BYPASS,
@@ -89,7 +96,7 @@ fo_bench_pipeline_create(enum fo_bench_engine_kind kind, uint32_t defs, struct r
 
 	for (i = 0; i < FO_TIMEOUT_CLASS_COUNT; i++)
 		conf.timeout_ns[i] = TIMEOUT_NS;
-	pc = fo_pipeline_conf_create(&conf);
+	pc = prev == NULL ? fo_pipeline_conf_create(&conf) : fo_pipeline_conf_create_next(prev, &conf);
 	if (pc == NULL) {
 		snprintf(err, errlen, "fo_pipeline_conf_create: %s", rte_strerror(rte_errno));
 		return NULL;

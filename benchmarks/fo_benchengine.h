@@ -25,6 +25,10 @@ enum fo_bench_engine_kind {
 /* Returns a built conf of that kind, or NULL with the reason in err. */
 struct fo_pipeline_conf *fo_bench_pipeline_create(enum fo_bench_engine_kind kind, uint32_t defs,
 						  struct rte_mempool *pool, char *err, size_t errlen);
+/* The same as prev's next generation (docs/reload.md): a shard of prev can switch to it. */
+struct fo_pipeline_conf *fo_bench_pipeline_create_next(const struct fo_pipeline_conf *prev,
+						       enum fo_bench_engine_kind kind, uint32_t defs,
+						       struct rte_mempool *pool, char *err, size_t errlen);
 
 /* Returns a built shard of pc (pool: pc's) of flow_capacity flows, or NULL with the reason in err. */
 struct fo_engine *fo_bench_engine_create(struct fo_pipeline_conf *pc, const struct rte_mempool *pool,

@@ -70,6 +70,7 @@ struct scenario {
 	uint32_t flows;         /* concurrent flows in the traffic */
 	int setup;              /* every packet a new flow, `flows` of them once: flow setup rate and memory */
 	enum keys keys;
+	int reloaded;           /* the engine switched to a second, same configuration first (docs/reload.md) */
 };
 
 static const struct scenario scenarios[] = {
@@ -78,6 +79,7 @@ static const struct scenario scenarios[] = {
 	{ "classify_16", K_UNMATCHED, 16, 100000, 0, KEYS_GEN },
 	{ "classify_256", K_UNMATCHED, 256, 100000, 0, KEYS_GEN },
 	{ "flows_1k", K_FLOWS, 1, 1000, 0, KEYS_GEN },
+	{ "flows_1k_reloaded", K_FLOWS, 1, 1000, 0, KEYS_GEN, 1 },
 	{ "flows_100k", K_FLOWS, 1, 100000, 0, KEYS_GEN },
 	{ "flows_1m", K_FLOWS, 1, 1000000, 0, KEYS_GEN },
 	{ "pipeline_100k", K_PIPELINE, 1, 100000, 0, KEYS_GEN },
@@ -97,6 +99,33 @@ static int socket_id;
 /* ------------------------------------------------------------------------------------------- */
 /* Engines */
 
+/*
+ * The shard switches to a second configuration like its first, before any traffic: the first is
+ * torn down, and the second's definitions sit after its in the definition space (what a run
+ * after a reload has: the classifier's results are offset).
+ */
+static int
+reload(struct fo_engine *e, const struct fo_pipeline_conf *pc, enum fo_bench_engine_kind kind, uint32_t defs,
+       char *err)
+{
+	struct fo_pipeline_conf *next;
+	int ret;
+
+	err[0] = '\0';
+	next = fo_bench_pipeline_create_next(pc, kind, defs, pool, err, ERRLEN);
+	if (next == NULL)
+		return -1;
+	ret = fo_engine_stage(e, next);
+	if (ret == 0 && (ret = fo_engine_stage_setup(e, err, ERRLEN)) != 0)
+		fo_engine_unstage(e);
+	if (ret == 0)
+		ret = fo_engine_switch(e, 0);
+	fo_pipeline_conf_free(next);   /* the engine holds it */
+	if (ret != 0 && err[0] == '\0')
+		snprintf(err, ERRLEN, "the switch: %s", strerror(-ret));
+	return ret;
+}
+
 static struct fo_engine *
 build_engine(const struct scenario *sc, char *err)
 {
@@ -111,6 +140,10 @@ build_engine(const struct scenario *sc, char *err)
 	/* Twice the concurrent flows (as one would configure it), or exactly them when filling the table. */
 	e = fo_bench_engine_create(pc, pool, sc->kind == K_UNMATCHED ? 1024 : sc->setup ? sc->flows : 2 * sc->flows,
 				   socket_id, err, ERRLEN);
+	if (e != NULL && sc->reloaded && reload(e, pc, kind, sc->defs, err) != 0) {
+		fo_engine_free(e);
+		e = NULL;
+	}
 	fo_pipeline_conf_free(pc);   /* the engine holds it */
 	return e;
 }
