@@ -73,6 +73,7 @@ struct fo_classifier {
 	uint16_t n_defs;
 	uint16_t n_linear;                 /* n_defs when they are tested linearly, else 0 */
 	uint32_t constant;                 /* fo_classifier_constant() */
+	uint32_t unapplied;                /* fo_classifier_unapplied() */
 	struct linear_def linear[LINEAR_MAX];
 };
 
@@ -123,14 +124,14 @@ set_range(struct rte_acl_field *f, uint16_t lo, uint16_t hi, int on)
 }
 
 static void
-rule_from_match(struct class_rule *r, const struct fo_match *m, uint16_t index)
+rule_from_match(struct class_rule *r, const struct fo_match *m, uint16_t index, uint32_t first)
 {
 	uint32_t on = m->fields;
 
 	memset(r, 0, sizeof(*r));
 	r->data.category_mask = 1;
 	r->data.priority = RTE_ACL_MAX_PRIORITY - index;  /* the earliest definition wins */
-	r->data.userdata = index + 1;                     /* 0 means no match to rte_acl */
+	r->data.userdata = first + index + 1;             /* 0 means no match to rte_acl */
 	set_bits(&r->field[F_PROTO], m->proto, 0xff, on & FO_MATCH_PROTO);
 	set_range(&r->field[F_IN_PORT], m->in_port, m->in_port, on & FO_MATCH_IN_PORT);
 	set_bits(&r->field[F_FAMILY], m->family, UINT16_MAX, m->family != FO_FAMILY_ANY);
@@ -251,6 +252,12 @@ linear_matches(const struct linear_def *d, const struct linear_key *k, const str
 struct fo_classifier *
 fo_classifier_create(const char *name, const struct fo_match *defs, uint16_t n, int socket_id)
 {
+	return fo_classifier_create_at(name, defs, n, 0, socket_id);
+}
+
+struct fo_classifier *
+fo_classifier_create_at(const char *name, const struct fo_match *defs, uint16_t n, uint32_t first, int socket_id)
+{
 	struct rte_acl_param param = {
 		.name = name, .socket_id = socket_id,
 		.rule_size = RTE_ACL_RULE_SZ(F_COUNT), .max_rule_num = RTE_MAX(n, 1),
@@ -269,20 +276,21 @@ fo_classifier_create(const char *name, const struct fo_match *defs, uint16_t n, 
 	c->n_defs = n;
 	c->constant = FO_CLASS_VARIES;
 	if (n == 0 || (defs[0].fields == 0 && defs[0].family == FO_FAMILY_ANY)) {
-		c->constant = n == 0 ? FO_CLASS_NONE : 0;
+		c->constant = n == 0 ? FO_CLASS_NONE : first;
 		return c;
 	}
 	if (n <= LINEAR_MAX) {
 		for (i = 0; i < n; i++)
 			linear_from_match(&c->linear[i], &defs[i]);
 		c->n_linear = n;
+		c->unapplied = first;   /* the tests' loop gives the index: no add per packet for everyone */
 		return c;
 	}
 	c->acl = rte_acl_create(&param);
 	if (c->acl == NULL)
 		goto fail;
 	for (i = 0; i < n; i++) {
-		rule_from_match(&rule, &defs[i], i);
+		rule_from_match(&rule, &defs[i], i, first);
 		ret = rte_acl_add_rules(c->acl, (const struct rte_acl_rule *)&rule, 1);
 		if (ret != 0) {
 			rte_errno = -ret;
@@ -314,6 +322,12 @@ uint32_t
 fo_classifier_constant(const struct fo_classifier *c)
 {
 	return c->constant;
+}
+
+uint32_t
+fo_classifier_unapplied(const struct fo_classifier *c)
+{
+	return c->unapplied;
 }
 
 void

@@ -485,7 +485,7 @@ old_flow_of(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbu
 		fo_classify(pc->classifier, &ck_ptr, f, &d, 1);
 		if (d == FO_CLASS_NONE)
 			continue;
-		*src_lo = fo_flow_make_key(key, (uint16_t)(d + pc->base), f, m);
+		*src_lo = fo_flow_make_key(key, (uint16_t)(d + pc->class_offset), f, m);
 		fo_flow_index_lookup_bulk(e->index, e->flows, &key_ptr, 1, &pos);
 		if (pos >= 0 && e->flows[pos].live)
 			return &e->flows[pos];
@@ -676,10 +676,10 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 	if (e->pc->conf.clock == FO_CLOCK_TSC)
 		e->now = (uint64_t)((double)(rte_rdtsc() - e->tsc_start) * e->ns_per_tsc);
 	fo_classify(e->pc->classifier, key_ptrs, fields, defs, n_todo);
-	if (unlikely(e->pc->base != 0)) {   /* a later generation's definitions: its range of the space */
+	if (unlikely(e->pc->class_offset != 0)) {   /* a later generation's (tested linearly): its range of the space */
 		for (j = 0; j < n_todo; j++)
 			if (defs[j] != FO_CLASS_NONE)
-				defs[j] += e->pc->base;
+				defs[j] += e->pc->class_offset;
 	}
 	/* One lookup for the burst overlaps its cache misses; then the flows found are prefetched. */
 	for (j = 0; j < n_todo; j++) {

@@ -153,7 +153,8 @@ struct def_space;
 /* fo_pipeline_conf.h: built once, then read by every shard and written by none. */
 struct fo_pipeline_conf {
 	struct fo_engine_conf conf;
-	struct fo_classifier *classifier;   /* gives indexes in defs: a shard adds base */
+	struct fo_classifier *classifier;   /* gives global indexes (base + index), less class_offset */
+	uint16_t class_offset;        /* what a shard adds to the classifier's results (fo_classifier_unapplied) */
 	uint8_t class_keys;           /* fo_classifier_uses_keys(): else the keys are not filled */
 	uint16_t n_defs;
 	uint16_t base;                /* where its definitions are in the space, once built */

@@ -252,7 +252,7 @@ fo_pipeline_conf_build(struct fo_pipeline_conf *pc, char *err, size_t errlen)
 		hold = RTE_MAX(hold, pc->defs[i].conf.hold_packets);
 	}
 	snprintf(name, sizeof(name), "fo_class_%p", (void *)pc);
-	pc->classifier = fo_classifier_create(name, matches, pc->n_defs, pc->conf.socket_id);
+	pc->classifier = fo_classifier_create_at(name, matches, pc->n_defs, (uint32_t)base, pc->conf.socket_id);
 	if (pc->classifier == NULL) {
 		int ret = -rte_errno;
 
@@ -261,6 +261,7 @@ fo_pipeline_conf_build(struct fo_pipeline_conf *pc, char *err, size_t errlen)
 		return ret;
 	}
 	pc->class_keys = (uint8_t)fo_classifier_uses_keys(pc->classifier);
+	pc->class_offset = (uint16_t)fo_classifier_unapplied(pc->classifier);
 	pc->state_size = layout_states(pc);
 	/* Into the space: what a shard reads from now on, by global index (base + index). */
 	memcpy(&pc->space->defs[base], pc->defs, sizeof(*pc->defs) * pc->n_defs);

@@ -38,6 +38,16 @@ struct fo_classifier;
 struct fo_classifier *fo_classifier_create(const char *name, const struct fo_match *defs, uint16_t n,
 					   int socket_id);
 
+/*
+ * The same, its results first + a definition's index (a conf of a later generation: its range of
+ * the definition space, fo_pipeline_conf.h) where that costs nothing per packet (the trie, a
+ * constant); the caller adds fo_classifier_unapplied() to the others' results (not
+ * FO_CLASS_NONE).
+ */
+struct fo_classifier *fo_classifier_create_at(const char *name, const struct fo_match *defs, uint16_t n,
+					      uint32_t first, int socket_id);
+uint32_t fo_classifier_unapplied(const struct fo_classifier *c);
+
 void fo_classifier_free(struct fo_classifier *c);
 
 /*
