@@ -74,21 +74,21 @@ struct scenario {
 };
 
 static const struct scenario scenarios[] = {
-	{ "generator_only", K_GENERATOR, 0, 100000, 0, KEYS_GEN },
-	{ "classify_1", K_UNMATCHED, 1, 100000, 0, KEYS_GEN },
-	{ "classify_16", K_UNMATCHED, 16, 100000, 0, KEYS_GEN },
-	{ "classify_256", K_UNMATCHED, 256, 100000, 0, KEYS_GEN },
-	{ "flows_1k", K_FLOWS, 1, 1000, 0, KEYS_GEN },
+	{ "generator_only", K_GENERATOR, 0, 100000, 0, KEYS_GEN, 0 },
+	{ "classify_1", K_UNMATCHED, 1, 100000, 0, KEYS_GEN, 0 },
+	{ "classify_16", K_UNMATCHED, 16, 100000, 0, KEYS_GEN, 0 },
+	{ "classify_256", K_UNMATCHED, 256, 100000, 0, KEYS_GEN, 0 },
+	{ "flows_1k", K_FLOWS, 1, 1000, 0, KEYS_GEN, 0 },
 	{ "flows_1k_reloaded", K_FLOWS, 1, 1000, 0, KEYS_GEN, 1 },
-	{ "flows_100k", K_FLOWS, 1, 100000, 0, KEYS_GEN },
-	{ "flows_1m", K_FLOWS, 1, 1000000, 0, KEYS_GEN },
-	{ "pipeline_100k", K_PIPELINE, 1, 100000, 0, KEYS_GEN },
-	{ "setup_1m", K_FLOWS, 1, 1000000, 1, KEYS_GEN },
-	{ "setup_1m_pipeline", K_PIPELINE, 1, 1000000, 1, KEYS_GEN },
-	{ "hash_ipv4", K_HASH, 0, 4096, 0, KEYS_PLAIN },
-	{ "hash_ipv6", K_HASH, 0, 4096, 0, KEYS_IPV6 },
-	{ "plain_8k", K_FLOWS, 1, 8192, 0, KEYS_PLAIN },
-	{ "crc32_collide_8k", K_FLOWS, 1, 8192, 0, KEYS_CRAFTED },
+	{ "flows_100k", K_FLOWS, 1, 100000, 0, KEYS_GEN, 0 },
+	{ "flows_1m", K_FLOWS, 1, 1000000, 0, KEYS_GEN, 0 },
+	{ "pipeline_100k", K_PIPELINE, 1, 100000, 0, KEYS_GEN, 0 },
+	{ "setup_1m", K_FLOWS, 1, 1000000, 1, KEYS_GEN, 0 },
+	{ "setup_1m_pipeline", K_PIPELINE, 1, 1000000, 1, KEYS_GEN, 0 },
+	{ "hash_ipv4", K_HASH, 0, 4096, 0, KEYS_PLAIN, 0 },
+	{ "hash_ipv6", K_HASH, 0, 4096, 0, KEYS_IPV6, 0 },
+	{ "plain_8k", K_FLOWS, 1, 8192, 0, KEYS_PLAIN, 0 },
+	{ "crc32_collide_8k", K_FLOWS, 1, 8192, 0, KEYS_CRAFTED, 0 },
 };
 
 /* The test rig, shared by every scenario. */

@@ -6,8 +6,8 @@
  */
 #include "fo_engine_priv.h"
 
-static void
-send_burst(struct fo_engine *e, uint16_t port, struct tx_queue *q)
+void
+fo_send_burst(struct fo_engine *e, uint16_t port, struct tx_queue *q)
 {
 	uint16_t sent = fo_tx_burst(port, &e->txq[port], q->pkts, q->n);
 
@@ -20,29 +20,9 @@ send_burst(struct fo_engine *e, uint16_t port, struct tx_queue *q)
 }
 
 void
-fo_send(struct fo_engine *e, struct rte_mbuf *m)
-{
-	uint16_t port = fo_pkt_meta(m)->out_port;
-	struct tx_queue *q = &e->tx[port];
-
-	q->pkts[q->n++] = m;
-	if (q->n == TX_BUF)
-		send_burst(e, port, q);
-}
-
-void
 fo_drop(struct fo_engine *e, struct rte_mbuf *m)
 {
 	rte_pktmbuf_free(m);
 	RELAXED_ADD(e->stats.dropped, 1);
 }
 
-void
-fo_send_flush(struct fo_engine *e)
-{
-	uint16_t port;
-
-	for (port = 0; port < RTE_MAX_ETHPORTS; port++)
-		if (e->tx[port].n > 0)
-			send_burst(e, port, &e->tx[port]);
-}
