@@ -372,6 +372,15 @@ join_flow(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf 
 			fo_flow_enqueue(e, flow, m);
 		fo_stream_drain(e, flow, dir);
 		fo_stream_drain(e, flow, dir ^ 1);
+	} else if (d->n_procs == 0) {
+		/*
+		 * Nothing to run: the packet leaves now, without the flow's queue (empty: nothing holds
+		 * in a pipeline without processors). The flow is touched only to be ended after it.
+		 */
+		fo_flow_account(e, flow, m, dir);
+		fo_send(e, m);
+		if (likely(flow->end_pending == 0))
+			return 0;
 	} else {
 		fo_flow_account(e, flow, m, dir);
 		fo_flow_enqueue(e, flow, m);
@@ -566,6 +575,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 		flow_key_ptrs[n_keys++] = &flow_keys[j];
 	}
 	fo_flow_index_lookup_bulk(e->index, e->flows, flow_key_ptrs, n_keys, found);
+	e->ended_at_lookup = e->flows_ended;
 	for (k = 0; k < n_keys; k++)
 		positions[key_at[k]] = found[k];
 	/* In arrival order, so that a first fragment is known before the later ones of the burst. */

@@ -243,6 +243,8 @@ struct fo_engine {
 	uint32_t touched[FO_MAX_BURST];         /* flows the burst added packets to */
 	uint16_t n_touched;
 	uint64_t epoch;                         /* burst counter: a flow is touched once per epoch */
+	uint64_t flows_ended;                   /* flows ended so far: a slot is reused only after one */
+	uint64_t ended_at_lookup;               /* ... when the burst's lookup ran (fo_flow_for_key's hint) */
 	struct fo_batch *batches;               /* scratch for one processor call */
 	struct rte_mbuf **pending_drops;        /* dropped in the current stage, marked when it ends */
 	uint32_t n_pending_drops;
