@@ -1,0 +1,223 @@
+"""FlowOS's flow path against FastClick's, side by side on one core (issue 15).
+
+Runs, in alternating rounds, FlowOS's fo_flowbench (generator_only, flows_1k, flows_100k,
+pipeline_100k) and FastClick's flowpath.click and generator_only.click at 1k and 100k flows, on the
+same CPU and in the same memory mode, and prints cycles per packet with each side's generator
+taken off. FastClick is not part of FlowOS: build it by hand (README.md here) and give its `click`
+with --click. Nothing in the build, the tests or CI runs this.
+
+    .venv/bin/python benchmarks/fastclick/compare.py --click /path/to/fastclick/bin/click
+
+Each run's main thread is watched through /proc/<pid>/task/<pid>/schedstat: the time it waited
+on a run queue, as a share of the time it ran, is printed per run, and runs above --max-wait
+(percent) are left out of the medians and listed.
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import bench  # noqa: E402  (benchmarks/bench.py: fo_flowbench's binary, EAL clean-up, anomaly checks)
+from flowos import hugepages  # noqa: E402
+from flowos.errors import FlowOSError  # noqa: E402
+
+FLOWOS_SCENARIOS = ("generator_only", "flows_1k", "flows_100k", "pipeline_100k")
+# FastClick's runs: (name, configuration, flows). Capacity is twice the flows, as fo_flowbench's.
+FASTCLICK_RUNS = (("gen_1k", "generator_only.click", 1000), ("flows_1k", "flowpath.click", 1000),
+                  ("gen_100k", "generator_only.click", 100000), ("flows_100k", "flowpath.click", 100000))
+# The rows of the comparison: (FlowOS scenario, FastClick flow path, its generator).
+ROWS = (("flows_1k", "flows_1k", "gen_1k"), ("flows_100k", "flows_100k", "gen_100k"),
+        ("pipeline_100k", "flows_100k", "gen_100k"))
+MARK = re.compile(r"^MARK(\d) (\d+(?:\.\d+)?) (\d+)$")
+POLL_S = 0.02
+RUN_LIMIT_S = 120
+
+
+class Watched:
+    """A process whose main thread's schedstat (ns on CPU, ns waiting on a run queue) is read every
+    POLL_S until it exits; the last reading stands for its whole life."""
+
+    def __init__(self, argv):
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, errors="replace")
+        self.path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/schedstat")
+        self.ran_ns = self.waited_ns = 0
+        self.done = threading.Event()
+        self.poller = threading.Thread(target=self.poll, daemon=True)
+        self.poller.start()
+
+    def poll(self):
+        while not self.done.wait(POLL_S):
+            try:
+                ran, waited, _ = self.path.read_text().split()
+            except (OSError, ValueError):
+                return
+            self.ran_ns, self.waited_ns = int(ran), int(waited)
+
+    def finish(self):
+        try:
+            out, err = self.proc.communicate(timeout=RUN_LIMIT_S)
+        except subprocess.TimeoutExpired:
+            bench.stop(self.proc)
+            raise bench.BenchError(f"{self.proc.args[0]} did not finish within {RUN_LIMIT_S} s")
+        finally:
+            self.done.set()
+            self.poller.join()
+        return self.proc.returncode, out, err
+
+    def wait_pct(self):
+        return 100.0 * self.waited_ns / self.ran_ns if self.ran_ns else float("nan")
+
+
+def eal(memory, cpu, prefix):
+    argv = ["--lcores", f"0@{cpu}", "--file-prefix", prefix, "--no-shconf", "--no-telemetry", "--no-pci",
+            "-m", str(memory.memory_mb), "--log-level=lib.eal:warning"]
+    return argv + (["--no-huge"] if memory.mode == "no-huge" else ["--huge-dir", memory.huge_dir, "--huge-unlink"])
+
+
+def flowos_run(args, binary, memory, cpu, prefix):
+    """One fo_flowbench run of FLOWOS_SCENARIOS: {scenario: cycles per packet}, tsc_hz, wait %."""
+    argv = [str(binary)] + eal(memory, cpu, prefix) + [
+        "--", "--seconds", str(args.seconds), "--warmup", str(args.warmup), "--only", ",".join(FLOWOS_SCENARIOS)]
+    w = Watched(argv)
+    rc, out, err = w.finish()
+    try:
+        data = json.loads(out)
+    except ValueError:
+        data = None
+    if rc != 0 or data is None:
+        raise bench.BenchError(f"fo_flowbench failed (exit {rc})\n{bench.tail(out + err)}")
+    problems = [p for name, r in data["scenarios"].items() for p in bench.flowbench_anomalies(name, r)]
+    if problems:
+        raise bench.BenchError("fo_flowbench: " + "; ".join(problems))
+    return {name: r["cycles_per_packet"] for name, r in data["scenarios"].items()}, data["tsc_hz"], w.wait_pct()
+
+
+def fastclick_run(args, memory, cpu, prefix, config, flows, tsc_hz):
+    """One FastClick run: cycles per packet over the DriverManager's window, flows counted, wait %."""
+    argv = [args.click, "--dpdk"] + eal(memory, cpu, prefix) + [
+        "--", str(HERE / config), f"FLOWS={flows}", f"CAPACITY={2 * flows}",
+        f"WARMUP={args.warmup}s", f"SECONDS={args.seconds}s", f"SEQUENTIAL={str(args.order == 'sequential').lower()}"]
+    w = Watched(argv)
+    rc, out, err = w.finish()
+    marks = {int(m[1]): (float(m[2]), int(m[3])) for m in map(MARK.match, out.splitlines()) if m}
+    counted = re.search(r"^FLOWS (\d+)$", out, re.M)
+    if rc != 0 or set(marks) != {0, 1} or not counted:
+        raise bench.BenchError(f"FastClick ({config}, {flows} flows) failed (exit {rc})\n{bench.tail(out + err)}")
+    (t0, c0), (t1, c1) = marks[0], marks[1]
+    return (t1 - t0) * tsc_hz / (c1 - c0), int(counted[1]), w.wait_pct()
+
+
+def compare(args):
+    click = Path(args.click)
+    if not (click.is_file() and os.access(click, os.X_OK)):
+        raise bench.BenchError(f"--click {args.click}: not an executable file; build FastClick first "
+                               f"(benchmarks/fastclick/README.md) and give its bin/click")
+    binary = Path(args.binary).resolve() if args.binary else bench.flowbench_binary()
+    memory = hugepages.choose(args.memory, args.memory_mb)
+    cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
+    bench.log(f"compare: FastClick {click}, FlowOS {binary}, memory {memory.mode} ({memory.reason}), CPU {cpu}")
+    runs = {"flowos": [], "fastclick": []}   # per round: {name: cycles/pkt}, and each run's wait %
+    left_out = []
+    tsc_hz = None
+    for rnd in range(1, args.rounds + 1):
+        load = os.getloadavg()[0]
+        prefix = f"fccompare-{os.getpid()}-{rnd}"
+        try:
+            cycles, tsc_hz, wait = flowos_run(args, binary, memory, cpu, prefix + "-flowos")
+        finally:
+            bench.remove_runtime_dir(prefix + "-flowos")
+        note = {"round": rnd, "load": load, "wait_pct": round(wait, 2)}
+        (runs["flowos"] if wait <= args.max_wait else left_out).append({**note, "side": "flowos", "cycles": cycles})
+        bench.log(f"  round {rnd} FlowOS (load {load:.2f}, waited {wait:.2f} %): "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in cycles.items()))
+        fc, waits, counts = {}, {}, {}
+        for name, config, flows in FASTCLICK_RUNS:
+            try:
+                fc[name], counts[name], waits[name] = fastclick_run(args, memory, cpu, f"{prefix}-{name}",
+                                                                    config, flows, tsc_hz)
+            finally:
+                bench.remove_runtime_dir(f"{prefix}-{name}")
+            if config == "flowpath.click" and counts[name] < 0.99 * flows:
+                raise bench.BenchError(f"FastClick {name}: FlowCounter saw {counts[name]} flows, {flows} expected")
+        worst = max(waits.values())
+        (runs["fastclick"] if worst <= args.max_wait else left_out).append(
+            {"round": rnd, "load": os.getloadavg()[0], "wait_pct": round(worst, 2), "side": "fastclick",
+             "cycles": fc, "flows": counts})
+        bench.log(f"  round {rnd} FastClick (load {os.getloadavg()[0]:.2f}, waited at most {worst:.2f} %): "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in fc.items()))
+    return summarize(args, runs, left_out, memory, cpu, tsc_hz)
+
+
+def summarize(args, runs, left_out, memory, cpu, tsc_hz):
+    def median(side, key, base):
+        values = [r["cycles"][key] - r["cycles"][base] for r in runs[side]]
+        return round(statistics.median(values), 1) if values else None, [round(v, 1) for v in values]
+
+    rows = []
+    for flowos_name, fc_name, fc_gen in ROWS:
+        fo, fo_runs = median("flowos", flowos_name, "generator_only")
+        fc, fc_runs = median("fastclick", fc_name, fc_gen)
+        rows.append({"flowos_scenario": flowos_name, "flowos_engine_cycles": fo, "flowos_runs": fo_runs,
+                     "fastclick_config": fc_name, "fastclick_cycles": fc, "fastclick_runs": fc_runs,
+                     "flowos_speed_vs_fastclick": round(fc / fo, 2) if fo and fc else None})
+    gens = {}
+    for side, key in (("flowos", "generator_only"), ("fastclick", "gen_1k"), ("fastclick", "gen_100k")):
+        values = [r["cycles"][key] for r in runs[side]]
+        gens[f"{side} {key}"] = round(statistics.median(values), 1) if values else None
+    return {"memory": memory.mode, "cpu": cpu, "order": args.order, "tsc_hz": tsc_hz, "rounds": args.rounds,
+            "seconds": args.seconds, "max_wait_pct": args.max_wait, "rows": rows, "generators": gens,
+            "runs": runs, "left_out": left_out}
+
+
+def table(data):
+    lines = [f"memory {data['memory']}, CPU {data['cpu']}, TSC {data['tsc_hz'] / 1e6:.0f} MHz, FastClick's flows in "
+             f"{data['order']} order, {data['rounds']} rounds; medians of cycles per packet, generator taken off",
+             "| scenario | FlowOS engine cycles/pkt | FastClick cycles/pkt | FlowOS / FastClick speed |",
+             "|---|--:|--:|--:|"]
+    for r in data["rows"]:
+        lines.append(f"| {r['flowos_scenario']} (FastClick {r['fastclick_config']}) | {r['flowos_engine_cycles']} "
+                     f"| {r['fastclick_cycles']} | {r['flowos_speed_vs_fastclick']} |")
+    lines.append("generators (cycles/pkt, subtracted): "
+                 + ", ".join(f"{k} {v}" for k, v in data["generators"].items()))
+    for r in data["left_out"]:
+        lines.append(f"left out: round {r['round']} {r['side']}: waited {r['wait_pct']} % of its run time")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--click", required=True, help="FastClick's click binary (built with --enable-dpdk --enable-flow)")
+    p.add_argument("--binary", help="the fo_flowbench to run (default: build/release/benchmarks/fo_flowbench)")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds: FlowOS, then FastClick (3)")
+    p.add_argument("--seconds", type=float, default=2.0, help="measured seconds per scenario (2)")
+    p.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds per scenario (0.5)")
+    p.add_argument("--memory", default="auto", choices=hugepages.MODES)
+    p.add_argument("--memory-mb", type=int, default=bench.FLOWS_MEMORY_MB)
+    p.add_argument("--cpu", type=int, help="the CPU both run on (default: the last one)")
+    p.add_argument("--max-wait", type=float, default=2.0,
+                   help="leave out runs whose main thread waited on a run queue more than this %% of its run time")
+    p.add_argument("--order", choices=("sequential", "random"), default="sequential",
+                   help="FastClick's generator: the flows in a fixed round-robin order, as FlowOS's (default), "
+                        "or one drawn at random per packet")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        data = compare(args)
+    except (bench.BenchError, FlowOSError) as e:
+        print(f"compare: error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(data) if args.json else table(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
