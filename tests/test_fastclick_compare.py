@@ -36,15 +36,18 @@ def run(args, config, flows):
 
 def test_cycles_per_packet_from_the_window(tmp_path):
     args = stand_in(tmp_path, "MARK0 100.5 1000\nMARK1 102.5 51000\nFLOWS 1000\n")
-    cycles, wait = run(args, "flowpath.click", 1000)
+    cycles, on_cpu, wait = run(args, "flowpath.click", 1000)
     assert cycles == pytest.approx(2.0 * 2.5e9 / 50000)
+    assert 0 <= on_cpu < cycles     # the stand-in ran far less than the 2 s its lines claim
     assert wait >= 0
 
 
 def test_schedstat_is_read_from_the_exited_process():
-    w = compare.Watched(["sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo out; echo err >&2"])
-    assert w.finish() == (0, "out\n", "err\n")
+    w = compare.Watched(["sh", "-c", "echo MARK0 1 1; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; "
+                                     "echo MARK1 2 2; echo err >&2"])
+    assert w.finish() == (0, "MARK0 1 1\nMARK1 2 2\n", "err\n")
     assert w.ran_ns > 0 and w.waited_ns >= 0
+    assert 0 < w.ran_at_mark[0] <= w.ran_at_mark[1] <= w.ran_ns
 
 
 def test_a_table_short_of_its_flows_is_refused(tmp_path):

@@ -43,21 +43,32 @@ POLL_S = 0.05
 RUN_LIMIT_S = 120
 
 
+def schedstat(pid):
+    """(ns on a CPU, ns waiting on a run queue) of the thread pid: a process's main thread."""
+    ran, waited, _ = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
+    return int(ran), int(waited)
+
+
 class Watched:
-    """A process whose main thread's schedstat (ns on a CPU, ns waiting on a run queue) is read once
-    it has exited and before it is reaped: its whole life."""
+    """A process whose main thread's schedstat is read at each MARK line it prints (the time on a
+    CPU at that moment) and once it has exited, before it is reaped (its whole life)."""
 
     def __init__(self, argv):
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, errors="replace")
-        self.output = {}
+        self.output, self.ran_at_mark = {}, {}
         self.readers = [threading.Thread(target=self.read, args=(name,), daemon=True)
                         for name in ("stdout", "stderr")]
         for reader in self.readers:
             reader.start()
 
     def read(self, name):
-        self.output[name] = getattr(self.proc, name).read()
+        lines = []
+        for line in getattr(self.proc, name):
+            if name == "stdout" and MARK.match(line):
+                self.ran_at_mark[int(MARK.match(line)[1])] = schedstat(self.proc.pid)[0]
+            lines.append(line)
+        self.output[name] = "".join(lines)
 
     def finish(self):
         """Waits for the exit; returns (exit status, stdout, stderr)."""
@@ -67,11 +78,10 @@ class Watched:
                 bench.stop(self.proc)
                 raise bench.BenchError(f"{self.proc.args[0]} did not finish within {RUN_LIMIT_S} s")
             time.sleep(POLL_S)
-        ran, waited, _ = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/schedstat").read_text().split()
-        self.ran_ns, self.waited_ns = int(ran), int(waited)
+        for reader in self.readers:     # its output ends with it (the MARK lines read before the reaping)
+            reader.join(RUN_LIMIT_S)
+        self.ran_ns, self.waited_ns = schedstat(self.proc.pid)
         self.proc.wait()
-        for reader in self.readers:
-            reader.join()
         return self.proc.returncode, self.output["stdout"], self.output["stderr"]
 
     def wait_pct(self):
@@ -85,7 +95,8 @@ def eal(memory, cpu, prefix):
 
 
 def flowos_run(args, binary, memory, cpu, prefix):
-    """One fo_flowbench run of FLOWOS_SCENARIOS: {scenario: cycles per packet}, tsc_hz, wait %."""
+    """One fo_flowbench run of FLOWOS_SCENARIOS: {scenario: cycles per packet} over its window and on
+    a CPU (its thread's CPU time in the window at the TSC rate), tsc_hz, wait %."""
     argv = [str(binary)] + eal(memory, cpu, prefix) + [
         "--", "--seconds", str(args.seconds), "--warmup", str(args.warmup), "--only", ",".join(FLOWOS_SCENARIOS)]
     w = Watched(argv)
@@ -99,12 +110,16 @@ def flowos_run(args, binary, memory, cpu, prefix):
     problems = [p for name, r in data["scenarios"].items() for p in bench.flowbench_anomalies(name, r)]
     if problems:
         raise bench.BenchError("fo_flowbench: " + "; ".join(problems))
-    return {name: r["cycles_per_packet"] for name, r in data["scenarios"].items()}, data["tsc_hz"], w.wait_pct()
+    hz, scenarios = data["tsc_hz"], data["scenarios"]
+    return ({name: r["cycles_per_packet"] for name, r in scenarios.items()},
+            {name: r["cpu_seconds"] * hz / r["packets"] for name, r in scenarios.items()}, hz, w.wait_pct())
 
 
 def fastclick_run(args, memory, cpu, prefix, config, flows, tsc_hz):
-    """One FastClick run: cycles per packet over the DriverManager's window, and wait %."""
-    argv = [args.click, "--dpdk"] + eal(memory, cpu, prefix) + [
+    """One FastClick run: cycles per packet over the DriverManager's window and on a CPU (the main
+    thread's time on a CPU between the MARK lines as they came, at the TSC rate), and wait %.
+    stdbuf makes Click's stdout line-buffered, so that each MARK line comes when it is printed."""
+    argv = ["stdbuf", "-oL", args.click, "--dpdk"] + eal(memory, cpu, prefix) + [
         "--", str(HERE / config), f"FLOWS={flows}", f"CAPACITY={2 * flows}",
         f"WARMUP={args.warmup}s", f"SECONDS={args.seconds}s", f"SEQUENTIAL={str(args.order == 'sequential').lower()}"]
     w = Watched(argv)
@@ -119,7 +134,8 @@ def fastclick_run(args, memory, cpu, prefix, config, flows, tsc_hz):
     # The ports are random, so two flows may draw the same: a few fewer than FLOWS is fine.
     if config == "flowpath.click" and int(counted[1]) < 0.99 * flows:
         raise bench.BenchError(f"FastClick ({config}): the table holds {counted[1]} flows, {flows} expected")
-    return (t1 - t0) * tsc_hz / (c1 - c0), w.wait_pct()
+    on_cpu_s = (w.ran_at_mark[1] - w.ran_at_mark[0]) / 1e9
+    return (t1 - t0) * tsc_hz / (c1 - c0), on_cpu_s * tsc_hz / (c1 - c0), w.wait_pct()
 
 
 def compare(args):
@@ -131,51 +147,55 @@ def compare(args):
     memory = hugepages.choose(args.memory, args.memory_mb)
     cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
     bench.log(f"compare: FastClick {click}, FlowOS {binary}, memory {memory.mode} ({memory.reason}), CPU {cpu}")
-    runs = {"flowos": [], "fastclick": []}   # per round: {name: cycles/pkt}, and each run's wait %
+    runs = {"flowos": [], "fastclick": []}   # per round: {"wall"|"cpu": {name: cycles/pkt}}, wait %
     left_out = []
     tsc_hz = None
     for rnd in range(1, args.rounds + 1):
         load = os.getloadavg()[0]
         prefix = f"fccompare-{os.getpid()}-{rnd}"
         try:
-            cycles, tsc_hz, wait = flowos_run(args, binary, memory, cpu, prefix + "-flowos")
+            wall, on_cpu, tsc_hz, wait = flowos_run(args, binary, memory, cpu, prefix + "-flowos")
         finally:
             bench.remove_runtime_dir(prefix + "-flowos")
-        note = {"round": rnd, "load": load, "wait_pct": round(wait, 2)}
-        (runs["flowos"] if wait <= args.max_wait else left_out).append({**note, "side": "flowos", "cycles": cycles})
-        bench.log(f"  round {rnd} FlowOS (load {load:.2f}, waited {wait:.2f} %): "
-                  + ", ".join(f"{k} {v:.1f}" for k, v in cycles.items()))
-        fc, waits = {}, {}
+        record(runs, left_out, args, {"round": rnd, "side": "flowos", "load": load, "wait_pct": round(wait, 2),
+                                      "wall": wall, "cpu": on_cpu})
+        wall, on_cpu, waits = {}, {}, {}
+        load = os.getloadavg()[0]
         for name, config, flows in FASTCLICK_RUNS:
             try:
-                fc[name], waits[name] = fastclick_run(args, memory, cpu, f"{prefix}-{name}", config, flows, tsc_hz)
+                wall[name], on_cpu[name], waits[name] = fastclick_run(args, memory, cpu, f"{prefix}-{name}", config,
+                                                                      flows, tsc_hz)
             finally:
                 bench.remove_runtime_dir(f"{prefix}-{name}")
-        worst = max(waits.values())
-        (runs["fastclick"] if worst <= args.max_wait else left_out).append(
-            {"round": rnd, "load": os.getloadavg()[0], "wait_pct": round(worst, 2), "side": "fastclick",
-             "cycles": fc})
-        bench.log(f"  round {rnd} FastClick (load {os.getloadavg()[0]:.2f}, waited at most {worst:.2f} %): "
-                  + ", ".join(f"{k} {v:.1f}" for k, v in fc.items()))
+        record(runs, left_out, args, {"round": rnd, "side": "fastclick", "load": load,
+                                      "wait_pct": round(max(waits.values()), 2), "wall": wall, "cpu": on_cpu})
     return summarize(args, runs, left_out, memory, cpu, tsc_hz)
 
 
+def record(runs, left_out, args, run):
+    """Keeps a round's run, or leaves it out when its thread waited more than --max-wait."""
+    (runs[run["side"]] if run["wait_pct"] <= args.max_wait else left_out).append(run)
+    bench.log(f"  round {run['round']} {run['side']} (load {run['load']:.2f}, waited {run['wait_pct']:.2f} %): "
+              + ", ".join(f"{k} {v:.1f}/{run['cpu'][k]:.1f}" for k, v in run["wall"].items())
+              + " (cycles/pkt over the window / on a CPU)")
+
+
 def summarize(args, runs, left_out, memory, cpu, tsc_hz):
-    def median(side, key, base):
-        values = [r["cycles"][key] - r["cycles"][base] for r in runs[side]]
-        return round(statistics.median(values), 1) if values else None, [round(v, 1) for v in values]
+    def median(side, clock, key, base=None):
+        values = [r[clock][key] - (r[clock][base] if base else 0) for r in runs[side]]
+        return round(statistics.median(values), 1) if values else None
 
     rows = []
     for flowos_name, fc_name, fc_gen in ROWS:
-        fo, fo_runs = median("flowos", flowos_name, "generator_only")
-        fc, fc_runs = median("fastclick", fc_name, fc_gen)
-        rows.append({"flowos_scenario": flowos_name, "flowos_engine_cycles": fo, "flowos_runs": fo_runs,
-                     "fastclick_config": fc_name, "fastclick_cycles": fc, "fastclick_runs": fc_runs,
-                     "flowos_speed_vs_fastclick": round(fc / fo, 2) if fo and fc else None})
-    gens = {}
-    for side, key in (("flowos", "generator_only"), ("fastclick", "gen_1k"), ("fastclick", "gen_100k")):
-        values = [r["cycles"][key] for r in runs[side]]
-        gens[f"{side} {key}"] = round(statistics.median(values), 1) if values else None
+        row = {"flowos_scenario": flowos_name, "fastclick_config": fc_name}
+        for clock in ("cpu", "wall"):
+            fo = median("flowos", clock, flowos_name, "generator_only")
+            fc = median("fastclick", clock, fc_name, fc_gen)
+            row[clock] = {"flowos_engine_cycles": fo, "fastclick_cycles": fc,
+                          "flowos_speed_vs_fastclick": round(fc / fo, 2) if fo and fc else None}
+        rows.append(row)
+    gens = {f"{side} {key}": {clock: median(side, clock, key) for clock in ("cpu", "wall")}
+            for side, key in (("flowos", "generator_only"), ("fastclick", "gen_1k"), ("fastclick", "gen_100k"))}
     return {"memory": memory.mode, "cpu": cpu, "order": args.order, "tsc_hz": tsc_hz, "rounds": args.rounds,
             "seconds": args.seconds, "max_wait_pct": args.max_wait, "rows": rows, "generators": gens,
             "runs": runs, "left_out": left_out}
@@ -183,14 +203,19 @@ def summarize(args, runs, left_out, memory, cpu, tsc_hz):
 
 def table(data):
     lines = [f"memory {data['memory']}, CPU {data['cpu']}, TSC {data['tsc_hz'] / 1e6:.0f} MHz, FastClick's flows in "
-             f"{data['order']} order, {data['rounds']} rounds; medians of cycles per packet, generator taken off",
+             f"{data['order']} order, {data['rounds']} rounds, {len(data['runs']['flowos'])} FlowOS and "
+             f"{len(data['runs']['fastclick'])} FastClick runs kept; medians of cycles per packet, generator "
+             "taken off, on a CPU (over the window)",
              "| scenario | FlowOS engine cycles/pkt | FastClick cycles/pkt | FlowOS / FastClick speed |",
              "|---|--:|--:|--:|"]
     for r in data["rows"]:
-        lines.append(f"| {r['flowos_scenario']} (FastClick {r['fastclick_config']}) | {r['flowos_engine_cycles']} "
-                     f"| {r['fastclick_cycles']} | {r['flowos_speed_vs_fastclick']} |")
-    lines.append("generators (cycles/pkt, subtracted): "
-                 + ", ".join(f"{k} {v}" for k, v in data["generators"].items()))
+        c, w = r["cpu"], r["wall"]
+        lines.append(f"| {r['flowos_scenario']} (FastClick {r['fastclick_config']}) "
+                     f"| {c['flowos_engine_cycles']} ({w['flowos_engine_cycles']}) "
+                     f"| {c['fastclick_cycles']} ({w['fastclick_cycles']}) "
+                     f"| {c['flowos_speed_vs_fastclick']} ({w['flowos_speed_vs_fastclick']}) |")
+    lines.append("generators (cycles/pkt, taken off): " + ", ".join(
+        f"{k} {v['cpu']} ({v['wall']})" for k, v in data["generators"].items()))
     for r in data["left_out"]:
         lines.append(f"left out: round {r['round']} {r['side']}: waited {r['wait_pct']} % of its run time")
     return "\n".join(lines)
