@@ -61,7 +61,8 @@ static const struct rte_acl_field_def class_fields[F_COUNT] = {
  * the few that can match: those that name at most PORT_SPAN destination ports are listed under
  * each of them, the others under every port; used when no port lists more than LINEAR_MAX * 2.
  * A table of every port's list costs 256 KiB; the trie walks a dozen nodes per packet whatever
- * the port, and its cost grows with the definitions.
+ * the port, and its cost grows with the definitions. A bit per port says which have lists of
+ * their own, so that traffic to other ports reads 8 KiB only.
  */
 #define PORT_SPAN 64
 #define PORT_LIST_MAX (LINEAR_MAX * 2)
@@ -86,6 +87,7 @@ struct fo_classifier {
 	uint32_t constant;                 /* fo_classifier_constant() */
 	struct linear_def *linear;         /* every definition, linear or by port; else NULL */
 	uint32_t *port_list;               /* by port: where its list starts in lists; NULL unless by port */
+	uint64_t *port_named;              /* by port, a bit: some definition names it (else list 0) */
 	uint16_t *lists;                   /* each list: its length, then definition indexes, ascending */
 };
 
@@ -297,8 +299,9 @@ index_by_port(struct fo_classifier *c, const struct fo_match *defs, uint16_t n, 
 	}
 	size += 1 + everywhere;
 	c->port_list = rte_malloc_socket("fo_class_ports", sizeof(*c->port_list) * N_PORTS, 0, socket_id);
+	c->port_named = rte_zmalloc_socket("fo_class_named", N_PORTS / 8, 0, socket_id);
 	c->lists = rte_malloc_socket("fo_class_lists", sizeof(*c->lists) * size, 0, socket_id);
-	if (c->port_list == NULL || c->lists == NULL)
+	if (c->port_list == NULL || c->port_named == NULL || c->lists == NULL)
 		goto out;
 	/* The shared list first, at 0; then each named port's, in definition order. */
 	c->lists[0] = everywhere;
@@ -312,6 +315,7 @@ index_by_port(struct fo_classifier *c, const struct fo_match *defs, uint16_t n, 
 		if (named[port] == 0)
 			continue;
 		c->port_list[port] = at;
+		c->port_named[port / 64] |= 1ull << (port % 64);
 		c->lists[used++] = named[port] + everywhere;
 		for (i = 0; i < n; i++)
 			if (!port_indexed(&defs[i]) ||
@@ -323,8 +327,10 @@ out:
 	free(named);
 	if (ret != 0) {
 		rte_free(c->port_list);
+		rte_free(c->port_named);
 		rte_free(c->lists);
 		c->port_list = NULL;
+		c->port_named = NULL;
 		c->lists = NULL;
 	}
 	return ret;
@@ -400,6 +406,7 @@ fo_classifier_free(struct fo_classifier *c)
 	rte_acl_free(c->acl);
 	rte_free(c->linear);
 	rte_free(c->port_list);
+	rte_free(c->port_named);
 	rte_free(c->lists);
 	rte_free(c);
 }
@@ -456,7 +463,10 @@ fo_classify(const struct fo_classifier *c, const struct fo_class_key **keys, con
 	}
 	if (c->port_list != NULL) {
 		for (i = 0; i < n; i++) {
-			const uint16_t *list = c->lists + c->port_list[fields[i].dst_port];
+			uint16_t port = fields[i].dst_port;
+			/* The bits (8 KiB) stay in cache where the lists' starts (256 KiB) may not. */
+			const uint16_t *list = c->lists +
+				((c->port_named[port / 64] >> (port % 64)) & 1 ? c->port_list[port] : 0);
 			struct linear_key k;
 
 			defs[i] = FO_CLASS_NONE;
