@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need_tools
+from conftest import EXACT_REWRITE_LIMITS, need_tools
 from flowcheck import check_accounting
 
 pytestmark = pytest.mark.e2e
@@ -45,8 +45,8 @@ def site(tmp_path):
     return www, files
 
 
-def start(wire, tmp_path, pipeline):
-    config = {"flows": [{"name": "all", "pipeline": pipeline}]}
+def start(wire, tmp_path, pipeline, limits=None):
+    config = {"flows": [{"name": "all", "pipeline": pipeline, **({"limits": limits} if limits else {})}]}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)}
     return wire.start_flowos(tmp_path=tmp_path, config=config, env=env)
 
@@ -163,14 +163,15 @@ def test_rewrites_survive_reordering_loss_and_duplicates(wire, tmp_path):
     right while every segment is renumbered. Data is reordered, lost and duplicated before
     FlowOS, and lost after it (on the client's ingress), as are some of the client's ACKs, so
     the server resends data FlowOS already sent on: it must leave as it first left (FlowOS's
-    kept copies)."""
+    kept copies). Holds are let go only after EXACT_REWRITE_LIMITS' stream_hold_ms."""
     need_tools("curl")
     www = tmp_path / "www"
     www.mkdir()
     text = "".join(f"{i:06d} the quick brown fox jumps over the lazy middlebox\n" for i in range(4000)).encode()
     (www / "long.txt").write_bytes(text)
     box = start(wire, tmp_path, [{"pyprocs.streams:Rewriter": {"old": "fox", "new": "wolverine"}},
-                                 {"pyprocs.streams:Rewriter": {"old": "the lazy ", "new": "lzy"}}])
+                                 {"pyprocs.streams:Rewriter": {"old": "the lazy ", "new": "lzy"}}],
+                limits=EXACT_REWRITE_LIMITS)
     http = wire.http_server(www)
     wire.server.impair(reorder=0.25, loss=0.03, duplicate=0.03)
     wire.client.impair(loss=0.1)

@@ -271,6 +271,36 @@ def test_first_matching_definition_wins(tmp_path, capture_dir):
     assert same_multiset(packets(out), packets(capture))
 
 
+# More than 4 definitions, naming few destination ports: classified by the lists of each port
+# (fo_classify.c), two of them listed under every port; the earliest match still wins.
+BY_PORT = [("web", {"proto": "tcp", "dport": 8080}, lambda h: h.proto == 6 and h.dport == 8080),
+           ("to_46932", {"dport": 46932}, lambda h: h.dport == 46932),
+           ("udp", {"proto": "udp"}, lambda h: h.proto == 17),
+           ("mdns", {"dport": 5353}, lambda h: h.dport == 5353),
+           ("iperf", {"proto": "tcp", "dport": "5200-5210"}, lambda h: h.proto == 6 and 5200 <= h.dport <= 5210),
+           ("from_iperf", {"proto": "tcp", "sport": 5201}, lambda h: h.proto == 6 and h.sport == 5201),
+           ("ssh", {"dport": 22}, lambda h: h.dport == 22)]
+
+
+def test_definitions_by_destination_port_keep_the_first_match(tmp_path, capture_dir):
+    capture, out = capture_dir / "mixed.pcap", tmp_path / "out.pcap"
+    flows = [{"name": name, "match": match, "pipeline": ["counter"]} for name, match, _ in BY_PORT]
+    run = run_config(tmp_path, one_port(capture, out, flows, CAPTURE_CLOCK))
+    check_clean(run)
+
+    def classify(h):
+        return next((i for i, (_, _, matches) in enumerate(BY_PORT) if matches(h)), None)
+
+    frames_in = packets(capture)
+    conns, unmatched = connections(frames_in, classify)
+    want = {name: sum(sum(c.packets) for k, c in conns.items() if k.definition == i)
+            for i, (name, _, _) in enumerate(BY_PORT)}
+    assert {name: definition(run, name)["packets"] for name, _, _ in BY_PORT} == want
+    assert want["mdns"] == want["ssh"] == 0 and min(want[n] for n in ("web", "to_46932", "udp", "iperf", "from_iperf")) > 0
+    assert engine_stats(run)["unmatched"] == len(unmatched) > 0
+    assert same_multiset(packets(out), frames_in)
+
+
 def test_a_first_catch_all_takes_every_packet(tmp_path, capture_dir):
     """The engine skips the trie when the first definition matches everything (a shortcut):
     every packet, IP or not, joins it, and the later definitions get nothing."""

@@ -19,7 +19,7 @@ import random
 
 import pytest
 
-from conftest import need_tools
+from conftest import EXACT_REWRITE_LIMITS, need_tools
 from cybuild import CYPROBE, meson_build
 from flowcheck import check_accounting
 from flowos._runtime import steer_hash
@@ -191,14 +191,16 @@ def rewrite_impaired_downloads(wire, tmp_path, stages, path, **start):
     a text twice through `stages` (rewriting "fox" -> "wolverine" and "the lazy " -> "lzy", so
     every line keeps its length while every segment is renumbered), with data reordered, lost and
     duplicated before the box and lost after it, as are some of the client's ACKs. Checks both
-    downloads byte for byte; returns the stopped run. path: where the stages' module is."""
+    downloads byte for byte (holds let go only after EXACT_REWRITE_LIMITS' stream_hold_ms);
+    returns the stopped run. path: where the stages' module is."""
     www = tmp_path / "www"
     www.mkdir()
     text = "".join(f"{i:06d} the quick brown fox jumps over the lazy middlebox\n" for i in range(3000)).encode()
     (www / "long.txt").write_bytes(text)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (path, os.environ.get("PYTHONPATH")) if p)}
     box = wire.start_flowos("--workers", 2, tmp_path=tmp_path, env=env,
-                            config={"flows": [{"name": "all", "pipeline": stages}], **start.pop("config", {})}, **start)
+                            config={"flows": [{"name": "all", "pipeline": stages, "limits": EXACT_REWRITE_LIMITS}],
+                                    **start.pop("config", {})}, **start)
     http = wire.http_server(www)
     wire.server.impair(reorder=0.25, loss=0.03, duplicate=0.03)
     wire.client.impair(loss=0.1)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <rte_acl.h>
@@ -55,6 +56,17 @@ static const struct rte_acl_field_def class_fields[F_COUNT] = {
  * a few, testing each costs less than building the trie's key and walking it.
  */
 #define LINEAR_MAX 4
+/*
+ * More definitions are still tested one after the other when the packet's destination port picks
+ * the few that can match: those that name at most PORT_SPAN destination ports are listed under
+ * each of them, the others under every port; used when no port lists more than LINEAR_MAX * 2.
+ * A table of every port's list costs 256 KiB; the trie walks a dozen nodes per packet whatever
+ * the port, and its cost grows with the definitions. A bit per port says which have lists of
+ * their own, so that traffic to other ports reads 8 KiB only.
+ */
+#define PORT_SPAN 64
+#define PORT_LIST_MAX (LINEAR_MAX * 2)
+#define N_PORTS (UINT16_MAX + 1)
 
 /*
  * A definition as the linear test compares it, fo_match_test's rules made branch-free: a field
@@ -69,12 +81,15 @@ struct linear_def {
 };
 
 struct fo_classifier {
-	struct rte_acl_ctx *acl;           /* NULL when constant or linear */
+	struct rte_acl_ctx *acl;           /* NULL when constant, linear or by port */
 	uint16_t n_defs;
 	uint16_t n_linear;                 /* n_defs when they are tested linearly, else 0 */
 	uint32_t constant;                 /* fo_classifier_constant() */
 	uint32_t unapplied;                /* fo_classifier_unapplied() */
-	struct linear_def linear[LINEAR_MAX];
+	struct linear_def *linear;         /* every definition, linear or by port; else NULL */
+	uint32_t *port_list;               /* by port: where its list starts in lists; NULL unless by port */
+	uint64_t *port_named;              /* by port, a bit: some definition names it (else list 0) */
+	uint16_t *lists;                   /* each list: its length, then definition indexes, ascending */
 };
 
 static uint32_t
@@ -249,6 +264,79 @@ linear_matches(const struct linear_def *d, const struct linear_key *k, const str
 	       in_range(f->dst_port, d->dst_port_lo, d->dst_port_hi);
 }
 
+/* A definition listed under the destination ports it names (at most PORT_SPAN), or under all. */
+static int
+port_indexed(const struct fo_match *m)
+{
+	return (m->fields & FO_MATCH_DST_PORT) && m->dst_port_hi - m->dst_port_lo < PORT_SPAN;
+}
+
+/*
+ * Lists, for every destination port, the definitions that can match it, when no list is longer
+ * than PORT_LIST_MAX; returns 0, or -1 when one would be (or memory lacks: the trie does it).
+ * Ports no definition names share one list: the definitions listed under every port.
+ */
+static int
+index_by_port(struct fo_classifier *c, const struct fo_match *defs, uint16_t n, int socket_id)
+{
+	uint16_t *named = NULL, everywhere = 0, i;
+	uint32_t port, used, size = 0;
+	int ret = -1;
+
+	for (i = 0; i < n; i++)
+		everywhere += !port_indexed(&defs[i]);
+	if (everywhere > PORT_LIST_MAX)
+		return -1;
+	named = calloc(N_PORTS, sizeof(*named));
+	if (named == NULL)
+		return -1;
+	for (i = 0; i < n; i++)
+		for (port = defs[i].dst_port_lo; port_indexed(&defs[i]) && port <= defs[i].dst_port_hi; port++)
+			named[port]++;
+	for (port = 0; port < N_PORTS; port++) {
+		if (named[port] + everywhere > PORT_LIST_MAX)
+			goto out;
+		size += named[port] ? 1 + named[port] + everywhere : 0;
+	}
+	size += 1 + everywhere;
+	c->port_list = rte_malloc_socket("fo_class_ports", sizeof(*c->port_list) * N_PORTS, 0, socket_id);
+	c->port_named = rte_zmalloc_socket("fo_class_named", N_PORTS / 8, 0, socket_id);
+	c->lists = rte_malloc_socket("fo_class_lists", sizeof(*c->lists) * size, 0, socket_id);
+	if (c->port_list == NULL || c->port_named == NULL || c->lists == NULL)
+		goto out;
+	/* The shared list first, at 0; then each named port's, in definition order. */
+	c->lists[0] = everywhere;
+	for (i = 0, used = 1; i < n; i++)
+		if (!port_indexed(&defs[i]))
+			c->lists[used++] = i;
+	for (port = 0; port < N_PORTS; port++) {
+		uint32_t at = used;
+
+		c->port_list[port] = 0;
+		if (named[port] == 0)
+			continue;
+		c->port_list[port] = at;
+		c->port_named[port / 64] |= 1ull << (port % 64);
+		c->lists[used++] = named[port] + everywhere;
+		for (i = 0; i < n; i++)
+			if (!port_indexed(&defs[i]) ||
+			    (port >= defs[i].dst_port_lo && port <= defs[i].dst_port_hi))
+				c->lists[used++] = i;
+	}
+	ret = 0;
+out:
+	free(named);
+	if (ret != 0) {
+		rte_free(c->port_list);
+		rte_free(c->port_named);
+		rte_free(c->lists);
+		c->port_list = NULL;
+		c->port_named = NULL;
+		c->lists = NULL;
+	}
+	return ret;
+}
+
 struct fo_classifier *
 fo_classifier_create(const char *name, const struct fo_match *defs, uint16_t n, int socket_id)
 {
@@ -279,13 +367,24 @@ fo_classifier_create_at(const char *name, const struct fo_match *defs, uint16_t 
 		c->constant = n == 0 ? FO_CLASS_NONE : first;
 		return c;
 	}
+	c->linear = rte_malloc_socket("fo_class_linear", sizeof(*c->linear) * n, 0, socket_id);
+	if (c->linear == NULL) {
+		rte_errno = ENOMEM;
+		goto fail;
+	}
+	for (i = 0; i < n; i++)
+		linear_from_match(&c->linear[i], &defs[i]);
 	if (n <= LINEAR_MAX) {
-		for (i = 0; i < n; i++)
-			linear_from_match(&c->linear[i], &defs[i]);
 		c->n_linear = n;
 		c->unapplied = first;   /* the tests' loop gives the index: no add per packet for everyone */
 		return c;
 	}
+	if (index_by_port(c, defs, n, socket_id) == 0) {
+		c->unapplied = first;   /* the lists give indexes, as the tests do */
+		return c;
+	}
+	rte_free(c->linear);
+	c->linear = NULL;
 	c->acl = rte_acl_create(&param);
 	if (c->acl == NULL)
 		goto fail;
@@ -315,6 +414,10 @@ fo_classifier_free(struct fo_classifier *c)
 	if (c == NULL)
 		return;
 	rte_acl_free(c->acl);
+	rte_free(c->linear);
+	rte_free(c->port_list);
+	rte_free(c->port_named);
+	rte_free(c->lists);
 	rte_free(c);
 }
 
@@ -371,6 +474,27 @@ fo_classify(const struct fo_classifier *c, const struct fo_class_key **keys, con
 			for (d = 0; d < c->n_linear && !linear_matches(&c->linear[d], &k, &fields[i]); d++)
 				;
 			defs[i] = d < c->n_linear ? d : FO_CLASS_NONE;
+		}
+		return;
+	}
+	if (c->port_list != NULL) {
+		for (i = 0; i < n; i++) {
+			uint16_t port = fields[i].dst_port;
+			/* The bits (8 KiB) stay in cache where the lists' starts (256 KiB) may not. */
+			const uint16_t *list = c->lists +
+				((c->port_named[port / 64] >> (port % 64)) & 1 ? c->port_list[port] : 0);
+			struct linear_key k;
+
+			defs[i] = FO_CLASS_NONE;
+			if (list[0] == 0)
+				continue;
+			linear_key_of(&k, &fields[i]);
+			for (d = 1; d <= list[0]; d++) {
+				if (linear_matches(&c->linear[list[d]], &k, &fields[i])) {
+					defs[i] = list[d];
+					break;
+				}
+			}
 		}
 		return;
 	}

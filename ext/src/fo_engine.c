@@ -357,6 +357,19 @@ flow_of(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int32_t 
 	return flow;
 }
 
+/* Sorts a burst's few definition indexes (insertion sort: usually one or two). */
+static void
+sort_defs(uint16_t *defs, uint16_t n)
+{
+	uint16_t i, j, d;
+
+	for (i = 1; i < n; i++) {
+		for (d = defs[i], j = i; j > 0 && defs[j - 1] > d; j--)
+			defs[j] = defs[j - 1];
+		defs[j] = d;
+	}
+}
+
 /* Puts a packet in its flow (NULL: the table was full); returns 0, or -1 when a policy took it. */
 static int
 join_flow(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf *m,
@@ -388,6 +401,15 @@ join_flow(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf 
 			fo_flow_enqueue(e, flow, m);
 		fo_stream_drain(e, flow, dir);
 		fo_stream_drain(e, flow, dir ^ 1);
+	} else if (d->n_procs == 0) {
+		/*
+		 * Nothing to run: the packet leaves now, without the flow's queue (empty: nothing holds
+		 * in a pipeline without processors). The flow is touched only to be ended after it.
+		 */
+		fo_flow_account(e, flow, m, dir);
+		fo_send(e, m);
+		if (likely(flow->end_pending == 0))
+			return 0;
 	} else {
 		fo_flow_account(e, flow, m, dir);
 		fo_flow_enqueue(e, flow, m);
@@ -395,6 +417,16 @@ join_flow(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf 
 	if (flow->touched_epoch != e->epoch) {
 		flow->touched_epoch = e->epoch;
 		e->touched[e->n_touched++] = flow->id;
+		if (d->n_procs > 0) {
+			struct def_shard *ds = &e->per_def[flow->key.def];
+
+			/* The pipeline reads the heads first: the rest of the burst's packets are the time to fetch them. */
+			rte_prefetch0(flow->states);
+			if (ds->run_epoch != e->epoch) {
+				ds->run_epoch = e->epoch;
+				e->run_defs[e->n_run_defs++] = flow->key.def;
+			}
+		}
 	}
 	return 0;
 }
@@ -448,19 +480,6 @@ sweep_budget(struct fo_engine *e)
 
 static void engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbuf **pkts, uint16_t n);
 static void retire_generations(struct fo_engine *e);
-
-/* The pipelines of older generations' definitions over the burst's flows (theirs among them). */
-static void
-run_old_pipelines(struct fo_engine *e)
-{
-	uint16_t i;
-	uint8_t g;
-
-	for (g = 0; g < e->n_old; g++)
-		for (i = e->old[g]->base; i < e->old[g]->base + e->old[g]->n_defs; i++)
-			if (e->defs[i].n_procs > 0)
-				fo_pipeline_run(e, i, e->touched, e->n_touched);
-}
 
 /*
  * The live flow of an older generation that packet j belongs to, by that generation's
@@ -673,6 +692,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 	RELAXED_ADD(e->stats.packets, n - n_away);
 	e->epoch++;
 	e->n_touched = 0;
+	e->n_run_defs = 0;
 	if (e->pc->conf.clock == FO_CLOCK_TSC)
 		e->now = (uint64_t)((double)(rte_rdtsc() - e->tsc_start) * e->ns_per_tsc);
 	fo_classify(e->pc->classifier, key_ptrs, fields, defs, n_todo);
@@ -691,6 +711,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 		flow_key_ptrs[n_keys++] = &flow_keys[j];
 	}
 	fo_flow_index_lookup_bulk(e->index, e->flows, flow_key_ptrs, n_keys, found);
+	e->ended_at_lookup = e->flows_ended;
 	for (k = 0; k < n_keys; k++)
 		positions[key_at[k]] = found[k];
 	if (unlikely(e->n_old > 0)) {
@@ -730,15 +751,10 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 		flow = flow_of(e, &flow_keys[j], src_lo[j], positions[j], m, &dir);
 		join_flow(e, &fields[j], m, flow, dir, frag_ids[j]);
 	}
-	for (i = 0; e->state_areas != NULL && i < e->n_touched; i++)
-		rte_prefetch0(flow_state_area(e, e->touched[i]));   /* the pipeline reads the heads first */
-	/* The current generation's definitions; then older ones' (not the space between them: a conf
-	 * being staged may be written there meanwhile). */
-	for (i = e->pc->base; i < e->pc->base + e->pc->n_defs; i++)
-		if (e->defs[i].n_procs > 0)
-			fo_pipeline_run(e, i, e->touched, e->n_touched);
-	if (unlikely(e->n_old > 0))
-		run_old_pipelines(e);
+	/* In definition order, as they are configured; only those the burst touched (of hundreds, a few). */
+	sort_defs(e->run_defs, e->n_run_defs);
+	for (i = 0; i < e->n_run_defs; i++)
+		fo_pipeline_run(e, e->run_defs[i], e->touched, e->n_touched);
 	for (i = 0; i < e->n_touched; i++) {
 		struct fo_flow *flow = &e->flows[e->touched[i]];
 		enum fo_flow_end_reason reason;

@@ -144,6 +144,7 @@ struct definition {
 /* What a shard writes per definition. */
 struct def_shard {
 	uint32_t hold_first, hold_last;   /* flows holding stream bytes, least recently seen first */
+	uint64_t run_epoch;               /* the burst (epoch) whose run_defs list it is in */
 	struct fo_def_stats stats;
 	struct proc_instance procs[FO_MAX_PROCS];
 };
@@ -270,6 +271,10 @@ struct fo_engine {
 	uint32_t touched[FO_MAX_BURST];         /* flows the burst added packets to */
 	uint16_t n_touched;
 	uint64_t epoch;                         /* burst counter: a flow is touched once per epoch */
+	uint16_t run_defs[FO_MAX_BURST];        /* definitions with processors the burst touched a flow of */
+	uint16_t n_run_defs;
+	uint64_t flows_ended;                   /* flows ended so far: a slot is reused only after one */
+	uint64_t ended_at_lookup;               /* ... when the burst's lookup ran (fo_flow_for_key's hint) */
 	struct fo_batch *batches;               /* scratch for one processor call */
 	struct rte_mbuf **pending_drops;        /* dropped in the current stage, marked when it ends */
 	uint32_t n_pending_drops;

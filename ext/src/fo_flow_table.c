@@ -232,8 +232,12 @@ fo_flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, 
 	int hashed = 0;
 
 	*over = -1;
-	/* The flow the burst's lookup found may have ended since, earlier in the burst. */
-	if (pos < 0 || !e->flows[pos].live || memcmp(&e->flows[pos].key, key, sizeof(*key)) != 0) {
+	/*
+	 * The flow the burst's lookup found may have ended since, earlier in the burst, and its slot
+	 * been taken by another; where no flow ended since, it is still the one.
+	 */
+	if (pos < 0 || (e->flows_ended != e->ended_at_lookup &&
+			(!e->flows[pos].live || memcmp(&e->flows[pos].key, key, sizeof(*key)) != 0))) {
 		hash = fo_flow_index_hash(e->index, key);
 		hashed = 1;
 		pos = fo_flow_index_lookup(e->index, e->flows, key, hash);
@@ -289,8 +293,14 @@ track_tcp(struct fo_flow *flow, const struct rte_mbuf *m, uint8_t dir)
 	const struct rte_tcp_hdr *th = rte_pktmbuf_mtod_offset(m, const struct rte_tcp_hdr *,
 							       meta->offset[FO_LEVEL_L4]);
 	uint8_t flags = th->tcp_flags, other = dir ^ 1;
-	uint32_t seq = rte_be_to_cpu_32(th->sent_seq);
-	uint32_t payload = meta->offset[FO_LEVEL_PAYLOAD] != FO_NO_LEVEL && meta->end > meta->offset[FO_LEVEL_PAYLOAD] ?
+	uint32_t seq, payload;
+
+	/* Most packets: data or acknowledgements of an open connection, which change nothing. */
+	if (likely(flow->tcp_state == FO_TCP_ESTABLISHED &&
+		   !(flags & (RTE_TCP_SYN_FLAG | RTE_TCP_FIN_FLAG | RTE_TCP_RST_FLAG))))
+		return;
+	seq = rte_be_to_cpu_32(th->sent_seq);
+	payload = meta->offset[FO_LEVEL_PAYLOAD] != FO_NO_LEVEL && meta->end > meta->offset[FO_LEVEL_PAYLOAD] ?
 		meta->end - meta->offset[FO_LEVEL_PAYLOAD] : 0;
 
 	if (flags & RTE_TCP_RST_FLAG) {
@@ -401,6 +411,7 @@ fo_flow_end(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason r
 	lru_unlink(e, flow);
 	fo_flow_index_del(e->index, fo_flow_index_hash(e->index, &flow->key), flow->id);
 	flow->live = 0;
+	e->flows_ended++;
 	flow_note_kept(e, flow);
 	RELAXED_ADD(e->stats.flows_ended[reason], 1);
 	RELAXED_ADD(e->stats.flows_active, -1);

@@ -6,10 +6,12 @@
  * the frame's fields (fo_match_fields_of, after fo_decode) satisfy. Definitions are made as the
  * configuration makes them: an address match has a family and a prefix no longer than its
  * addresses, a port range has lo <= hi. Up to 4 definitions are tested linearly
- * (fo_classify.c's LINEAR_MAX), more go through the trie: both are checked. The fields the
- * engine takes from the decoder's answer (fo_match_fields_decoded) must be the metadata's.
+ * (fo_classify.c's LINEAR_MAX), more by the lists of their destination ports when no port lists
+ * more than 8 (PORT_LIST_MAX: a random range is one port half the time), else through the trie:
+ * all three are checked. The fields the engine takes from the decoder's answer
+ * (fo_match_fields_decoded) must be the metadata's.
  *
- * Input: a byte n (1 + n % 8 definitions), each definition's fields, then frames (2-byte
+ * Input: a byte n (1 + n % 16 definitions), each definition's fields, then frames (2-byte
  * length, in port, bytes) to the end.
  */
 #include <stdio.h>
@@ -23,7 +25,7 @@
 
 #include "fuzz_common.h"
 
-#define MAX_DEFS 8
+#define MAX_DEFS 16
 #define MAX_FRAMES 16
 
 int

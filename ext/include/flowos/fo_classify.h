@@ -7,7 +7,9 @@
  * burst is classified in one call whatever the number of definitions. The first (earliest)
  * definition a packet matches wins. A first definition that matches everything needs no test at
  * all (fo_classifier_constant), and a few definitions are tested one after the other on the
- * packets' fields, without the trie or its keys (fo_classifier_uses_keys).
+ * packets' fields, without the trie or its keys (fo_classifier_uses_keys): all of them when
+ * there are 4 at most, else those listed under the packet's destination port, when the
+ * definitions name few enough ports that no port lists more than 8 (fo_classify.c).
  */
 #include <stdint.h>
 
