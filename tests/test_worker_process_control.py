@@ -73,3 +73,22 @@ def test_a_restarting_worker_process_answers_with_an_error(tmp_path):
         report = stop(run) if run.proc.poll() is None else None
         kill_flowos(run.proc)
     assert report is not None and report["workers"][0]["restarts"] + report["workers"][1]["restarts"] == 1
+
+
+def test_a_reload_of_worker_processes_is_refused_and_changes_nothing(tmp_path):
+    """Reloading a run with worker processes is not done yet (docs/reload.md, "Limits"): attach
+    and reload are refused by name, counted, and the run goes on with the pipeline it had."""
+    run = start(tmp_path, {"pyprocs.control:Silent": {}})
+    try:
+        wait_for(lambda: run.ok("flows")["live"] >= 2)
+        for args in (("attach", "all", "counter"), ("reload",), ("detach", "all", "pyprocs.control:Silent")):
+            rc, reply, err = run.ctl(*args)
+            assert rc == 1 and "worker processes" in reply["error"] and "nothing changed" in reply["error"], (reply, err)
+        assert [p["id"] for p in run.ok("processors")["processors"]] == ["0.0", "0.1"]
+        reloads = run.ok("stats")["reloads"]
+        assert (reloads["reloads"], reloads["reloads_refused"]) == (0, 3), reloads
+        assert all(r["status"] == "ok" for r in run.ok("message", "0.0", "count")["replies"])
+    finally:
+        report = stop(run) if run.proc.poll() is None else None
+        kill_flowos(run.proc)
+    assert report is not None and report["mbufs"]["in_use_at_exit"] == 0
