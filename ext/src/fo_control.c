@@ -246,10 +246,14 @@ deadline_in(struct timespec *ts, unsigned int ms)
 	}
 }
 
-/* Waits for the slot to be free; returns 0 with the lock held, or -errno without it. */
+/*
+ * Waits until timeout_ms from now (*deadline, for the answer too) for the slot to be free, and
+ * claims it for a request of `kind`; returns 0 with the lock held, or -errno without it.
+ */
 static int
-begin(struct fo_control *c, const struct timespec *deadline)
+begin(struct fo_control *c, enum request_kind kind, unsigned int timeout_ms, struct timespec *deadline)
 {
+	deadline_in(deadline, timeout_ms);
 	lock(c);
 	while (c->state != SLOT_IDLE && !c->closed) {
 		if (timed_wait(c, deadline)) {
@@ -261,6 +265,7 @@ begin(struct fo_control *c, const struct timespec *deadline)
 		pthread_mutex_unlock(&c->lock);
 		return -ESHUTDOWN;
 	}
+	c->kind = (uint8_t)kind;
 	return 0;
 }
 
@@ -308,11 +313,9 @@ fo_control_flows(struct fo_control *c, struct fo_flow_info *out, uint32_t max, u
 	struct timespec deadline;
 	int ret;
 
-	deadline_in(&deadline, timeout_ms);
-	ret = begin(c, &deadline);
+	ret = begin(c, REQ_FLOWS, timeout_ms, &deadline);
 	if (ret != 0)
 		return ret;
-	c->kind = REQ_FLOWS;
 	c->max = RTE_MIN(max, (uint32_t)FO_CONTROL_MAX_FLOWS);
 	ret = post_and_wait(c, &deadline);
 	if (ret != 0)
@@ -335,11 +338,9 @@ fo_control_message(struct fo_control *c, uint16_t def, uint16_t proc, const char
 		reply[0] = '\0';
 	if (strlen(msg) >= FO_CONTROL_MSG_LEN)
 		return -E2BIG;
-	deadline_in(&deadline, timeout_ms);
-	ret = begin(c, &deadline);
+	ret = begin(c, REQ_MESSAGE, timeout_ms, &deadline);
 	if (ret != 0)
 		return ret;
-	c->kind = REQ_MESSAGE;
 	c->def = def;
 	c->proc = proc;
 	strcpy(c->msg, msg);
@@ -361,11 +362,9 @@ fo_control_switch(struct fo_control *c, int migrate, unsigned int timeout_ms)
 	struct timespec deadline;
 	int ret;
 
-	deadline_in(&deadline, timeout_ms);
-	ret = begin(c, &deadline);
+	ret = begin(c, REQ_SWITCH, timeout_ms, &deadline);
 	if (ret != 0)
 		return ret;
-	c->kind = REQ_SWITCH;
 	c->migrate = (uint8_t)(migrate != 0);
 	ret = post_and_wait(c, &deadline);
 	if (ret != 0)
