@@ -784,27 +784,37 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
  * while they have live flows here; the last one's end tears their instances down.
  */
 
+/* Each generation's processors (only an instance whose setup succeeded has anything to tear down). */
+static void
+teardown_generation(struct fo_engine *e, const struct fo_pipeline_conf *pc)
+{
+	uint16_t i, p;
+
+	for (i = 0; i < pc->n_defs; i++) {
+		for (p = 0; p < pc->defs[i].n_procs; p++) {
+			const struct proc_conf *proc = &pc->defs[i].procs[p];
+			struct proc_instance *inst = &e->per_def[pc->base + i].procs[p];
+
+			if (inst->set_up && proc->ops.teardown != NULL) {
+				engine_call_enter(e, &pc->defs[i], p, FO_CALL_TEARDOWN);
+				proc->ops.teardown(inst->ctx);
+				engine_call_leave(e);
+			}
+			inst->set_up = 0;
+		}
+	}
+}
+
 /* A generation's instances on this shard: torn down (those set up), freed, their range zeroed. */
 static void
 drop_instances(struct fo_engine *e, const struct fo_pipeline_conf *pc)
 {
 	uint16_t i, p;
 
-	for (i = 0; i < pc->n_defs; i++) {
-		const struct definition *d = &pc->defs[i];
-		struct def_shard *ds = &e->per_def[pc->base + i];
-
-		for (p = 0; p < d->n_procs; p++) {
-			struct proc_instance *inst = &ds->procs[p];
-
-			if (inst->set_up && d->procs[p].ops.teardown != NULL) {
-				engine_call_enter(e, d, p, FO_CALL_TEARDOWN);
-				d->procs[p].ops.teardown(inst->ctx);
-				engine_call_leave(e);
-			}
-			rte_free(inst->ctx);
-		}
-	}
+	teardown_generation(e, pc);
+	for (i = 0; i < pc->n_defs; i++)
+		for (p = 0; p < pc->defs[i].n_procs; p++)
+			rte_free(e->per_def[pc->base + i].procs[p].ctx);
 	memset(&e->per_def[pc->base], 0, sizeof(*e->per_def) * pc->n_defs);
 	for (i = 0; i < pc->n_defs; i++)   /* empty: fo_stream_release_idle may look between live ranges */
 		e->per_def[pc->base + i].hold_first = e->per_def[pc->base + i].hold_last = FO_FLOW_NONE;
@@ -1126,27 +1136,6 @@ fo_engine_processor_report(struct fo_engine *e, uint16_t def, uint16_t proc, cha
 	return p->ops.report(e->per_def[pc->base + def].procs[proc].ctx, buf, len);
 }
 
-/* Each generation's processors (only an instance whose setup succeeded has anything to tear down). */
-static void
-teardown_generation(struct fo_engine *e, const struct fo_pipeline_conf *pc)
-{
-	uint16_t i, p;
-
-	for (i = 0; i < pc->n_defs; i++) {
-		for (p = 0; p < pc->defs[i].n_procs; p++) {
-			const struct proc_conf *proc = &pc->defs[i].procs[p];
-			struct proc_instance *inst = &e->per_def[pc->base + i].procs[p];
-
-			if (inst->set_up && proc->ops.teardown != NULL) {
-				engine_call_enter(e, &pc->defs[i], p, FO_CALL_TEARDOWN);
-				proc->ops.teardown(inst->ctx);
-				engine_call_leave(e);
-			}
-			inst->set_up = 0;
-		}
-	}
-}
-
 void
 fo_engine_teardown(struct fo_engine *e)
 {
@@ -1165,7 +1154,6 @@ fo_engine_teardown(struct fo_engine *e)
 void
 fo_engine_free(struct fo_engine *e)
 {
-	uint16_t i, p;
 	uint8_t g;
 
 	if (e == NULL)
@@ -1176,9 +1164,7 @@ fo_engine_free(struct fo_engine *e)
 		drop_instances(e, e->old[g]);
 		fo_pipeline_conf_free((struct fo_pipeline_conf *)(uintptr_t)e->old[g]);
 	}
-	for (i = 0; i < e->pc->n_defs; i++)
-		for (p = 0; p < e->pc->defs[i].n_procs; p++)
-			rte_free(e->per_def[e->pc->base + i].procs[p].ctx);
+	drop_instances(e, e->pc);
 	fo_flow_table_free(e);
 	rte_free(e->state_areas);
 	rte_free(e->batches);
