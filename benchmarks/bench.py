@@ -34,10 +34,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from flowos import hugepages
-from flowos.config import DATA_ROOM, PoolConfig
-from flowos.devices import PortSpec
-from flowos.eal_args import lcore_map, parse_cpus
+from flowos.runtime import hugepages
+from flowos.configuration.config import DATA_ROOM, MEMORY_MODES, PoolConfig
+from flowos.configuration.devices import PortSpec
+from flowos.configuration.eal_args import lcore_map, parse_cpus
 from flowos.errors import FlowOSError
 
 import pyscale
@@ -163,7 +163,7 @@ def remove_runtime_dir(prefix):
 
 
 def eal_args(setup, prefix):
-    """The EAL command line FlowOS builds for itself (flowos/eal_args.py), for testpmd."""
+    """The EAL command line FlowOS builds for itself (flowos/configuration/eal_args.py), for testpmd."""
     memory = setup.memory
     argv = ["--lcores", setup.lcores, "--file-prefix", prefix, "--no-shconf", "--no-telemetry",
             "-m", str(memory.memory_mb), "--no-pci"]
@@ -270,7 +270,7 @@ def bridge_table(data):
 def add_bridge_args(p):
     p.add_argument("--reps", type=positive(int), default=5, help="runs of each tool, alternating (default 5)")
     p.add_argument("--seconds", type=positive(int), default=5, help="seconds per run (default 5)")
-    p.add_argument("--memory", choices=hugepages.MODES, default="auto",
+    p.add_argument("--memory", choices=MEMORY_MODES, default="auto",
                    help="memory mode of both tools (default auto: hugepages when enough are free)")
     p.add_argument("--memory-mb", type=positive(int), default=256, help="EAL memory of each run (default 256)")
     p.add_argument("--cpu", type=int, help="CPU of the forwarding lcore (default: the last one)")
@@ -469,7 +469,7 @@ def add_timing_args(p, warmup_after="one pass over its traffic"):
 def add_engine_args(p, lister, memory_mb=256, memory_mb_help="EAL memory (default 256)"):
     """--memory, --memory-mb, --cpu and --only (`lister`: what names the scenarios), as the flows,
     processors and streams benchmarks take them."""
-    p.add_argument("--memory", choices=hugepages.MODES, default="auto",
+    p.add_argument("--memory", choices=MEMORY_MODES, default="auto",
                    help="memory mode (default auto: hugepages when enough are free)")
     p.add_argument("--memory-mb", type=positive(int), default=memory_mb, help=memory_mb_help)
     p.add_argument("--cpu", type=int, help="CPU to run on (default: the last one)")
@@ -887,7 +887,7 @@ HANDED_SHARE_TOLERANCE = 0.01      # spread: the share handed over, against the 
 
 def scaling_run(binary, memory, cpus, args, prefix, only):
     """One run of fo_scalebench on len(cpus) workers: its JSON object."""
-    from flowos.runner import STEER_PATTERN   # flowos-run's key pattern, so that both steer alike
+    from flowos.runtime.runner import STEER_PATTERN   # flowos-run's key pattern, so that both steer alike
 
     lcores = ",".join(f"{lcore}@{cpu}" for lcore, cpu in enumerate(cpus))
     argv = [str(binary), "--lcores", lcores, "--main-lcore", "0", "--file-prefix", prefix, "--no-shconf",
@@ -1205,7 +1205,7 @@ def add_scaling_args(p):
     p.add_argument("--cpus", type=cpu_ids,
                    help="the workers' CPUs, worker i on the i-th (default: the last ones this process may run on)")
     p.add_argument("--flows", type=positive(int), default=100000, help="flows per worker (default 100000)")
-    p.add_argument("--memory", choices=hugepages.MODES, default="auto",
+    p.add_argument("--memory", choices=MEMORY_MODES, default="auto",
                    help="memory mode (default auto: hugepages when enough are free)")
     p.add_argument("--memory-mb", type=positive(int),
                    help=f"EAL memory (default {SCALE_MEMORY_MB[0]} + {SCALE_MEMORY_MB[1]} per worker)")

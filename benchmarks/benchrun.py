@@ -9,7 +9,7 @@ import os
 import sys
 import tempfile
 
-from flowos._runtime import Eal, Mempool
+from flowos.boundary._runtime import Eal, Mempool
 
 import pybench
 

@@ -69,7 +69,7 @@
 #define BURST 32
 #define POOL_PER_WORKER 8192        /* mbufs per worker (one less in all: a ring's size) */
 #define POOL_CACHE 256
-#define INBOX_SIZE 1024             /* flowos/runner.py's INBOX_SIZE */
+#define INBOX_SIZE 1024             /* flowos/runtime/runner.py's INBOX_SIZE */
 #define ERRLEN 256
 
 enum mode {
@@ -131,7 +131,7 @@ static struct worker workers[FO_MAX_WORKERS];
 static uint16_t n_workers;
 static int socket_id;
 static struct fo_steer steer;
-static uint16_t steer_pattern = 0x6D5A;   /* flowos/runner.py's STEER_PATTERN */
+static uint16_t steer_pattern = 0x6D5A;   /* flowos/runtime/runner.py's STEER_PATTERN */
 static struct fo_spread *spreaders[FO_SPREAD_KINDS];   /* made once: a distributor cannot be freed */
 static int spreader_errno[FO_SPREAD_KINDS];
 static struct fo_spread_check check;    /* M_SPREAD_ONLY */

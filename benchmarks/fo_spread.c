@@ -25,7 +25,7 @@
 #include "fo_gen.h"
 #include "fo_spread.h"
 
-#define INBOX_SIZE 1024                 /* flowos/runner.py's INBOX_SIZE */
+#define INBOX_SIZE 1024                 /* flowos/runtime/runner.py's INBOX_SIZE */
 #define EVENTDEV_NAME "event_sw0"
 #define EVENTDEV_SETTLE 64              /* scheduler runs after the workers left: their last releases */
 

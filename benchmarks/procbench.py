@@ -17,7 +17,7 @@ port is 443 (a third of this traffic: the client-to-server direction of two conn
 import sys
 
 import flowos
-from flowos._python import PythonTier
+from flowos.boundary._python import PythonTier
 
 import benchrun
 import cyproc

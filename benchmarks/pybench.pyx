@@ -3,12 +3,12 @@
 
 The flow engine on the calling thread, on fo_gen's traffic (fo_flowbench's: 64-byte TCP frames
 of N connections, scattered), with one processor under test: none, a C one (a built-in or
-fo_benchproc.c's), or one of another tier (a flowos._python.PythonTier or a Cython processor:
+fo_benchproc.c's), or one of another tier (a flowos.boundary._python.PythonTier or a Cython processor:
 anything with ops_address() and params_address()). The timed loop runs without the GIL, here:
 a Python processor takes it in the engine (the tier's `with gil`) once per call.
 
 The engine is built through the C API, as benchmarks/fo_flowbench.c builds it, rather than with
-flowos._engine.Engine, because Engine keeps its fo_engine pointer to itself (there is no
+flowos.boundary._engine.Engine, because Engine keeps its fo_engine pointer to itself (there is no
 _engine.pxd) and this loop calls fo_engine_burst directly. It is the engine flowos-run builds
 for one catch-all flow with one processor (runner._build_engines adds Python processors the same
 way, through add_tier_processor: fo_pipeline_conf_add_processor with the tier's ops and parameters).
@@ -18,10 +18,10 @@ import json
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
-from flowos.dpdk cimport rte_errno, rte_mempool, rte_mempool_avail_count, rte_strerror
-from flowos.fo cimport fo_route
-from flowos.fo_engine cimport *
-from flowos._runtime cimport Mempool
+from flowos.includes.dpdk cimport rte_errno, rte_mempool, rte_mempool_avail_count, rte_strerror
+from flowos.includes.fo cimport fo_route
+from flowos.includes.fo_engine cimport *
+from flowos.boundary._runtime cimport Mempool
 
 from flowos.errors import FlowOSError
 
@@ -92,7 +92,7 @@ TIMEOUT_S = 600         # no flow may end by idle time during a run
 BUILTINS = ("counter", "bench_dport")   # the C processors run() takes by name
 # ... and as tuples: ("bench_find", pattern) and ("bench_edit", mode, bytes) (fo_benchproc.h)
 EDIT_MODES = ("none", "replace", "insert", "delete")
-# A stream definition's limits: flowos.flows' defaults (what flowos-run gives a flow).
+# A stream definition's limits: flowos.configuration.flows' defaults (what flowos-run gives a flow).
 HOLD_PACKETS = 1024
 HOLD_BYTES = 4 << 20
 

@@ -5,7 +5,7 @@
 flowos-run's Bridge in this process, on a closed loop (a net_ring port forwarded into itself, fed
 once from a capture of 16 UDP flows: the traffic never stops), with one definition and a C
 pipeline (counter, hold). Each reload attaches or detaches a processor (alternately, --migrate
-every other time) through flowos.reload, as flowos-ctl does. Printed: the whole reload's time
+every other time) through flowos.runtime.reload, as flowos-ctl does. Printed: the whole reload's time
 (parsing aside: the conf built, every shard's instances set up, every worker switched) and the
 workers' part (from the first switch request to the last switch done), median and largest, and
 the packets the loop carried meanwhile. Timing, so run it on a quiet machine; it is no test.
@@ -28,7 +28,8 @@ def main():
     parser.add_argument("--reloads", type=int, default=50)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    from flowos import config as flowos_config, reload, runner
+    from flowos.configuration import config as flowos_config
+    from flowos.runtime import reload, runner
     import test_reload_e2e as loop
 
     tmp = Path(tempfile.mkdtemp(prefix="reload-latency-"))

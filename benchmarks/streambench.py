@@ -24,7 +24,7 @@ definition with streams (normalised TCP), one payload-level processor, bursts of
 import sys
 
 import flowos
-from flowos._python import PythonTier
+from flowos.boundary._python import PythonTier
 
 import benchrun
 import cystream

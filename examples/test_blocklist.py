@@ -4,7 +4,7 @@ no import; see docs/testing.md, "Testing your own processors"."""
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from flowos.devices import SAMPLE_CAPTURE
+from flowos.configuration.devices import SAMPLE_CAPTURE
 
 BLOCKLIST = "blocklist:Blocklist"
 CLIENT, SERVER = "10.0.0.1", "10.0.0.2"

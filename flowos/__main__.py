@@ -1,5 +1,5 @@
 import sys
 
-from flowos.cli import main
+from flowos.apps.cli import main
 
 sys.exit(main())

@@ -8,7 +8,7 @@
 # link the fast path, so it has no fo_pkt_meta_offset of its own.
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
-from flowos.fo_processor cimport *
+from flowos.includes.fo_processor cimport *
 
 
 cdef class CProcessor:

@@ -25,11 +25,12 @@ from libc.errno cimport EMSGSIZE, ENOMEM
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset, strncpy
 
-from flowos.fo_processor cimport *
-from flowos.fo cimport fo_worker, fo_worker_request_stop
+from flowos.includes.fo_processor cimport *
+from flowos.includes.fo cimport fo_worker, fo_worker_request_stop
 
 from flowos.message_desk import MessageDesk
-from flowos.processor import LEVELS, ON_ERROR, checked_policy
+from flowos.facts import LEVELS
+from flowos.processor import ON_ERROR, checked_policy
 
 MAX_STATE_SIZE = 1 << 16
 

@@ -2,7 +2,12 @@
 
 
 class FlowOSError(Exception):
-    """Something FlowOS cannot do, said in one line."""
+    """Something FlowOS cannot do, said in one line. errno: the error number of the C call that
+    failed (flowos.boundary._runtime.check keeps it), else None."""
+
+    def __init__(self, message, errno=None):
+        super().__init__(message)
+        self.errno = errno
 
 
 class ConfigError(FlowOSError):

@@ -1,5 +1,5 @@
 """An operator's messages to one processor, answered within the call budget: the one message path
-of the Python and the Cython tier (flowos/_python.pyx, flowos/cprocessor.pyx), whose on_message
+of the Python and the Cython tier (flowos/boundary/_python.pyx, flowos/cprocessor.pyx), whose on_message
 runs with the GIL on the worker between bursts. The worker waits for the handler for the budget
 at most; one that takes longer goes on in its own thread, beside process(), and forwarding
 resumes. docs/processors.md (Messages) describes it for the user.
@@ -12,7 +12,7 @@ import time
 
 class MessageDesk:
     """One processor's on_message, timed like its calls: the watchdog sets the budget and reads
-    busy() (flowos/watchdog.py)."""
+    busy() (flowos/runtime/watchdog.py)."""
 
     def __init__(self, name, on_message, fault):
         self.name = name                # the processor's, for the handler's thread

@@ -21,11 +21,11 @@ import functools
 import inspect
 import logging
 
-PASS, DROP, HOLD, MODIFIED, REDIRECT = range(5)
-VERDICTS = {"pass": PASS, "drop": DROP, "hold": HOLD, "modified": MODIFIED, "redirect": REDIRECT}
-LEVELS = ("l2", "l3", "l4", "payload")
+from flowos.facts import END_REASONS, LEVELS, VERDICTS as VERDICT_NAMES  # noqa: F401 (flow_end reasons: the user API)
+
+VERDICTS = {name: value for value, name in enumerate(VERDICT_NAMES)}
+PASS, DROP, HOLD, MODIFIED, REDIRECT = (VERDICTS[name] for name in ("pass", "drop", "hold", "modified", "redirect"))
 ON_ERROR = ("pass", "drop", "stop")
-END_REASONS = ("fin", "rst", "idle", "shutdown", "reload")
 
 
 class Processor:

@@ -1,4 +1,4 @@
-"""flowos-run --check (flowos/check.py): a configuration and this machine checked without
+"""flowos-run --check (flowos/apps/check.py): a configuration and this machine checked without
 starting anything; exit 0 with each check printed, or 2 with the problems. Real config files,
 real devices of this machine, a file prefix a real run holds."""
 import signal
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA, FLOWOS_RUN, kill_flowos, packets, runtime_folder, start_flowos, unique_prefix
-from flowos import pmd_info
+from flowos.configuration import pmd_info
 
 PCI = Path("/sys/bus/pci/devices")
 NETWORK_CLASS = 0x02         # PCI base class: network controller
@@ -152,7 +152,7 @@ def test_a_pci_device_no_dpdk_driver_takes_is_a_problem(tmp_path):
 def test_worker_processes_without_the_hugepages_they_need_are_a_problem(tmp_path):
     """Two workers and a Python processor run as worker processes, which need hugepages: asked for
     more memory than the free hugepages hold, the run would fall back to --no-huge, and cannot."""
-    from flowos import hugepages, runner
+    from flowos.runtime import hugepages, runner
     config = tmp_path / "flowos.yaml"
     config.write_text("ports: [{name: a, vdev: net_null0}]\nrun: {workers: 2}\n"
                       "flows: [{name: all, pipeline: [pyprocs.verdicts:PassAll]}]\n")

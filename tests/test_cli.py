@@ -1,7 +1,8 @@
 """Command-line parsing into a configuration (no DPDK started here)."""
 import pytest
 
-from flowos import cli, devices
+from flowos.apps import cli
+from flowos.configuration import devices
 from flowos.errors import ConfigError, FlowOSError
 
 from conftest import DATA
@@ -56,7 +57,7 @@ def test_pci_address_gets_its_domain():
     (["--vdev", "net_null0", "--duration", "-3"], "argument --duration: expected a value > 0"),
     (["--vdev", "net_null0", "--packets", "many"], "argument --packets: expected a int"),
     (["--vdev", "net_null0", "--memory", "plenty"], "argument --memory: invalid choice"),
-    (["--vdev", "net_null0", "--burst", "1000"], "expected 1..256"),
+    (["--vdev", "net_null0", "--burst", "1000"], "command line: --burst: expected an integer in 1..256"),
     (["--bogus"], "unrecognized arguments: --bogus"),
     (["--vdev", "net_foo0"], "unknown driver 'net_foo'"),
     (["--vdev", "eth0"], "names start with net_"),

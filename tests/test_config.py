@@ -1,7 +1,7 @@
 """Config files: every error names the file, the key and what was expected."""
 import pytest
 
-from flowos import config, eal_args
+from flowos.configuration import config, eal_args
 from flowos.errors import ConfigError
 
 from conftest import DATA
@@ -222,7 +222,7 @@ def test_each_worker_gets_queues_a_cache_and_bursts(tmp_path):
 def test_a_worker_cpu_flag_replaces_the_files_worker_cpus(tmp_path):
     """--worker-cpu and --worker-cpus set the workers' CPUs, as eal.worker_cpu(s) do: the command
     line wins over the file whichever form each uses."""
-    from flowos import cli
+    from flowos.apps import cli
     cpu = eal_args.usable_cpus()[-1]
     path = write(tmp_path, PORT + f"eal: {{worker_cpus: [{cpu}]}}\n")
     cfg = cli.make_config(cli.build_parser().parse_args(["-c", str(path), "--worker-cpu", str(cpu)]))

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from conftest import DATA, kill_flowos, start_flowos
-from flowos import control, control_server
+from flowos.runtime import control, control_server
 
 TESTS = Path(__file__).parent
 FLOWOS_CTL = str(Path(sys.executable).with_name("flowos-ctl"))
@@ -268,7 +268,7 @@ def test_cython_processor_messages(tmp_path, monkeypatch):
 
 STOP_CHILD = """
 import sys
-from flowos.runner import StopRequest
+from flowos.runtime.runner import StopRequest
 for _ in range(int(sys.argv[1])):
     stop = StopRequest()
     print("ready", flush=True)

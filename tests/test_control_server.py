@@ -1,4 +1,4 @@
-"""FlowOS's control socket (flowos/control_server.py) on its own, with real unix sockets: idle
+"""FlowOS's control socket (flowos/runtime/control_server.py) on its own, with real unix sockets: idle
 clients are let go (after the idle timeout, or the longest silent first when the bound is
 reached), so they can never keep a new client out. The handler is a plain function here; the
 end-to-end test with flowos-run and flowos-ctl is in test_control.py."""
@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from flowos.control_server import MAX_TIMEOUT_MS, ControlServer
+from flowos.runtime.control_server import MAX_TIMEOUT_MS, ControlServer
 
 WAIT = 30.0      # seconds a test waits for what must come: generous, for a loaded machine
 

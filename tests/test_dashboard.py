@@ -9,8 +9,8 @@ import pytest
 from rich.console import Console
 from rich.live import Live
 
-from flowos.dashboard import Dashboard
-from flowos.stats import PortStats, Snapshot
+from flowos.apps.dashboard import Dashboard
+from flowos.runtime.stats import PortStats, Snapshot
 
 from conftest import DATA, run_flowos
 
@@ -103,8 +103,8 @@ def test_dashboard_fits_and_shows_processors_and_drops(real_stats, width):
 def test_the_summary_fits_80_columns_with_every_packet_count_whole(real_stats):
     """The summary at exit, from the same run's ports: at 80 columns no header or number is cut
     (it printed 'rx packe…' and '30,797,1…'), packet counts stay exact; bytes and rates scaled."""
-    from flowos.dashboard import summary_table
-    from flowos.stats import RunReport
+    from flowos.apps.dashboard import summary_table
+    from flowos.runtime.stats import RunReport
     names = {f.name for f in fields(PortStats)}
     ports = [PortStats(**{k: v for k, v in p.items() if k in names}) for p in real_stats["ports"]]
     report = RunReport("no-huge", "", 64, "p", real_stats["elapsed_s"], real_stats["stop_reason"], ports,

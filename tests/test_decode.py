@@ -1,4 +1,4 @@
-"""The packet decoder (ext/src/fo_decode.c, through flowos._decode), checked against scapy.
+"""The packet decoder (ext/src/fo_decode.c, through flowos.boundary._decode), checked against scapy.
 
 Two views of scapy are used. `expected()` is an oracle that lets scapy parse each header (from
 a slice of exactly that header's fixed part, so that scapy's layer bindings and its leniency
@@ -23,8 +23,8 @@ from scapy.all import (AH, ARP, ESP, ICMP, IP, SCTP, TCP, UDP, Dot1AD, Dot1Q, Do
                        RouterAlert, fragment, fragment6)
 
 from conftest import CAPTURES, packets
-from flowos import _decode
-from flowos._decode import decode
+from flowos.boundary import _decode
+from flowos.boundary._decode import decode
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_VLAN, MAX_EXT, MAX_LEN = _decode.MAX_VLAN, _decode.MAX_EXT, _decode.MAX_LEN

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import CAPTURES, packets
-from flowos._decode import decode, decode_general
+from flowos.boundary._decode import decode, decode_general
 from test_decode import GARBLED, WELL_FORMED, _random_corpus, _truncation_sources
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FLOWOS_RUN, unique_prefix
-from flowos import config as configuration
+from flowos.configuration import config as configuration
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 UNIT = DEPLOY / "flowos.service"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flowos import devbind
+from flowos.apps import devbind
 
 ROOT = Path(__file__).parent.parent
 DEVBIND = str(ROOT / "scripts" / "devbind")
@@ -18,7 +18,7 @@ def run(*args):
 
 
 def network_controllers():
-    """Read independently of flowos.devbind: PCI devices of base class 02."""
+    """Read independently of flowos.apps.devbind: PCI devices of base class 02."""
     folder = Path("/sys/bus/pci/devices")
     return sorted(p.name for p in folder.iterdir() if (p / "class").read_text().startswith("0x02")) \
         if folder.is_dir() else []

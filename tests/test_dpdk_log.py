@@ -1,5 +1,5 @@
-"""flowos.dpdk_log: DPDK's start-up log turned into one line a user can act on."""
-from flowos.dpdk_log import explain_failure
+"""flowos.runtime.dpdk_log: DPDK's start-up log turned into one line a user can act on."""
+from flowos.runtime.dpdk_log import explain_failure
 
 FANOUT_LOG = """EAL: Detected CPU lcores: 2
 rte_pmd_init_internals(): net_af_packet1: could not set PACKET_FANOUT on AF_PACKET socket for veth1:Invalid argument

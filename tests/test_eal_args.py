@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from flowos import eal_args, hugepages
-from flowos.devices import parse_pci, parse_vdev
+from flowos.configuration import eal_args
+from flowos.runtime import hugepages
+from flowos.configuration.devices import parse_pci, parse_vdev
 from flowos.errors import FlowOSError
 
 
@@ -100,7 +101,8 @@ README_RUNS = [
 
 @pytest.mark.parametrize("argv", README_RUNS, ids=lambda argv: " ".join(argv)[:60])
 def test_the_hugepages_scripts_reserve_fit_the_runs_the_readme_shows(argv, monkeypatch):
-    from flowos import cli, runner
+    from flowos.apps import cli
+    from flowos.runtime import runner
     monkeypatch.chdir(ROOT)
     monkeypatch.syspath_prepend(str(ROOT / "examples"))
     cfg = cli.make_config(cli.build_parser().parse_args(argv))

@@ -64,8 +64,9 @@ def test_damaged_capture_replays_what_precedes_the_damage(tmp_path):
 
 def test_eal_starts_once_per_process(tmp_path):
     script = textwrap.dedent(f"""
-        from flowos import eal_args, hugepages
-        from flowos._runtime import Eal
+        from flowos.configuration import eal_args
+        from flowos.runtime import hugepages
+        from flowos.boundary._runtime import Eal
         from flowos.errors import FlowOSError
         memory = hugepages.MemoryMode("no-huge", 96, None, "")
         argv = eal_args.eal_argv(memory, "once{tmp_path.name}", "0@(0),1@0", [])

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks" / "fastclick"))
 import compare  # noqa: E402
 
-from flowos import hugepages  # noqa: E402
+from flowos.runtime import hugepages  # noqa: E402
 
 
 def test_missing_click_is_a_clear_error(tmp_path):

@@ -252,8 +252,8 @@ def test_tx_guard_under_asan(tmp_path):
 
 def test_summary_names_the_port_that_could_not_send_a_frame_whole():
     from rich.console import Console
-    from flowos.dashboard import summary_table
-    from flowos.stats import PortStats, RunReport
+    from flowos.apps.dashboard import summary_table
+    from flowos.runtime.stats import PortStats, RunReport
     ports = [PortStats("a", "net_pcap0", "net_pcap", tx_unsent=3, tx_oversize=3, tx_linearised=5),
              PortStats("b", "net_pcap1", "net_pcap", tx_linearised=2)]
     report = RunReport("no-huge", "", 64, "p", 1.0, "input-done", ports, 8191, 0)

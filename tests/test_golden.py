@@ -76,5 +76,5 @@ def test_bare_pcap_vdev_replays_the_bundled_sample(tmp_path):
     run = run_flowos("--vdev", "net_pcap0", tmp_path=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "replaying the bundled sample" in run.stdout
-    from flowos.devices import SAMPLE_CAPTURE
+    from flowos.configuration.devices import SAMPLE_CAPTURE
     assert packets(tmp_path / "flowos-out.pcap") == packets(SAMPLE_CAPTURE)

@@ -1,4 +1,4 @@
-"""Hugepages of both sizes (flowos/hugepages.py): 1 GB pages found where the kernel has them, their
+"""Hugepages of both sizes (flowos/runtime/hugepages.py): 1 GB pages found where the kernel has them, their
 hugetlbfs mounts told apart from 2 MB ones, and used when 2 MB pages fall short. Nothing here
 reserves pages."""
 import subprocess
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flowos import hugepages
+from flowos.runtime import hugepages
 from flowos.errors import FlowOSError
 
 ONE_GB_SYSFS = Path("/sys/kernel/mm/hugepages/hugepages-1048576kB")
@@ -23,7 +23,7 @@ def test_1g_pages_are_found_where_the_kernel_has_them():
 
 
 def test_status_tells_both_sizes():
-    done = subprocess.run([sys.executable, "-P", "-m", "flowos.hugepages", "--status"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-P", "-m", "flowos.runtime.hugepages", "--status"], capture_output=True, text=True,
                           timeout=30)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()

@@ -68,3 +68,49 @@ def test_each_file_uses_only_files_below_it(tmp_path):
     assert not upward, "\n".join(upward)
     # The check sees the calls: the engine uses the files below it.
     assert {owner[s] for s in found["fo_engine.c"][1] if s in owner} >= {"fo_pipeline.c", "fo_flow_table.c", "fo_send.c"}
+
+
+INCLUDE = re.compile(r'^\s*#\s*include\s+"(?:flowos/)?([\w.]+\.h)"', re.M)
+
+
+def headers():
+    """Every header of the fast path: the public ones (ext/include/flowos) and the private ones."""
+    return {h.name: h for h in [*(ROOT / "ext" / "include" / "flowos").glob("*.h"), *SRC.glob("*.h"),
+                                *(SRC / "processors").glob("*.h")]}
+
+
+def test_headers_include_no_cycle():
+    """Headers include each other downward only: following includes from any header never comes
+    back to it."""
+    found = headers()
+    includes = {name: set(INCLUDE.findall(path.read_text())) & set(found) for name, path in found.items()}
+    done, on_path = set(), []
+
+    def visit(name):
+        assert name not in on_path, "include cycle: " + " -> ".join(on_path[on_path.index(name):] + [name])
+        if name in done:
+            return
+        on_path.append(name)
+        for included in sorted(includes[name]):
+            visit(included)
+        on_path.pop()
+        done.add(name)
+
+    for name in sorted(found):
+        visit(name)
+
+
+def test_each_file_includes_only_headers_of_files_below_it():
+    """A source file includes its own header, the shared declarations (headers no file implements:
+    fo_engine_priv.h, fo_processor.h, ...), and the headers of files below it in the stack: never
+    the header of a file above it (fo_tx.h, whose file is near the bottom, may be included by all
+    above it; fo_stream.h, the stream view's, only by files above fo_stream.c)."""
+    depth = {name: i for i, name in enumerate(declared_order())}   # 0 is the top
+    implemented = {name[:-2] + ".h": name for name in depth}
+    upward = []
+    for src in sources():
+        for header in INCLUDE.findall(src.read_text()):
+            owner = implemented.get(header)
+            if owner is not None and owner != src.name and depth[owner] <= depth[src.name]:
+                upward.append(f"{src.name} includes {header}, the header of {owner}, which is not below it")
+    assert not upward, "\n".join(upward)

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from flowos import hugepages
+from flowos.runtime import hugepages
 
 from conftest import port, run_flowos
 

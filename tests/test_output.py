@@ -67,7 +67,7 @@ def test_a_worker_process_lines_reach_the_run_whole_and_after_the_banner(tmp_pat
     """A worker process's processor writes as an in-process one does: the primary passes its
     stdout and stderr on, line by line, into its own line writers, and its log records go to its
     stderr with FlowOS's format."""
-    from flowos import hugepages
+    from flowos.runtime import hugepages
     if hugepages.choose("auto", 256).mode != "hugepages":
         pytest.skip("worker processes need hugepages (scripts/hugepages)")
     (tmp_path / "always.yaml").write_text("run: {worker_processes: always}\nengine: {capacity: 4096}\n"
@@ -128,7 +128,7 @@ def test_dashboard_on_a_terminal_leaves_redirected_stderr_in_its_file(tmp_path):
 def test_line_writer_sends_each_threads_lines_whole():
     """Threads writing lines in small pieces at once: every line sent is one thread's, whole; a
     line not ended is sent at the end."""
-    from flowos.output import LineWriter
+    from flowos.runtime.output import LineWriter
     sent = []
     writer = LineWriter(None, sent.append)
 

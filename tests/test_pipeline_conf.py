@@ -1,8 +1,9 @@
 """One read-only pipeline configuration for every worker (docs/architecture.md, "Workers and
 shards"): flowos-run builds the flow engine's definitions, classifier and processors' ops and
-parameters once (flowos._engine.PipelineConf, ext/include/flowos/fo_pipeline_conf.h) and makes
+parameters once (flowos.boundary._engine.PipelineConf, ext/include/flowos/fo_pipeline_conf.h) and makes
 each worker's shard from it; each shard has processor instances of its own, and the
 configuration is freed with the last shard."""
+import errno
 import json
 import subprocess
 import sys
@@ -16,7 +17,8 @@ def run_script(tmp_path, body):
     prefix = unique_prefix()
     script = textwrap.dedent(f"""
         import json
-        from flowos import config as flowos_config, runner
+        from flowos.configuration import config as flowos_config
+        from flowos.runtime import runner
         PREFIX = {prefix!r}
     """) + textwrap.dedent(body)
     try:
@@ -53,9 +55,10 @@ def test_the_workers_shards_share_one_conf(tmp_path):
 
 def test_the_conf_outlives_its_creator_until_the_last_shard_is_freed(tmp_path):
     seen = run_script(tmp_path, """
-        from flowos import eal_args, hugepages
-        from flowos._engine import Engine, PipelineConf
-        from flowos._runtime import Eal, Mempool
+        from flowos.configuration import eal_args
+        from flowos.runtime import hugepages
+        from flowos.boundary._engine import Engine, PipelineConf
+        from flowos.boundary._runtime import Eal, Mempool
         from flowos.errors import FlowOSError
         memory = hugepages.MemoryMode("no-huge", 128, None, "")
         eal = Eal.start(eal_args.eal_argv(memory, PREFIX, "0@(0),1@0", []), "eal.log")
@@ -94,3 +97,27 @@ def test_the_conf_outlives_its_creator_until_the_last_shard_is_freed(tmp_path):
     assert seen["reports"][0] is not None and seen["reports"][1] is not None
     assert "late" in seen["built"]
     assert "closed" in seen["engine"] and "closed" in seen["definition"]   # the creator's handle is gone
+
+
+def test_a_c_failure_keeps_its_errno(tmp_path):
+    """flowos.boundary._runtime.check is the one place a C return code becomes a FlowOSError, and
+    the errno goes with it: C refuses a worker of burst 0 with EINVAL (Python no longer checks
+    the burst first: the configuration did, and C is the last word)."""
+    seen = run_script(tmp_path, """
+        from flowos.boundary._runtime import Worker
+        from flowos.errors import FlowOSError
+        config = flowos_config.from_dict({"ports": [{"name": "a", "vdev": "net_null0"}], "forward": ["a -> a"],
+                                          "eal": {"file_prefix": PREFIX}})
+        flowos_config.finish(config, cpus=[0, 1])
+        bridge = runner.Bridge(config)
+        bridge.start()
+        seen = None
+        try:
+            Worker.create(bridge.eal, burst=0)
+        except FlowOSError as e:
+            seen = {"errno": e.errno, "message": str(e)}
+        finally:
+            bridge.close("test")
+        print(json.dumps(seen))
+    """)
+    assert seen == {"errno": errno.EINVAL, "message": "cannot create a worker: Invalid argument"}

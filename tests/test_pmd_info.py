@@ -1,4 +1,4 @@
-"""flowos/pmd_info.py: what DPDK's drivers declare of themselves (PMD_INFO_STRING records), read
+"""flowos/configuration/pmd_info.py: what DPDK's drivers declare of themselves (PMD_INFO_STRING records), read
 from this machine's DPDK: the folder librte_eal loads drivers from, each record's parameters
 (also from records written without spaces), and a driver no object declares."""
 import os
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flowos import devices, pmd_info
+from flowos.configuration import devices, pmd_info
 from flowos.errors import FlowOSError
 
 

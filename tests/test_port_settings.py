@@ -1,4 +1,4 @@
-"""NIC settings from the config (flowos/port_settings.py): an MTU set on the device, frames longer
+"""NIC settings from the config (flowos/configuration/port_settings.py): an MTU set on the device, frames longer
 than an mbuf received by scattered RX or into a larger data room, refused where the device cannot;
 descriptors the device adjusts; link speed in the dashboard."""
 import json
@@ -13,10 +13,10 @@ from scapy.layers.inet import UDP
 from scapy.layers.l2 import Ether
 
 from conftest import ip, kill_flowos, packets, port, run_flowos, start_flowos
-from flowos import devices
-from flowos.dashboard import link_text
-from flowos.port_settings import descriptor_note
-from flowos.stats import PortStats
+from flowos.configuration import devices
+from flowos.apps.dashboard import link_text
+from flowos.configuration.port_settings import descriptor_note
+from flowos.runtime.stats import PortStats
 
 
 def write_config(tmp_path, text):
@@ -187,7 +187,9 @@ def test_an_mtu_out_of_range_is_refused_before_dpdk(tmp_path):
 
 def test_memory_is_sized_for_the_data_room_an_mtu_may_need(tmp_path):
     """Before DPDK says whether the device has scattered RX, the memory covers the larger mbufs."""
-    from flowos import cli, eal_args, runner
+    from flowos.apps import cli
+    from flowos.configuration import eal_args
+    from flowos.runtime import runner
     def needed(ports):
         cfg = cli.make_config(cli.build_parser().parse_args(["-c", write_config(tmp_path, ports)]))
         return runner.memory_needed_mb(cfg, runner.pool_size(cfg), eal_args.HUGEPAGE_SIZE)

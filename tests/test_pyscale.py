@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks"))
 import pyscale  # noqa: E402
 
-from flowos import hugepages  # noqa: E402
+from flowos.runtime import hugepages  # noqa: E402
 
 FLOWOS_RUN = os.path.join(os.path.dirname(sys.executable), "flowos-run")
 

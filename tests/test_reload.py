@@ -1,7 +1,7 @@
 """Changing a running box (docs/reload.md): a new configuration of the flow engine taken between
 two bursts, while live flows keep the pipeline they started with until they end, or end now
 with --migrate; checked in C under AddressSanitizer and UBSan (tests/asan/generation_harness.c),
-and through flowos.reload on a running Bridge."""
+and through flowos.runtime.reload on a running Bridge."""
 import pytest
 
 import asanbuild
@@ -79,21 +79,21 @@ class StubBridge:
     """What check_reloadable reads of a Bridge."""
 
     def __init__(self, worker=None, engine=object(), clock="tsc", tiers=()):
-        from flowos import config as flowos_config
+        from flowos.configuration import config as flowos_config
         self.worker, self.engine, self.tiers = worker, engine, list(tiers)
         self.config = flowos_config.Config()
         self.config.engine.clock = clock
 
 
 def flows_of(pipeline):
-    from flowos import flows as flow_defs
+    from flowos.configuration import flows as flow_defs
     return flow_defs.parse_flows([{"name": "all", "pipeline": pipeline}])
 
 
 def test_what_a_reload_cannot_change_is_refused_by_name():
-    from flowos import flows as flow_defs
-    from flowos.reload import check_reloadable
-    from flowos.worker_processes import WorkerProcesses
+    from flowos.configuration import flows as flow_defs
+    from flowos.runtime.reload import check_reloadable
+    from flowos.runtime.worker_processes import WorkerProcesses
 
     engine = flow_defs.EngineConfig()
     assert check_reloadable(StubBridge(), flows_of(["counter"]), engine) is None
@@ -107,7 +107,7 @@ def test_what_a_reload_cannot_change_is_refused_by_name():
 
 def test_edits_name_what_is_wrong():
     from flowos.errors import FlowOSError
-    from flowos.reload import edit
+    from flowos.runtime.reload import edit
 
     flows = flows_of(["counter", {"hold": {"packets": 2}}])
     assert [[p.name for p in s] for s in edit(flows, "attach", {"flow": "all", "processor": "ttl", "stage": 1})[0].stages] \

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from scapy.all import IP, UDP, Ether, Raw, wrpcap
 
-from flowos.control import unflatten
-from flowos.control_server import SOCKET_NAME
-from flowos.ctl import Instance, runtime_base
+from flowos.runtime.control import unflatten
+from flowos.runtime.control_server import SOCKET_NAME
+from flowos.apps.ctl import Instance
+from flowos.runtime.control_server import runtime_base
 from flowos.testing.runs import kill_flowos, processor_env
 from conftest import remove_runtime_folder, unique_prefix
 

@@ -19,7 +19,7 @@ from conftest import remove_runtime_folder, unique_prefix
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks"))
 import bench  # noqa: E402
 
-from flowos import hugepages  # noqa: E402
+from flowos.runtime import hugepages  # noqa: E402
 
 FLOWS = 2000
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from flowos._runtime import steer_hash, steer_rss_key
+from flowos.boundary._runtime import steer_hash, steer_rss_key
 
 PATTERN = 0x6D5A
 

@@ -1,5 +1,5 @@
 """Payload streams and TCP normalisation (ext/src/fo_tcp_norm.c, fo_stream.c, the Stream API of
-flowos/_python.pyx), checked against tests/streamcheck.py, an independent reassembly with scapy.
+flowos/boundary/_python.pyx), checked against tests/streamcheck.py, an independent reassembly with scapy.
 Crafted captures bring what the real ones lack: reordering, duplicates, overlaps with different
 bytes, sequence wrap-around, a connection picked up mid-stream, patterns split across packets."""
 import ipaddress

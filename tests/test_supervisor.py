@@ -1,4 +1,4 @@
-"""The supervisor (flowos/supervisor.py, docs/operations.md): whatever a processor does (loop in
+"""The supervisor (flowos/runtime/supervisor.py, docs/operations.md): whatever a processor does (loop in
 Python, sleep, segfault, call os._exit, hold the GIL for ever), flowos-run ends with a non-zero
 status within a bounded time of being told to stop (at once, after a crash), --stats-json says
 how the data plane ended and names the processor, and nothing of the run's file prefix is left in
@@ -22,7 +22,7 @@ TESTS = Path(__file__).parent
 EXIT_STUCK, EXIT_CRASHED = 1, 3
 BUDGET_MS = 300
 # Seconds from being told to stop (or from the crash) to the exit; the box's own bound with this
-# budget is 6.8 s (flowos.supervisor.stop_bound), a crash ends it at once.
+# budget is 6.8 s (flowos.runtime.supervisor.stop_bound), a crash ends it at once.
 EXIT_BOUND = 25.0
 
 
@@ -202,7 +202,7 @@ def test_the_data_plane_ends_with_its_supervisor(box):
 def test_remove_leftovers_takes_the_prefix_s_files_only(tmp_path):
     """What a dead process of a file prefix leaves, and only that: its runtime folder, its
     hugepage files, its /dev/shm entries, its log; not another prefix's that starts alike."""
-    from flowos import supervisor
+    from flowos.runtime import supervisor
     prefix = unique_prefix()
     other = f"{prefix}0"      # another instance's prefix, which starts with this one
     huge = tmp_path / "huge"

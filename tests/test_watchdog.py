@@ -1,4 +1,4 @@
-"""The watchdog (flowos/watchdog.py, docs/operations.md): a Python processor call or message past
+"""The watchdog (flowos/runtime/watchdog.py, docs/operations.md): a Python processor call or message past
 its budget is named while it runs; --duration, SIGINT and SIGTERM end a run whatever a processor
 does, with the statistics written, the stuck call named and a non-zero exit; a slow on_message
 does not stop forwarding for longer than the budget. Bounds are generous: the processors here

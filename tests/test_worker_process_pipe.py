@@ -1,4 +1,4 @@
-"""What a worker process says on its pipe reaches every reader (flowos.worker_processes.Said):
+"""What a worker process says on its pipe reaches every reader (flowos.runtime.worker_processes.Said):
 each reader used to take what it read, so a restarted process's "ready" and "left" coming in one
 read would leave "left" with the reader of "ready", and the primary would never tell the process
 it could end (a race found by reading the code; the failures seen in the suite had another cause,
@@ -7,7 +7,7 @@ import os
 import threading
 import time
 
-from flowos.worker_processes import Said
+from flowos.runtime.worker_processes import Said
 
 
 def pipe():

@@ -18,7 +18,7 @@ from test_flows_golden import CAPTURE_CLOCK, IDS, check_catch_all
 from test_python_processors import pyprocs_importable  # noqa: F401 (an autouse fixture: pyprocs on PYTHONPATH)
 from test_workers import many_connections
 
-from flowos import hugepages
+from flowos.runtime import hugepages
 
 # A small flow table and pool: the defaults (a million flows, 32,767 mbufs) would take most of the
 # hugepages there are; these take 174 MB.
@@ -485,8 +485,8 @@ def test_a_restart_while_flowos_ctl_asks_without_pause_survives_the_end(tmp_path
     kernel when the thread ended at the run's end (PR_SET_PDEATHSIG follows the thread that forked
     it), without its report: exit 1."""
     import threading
-    from flowos import control_server
-    from flowos.ctl import Instance
+    from flowos.runtime import control_server
+    from flowos.apps.ctl import Instance
     exit_once = {"pyprocs.pids:ExitOnce": {"port": 2005, "marker": str(tmp_path / "hit")}}
     done = threading.Event()
     with SignalledRun(tmp_path, restart_config(tmp_path, exit_once)) as flowos:
@@ -512,7 +512,7 @@ def test_a_worker_process_that_keeps_dying_ends_the_run(tmp_path):
     """A worker process that dies every time it is restarted (every replay brings the port it
     dies on) is given up on after RESTART_LIMIT restarts: the run stops, saying so, exit 1, its
     row counting the restarts and saying how the last one ended; nothing left behind."""
-    from flowos.worker_processes import RESTART_LIMIT
+    from flowos.runtime.worker_processes import RESTART_LIMIT
     run = run_flowos("-c", str(restart_config(tmp_path, {"pyprocs.pids:ExitOn": {"port": 2005}})), tmp_path=tmp_path,
                      memory="hugepages", timeout=120)
     assert run.returncode == 1, run.stderr

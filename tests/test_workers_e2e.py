@@ -22,8 +22,8 @@ import pytest
 from conftest import EXACT_REWRITE_LIMITS, need_tools
 from cybuild import CYPROBE, meson_build
 from flowcheck import check_accounting
-from flowos._runtime import steer_hash
-from flowos.runner import STEER_PATTERN
+from flowos.boundary._runtime import steer_hash
+from flowos.runtime.runner import STEER_PATTERN
 from flowos.testing import netns
 
 pytestmark = pytest.mark.e2e

@@ -28,7 +28,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import bench  # noqa: E402  (benchmarks/bench.py: fo_flowbench's binary, EAL clean-up, anomaly checks)
-from flowos import hugepages  # noqa: E402
+from flowos.runtime import hugepages  # noqa: E402
+from flowos.configuration.config import MEMORY_MODES  # noqa: E402
 from flowos.errors import FlowOSError  # noqa: E402
 
 FLOWOS_SCENARIOS = ("generator_only", "flows_1k", "flows_100k", "pipeline_100k")
@@ -228,7 +229,7 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds: FlowOS, then FastClick (3)")
     p.add_argument("--seconds", type=float, default=2.0, help="measured seconds per scenario (2)")
     p.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds per scenario (0.5)")
-    p.add_argument("--memory", default="auto", choices=hugepages.MODES)
+    p.add_argument("--memory", default="auto", choices=MEMORY_MODES)
     p.add_argument("--memory-mb", type=int, default=bench.FLOWS_MEMORY_MB)
     p.add_argument("--cpu", type=int, help="the CPU both run on (default: the last one)")
     p.add_argument("--max-wait", type=float, default=2.0,

@@ -15,7 +15,6 @@
 #include <rte_tcp.h>
 #include <rte_udp.h>
 
-#include "flowos/fo_stream.h"
 #include "fo_engine_priv.h"
 
 /*

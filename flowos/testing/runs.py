@@ -32,7 +32,7 @@ def unique_prefix():
 
 def runtime_folder(prefix):
     """Where the EAL of a process with this file prefix keeps its runtime files."""
-    from flowos.ctl import runtime_base
+    from flowos.runtime.control_server import runtime_base
     return Path(runtime_base(), prefix)
 
 
@@ -43,7 +43,7 @@ SHARED_CONFIG = ("config", "hugepage_info", "fbarray_")
 def hugepage_files(prefix):
     """The hugepage files a DPDK process with this file prefix made (a primary that worker
     processes attach to keeps them until its cleanup)."""
-    from flowos import hugepages
+    from flowos.runtime import hugepages
     mount = hugepages.probe().mount
     return sorted(Path(mount).glob(f"{prefix}map_*")) if mount else []
 

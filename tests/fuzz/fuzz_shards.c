@@ -16,7 +16,7 @@
 
 #define CAPACITY 64
 #define INBOX 1024
-#define STEER_PATTERN 0x6D5A   /* flowos/runner.py's */
+#define STEER_PATTERN 0x6D5A   /* flowos/runtime/runner.py's */
 
 static struct rte_ring *inboxes[2];
 static struct fo_engine *peer;   /* shard 1 */

@@ -192,6 +192,7 @@ enum fo_callback {
 	FO_CALL_FLOW_START,
 	FO_CALL_FLOW_END,
 	FO_CALL_TEARDOWN,
+	FO_CALL_COUNT
 };
 
 struct fo_call {
