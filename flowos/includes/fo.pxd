@@ -152,26 +152,17 @@ cdef extern from "flowos/fo_steer.h" nogil:
     void fo_steer_rss_key(uint16_t pattern, uint8_t *key, uint32_t len)
 
 
+# The levels and the packet flags are the processor ABI's (fo_processor.pxd declares them once).
+from flowos.includes.fo_processor cimport (FO_NO_LEVEL, fo_level, FO_LEVEL_L2, FO_LEVEL_L3, FO_LEVEL_L4,
+                                           FO_LEVEL_PAYLOAD, FO_LEVEL_COUNT, FO_PKT_VLAN, FO_PKT_IPV4, FO_PKT_IPV6,
+                                           FO_PKT_FRAGMENT, FO_PKT_FIRST_FRAG, FO_PKT_L4_PORTS)
+
+
 cdef extern from "flowos/fo_decode.h" nogil:
-    int FO_NO_LEVEL
     int FO_DECODE_MAX_VLAN
     int FO_DECODE_MAX_EXT
     int FO_DECODE_MAX_LEN
-
-    enum fo_level:
-        FO_LEVEL_L2
-        FO_LEVEL_L3
-        FO_LEVEL_L4
-        FO_LEVEL_PAYLOAD
-        FO_LEVEL_COUNT
-
-    int FO_PKT_VLAN
-    int FO_PKT_IPV4
-    int FO_PKT_IPV6
-    int FO_PKT_FRAGMENT
-    int FO_PKT_FIRST_FRAG
     int FO_PKT_MALFORMED
-    int FO_PKT_L4_PORTS
 
     enum fo_decode_error:
         FO_DECODE_OK
