@@ -98,18 +98,20 @@ def other_section_changed(start, new):
 
 def check_reloadable(bridge, flows, engine):
     """Why this run cannot take these flows without a restart, or None."""
-    from flowos import worker_processes
     from flowos._python import PythonTier
 
-    if isinstance(bridge.worker, worker_processes.WorkerProcesses):
-        return ("a run with worker processes (run.worker_processes) cannot be reloaded yet: "
-                "restart it to change its flows")
-    if bridge.engine is None:
+    processes = bridge.relay_engine is not None
+    if bridge.engine is None and not processes:
         return "this run started without flows: it has no flow engine to reload (restart it with a flows: section)"
     for key in ("clock", "capacity", "keep_budget"):     # the shards' tables and clocks are made at the start
         running = getattr(bridge.config.engine, key)
         if getattr(engine, key) != running:
             return f"engine.{key} is {running!r} in the running configuration: a reload cannot change it"
+    if processes and engine.malformed != bridge.config.engine.malformed:
+        return (f"engine.malformed is {bridge.config.engine.malformed!r} in the running configuration, and the relay "
+                "of its worker processes decodes with it: a reload cannot change it")
+    if processes:      # each worker process has its own interpreter, its worker's thread ready for Python
+        return None
     python_now = any(isinstance(tier, PythonTier) for tier in bridge.tiers)
     for flow in flows:
         for procs in flow.stages:
@@ -121,35 +123,14 @@ def check_reloadable(bridge, flows, engine):
 
 
 def switch(bridge, flows, engine, migrate):
-    from flowos._engine import PipelineConf
-    from flowos.runner import ProcessorContext, fill_conf, tier_name
-
     problem = check_reloadable(bridge, flows, engine)
     if problem:
         raise FlowOSError(problem)
+    if bridge.engine is None:      # worker processes: each stages its own shard (flowos.process_reload)
+        from flowos import process_reload
+        return process_reload.switch(bridge, flows, engine, migrate)
     shards = bridge.engine.all
-    conf = PipelineConf.create(bridge.pool, engine.unmatched, engine.malformed, engine.table_full, engine.clock,
-                               engine.timeouts, after=shards[0])
-    staged = []
-    try:
-        tiers = fill_conf(conf, flows, bridge.port_ids(), len(shards))
-        context = ProcessorContext(dict(bridge.port_ids()))
-        for shard, own in zip(shards, tiers):
-            for _, _, tier in own:
-                tier.stop_worker_on_fault(bridge.worker.address())
-            shard.stage(conf, own)
-            staged.append(shard)
-            for _, _, tier in own:
-                try:
-                    tier.processor.setup(context)
-                except Exception as e:
-                    raise FlowOSError(f"processor {tier_name(tier)} failed to set up: {type(e).__name__}: {e}") from None
-    except BaseException:
-        for shard in staged:
-            shard.unstage()
-        raise
-    finally:
-        conf.close()     # the shards hold it
+    tiers = stage(shards, flows, engine, bridge.port_ids(), bridge.worker.address())
     switched = 0
     try:
         for shard, control in zip(shards, bridge.control.all):
@@ -168,6 +149,39 @@ def switch(bridge, flows, engine, migrate):
     bridge.config.engine = engine
     return {"definitions": [flow.name for flow in flows], "migrate": bool(migrate),
             "generations": max(shard.generations() for shard in shards)}
+
+
+def stage(shards, flows, engine, port_ids, stop_address):
+    """Builds flows and engine (flow_defs) as the next generation of the running shards, and stages
+    it on each with its own processor instances, set up (each stopping the worker at stop_address
+    at a fault under on_error: stop). Returns each shard's (definition, processor, tier) list.
+    Raises FlowOSError with nothing staged anywhere when any of it fails."""
+    from flowos._engine import PipelineConf
+    from flowos.runner import ProcessorContext, fill_conf, tier_name
+
+    conf = PipelineConf.create(shards[0].pool, engine.unmatched, engine.malformed, engine.table_full, engine.clock,
+                               engine.timeouts, after=shards[0])
+    staged = []
+    try:
+        tiers = fill_conf(conf, flows, port_ids, len(shards))
+        context = ProcessorContext(dict(port_ids))
+        for shard, own in zip(shards, tiers):
+            for _, _, tier in own:
+                tier.stop_worker_on_fault(stop_address)
+            shard.stage(conf, own)
+            staged.append(shard)
+            for _, _, tier in own:
+                try:
+                    tier.processor.setup(context)
+                except Exception as e:
+                    raise FlowOSError(f"processor {tier_name(tier)} failed to set up: {type(e).__name__}: {e}") from None
+    except BaseException:
+        for shard in staged:
+            shard.unstage()
+        raise
+    finally:
+        conf.close()     # the shards hold it
+    return tiers
 
 
 def edit(flows, what, request):

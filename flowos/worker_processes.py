@@ -128,12 +128,51 @@ class WorkerProcesses(Each):
         self.progress = {}
         self.stuck = {}                # worker index -> what it was stuck in, once it was ended for it
         self.stuck_after = stuck_after
-        # Each definition's processors' names, in the engine's order (a stuck call names its own).
-        self.processor_names = [[spec.name for stage in flow.stages for spec in stage] for flow in plan.config.flows]
+        # Per worker: its shard's definitions by their index in its definition space (every generation
+        # it may run, docs/reload.md): (name, its processors' names), for flowos-ctl flows and a
+        # stuck or dead process's call. A reload puts the new ones where that process staged them.
+        self.spaces = {w: space(plan.config.flows, 0) for w in range(plan.workers)}
         self.lock = threading.Lock()   # the control server's thread reads them; check() withdraws them
+        # Held by a reload (flowos.process_reload) from its first request to its end, and by a
+        # restart and the end (kill): no process is replaced while a reload asks them.
+        self.reload_lock = threading.RLock()
 
     def __len__(self):
         return self.plan.workers
+
+    @property
+    def definitions(self):
+        """The running configuration's definition names (every process's current generation)."""
+        return [flow.name for flow in self.plan.config.flows]
+
+    def definition_name(self, definition, worker=0):
+        """Worker process's definition (any generation's) by the index a flow's key has."""
+        return self.spaces[worker].get(definition, (f"#{definition}",))[0]
+
+    def processor_name(self, worker, definition, processor):
+        """Worker process's processor by the indexes its current call gives (any generation's)."""
+        names = self.spaces[worker].get(definition, (None, []))[1]
+        return names[processor] if processor < len(names) else f"processor {processor} of definition #{definition}"
+
+    def not_reloadable(self):
+        """Why the worker processes cannot be asked to reload now, or None."""
+        if self.stopping or self.ended:
+            return "the run is stopping"
+        for w in range(self.plan.workers):
+            if w in self.restarting or self.controls.get(w) is None or self.procs[w].poll() is not None:
+                return f"worker process {w} is not running (being restarted, or ended): reload again once it runs"
+        return None
+
+    def tell(self, w, line):
+        """A line on worker process w's stdin (what it serves: flowos.process_reload)."""
+        try:
+            os.write(self.procs[w].stdin.fileno(), f"{line}\n".encode())
+        except (OSError, ValueError):
+            pass     # it has ended: its answer says so
+
+    def switched(self, w, flows, base):
+        """Worker process w runs flows now, its definitions from `base` in its definition space."""
+        self.spaces[w].update(space(flows, base))
 
     def spawn(self):
         """Starts every worker process and waits until each runs its worker; raises FlowOSError
@@ -234,7 +273,8 @@ class WorkerProcesses(Each):
             if w in self.restarting:    # a replacement counts itself out of no receivers: restart it as well
                 self._end_restart(w)
             if not left and self._may_restart(w):
-                self._restart(w, reason, live)
+                with self.reload_lock:    # after a reload under way: the new process builds what it left
+                    self._restart(w, reason, live)
                 continue
             self.ended[w] = reason
             self.inbox_freed[w] = self.inbox_freed.get(w, 0) + self.inboxes[w].drain()
@@ -268,7 +308,7 @@ class WorkerProcesses(Each):
             stats = stats_at(engine)
             call = current_call_at(engine)
             if call is not None:
-                record["processor"] = self.processor_names[call[0]][call[1]]
+                record["processor"] = self.processor_name(w, call[0], call[1])
             # Its counters until it died count in the totals; its flows are active no more.
             record.update(flows_lost=stats["flows_active"], mbufs_held=stats["budget"]["held"],
                           stats=dict(stats, flows_active=0, budget={k: 0 for k in stats["budget"]}),
@@ -279,6 +319,7 @@ class WorkerProcesses(Each):
         self.inbox_freed[w] = self.inbox_freed.get(w, 0) + self.inboxes[w].drain()
         self.restarts[w].append(record)
         self.progress.pop(w, None)
+        self.spaces[w] = space(self.plan.config.flows, 0)     # the new process builds the running configuration
         n = len(self.restarts[w])
         where = f" in {record['processor']}" if record["processor"] else ""
         print(f"flowos-run: worker process {w} (pid {record['pid']}) ended{where}: {reason}; restarting it "
@@ -286,7 +327,7 @@ class WorkerProcesses(Each):
               "are lost", file=sys.stderr, flush=True)
         plan_path = write_plan(self.plan, f"fo_plan{w}")
         proc, read = self._popen(plan_path, w, "restart")
-        os.close(self.said[w].fd)
+        self.said[w].close()
         if self.procs[w].stdin is not None:
             self.procs[w].stdin.close()
         self.procs[w], self.said[w] = proc, Said(read)
@@ -348,7 +389,7 @@ class WorkerProcesses(Each):
             where = "outside any processor call"
             if call is not None:
                 d, p, what, seconds, _ = call
-                where = f"in {self.processor_names[d][p]}'s {what}, a call of {seconds:.1f} s"
+                where = f"in {self.processor_name(w, d, p)}'s {what}, a call of {seconds:.1f} s"
             self.stuck[w] = f"killed: no progress for {now - last[1]:.1f} s, {where}"
             self.procs[w].kill()    # its shard stays readable (nobody frees it) for check() to count what was lost
 
@@ -456,6 +497,10 @@ class WorkerProcesses(Each):
             self.ended[w] = f"{describe_status(status) if isinstance(status, int) else status}, without its report"
 
     def kill(self):
+        with self.reload_lock:     # a reload under way ends first: it reads their pipes
+            self._kill()
+
+    def _kill(self):
         for w in list(self.restarting):
             self._end_restart(w)
         for proc in self.procs:
@@ -463,7 +508,7 @@ class WorkerProcesses(Each):
                 proc.kill()
             proc.wait()
         for said in self.said:
-            os.close(said.fd)
+            said.close()
         self.said = []
         for proc in self.procs:
             if proc.stdin is not None:
@@ -558,6 +603,12 @@ class WorkerProcesses(Each):
                 pass
 
 
+def space(flows, base):
+    """flows' definitions by their index in a definition space, from base: (name, processor names)."""
+    return {base + i: (flow.name, [spec.name for stage in flow.stages for spec in stage])
+            for i, flow in enumerate(flows)}
+
+
 class NotRunning(FlowOSError):
     """A worker process being restarted, or ended: it has no mailbox to ask."""
 
@@ -632,22 +683,53 @@ class Said:
         self.fd = fd
         self.lines = []
         self.partial = ""
-        self.closed = False    # the process closed its end (it ended)
+        self.closed = False    # the process closed its end (it ended), or close() was called
+        self.taken = 0         # lines new_lines() returned already
+        # The main thread (check) and a reload's thread (flowos.process_reload) both read it.
+        self.lock = threading.Lock()
 
     def read(self, timeout=0.0):
         """Reads what has come, waiting up to timeout seconds for the first of it; returns every
         whole line said so far."""
         import select
-        deadline = time.monotonic() + timeout
-        while not self.closed and select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
-            chunk = os.read(self.fd, 4096)
-            if not chunk:
-                self.closed = True
-                break
-            *whole, self.partial = (self.partial + chunk.decode(errors="replace")).split("\n")
-            self.lines += [line.strip() for line in whole]
-            deadline = 0.0     # what came with it, no more waiting
-        return self.lines
+        with self.lock:
+            deadline = time.monotonic() + timeout
+            while not self.closed and select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                chunk = os.read(self.fd, 4096)
+                if not chunk:
+                    self.closed = True
+                    break
+                *whole, self.partial = (self.partial + chunk.decode(errors="replace")).split("\n")
+                self.lines += [line.strip() for line in whole]
+                deadline = 0.0     # what came with it, no more waiting
+            return list(self.lines)
+
+    def new_lines(self, timeout):
+        """The lines that came since the last call, waiting up to timeout seconds for one (the one
+        reader of a pipe of commands: a worker process's stdin)."""
+        lines = self.read(timeout)
+        if self.closed and len(lines) == self.taken:
+            time.sleep(timeout)    # nothing more will come: no spinning meanwhile
+        new, self.taken = lines[self.taken:], len(lines)
+        return new
+
+    def next_line(self):
+        """The next line not yet taken, waiting for it; "" once the writer closed its end."""
+        while True:
+            if self.closed and self.taken == len(self.lines):
+                return ""
+            new = self.new_lines(1.0)
+            if new:
+                self.taken -= len(new) - 1
+                return new[0]
+            if self.closed:
+                return ""
+
+    def close(self):
+        with self.lock:
+            if self.fd is not None:
+                os.close(self.fd)
+            self.fd, self.closed = None, True
 
     def first(self, timeout):
         """The first line, waiting up to timeout seconds: "" if the process ended, or said nothing
@@ -663,9 +745,9 @@ def run_worker(plan, w, ready, restart=False):
     the group ends, send its last packets, leave the group; returns its report. ready(text) tells
     the primary it runs (or why it cannot). restart: it replaces a process that died; it takes
     from its inbox only once the primary, which freed what came meanwhile, says "go"."""
-    from flowos import runner
+    from flowos import process_reload, runner
     from flowos._control import Control
-    from flowos._python import cover_kept_views
+    from flowos._python import cover_kept_views, thread_hooks
     from flowos._runtime import Eal, Inbox, Mempool, Port, Worker, WorkerGroup
     cfg = plan.config
     argv = eal_args.worker_process_argv(plan.file_prefix, w, cfg.eal.worker_cpus, log_level=cfg.eal.log_level)
@@ -697,13 +779,16 @@ def run_worker(plan, w, ready, restart=False):
         (engine,), (tiers,) = runner.build_shards(cfg, pool, plan.port_ids, plan.workers, plan.keep_budget, [worker],
                                                   worker.address(), steer_and_send)
         engine.attach_inbox(worker, group, w, inboxes[w])
+        # Its worker's thread ready for Python whatever the pipeline: a reload may bring a Python processor.
+        worker.set_thread_hooks(*thread_hooks())
         # The engine's hook, wrapped by the control mailbox the primary asks (flowos-ctl flows,
         # message); without routes, it gets only the idle calls that move the engine's time on.
         control = Control.attach(engine, worker)
         shared = f"{worker.address()} {engine.shard_address()} {control.address()}"
+        primary = Said(sys.stdin.fileno())     # what the primary asks: "go", reloads, "read no more"
         if restart:
             ready(f"built {shared}")
-            if sys.stdin.readline().strip() != "go":
+            if primary.next_line() != "go":
                 raise FlowOSError("the primary did not say go")
         worker.launch(eal.worker_lcores()[0])
     except FlowOSError as e:
@@ -714,18 +799,26 @@ def run_worker(plan, w, ready, restart=False):
     while worker.polls[0] == 0 and worker.running:
         time.sleep(0.001)
     ready("ready" if restart else f"ready {shared}")
+    reloads = process_reload.WorkerReloads(plan, engine, worker, control, tiers, ready)
     # DPDK's join spins (rte_eal_wait_lcore): on the CPU this main thread shares with the relay it
-    # took half of the relay's time (perf); sleep while the loop runs, join once it has ended.
+    # took half of the relay's time (perf); wait for the primary's lines while the loop runs, join
+    # once it has ended.
     while worker.running:
-        time.sleep(JOIN_POLL)
+        for line in primary.new_lines(JOIN_POLL):
+            reloads.serve(line)
     worker.join()
+    reloads.ending = True
+    reloads.drop()          # a reload prepared, not yet committed: it cannot be now
     control.stop()          # nothing serves it now: the primary's requests are refused at once
     for tier in tiers:      # the loop has ended: a later fault (teardown) has nothing to stop
         tier.stop_worker_on_fault(0)
     engine.shutdown()       # every flow ends; what they held goes into the outboxes
     group.leave()           # the relay sends it and ends once every worker process has left
     ready("left")
-    sys.stdin.readline()    # the primary no longer reads this process's counters (or has ended)
+    # Until the primary no longer reads this process's counters (or has ended); a reload asked
+    # meanwhile is refused.
+    while (line := primary.next_line()) not in ("read no more", ""):
+        reloads.serve(line)
     report = runner.engine_report(engine)
     engine.teardown()
     runner.refresh_tier_reports(engine, report)
