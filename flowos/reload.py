@@ -107,6 +107,10 @@ def check_reloadable(bridge, flows, engine):
         running = getattr(bridge.config.engine, key)
         if getattr(engine, key) != running:
             return f"engine.{key} is {running!r} in the running configuration: a reload cannot change it"
+    single = configuration.single_instance_processor(flows) if bridge.config.run.workers > 1 else None
+    if single is not None:
+        return (f"{single.name} needs a single instance (single_instance = True: its state spans flows), and each "
+                f"of this run's {bridge.config.run.workers} workers would have its own")
     if processes and engine.malformed != bridge.config.engine.malformed:
         return (f"engine.malformed is {bridge.config.engine.malformed!r} in the running configuration, and the relay "
                 "of its worker processes decodes with it: a reload cannot change it")

@@ -100,13 +100,15 @@ def test_attach_reload_and_detach_reach_every_worker_process(tmp_path):
         assert {f["flow"] for f in flows["flows"]} == {"all"} and {f["worker"] for f in flows["flows"]} == {0, 1}
         rc, reply, err = run.ctl("attach", "all", "{hold: {packets: 0}}")
         assert rc == 1 and "reload refused, nothing changed" in reply["error"], (reply, err)
+        rc, reply, err = run.ctl("attach", "all", "pyprocs.pids:Everything")
+        assert rc == 1 and "needs a single instance" in reply["error"], (reply, err)
         assert run.ok("reload", "--migrate")["reloaded"]["definitions"] == ["all"]
         assert [p["name"] for p in run.ok("processors")["processors"]] == ["pyprocs.control:PortDropper",
                                                                             "pyprocs.control:Silent"]
         assert run.ok("detach", "all", "pyprocs.control:Silent")["detached"]["definitions"] == ["all"]
         assert [p["id"] for p in run.ok("processors")["processors"]] == ["0.0"]
         stats = run.ok("stats")
-        assert (stats["reloads"]["reloads"], stats["reloads"]["reloads_refused"]) == (3, 1), stats["reloads"]
+        assert (stats["reloads"]["reloads"], stats["reloads"]["reloads_refused"]) == (3, 2), stats["reloads"]
         assert stats["engine"]["generations"] == 6
         assert all(r["status"] == "ok" for r in run.ok("message", "0.0", "count")["replies"])
     finally:
