@@ -79,7 +79,7 @@ def ask_all(procs, rid, phase, argument, timeout):
         pending = [w for w in range(len(procs)) if w not in answers]
         for w in pending:
             said = procs.said[w]
-            reply = next((line[len(prefix):] for line in said.read() if line.startswith(prefix)), None)
+            reply = said.take(prefix)
             if reply is not None:
                 status, _, what = reply.partition(" ")
                 answers[w] = (status == "ok", what)

@@ -704,6 +704,14 @@ class Said:
                 deadline = 0.0     # what came with it, no more waiting
             return list(self.lines)
 
+    def take(self, prefix):
+        """What follows prefix on the first line said that starts with it, that line removed (a
+        reload's answer: read once, not kept for the life of the run); None if none came yet."""
+        self.read()
+        with self.lock:
+            at = next((i for i, line in enumerate(self.lines) if line.startswith(prefix)), None)
+            return None if at is None else self.lines.pop(at)[len(prefix):]
+
     def new_lines(self, timeout):
         """The lines that came since the last call, waiting up to timeout seconds for one (the one
         reader of a pipe of commands: a worker process's stdin)."""
