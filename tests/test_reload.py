@@ -78,11 +78,12 @@ def test_nothing_is_lost_and_every_mbuf_comes_back(harness):
 class StubBridge:
     """What check_reloadable reads of a Bridge."""
 
-    def __init__(self, worker=None, engine=object(), clock="tsc", tiers=()):
+    def __init__(self, worker=None, engine=object(), clock="tsc", tiers=(), relay_engine=None, workers=1):
         from flowos import config as flowos_config
-        self.worker, self.engine, self.tiers = worker, engine, list(tiers)
+        self.worker, self.engine, self.tiers, self.relay_engine = worker, engine, list(tiers), relay_engine
         self.config = flowos_config.Config()
         self.config.engine.clock = clock
+        self.config.run.workers = workers
 
 
 def flows_of(pipeline):
@@ -91,18 +92,22 @@ def flows_of(pipeline):
 
 
 def test_what_a_reload_cannot_change_is_refused_by_name():
+    import dataclasses
     from flowos import flows as flow_defs
     from flowos.reload import check_reloadable
-    from flowos.worker_processes import WorkerProcesses
 
     engine = flow_defs.EngineConfig()
     assert check_reloadable(StubBridge(), flows_of(["counter"]), engine) is None
-    processes = StubBridge(worker=WorkerProcesses.__new__(WorkerProcesses))
-    assert "worker processes" in check_reloadable(processes, flows_of(["counter"]), engine)
     assert "without flows" in check_reloadable(StubBridge(engine=None), flows_of(["counter"]), engine)
     assert "engine.clock" in check_reloadable(StubBridge(clock="capture"), flows_of(["counter"]), engine)
     python = flows_of(["pyprocs.control:Silent"])
     assert "started without one" in check_reloadable(StubBridge(), python, engine)
+    single = flows_of(["pyprocs.pids:Everything"])
+    assert "needs a single instance" in check_reloadable(StubBridge(workers=2), single, engine)
+    # Worker processes: each has its own interpreter; the relay decodes with engine.malformed.
+    processes = StubBridge(engine=None, relay_engine=object(), workers=2)
+    assert check_reloadable(processes, python, engine) is None
+    assert "the relay" in check_reloadable(processes, python, dataclasses.replace(engine, malformed="drop"))
 
 
 def test_edits_name_what_is_wrong():
