@@ -36,6 +36,16 @@ def test_live_flows_keep_their_pipeline_and_new_flows_take_the_new_one(harness):
     assert harness["out_of_order"] == "0"   # their states moved to larger areas with them, intact
 
 
+def test_a_definition_that_keeps_its_name_keeps_its_counters(harness):
+    """At the switch, a definition of the new generation whose name the old one has goes on from
+    the old one's packets, bytes and flows created; its live flows are its own (the old flows'
+    stay the old generation's). One renamed starts from 0."""
+    before, after = fields(harness["def_before_switch"]), fields(harness["def_after_switch"])
+    assert before["packets"] == 80 and before["flows_created"] == 8 and before["flows_active"] == 8
+    assert after == {"packets": 80, "bytes_kept": 1, "flows_created": 8, "flows_active": 0}
+    assert fields(harness["def_after_rename"]) == {"packets": 0, "flows_created": 0}
+
+
 def test_a_setup_that_fails_changes_nothing(harness):
     assert harness["refused_setup"] == "named"
     assert fields(harness["tag2"])["starts"] == 8     # generation 2 still took the new flows
