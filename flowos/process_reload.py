@@ -20,8 +20,9 @@ import time
 
 from flowos.errors import FlowOSError
 
-PREPARE_TIMEOUT = 60.0   # seconds a worker process may take to build and set up a configuration (START_TIMEOUT's)
+PREPARE_TIMEOUT = 30.0   # seconds a worker process may take to build and set up a configuration
 COMMIT_TIMEOUT = 15.0    # seconds it may take to switch: its control mailbox waits 10 s for its worker
+# Both together within the 60 s flowos-ctl waits for a reload's answer at least.
 _request_ids = itertools.count(1)
 
 
