@@ -675,9 +675,11 @@ def describe_status(status):
 
 
 class Said:
-    """What a worker process says on its pipe ("ready ...", "built ...", "left", "error: ..."):
-    every whole line so far, read as it comes. Each reader looks for its line among them all, so
-    none takes another's (a restarted process's "ready" and "left" may come in one read)."""
+    """What a worker process says on its pipe ("ready ...", "built ...", "left", "error: ...", a
+    reload's answers): every whole line so far, read as it comes. Each reader looks for its line
+    among them all, so none takes another's (a restarted process's "ready" and "left" may come in
+    one read). A worker process reads what the primary asks on its stdin with one too (new_lines,
+    next_line: each line once, in order)."""
 
     def __init__(self, fd):
         self.fd = fd
