@@ -14,13 +14,15 @@ from test_worker_processes import POOL, check_left_nothing, needs_hugepages  # n
 from test_worker_process_queues import endless_config
 
 
-def start(tmp_path, processor):
+def start(tmp_path, processor, **run):
     """The endless replay of test_worker_process_queues (the relay's capture, the processes' own
-    ring queues) through PortDropper (0.0) and `processor` (0.1), on 2 worker processes."""
+    ring queues) through PortDropper (0.0) and `processor` (0.1), on 2 worker processes; run:
+    more of the run: section."""
     import yaml
     path = endless_config(tmp_path, processor)
     cfg = yaml.safe_load(path.read_text())
     cfg["flows"][0]["pipeline"] = ["pyprocs.control:PortDropper", processor]
+    cfg["run"].update(run)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     stats = tmp_path / "stats.json"
     proc = start_flowos("-c", str(path), "--stats-json", str(stats), tmp_path=tmp_path, memory="hugepages")
@@ -147,6 +149,30 @@ def test_a_reload_that_one_worker_process_cannot_prepare_changes_nothing_in_any(
         report = stop(run) if run.proc.poll() is None else None
         kill_flowos(run.proc)
     assert report is not None and report["mbufs"]["in_use_at_exit"] == 0
+
+
+def test_worker_processes_that_do_not_switch_in_time_change_nothing(tmp_path):
+    """Both processes prepared, but their workers are in a processor call past the 10 s a switch
+    is waited for (PortDropper's stall; a call budget long enough that neither is taken for
+    stuck): each withdraws its request and drops what it prepared, the reload is refused, and once
+    the stall is over the next one works."""
+    run = start(tmp_path, {"pyprocs.control:Silent": {}}, call_budget_ms=5000)
+    try:
+        wait_for(lambda: run.ok("flows")["live"] >= 2)
+        assert run.ok("message", "0.0", "stall 11")["status"] == "ok"
+        rc, reply, err = run.ctl("attach", "all", "counter")
+        assert rc == 1, (reply, err)
+        assert "reload refused, nothing changed: the workers did not take the new configuration" in reply["error"]
+        stats = run.ok("stats")
+        assert stats["reloads"]["reloads_refused"] == 1 and stats["engine"]["generations"] == 0
+        assert [p["id"] for p in run.ok("processors")["processors"]] == ["0.0", "0.1"]
+        assert run.ok("attach", "all", "counter")["attached"]["definitions"] == ["all"]
+        assert generations(run) == 2
+    finally:
+        report = stop(run) if run.proc.poll() is None else None
+        kill_flowos(run.proc)
+    assert report is not None and report["mbufs"]["in_use_at_exit"] == 0
+    assert all(row["restarts"] == 0 for row in report["workers"])
 
 
 def test_a_worker_process_restarted_after_a_reload_runs_the_running_configuration(tmp_path):
