@@ -590,8 +590,10 @@ class WorkerProcesses(Each):
         if not reports:
             return None
         stats = add_up([r["stats"] for r in reports] + self._dead_stats() + [self.relay_engine.stats()])
-        return {"stats": stats, "flows": [_merge_flow([r["flows"][i] for r in reports])
-                                          for i in range(len(reports[0]["flows"]))]}
+        # By name: after a reload that some processes took and others did not (reload partly
+        # done), their definitions differ.
+        return {"stats": stats, "flows": [_merge_flow(flows) for flows in
+                                          _grouped([f for r in reports for f in r["flows"]], lambda f: f["name"])]}
 
     def close(self):
         self.kill()
@@ -649,10 +651,20 @@ class ProcessControl:
         self.stopped = True
 
 
+def _grouped(items, key):
+    """items in groups of equal key(item), in the order each key first comes."""
+    groups = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    return list(groups.values())
+
+
 def _merge_flow(flows):
+    """One definition's reports from several processes; its processors matched by place and name."""
     out = add_up([{k: v for k, v in f.items() if k != "processors"} for f in flows])
-    out["processors"] = [_merge_processor([f["processors"][j] for f in flows])
-                         for j in range(len(flows[0]["processors"]))]
+    placed = [(j, p) for f in flows for j, p in enumerate(f["processors"])]
+    out["processors"] = [_merge_processor([p for _, p in procs])
+                         for procs in _grouped(placed, lambda jp: (jp[0], jp[1]["name"]))]
     return out
 
 
