@@ -36,6 +36,16 @@ def test_live_flows_keep_their_pipeline_and_new_flows_take_the_new_one(harness):
     assert harness["out_of_order"] == "0"   # their states moved to larger areas with them, intact
 
 
+def test_a_definition_that_keeps_its_name_keeps_its_counters(harness):
+    """At the switch, a definition of the new generation whose name the old one has goes on from
+    the old one's packets, bytes and flows created; its live flows are its own (the old flows'
+    stay the old generation's). One renamed starts from 0."""
+    before, after = fields(harness["def_before_switch"]), fields(harness["def_after_switch"])
+    assert before["packets"] == 80 and before["flows_created"] == 8 and before["flows_active"] == 8
+    assert after == {"packets": 80, "bytes_kept": 1, "flows_created": 8, "flows_active": 0}
+    assert fields(harness["def_after_rename"]) == {"packets": 0, "flows_created": 0}
+
+
 def test_a_setup_that_fails_changes_nothing(harness):
     assert harness["refused_setup"] == "named"
     assert fields(harness["tag2"])["starts"] == 8     # generation 2 still took the new flows
@@ -78,11 +88,12 @@ def test_nothing_is_lost_and_every_mbuf_comes_back(harness):
 class StubBridge:
     """What check_reloadable reads of a Bridge."""
 
-    def __init__(self, worker=None, engine=object(), clock="tsc", tiers=()):
+    def __init__(self, worker=None, engine=object(), clock="tsc", tiers=(), relay_engine=None, workers=1):
         from flowos.configuration import config as flowos_config
-        self.worker, self.engine, self.tiers = worker, engine, list(tiers)
+        self.worker, self.engine, self.tiers, self.relay_engine = worker, engine, list(tiers), relay_engine
         self.config = flowos_config.Config()
         self.config.engine.clock = clock
+        self.config.run.workers = workers
 
 
 def flows_of(pipeline):
@@ -91,18 +102,22 @@ def flows_of(pipeline):
 
 
 def test_what_a_reload_cannot_change_is_refused_by_name():
+    import dataclasses
     from flowos.configuration import flows as flow_defs
     from flowos.runtime.reload import check_reloadable
-    from flowos.runtime.worker_processes import WorkerProcesses
 
     engine = flow_defs.EngineConfig()
     assert check_reloadable(StubBridge(), flows_of(["counter"]), engine) is None
-    processes = StubBridge(worker=WorkerProcesses.__new__(WorkerProcesses))
-    assert "worker processes" in check_reloadable(processes, flows_of(["counter"]), engine)
     assert "without flows" in check_reloadable(StubBridge(engine=None), flows_of(["counter"]), engine)
     assert "engine.clock" in check_reloadable(StubBridge(clock="capture"), flows_of(["counter"]), engine)
     python = flows_of(["pyprocs.control:Silent"])
     assert "started without one" in check_reloadable(StubBridge(), python, engine)
+    single = flows_of(["pyprocs.pids:Everything"])
+    assert "needs a single instance" in check_reloadable(StubBridge(workers=2), single, engine)
+    # Worker processes: each has its own interpreter; the relay decodes with engine.malformed.
+    processes = StubBridge(engine=None, relay_engine=object(), workers=2)
+    assert check_reloadable(processes, python, engine) is None
+    assert "the relay" in check_reloadable(processes, python, dataclasses.replace(engine, malformed="drop"))
 
 
 def test_edits_name_what_is_wrong():

@@ -22,6 +22,7 @@ from flowos.apps.ctl import Instance
 from flowos.runtime.control_server import runtime_base
 from flowos.testing.runs import kill_flowos, processor_env
 from conftest import remove_runtime_folder, unique_prefix
+from test_worker_processes import skip_without_hugepages
 
 FLOWOS_RUN = str(Path(sys.executable).with_name("flowos-run"))
 FLOWOS_CTL = str(Path(sys.executable).with_name("flowos-ctl"))
@@ -38,17 +39,28 @@ def loop_capture(path):
     wrpcap(str(path), frames)
 
 
-def checker(out):
-    return {"pyprocs.reloads:OrderCheck": {"out": str(out), "arm_after": 3 * LOOP}}
+def checker(out, per_process=False):
+    """The order checker; per_process: each worker process writes its own file (order_checked)."""
+    return {"pyprocs.reloads:OrderCheck": {"out": str(out), "arm_after": 3 * LOOP, "per_process": per_process}}
 
 
-def write_config(path, tmp_path, prefix, pipeline, workers=1):
+def order_checked(out):
+    """The order checker's counts, every worker process's summed (each wrote `out` + "." + its pid)."""
+    found = [json.loads(path.read_text()) for path in sorted(out.parent.glob(out.name + ".*"))]
+    assert found, f"no {out.name}.* written"
+    return {key: sum(f[key] for f in found) for key in ("checked", "violations", "learnt")} | {
+        "ended": {reason: sum(f["ended"].get(reason, 0) for f in found) for f in found for reason in f["ended"]}}
+
+
+def write_config(path, tmp_path, prefix, pipeline, workers=1, processes=False):
+    """The loop's configuration; processes: its workers as worker processes, in hugepages (each
+    polls its own queue of the ring: its flows go round in it)."""
     config = {
-        "eal": {"file_prefix": prefix, "memory": "no-huge"},
+        "eal": {"file_prefix": prefix, "memory": "hugepages" if processes else "no-huge"},
         "ports": [{"name": "feed", "vdev": f"net_pcap0,rx_pcap={tmp_path / 'loop.pcap'},tx_pcap=/dev/null"},
                   {"name": "a", "vdev": "net_ring0"}],
         "forward": ["feed -> a", "a -> a"],
-        "run": {"workers": workers, "burst": 64},
+        "run": {"workers": workers, "burst": 64, **({"worker_processes": "always"} if processes else {})},
         "engine": {"capacity": 4096},
         "flows": [{"name": "all", "pipeline": pipeline}],
     }
@@ -58,12 +70,12 @@ def write_config(path, tmp_path, prefix, pipeline, workers=1):
 class LoopRun:
     """flowos-run on the loop; ask() speaks to its control socket as flowos-ctl does."""
 
-    def __init__(self, tmp_path, pipeline, workers=1):
+    def __init__(self, tmp_path, pipeline, workers=1, processes=False):
         loop_capture(tmp_path / "loop.pcap")
         self.prefix = unique_prefix()
         self.config = tmp_path / "box.yaml"
         self.stats = tmp_path / "stats.json"
-        write_config(self.config, tmp_path, self.prefix, pipeline, workers)
+        write_config(self.config, tmp_path, self.prefix, pipeline, workers, processes)
         self.proc = subprocess.Popen([FLOWOS_RUN, "--no-dashboard", "-c", str(self.config), "--stats-json",
                                       str(self.stats)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      cwd=tmp_path, env=processor_env())
@@ -113,8 +125,10 @@ class LoopRun:
 def loop(tmp_path):
     runs = []
 
-    def start(pipeline, workers=1):
-        runs.append(LoopRun(tmp_path, pipeline, workers))
+    def start(pipeline, workers=1, processes=False):
+        if processes:
+            skip_without_hugepages()
+        runs.append(LoopRun(tmp_path, pipeline, workers, processes))
         return runs[-1]
     yield start
     for run in runs:
@@ -127,19 +141,23 @@ def nothing_lost(report):
     return lost == 0 and report["mbufs"]["in_use_at_exit"] == 0 and report["mbufs"]["left_in_port_queues"] == LOOP
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_a_hundred_changes_under_never_stopping_traffic(loop, tmp_path, workers):
+@pytest.mark.parametrize("workers, processes", [(1, False), (2, False), (2, True)],
+                         ids=["1-worker", "2-worker-threads", "2-worker-processes"])
+def test_a_hundred_changes_under_never_stopping_traffic(loop, tmp_path, workers, processes):
     """Processors attached and detached, a definition attached and detached, the file reloaded:
     100 changes, two in three moving the live flows (--migrate), while the loop goes round. With
-    two workers (threads: C processors only, Python ones would need worker processes) each shard
-    takes every change between two of its bursts; the order checker is Python, so one worker's
-    run checks the order."""
+    two workers each shard takes every change between two of its bursts: as threads (C processors
+    only: Python ones would need worker processes), and as worker processes, each of which
+    prepares every change before any switches, with its own order checker (Python) for its flows."""
     out, web_out = tmp_path / "order.json", tmp_path / "web.json"
-    checking = workers == 1
-    run = loop([checker(out) if checking else {"ttl": {"set": 64}}], workers)
+    checking = workers == 1 or processes
+    run = loop([checker(out, processes) if checking else {"ttl": {"set": 64}}], workers, processes)
     web = {"name": "web", "match": {"dport": 80},
-           "pipeline": [checker(web_out) if checking else {"counter": {"max_flows": 64}}, {"hold": {"packets": 3}}]}
-    while run.laps() < 5 * LOOP:     # the checker has armed itself: the feed is over, the order learnt
+           "pipeline": [checker(web_out, processes) if checking else {"counter": {"max_flows": 64}},
+                        {"hold": {"packets": 3}}]}
+    # The checker has armed itself (the feed is over, the order learnt): each worker process sees
+    # its share of the loop only.
+    while run.laps() < (5 if workers == 1 else 8) * LOOP:
         time.sleep(0.05)
     laps = [run.laps()]
     for i in range(100):
@@ -166,7 +184,8 @@ def test_a_hundred_changes_under_never_stopping_traffic(loop, tmp_path, workers)
     assert stats["engine"]["flows_migrated"] > 0
     assert nothing_lost(report), (report["totals"], report["mbufs"])
     if checking:
-        order, web_order = json.loads(out.read_text()), json.loads(web_out.read_text())
+        read = order_checked if processes else (lambda path: json.loads(path.read_text()))
+        order, web_order = read(out), read(web_out)
         assert order["violations"] == 0 and order["learnt"] == LOOP and order["checked"] > 4 * LOOP
         assert web_order["checked"] > 0
         assert order["ended"].get("reload", 0) > 0            # migrated flows' pipelines ended (flow_end "reload")
@@ -203,8 +222,9 @@ def test_invalid_changes_change_nothing_and_say_why(loop, tmp_path):
     assert len(processors["processors"]) == 1
 
 
-def test_sighup_reloads_the_configuration_file(loop, tmp_path):
-    run = loop([checker(tmp_path / "order.json")])
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "worker-processes"])
+def test_sighup_reloads_the_configuration_file(loop, tmp_path, processes):
+    run = loop([checker(tmp_path / "order.json", processes)], 2 if processes else 1, processes)
     config = json.loads(run.config.read_text())
     config["flows"][0]["pipeline"].append({"counter": {"max_flows": 64}})
     run.config.write_text(json.dumps(config))

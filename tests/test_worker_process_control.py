@@ -1,8 +1,10 @@
 """flowos-ctl answers for every worker process (docs/operations.md): `flows` lists the live flows of
 each process's shard, `message` reaches each process's own instance of a processor and returns
-every reply; a process being restarted answers with an error in its place while the others answer.
-The primary asks each process's control mailbox in DPDK's shared memory (process-shared, robust)."""
+every reply; a process being restarted answers with an error in its place while the others answer;
+attach, detach and reload reach every process, or none (docs/reload.md). The primary asks each
+process's control mailbox in DPDK's shared memory (process-shared, robust)."""
 import json
+import os
 import signal
 
 from conftest import DATA, kill_flowos, start_flowos
@@ -12,13 +14,15 @@ from test_worker_processes import POOL, check_left_nothing, needs_hugepages  # n
 from test_worker_process_queues import endless_config
 
 
-def start(tmp_path, processor):
+def start(tmp_path, processor, **run):
     """The endless replay of test_worker_process_queues (the relay's capture, the processes' own
-    ring queues) through PortDropper (0.0) and `processor` (0.1), on 2 worker processes."""
+    ring queues) through PortDropper (0.0) and `processor` (0.1), on 2 worker processes; run:
+    more of the run: section."""
     import yaml
     path = endless_config(tmp_path, processor)
     cfg = yaml.safe_load(path.read_text())
     cfg["flows"][0]["pipeline"] = ["pyprocs.control:PortDropper", processor]
+    cfg["run"].update(run)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     stats = tmp_path / "stats.json"
     proc = start_flowos("-c", str(path), "--stats-json", str(stats), tmp_path=tmp_path, memory="hugepages")
@@ -75,20 +79,122 @@ def test_a_restarting_worker_process_answers_with_an_error(tmp_path):
     assert report is not None and report["workers"][0]["restarts"] + report["workers"][1]["restarts"] == 1
 
 
-def test_a_reload_of_worker_processes_is_refused_and_changes_nothing(tmp_path):
-    """Reloading a run with worker processes is not done yet (docs/reload.md, "Limits"): attach
-    and reload are refused by name, counted, and the run goes on with the pipeline it had."""
+def generations(run):
+    return run.ok("stats")["engine"]["generations"]
+
+
+def test_attach_reload_and_detach_reach_every_worker_process(tmp_path):
+    """Each worker process builds, sets up and switches to every change (docs/reload.md, "Worker
+    processes"): a Python processor attached with --migrate runs in both, each its own instance
+    (the live flows go through it at once); the file reloaded and a processor detached likewise;
+    an invalid change is refused, counted, and changes nothing in either."""
     run = start(tmp_path, {"pyprocs.control:Silent": {}})
     try:
         wait_for(lambda: run.ok("flows")["live"] >= 2)
-        for args in (("attach", "all", "counter"), ("reload",), ("detach", "all", "pyprocs.control:Silent")):
-            rc, reply, err = run.ctl(*args)
-            assert rc == 1 and "worker processes" in reply["error"] and "nothing changed" in reply["error"], (reply, err)
-        assert [p["id"] for p in run.ok("processors")["processors"]] == ["0.0", "0.1"]
-        reloads = run.ok("stats")["reloads"]
-        assert (reloads["reloads"], reloads["reloads_refused"]) == (0, 3), reloads
+        attached = run.ok("attach", "all", "pyprocs.control:PortDropper", "--migrate")["attached"]
+        assert attached["definitions"] == ["all"] and attached["migrate"] == 1, attached
+        assert [p["id"] for p in run.ok("processors")["processors"]] == ["0.0", "0.1", "0.2"]
+        # Both processes' new instances see packets: the live flows moved to the new pipeline.
+        wait_for(lambda: all(json.loads(r["reply"])["packets"] > 0
+                             for r in run.ok("message", "0.2", "count")["replies"]))
+        assert generations(run) == 2                          # one switch in each process
+        flows = run.ok("flows")
+        assert {f["flow"] for f in flows["flows"]} == {"all"} and {f["worker"] for f in flows["flows"]} == {0, 1}
+        rc, reply, err = run.ctl("attach", "all", "{hold: {packets: 0}}")
+        assert rc == 1 and "reload refused, nothing changed" in reply["error"], (reply, err)
+        rc, reply, err = run.ctl("attach", "all", "pyprocs.pids:Everything")
+        assert rc == 1 and "needs a single instance" in reply["error"], (reply, err)
+        assert run.ok("reload", "--migrate")["reloaded"]["definitions"] == ["all"]
+        assert [p["name"] for p in run.ok("processors")["processors"]] == ["pyprocs.control:PortDropper",
+                                                                            "pyprocs.control:Silent"]
+        assert run.ok("detach", "all", "pyprocs.control:Silent")["detached"]["definitions"] == ["all"]
+        assert [p["id"] for p in run.ok("processors")["processors"]] == ["0.0"]
+        stats = run.ok("stats")
+        assert (stats["reloads"]["reloads"], stats["reloads"]["reloads_refused"]) == (3, 2), stats["reloads"]
+        assert stats["engine"]["generations"] == 6
         assert all(r["status"] == "ok" for r in run.ok("message", "0.0", "count")["replies"])
     finally:
         report = stop(run) if run.proc.poll() is None else None
         kill_flowos(run.proc)
     assert report is not None and report["mbufs"]["in_use_at_exit"] == 0
+    assert [p["name"] for p in report["engine"]["flows"][0]["processors"]] == ["pyprocs.control:PortDropper"]
+
+
+def test_a_reload_that_one_worker_process_cannot_prepare_changes_nothing_in_any(tmp_path):
+    """The new processor's setup fails in one worker process and succeeds in the other: the reload
+    is refused, saying which and why; the other drops (tears down) what it had prepared; neither
+    switched, and the next reload works."""
+    run = start(tmp_path, {"pyprocs.control:Silent": {}})
+    out = tmp_path / "setups.json"
+    try:
+        wait_for(lambda: run.ok("flows")["live"] >= 2)
+        failing = json.dumps({"pyprocs.reloads:SetupFailsOnce": {"marker": str(tmp_path / "failed"), "out": str(out)}})
+        rc, reply, err = run.ctl("attach", "all", failing, "--migrate")
+        assert rc == 1, (reply, err)
+        assert "reload refused, nothing changed: worker process" in reply["error"], reply
+        assert "failed to set up: RuntimeError: set up to fail once" in reply["error"], reply
+        # The other process's instance, set up, was dropped (torn down); the one whose setup failed
+        # gets its teardown too, as at any failed setup.
+        records = sorted(((r := json.loads(p.read_text()))["setups"], r["teardowns"])
+                         for p in tmp_path.glob("setups.json.*"))
+        assert records == [(0, 1), (1, 1)], records
+        stats = run.ok("stats")
+        assert stats["reloads"]["reloads_refused"] == 1 and stats["reloads"]["reloads"] == 0
+        assert "set up to fail once" in stats["reloads"]["last_error"]
+        assert stats["engine"]["generations"] == 0
+        assert [p["id"] for p in run.ok("processors")["processors"]] == ["0.0", "0.1"]
+        assert run.ok("attach", "all", "counter")["attached"]["definitions"] == ["all"]
+        assert generations(run) == 2
+    finally:
+        report = stop(run) if run.proc.poll() is None else None
+        kill_flowos(run.proc)
+    assert report is not None and report["mbufs"]["in_use_at_exit"] == 0
+
+
+def test_worker_processes_that_do_not_switch_in_time_change_nothing(tmp_path):
+    """Both processes prepared, but their workers are in a processor call past the 10 s a switch
+    is waited for (PortDropper's stall; a call budget long enough that neither is taken for
+    stuck): each withdraws its request and drops what it prepared, the reload is refused, and once
+    the stall is over the next one works."""
+    run = start(tmp_path, {"pyprocs.control:Silent": {}}, call_budget_ms=5000)
+    try:
+        wait_for(lambda: run.ok("flows")["live"] >= 2)
+        assert run.ok("message", "0.0", "stall 11")["status"] == "ok"
+        rc, reply, err = run.ctl("attach", "all", "counter")
+        assert rc == 1, (reply, err)
+        assert "reload refused, nothing changed: the workers did not take the new configuration" in reply["error"]
+        stats = run.ok("stats")
+        assert stats["reloads"]["reloads_refused"] == 1 and stats["engine"]["generations"] == 0
+        assert [p["id"] for p in run.ok("processors")["processors"]] == ["0.0", "0.1"]
+        assert run.ok("attach", "all", "counter")["attached"]["definitions"] == ["all"]
+        assert generations(run) == 2
+    finally:
+        report = stop(run) if run.proc.poll() is None else None
+        kill_flowos(run.proc)
+    assert report is not None and report["mbufs"]["in_use_at_exit"] == 0
+    assert all(row["restarts"] == 0 for row in report["workers"])
+
+
+def test_a_worker_process_restarted_after_a_reload_runs_the_running_configuration(tmp_path):
+    """A worker process that dies after a reload (killed here) is restarted with the configuration
+    the run has then, not the one it started with: its instance of the processor attached answers,
+    the processors of its report are the running ones, and a later reload reaches it too."""
+    run = start(tmp_path, {"pyprocs.control:Silent": {}})
+    try:
+        wait_for(lambda: run.ok("flows")["live"] >= 2)
+        run.ok("attach", "all", "pyprocs.control:PortDropper", "--migrate")
+        victim = run.ok("stats")["workers"][1]["pid"]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: (row := run.ok("stats")["workers"][1])["restarts"] == 1 and row["pid"] != victim)
+        # The new process has the attached processor (0.2), and it sees packets.
+        wait_for(lambda: all(r["status"] == "ok" and json.loads(r["reply"])["packets"] > 0
+                             for r in run.ctl("message", "0.2", "count")[1]["replies"]))
+        assert run.ok("detach", "all", "pyprocs.control:Silent", "--migrate")["detached"]["definitions"] == ["all"]
+        assert [p["name"] for p in run.ok("processors")["processors"]] == ["pyprocs.control:PortDropper",
+                                                                            "pyprocs.control:PortDropper"]
+    finally:
+        report = stop(run) if run.proc.poll() is None else None
+        kill_flowos(run.proc)
+    assert report is not None
+    assert [row["restarts"] for row in report["workers"]] == [0, 1]
+    assert [p["name"] for p in report["engine"]["flows"][0]["processors"]] == ["pyprocs.control:PortDropper"] * 2

@@ -45,3 +45,32 @@ def test_first_waits_for_a_line_and_says_nothing_once_the_process_ended():
     silent, _ = pipe()
     assert silent.first(0.1) == ""
     os.close(write)
+
+
+def test_a_reload_answer_is_taken_once_and_the_other_lines_stay():
+    """flowos.runtime.process_reload takes its answers off the pipe's lines: a box reloaded for months
+    keeps no answer of each; the lines other readers look for stay."""
+    said, write = pipe()
+    os.write(write, b"ready 1 2 3\nreload 7 prepare ok 0\nleft\n")
+    assert said.take("reload 8 prepare ") is None
+    assert said.take("reload 7 prepare ") == "ok 0"
+    assert said.take("reload 7 prepare ") is None
+    assert said.read() == ["ready 1 2 3", "left"]
+    os.close(write)
+
+
+def test_a_command_pipe_gives_each_line_once_in_order():
+    """A worker process's stdin (the primary's "go", reloads, "read no more"): new_lines and
+    next_line hand each line to its one reader once; next_line says "" once the writer is gone."""
+    said, write = pipe()
+    os.write(write, b"go\nprepare 1 /x\ncommit 1 0\n")
+    assert said.next_line() == "go"
+    assert said.new_lines(0.0) == ["prepare 1 /x", "commit 1 0"]
+    assert said.new_lines(0.0) == []
+    os.write(write, b"read no more\n")
+    os.close(write)
+    assert said.next_line() == "read no more"
+    started = time.monotonic()
+    assert said.next_line() == "" and time.monotonic() - started < 5
+    said.close()
+    assert said.fd is None and said.read() == ["go", "prepare 1 /x", "commit 1 0", "read no more"]

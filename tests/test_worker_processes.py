@@ -29,6 +29,10 @@ NEEDED_PAGES = 88
 
 @pytest.fixture(autouse=True)
 def needs_hugepages():
+    skip_without_hugepages()
+
+
+def skip_without_hugepages():
     state = hugepages.probe()
     if state.mount is None or state.free < NEEDED_PAGES:
         pytest.skip(f"worker processes need hugepages: {state.free} free 2 MB pages (scripts/hugepages reserves them)")

@@ -859,7 +859,55 @@ free_staged_scratch(struct staged_scratch *s)
 	rte_free(s->out_ports);
 	rte_free(s->pending_drops);
 	rte_free(s->state_areas);
+	rte_free(s->carry_from);
 	memset(s, 0, sizeof(*s));
+}
+
+/* Which of the current conf's definitions each of next's carries the counters of: the one of its name. */
+static int
+stage_carry(struct fo_engine *e, const struct fo_pipeline_conf *next, char *err, size_t errlen)
+{
+	const struct fo_pipeline_conf *pc = e->pc;
+	uint16_t i, j;
+
+	e->staged.carry_from = rte_malloc_socket("fo_carry", sizeof(uint16_t) * RTE_MAX(next->n_defs, 1), 0,
+						 e->conf.socket_id);
+	if (e->staged.carry_from == NULL) {
+		snprintf(err, errlen, "out of memory for the definitions' counters");
+		return -ENOMEM;
+	}
+	for (i = 0; i < next->n_defs; i++) {
+		e->staged.carry_from[i] = CARRY_NONE;
+		for (j = 0; j < pc->n_defs; j++) {
+			if (strncmp(next->defs[i].conf.name, pc->defs[j].conf.name, sizeof(pc->defs[j].conf.name)) == 0) {
+				e->staged.carry_from[i] = (uint16_t)(pc->base + j);
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+/*
+ * At the switch: a definition whose name the current conf has too goes on counting from its
+ * packets, bytes and flows created. flows_active is each generation's own (its live flows).
+ */
+static void
+carry_counters(struct fo_engine *e, const struct fo_pipeline_conf *next)
+{
+	uint16_t i;
+
+	for (i = 0; i < next->n_defs; i++) {
+		const struct fo_def_stats *from;
+		struct fo_def_stats *to = &e->per_def[next->base + i].stats;
+
+		if (e->staged.carry_from[i] == CARRY_NONE)
+			continue;
+		from = &e->per_def[e->staged.carry_from[i]].stats;
+		__atomic_store_n(&to->packets, to->packets + from->packets, __ATOMIC_RELAXED);
+		__atomic_store_n(&to->bytes, to->bytes + from->bytes, __ATOMIC_RELAXED);
+		__atomic_store_n(&to->flows_created, to->flows_created + from->flows_created, __ATOMIC_RELAXED);
+	}
 }
 
 int
@@ -918,6 +966,8 @@ fo_engine_stage_setup(struct fo_engine *e, char *err, size_t errlen)
 	if (e->next == NULL || e->next_set_up)
 		return -EINVAL;
 	ret = stage_scratch(e, e->next, err, errlen);
+	if (ret == 0)
+		ret = stage_carry(e, e->next, err, errlen);
 	if (ret == 0)
 		ret = set_up_processors(e, e->next, err, errlen);
 	if (ret == 0)
@@ -987,6 +1037,7 @@ fo_engine_switch(struct fo_engine *e, int migrate)
 	ret = fo_pkt_meta_register();
 	if (ret != 0)
 		return ret;
+	carry_counters(e, e->next);
 	install_scratch(e);
 	e->old[e->n_old] = e->pc;
 	__atomic_store_n(&e->n_old, e->n_old + 1, __ATOMIC_RELEASE);

@@ -232,7 +232,12 @@ struct staged_scratch {
 	struct rte_mbuf **pending_drops;
 	uint32_t state_stride;                  /* 0: the shard's state areas are large enough */
 	uint8_t *state_areas;
+	/* Per definition of the staged conf: the global index of the current one of its name, whose
+	 * counters it carries on at the switch, or CARRY_NONE (docs/reload.md). */
+	uint16_t *carry_from;
 };
+
+#define CARRY_NONE UINT16_MAX
 
 /* A shard: everything in it is written by its worker's lcore only (or before it runs). */
 struct fo_engine {

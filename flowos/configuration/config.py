@@ -350,12 +350,17 @@ def check_single_instances(r, config):
     workers: each would have an instance of its own, seeing only its flows."""
     if config.run.workers == 1:
         return
-    single = next((spec for flow in config.flows for stage in flow.stages for spec in stage
-                   if spec.python is not None and getattr(spec.python, "single_instance", False)), None)
+    single = single_instance_processor(config.flows)
     if single is not None:
         raise r.error(single.where, f"{single.name} needs a single instance (single_instance = True: its state "
                                     f"spans flows), but {r.name('run.workers')} is {config.run.workers} and each "
                                     "worker has its own instance: run it with one worker")
+
+
+def single_instance_processor(flows):
+    """The first processor of flows that declares single_instance, or None."""
+    return next((spec for flow in flows for stage in flow.stages for spec in stage
+                 if spec.python is not None and getattr(spec.python, "single_instance", False)), None)
 
 
 def python_processor(config):

@@ -222,11 +222,11 @@ class Commands:
         return out
 
     def _engine(self):
-        """The engine whose definitions the run has: its shards', or worker processes' relay's
-        (built from the same configuration)."""
+        """What names the run's definitions: its shards, or its worker processes (each process's
+        definition space, which reloads change: flowos.runtime.worker_processes)."""
         if self.control is None:
             raise FlowOSError("this run has no flow engine (no flows: in its config, no --processor)")
-        return self.bridge.engine if self.bridge.engine is not None else self.bridge.relay_engine
+        return self.bridge.engine if self.bridge.engine is not None else self.bridge.worker
 
     def flows(self, params, timeout_ms=TIMEOUT_MS):
         engine = self._engine()

@@ -128,3 +128,37 @@ def refresh_tier_reports(engine, report):
         for j, proc in enumerate(engine.processors[i]):
             if not isinstance(proc, str):
                 flow["processors"][j]["report"] = engine.report(i, j)
+
+
+class PartialReload(FlowOSError):
+    """Some workers took the new configuration, the others did not (one stuck past the wait)."""
+
+
+def stage(shards, flows, engine, port_ids, stop_address):
+    """Builds flows and engine (flow_defs) as the next generation of the running shards, and stages
+    it on each with its own processor instances, set up (each stopping the worker at stop_address
+    at a fault under on_error: stop). Returns each shard's (definition, processor, tier) list.
+    Raises FlowOSError with nothing staged anywhere when any of it fails."""
+    conf = PipelineConf.create(shards[0].pool, engine.unmatched, engine.malformed, engine.table_full, engine.clock,
+                               engine.timeouts, after=shards[0])
+    staged = []
+    try:
+        tiers = fill_conf(conf, flows, port_ids, len(shards))
+        context = ProcessorContext(dict(port_ids))
+        for shard, own in zip(shards, tiers):
+            for _, _, tier in own:
+                tier.stop_worker_on_fault(stop_address)
+            shard.stage(conf, own)
+            staged.append(shard)
+            for _, _, tier in own:
+                try:
+                    tier.processor.setup(context)
+                except Exception as e:
+                    raise FlowOSError(f"processor {tier_name(tier)} failed to set up: {type(e).__name__}: {e}") from None
+    except BaseException:
+        for shard in staged:
+            shard.unstage()
+        raise
+    finally:
+        conf.close()     # the shards hold it
+    return tiers

@@ -14,14 +14,12 @@ import threading
 from flowos.configuration import config as configuration
 from flowos.configuration import flows as flow_defs
 from flowos.errors import FlowOSError
+from flowos.runtime import pipelines
+from flowos.runtime.pipelines import PartialReload
 
 
 class ReloadError(FlowOSError):
     """A reload refused: nothing changed."""
-
-
-class PartialReload(FlowOSError):
-    """Some workers took the new configuration, the others did not (one stuck past the wait)."""
 
 
 class Reloader:
@@ -98,18 +96,24 @@ def other_section_changed(start, new):
 
 def check_reloadable(bridge, flows, engine):
     """Why this run cannot take these flows without a restart, or None."""
-    from flowos.runtime import worker_processes
     from flowos.boundary._python import PythonTier
 
-    if isinstance(bridge.worker, worker_processes.WorkerProcesses):
-        return ("a run with worker processes (run.worker_processes) cannot be reloaded yet: "
-                "restart it to change its flows")
-    if bridge.engine is None:
+    processes = bridge.relay_engine is not None
+    if bridge.engine is None and not processes:
         return "this run started without flows: it has no flow engine to reload (restart it with a flows: section)"
     for key in ("clock", "capacity", "keep_budget"):     # the shards' tables and clocks are made at the start
         running = getattr(bridge.config.engine, key)
         if getattr(engine, key) != running:
             return f"engine.{key} is {running!r} in the running configuration: a reload cannot change it"
+    single = configuration.single_instance_processor(flows) if bridge.config.run.workers > 1 else None
+    if single is not None:
+        return (f"{single.name} needs a single instance (single_instance = True: its state spans flows), and each "
+                f"of this run's {bridge.config.run.workers} workers would have its own")
+    if processes and engine.malformed != bridge.config.engine.malformed:
+        return (f"engine.malformed is {bridge.config.engine.malformed!r} in the running configuration, and the relay "
+                "of its worker processes decodes with it: a reload cannot change it")
+    if processes:      # each worker process has its own interpreter, its worker's thread ready for Python
+        return None
     python_now = any(isinstance(tier, PythonTier) for tier in bridge.tiers)
     for flow in flows:
         for procs in flow.stages:
@@ -121,35 +125,14 @@ def check_reloadable(bridge, flows, engine):
 
 
 def switch(bridge, flows, engine, migrate):
-    from flowos.boundary._engine import PipelineConf
-    from flowos.runtime.pipelines import ProcessorContext, fill_conf, tier_name
-
     problem = check_reloadable(bridge, flows, engine)
     if problem:
         raise FlowOSError(problem)
+    if bridge.engine is None:      # worker processes: each stages its own shard (flowos.runtime.process_reload)
+        from flowos.runtime import process_reload
+        return process_reload.switch(bridge, flows, engine, migrate)
     shards = bridge.engine.all
-    conf = PipelineConf.create(bridge.pool, engine.unmatched, engine.malformed, engine.table_full, engine.clock,
-                               engine.timeouts, after=shards[0])
-    staged = []
-    try:
-        tiers = fill_conf(conf, flows, bridge.port_ids(), len(shards))
-        context = ProcessorContext(dict(bridge.port_ids()))
-        for shard, own in zip(shards, tiers):
-            for _, _, tier in own:
-                tier.stop_worker_on_fault(bridge.worker.address())
-            shard.stage(conf, own)
-            staged.append(shard)
-            for _, _, tier in own:
-                try:
-                    tier.processor.setup(context)
-                except Exception as e:
-                    raise FlowOSError(f"processor {tier_name(tier)} failed to set up: {type(e).__name__}: {e}") from None
-    except BaseException:
-        for shard in staged:
-            shard.unstage()
-        raise
-    finally:
-        conf.close()     # the shards hold it
+    tiers = pipelines.stage(shards, flows, engine, bridge.port_ids(), bridge.worker.address())
     switched = 0
     try:
         for shard, control in zip(shards, bridge.control.all):

@@ -216,10 +216,13 @@ class Watch:
 
     def _on_hangup(self, signum, frame):
         """SIGHUP reloads the run's configuration (docs/reload.md): the child's to do. Before the
-        run has its handlers in place (it would die of it) there is nothing to reload yet."""
+        run has its handlers in place (it would die of it) it is held, once, and forwarded when
+        the run has started: the file may have changed since the run read it."""
         self.check_started()
         if self.started_at is not None:
             self._forward(signum)
+        elif signum not in self.pending:
+            self.pending.append(signum)
 
     def _on_signal(self, signum, frame):
         self.check_started()

@@ -129,12 +129,51 @@ class WorkerProcesses(Each):
         self.progress = {}
         self.stuck = {}                # worker index -> what it was stuck in, once it was ended for it
         self.stuck_after = stuck_after
-        # Each definition's processors' names, in the engine's order (a stuck call names its own).
-        self.processor_names = [[spec.name for stage in flow.stages for spec in stage] for flow in plan.config.flows]
+        # Per worker: its shard's definitions by their index in its definition space (every generation
+        # it may run, docs/reload.md): (name, its processors' names), for flowos-ctl flows and a
+        # stuck or dead process's call. A reload puts the new ones where that process staged them.
+        self.spaces = {w: space(plan.config.flows, 0) for w in range(plan.workers)}
         self.lock = threading.Lock()   # the control server's thread reads them; check() withdraws them
+        # Held by a reload (flowos.runtime.process_reload) from its first request to its end, and by a
+        # restart and the end (kill): no process is replaced while a reload asks them.
+        self.reload_lock = threading.RLock()
 
     def __len__(self):
         return self.plan.workers
+
+    @property
+    def definitions(self):
+        """The running configuration's definition names (every process's current generation)."""
+        return [flow.name for flow in self.plan.config.flows]
+
+    def definition_name(self, definition, worker=0):
+        """Worker process's definition (any generation's) by the index a flow's key has."""
+        return self.spaces[worker].get(definition, (f"#{definition}",))[0]
+
+    def processor_name(self, worker, definition, processor):
+        """Worker process's processor by the indexes its current call gives (any generation's)."""
+        names = self.spaces[worker].get(definition, (None, []))[1]
+        return names[processor] if processor < len(names) else f"processor {processor} of definition #{definition}"
+
+    def not_reloadable(self):
+        """Why the worker processes cannot be asked to reload now, or None."""
+        if self.stopping or self.ended:
+            return "the run is stopping"
+        for w in range(self.plan.workers):
+            if w in self.restarting or self.controls.get(w) is None or self.procs[w].poll() is not None:
+                return f"worker process {w} is not running (being restarted, or ended): reload again once it runs"
+        return None
+
+    def tell(self, w, line):
+        """A line on worker process w's stdin (what it serves: flowos.runtime.process_reload)."""
+        try:
+            os.write(self.procs[w].stdin.fileno(), f"{line}\n".encode())
+        except (OSError, ValueError):
+            pass     # it has ended: its answer says so
+
+    def switched(self, w, flows, base):
+        """Worker process w runs flows now, its definitions from `base` in its definition space."""
+        self.spaces[w].update(space(flows, base))
 
     def spawn(self):
         """Starts every worker process and waits until each runs its worker; raises FlowOSError
@@ -235,7 +274,8 @@ class WorkerProcesses(Each):
             if w in self.restarting:    # a replacement counts itself out of no receivers: restart it as well
                 self._end_restart(w)
             if not left and self._may_restart(w):
-                self._restart(w, reason, live)
+                with self.reload_lock:    # after a reload under way: the new process builds what it left
+                    self._restart(w, reason, live)
                 continue
             self.ended[w] = reason
             self.inbox_freed[w] = self.inbox_freed.get(w, 0) + self.inboxes[w].drain()
@@ -269,7 +309,7 @@ class WorkerProcesses(Each):
             stats = stats_at(engine)
             call = current_call_at(engine)
             if call is not None:
-                record["processor"] = self.processor_names[call[0]][call[1]]
+                record["processor"] = self.processor_name(w, call[0], call[1])
             # Its counters until it died count in the totals; its flows are active no more.
             record.update(flows_lost=stats["flows_active"], mbufs_held=stats["budget"]["held"],
                           stats=dict(stats, flows_active=0, budget={k: 0 for k in stats["budget"]}),
@@ -280,6 +320,7 @@ class WorkerProcesses(Each):
         self.inbox_freed[w] = self.inbox_freed.get(w, 0) + self.inboxes[w].drain()
         self.restarts[w].append(record)
         self.progress.pop(w, None)
+        self.spaces[w] = space(self.plan.config.flows, 0)     # the new process builds the running configuration
         n = len(self.restarts[w])
         where = f" in {record['processor']}" if record["processor"] else ""
         print(f"flowos-run: worker process {w} (pid {record['pid']}) ended{where}: {reason}; restarting it "
@@ -287,7 +328,7 @@ class WorkerProcesses(Each):
               "are lost", file=sys.stderr, flush=True)
         plan_path = write_plan(self.plan, f"fo_plan{w}")
         proc, read = self._popen(plan_path, w, "restart")
-        os.close(self.said[w].fd)
+        self.said[w].close()
         if self.procs[w].stdin is not None:
             self.procs[w].stdin.close()
         self.procs[w], self.said[w] = proc, Said(read)
@@ -349,7 +390,7 @@ class WorkerProcesses(Each):
             where = "outside any processor call"
             if call is not None:
                 d, p, what, seconds, _ = call
-                where = f"in {self.processor_names[d][p]}'s {what}, a call of {seconds:.1f} s"
+                where = f"in {self.processor_name(w, d, p)}'s {what}, a call of {seconds:.1f} s"
             self.stuck[w] = f"killed: no progress for {now - last[1]:.1f} s, {where}"
             self.procs[w].kill()    # its shard stays readable (nobody frees it) for check() to count what was lost
 
@@ -457,6 +498,10 @@ class WorkerProcesses(Each):
             self.ended[w] = f"{describe_status(status) if isinstance(status, int) else status}, without its report"
 
     def kill(self):
+        with self.reload_lock:     # a reload under way ends first: it reads their pipes
+            self._kill()
+
+    def _kill(self):
         for w in list(self.restarting):
             self._end_restart(w)
         for proc in self.procs:
@@ -464,7 +509,7 @@ class WorkerProcesses(Each):
                 proc.kill()
             proc.wait()
         for said in self.said:
-            os.close(said.fd)
+            said.close()
         self.said = []
         for proc in self.procs:
             if proc.stdin is not None:
@@ -546,8 +591,10 @@ class WorkerProcesses(Each):
         if not reports:
             return None
         stats = add_up([r["stats"] for r in reports] + self._dead_stats() + [self.relay_engine.stats()])
-        return {"stats": stats, "flows": [_merge_flow([r["flows"][i] for r in reports])
-                                          for i in range(len(reports[0]["flows"]))]}
+        # By name: after a reload that some processes took and others did not (reload partly
+        # done), their definitions differ.
+        return {"stats": stats, "flows": [_merge_flow(flows) for flows in
+                                          _grouped([f for r in reports for f in r["flows"]], lambda f: f["name"])]}
 
     def close(self):
         self.kill()
@@ -557,6 +604,12 @@ class WorkerProcesses(Each):
                 os.unlink(self.plan.log_path(w))
             except OSError:
                 pass
+
+
+def space(flows, base):
+    """flows' definitions by their index in a definition space, from base: (name, processor names)."""
+    return {base + i: (flow.name, [spec.name for stage in flow.stages for spec in stage])
+            for i, flow in enumerate(flows)}
 
 
 class NotRunning(FlowOSError):
@@ -599,10 +652,20 @@ class ProcessControl:
         self.stopped = True
 
 
+def _grouped(items, key):
+    """items in groups of equal key(item), in the order each key first comes."""
+    groups = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    return list(groups.values())
+
+
 def _merge_flow(flows):
+    """One definition's reports from several processes; its processors matched by place and name."""
     out = add_up([{k: v for k, v in f.items() if k != "processors"} for f in flows])
-    out["processors"] = [_merge_processor([f["processors"][j] for f in flows])
-                         for j in range(len(flows[0]["processors"]))]
+    placed = [(j, p) for f in flows for j, p in enumerate(f["processors"])]
+    out["processors"] = [_merge_processor([p for _, p in procs])
+                         for procs in _grouped(placed, lambda jp: (jp[0], jp[1]["name"]))]
     return out
 
 
@@ -625,30 +688,71 @@ def describe_status(status):
 
 
 class Said:
-    """What a worker process says on its pipe ("ready ...", "built ...", "left", "error: ..."):
-    every whole line so far, read as it comes. Each reader looks for its line among them all, so
-    none takes another's (a restarted process's "ready" and "left" may come in one read)."""
+    """What a worker process says on its pipe ("ready ...", "built ...", "left", "error: ...", a
+    reload's answers): every whole line so far, read as it comes. Each reader looks for its line
+    among them all, so none takes another's (a restarted process's "ready" and "left" may come in
+    one read). A worker process reads what the primary asks on its stdin with one too (new_lines,
+    next_line: each line once, in order)."""
 
     def __init__(self, fd):
         self.fd = fd
         self.lines = []
         self.partial = ""
-        self.closed = False    # the process closed its end (it ended)
+        self.closed = False    # the process closed its end (it ended), or close() was called
+        self.taken = 0         # lines new_lines() returned already
+        # The main thread (check) and a reload's thread (flowos.runtime.process_reload) both read it.
+        self.lock = threading.Lock()
 
     def read(self, timeout=0.0):
         """Reads what has come, waiting up to timeout seconds for the first of it; returns every
         whole line said so far."""
         import select
-        deadline = time.monotonic() + timeout
-        while not self.closed and select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
-            chunk = os.read(self.fd, 4096)
-            if not chunk:
-                self.closed = True
-                break
-            *whole, self.partial = (self.partial + chunk.decode(errors="replace")).split("\n")
-            self.lines += [line.strip() for line in whole]
-            deadline = 0.0     # what came with it, no more waiting
-        return self.lines
+        with self.lock:
+            deadline = time.monotonic() + timeout
+            while not self.closed and select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                chunk = os.read(self.fd, 4096)
+                if not chunk:
+                    self.closed = True
+                    break
+                *whole, self.partial = (self.partial + chunk.decode(errors="replace")).split("\n")
+                self.lines += [line.strip() for line in whole]
+                deadline = 0.0     # what came with it, no more waiting
+            return list(self.lines)
+
+    def take(self, prefix):
+        """What follows prefix on the first line said that starts with it, that line removed (a
+        reload's answer: read once, not kept for the life of the run); None if none came yet."""
+        self.read()
+        with self.lock:
+            at = next((i for i, line in enumerate(self.lines) if line.startswith(prefix)), None)
+            return None if at is None else self.lines.pop(at)[len(prefix):]
+
+    def new_lines(self, timeout):
+        """The lines that came since the last call, waiting up to timeout seconds for one (the one
+        reader of a pipe of commands: a worker process's stdin)."""
+        lines = self.read(timeout)
+        if self.closed and len(lines) == self.taken:
+            time.sleep(timeout)    # nothing more will come: no spinning meanwhile
+        new, self.taken = lines[self.taken:], len(lines)
+        return new
+
+    def next_line(self):
+        """The next line not yet taken, waiting for it; "" once the writer closed its end."""
+        while True:
+            if self.closed and self.taken == len(self.lines):
+                return ""
+            new = self.new_lines(1.0)
+            if new:
+                self.taken -= len(new) - 1
+                return new[0]
+            if self.closed:
+                return ""
+
+    def close(self):
+        with self.lock:
+            if self.fd is not None:
+                os.close(self.fd)
+            self.fd, self.closed = None, True
 
     def first(self, timeout):
         """The first line, waiting up to timeout seconds: "" if the process ended, or said nothing
@@ -664,10 +768,10 @@ def run_worker(plan, w, ready, restart=False):
     the group ends, send its last packets, leave the group; returns its report. ready(text) tells
     the primary it runs (or why it cannot). restart: it replaces a process that died; it takes
     from its inbox only once the primary, which freed what came meanwhile, says "go"."""
-    from flowos.runtime import pipelines
     from flowos.boundary._control import Control
-    from flowos.boundary._python import cover_kept_views
+    from flowos.boundary._python import cover_kept_views, thread_hooks
     from flowos.boundary._runtime import Eal, Inbox, Mempool, Port, Worker, WorkerGroup
+    from flowos.runtime import pipelines, process_reload
     cfg = plan.config
     argv = eal_args.worker_process_argv(plan.file_prefix, w, cfg.eal.worker_cpus, log_level=cfg.eal.log_level)
     try:
@@ -698,13 +802,16 @@ def run_worker(plan, w, ready, restart=False):
         (engine,), (tiers,) = pipelines.build_shards(cfg, pool, plan.port_ids, plan.workers, plan.keep_budget, [worker],
                                                   worker.address(), steer_and_send)
         engine.attach_inbox(worker, group, w, inboxes[w])
+        # Its worker's thread ready for Python whatever the pipeline: a reload may bring a Python processor.
+        worker.set_thread_hooks(*thread_hooks())
         # The engine's hook, wrapped by the control mailbox the primary asks (flowos-ctl flows,
         # message); without routes, it gets only the idle calls that move the engine's time on.
         control = Control.attach(engine, worker)
         shared = f"{worker.address()} {engine.shard_address()} {control.address()}"
+        primary = Said(sys.stdin.fileno())     # what the primary asks: "go", reloads, "read no more"
         if restart:
             ready(f"built {shared}")
-            if sys.stdin.readline().strip() != "go":
+            if primary.next_line() != "go":
                 raise FlowOSError("the primary did not say go")
         worker.launch(eal.worker_lcores()[0])
     except FlowOSError as e:
@@ -715,18 +822,26 @@ def run_worker(plan, w, ready, restart=False):
     while worker.polls[0] == 0 and worker.running:
         time.sleep(0.001)
     ready("ready" if restart else f"ready {shared}")
+    reloads = process_reload.WorkerReloads(plan, engine, worker, control, tiers, ready)
     # DPDK's join spins (rte_eal_wait_lcore): on the CPU this main thread shares with the relay it
-    # took half of the relay's time (perf); sleep while the loop runs, join once it has ended.
+    # took half of the relay's time (perf); wait for the primary's lines while the loop runs, join
+    # once it has ended.
     while worker.running:
-        time.sleep(JOIN_POLL)
+        for line in primary.new_lines(JOIN_POLL):
+            reloads.serve(line)
     worker.join()
+    reloads.ending = True
+    reloads.drop()          # a reload prepared, not yet committed: it cannot be now
     control.stop()          # nothing serves it now: the primary's requests are refused at once
     for tier in tiers:      # the loop has ended: a later fault (teardown) has nothing to stop
         tier.stop_worker_on_fault(0)
     engine.shutdown()       # every flow ends; what they held goes into the outboxes
     group.leave()           # the relay sends it and ends once every worker process has left
     ready("left")
-    sys.stdin.readline()    # the primary no longer reads this process's counters (or has ended)
+    # Until the primary no longer reads this process's counters (or has ended); a reload asked
+    # meanwhile is refused.
+    while (line := primary.next_line()) not in ("read no more", ""):
+        reloads.serve(line)
     report = pipelines.engine_report(engine)
     engine.teardown()
     pipelines.refresh_tier_reports(engine, report)

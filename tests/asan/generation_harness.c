@@ -115,6 +115,7 @@ static struct rte_mempool *pool;
 static struct fo_engine_conf engine_conf;
 static uint32_t next_seq[64];
 static uint64_t sent;
+static const char *def_name = "all";   /* the name make_conf gives its definition */
 
 /* A conf of one definition ("all", holding up to hold packets) whose pipeline is tagged(tag), then hold(hold_n) if not 0. */
 static struct fo_pipeline_conf *
@@ -129,7 +130,7 @@ make_conf(const struct fo_pipeline_conf *prev, uint32_t tag, const struct fo_pro
 
 	if (pc == NULL)
 		return NULL;
-	strcpy(def.name, "all");
+	snprintf(def.name, sizeof(def.name), "%s", def_name);
 	def.hold_packets = hold;
 	def.hold_bytes = 1 << 24;
 	if (fo_pipeline_conf_add_definition(pc, &def) != 0 ||
@@ -260,6 +261,7 @@ main(int argc, char **argv)
 	struct fo_shard_conf sc = { .flow_capacity = 256, .socket_id = SOCKET_ID_ANY };
 	struct fo_pipeline_conf *first, *other, *pc;
 	struct fo_engine_stats st;
+	struct fo_def_stats before, after;
 	struct fo_route route = {0};
 	struct fo_engine *e;
 	char err[256];
@@ -303,8 +305,15 @@ main(int argc, char **argv)
 	if (other == NULL || fo_engine_stage(e, other) != -EBUSY)   /* one staged at a time */
 		return 8;
 	fo_pipeline_conf_free(other);
-	if (fo_engine_stage_setup(e, err, sizeof(err)) != 0 || fo_engine_switch(e, 0) != 0)
+	/* The definition keeps its name: its counters go on from the first generation's. */
+	if (fo_engine_read_def_stats(e, 0, &before) != 0 || fo_engine_stage_setup(e, err, sizeof(err)) != 0 ||
+	    fo_engine_switch(e, 0) != 0 || fo_engine_read_def_stats(e, 0, &after) != 0)
 		return 8;
+	printf("def_before_switch packets %lu flows_created %lu flows_active %lu\n", (unsigned long)before.packets,
+	       (unsigned long)before.flows_created, (unsigned long)before.flows_active);
+	printf("def_after_switch packets %lu bytes_kept %d flows_created %lu flows_active %lu\n",
+	       (unsigned long)after.packets, after.bytes == before.bytes, (unsigned long)after.flows_created,
+	       (unsigned long)after.flows_active);
 	fo_pipeline_conf_free(pc);
 	/* Old flows 0-7 keep tagged(1) (their state moved to the larger areas), new flows 8-15 get tagged(2). */
 	if (traffic(e, 0, 16, 10) != 0)
@@ -321,9 +330,14 @@ main(int argc, char **argv)
 	if (fo_engine_switch(e, 0) != -EINVAL || traffic(e, 0, 16, 2) != 0)
 		return 10;
 
-	/* Generation 3 with migrate: flows 0-15 end now (reload), what hold(3) held goes on; 1 and 2 are torn down. */
-	if (reload(e, make_conf(first, 3, &tagged_ops, 64, 0), 1) != 0)
+	/* Generation 3 with migrate: flows 0-15 end now (reload), what hold(3) held goes on; 1 and 2 are torn down.
+	 * Its definition has another name: it counts from 0. */
+	def_name = "renamed";
+	if (reload(e, make_conf(first, 3, &tagged_ops, 64, 0), 1) != 0 || fo_engine_read_def_stats(e, 0, &after) != 0)
 		return 11;
+	def_name = "all";
+	printf("def_after_rename packets %lu flows_created %lu\n", (unsigned long)after.packets,
+	       (unsigned long)after.flows_created);
 	printf("generations_after_migrate %u\n", fo_engine_generations(e));
 	if (traffic(e, 0, 16, 10) != 0)
 		return 12;
