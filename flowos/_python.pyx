@@ -1034,18 +1034,21 @@ cdef void process_call(PythonTier tier, fo_batch *batches, uint16_t n) noexcept:
 
 
 cdef void tier_flow_start(void *ctx, const fo_flow *flow, void *state, const rte_mbuf *first) noexcept nogil:
-    with gil:
-        tier = <PythonTier>(<tier_ctx *>ctx).tier
-        if tier.stop_requested:
-            return
-        f = make_flow(flow, state, None, None)
-        tier.enter(b"flow_start", flow, NULL, 0)
-        try:
-            tier.processor.flow_start(f)
-        except BaseException:
-            tier.fault("failed in flow_start:\n" + traceback.format_exc(), None)
-        tier.leave()
-        f.ended = True
+    with gil:   # the work in a function of its own, as tier_process's: one GIL take per call
+        flow_start_call(<PythonTier>(<tier_ctx *>ctx).tier, flow, state)
+
+
+cdef void flow_start_call(PythonTier tier, const fo_flow *flow, void *state) noexcept:
+    if tier.stop_requested:
+        return
+    f = make_flow(flow, state, None, None)
+    tier.enter(b"flow_start", flow, NULL, 0)
+    try:
+        tier.processor.flow_start(f)
+    except BaseException:
+        tier.fault("failed in flow_start:\n" + traceback.format_exc(), None)
+    tier.leave()
+    f.ended = True
 
 
 cdef void tier_flow_end(void *ctx, const fo_flow *flow, void *state, fo_flow_end_reason reason) noexcept nogil:
@@ -1053,17 +1056,21 @@ cdef void tier_flow_end(void *ctx, const fo_flow *flow, void *state, fo_flow_end
     if (<void **>state)[0] == NULL and not c.wants_flow_end:
         return
     with gil:
-        tier = <PythonTier>c.tier
-        f = make_flow(flow, state, None, None)
-        if c.wants_flow_end:
-            tier.enter(b"flow_end", flow, NULL, 0)
-            try:
-                tier.processor.flow_end(f, END_REASONS[<int>reason])
-            except BaseException:
-                tier.fault("failed in flow_end:\n" + traceback.format_exc(), None)
-            tier.leave()
-        f.state = None
-        f.ended = True
+        flow_end_call(<PythonTier>c.tier, c.wants_flow_end, flow, state, reason)
+
+
+cdef void flow_end_call(PythonTier tier, bint wants_flow_end, const fo_flow *flow, void *state,
+                        fo_flow_end_reason reason) noexcept:
+    f = make_flow(flow, state, None, None)
+    if wants_flow_end:
+        tier.enter(b"flow_end", flow, NULL, 0)
+        try:
+            tier.processor.flow_end(f, END_REASONS[<int>reason])
+        except BaseException:
+            tier.fault("failed in flow_end:\n" + traceback.format_exc(), None)
+        tier.leave()
+    f.state = None
+    f.ended = True
 
 
 cdef int tier_message(void *ctx, const char *msg, char *reply, size_t length) noexcept nogil:
