@@ -53,6 +53,36 @@ const struct fo_processor_ops fo_bench_dport_ops = {
 	.report = dport_report,
 };
 
+/* --- bench_nothing ------------------------------------------------------------------------- */
+
+static void
+nothing_process(void *ctx, struct fo_batch *batches, uint16_t n)
+{
+	struct fo_bench_nothing_ctx *c = ctx;
+	uint16_t b;
+
+	for (b = 0; b < n; b++)
+		c->packets += batches[b].n;
+}
+
+static int
+nothing_report(void *ctx, char *buf, size_t len)
+{
+	const struct fo_bench_nothing_ctx *c = ctx;
+
+	return snprintf(buf, len, "{\"packets\": %lu}", (unsigned long)c->packets);
+}
+
+const struct fo_processor_ops fo_bench_nothing_ops = {
+	.name = "bench_nothing",
+	.level = FO_LEVEL_L4,
+	.readonly = 1,
+	.ctx_size = sizeof(struct fo_bench_nothing_ctx),
+	.state_size = 0,
+	.process = nothing_process,
+	.report = nothing_report,
+};
+
 /* --- bench_find ------------------------------------------------------------------------------ */
 
 static int

@@ -19,6 +19,17 @@ struct fo_bench_dport_ctx {
 extern const struct fo_processor_ops fo_bench_dport_ops;
 
 /*
+ * bench_nothing: returns at once, having counted the packets of each batch (not each packet):
+ * what having a processor in the stage costs the engine (per-flow queues, windows, verdicts,
+ * release) with nothing of a processor's own, the floor under every tier's figures.
+ */
+struct fo_bench_nothing_ctx {
+	uint64_t packets;
+};
+
+extern const struct fo_processor_ops fo_bench_nothing_ops;
+
+/*
  * The streams benchmark's C processors (payload level, with streams), the logic of its Python
  * and Cython ones (benchmarks/streambench.py, cystream.pyx) written against fo_stream.h.
  *

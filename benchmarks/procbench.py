@@ -1,7 +1,7 @@
 """The processors benchmark, one run: the flow engine on one core with one processor per scenario.
 
     procbench.py --cpu N --file-prefix P --memory hugepages|no-huge [--huge-dir D] [--memory-mb MB]
-                 [--seconds S] [--warmup S] [--only NAME,...] [--list]
+                 [--seconds S] [--warmup S] [--packets N] [--only NAME,...] [--list]
 
 bench.py's `processors` subcommand runs this once per repetition (the EAL starts once per process)
 with the pybench extension (benchmarks/pybench.pyx, built into build/release/benchmarks) on
@@ -103,6 +103,7 @@ class DportLoopField(DportCounter):
 KINDS = {
     "none": (None, 32, "no processor"),
     "c_counter": ("counter", 32, "C: the built-in counter (packets and bytes per flow and direction)"),
+    "c_nothing": ("bench_nothing", 32, "C: fo_benchproc.c, returns at once (the engine's cost of a processor)"),
     "c_dport": ("bench_dport", 32, "C: fo_benchproc.c, counts dport 443 (fo_pkt_meta, one loop)"),
     "cython_dport": ("cython", 32, "Cython: a flowos.cprocessor.CProcessor counting dport 443 (pkt_dport)"),
     "python_nothing": (Nothing, 32, "Python: process() returns at once"),
@@ -117,6 +118,7 @@ KINDS = {
     "python_vector_b1": (DportVector, 1, "Python: batch.dport.count(443), bursts of 1 (one call per packet)"),
     "python_numpy_b1": (DportNumpy, 1, "Python: NumPy over batch.dport, bursts of 1 (one call per packet)"),
     "none_b256": (None, 256, "no processor, bursts of 256 (FO_MAX_BURST, flowos-run --burst 256)"),
+    "c_nothing_b256": ("bench_nothing", 256, "C: fo_benchproc.c, returns at once, bursts of 256"),
     "c_dport_b256": ("bench_dport", 256, "C: fo_benchproc.c, counts dport 443, bursts of 256"),
     "python_nothing_b256": (Nothing, 256, "Python: process() returns at once, bursts of 256"),
     "python_field_b256": (DportField, 256, "Python: batch.dport, not used, bursts of 256"),
@@ -139,10 +141,10 @@ def make_processor(kind):
     return PythonTier(proc), proc
 
 
-def run_scenario(rig, name, seconds, warmup):
+def run_scenario(rig, name, seconds, warmup, packets=0):
     kind, flows = SCENARIOS[name]
     stage, proc = make_processor(kind)
-    r = pybench.run(rig, flows, KINDS[kind][1], seconds, warmup, stage)
+    r = pybench.run(rig, flows, KINDS[kind][1], seconds, warmup, stage, packets)
     r["kind"] = kind
     r["what"] = KINDS[kind][2]
     if proc is not None and hasattr(proc, "matched"):
@@ -154,12 +156,15 @@ def run_scenario(rig, name, seconds, warmup):
 
 def main(argv=None):
     p = benchrun.parser("procbench", __doc__, memory_mb=512)
+    p.add_argument("--packets", type=int, default=0,
+                   help="exactly this many packets after the pass, no warm-up or timed window "
+                        "(benchmarks/proc_instructions.py counts instructions so)")
     args, names = benchrun.parse(p, argv, {name: KINDS[kind][2] for name, (kind, _) in SCENARIOS.items()}, 26)
     if names is None:
         return 0
     header = {"frame_len": pybench.FRAME_LEN, "seconds": args.seconds, "warmup": args.warmup}
     return benchrun.run("procbench", "processors", args, names, "pb_pool", POOL_SIZE, header,
-                        lambda rig, name: run_scenario(rig, name, args.seconds, args.warmup))
+                        lambda rig, name: run_scenario(rig, name, args.seconds, args.warmup, args.packets))
 
 
 if __name__ == "__main__":

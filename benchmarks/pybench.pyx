@@ -17,6 +17,7 @@ import json
 
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
+from posix.time cimport clock_gettime, timespec, CLOCK_THREAD_CPUTIME_ID
 
 from flowos.includes.dpdk cimport rte_errno, rte_mempool, rte_mempool_avail_count, rte_strerror
 from flowos.includes.fo cimport fo_route
@@ -31,6 +32,7 @@ cdef extern from "rte_lcore.h" nogil:
 
 cdef extern from "rte_cycles.h" nogil:
     uint64_t rte_get_tsc_hz()
+    uint64_t rte_rdtsc()
 
 cdef extern from "rte_malloc.h" nogil:
     struct rte_malloc_socket_stats:
@@ -77,6 +79,7 @@ cdef extern from "fo_gen.h" nogil:
 
 cdef extern from "fo_benchproc.h" nogil:
     const fo_processor_ops fo_bench_dport_ops
+    const fo_processor_ops fo_bench_nothing_ops
     const fo_processor_ops fo_bench_find_ops
     const fo_processor_ops fo_bench_edit_ops
     struct fo_bench_find_params:
@@ -89,7 +92,7 @@ cdef extern from "fo_benchproc.h" nogil:
 MAX_BURST = FO_GEN_MAX_BURST
 FRAME_LEN = FO_GEN_FRAME_LEN + 4
 TIMEOUT_S = 600         # no flow may end by idle time during a run
-BUILTINS = ("counter", "bench_dport")   # the C processors run() takes by name
+BUILTINS = ("counter", "bench_dport", "bench_nothing")   # the C processors run() takes by name
 # ... and as tuples: ("bench_find", pattern) and ("bench_edit", mode, bytes) (fo_benchproc.h)
 EDIT_MODES = ("none", "replace", "insert", "delete")
 # A stream definition's limits: flowos.configuration.flows' defaults (what flowos-run gives a flow).
@@ -198,6 +201,8 @@ cdef fo_engine *build_engine(Rig rig, uint32_t flows, processor, bint streams=Fa
                 params_len = sizeof(counter)
             elif processor == "bench_dport":
                 ops = &fo_bench_dport_ops
+            elif processor == "bench_nothing":
+                ops = &fo_bench_nothing_ops
             elif isinstance(processor, tuple) and processor[0] == "bench_find":
                 pattern = bytes(processor[1])
                 if not 0 < len(pattern) <= 64:
@@ -270,24 +275,48 @@ cdef object processor_report(fo_engine *e, processor):
     return json.loads(buf[:n].decode())
 
 
+cdef inline double thread_cpu_seconds() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
 cdef int64_t timed_run(fo_engine *e, fo_gen *g, fo_gen_rig *rig, unsigned int burst, uint64_t pass_packets,
-                       double warmup, double seconds, uint64_t *cycles) noexcept nogil:
+                       double warmup, double seconds, uint64_t count, uint64_t *cycles,
+                       double *cpu_seconds) noexcept nogil:
     """One pass of `pass_packets` packets, `warmup` seconds, then `seconds` measured (into
-    *cycles), in bursts of `burst`: the measured packets, or < 0 if the mbuf pool ran dry."""
+    *cycles, and the calling thread's CPU time in that window into *cpu_seconds: on a shared
+    machine the run-queue waits are in the first, not in the second), in bursts of `burst`:
+    the measured packets, or < 0 if the mbuf pool ran dry. With `count` > 0, exactly `count`
+    packets after the pass instead of the warm-up and the timed window (for instruction counts:
+    benchmarks/proc_instructions.py)."""
     cdef int64_t packets = fo_gen_run_packets(e, g, rig, burst, pass_packets)
+    cdef double cpu
+    cdef uint64_t began
+    if packets >= 0 and count > 0:
+        cpu = thread_cpu_seconds()
+        began = rte_rdtsc()
+        packets = fo_gen_run_packets(e, g, rig, burst, count)
+        cycles[0] = rte_rdtsc() - began
+        cpu_seconds[0] = thread_cpu_seconds() - cpu
+        return packets
     if packets >= 0:
         packets = fo_gen_run_for(e, g, rig, burst, warmup, cycles)
     if packets >= 0:
+        cpu = thread_cpu_seconds()
         packets = fo_gen_run_for(e, g, rig, burst, seconds, cycles)
+        cpu_seconds[0] = thread_cpu_seconds() - cpu
     return packets
 
 
-def run(Rig rig not None, uint32_t flows, unsigned int burst, double seconds, double warmup, processor=None):
+def run(Rig rig not None, uint32_t flows, unsigned int burst, double seconds, double warmup, processor=None,
+        uint64_t packets_only=0):
     """Builds an engine (one catch-all definition; `processor` in stage 0 if not None: a name in
     BUILTINS or a tier object), sends one pass over the traffic of `flows` connections through it
     (which creates every flow), `warmup` seconds more, then measures `seconds` of bursts of
     `burst` packets. Returns a dict: mpps and cycles_per_packet (generator and TX ring included),
-    the engine's counters, the processor's report and the leak checks."""
+    the engine's counters, the processor's report and the leak checks. packets_only > 0: exactly
+    that many packets after the pass, no warm-up and no timed window (timed_run)."""
     if not 1 <= burst <= FO_GEN_MAX_BURST:
         raise ValueError(f"burst must be 1..{FO_GEN_MAX_BURST}, not {burst}")
     cdef int socket = rig.rig.socket_id
@@ -296,15 +325,18 @@ def run(Rig rig not None, uint32_t flows, unsigned int burst, double seconds, do
     cdef fo_gen g
     cdef uint64_t cycles = 0, pass_packets = 2ULL * flows
     cdef int64_t packets
+    cdef double cpu_seconds = 0
     heap_built = heap_used(socket)
     fo_gen_init(&g, flows, 0, RTE_TCP_ACK_FLAG)
     with nogil:
-        packets = timed_run(e, &g, &rig.rig, burst, pass_packets, warmup, seconds, &cycles)
+        packets = timed_run(e, &g, &rig.rig, burst, pass_packets, warmup, seconds, packets_only, &cycles,
+                            &cpu_seconds)
     try:
         if packets < 0:
             return {"error": "the mbuf pool ran dry: mbufs are being lost"}
         hz = <double>rte_get_tsc_hz()
         out = {"mpps": packets / (cycles / hz) / 1e6, "cycles_per_packet": cycles / <double>packets,
+               "cpu_seconds": cpu_seconds, "cpu_cycles_per_packet": cpu_seconds * hz / packets,
                "packets": packets, "seconds": cycles / hz, "flows": flows, "burst": burst,
                "engine_heap_mib": (heap_built - heap_before) / 1048576.0,
                "engine": engine_stats(e), "processor": processor_report(e, processor)}
@@ -334,6 +366,7 @@ def run_streams(Rig rig not None, uint32_t flows, unsigned int burst, double sec
     cdef fo_gen_stream_stats gs
     cdef uint64_t cycles = 0, pass_packets = 2ULL * flows
     cdef int64_t packets
+    cdef double cpu_seconds = 0
     heap_built = heap_used(socket)
     memset(&conf, 0, sizeof(conf))
     conf.payload_len = payload_len
@@ -349,7 +382,7 @@ def run_streams(Rig rig not None, uint32_t flows, unsigned int burst, double sec
             fo_engine_free(e)
         check(ret, "fo_gen_init_stream (payload, pattern or flows out of range?)")
     with nogil:
-        packets = timed_run(e, &g, &rig.rig, burst, pass_packets, warmup, seconds, &cycles)
+        packets = timed_run(e, &g, &rig.rig, burst, pass_packets, warmup, seconds, 0, &cycles, &cpu_seconds)
     try:
         if packets < 0:
             return {"error": "the mbuf pool ran dry: mbufs are being lost or held"}
@@ -357,6 +390,7 @@ def run_streams(Rig rig not None, uint32_t flows, unsigned int burst, double sec
         fo_gen_read_stream_stats(&g, &gs)
         out = {"mpps": packets / (cycles / hz) / 1e6, "cycles_per_packet": cycles / <double>packets,
                "gbps": packets * payload_len * 8 / (cycles / hz) / 1e9,
+               "cpu_seconds": cpu_seconds, "cpu_cycles_per_packet": cpu_seconds * hz / packets,
                "packets": packets, "seconds": cycles / hz, "flows": flows, "burst": burst,
                "payload_len": payload_len, "engine_heap_mib": (heap_built - heap_before) / 1048576.0,
                "engine": engine_stats(e) if e != NULL else None,

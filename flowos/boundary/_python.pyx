@@ -14,7 +14,8 @@ import traceback
 
 from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from cpython.ref cimport PyObject, Py_INCREF, Py_REFCNT, Py_XDECREF
+from cpython.list cimport PyList_GET_ITEM
+from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.errno cimport EINVAL, ERANGE
 from libc.stdint cimport int64_t
@@ -41,6 +42,13 @@ cdef extern from "Python.h" nogil:
     PyThreadState *PyEval_SaveThread()
     void PyEval_RestoreThread(PyThreadState *tstate)
     int PyThreadState_SetAsyncExc(unsigned long id, object exc)
+
+cdef extern from "Python.h":
+    # The two fields unshared() reads, through a borrowed pointer (no reference taken).
+    ctypedef struct WeaklistType "PyTypeObject":
+        Py_ssize_t tp_weaklistoffset
+    WeaklistType *type_of "Py_TYPE"(PyObject *o)
+    Py_ssize_t refs_of "Py_REFCNT"(PyObject *o)
 
 cdef extern from "pythread.h" nogil:
     unsigned long PyThread_get_thread_ident()
@@ -501,6 +509,7 @@ cdef class Batch:
     cdef bint valid
     cdef int exports
     cdef list _flows
+    cdef list field_arrays           # by fo_field: the array the last read returned, for reuse
 
     cdef int check(self) except -1:
         if not self.valid:
@@ -583,15 +592,24 @@ cdef class Batch:
         return p
 
     # Vector accessors: one C loop each (fo_field_vector), into an array.array (buffer protocol:
-    # NumPy wraps it without a copy). array.clone and the array's own buffer: no bytes object and
-    # no typed memoryview (each cost more than the loop for a burst).
+    # NumPy wraps it without a copy). Each read fills an array of its own: the one the last read of
+    # that field returned when nothing holds it any more (not the caller, not a view, not a weak
+    # reference: unshared), else a new one. So an array a processor keeps keeps its burst's values,
+    # and one it let go is refilled without an allocation. The loop keeps the GIL: for a burst it
+    # takes less time than releasing and taking it again.
     cdef object field(self, fo_field kind):
         self.check()
         cdef array.array template = FIELD_TEMPLATES[<int>kind]
-        cdef array.array out = array.clone(template, self.size * (fo_field_size(kind) // template.ob_descr.itemsize),
-                                           zero=False)
-        with nogil:
-            fo_field_vector(kind, self.pkts, self.size, out.data.as_voidptr)
+        cdef Py_ssize_t items = self.size * (fo_field_size(kind) // template.ob_descr.itemsize)
+        cdef PyObject *spare = PyList_GET_ITEM(self.field_arrays, <Py_ssize_t>kind)
+        cdef array.array out
+        if spare != <PyObject *>None and unshared(spare):
+            out = <array.array>spare
+            array.resize_smart(out, items)
+        else:
+            out = array.clone(template, items, zero=False)
+            self.field_arrays[<int>kind] = out
+        fo_field_vector(kind, self.pkts, self.size, out.data.as_voidptr)
         return out
 
     @property
@@ -822,9 +840,8 @@ cdef class PythonTier:
         if batch is not None and batch.holding:
             memset(batch.v, FO_DROP if self.on_error == "drop" else FO_PASS, batch.size)
 
-    cdef void run(self, fo_batch *batches, uint16_t n):
+    cdef void run(self, fo_batch *batches, uint16_t n) noexcept:
         cdef Batch batch
-        cdef uint32_t i
         if self.stop_requested:
             return   # never called after the fault that stopped the run: the verdicts stay FO_PASS
         try:
@@ -840,10 +857,7 @@ cdef class PythonTier:
                 if len(result) != batch.size:
                     raise TypeError(f"process() returned {len(result)} verdicts for {batch.size} packets")
                 batch.verdicts[:] = array.array("B", result)   # of another length: BufferError
-            for i in range(batch.size):
-                if batch.v[i] >= FO_VERDICT_COUNT:
-                    raise ValueError(f"verdict {batch.v[i]} of packet {i} is not one of pass, drop, hold, "
-                                     "modified, redirect")
+            check_verdicts(batch.v, batch.size)
         except BaseException:
             self.fault("failed:\n" + traceback.format_exc(), batch)
         batch.valid = False
@@ -881,7 +895,7 @@ cdef class PythonTier:
         return {"over_budget": self.over_budget, "messages_over_budget": self.message_desk.over_budget,
                 "longest_call_ms": round(self.longest_call * 1000, 3)}
 
-    cdef inline void enter(self, const char *what, const fo_flow *flow, fo_batch *batches, uint16_t n):
+    cdef inline void enter(self, const char *what, const fo_flow *flow, fo_batch *batches, uint16_t n) noexcept:
         self.call.what = what
         self.call.flow = flow
         self.call.batches = batches
@@ -889,7 +903,7 @@ cdef class PythonTier:
         self.call.thread = PyThread_get_thread_ident()
         self.call.since = now()
 
-    cdef inline void leave(self):
+    cdef inline void leave(self) noexcept:
         cdef double took = now() - self.call.since
         self.call.since = 0
         if took > self.longest_call:
@@ -929,13 +943,40 @@ cdef list FIELD_TEMPLATES = [array.array({1: "B", 2: "H", 4: "I", 16: "B"}[fo_fi
                              for f in range(FO_FIELD_COUNT)]
 
 
+cdef inline bint unshared(PyObject *o) noexcept:
+    """Whether o (borrowed: no reference of the caller's counted) is held by one reference alone,
+    and by no weak reference either: then no one but that holder can see what is written into
+    it, and reusing it for the next call is invisible. (Batch has no weak references; an
+    array.array may have.)"""
+    cdef Py_ssize_t at = type_of(o).tp_weaklistoffset
+    return refs_of(o) == 1 and (at == 0 or (<PyObject **>(<char *>o + at))[0] == NULL)
+
+
+cdef int check_verdicts(const uint8_t *v, uint32_t size) except -1:
+    """Raises ValueError for a verdict that is none of FO_PASS..FO_REDIRECT. A word at a time
+    while every verdict is pass (0), the common call; one at a time from the first word that is not."""
+    cdef uint64_t w
+    cdef uint32_t i = 0
+    while i + 8 <= size:
+        memcpy(&w, v + i, 8)
+        if w != 0:
+            break
+        i += 8
+    for i in range(i, size):
+        if v[i] >= FO_VERDICT_COUNT:
+            raise ValueError(f"verdict {v[i]} of packet {i} is not one of pass, drop, hold, modified, redirect")
+    return 0
+
+
 cdef Batch new_batch(PythonTier tier, fo_batch *batches, uint16_t n):
     """A Batch over the engine's flat arrays: fo_processor.h promises that the batches of one
     call lie back to back (packets, verdicts, out_ports), so nothing is copied per packet and a
     batch's first flat index is where its packets start (the last batch's arrays are checked to
-    line up). The Batch object and its verdict array are reused from the last call when nothing
-    else holds them (a processor that kept them finds them invalid, and the next call gets new ones)."""
-    cdef Batch batch = tier.last_batch
+    line up). The Batch object, its verdict array and its field arrays are reused from the last
+    call when nothing else holds them (unshared): a processor that kept the Batch finds it
+    invalid and the next call gets a new one; a verdict or field array it kept is its own, never
+    written again."""
+    cdef Batch batch = None
     cdef array.array verdicts
     cdef uint32_t total = 0
     cdef Py_ssize_t last = 0
@@ -945,16 +986,22 @@ cdef Batch new_batch(PythonTier tier, fo_batch *batches, uint16_t n):
                 or batches[n - 1].out_ports != batches[0].out_ports + last):
             raise RuntimeError("the engine's batches are not back to back")
         total = <uint32_t>last + batches[n - 1].n
-    if batch is None or Py_REFCNT(batch) != 2 or Py_REFCNT(batch.verdicts) != 1:
-        batch = Batch.__new__(Batch)
-        batch.verdicts = array.clone(VERDICTS_TEMPLATE, total, zero=True)
-        tier.last_batch = batch
-    else:
-        verdicts = batch.verdicts
-        array.resize(verdicts, total)
-        memset(verdicts.data.as_uchars, 0, total)
+    # Looked at through borrowed pointers: a local reference would count as a holder.
+    if tier.last_batch is not None and unshared(<PyObject *>tier.last_batch):
+        batch = tier.last_batch
         batch._flows = None
         batch.exports = 0
+        if unshared(<PyObject *>batch.verdicts):
+            verdicts = batch.verdicts
+            array.resize_smart(verdicts, total)   # no reallocation while it shrinks or stays the size
+            memset(verdicts.data.as_uchars, 0, total)
+        else:
+            batch.verdicts = array.clone(VERDICTS_TEMPLATE, total, zero=True)
+    else:
+        batch = Batch.__new__(Batch)
+        batch.verdicts = array.clone(VERDICTS_TEMPLATE, total, zero=True)
+        batch.field_arrays = [None] * FO_FIELD_COUNT
+        tier.last_batch = batch
     batch.batches = batches
     batch.n_batches = n
     batch.size = total
@@ -975,26 +1022,33 @@ cdef int tier_setup(void *ctx, const void *params, size_t params_len, char *err,
 
 
 cdef void tier_process(void *ctx, fo_batch *batches, uint16_t n) noexcept nogil:
+    # No Python variable here: one would make Cython take the GIL a second time on the way out.
     with gil:
-        tier = <PythonTier>(<tier_ctx *>ctx).tier
-        tier.enter(b"process", NULL, batches, n)
-        tier.run(batches, n)
-        tier.leave()
+        process_call(<PythonTier>(<tier_ctx *>ctx).tier, batches, n)
+
+
+cdef void process_call(PythonTier tier, fo_batch *batches, uint16_t n) noexcept:
+    tier.enter(b"process", NULL, batches, n)
+    tier.run(batches, n)
+    tier.leave()
 
 
 cdef void tier_flow_start(void *ctx, const fo_flow *flow, void *state, const rte_mbuf *first) noexcept nogil:
-    with gil:
-        tier = <PythonTier>(<tier_ctx *>ctx).tier
-        if tier.stop_requested:
-            return
-        f = make_flow(flow, state, None, None)
-        tier.enter(b"flow_start", flow, NULL, 0)
-        try:
-            tier.processor.flow_start(f)
-        except BaseException:
-            tier.fault("failed in flow_start:\n" + traceback.format_exc(), None)
-        tier.leave()
-        f.ended = True
+    with gil:   # the work in a function of its own, as tier_process's: one GIL take per call
+        flow_start_call(<PythonTier>(<tier_ctx *>ctx).tier, flow, state)
+
+
+cdef void flow_start_call(PythonTier tier, const fo_flow *flow, void *state) noexcept:
+    if tier.stop_requested:
+        return
+    f = make_flow(flow, state, None, None)
+    tier.enter(b"flow_start", flow, NULL, 0)
+    try:
+        tier.processor.flow_start(f)
+    except BaseException:
+        tier.fault("failed in flow_start:\n" + traceback.format_exc(), None)
+    tier.leave()
+    f.ended = True
 
 
 cdef void tier_flow_end(void *ctx, const fo_flow *flow, void *state, fo_flow_end_reason reason) noexcept nogil:
@@ -1002,17 +1056,21 @@ cdef void tier_flow_end(void *ctx, const fo_flow *flow, void *state, fo_flow_end
     if (<void **>state)[0] == NULL and not c.wants_flow_end:
         return
     with gil:
-        tier = <PythonTier>c.tier
-        f = make_flow(flow, state, None, None)
-        if c.wants_flow_end:
-            tier.enter(b"flow_end", flow, NULL, 0)
-            try:
-                tier.processor.flow_end(f, END_REASONS[<int>reason])
-            except BaseException:
-                tier.fault("failed in flow_end:\n" + traceback.format_exc(), None)
-            tier.leave()
-        f.state = None
-        f.ended = True
+        flow_end_call(<PythonTier>c.tier, c.wants_flow_end, flow, state, reason)
+
+
+cdef void flow_end_call(PythonTier tier, bint wants_flow_end, const fo_flow *flow, void *state,
+                        fo_flow_end_reason reason) noexcept:
+    f = make_flow(flow, state, None, None)
+    if wants_flow_end:
+        tier.enter(b"flow_end", flow, NULL, 0)
+        try:
+            tier.processor.flow_end(f, END_REASONS[<int>reason])
+        except BaseException:
+            tier.fault("failed in flow_end:\n" + traceback.format_exc(), None)
+        tier.leave()
+    f.state = None
+    f.ended = True
 
 
 cdef int tier_message(void *ctx, const char *msg, char *reply, size_t length) noexcept nogil:
