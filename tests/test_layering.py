@@ -86,7 +86,7 @@ def test_the_layers_below_the_boundary_never_import_it():
 def test_the_compiled_modules_import_only_what_is_below_them():
     """The boundary (.pyx) and the C declarations (.pxd) import and cimport only declarations,
     each other, and the bottom layers: never the configuration, the runtime or the applications."""
-    upward = sorted(f"{path.relative_to(ROOT)} imports {target}" for path in sources({".pyx", ".pxd"})
+    upward = sorted(f"{path.relative_to(ROOT)} imports {target}" for path in sources({".pyx", ".pxd", ".pxi"})
                     for target in imported(path) if target != "flowos" and not within(target, COMPILED_MAY_IMPORT))
     assert not upward, "\n".join(upward)
     declarations = sorted(f"{path.relative_to(ROOT)} cimports {target}" for path in (PACKAGE / "includes").glob("*.pxd")
