@@ -1,4 +1,6 @@
 """Config files: every error names the file, the key and what was expected."""
+import re
+
 import pytest
 
 from flowos.configuration import config, eal_args
@@ -233,3 +235,16 @@ def test_a_worker_cpu_flag_replaces_the_files_worker_cpus(tmp_path):
     with pytest.raises(ConfigError, match=rf"^command line: --workers: 2 workers, but eal.worker_cpu gives 1 CPU\(s\) "
                                           rf"\({cpu}\): one CPU per worker$"):
         cli.make_config(cli.build_parser().parse_args(["-c", str(path), "--workers", "2"]))
+
+
+def test_a_port_a_flow_names_must_exist(tmp_path):
+    """Port names in flow definitions (a match's in_port, a built-in's port, an acl rule's
+    in_port) are checked once, with the configuration; the runtime maps them to port ids."""
+    for flows, where in [("[{name: a, match: {in_port: nosuch}}]", "flows[0].match.in_port"),
+                         ("[{name: a, pipeline: [{mirror: {port: nosuch}}]}]", "flows[0].pipeline[0].port"),
+                         ("[{name: a, pipeline: [{acl: {rules: [{action: deny, in_port: nosuch}]}}]}]",
+                          "flows[0].pipeline[0]")]:
+        path = tmp_path / "flowos.yaml"
+        path.write_text(f"ports: [{{name: a, vdev: net_null0}}]\nforward: ['a -> a']\nflows: {flows}\n")
+        with pytest.raises(ConfigError, match=rf"{re.escape(where)}: no port named 'nosuch' \(ports: a\)"):
+            config.finish(config.load(path), cpus=[0, 1])

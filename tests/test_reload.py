@@ -143,3 +143,18 @@ def test_edits_name_what_is_wrong():
         with pytest.raises(FlowOSError, match=".*") as e:
             edit(flows, what, request)
         assert why in str(e.value), (request, str(e.value))
+
+
+def test_a_reload_naming_a_port_the_run_has_not_is_refused():
+    """Port names are checked when a reload is (as at start); building the generation then maps
+    them to port ids without checking again."""
+    from types import SimpleNamespace
+
+    from flowos.configuration import flows as flow_defs
+    from flowos.runtime.reload import check_reloadable
+    bridge = StubBridge()
+    bridge.config.ports = [SimpleNamespace(name="lan")]
+    engine = flow_defs.EngineConfig()
+    assert check_reloadable(bridge, flows_of([{"mirror": {"port": "lan"}}]), engine) is None
+    assert check_reloadable(bridge, flows_of([{"mirror": {"port": "wan"}}]), engine) == \
+        "flows[0].pipeline[0].port: no port named 'wan' (ports: lan)"

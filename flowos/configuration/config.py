@@ -20,8 +20,6 @@ from pathlib import Path
 
 import yaml
 
-import copy
-
 from flowos.configuration import devices, eal_args, flows as flow_defs
 from flowos.errors import ConfigError, FlowOSError
 from flowos.facts import MAX_BURST
@@ -336,7 +334,7 @@ def finish(config, cpus=None):
             raise r.error("forward", f"port {src!r} forwards to two places; a port receives into one route")
         receivers.add(src)
     # Port names in flow definitions are checked now; they become DPDK port ids once DPDK runs.
-    flow_defs.resolve_ports(copy.deepcopy(config.flows), {p.name: i for i, p in enumerate(config.ports)}, r.error)
+    flow_defs.check_port_names(config.flows, names, r.error)
     if config.flows and config.engine.clock == "capture":
         endless = [p.name for p in config.ports if p.capture_source is None and p.name in receivers]
         if endless:

@@ -415,22 +415,39 @@ def parse_engine(value):
     return engine
 
 
-def resolve_ports(flows, port_ids, source_error):
-    """Port names in matches and processor parameters -> DPDK port ids (known once DPDK runs)."""
-    def port_id(name, where):
-        if name not in port_ids:
-            raise source_error(where, f"no port named {name!r} (ports: {', '.join(sorted(port_ids))})")
-        return port_ids[name]
-
+def port_names(flows):
+    """(name, where) for each port the flows name: a match's in_port, a built-in's port parameter,
+    an acl rule's in_port. A Python or Cython processor gets its parameters as written."""
     for i, flow in enumerate(flows):
         if "in_port" in flow.match:
-            flow.match["in_port"] = port_id(flow.match["in_port"], f"flows[{i}].match.in_port")
+            yield flow.match["in_port"], f"flows[{i}].match.in_port"
         for stage in flow.stages:
             for proc in stage:
                 if proc.name not in BUILTINS:
-                    continue   # a Python or Cython processor gets its parameters as written
-                if "port" in proc.params and isinstance(proc.params["port"], str):
-                    proc.params["port"] = port_id(proc.params["port"], f"{proc.where}.port")
+                    continue
+                if isinstance(proc.params.get("port"), str):
+                    yield proc.params["port"], f"{proc.where}.port"
                 for rule in proc.params.get("rules", []):
                     if "in_port" in rule["match"]:
-                        rule["match"]["in_port"] = port_id(rule["match"]["in_port"], proc.where)
+                        yield rule["match"]["in_port"], proc.where
+
+
+def check_port_names(flows, names, source_error):
+    """Every port the flows name is one of names (checked once, with the configuration; the
+    runtime turns them into port ids, with_port_ids, trusting it)."""
+    for name, where in port_names(flows):
+        if name not in names:
+            raise source_error(where, f"no port named {name!r} (ports: {', '.join(sorted(names))})")
+
+
+def with_port_ids(match, params, port_ids):
+    """A definition's match, or a built-in's parameters, with DPDK port ids for the port names
+    (which check_port_names checked); the originals unchanged."""
+    if match is not None:
+        return {**match, "in_port": port_ids[match["in_port"]]} if "in_port" in match else match
+    params = dict(params)
+    if isinstance(params.get("port"), str):
+        params["port"] = port_ids[params["port"]]
+    if "rules" in params:
+        params["rules"] = [{**rule, "match": with_port_ids(rule["match"], None, port_ids)} for rule in params["rules"]]
+    return params

@@ -2,7 +2,6 @@
 pipeline configuration (built once), a shard per worker with its own processor instances, set
 up; and what a shard's processors report at the end. The runner, worker processes and reloads
 build their shards here."""
-import copy
 
 from flowos.boundary._engine import Engine, PipelineConf
 from flowos.boundary._python import PythonTier, thread_hooks
@@ -60,17 +59,15 @@ def build_shards(cfg, pool, port_ids, shards, keep_budget, workers, stop_address
 def fill_conf(conf, flows, port_ids, shards, processors=True):
     """Adds the flow definitions and their pipelines to conf, and builds it. Returns, per shard of
     `shards`, its own instances of the Python and Cython processors: (definition, processor, tier)."""
-    flows = copy.deepcopy(flows)
-    flow_defs.resolve_ports(flows, port_ids, lambda key, problem: FlowOSError(f"{key}: {problem}"))
     tiers = [[] for _ in range(shards)]
     for flow in flows:
-        index = conf.add_definition(flow.name, flow.match, flow.hold_packets, flow.hold_bytes,
+        index = conf.add_definition(flow.name, flow_defs.with_port_ids(flow.match, None, port_ids), flow.hold_packets, flow.hold_bytes,
                                     flow.hold_overflow, flow.wants_streams, flow.reorder_packets,
                                     flow.stream_hold_ms)
         for stage, procs in enumerate(flow.stages if processors else []):
             for proc in procs:
                 if proc.python is None:
-                    conf.add_processor(index, stage, proc.name, proc.params)
+                    conf.add_processor(index, stage, proc.name, flow_defs.with_port_ids(None, proc.params, port_ids))
                     continue
                 made = [(CythonTier if proc.cython else PythonTier)(proc.instantiate(), proc.on_error)
                         for _ in range(shards)]

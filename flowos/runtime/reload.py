@@ -101,6 +101,11 @@ def check_reloadable(bridge, flows, engine):
     processes = bridge.relay_engine is not None
     if bridge.engine is None and not processes:
         return "this run started without flows: it has no flow engine to reload (restart it with a flows: section)"
+    try:
+        flow_defs.check_port_names(flows, {port.name for port in bridge.config.ports},
+                                   lambda where, problem: FlowOSError(f"{where}: {problem}"))
+    except FlowOSError as e:
+        return str(e)
     for key in ("clock", "capacity", "keep_budget"):     # the shards' tables and clocks are made at the start
         running = getattr(bridge.config.engine, key)
         if getattr(engine, key) != running:
