@@ -158,3 +158,14 @@ def test_a_reload_naming_a_port_the_run_has_not_is_refused():
     assert check_reloadable(bridge, flows_of([{"mirror": {"port": "lan"}}]), engine) is None
     assert check_reloadable(bridge, flows_of([{"mirror": {"port": "wan"}}]), engine) == \
         "flows[0].pipeline[0].port: no port named 'wan' (ports: lan)"
+
+
+def test_an_attach_past_the_pipelines_limits_is_refused():
+    """A reload's edit keeps the limits the configuration has (flows.check_pipeline_size, shared)."""
+    from flowos.errors import FlowOSError
+    from flowos.facts import MAX_STAGES
+    from flowos.runtime.reload import edit
+    flows = flows_of(["counter"] * MAX_STAGES)
+    with pytest.raises(FlowOSError, match=rf"^flow 'all': at most {MAX_STAGES} stages, got {MAX_STAGES + 1}$"):
+        edit(flows, "attach", {"flow": "all", "processor": "counter"})
+    assert len(flows[0].stages) == MAX_STAGES     # the running flows unchanged

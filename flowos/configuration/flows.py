@@ -318,12 +318,22 @@ def parse_pipeline(value, key):
             raise Invalid(where, f"{', '.join(p.name for p in procs)} share a stage, but {writers[0]} changes "
                                  "packets: a writer stands alone in its stage")
         stages.append(procs)
+    check_pipeline_size(stages, key)
+    return stages
+
+
+def check_pipeline_size(stages, key):
+    """A definition's pipeline within the fast path's limits (also after a reload's edit)."""
     if len(stages) > MAX_STAGES:
         raise Invalid(key, f"at most {MAX_STAGES} stages, got {len(stages)}")
     count = sum(len(stage) for stage in stages)
     if count > MAX_PROCESSORS:
         raise Invalid(key, f"at most {MAX_PROCESSORS} processors per flow definition, got {count}")
-    return stages
+
+
+def check_definition_count(count):
+    if count > MAX_DEFINITIONS:
+        raise Invalid("flows", f"at most {MAX_DEFINITIONS} flow definitions, got {count}")
 
 
 LIMIT_KEYS = ("hold_packets", "hold_bytes", "hold_overflow", "reorder_packets", "stream_hold_ms")
@@ -368,8 +378,7 @@ def parse_flow(value, key):
 def parse_flows(value):
     if not isinstance(value, list):
         raise Invalid("flows", f"expected a list of flow definitions, got {type(value).__name__}")
-    if len(value) > MAX_DEFINITIONS:
-        raise Invalid("flows", f"at most {MAX_DEFINITIONS} flow definitions, got {len(value)}")
+    check_definition_count(len(value))
     flows = [parse_flow(v, f"flows[{i}]") for i, v in enumerate(value)]
     names = [f.name for f in flows]
     twice = next((n for n in names if names.count(n) > 1), None)

@@ -215,13 +215,12 @@ def position(value, count, default):
 
 def checked(flows):
     """The limits parse_flows applies, after an edit."""
-    for flow in flows:
-        if len(flow.stages) > flow_defs.MAX_STAGES:
-            raise FlowOSError(f"flow {flow.name!r}: at most {flow_defs.MAX_STAGES} stages")
-        if sum(len(stage) for stage in flow.stages) > flow_defs.MAX_PROCESSORS:
-            raise FlowOSError(f"flow {flow.name!r}: at most {flow_defs.MAX_PROCESSORS} processors per flow definition")
-    if len(flows) > flow_defs.MAX_DEFINITIONS:
-        raise FlowOSError(f"at most {flow_defs.MAX_DEFINITIONS} flow definitions")
+    try:
+        for flow in flows:
+            flow_defs.check_pipeline_size(flow.stages, f"flow {flow.name!r}")
+        flow_defs.check_definition_count(len(flows))
+    except flow_defs.Invalid as e:
+        raise FlowOSError(f"{e.key}: {e.problem}") from None
     return flows
 
 
