@@ -120,6 +120,18 @@ def test_attach_reload_and_detach_reach_every_worker_process(tmp_path):
     assert [p["name"] for p in report["engine"]["flows"][0]["processors"]] == ["pyprocs.control:PortDropper"]
 
 
+def changed_nothing_then_attach_works(run):
+    """After one refused reload: no reload counted, no generation made, the processors those the
+    run started with; then an attach works on every process. Returns the reload counters."""
+    stats = run.ok("stats")
+    assert stats["reloads"]["reloads_refused"] == 1 and stats["reloads"]["reloads"] == 0, stats["reloads"]
+    assert stats["engine"]["generations"] == 0
+    assert [p["id"] for p in run.ok("processors")["processors"]] == ["0.0", "0.1"]
+    assert run.ok("attach", "all", "counter")["attached"]["definitions"] == ["all"]
+    assert generations(run) == 2
+    return stats["reloads"]
+
+
 def test_a_reload_that_one_worker_process_cannot_prepare_changes_nothing_in_any(tmp_path):
     """The new processor's setup fails in one worker process and succeeds in the other: the reload
     is refused, saying which and why; the other drops (tears down) what it had prepared; neither
@@ -138,13 +150,7 @@ def test_a_reload_that_one_worker_process_cannot_prepare_changes_nothing_in_any(
         records = sorted(((r := json.loads(p.read_text()))["setups"], r["teardowns"])
                          for p in tmp_path.glob("setups.json.*"))
         assert records == [(0, 1), (1, 1)], records
-        stats = run.ok("stats")
-        assert stats["reloads"]["reloads_refused"] == 1 and stats["reloads"]["reloads"] == 0
-        assert "set up to fail once" in stats["reloads"]["last_error"]
-        assert stats["engine"]["generations"] == 0
-        assert [p["id"] for p in run.ok("processors")["processors"]] == ["0.0", "0.1"]
-        assert run.ok("attach", "all", "counter")["attached"]["definitions"] == ["all"]
-        assert generations(run) == 2
+        assert "set up to fail once" in changed_nothing_then_attach_works(run)["last_error"]
     finally:
         report = stop(run) if run.proc.poll() is None else None
         kill_flowos(run.proc)
@@ -163,11 +169,7 @@ def test_worker_processes_that_do_not_switch_in_time_change_nothing(tmp_path):
         rc, reply, err = run.ctl("attach", "all", "counter")
         assert rc == 1, (reply, err)
         assert "reload refused, nothing changed: the workers did not take the new configuration" in reply["error"]
-        stats = run.ok("stats")
-        assert stats["reloads"]["reloads_refused"] == 1 and stats["engine"]["generations"] == 0
-        assert [p["id"] for p in run.ok("processors")["processors"]] == ["0.0", "0.1"]
-        assert run.ok("attach", "all", "counter")["attached"]["definitions"] == ["all"]
-        assert generations(run) == 2
+        changed_nothing_then_attach_works(run)
     finally:
         report = stop(run) if run.proc.poll() is None else None
         kill_flowos(run.proc)
