@@ -422,10 +422,14 @@ join_flow(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf 
 
 			/* The pipeline reads the heads first: the rest of the burst's packets are the time to fetch them. */
 			rte_prefetch0(flow->states);
+			rte_prefetch0(flow->states + d->state_size - 1);   /* areas are packed: it may span two lines */
 			if (ds->run_epoch != e->epoch) {
 				ds->run_epoch = e->epoch;
+				ds->stale = 0;
 				e->run_defs[e->n_run_defs++] = flow->key.def;
 			}
+			/* Its queue held packets before this one: the pipeline cannot share its windows (fo_pipeline.c). */
+			ds->stale += flow->q_head != m;
 		}
 	}
 	return 0;

@@ -139,12 +139,14 @@ struct definition {
 	struct proc_conf procs[FO_MAX_PROCS];
 	uint32_t state_size;        /* heads, then the streams, then each processor's state */
 	uint32_t stream_offset;     /* of the struct stream_flow in the state area; 0: no streams */
+	uint8_t levels;             /* a bit per level its processors read (1 << ops.level) */
 };
 
 /* What a shard writes per definition. */
 struct def_shard {
 	uint32_t hold_first, hold_last;   /* flows holding stream bytes, least recently seen first */
 	uint64_t run_epoch;               /* the burst (epoch) whose run_defs list it is in */
+	uint32_t stale;                   /* ... flows of that burst that held packets from before it */
 	struct fo_def_stats stats;
 	struct proc_instance procs[FO_MAX_PROCS];
 };
@@ -350,17 +352,26 @@ prefetch_flows_ahead(const struct fo_engine *e, const uint32_t *flows, uint32_t 
 	}
 }
 
-/* The worker enters a processor's callback: recorded for fo_engine_current_call. Returns its start (TSC). */
-static inline uint64_t
-engine_call_enter(struct fo_engine *e, const struct definition *d, uint16_t p, enum fo_callback what)
+/* The worker enters a processor's callback at TSC time began: recorded for fo_engine_current_call. */
+static inline void
+engine_call_enter_at(struct fo_engine *e, const struct definition *d, uint16_t p, enum fo_callback what,
+		     uint64_t began)
 {
-	uint64_t began = rte_rdtsc();
 	uint64_t calling = ((uint64_t)what << 32 | (uint64_t)(d - e->defs) << 16 | p) + 1;
 
 	__atomic_store_n(&e->call_began, began, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->calling, calling, __ATOMIC_RELEASE);
 	if (e->call_record != NULL)
 		__atomic_store_n(e->call_record, calling, __ATOMIC_RELAXED);
+}
+
+/* The same, now; returns its start (TSC). */
+static inline uint64_t
+engine_call_enter(struct fo_engine *e, const struct definition *d, uint16_t p, enum fo_callback what)
+{
+	uint64_t began = rte_rdtsc();
+
+	engine_call_enter_at(e, d, p, what, began);
 	return began;
 }
 
