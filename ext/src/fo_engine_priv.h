@@ -146,7 +146,8 @@ struct definition {
 struct def_shard {
 	uint32_t hold_first, hold_last;   /* flows holding stream bytes, least recently seen first */
 	uint64_t run_epoch;               /* the burst (epoch) whose run_defs list it is in */
-	uint32_t stale;                   /* ... flows of that burst that held packets from before it */
+	uint32_t stale;                   /* ... its flows that held packets from before that burst, and its
+					     pipeline's runs in it: 0 lets the pipeline share windows (fo_pipeline.c) */
 	struct fo_def_stats stats;
 	struct proc_instance procs[FO_MAX_PROCS];
 };

@@ -418,6 +418,11 @@ fo_pipeline_run(struct fo_engine *e, uint16_t def, const uint32_t *flows, uint16
 			fo_pkt_meta(e->pending_drops[i])->verdict = FO_DROP;
 	}
 	e->n_pending_drops = 0;
+	/*
+	 * What its flows still queue now was held: a later run in this burst (a flow ended at its
+	 * end, finish_flow) builds its windows from the heads.
+	 */
+	e->per_def[def].stale++;
 }
 
 /*
