@@ -310,7 +310,7 @@ finish_flow(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason r
 	if (flow->touched_epoch == e->epoch) {
 		if (e->defs[flow->key.def].n_procs > 0)
 			fo_pipeline_run(e, flow->key.def, &id, 1);
-		fo_pipeline_release(e, flow, fo_pipeline_released(e, flow));
+		fo_pipeline_release_ready(e, flow);
 		for (i = 0; i < e->n_touched; i++) {
 			if (e->touched[i] == id) {
 				e->touched[i] = e->touched[--e->n_touched];
@@ -764,7 +764,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 		enum fo_flow_end_reason reason;
 
 		prefetch_flows_ahead(e, e->touched, i, e->n_touched);
-		fo_pipeline_release(e, flow, fo_pipeline_released(e, flow));
+		fo_pipeline_release_ready(e, flow);
 		if (e->defs[flow->key.def].stream_offset != 0)
 			fo_stream_hold_track(e, flow);
 		if (fo_flow_wants_end(flow, &reason))

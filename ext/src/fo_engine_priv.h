@@ -205,8 +205,8 @@ frag_entry_set(struct frag_entry *entry, const struct fo_match_fields *f, uint32
 	entry->value = value;
 }
 
+/* What a port's queue gathered (its count is in fo_engine.tx_n). */
 struct tx_queue {
-	uint16_t n;
 	struct rte_mbuf *pkts[TX_BUF];
 };
 
@@ -287,6 +287,7 @@ struct fo_engine {
 	uint16_t *out_ports;
 	uint32_t window_cap;
 	uint32_t n_holding;                     /* flows in their definitions' hold lists (fo_stream_hold.c) */
+	uint16_t tx_n[RTE_MAX_ETHPORTS] __rte_cache_aligned;   /* packets in each port's queue: fo_send_flush reads one line */
 	struct tx_queue tx[RTE_MAX_ETHPORTS];
 	struct fo_txq txq[RTE_MAX_ETHPORTS];    /* where this shard sends on each port (fo_tx.h) */
 	uint8_t tx_checksums[RTE_MAX_ETHPORTS]; /* the TX checksum offloads each port does (fo_pkt.c) */
@@ -454,7 +455,7 @@ flow_note_kept(struct fo_engine *e, struct fo_flow *flow)
  */
 
 /* fo_send.c: a shard's sends, in bursts per port on its own TX queues, and its drops (counted). */
-void fo_send_burst(struct fo_engine *e, uint16_t port, struct tx_queue *q);
+void fo_send_burst(struct fo_engine *e, uint16_t port);
 
 /*
  * Inline, so that the burst path keeps it so whatever else calls it (out of line, the compiler
@@ -465,22 +466,31 @@ static inline void
 fo_send(struct fo_engine *e, struct rte_mbuf *m)
 {
 	uint16_t port = fo_pkt_meta(m)->out_port;
-	struct tx_queue *q = &e->tx[port];
 
-	q->pkts[q->n++] = m;
-	if (q->n == TX_BUF)
-		fo_send_burst(e, port, q);
+	e->tx[port].pkts[e->tx_n[port]++] = m;
+	if (e->tx_n[port] == TX_BUF)
+		fo_send_burst(e, port);
 }
 
-/* What each port's queue gathered goes out: at the end of every burst (inline for the same reason). */
+/*
+ * What each port's queue gathered goes out: at the end of every burst (inline for the same
+ * reason). The counts are looked at a word (4 ports) at a time: one line, not a line per port.
+ */
 static inline void
 fo_send_flush(struct fo_engine *e)
 {
-	uint16_t port;
+	uint64_t w;
+	uint16_t at, port;
 
-	for (port = 0; port < RTE_MAX_ETHPORTS; port++)
-		if (e->tx[port].n > 0)
-			fo_send_burst(e, port, &e->tx[port]);
+	RTE_BUILD_BUG_ON(RTE_MAX_ETHPORTS % 4 != 0);
+	for (at = 0; at < RTE_MAX_ETHPORTS; at += 4) {
+		memcpy(&w, &e->tx_n[at], sizeof(w));
+		if (likely(w == 0))
+			continue;
+		for (port = at; port < at + 4; port++)
+			if (e->tx_n[port] > 0)
+				fo_send_burst(e, port);
+	}
 }
 void fo_drop(struct fo_engine *e, struct rte_mbuf *m);
 
@@ -596,6 +606,8 @@ struct fo_flow *fo_budget_sweep_next(struct fo_engine *e, uint32_t share, uint32
 void fo_pipeline_run(struct fo_engine *e, uint16_t def, const uint32_t *flows, uint16_t n);
 void fo_pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto);
 uint32_t fo_pipeline_released(const struct fo_engine *e, struct fo_flow *flow);
+/* fo_pipeline_release up to fo_pipeline_released: what the last stage let go of a flow leaves. */
+void fo_pipeline_release_ready(struct fo_engine *e, struct fo_flow *flow);
 /* The flow's hold overflow policy takes everything it holds (drop, or release unprocessed). */
 void fo_pipeline_overflow(struct fo_engine *e, struct fo_flow *flow);
 void fo_pipeline_insert_after(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *at, struct rte_mbuf *m);
