@@ -310,7 +310,7 @@ finish_flow(struct fo_engine *e, struct fo_flow *flow, enum fo_flow_end_reason r
 	if (flow->touched_epoch == e->epoch) {
 		if (e->defs[flow->key.def].n_procs > 0)
 			fo_pipeline_run(e, flow->key.def, &id, 1);
-		fo_pipeline_release(e, flow, fo_pipeline_released(e, flow));
+		fo_pipeline_release_ready(e, flow);
 		for (i = 0; i < e->n_touched; i++) {
 			if (e->touched[i] == id) {
 				e->touched[i] = e->touched[--e->n_touched];
@@ -377,6 +377,7 @@ join_flow(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf 
 {
 	struct fo_pkt_meta *meta = fo_pkt_meta(m);
 	const struct definition *d;
+	struct def_shard *ds;
 
 	if (flow == NULL) {
 		RELAXED_ADD(e->stats.table_full, 1);
@@ -391,8 +392,9 @@ join_flow(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf 
 	if ((meta->flags & (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG)) == (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG))
 		fo_flow_remember_fragment(e, flow, f, frag_id);
 	d = &e->defs[flow->key.def];
-	RELAXED_ADD(e->per_def[flow->key.def].stats.packets, 1);
-	RELAXED_ADD(e->per_def[flow->key.def].stats.bytes, rte_pktmbuf_pkt_len(m));
+	ds = &e->per_def[flow->key.def];   /* once: the relaxed stores below would make it read again */
+	RELAXED_ADD(ds->stats.packets, 1);
+	RELAXED_ADD(ds->stats.bytes, rte_pktmbuf_pkt_len(m));
 	if (d->stream_offset != 0 && fo_stream_wants(e, flow, m)) {
 		/* Acknowledgements first: the flow's TCP tracking reads them in the sender's numbers. */
 		fo_stream_map_acks(e, flow, m, dir);
@@ -418,14 +420,16 @@ join_flow(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf 
 		flow->touched_epoch = e->epoch;
 		e->touched[e->n_touched++] = flow->id;
 		if (d->n_procs > 0) {
-			struct def_shard *ds = &e->per_def[flow->key.def];
-
 			/* The pipeline reads the heads first: the rest of the burst's packets are the time to fetch them. */
 			rte_prefetch0(flow->states);
+			rte_prefetch0(flow->states + d->state_size - 1);   /* areas are packed: it may span two lines */
 			if (ds->run_epoch != e->epoch) {
 				ds->run_epoch = e->epoch;
+				ds->stale = 0;
 				e->run_defs[e->n_run_defs++] = flow->key.def;
 			}
+			/* Its queue held packets before this one: the pipeline cannot share its windows (fo_pipeline.c). */
+			ds->stale += flow->q_head != m;
 		}
 	}
 	return 0;
@@ -760,7 +764,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 		enum fo_flow_end_reason reason;
 
 		prefetch_flows_ahead(e, e->touched, i, e->n_touched);
-		fo_pipeline_release(e, flow, fo_pipeline_released(e, flow));
+		fo_pipeline_release_ready(e, flow);
 		if (e->defs[flow->key.def].stream_offset != 0)
 			fo_stream_hold_track(e, flow);
 		if (fo_flow_wants_end(flow, &reason))

@@ -139,12 +139,15 @@ struct definition {
 	struct proc_conf procs[FO_MAX_PROCS];
 	uint32_t state_size;        /* heads, then the streams, then each processor's state */
 	uint32_t stream_offset;     /* of the struct stream_flow in the state area; 0: no streams */
+	uint8_t levels;             /* a bit per level its processors read (1 << ops.level) */
 };
 
 /* What a shard writes per definition. */
 struct def_shard {
 	uint32_t hold_first, hold_last;   /* flows holding stream bytes, least recently seen first */
 	uint64_t run_epoch;               /* the burst (epoch) whose run_defs list it is in */
+	uint32_t stale;                   /* ... its flows that held packets from before that burst, and its
+					     pipeline's runs in it: 0 lets the pipeline share windows (fo_pipeline.c) */
 	struct fo_def_stats stats;
 	struct proc_instance procs[FO_MAX_PROCS];
 };
@@ -202,8 +205,8 @@ frag_entry_set(struct frag_entry *entry, const struct fo_match_fields *f, uint32
 	entry->value = value;
 }
 
+/* What a port's queue gathered (its count is in fo_engine.tx_n). */
 struct tx_queue {
-	uint16_t n;
 	struct rte_mbuf *pkts[TX_BUF];
 };
 
@@ -289,6 +292,7 @@ struct fo_engine {
 	uint16_t *out_ports;
 	uint32_t window_cap;
 	uint32_t n_holding;                     /* flows in their definitions' hold lists (fo_stream_hold.c) */
+	uint16_t tx_n[RTE_MAX_ETHPORTS] __rte_cache_aligned;   /* packets in each port's queue: fo_send_flush reads one line */
 	struct tx_queue tx[RTE_MAX_ETHPORTS];
 	struct fo_txq txq[RTE_MAX_ETHPORTS];    /* where this shard sends on each port (fo_tx.h) */
 	uint8_t tx_checksums[RTE_MAX_ETHPORTS]; /* the TX checksum offloads each port does (fo_pkt.c) */
@@ -355,17 +359,26 @@ prefetch_flows_ahead(const struct fo_engine *e, const uint32_t *flows, uint32_t 
 	}
 }
 
-/* The worker enters a processor's callback: recorded for fo_engine_current_call. Returns its start (TSC). */
-static inline uint64_t
-engine_call_enter(struct fo_engine *e, const struct definition *d, uint16_t p, enum fo_callback what)
+/* The worker enters a processor's callback at TSC time began: recorded for fo_engine_current_call. */
+static inline void
+engine_call_enter_at(struct fo_engine *e, const struct definition *d, uint16_t p, enum fo_callback what,
+		     uint64_t began)
 {
-	uint64_t began = rte_rdtsc();
 	uint64_t calling = ((uint64_t)what << 32 | (uint64_t)(d - e->defs) << 16 | p) + 1;
 
 	__atomic_store_n(&e->call_began, began, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->calling, calling, __ATOMIC_RELEASE);
 	if (e->call_record != NULL)
 		__atomic_store_n(e->call_record, calling, __ATOMIC_RELAXED);
+}
+
+/* The same, now; returns its start (TSC). */
+static inline uint64_t
+engine_call_enter(struct fo_engine *e, const struct definition *d, uint16_t p, enum fo_callback what)
+{
+	uint64_t began = rte_rdtsc();
+
+	engine_call_enter_at(e, d, p, what, began);
 	return began;
 }
 
@@ -447,7 +460,7 @@ flow_note_kept(struct fo_engine *e, struct fo_flow *flow)
  */
 
 /* fo_send.c: a shard's sends, in bursts per port on its own TX queues, and its drops (counted). */
-void fo_send_burst(struct fo_engine *e, uint16_t port, struct tx_queue *q);
+void fo_send_burst(struct fo_engine *e, uint16_t port);
 
 /*
  * Inline, so that the burst path keeps it so whatever else calls it (out of line, the compiler
@@ -458,22 +471,31 @@ static inline void
 fo_send(struct fo_engine *e, struct rte_mbuf *m)
 {
 	uint16_t port = fo_pkt_meta(m)->out_port;
-	struct tx_queue *q = &e->tx[port];
 
-	q->pkts[q->n++] = m;
-	if (q->n == TX_BUF)
-		fo_send_burst(e, port, q);
+	e->tx[port].pkts[e->tx_n[port]++] = m;
+	if (e->tx_n[port] == TX_BUF)
+		fo_send_burst(e, port);
 }
 
-/* What each port's queue gathered goes out: at the end of every burst (inline for the same reason). */
+/*
+ * What each port's queue gathered goes out: at the end of every burst (inline for the same
+ * reason). The counts are looked at a word (4 ports) at a time: one line, not a line per port.
+ */
 static inline void
 fo_send_flush(struct fo_engine *e)
 {
-	uint16_t port;
+	uint64_t w;
+	uint16_t at, port;
 
-	for (port = 0; port < RTE_MAX_ETHPORTS; port++)
-		if (e->tx[port].n > 0)
-			fo_send_burst(e, port, &e->tx[port]);
+	RTE_BUILD_BUG_ON(RTE_MAX_ETHPORTS % 4 != 0);
+	for (at = 0; at < RTE_MAX_ETHPORTS; at += 4) {
+		memcpy(&w, &e->tx_n[at], sizeof(w));
+		if (likely(w == 0))
+			continue;
+		for (port = at; port < at + 4; port++)
+			if (e->tx_n[port] > 0)
+				fo_send_burst(e, port);
+	}
 }
 void fo_drop(struct fo_engine *e, struct rte_mbuf *m);
 
@@ -589,6 +611,8 @@ struct fo_flow *fo_budget_sweep_next(struct fo_engine *e, uint32_t share, uint32
 void fo_pipeline_run(struct fo_engine *e, uint16_t def, const uint32_t *flows, uint16_t n);
 void fo_pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto);
 uint32_t fo_pipeline_released(const struct fo_engine *e, struct fo_flow *flow);
+/* fo_pipeline_release up to fo_pipeline_released: what the last stage let go of a flow leaves. */
+void fo_pipeline_release_ready(struct fo_engine *e, struct fo_flow *flow);
 /* The flow's hold overflow policy takes everything it holds (drop, or release unprocessed). */
 void fo_pipeline_overflow(struct fo_engine *e, struct fo_flow *flow);
 void fo_pipeline_insert_after(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *at, struct rte_mbuf *m);

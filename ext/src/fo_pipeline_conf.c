@@ -269,8 +269,11 @@ fo_pipeline_conf_build(struct fo_pipeline_conf *pc, char *err, size_t errlen)
 		struct definition *d = &pc->space->defs[base + i];
 		uint16_t p;
 
-		for (p = 0; p < d->n_procs; p++)
+		d->levels = 0;
+		for (p = 0; p < d->n_procs; p++) {
 			d->procs[p].ops.name = d->procs[p].name;
+			d->levels |= (uint8_t)(1u << d->procs[p].ops.level);
+		}
 	}
 	rte_free(pc->defs);
 	pc->defs = &pc->space->defs[base];

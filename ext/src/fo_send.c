@@ -7,16 +7,17 @@
 #include "fo_engine_priv.h"
 
 void
-fo_send_burst(struct fo_engine *e, uint16_t port, struct tx_queue *q)
+fo_send_burst(struct fo_engine *e, uint16_t port)
 {
-	uint16_t sent = fo_tx_burst(port, &e->txq[port], q->pkts, q->n);
+	struct tx_queue *q = &e->tx[port];
+	uint16_t n = e->tx_n[port], sent = fo_tx_burst(port, &e->txq[port], q->pkts, n);
 
 	RELAXED_ADD(e->stats.tx_packets, sent);
-	if (sent < q->n) {
-		rte_pktmbuf_free_bulk(&q->pkts[sent], q->n - sent);
-		RELAXED_ADD(e->stats.tx_unsent, q->n - sent);
+	if (sent < n) {
+		rte_pktmbuf_free_bulk(&q->pkts[sent], n - sent);
+		RELAXED_ADD(e->stats.tx_unsent, n - sent);
 	}
-	q->n = 0;
+	e->tx_n[port] = 0;
 }
 
 void

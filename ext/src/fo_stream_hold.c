@@ -114,7 +114,7 @@ release_idle_in(struct fo_engine *e, uint16_t lo, uint16_t hi)
 		for (k = 0; k < n; k++) {
 			struct fo_flow *flow = &e->flows[ids[k]];
 
-			fo_pipeline_release(e, flow, fo_pipeline_released(e, flow));
+			fo_pipeline_release_ready(e, flow);
 			fo_stream_hold_track(e, flow);
 		}
 	}

@@ -95,6 +95,18 @@ fuzz_check_pool(const char *target)
 struct fo_pipeline_conf *
 fuzz_conf(int streams, const struct fo_processor_ops *const *ops, uint16_t n)
 {
+	uint16_t stages[16], i;
+
+	if (n > RTE_DIM(stages))
+		abort();
+	for (i = 0; i < n; i++)
+		stages[i] = i;
+	return fuzz_conf_stages(streams, ops, stages, n);
+}
+
+struct fo_pipeline_conf *
+fuzz_conf_stages(int streams, const struct fo_processor_ops *const *ops, const uint16_t *stages, uint16_t n)
+{
 	struct fo_engine_conf conf = { 0 };
 	struct fo_def_conf def = { 0 };
 	struct fo_pipeline_conf *pc;
@@ -120,7 +132,7 @@ fuzz_conf(int streams, const struct fo_processor_ops *const *ops, uint16_t n)
 	if (fo_pipeline_conf_add_definition(pc, &def) != 0)
 		abort();
 	for (i = 0; i < n; i++)
-		if (fo_pipeline_conf_add_processor(pc, 0, i, ops[i], NULL, 0, err, sizeof(err)) < 0) {
+		if (fo_pipeline_conf_add_processor(pc, 0, stages[i], ops[i], NULL, 0, err, sizeof(err)) < 0) {
 			fprintf(stderr, "fuzz: %s\n", err);
 			abort();
 		}

@@ -35,6 +35,10 @@ void fuzz_check_pool(const char *target);
  * stage, n of them). Aborts on failure: the configuration is fixed. */
 struct fo_pipeline_conf *fuzz_conf(int streams, const struct fo_processor_ops *const *ops, uint16_t n);
 
+/* The same with processor i in stage stages[i] (stages in order; read-only processors may share one). */
+struct fo_pipeline_conf *fuzz_conf_stages(int streams, const struct fo_processor_ops *const *ops,
+					  const uint16_t *stages, uint16_t n);
+
 /* A built shard of pc of `capacity` flows and a keep budget of 256 packets. Aborts on failure. */
 struct fo_engine *fuzz_shard(struct fo_pipeline_conf *pc, uint32_t capacity);
 

@@ -21,7 +21,7 @@ FUZZ = ROOT / "tests" / "fuzz"
 DATA = ROOT / "tests" / "data"
 BUILD = ROOT / "build" / "fuzz"
 REGRESSIONS = FUZZ / "regressions"
-TARGETS = ["decode", "classify", "flow_index", "flow_table", "tcp_norm", "stream_edit", "shards"]
+TARGETS = ["decode", "classify", "flow_index", "flow_table", "tcp_norm", "stream_edit", "shards", "pipeline"]
 # The Debian packages that give clang its libFuzzer and sanitizer runtimes (bookworm: clang 14).
 APT_PACKAGES = ["clang", "libclang-rt-14-dev"]
 SANITIZE = "-fsanitize=address,undefined"
@@ -162,6 +162,10 @@ def seeds_for(target, frames_by_capture):
         edits = (edit_record(1, 0, 0, b"HTTP", b"XTTPS") + edit_record(2, 3, 2, b"") +
                  edit_record(3, 10, 0, b"inserted") + edit_record(4, 40, 0, b""))
         return [edits + frame_records(c) for c in chunks]
+    if target == "pipeline":   # each processor's manner first: < 128 passes everything
+        manners = (bytes([0, 0, 0]), bytes([200, 0, 0]), bytes([0, 170, 0]), bytes([0, 0, 190]),
+                   bytes([150, 170, 190]))
+        return [manners[i % len(manners)] + frame_records(c) for i, c in enumerate(chunks)]
     return [frame_records(c) for c in chunks]
 
 
