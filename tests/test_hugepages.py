@@ -68,3 +68,15 @@ def test_reserving_a_size_the_machine_lacks_is_refused():
         pytest.skip("this machine has 1 GB pages")
     with pytest.raises(FlowOSError, match="this machine has no 1G hugepages"):
         hugepages.reserve(1, "/dev/hugepages1G", "1G")
+
+
+def test_the_scripts_run_the_installed_flowos_from_the_source_tree():
+    """scripts/hugepages (and scripts/test, scripts/demo) run from the repository's root, where
+    `python -m` would find the source tree's flowos first, which has no compiled modules: they
+    run the installed one (-P). Before, scripts/test's hugepage step failed with an import error
+    that its `||` turned into "no hugepages" on every fresh machine."""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(["bash", str(root / "scripts" / "hugepages"), "--status"], capture_output=True, text=True,
+                          timeout=120, cwd=root)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stdout.startswith("hugepages 2M")

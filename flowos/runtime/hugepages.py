@@ -10,7 +10,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from flowos.configuration.config import MEMORY_MODES
 from flowos.errors import FlowOSError
 
 PAGE_MB = 2
@@ -142,11 +141,11 @@ def reserve(pages, mount=DEFAULT_MOUNT, size="2M"):
 
 
 def choose(requested, memory_mb, states=None, no_huge_mb=None):
-    """The memory mode to run in: `requested` is auto, hugepages or no-huge. memory_mb: what the
-    run needs on hugepages; no_huge_mb: what it needs without (more: see eal_args.pool_memory_mb).
+    """The memory mode to run in: `requested` is auto, hugepages or no-huge (the configuration's
+    MEMORY_MODES, which it checked). memory_mb: what the run needs on hugepages; no_huge_mb: what
+    it needs without (more: see eal_args.pool_memory_mb).
     states: the hugepages there are, 2 MB first (probe_all()); the first size with enough free
     pages on a mounted hugetlbfs is used."""
-    assert requested in MEMORY_MODES, requested    # the configuration checked it
     no_huge_mb = no_huge_mb or memory_mb
     if requested == "no-huge":
         return MemoryMode("no-huge", no_huge_mb, None, "asked for")
