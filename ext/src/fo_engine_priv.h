@@ -20,8 +20,10 @@
  *   fo_port.c            port set-up
  *   fo_capture.c         capture files' timing
  *   fo_control.c         the control mailbox: requests served between bursts
- *   fo_engine.c          a shard's set-up and burst path: decode, steer, classify, flows,
- *                          pipelines, ends of flows, the keep budget's sweep, sends
+ *   fo_engine_setup.c    a shard's set-up, what other threads read of it, teardown and free
+ *   fo_engine.c          a shard's burst path: decode, steer, classify, flows, pipelines,
+ *                          ends of flows, the keep budget's sweep, sends; the switch
+ *   fo_generation.c      generations: processor instances, staging, retirement
  *   fo_stream.c          the stream view processors use (fo_stream.h)
  *   fo_stream_hold.c     held stream bytes let go when the flow brings nothing new
  *   fo_pipeline.c        the head/tail protocol: windows, verdicts, release, overflow, inject
@@ -621,5 +623,21 @@ void fo_pipeline_insert_after(struct fo_engine *e, struct fo_flow *flow, struct 
 void fo_stream_hold_track(struct fo_engine *e, struct fo_flow *flow);
 void fo_stream_hold_forget(struct fo_engine *e, struct fo_flow *flow);
 void fo_stream_release_idle(struct fo_engine *e);
+
+/* fo_generation.c: a generation's processor instances, staging, retirement */
+/* Its instances' parameters (copied from the conf) and empty hold lists, in its range of per_def. */
+void fo_generation_init_instances(struct fo_engine *e, const struct fo_pipeline_conf *pc);
+/* Each instance's context and setup; stops at the first failure, saying why in err (those set up are marked for teardown). */
+int fo_generation_set_up(struct fo_engine *e, const struct fo_pipeline_conf *pc, char *err, size_t errlen);
+/* Each instance set up gets its teardown (once). */
+void fo_generation_teardown(struct fo_engine *e, const struct fo_pipeline_conf *pc);
+/* Torn down (those set up), freed, their range zeroed. */
+void fo_generation_drop(struct fo_engine *e, const struct fo_pipeline_conf *pc);
+/* Old generations without a live flow here dropped, and their confs let go. */
+void fo_generation_retire(struct fo_engine *e);
+/* The staged generation's definitions counted on from the running ones of the same name. */
+void fo_generation_carry_counters(struct fo_engine *e, const struct fo_pipeline_conf *next);
+/* The staged generation's scratch (larger state, windows) swapped in; what it replaces freed. */
+void fo_generation_install_scratch(struct fo_engine *e);
 
 #endif /* FO_ENGINE_PRIV_H */
