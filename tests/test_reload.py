@@ -2,6 +2,8 @@
 two bursts, while live flows keep the pipeline they started with until they end, or end now
 with --migrate; checked in C under AddressSanitizer and UBSan (tests/asan/generation_harness.c),
 and through flowos.runtime.reload on a running Bridge."""
+import errno
+
 import pytest
 
 import asanbuild
@@ -169,3 +171,10 @@ def test_an_attach_past_the_pipelines_limits_is_refused():
     with pytest.raises(FlowOSError, match=rf"^flow 'all': at most {MAX_STAGES} stages, got {MAX_STAGES + 1}$"):
         edit(flows, "attach", {"flow": "all", "processor": "counter"})
     assert len(flows[0].stages) == MAX_STAGES     # the running flows unchanged
+
+
+def test_a_processor_of_no_known_level_is_refused_by_the_c_api(harness):
+    """fo_pipeline_conf_add_processor checks ops.level as it checks the rest of the ops (the Python
+    and Cython tiers check it first; a C caller may not)."""
+    ret, _, why = harness["no_level"].partition(" ")
+    assert int(ret) == -errno.EINVAL and why == "processor tagged: level 4 is not one of l2, l3, l4, payload"

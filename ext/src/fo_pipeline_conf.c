@@ -158,6 +158,11 @@ fo_pipeline_conf_add_processor(struct fo_pipeline_conf *pc, uint16_t def, uint16
 		snprintf(err, errlen, "no such definition, or a processor without process()");
 		return -EINVAL;
 	}
+	if ((unsigned int)ops->level >= FO_LEVEL_COUNT) {
+		snprintf(err, errlen, "processor %s: level %u is not one of l2, l3, l4, payload", ops->name,
+			 (unsigned int)ops->level);
+		return -EINVAL;
+	}
 	d = &pc->defs[def];
 	if (d->n_procs == FO_MAX_PROCS || stage >= FO_MAX_STAGES) {
 		snprintf(err, errlen, "at most %d processors in %d stages per flow definition",

@@ -297,6 +297,22 @@ main(int argc, char **argv)
 		return 7;
 	fo_pipeline_conf_free(other);
 
+	/* A processor whose ops name no level (the C API's callers, not FlowOS's tiers, can) is refused. */
+	{
+		struct fo_processor_ops no_level = tagged_ops;
+		struct fo_pipeline_conf *odd = fo_pipeline_conf_create(&engine_conf);
+		struct fo_def_conf def = { .name = "odd", .hold_packets = 64, .hold_bytes = 1 << 24 };
+		uint32_t tag = 0;
+
+		no_level.level = FO_LEVEL_COUNT;
+		if (odd == NULL || fo_pipeline_conf_add_definition(odd, &def) != 0)
+			return 17;
+		err[0] = '\0';
+		ret = fo_pipeline_conf_add_processor(odd, 0, 0, &no_level, &tag, sizeof(tag), err, sizeof(err));
+		printf("no_level %d %s\n", ret, err);
+		fo_pipeline_conf_free(odd);
+	}
+
 	/* Generation 2: a larger state, more held packets (larger windows), and a hold after tagged(2). */
 	pc = make_conf(first, 2, &big_ops, 1024, 3);
 	if (pc == NULL || fo_engine_stage(e, pc) != 0)
