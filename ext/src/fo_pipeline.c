@@ -65,14 +65,19 @@ stage_tail(const struct definition *d, const struct fo_flow *flow, uint16_t s)
 	return s == 0 ? flow->next_seq : stage_released(d, flow, s - 1);
 }
 
-uint32_t
-fo_pipeline_released(const struct fo_engine *e, struct fo_flow *flow)
+/* What the last stage has released of the flow (everything, without stages or windows). */
+static inline uint32_t
+last_released(const struct definition *d, const struct fo_flow *flow)
 {
-	const struct definition *d = &e->defs[flow->key.def];
-
 	if (d->n_stages == 0 || flow->heads == NULL)
 		return flow->next_seq;
 	return stage_released(d, flow, d->n_stages - 1);
+}
+
+uint32_t
+fo_pipeline_released(const struct fo_engine *e, struct fo_flow *flow)
+{
+	return last_released(&e->defs[flow->key.def], flow);
 }
 
 /* Fills the window of one (flow, processor) pair; returns its length. */
@@ -436,12 +441,10 @@ fo_pipeline_run(struct fo_engine *e, uint16_t def, const uint32_t *flows, uint16
 	for (s = 0; s < d->n_stages; s++) {
 		e->n_pending_drops = 0;
 		for (p = d->stage_first[s]; p < d->stage_first[s + 1]; p++) {
-			if (shared > 0 && run_shared(e, d, p, shared, used, &state_at, &tsc))
-				continue;
-			if (shared > 0)
-				shared = 0;   /* run_shared applied p's verdicts: the next processor builds its own windows */
-			else
+			if (shared == 0)
 				run_processor(e, d, p, flows, n);
+			else if (!run_shared(e, d, p, shared, used, &state_at, &tsc))
+				shared = 0;   /* it applied p's verdicts: the next processor builds its own windows */
 		}
 		for (i = 0; i < e->n_pending_drops; i++)
 			fo_pkt_meta(e->pending_drops[i])->verdict = FO_DROP;
@@ -547,10 +550,9 @@ release_all(struct fo_engine *e, struct fo_flow *flow)
 	}
 }
 
-void
-fo_pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto)
+static __rte_always_inline void
+release_upto(struct fo_engine *e, const struct definition *d, struct fo_flow *flow, uint32_t upto)
 {
-	const struct definition *d = &e->defs[flow->key.def];
 	int streams = d->stream_offset != 0 && flow->key.proto == IPPROTO_TCP;
 
 	/* An injected packet shares its neighbour's number: every queued one is before next_seq. */
@@ -583,17 +585,17 @@ fo_pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto)
 }
 
 void
+fo_pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto)
+{
+	release_upto(e, &e->defs[flow->key.def], flow, upto);
+}
+
+void
 fo_pipeline_release_ready(struct fo_engine *e, struct fo_flow *flow)
 {
-	const struct definition *d = &e->defs[flow->key.def];
+	const struct definition *d = &e->defs[flow->key.def];   /* read once for both */
 
-	/* The common case, read once: no streams, and the last stage released everything queued. */
-	if (d->stream_offset == 0 && (d->n_stages == 0 || flow->heads == NULL ||
-				      stage_released(d, flow, d->n_stages - 1) >= flow->next_seq)) {
-		release_all(e, flow);
-		return;
-	}
-	fo_pipeline_release(e, flow, fo_pipeline_released(e, flow));
+	release_upto(e, d, flow, last_released(d, flow));
 }
 
 void
