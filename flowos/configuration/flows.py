@@ -443,20 +443,24 @@ def port_names(flows):
 
 def check_port_names(flows, names, source_error):
     """Every port the flows name is one of names (checked once, with the configuration; the
-    runtime turns them into port ids, with_port_ids, trusting it)."""
+    runtime turns them into port ids, match_with_port_ids and params_with_port_ids, trusting it)."""
     for name, where in port_names(flows):
         if name not in names:
             raise source_error(where, f"no port named {name!r} (ports: {', '.join(sorted(names))})")
 
 
-def with_port_ids(match, params, port_ids):
-    """A definition's match, or a built-in's parameters, with DPDK port ids for the port names
-    (which check_port_names checked); the originals unchanged."""
-    if match is not None:
-        return {**match, "in_port": port_ids[match["in_port"]]} if "in_port" in match else match
+def match_with_port_ids(match, port_ids):
+    """A match with the DPDK port id for its in_port's name (which check_port_names checked);
+    the original unchanged."""
+    return {**match, "in_port": port_ids[match["in_port"]]} if "in_port" in match else match
+
+
+def params_with_port_ids(params, port_ids):
+    """A built-in's parameters with DPDK port ids for the port names they name (its port, its
+    acl rules' in_port); the originals unchanged."""
     params = dict(params)
     if isinstance(params.get("port"), str):
         params["port"] = port_ids[params["port"]]
     if "rules" in params:
-        params["rules"] = [{**rule, "match": with_port_ids(rule["match"], None, port_ids)} for rule in params["rules"]]
+        params["rules"] = [{**rule, "match": match_with_port_ids(rule["match"], port_ids)} for rule in params["rules"]]
     return params

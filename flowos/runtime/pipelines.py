@@ -61,13 +61,13 @@ def fill_conf(conf, flows, port_ids, shards, processors=True):
     `shards`, its own instances of the Python and Cython processors: (definition, processor, tier)."""
     tiers = [[] for _ in range(shards)]
     for flow in flows:
-        index = conf.add_definition(flow.name, flow_defs.with_port_ids(flow.match, None, port_ids), flow.hold_packets, flow.hold_bytes,
-                                    flow.hold_overflow, flow.wants_streams, flow.reorder_packets,
-                                    flow.stream_hold_ms)
+        index = conf.add_definition(flow.name, flow_defs.match_with_port_ids(flow.match, port_ids),
+                                    flow.hold_packets, flow.hold_bytes, flow.hold_overflow, flow.wants_streams,
+                                    flow.reorder_packets, flow.stream_hold_ms)
         for stage, procs in enumerate(flow.stages if processors else []):
             for proc in procs:
                 if proc.python is None:
-                    conf.add_processor(index, stage, proc.name, flow_defs.with_port_ids(None, proc.params, port_ids))
+                    conf.add_processor(index, stage, proc.name, flow_defs.params_with_port_ids(proc.params, port_ids))
                     continue
                 made = [(CythonTier if proc.cython else PythonTier)(proc.instantiate(), proc.on_error)
                         for _ in range(shards)]
