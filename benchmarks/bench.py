@@ -521,22 +521,30 @@ def pybench_modules():
 
 
 def check_same_build():
-    """pybench links its own copy of the fast path from build/release and hands the engine's
-    batches to the installed flowos's tiers: both must come from the same build, or the struct
-    layouts they share may differ (a crash, or wrong figures)."""
+    """pybench links the fast path's shared library from build/release and hands the engine's
+    batches to the installed flowos's tiers, and a process loads one copy of that library (the
+    first by name): all must come from the same build, or the struct layouts they share may
+    differ (a crash, or wrong figures). Where each built file went is the build's own record
+    (meson-info/intro-installed.json)."""
     import flowos
     installed = Path(flowos.__file__).resolve().parent
+    record = BUILD / "meson-info" / "intro-installed.json"
+    if not record.exists():
+        raise BenchError(f"{BUILD} has no build: run scripts/setup")
     stale = []
-    for built in sorted((BUILD / "flowos").glob("*.so")):
-        copy = installed / built.name
-        if not copy.exists() or copy.read_bytes() != built.read_bytes():
-            stale.append(built.name)
-    lib = BUILD / "ext" / "libflowos_fast.a"
+    for built, destination in json.loads(record.read_text()).items():
+        package_path = destination.partition("/site-packages/flowos/")[2]
+        if not built.endswith(".so") or not package_path:
+            continue
+        copy = installed / package_path
+        if not copy.exists() or copy.read_bytes() != Path(built).read_bytes():
+            stale.append(package_path)
+    lib = BUILD / "ext" / "libflowos_fast.so"
     pybench = pybench_modules()
     if lib.exists() and pybench.stat().st_mtime < lib.stat().st_mtime:
         stale.append(pybench.name)
     if stale:
-        raise BenchError(f"the installed flowos and {BUILD.relative_to(ROOT)} differ ({', '.join(stale)}): "
+        raise BenchError(f"the installed flowos and {BUILD} differ ({', '.join(stale)}): "
                          "run scripts/setup")
 
 

@@ -107,7 +107,7 @@ cdef int check(int ret, str what) except -1:
 
 
 def register_meta():
-    """This module's copy of the fast path's metadata offsets (each shared object has its own)."""
+    """The fast path's metadata offsets, before the rig writes packet metadata (no engine has yet)."""
     check(fo_pkt_meta_register(), "cannot register the engine's mbuf fields")
 
 

@@ -133,8 +133,6 @@ cdef class CythonTier:
     cdef readonly object message_desk    # on_message, within the call budget (flowos/message_desk.py)
 
     def __init__(self, CProcessor processor, str on_error=None):
-        if fo_pkt_meta_register() != 0:   # this module's copy of the offsets, for inject()
-            raise RuntimeError("cannot find the per-packet metadata fields: is the flow engine created?")
         cls = type(processor)
         self.processor = processor
         self.on_error, name = checked_policy(processor, on_error)

@@ -30,7 +30,6 @@ enum request_kind { REQ_FLOWS = 0, REQ_MESSAGE, REQ_SWITCH };
 
 struct fo_control {
 	struct fo_engine *e;
-	fo_burst_hook_t burst;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	uint32_t state;             /* enum slot_state; written under lock, read by the worker atomically */
@@ -55,13 +54,13 @@ struct fo_control {
 };
 
 struct fo_control *
-fo_control_create(struct fo_engine *e, fo_burst_hook_t burst)
+fo_control_create(struct fo_engine *e)
 {
 	struct fo_control *c;
 	pthread_mutexattr_t mattr;
 	pthread_condattr_t attr;
 
-	if (e == NULL || !e->built || burst == NULL) {
+	if (e == NULL || !e->built) {
 		rte_errno = EINVAL;
 		return NULL;
 	}
@@ -71,7 +70,6 @@ fo_control_create(struct fo_engine *e, fo_burst_hook_t burst)
 		return NULL;
 	}
 	c->e = e;
-	c->burst = burst;
 	pthread_mutexattr_init(&mattr);
 	pthread_mutexattr_setpshared(&mattr, PTHREAD_PROCESS_SHARED);
 	pthread_mutexattr_setrobust(&mattr, PTHREAD_MUTEX_ROBUST);
@@ -227,7 +225,7 @@ uint16_t
 fo_control_burst(void *ctl, const struct fo_route *route, struct rte_mbuf **pkts, uint16_t n)
 {
 	struct fo_control *c = ctl;
-	uint16_t ret = c->burst(c->e, route, pkts, n);
+	uint16_t ret = fo_engine_burst(c->e, route, pkts, n);
 
 	if (unlikely(c->serving || __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == SLOT_POSTED))
 		serve(c);

@@ -534,18 +534,9 @@ int
 fo_engine_switch(struct fo_engine *e, int migrate)
 {
 	uint32_t id;
-	int ret;
 
 	if (e->next == NULL || !e->next_set_up)
 		return -EINVAL;
-	/*
-	 * Each extension module links its own copy of the fast path, each with its own packet
-	 * metadata offsets: the copy that runs this (the control mailbox's) may have registered
-	 * none yet, and ending flows reads their packets' metadata.
-	 */
-	ret = fo_pkt_meta_register();
-	if (ret != 0)
-		return ret;
 	fo_generation_carry_counters(e, e->next);
 	fo_generation_install_scratch(e);
 	e->old[e->n_old] = e->pc;

@@ -172,8 +172,7 @@ cdef class Control:
     def attach(engine, Worker worker):
         """Makes the mailbox the worker's hook, in place of the engine (which it calls)."""
         cdef Control self = Control.__new__(Control)
-        e, burst = engine.address()
-        self.c = fo_control_create(<fo_engine *><size_t>e, <fo_burst_hook_t><size_t>burst)
+        self.c = fo_control_create(<fo_engine *><size_t>engine.address())
         if self.c == NULL:
             check(-rte_errno, "cannot create the control mailbox")
         self.engine = engine

@@ -464,9 +464,8 @@ cdef class Engine:
         worker.join_group(group, member, inbox, <size_t>fo_engine_inbox, <size_t>self.e, self)
 
     def address(self):
-        """The fo_engine and its burst hook, for the control mailbox (flowos.boundary._control), which calls
-        the hook of this module: each extension module links its own copy of the fast path."""
-        return <size_t>self.e, <size_t>fo_engine_burst
+        """The fo_engine, for the control mailbox (flowos.boundary._control)."""
+        return <size_t>self.e
 
     def shutdown(self):
         """Ends every flow (sending what they held). Only once the worker has stopped."""

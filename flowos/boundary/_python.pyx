@@ -156,8 +156,6 @@ cdef class PythonTier:
     cdef readonly object message_desk    # on_message, within the budget (flowos/message_desk.py)
 
     def __init__(self, processor, str on_error=None):
-        if fo_pkt_meta_register() != 0:   # this module's copy of the metadata offsets
-            raise RuntimeError("cannot find the per-packet metadata fields: is the flow engine created?")
         if not isinstance(processor, Processor):
             raise TypeError(f"{processor!r} is not a flowos.Processor")
         cls = type(processor)

@@ -22,7 +22,7 @@ cdef extern from "flowos/fo_control.h" nogil:
     struct fo_control:
         pass
 
-    fo_control *fo_control_create(fo_engine *e, fo_burst_hook_t burst)
+    fo_control *fo_control_create(fo_engine *e)
     uint16_t fo_control_burst(void *ctl, const void *route, void **pkts, uint16_t n)
     int fo_control_flows(fo_control *c, fo_flow_info *out, uint32_t max, uint64_t *live, unsigned int timeout_ms)
     int fo_control_message(fo_control *c, uint16_t d, uint16_t proc, const char *msg, char *reply, size_t len,

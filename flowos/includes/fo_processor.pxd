@@ -128,7 +128,7 @@ cdef extern from "flowos/fo_processor.h" nogil:
         uint8_t dir
 
     # fo_pkt_meta, fo_pkt_seq and fo_pkt_level_len read the fast path's fo_pkt_meta_offset: only for
-    # modules that link the fast path (and called fo_pkt_meta_register). A user's Cython processor
+    # modules that link the fast path's library (flowos.boundary's). A user's Cython processor
     # uses flowos.cprocessor's helpers, which go through the batch (meta_offset, seq_offset).
     fo_pkt_meta *fo_pkt_meta_of "fo_pkt_meta"(rte_mbuf *m)
     uint8_t *fo_pkt_data(rte_mbuf *m)

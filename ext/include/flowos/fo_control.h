@@ -33,11 +33,9 @@ struct fo_flow_info {
 struct fo_control;
 
 /*
- * Returns a mailbox for an engine that is built, or NULL with rte_errno set. burst: the engine's
- * hook, fo_engine_burst as the code that built the engine links it (the copy whose packet
- * metadata offsets are registered).
+ * Returns a mailbox for an engine that is built, or NULL with rte_errno set.
  */
-struct fo_control *fo_control_create(struct fo_engine *e, fo_burst_hook_t burst);
+struct fo_control *fo_control_create(struct fo_engine *e);
 
 /* The worker's processing hook (ctx: the fo_control): the engine's burst, then a pending request. */
 uint16_t fo_control_burst(void *ctl, const struct fo_route *route, struct rte_mbuf **pkts, uint16_t n);

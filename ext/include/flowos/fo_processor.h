@@ -137,9 +137,9 @@ extern int fo_pkt_meta_offset;
 extern int fo_pkt_seq_offset;
 
 /*
- * Registers (or finds, if registered already) the dynamic fields above. Each shared object that
- * links the fast path has its own copy of the offsets, so each calls this once before reading
- * packet metadata. Returns 0 or -errno (ENOENT: the drivers left too little room in the mbuf).
+ * Registers (or finds, if registered already) the dynamic fields above: the engine does, as it is
+ * set up; code that writes packet metadata with no engine yet (a benchmark's generator) calls it
+ * first. Returns 0 or -errno (ENOENT: the drivers left too little room in the mbuf).
  */
 int fo_pkt_meta_register(void);
 
