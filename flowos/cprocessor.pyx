@@ -133,27 +133,13 @@ cdef class CythonTier:
     cdef readonly object message_desk    # on_message, within the call budget (flowos/message_desk.py)
 
     def __init__(self, CProcessor processor, str on_error=None):
-        cls = type(processor)
         self.processor = processor
         self.on_error, name = checked_policy(processor, on_error)
-        problem = state_size_problem(cls)
+        problem = state_size_problem(type(processor))
         if problem:
             raise ValueError(problem)
-        self.name = name.encode()
-        memset(&self.ops, 0, sizeof(self.ops))
+        self.name = fill_ops(&self.ops, processor, name, CProcessor, processor.state_size)
         memset(&self.counters, 0, sizeof(self.counters))
-        self.ops.name = self.name
-        cdef int level = LEVELS.index(processor.level)
-        self.ops.level = <fo_level>level
-        self.ops.readonly = bool(processor.readonly)
-        self.ops.ctx_size = sizeof(tier_ctx)
-        self.ops.state_size = processor.state_size
-        self.ops.setup = tier_setup
-        self.ops.process = tier_process
-        self.ops.flow_end = tier_flow_end
-        self.ops.teardown = tier_teardown
-        if cls.on_message is not CProcessor.on_message:
-            self.ops.message = tier_message
         self.message_desk = MessageDesk(name, processor.on_message, self.message_fault)
         self.params.processor = <PyObject *>processor
         self.params.stats = &self.counters
@@ -207,9 +193,7 @@ def state_size_problem(cls):
 
 # --- the C callbacks: process and flow_end without the GIL ------------------------------------
 
-cdef int tier_setup(void *ctx, const void *params, size_t params_len, char *err, size_t errlen) noexcept nogil:
-    memcpy(ctx, params, sizeof(tier_ctx))
-    return 0
+include "flowos/boundary/tier.pxi"
 
 
 cdef void tier_process(void *ctx, fo_batch *batches, uint16_t n) noexcept nogil:
@@ -237,17 +221,6 @@ cdef void tier_process(void *ctx, fo_batch *batches, uint16_t n) noexcept nogil:
 
 cdef void tier_flow_end(void *ctx, const fo_flow *flow, void *state, fo_flow_end_reason reason) noexcept nogil:
     (<CProcessor>(<tier_ctx *>ctx).processor).flow_end(flow, state, reason)
-
-
-cdef int tier_message(void *ctx, const char *msg, char *reply, size_t length) noexcept nogil:
-    cdef size_t n
-    with gil:
-        ret, text = (<CythonTier>(<tier_ctx *>ctx).tier).message_desk.answer(msg.decode("utf-8", "replace"))
-        data = text.encode("utf-8", "replace")
-        n = min(<size_t>len(data), length - 1)
-        memcpy(reply, <const char *>data, n)
-        reply[n] = 0
-        return ret if ret < 0 else len(data)
 
 
 cdef void tier_teardown(void *ctx) noexcept nogil:

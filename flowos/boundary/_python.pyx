@@ -123,15 +123,6 @@ cdef str describe_flow(const fo_flow *flow):
     return f"flow {f.id} ({PROTO_NAMES.get(f.proto, f'proto {f.proto}')} {src}:{f.sport} -> {dst}:{f.dport})"
 
 
-cdef int copy_reply(int ret, str text, char *reply, size_t length):
-    """Writes a message's reply text into the engine's buffer; returns ret if it is an error, else the text's length."""
-    data = text.encode("utf-8", "replace")
-    cdef size_t n = min(<size_t>len(data), length - 1)
-    memcpy(reply, <const char *>data, n)
-    reply[n] = 0
-    return ret if ret < 0 else len(data)
-
-
 cdef struct tier_ctx:
     PyObject *tier
     uint8_t wants_flow_end
@@ -161,23 +152,10 @@ cdef class PythonTier:
         cls = type(processor)
         self.processor = processor
         self.on_error, name = checked_policy(processor, on_error)
-        self.name = name.encode()
+        self.name = fill_ops(&self.ops, processor, name, Processor, sizeof(void *))
         self.reports = []
-        memset(&self.ops, 0, sizeof(self.ops))
-        self.ops.name = self.name
-        cdef int level = LEVELS.index(processor.level)
-        self.ops.level = <fo_level>level
-        self.ops.readonly = bool(processor.readonly)
-        self.ops.ctx_size = sizeof(tier_ctx)
-        self.ops.state_size = sizeof(void *)
-        self.ops.setup = tier_setup
-        self.ops.process = tier_process
-        self.ops.flow_end = tier_flow_end
-        self.ops.teardown = tier_teardown
         if cls.flow_start is not Processor.flow_start:   # else no GIL is taken for new flows
             self.ops.flow_start = tier_flow_start
-        if cls.on_message is not Processor.on_message:
-            self.ops.message = tier_message
         self.message_desk = MessageDesk(name, processor.on_message, self.message_fault)
         self.params.tier = <PyObject *>self
         self.params.wants_flow_end = cls.flow_end is not Processor.flow_end
@@ -384,9 +362,7 @@ cdef Batch new_batch(PythonTier tier, fo_batch *batches, uint16_t n):
 
 # --- the C callbacks: each takes the GIL and lets nothing escape ------------------------------
 
-cdef int tier_setup(void *ctx, const void *params, size_t params_len, char *err, size_t errlen) noexcept nogil:
-    memcpy(ctx, params, sizeof(tier_ctx))
-    return 0
+include "tier.pxi"
 
 
 cdef void tier_process(void *ctx, fo_batch *batches, uint16_t n) noexcept nogil:
@@ -439,12 +415,6 @@ cdef void flow_end_call(PythonTier tier, bint wants_flow_end, const fo_flow *flo
         tier.leave()
     f.state = None
     f.ended = True
-
-
-cdef int tier_message(void *ctx, const char *msg, char *reply, size_t length) noexcept nogil:
-    with gil:
-        ret, text = (<PythonTier>(<tier_ctx *>ctx).tier).message_desk.answer(msg.decode("utf-8", "replace"))
-        return copy_reply(ret, text, reply, length)
 
 
 cdef void tier_teardown(void *ctx) noexcept nogil:
