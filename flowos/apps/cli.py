@@ -163,7 +163,7 @@ def make_config(args):
             raise ConfigError(cfg.source, "--processor", "the config defines flows: name processors in their pipelines")
         try:
             cfg.flows = configuration.flow_defs.parse_flows(
-                [{"name": "all", "pipeline": [processor_stage(text) for text in args.processor]}])
+                [{"name": "all", "pipeline": [processor_stage(text) for text in args.processor]}], "--processor")
         except configuration.flow_defs.Invalid as e:
             raise ConfigError("--processor", None, e.problem) from None
     return configuration.finish(cfg)
@@ -179,6 +179,9 @@ def main(argv=None):
         if args.config:
             sys.path.insert(0, os.path.dirname(os.path.abspath(args.config)))
         cfg = make_config(args)
+        if args.check:      # what a run finds as it makes its processors, found without starting
+            from flowos.apps import check
+            check.construct_processors(cfg)
     except FlowOSError as e:
         errors.print(f"flowos-run: error: {e}", markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT

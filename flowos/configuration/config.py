@@ -261,7 +261,7 @@ def from_dict(data, source="<config>", base_dir=None):
     try:
         config.engine = flow_defs.parse_engine(data.get("engine"))
         flows = data.get("flows")
-        config.flows = flow_defs.parse_flows(flows if flows is not None else [])
+        config.flows = flow_defs.parse_flows(flows if flows is not None else [], source)
     except flow_defs.Invalid as e:
         raise r.error(e.key, e.problem) from None
 
