@@ -30,9 +30,8 @@ from flowos.includes.fo cimport fo_worker, fo_worker_request_stop
 
 from flowos.message_desk import MessageDesk
 from flowos.facts import LEVELS
-from flowos.processor import ON_ERROR, checked_policy
-
-MAX_STATE_SIZE = 1 << 16
+# MAX_STATE_SIZE and state_size_problem (the user API's, pure Python) stay importable from here too.
+from flowos.processor import MAX_STATE_SIZE, ON_ERROR, checked_policy, state_size_problem
 
 
 cdef class CProcessor:
@@ -138,7 +137,7 @@ cdef class CythonTier:
         cls = type(processor)
         self.processor = processor
         self.on_error, name = checked_policy(processor, on_error)
-        problem = state_size_problem(cls)
+        problem = state_size_problem(cls)     # the configuration checked it; a caller of its own may not have
         if problem:
             raise ValueError(problem)
         self.name = name.encode()
@@ -197,14 +196,6 @@ cdef class CythonTier:
         return {"name": self.name.decode(), "calls": self.counters.calls, "packets": self.counters.packets,
                 "faults": p._faults, "on_error": self.on_error, "first_faults": faults, "report": report,
                 "messages": self.message_desk.messages, "messages_over_budget": self.message_desk.over_budget}
-
-
-def state_size_problem(cls):
-    """What is wrong with a CProcessor class's state_size, or None."""
-    size = cls.state_size
-    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_STATE_SIZE:
-        return f"state_size must be an integer in 0..{MAX_STATE_SIZE}, not {size!r}"
-    return None
 
 
 # --- the C callbacks: process and flow_end without the GIL ------------------------------------

@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from flowos.runtime import control_server, runner
-from flowos.configuration import eal_args, flows as flow_defs, pmd_info
+from flowos.runtime import control_server, pmd_info, runner
+from flowos.configuration import eal_args, flows as flow_defs
 from flowos.configuration.config import worker_processes
 from flowos.configuration.devices import interface_mtu
 from flowos.errors import FlowOSError

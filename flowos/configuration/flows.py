@@ -21,6 +21,7 @@ canonical form the C engine is built from.
 import ipaddress
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 
 from flowos import builtins as python_builtins
@@ -61,8 +62,7 @@ class ProcessorSpec:
     @property
     def cython(self):
         """Whether it is a Cython processor (a flowos.cprocessor.CProcessor subclass)."""
-        from flowos.cprocessor import CProcessor
-        return self.python is not None and issubclass(self.python, CProcessor)
+        return self.python is not None and is_cython_processor(self.python)
 
     @property
     def readonly(self):
@@ -266,12 +266,19 @@ def _processor(entry, key):
     return ProcessorSpec(name, _processor_params(name, params, f"{key}.{name}"), key)
 
 
+def is_cython_processor(cls):
+    """Whether cls subclasses flowos.cprocessor.CProcessor, told without importing that compiled
+    module: a class can subclass it only once its module has loaded it (a Cython processor's
+    module cimports it), so where it is not loaded, no class is one."""
+    cprocessor = sys.modules.get("flowos.cprocessor")
+    return cprocessor is not None and issubclass(cls, cprocessor.CProcessor)
+
+
 def load_python_processor(path):
     """package.module:Class -> the class, which must subclass flowos.Processor (Python) or
     flowos.cprocessor.CProcessor (Cython)."""
     import importlib
 
-    from flowos.cprocessor import CProcessor
     from flowos.processor import Processor, process_problem
     module_name, _, class_name = path.partition(":")
     try:
@@ -279,7 +286,7 @@ def load_python_processor(path):
     except Exception as e:
         raise Invalid(None, f"cannot import {module_name!r}: {type(e).__name__}: {e}") from None
     cls = getattr(module, class_name, None)
-    if not isinstance(cls, type) or not issubclass(cls, (Processor, CProcessor)):
+    if not isinstance(cls, type) or not (issubclass(cls, Processor) or is_cython_processor(cls)):
         raise Invalid(None, f"{path} is not a flowos.Processor subclass (nor a flowos.cprocessor.CProcessor one)")
     problem = process_problem(cls) if issubclass(cls, Processor) else None
     if problem:
@@ -288,7 +295,7 @@ def load_python_processor(path):
 
 
 def _python_processor(path, params, key):
-    from flowos.processor import ON_ERROR
+    from flowos.processor import ON_ERROR, state_size_problem
     if params is not None and not isinstance(params, dict):
         raise Invalid(key, f"expected the parameters of {path} as a mapping, got {params!r}")
     params = dict(params or {})
@@ -301,9 +308,9 @@ def _python_processor(path, params, key):
         raise Invalid(f"{key}.on_error", f"expected one of {', '.join(ON_ERROR)}, got {on_error!r}")
     if cls.level not in LEVELS or cls.on_error not in ON_ERROR:
         raise Invalid(key, f"{path}: level must be one of {', '.join(LEVELS)}, on_error one of {', '.join(ON_ERROR)}")
-    from flowos.cprocessor import CProcessor, state_size_problem
-    if issubclass(cls, CProcessor) and state_size_problem(cls):
-        raise Invalid(key, f"{path}: {state_size_problem(cls)}")
+    problem = state_size_problem(cls) if is_cython_processor(cls) else None
+    if problem:
+        raise Invalid(key, f"{path}: {problem}")
     # Not constructed here: its constructor checks its parameters, and runs once per instance
     # the run uses (ProcessorSpec.instantiate).
     return ProcessorSpec(path, params, key, python=cls, on_error=on_error)
