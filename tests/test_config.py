@@ -44,7 +44,8 @@ run: {{burst: 64, duration: 2.5, packets: 100}}
 
 def test_relative_capture_paths_resolve_against_the_config_folder(tmp_path):
     (tmp_path / "in.pcap").write_bytes((DATA / "icmp_ping.pcap").read_bytes())
-    cfg = machine.check(config.finish(config.load(write(tmp_path, "ports: [{name: a, vdev: 'net_pcap0,rx_pcap=in.pcap'}]"))))
+    path = write(tmp_path, "ports: [{name: a, vdev: 'net_pcap0,rx_pcap=in.pcap'}]")
+    cfg = machine.check(config.finish(config.load(path)))
     assert cfg.port("a").capture_source == str(tmp_path / "in.pcap")
 
 
