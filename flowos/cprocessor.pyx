@@ -43,7 +43,7 @@ cdef class CProcessor:
     state_size = 0        # bytes of private state per flow (batches[b].state), zeroed at flow start
 
     def __init__(self, **params):
-        """Validates parameters only (it runs once more when the config is loaded)."""
+        """Validates parameters only (it runs once per instance a run uses, one per worker)."""
         if params:
             raise TypeError(f"unexpected parameters: {', '.join(sorted(params))}")
 

@@ -49,6 +49,17 @@ def test_one_worker_constructs_its_processor_once(tmp_path):
     assert len(pids(out)) == 1
 
 
+def test_each_worker_thread_has_its_own_instance_constructed_once(tmp_path):
+    """Two worker threads (a Cython-tier processor: no worker processes), one process: two instances."""
+    out = tmp_path / "constructed.txt"
+    proc = {"pyprocs.constructed:CConstructed": {"out": str(out)}}
+    run = run_flowos("-c", write_config(tmp_path, [proc], workers=2), tmp_path=tmp_path, memory=None,
+                     env=processor_env())
+    assert run.returncode == 0, run.stderr
+    made = pids(out)
+    assert len(made) == 2 and len(set(made)) == 1      # was 4: two readings of the file, then one per worker
+
+
 def test_each_worker_process_constructs_its_own_once_and_the_primary_none(tmp_path):
     skip_without_hugepages()
     out, proc = constructed(tmp_path)
