@@ -33,7 +33,7 @@ def main():
     parser.add_argument("--processes", action="store_true", help="the workers as worker processes")
     args = parser.parse_args()
     from flowos.configuration import config as flowos_config
-    from flowos.runtime import process_reload, reload, runner
+    from flowos.runtime import machine, process_reload, reload, runner
     import test_reload_e2e as loop
 
     tmp = Path(tempfile.mkdtemp(prefix="reload-latency-"))
@@ -41,7 +41,7 @@ def main():
     loop.write_config(tmp / "box.yaml", tmp, f"reload-latency-{os.getpid()}",
                       [{"counter": {"max_flows": 64}}, {"hold": {"packets": 2}}], args.workers, args.processes)
     config = flowos_config.load(tmp / "box.yaml")
-    flowos_config.finish(config)
+    machine.check(flowos_config.finish(config))
     bridge = runner.Bridge(config)
     switch_times = []
 

@@ -30,9 +30,8 @@ from flowos.includes.fo cimport fo_worker, fo_worker_request_stop
 
 from flowos.message_desk import MessageDesk
 from flowos.facts import LEVELS
-from flowos.processor import ON_ERROR, checked_policy
-
-MAX_STATE_SIZE = 1 << 16
+# MAX_STATE_SIZE and state_size_problem (the user API's, pure Python) stay importable from here too.
+from flowos.processor import MAX_STATE_SIZE, ON_ERROR, checked_policy, state_size_problem
 
 
 cdef class CProcessor:
@@ -44,7 +43,7 @@ cdef class CProcessor:
     state_size = 0        # bytes of private state per flow (batches[b].state), zeroed at flow start
 
     def __init__(self, **params):
-        """Validates parameters only (it runs once more when the config is loaded)."""
+        """Validates parameters only (it runs once per instance a run uses, one per worker)."""
         if params:
             raise TypeError(f"unexpected parameters: {', '.join(sorted(params))}")
 
@@ -135,7 +134,7 @@ cdef class CythonTier:
     def __init__(self, CProcessor processor, str on_error=None):
         self.processor = processor
         self.on_error, name = checked_policy(processor, on_error)
-        problem = state_size_problem(type(processor))
+        problem = state_size_problem(type(processor))     # the configuration checked it; a caller of its own may not have
         if problem:
             raise ValueError(problem)
         self.name = fill_ops(&self.ops, processor, name, CProcessor, processor.state_size)
@@ -181,14 +180,6 @@ cdef class CythonTier:
         return {"name": self.name.decode(), "calls": self.counters.calls, "packets": self.counters.packets,
                 "faults": p._faults, "on_error": self.on_error, "first_faults": faults, "report": report,
                 "messages": self.message_desk.messages, "messages_over_budget": self.message_desk.over_budget}
-
-
-def state_size_problem(cls):
-    """What is wrong with a CProcessor class's state_size, or None."""
-    size = cls.state_size
-    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_STATE_SIZE:
-        return f"state_size must be an integer in 0..{MAX_STATE_SIZE}, not {size!r}"
-    return None
 
 
 # --- the C callbacks: process and flow_end without the GIL ------------------------------------

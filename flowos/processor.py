@@ -26,6 +26,7 @@ from flowos.facts import END_REASONS, LEVELS, VERDICTS as VERDICT_NAMES  # noqa:
 VERDICTS = {name: value for value, name in enumerate(VERDICT_NAMES)}
 PASS, DROP, HOLD, MODIFIED, REDIRECT = (VERDICTS[name] for name in ("pass", "drop", "hold", "modified", "redirect"))
 ON_ERROR = ("pass", "drop", "stop")
+MAX_STATE_SIZE = 1 << 16     # the per-flow state a Cython processor (CProcessor) may ask for, in bytes
 
 
 class Processor:
@@ -105,4 +106,13 @@ def process_problem(cls):
         signature.bind(*args)
     except TypeError:
         return f"has process{signature}, which cannot take one batch: expected process(self, batch)"
+    return None
+
+
+def state_size_problem(cls):
+    """What is wrong with a Cython processor class's (a CProcessor subclass's) state_size, or None.
+    Pure Python, so that the configuration checks it without the compiled module."""
+    size = cls.state_size
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_STATE_SIZE:
+        return f"state_size must be an integer in 0..{MAX_STATE_SIZE}, not {size!r}"
     return None

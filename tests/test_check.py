@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA, FLOWOS_RUN, kill_flowos, packets, runtime_folder, start_flowos, unique_prefix
-from flowos.configuration import pmd_info
+from flowos.runtime import pmd_info
 
 PCI = Path("/sys/bus/pci/devices")
 NETWORK_CLASS = 0x02         # PCI base class: network controller

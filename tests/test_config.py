@@ -5,6 +5,7 @@ import pytest
 
 from flowos.configuration import config, eal_args
 from flowos.errors import ConfigError
+from flowos.runtime import machine
 
 from conftest import DATA
 
@@ -18,7 +19,7 @@ def write(tmp_path, text, name="flowos.yaml"):
 def load_error(tmp_path, text):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
-        config.finish(config.load(path))
+        machine.check(config.finish(config.load(path)))     # as flowos-run checks it
     return str(info.value), path
 
 
@@ -32,7 +33,7 @@ ports:
 forward: ["lan <-> wan"]
 run: {{burst: 64, duration: 2.5, packets: 100}}
 """)
-    cfg = config.finish(config.load(path))
+    cfg = machine.check(config.finish(config.load(path)))
     assert [p.name for p in cfg.ports] == ["lan", "wan"]
     assert cfg.forward == [("lan", "wan"), ("wan", "lan")]
     assert cfg.port("lan").rx_descriptors == 512 and cfg.port("wan").promiscuous is False
@@ -43,7 +44,8 @@ run: {{burst: 64, duration: 2.5, packets: 100}}
 
 def test_relative_capture_paths_resolve_against_the_config_folder(tmp_path):
     (tmp_path / "in.pcap").write_bytes((DATA / "icmp_ping.pcap").read_bytes())
-    cfg = config.finish(config.load(write(tmp_path, "ports: [{name: a, vdev: 'net_pcap0,rx_pcap=in.pcap'}]")))
+    path = write(tmp_path, "ports: [{name: a, vdev: 'net_pcap0,rx_pcap=in.pcap'}]")
+    cfg = machine.check(config.finish(config.load(path)))
     assert cfg.port("a").capture_source == str(tmp_path / "in.pcap")
 
 

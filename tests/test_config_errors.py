@@ -70,7 +70,7 @@ CASES = {
     "pci-missing": ("ports: [{name: a, pci: 'ffff:ff:1f.7'}]", [], "ports[0]", "no PCI device ffff:ff:1f.7"),
     "vdev-key-typo-in-config": ("ports: [{name: a, vdev: 'net_null0,sise=64'}]", [], "ports[0]",
                                 "unknown argument 'sise'"),
-    # Any driver's arguments, as its shared object declares them (flowos/configuration/pmd_info.py).
+    # Any driver's arguments, as its shared object declares them (flowos/runtime/pmd_info.py).
     "vdev-memif-key": (None, ["--vdev", "net_memif0,bogus=1"], "--vdev", "unknown argument 'bogus' for net_memif"),
     "vdev-vhost-key": (None, ["--vdev", "net_vhost0,ifacee=x"], "--vdev", "unknown argument 'ifacee' for net_vhost"),
     "vdev-virtio-user-key-in-config": ("ports: [{name: a, vdev: 'net_virtio_user0,pathh=/dev/vhost-net'}]", [],

@@ -18,7 +18,7 @@ def run_script(tmp_path, body):
     script = textwrap.dedent(f"""
         import json
         from flowos.configuration import config as flowos_config
-        from flowos.runtime import runner
+        from flowos.runtime import machine, runner
         PREFIX = {prefix!r}
     """) + textwrap.dedent(body)
     try:
@@ -37,7 +37,7 @@ def test_the_workers_shards_share_one_conf(tmp_path):
             "run": {"workers": 2}, "eal": {"file_prefix": PREFIX},
             "flows": [{"name": "all", "pipeline": [{"counter": {"max_flows": 4}}, {"ttl": {"decrement": 1}}]}],
         })
-        flowos_config.finish(config, cpus=[0, 1])
+        machine.check(flowos_config.finish(config, cpus=[0, 1]))
         bridge = runner.Bridge(config)
         bridge.start()
         try:
@@ -108,7 +108,7 @@ def test_a_c_failure_keeps_its_errno(tmp_path):
         from flowos.errors import FlowOSError
         config = flowos_config.from_dict({"ports": [{"name": "a", "vdev": "net_null0"}], "forward": ["a -> a"],
                                           "eal": {"file_prefix": PREFIX}})
-        flowos_config.finish(config, cpus=[0, 1])
+        machine.check(flowos_config.finish(config, cpus=[0, 1]))
         bridge = runner.Bridge(config)
         bridge.start()
         seen = None

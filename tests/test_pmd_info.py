@@ -1,4 +1,4 @@
-"""flowos/configuration/pmd_info.py: what DPDK's drivers declare of themselves (PMD_INFO_STRING records), read
+"""flowos/runtime/pmd_info.py: what DPDK's drivers declare of themselves (PMD_INFO_STRING records), read
 from this machine's DPDK: the folder librte_eal loads drivers from, each record's parameters
 (also from records written without spaces), and a driver no object declares."""
 import os
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from flowos.configuration import devices, pmd_info
+from flowos.configuration import devices
+from flowos.runtime import machine, pmd_info
 from flowos.errors import FlowOSError
 
 
@@ -57,9 +58,9 @@ def test_a_tested_driver_whose_object_is_missing_is_left_to_dpdk(tmp_path, monke
     monkeypatch.setattr(pmd_info, "plugin_dir", lambda: str(tmp_path))
     pmd_info.find.cache_clear()
     try:
-        devices.check_vdev_arguments(devices.parse_vdev("net_memif0,bogus=1"))
+        machine.check_vdev_arguments(devices.parse_vdev("net_memif0,bogus=1"))
         with pytest.raises(FlowOSError, match="unknown driver 'net_af_xdp': no driver DPDK loads declares it"):
-            devices.check_vdev_arguments(devices.parse_vdev("net_af_xdp0"))
+            machine.check_vdev_arguments(devices.parse_vdev("net_af_xdp0"))
     finally:
         pmd_info.find.cache_clear()
 
@@ -68,7 +69,7 @@ def test_failsafe_sub_devices_keep_their_commas():
     port = devices.parse_vdev("net_failsafe0,dev(net_tap0,iface=ft0),hotplug_poll=100")
     assert port.args == [("dev(net_tap0,iface=ft0)", None), ("hotplug_poll", "100")]
     assert port.eal_spec == "net_failsafe0,dev(net_tap0,iface=ft0),hotplug_poll=100"
-    devices.check_vdev_arguments(port)
+    machine.check_vdev_arguments(port)
 
 
 def test_pci_records_give_their_devices_and_kernel_modules():

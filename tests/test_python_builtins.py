@@ -8,6 +8,7 @@ from scapy.layers.l2 import Ether
 
 from flowos import builtins as python_builtins
 from flowos.configuration import flows as flow_defs
+from flowos.errors import ConfigError
 from flowos.testing import run_pipeline
 from flowos.testing.flowkey import addr_str, read_header
 
@@ -30,8 +31,12 @@ def test_the_builtins_are_found_by_name():
 
 
 def test_flow_log_refuses_a_path_it_cannot_write(tmp_path):
-    with pytest.raises(flow_defs.Invalid, match="cannot write in /no/such/folder"):
-        flow_defs.parse_flows([{"name": "all", "pipeline": [{"flow_log": {"path": "/no/such/folder/f.jsonl"}}]}])
+    """Its constructor refuses it, as the run makes its instance (ProcessorSpec.instantiate)."""
+    (flow,) = flow_defs.parse_flows([{"name": "all", "pipeline": [{"flow_log": {"path": "/no/such/folder/f.jsonl"}}]}],
+                                    "box.yaml")
+    with pytest.raises(ConfigError, match=r"^box.yaml: flows\[0\].pipeline\[0\]: flowos.builtins.flow_log:FlowLog "
+                                          "rejects its parameters: ValueError: .*cannot write in /no/such/folder"):
+        flow.stages[0][0].instantiate()
 
 
 def test_flow_log_writes_a_record_per_flow_with_the_engines_counts(tmp_path):

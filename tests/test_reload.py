@@ -173,6 +173,14 @@ def test_an_attach_past_the_pipelines_limits_is_refused():
     assert len(flows[0].stages) == MAX_STAGES     # the running flows unchanged
 
 
+def test_a_writer_sharing_a_stage_is_refused_by_the_c_api(harness):
+    """The writer rule is checked once for FlowOS's users, by the configuration
+    (flows.parse_pipeline, with the file and key); fo_pipeline_conf_add_processor still refuses a
+    C caller's writer in a shared stage (docs/architecture.md, "The package")."""
+    ret, _, why = harness["writer_shares"].partition(" ")
+    assert int(ret) == -errno.EINVAL and "a writer stands alone in its stage" in why
+
+
 def test_a_processor_of_no_known_level_is_refused_by_the_c_api(harness):
     """fo_pipeline_conf_add_processor checks ops.level as it checks the rest of the ops (the Python
     and Cython tiers check it first; a C caller may not)."""

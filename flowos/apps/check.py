@@ -1,8 +1,9 @@
 """flowos-run --check: whether a configuration can run on this machine, without starting it.
 
 The configuration was read and checked as for a run (flowos/configuration/config.py: every key, the ports'
-devices, interfaces and captures, the processors imported and constructed with their
-parameters); this adds what a run would find out only once DPDK starts: DPDK's libraries and
+devices, interfaces and captures, the processors imported), and each Python and Cython processor
+constructed once with its parameters (construct_processors: a run constructs them as it starts);
+this adds what a run would find out only once DPDK starts: DPDK's libraries and
 drivers, the memory the run needs (hugepages or not), each PCI NIC bound to a driver DPDK can use,
 a file prefix no running DPDK process holds, and the files the run writes. Each check is one
 Finding; a run is possible when none is a problem.
@@ -13,8 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from flowos.runtime import control_server, runner
-from flowos.configuration import eal_args, pmd_info
+from flowos.runtime import control_server, pmd_info, runner
+from flowos.configuration import eal_args, flows as flow_defs
 from flowos.configuration.config import worker_processes
 from flowos.configuration.devices import interface_mtu
 from flowos.errors import FlowOSError
@@ -58,17 +59,25 @@ def configuration(cfg):
             f"CPU(s) {eal_args.cpu_list(cfg.eal.worker_cpus)}")
 
 
+def construct_processors(cfg):
+    """Makes an instance of each Python and Cython processor, with its parameters, and drops it:
+    its constructor is the check of its parameters, which a run makes as it starts (one instance
+    per worker, ProcessorSpec.instantiate); --check starts nothing, so it makes one of each here.
+    Raises the ConfigError a run would."""
+    for spec in flow_defs.processor_specs(cfg.flows):
+        if spec.python is not None:
+            spec.instantiate()
+
+
 def processors(cfg):
-    """One line per processor of the pipelines: the configuration's reading imported and
-    constructed each Python and Cython one, and checked each built-in's parameters."""
-    for flow in cfg.flows:
-        for stage in flow.stages:
-            for spec in stage:
-                if spec.python is None:
-                    yield f"processor {spec.name} ({spec.where}): built-in, parameters valid"
-                else:
-                    tier = "Cython" if spec.cython else "Python"
-                    yield f"processor {spec.name} ({spec.where}): {tier}, imported and constructed with its parameters"
+    """One line per processor of the pipelines: the configuration's reading imported each Python
+    and Cython one (construct_processors constructed it) and checked each built-in's parameters."""
+    for spec in flow_defs.processor_specs(cfg.flows):
+        if spec.python is None:
+            yield f"processor {spec.name} ({spec.where}): built-in, parameters valid"
+        else:
+            tier = "Cython" if spec.cython else "Python"
+            yield f"processor {spec.name} ({spec.where}): {tier}, imported and constructed with its parameters"
 
 
 def dpdk():

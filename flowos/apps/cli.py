@@ -15,7 +15,7 @@ from rich.console import Console
 
 from flowos import __version__
 from flowos.configuration import config as configuration, devices, eal_args
-from flowos.runtime import faults
+from flowos.runtime import faults, machine
 from flowos.errors import ConfigError, FlowOSError
 from flowos.configuration.config import MEMORY_MODES
 from flowos.facts import MAX_BURST
@@ -127,7 +127,8 @@ def processor_stage(text):
 
 
 def make_config(args):
-    """The config file (if any) with the command line laid over it."""
+    """The config file (if any) with the command line laid over it, checked (the configuration's
+    reading, then this machine's: flowos.runtime.machine)."""
     cfg = configuration.load(args.config) if args.config else configuration.Config(source="command line")
     for flag, values, parse in (("--vdev", args.vdev, devices.parse_vdev), ("--pci", args.pci, devices.parse_pci)):
         for value in values:
@@ -163,10 +164,10 @@ def make_config(args):
             raise ConfigError(cfg.source, "--processor", "the config defines flows: name processors in their pipelines")
         try:
             cfg.flows = configuration.flow_defs.parse_flows(
-                [{"name": "all", "pipeline": [processor_stage(text) for text in args.processor]}])
+                [{"name": "all", "pipeline": [processor_stage(text) for text in args.processor]}], "--processor")
         except configuration.flow_defs.Invalid as e:
             raise ConfigError("--processor", None, e.problem) from None
-    return configuration.finish(cfg)
+    return machine.check(configuration.finish(cfg))   # then what only this machine's DPDK can tell
 
 
 def main(argv=None):
@@ -179,6 +180,9 @@ def main(argv=None):
         if args.config:
             sys.path.insert(0, os.path.dirname(os.path.abspath(args.config)))
         cfg = make_config(args)
+        if args.check:      # what a run finds as it makes its processors, found without starting
+            from flowos.apps import check
+            check.construct_processors(cfg)
     except FlowOSError as e:
         errors.print(f"flowos-run: error: {e}", markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT

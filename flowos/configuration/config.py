@@ -261,7 +261,7 @@ def from_dict(data, source="<config>", base_dir=None):
     try:
         config.engine = flow_defs.parse_engine(data.get("engine"))
         flows = data.get("flows")
-        config.flows = flow_defs.parse_flows(flows if flows is not None else [])
+        config.flows = flow_defs.parse_flows(flows if flows is not None else [], source)
     except flow_defs.Invalid as e:
         raise r.error(e.key, e.problem) from None
 
@@ -313,7 +313,6 @@ def finish(config, cpus=None):
             raise r.error(port.origin or None, str(e)) from None
     if not config.forward:
         config.forward = default_forwarding(r, config.ports)
-    fit_data_room(r, config)
     if config.run.burst is None:
         python = next((spec for flow in config.flows for stage in flow.stages for spec in stage
                        if spec.python is not None and not spec.cython), None)
@@ -464,37 +463,6 @@ def forwarding_mbufs(config):
     """The mbufs forwarding holds, whatever the flow engine keeps: every descriptor ring full, each
     lcore's mempool cache full, and two bursts in each worker's hands (one received, one sending)."""
     return ring_mbufs(config) + config.pool.cache * lcores(config) + 2 * config.run.burst * config.run.workers
-
-
-def fit_data_room(r, config):
-    """The pool's data room: what every port needs (a net_af_packet port, its interface's MTU)."""
-    need = DATA_ROOM
-    config.pool.data_room_given = config.pool.data_room is not None
-    for port in config.ports:
-        room = devices.one_mbuf_room(port)
-        note = devices.live_capture_note(port)
-        if note:
-            config.notes.append(note)
-        if port.driver == "net_af_packet":
-            room, note = devices.fit_af_packet(port)
-            if note:
-                config.notes.append(note)
-        if room is None:
-            continue
-        if room > MAX_DATA_ROOM:
-            raise r.error(port.origin or None, f"{port.device} puts each frame into one mbuf, which holds at most "
-                                               f"{MAX_DATA_ROOM - devices.MBUF_HEADROOM} bytes; its frames are up to "
-                                               f"{room - devices.MBUF_HEADROOM}")
-        if port.driver == "net_pcap" and config.pool.data_room is None and room > DATA_ROOM:
-            config.notes.append(f"{port.device}: infinite_rx keeps each packet in one mbuf: mbufs of "
-                                f"{room - devices.MBUF_HEADROOM} bytes (pool.data_room {room})")
-        if config.pool.data_room is not None and config.pool.data_room < room:
-            raise r.error("pool.data_room", f"{config.pool.data_room} bytes is too little for {port.device}, "
-                                            f"which puts frames of up to {room - devices.MBUF_HEADROOM} bytes "
-                                            f"into one mbuf: {room} or more")
-        need = max(need, room)
-    if config.pool.data_room is None:
-        config.pool.data_room = need
 
 
 def check_pool(r, config):

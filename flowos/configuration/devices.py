@@ -1,34 +1,22 @@
-"""Ports as the user names them: vdev strings and PCI addresses, checked before DPDK sees them."""
+"""Ports as the user names them: vdev strings and PCI addresses, checked before DPDK sees them.
+What needs this machine's DPDK (each vdev's arguments against the drivers it loads, a capture's
+packets read with the fast path's reader) is checked next, by flowos.runtime.machine."""
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flowos.configuration import pmd_info
-from flowos.boundary._runtime import scan_capture
 from flowos.errors import FlowOSError
 
 SAMPLE_CAPTURE = Path(__file__).parent.parent / "data" / "sample.pcap"
 DEFAULT_OUTPUT = "flowos-out.pcap"
 
 # Virtual device drivers FlowOS is tested with; any other that a driver DPDK loads declares
-# (flowos/configuration/pmd_info.py) is taken too.
+# (flowos/runtime/pmd_info.py) is taken too.
 KNOWN_VDEV_DRIVERS = ("net_pcap", "net_null", "net_ring", "net_af_packet", "net_tap", "net_tun",
                       "net_memif", "net_vhost", "net_virtio_user", "net_bonding", "net_failsafe")
-# A vdev's arguments are those its driver declares (pmd_info: DPDK refuses a device with another
-# as "No such device", its log does not say which, and net_ring ignores it), plus those a driver
-# takes without declaring them (DPDK 22.11, each driver's valid_arguments).
-UNDECLARED_VDEV_ARGUMENTS = {
-    "net_ring": ("internal",),
-    "net_tap": ("persist",),
-    "net_tun": ("remote", "mac", "persist"),
-}
 PCI_ADDRESS = re.compile(r"^(?:[0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
 PCAP_FILE_KEYS = ("rx_pcap", "tx_pcap")
-DLT_EN10MB = 1
-# net_pcap (DPDK 22.11) copies a frame of a capture into mbufs with a 16-bit length: a longer
-# frame would become a chain shorter than the packet it claims to be.
-NET_PCAP_MAX_FRAME = 65535
 # The longest chained packet a driver sends whole, where it has a limit: net_pcap copies a chain
 # into a buffer of RTE_ETHER_MAX_JUMBO_FRAME_LEN bytes and writes (or sends) only that much.
 TX_CHAIN_MAX = {"net_pcap": 16128}
@@ -72,7 +60,7 @@ class PortSpec:
     mtu: int | None = None       # None: the device's own (flowos/configuration/port_settings.py)
     tx_checksum_offload: bool = True   # edited packets' checksums by the device where it can (else in software)
     origin: str = ""             # where the user gave it ("ports[0]", "--vdev"), for messages
-    capture: object = None       # CaptureInfo of capture_source, once check() has read it
+    capture: object = None       # CaptureInfo of its rx_pcap, once flowos.runtime.machine has read it
 
     @property
     def driver(self):
@@ -214,44 +202,12 @@ def one_mbuf_room(port):
     return None
 
 
-def check_replayable(port, path, capture):
-    """FlowOS decodes Ethernet, and writes every output capture as Ethernet: a capture of another
-    link type would be misread and mislabelled, so it is refused (docs/ports.md)."""
-    if capture.linktype != DLT_EN10MB:
-        raise FlowOSError(f"vdev {port.device}: rx_pcap {path}: link type {capture.linktype_name}, not Ethernet "
-                          "(FlowOS reads and writes Ethernet frames only)")
-    if capture.longest > NET_PCAP_MAX_FRAME:
-        raise FlowOSError(f"vdev {port.device}: rx_pcap {path}: packet {capture.longest_at} is {capture.longest} bytes; "
-                          f"net_pcap replays frames of at most {NET_PCAP_MAX_FRAME} bytes")
-
-
-def check_vdev_arguments(port):
-    """Each argument is one the driver declares (or takes undeclared), a number where it declares
-    one. A driver FlowOS is tested with whose object cannot be found is left to DPDK."""
-    declared = pmd_info.find(port.driver)
-    if declared is None and port.driver in KNOWN_VDEV_DRIVERS:
-        return
-    if declared is None or not declared.vdev:
-        why = "no driver DPDK loads declares it" if declared is None else "a PCI device's driver, not a vdev's"
-        raise FlowOSError(f"vdev {port.device}: unknown driver {port.driver!r}: {why} "
-                          f"(FlowOS is tested with {', '.join(KNOWN_VDEV_DRIVERS)})")
-    accepted = declared.parameters + UNDECLARED_VDEV_ARGUMENTS.get(port.driver, ())
-    for key, value in port.args:
-        name = re.match(r"[^=(]*", key).group(0)     # net_failsafe's dev(...) is "dev"
-        if name not in accepted:
-            raise FlowOSError(f"vdev {port.device}: unknown argument {name!r} for {port.driver} "
-                              f"(accepted: {', '.join(accepted)})")
-        if name in declared.numbers and not (value or "").isdigit():
-            raise FlowOSError(f"vdev {port.device}: {key}={value or ''}: expected a number")
-
-
 def check(port):
-    """What can be known about a port before DPDK starts: files, interfaces, driver names."""
+    """What can be known about a port from its text and the files it names: files, interfaces."""
     if port.kind == "pci":
         if not os.path.exists(f"/sys/bus/pci/devices/{port.device}"):
             raise FlowOSError(f"no PCI device {port.device} on this machine (lspci lists them)")
         return
-    check_vdev_arguments(port)
     keys = [k for k, _ in port.args]
     if port.driver == "net_pcap":
         if keys.count("rx_pcap") > 1 or keys.count("tx_pcap") > 1:
@@ -261,12 +217,6 @@ def check(port):
             raise FlowOSError(f"vdev {port.device}: rx_pcap {rx}: no such file")
         if rx is not None and not os.access(rx, os.R_OK):
             raise FlowOSError(f"vdev {port.device}: rx_pcap {rx}: not readable")
-        if rx is not None:
-            try:
-                port.capture = scan_capture(rx)
-            except FlowOSError as e:
-                raise FlowOSError(f"vdev {port.device}: rx_pcap {e}: not a capture file libpcap can read") from None
-            check_replayable(port, rx, port.capture)
         if tx is not None:
             folder = os.path.dirname(tx) or "."
             if not os.path.isdir(folder) or not os.access(folder, os.W_OK):

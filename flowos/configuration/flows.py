@@ -21,9 +21,11 @@ canonical form the C engine is built from.
 import ipaddress
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 
 from flowos import builtins as python_builtins
+from flowos.errors import ConfigError
 from flowos.facts import LEVELS, MAX_DEFINITIONS, MAX_PROCESSORS, MAX_STAGES
 
 TIMEOUT_DEFAULTS = {"tcp_opening": 30, "tcp_established": 300, "tcp_closing": 10, "udp": 30, "icmp": 10,
@@ -51,6 +53,7 @@ class ProcessorSpec:
     where: str                   # "flows[0].pipeline[1]", for messages
     python: type | None = None   # the flowos.Processor (or, Cython, CProcessor) subclass, by import path
     on_error: str | None = None  # a Python processor's fault policy (None: the class's)
+    source: str | None = None    # where the configuration came from (a file, --processor), for messages
 
     @property
     def level(self):
@@ -59,16 +62,23 @@ class ProcessorSpec:
     @property
     def cython(self):
         """Whether it is a Cython processor (a flowos.cprocessor.CProcessor subclass)."""
-        from flowos.cprocessor import CProcessor
-        return self.python is not None and issubclass(self.python, CProcessor)
+        return self.python is not None and is_cython_processor(self.python)
 
     @property
     def readonly(self):
         return self.python.readonly if self.python is not None else BUILTINS[self.name]["readonly"]
 
     def instantiate(self):
-        """A fresh instance of a Python processor (parameters were validated at load)."""
-        return self.python(**self.params)
+        """A fresh instance of a Python or Cython processor, made where it runs (a worker's shard,
+        a worker process's, a reload's next generation): its constructor runs once per instance
+        used. The constructor is the check of its own parameters, so that one it rejects is said
+        as the configuration's other errors are (ConfigError: the source, the key; exit status 2),
+        though it is found only as the run (or --check, or a reload) makes the instance."""
+        try:
+            return self.python(**self.params)
+        except Exception as e:
+            raise ConfigError(self.source, self.where, f"{self.name} rejects its parameters: "
+                                                       f"{type(e).__name__}: {e}") from None
 
 
 @dataclass
@@ -256,12 +266,19 @@ def _processor(entry, key):
     return ProcessorSpec(name, _processor_params(name, params, f"{key}.{name}"), key)
 
 
+def is_cython_processor(cls):
+    """Whether cls subclasses flowos.cprocessor.CProcessor, told without importing that compiled
+    module: a class can subclass it only once its module has loaded it (a Cython processor's
+    module cimports it), so where it is not loaded, no class is one."""
+    cprocessor = sys.modules.get("flowos.cprocessor")
+    return cprocessor is not None and issubclass(cls, cprocessor.CProcessor)
+
+
 def load_python_processor(path):
     """package.module:Class -> the class, which must subclass flowos.Processor (Python) or
     flowos.cprocessor.CProcessor (Cython)."""
     import importlib
 
-    from flowos.cprocessor import CProcessor
     from flowos.processor import Processor, process_problem
     module_name, _, class_name = path.partition(":")
     try:
@@ -269,7 +286,7 @@ def load_python_processor(path):
     except Exception as e:
         raise Invalid(None, f"cannot import {module_name!r}: {type(e).__name__}: {e}") from None
     cls = getattr(module, class_name, None)
-    if not isinstance(cls, type) or not issubclass(cls, (Processor, CProcessor)):
+    if not isinstance(cls, type) or not (issubclass(cls, Processor) or is_cython_processor(cls)):
         raise Invalid(None, f"{path} is not a flowos.Processor subclass (nor a flowos.cprocessor.CProcessor one)")
     problem = process_problem(cls) if issubclass(cls, Processor) else None
     if problem:
@@ -278,7 +295,7 @@ def load_python_processor(path):
 
 
 def _python_processor(path, params, key):
-    from flowos.processor import ON_ERROR
+    from flowos.processor import ON_ERROR, state_size_problem
     if params is not None and not isinstance(params, dict):
         raise Invalid(key, f"expected the parameters of {path} as a mapping, got {params!r}")
     params = dict(params or {})
@@ -291,13 +308,11 @@ def _python_processor(path, params, key):
         raise Invalid(f"{key}.on_error", f"expected one of {', '.join(ON_ERROR)}, got {on_error!r}")
     if cls.level not in LEVELS or cls.on_error not in ON_ERROR:
         raise Invalid(key, f"{path}: level must be one of {', '.join(LEVELS)}, on_error one of {', '.join(ON_ERROR)}")
-    from flowos.cprocessor import CProcessor, state_size_problem
-    if issubclass(cls, CProcessor) and state_size_problem(cls):
-        raise Invalid(key, f"{path}: {state_size_problem(cls)}")
-    try:
-        cls(**params)   # __init__ validates the parameters
-    except Exception as e:
-        raise Invalid(key, f"{path} rejects its parameters: {type(e).__name__}: {e}") from None
+    problem = state_size_problem(cls) if is_cython_processor(cls) else None
+    if problem:
+        raise Invalid(key, f"{path}: {problem}")
+    # Not constructed here: its constructor checks its parameters, and runs once per instance
+    # the run uses (ProcessorSpec.instantiate).
     return ProcessorSpec(path, params, key, python=cls, on_error=on_error)
 
 
@@ -375,11 +390,15 @@ def parse_flow(value, key):
     return flow
 
 
-def parse_flows(value):
+def parse_flows(value, source=None):
+    """The flows: section; source: where it came from (a file, --processor), for the messages of
+    processors that reject their parameters as the run constructs them."""
     if not isinstance(value, list):
         raise Invalid("flows", f"expected a list of flow definitions, got {type(value).__name__}")
     check_definition_count(len(value))
     flows = [parse_flow(v, f"flows[{i}]") for i, v in enumerate(value)]
+    for spec in processor_specs(flows):
+        spec.source = source
     names = [f.name for f in flows]
     twice = next((n for n in names if names.count(n) > 1), None)
     if twice:
@@ -422,6 +441,11 @@ def parse_engine(value):
                                  "keep_budget)")
         setattr(engine, k, v)
     return engine
+
+
+def processor_specs(flows):
+    """Every ProcessorSpec of the flows' pipelines, in order."""
+    return [spec for flow in flows for stage in flow.stages for spec in stage]
 
 
 def port_names(flows):

@@ -29,7 +29,7 @@ def tier_name(tier):
 
 
 def build_shards(cfg, pool, port_ids, shards, keep_budget, workers, stop_address, steer_and_send, processors=True,
-                 capacity=None):
+                 capacity=None, made=None):
     """Shards of the flow engine for the config's definitions, with port names turned into port ids:
     one read-only configuration, built once, and a shard made from it for each worker of `workers`,
     which runs it (docs/architecture.md, "Workers and shards"); the shards hold the configuration,
@@ -37,12 +37,13 @@ def build_shards(cfg, pool, port_ids, shards, keep_budget, workers, stop_address
     the worker at stop_address at a fault; none without `processors`: the relay's), its share of
     the flow table (one of `shards`, or `capacity` flows) and of keep_budget.
     steer_and_send(engine, k) sets where shard k hands packets and sends, before the processors'
-    setup. Returns (the engines, each one's Python and Cython tiers)."""
+    setup. made: the workers' processor instances (make_instances), when made already. Returns (the
+    engines, each one's Python and Cython tiers)."""
     conf = PipelineConf.create(pool, cfg.engine.unmatched, cfg.engine.malformed, cfg.engine.table_full,
                                cfg.engine.clock, cfg.engine.timeouts)
     engines = []
     try:
-        tiers = fill_conf(conf, cfg.flows, port_ids, len(workers), processors)
+        tiers = fill_conf(conf, cfg.flows, port_ids, len(workers), processors, made)
         for k, worker in enumerate(workers):
             engines.append(_build_shard(conf, port_ids, capacity or -(-cfg.engine.capacity // shards),
                                         keep_budget // shards, worker, stop_address, tiers[k],
@@ -56,9 +57,19 @@ def build_shards(cfg, pool, port_ids, shards, keep_budget, workers, stop_address
     return engines, [[tier for _, _, tier in shard_tiers] for shard_tiers in tiers]
 
 
-def fill_conf(conf, flows, port_ids, shards, processors=True):
+def make_instances(flows, shards):
+    """Each Python and Cython processor of flows constructed once per shard of `shards`, in the
+    flows' order: a list per processor of its instances, one per shard. Raises the ConfigError of
+    a constructor that rejects its parameters (ProcessorSpec.instantiate)."""
+    return [[spec.instantiate() for _ in range(shards)]
+            for spec in flow_defs.processor_specs(flows) if spec.python is not None]
+
+
+def fill_conf(conf, flows, port_ids, shards, processors=True, made=None):
     """Adds the flow definitions and their pipelines to conf, and builds it. Returns, per shard of
-    `shards`, its own instances of the Python and Cython processors: (definition, processor, tier)."""
+    `shards`, its own instances of the Python and Cython processors: (definition, processor, tier),
+    those of `made` (make_instances) when given, else made here."""
+    made = iter(made if made is not None else make_instances(flows, shards) if processors else [])
     tiers = [[] for _ in range(shards)]
     for flow in flows:
         index = conf.add_definition(flow.name, flow_defs.match_with_port_ids(flow.match, port_ids),
@@ -69,10 +80,10 @@ def fill_conf(conf, flows, port_ids, shards, processors=True):
                 if proc.python is None:
                     conf.add_processor(index, stage, proc.name, flow_defs.params_with_port_ids(proc.params, port_ids))
                     continue
-                made = [(CythonTier if proc.cython else PythonTier)(proc.instantiate(), proc.on_error)
-                        for _ in range(shards)]
-                at = conf.add_tier_processor(index, stage, made[0])
-                for k, tier in enumerate(made):
+                shard_tiers = [(CythonTier if proc.cython else PythonTier)(instance, proc.on_error)
+                               for instance in next(made)]
+                at = conf.add_tier_processor(index, stage, shard_tiers[0])
+                for k, tier in enumerate(shard_tiers):
                     tiers[k].append((index, at, tier))
     conf.build()
     return tiers

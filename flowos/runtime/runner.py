@@ -17,7 +17,8 @@ from flowos.configuration.config import forwarding_mbufs, worker_processes as ru
 from flowos.errors import ConfigError, FlowOSError
 from flowos.runtime import control as control_api, control_server, hugepages, reload, watchdog, worker_processes
 from flowos.runtime.dpdk_log import explain_failure
-from flowos.runtime.pipelines import build_shards, engine_report, processors_of, refresh_tier_reports, tier_name
+from flowos.runtime.pipelines import (build_shards, engine_report, make_instances, processors_of, refresh_tier_reports,
+                                      tier_name)
 from flowos.runtime.shards import Controls, Engines, Workers, add_up, worker_rows
 from flowos.runtime.stats import PortStats, RunReport, Snapshot, SourceReport
 
@@ -164,6 +165,7 @@ class Bridge:
         self.telemetry_socket = None
         self.control_server = None # FlowOS's control socket (flowos-ctl)
         self.tiers = []            # the Python and Cython processors in the engine, every shard's
+        self.instances = None      # the worker threads' processor instances, made before DPDK starts
         self.group = None          # the workers' WorkerGroup
         self.inboxes = []          # each worker's Inbox (several workers with a flow engine)
         self.outboxes = []         # worker processes': each one's Inbox for each relayed port, that the relay sends
@@ -182,6 +184,8 @@ class Bridge:
 
     def start(self):
         cfg = self.config
+        # The configuration was checked once, and against this machine (flowos.runtime.machine).
+        assert cfg.pool.data_room is not None, "flowos.runtime.machine.check(config) first"
         mbufs = cfg.pool.mbufs or pool_size(cfg)
         self.keep_budget = keep_budget(cfg, mbufs) if cfg.flows else 0
         self.memory = memory_mode(cfg, mbufs)
@@ -193,6 +197,10 @@ class Bridge:
             lcores, _ = eal_args.lcore_map(cfg.eal.worker_cpus)
         argv = eal_args.eal_argv(self.memory, self.file_prefix, lcores, cfg.ports, cfg.eal.log_level, cfg.eal.args,
                                  primary=processes)
+        # The worker threads' processor instances first, each constructed once: a constructor that
+        # rejects its parameters stops the start before DPDK opens anything (worker processes make
+        # their own, flowos.runtime.worker_process).
+        self.instances = make_instances(cfg.flows, cfg.run.workers) if cfg.flows and not processes else None
         if os.path.exists(self.log_path):
             os.unlink(self.log_path)
         replace_tx_captures(cfg.ports)
@@ -357,7 +365,8 @@ class Bridge:
             for port in self.ports.values():
                 engine.set_txq(port.port_id, *self.txq(port, shard))
         engines, tiers = build_shards(self.config, self.pool, self.port_ids(), n_workers, self.keep_budget,
-                                      self.worker.all, self.worker.address(), steer_and_send)
+                                      self.worker.all, self.worker.address(), steer_and_send, made=self.instances)
+        self.instances = None      # the shards' tiers hold them
         self.tiers += [tier for shard in tiers for tier in shard]
         return Engines(engines)
 

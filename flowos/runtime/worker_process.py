@@ -60,7 +60,7 @@ def run_worker(plan, w, ready, restart=False):
     from flowos.boundary._python import cover_kept_views, thread_hooks
     from flowos.boundary._runtime import Eal, Inbox, Mempool, Port, Worker, WorkerGroup
     from flowos.configuration import eal_args
-    from flowos.errors import FlowOSError
+    from flowos.errors import ConfigError, FlowOSError
     from flowos.runtime import pipelines, process_reload
     from flowos.runtime.worker_processes import GROUP, JOIN_POLL, POOL, Said, inbox_name, outbox_name
     cfg = plan.config
@@ -106,7 +106,9 @@ def run_worker(plan, w, ready, restart=False):
                 raise FlowOSError("the primary did not say go")
         worker.launch(eal.worker_lcores()[0])
     except FlowOSError as e:
-        ready(f"error: {e}")
+        # A processor that rejects its parameters (made here, not in the primary) is the
+        # configuration's error: said as such, for flowos-run's exit status 2.
+        ready(f"{'config error' if isinstance(e, ConfigError) else 'error'}: {e}")
         _close(worker, engine, eal, control)
         raise
     # Ready once the loop runs (a worker without routes has counted itself out of the receivers).

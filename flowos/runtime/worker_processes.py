@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from flowos.configuration import devices
 from flowos.runtime import output
-from flowos.errors import FlowOSError
+from flowos.errors import ConfigError, FlowOSError
 from flowos.runtime.shards import WORKER_COUNTS, Each, add_up, group_stop_reason
 
 POOL = "fo_pool"
@@ -196,6 +196,8 @@ class WorkerProcesses(Each):
                 if line.startswith("ready "):
                     self._share(w, line)
                     continue
+                if line.startswith("config error: "):     # one line, as flowos-run says a configuration's
+                    raise ConfigError(None, None, line[len("config error: "):])
                 if line != "ready":
                     why = line[len("error: "):] if line.startswith("error: ") else (
                         f"exit status {self.procs[w].poll()}" if line == "" else f"said {line!r}")
@@ -688,10 +690,10 @@ def describe_status(status):
 
 
 class Said:
-    """What a worker process says on its pipe ("ready ...", "built ...", "left", "error: ...", a
-    reload's answers): every whole line so far, read as it comes. Each reader looks for its line
-    among them all, so none takes another's (a restarted process's "ready" and "left" may come in
-    one read). A worker process reads what the primary asks on its stdin with one too (new_lines,
+    """What a worker process says on its pipe ("ready ...", "built ...", "left", "error: ...",
+    "config error: ...", a reload's answers): every whole line so far, read as it comes. Each
+    reader looks for its line among them all, so none takes another's (a restarted process's
+    "ready" and "left" may come in one read). A worker process reads what the primary asks on its stdin with one too (new_lines,
     next_line: each line once, in order)."""
 
     def __init__(self, fd):

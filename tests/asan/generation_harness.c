@@ -313,6 +313,25 @@ main(int argc, char **argv)
 		fo_pipeline_conf_free(odd);
 	}
 
+	/* A writer sharing a stage: FlowOS's configuration refuses it first (with the user's key); a C
+	 * caller meets this refusal. */
+	{
+		struct fo_processor_ops writer = tagged_ops;
+		struct fo_pipeline_conf *odd = fo_pipeline_conf_create(&engine_conf);
+		struct fo_def_conf def = { .name = "odd", .hold_packets = 64, .hold_bytes = 1 << 24 };
+		uint32_t tag = 0;
+
+		writer.name = "writer";
+		writer.readonly = 0;
+		if (odd == NULL || fo_pipeline_conf_add_definition(odd, &def) != 0 ||
+		    fo_pipeline_conf_add_processor(odd, 0, 0, &tagged_ops, &tag, sizeof(tag), err, sizeof(err)) < 0)
+			return 18;
+		err[0] = '\0';
+		ret = fo_pipeline_conf_add_processor(odd, 0, 0, &writer, &tag, sizeof(tag), err, sizeof(err));
+		printf("writer_shares %d %s\n", ret, err);
+		fo_pipeline_conf_free(odd);
+	}
+
 	/* Generation 2: a larger state, more held packets (larger windows), and a hold after tagged(2). */
 	pc = make_conf(first, 2, &big_ops, 1024, 3);
 	if (pc == NULL || fo_engine_stage(e, pc) != 0)

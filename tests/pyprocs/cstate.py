@@ -5,3 +5,8 @@ from flowos.cprocessor import CProcessor, MAX_STATE_SIZE
 
 class LargeState(CProcessor):
     state_size = MAX_STATE_SIZE
+
+
+class TooLargeState(CProcessor):
+    """Asks for more private state per flow than the engine gives: refused as the configuration is read."""
+    state_size = MAX_STATE_SIZE + 1
