@@ -22,7 +22,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_THREAD_CPUTIME_ID
 from flowos.includes.dpdk cimport rte_errno, rte_mempool, rte_mempool_avail_count, rte_strerror
 from flowos.includes.fo cimport fo_route
 from flowos.includes.fo_engine cimport *
-from flowos.boundary._runtime cimport Mempool
+from flowos.boundary._runtime cimport Mempool, check
 
 from flowos.errors import FlowOSError
 
@@ -98,12 +98,6 @@ EDIT_MODES = ("none", "replace", "insert", "delete")
 # A stream definition's limits: flowos.configuration.flows' defaults (what flowos-run gives a flow).
 HOLD_PACKETS = 1024
 HOLD_BYTES = 4 << 20
-
-
-cdef int check(int ret, str what) except -1:
-    if ret < 0:
-        raise FlowOSError(f"{what}: {rte_strerror(-ret).decode()}")
-    return ret
 
 
 def register_meta():
