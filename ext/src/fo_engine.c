@@ -510,11 +510,14 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 		fo_pipeline_run(e, e->run_defs[i], e->touched, e->n_touched);
 	for (i = 0; i < e->n_touched; i++) {
 		struct fo_flow *flow = &e->flows[e->touched[i]];
+		const int streams = e->defs[flow->key.def].stream_offset != 0;
 		enum fo_flow_end_reason reason;
 
 		prefetch_flows_ahead(e, e->touched, i, e->n_touched);
-		fo_pipeline_release_ready(e, flow);
-		if (e->defs[flow->key.def].stream_offset != 0)
+		/* Without streams, a flow that queues nothing (and so keeps nothing) has nothing to release. */
+		if (streams || flow->q_head != NULL || flow->keeping)
+			fo_pipeline_release_ready(e, flow);
+		if (streams)
 			fo_stream_hold_track(e, flow);
 		if (fo_flow_wants_end(flow, &reason))
 			end_flow(e, flow, reason);
