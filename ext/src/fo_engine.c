@@ -120,8 +120,11 @@ sort_defs(uint16_t *defs, uint16_t n)
 	}
 }
 
-/* Puts a packet in its flow (NULL: the table was full); returns 0, or -1 when a policy took it. */
-static int
+/*
+ * Puts a packet in its flow (NULL: the table was full); returns 0, or -1 when a policy took it.
+ * Inline: the burst loop's call of it cost about 20 instructions a packet (callgrind).
+ */
+static __rte_always_inline int
 join_flow(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf *m,
 	  struct fo_flow *flow, uint8_t dir, uint32_t frag_id)
 {
