@@ -421,8 +421,10 @@ release_shared(struct fo_engine *e, const struct definition *d, uint16_t nb, uin
 		struct fo_flow *flow = e->batches[i].flow;
 		uint32_t *heads = flow->heads, end = flow->next_seq;
 
-		for (p = 0; p < n_procs; p++)
+		p = 0;
+		do   /* a shared run has a processor at least (share_windows) */
 			heads[p] = end;
+		while (++p < n_procs);
 		flow->q_head = flow->q_tail = NULL;
 		flow->q_packets = 0;
 		flow->q_bytes = 0;
