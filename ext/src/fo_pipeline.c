@@ -310,24 +310,13 @@ depart(struct fo_engine *e, struct rte_mbuf *m)
 	fo_send(e, m);
 }
 
-/*
- * Everything a flow without streams holds goes (the common release: its whole queue): counted
- * once for the queue, not per packet, and nothing is left to overflow or to keep.
- */
-static __rte_always_inline void
-release_all(struct fo_engine *e, struct fo_flow *flow)
+/* The flow's queue has left whole: it queues nothing, and (without streams) keeps nothing. */
+static inline void
+queue_left(struct fo_engine *e, struct fo_flow *flow)
 {
-	struct rte_mbuf *m = flow->q_head, *next;
-	uint32_t n = 0;
-
-	for (; m != NULL; m = next, n++) {
-		next = *pkt_next(m);
-		depart(e, m);
-	}
 	flow->q_head = flow->q_tail = NULL;
 	flow->q_packets = 0;
 	flow->q_bytes = 0;
-	RELAXED_ADD(e->stats.held, -(uint64_t)n);
 	if (flow->keeping) {   /* flow_note_kept: without streams, a flow keeps only its queue */
 		e->keepers--;
 		flow->keeping = 0;
@@ -425,13 +414,7 @@ release_shared(struct fo_engine *e, const struct definition *d, uint16_t nb, uin
 		do   /* a shared run has a processor at least (share_windows) */
 			heads[p] = end;
 		while (++p < n_procs);
-		flow->q_head = flow->q_tail = NULL;
-		flow->q_packets = 0;
-		flow->q_bytes = 0;
-		if (flow->keeping) {   /* flow_note_kept: without streams, a flow keeps only its queue */
-			e->keepers--;
-			flow->keeping = 0;
-		}
+		queue_left(e, flow);
 	}
 	for (j = 0; j < used; j++)
 		depart(e, e->window[j]);
@@ -583,6 +566,24 @@ release_overtakers(struct fo_engine *e, struct fo_flow *flow)
 		if (!fo_stream_depart(e, flow, m))
 			fo_send(e, m);
 	}
+}
+
+/*
+ * Everything a flow without streams holds goes (the common release: its whole queue): counted
+ * once for the queue, not per packet, and nothing is left to overflow or to keep.
+ */
+static __rte_always_inline void
+release_all(struct fo_engine *e, struct fo_flow *flow)
+{
+	struct rte_mbuf *m = flow->q_head, *next;
+	uint32_t n = 0;
+
+	for (; m != NULL; m = next, n++) {
+		next = *pkt_next(m);
+		depart(e, m);
+	}
+	queue_left(e, flow);
+	RELAXED_ADD(e->stats.held, -(uint64_t)n);
 }
 
 static __rte_always_inline void
