@@ -120,8 +120,11 @@ sort_defs(uint16_t *defs, uint16_t n)
 	}
 }
 
-/* Puts a packet in its flow (NULL: the table was full); returns 0, or -1 when a policy took it. */
-static int
+/*
+ * Puts a packet in its flow (NULL: the table was full); returns 0, or -1 when a policy took it.
+ * Inline: the burst loop's call of it cost about 20 instructions a packet (callgrind).
+ */
+static __rte_always_inline int
 join_flow(struct fo_engine *e, const struct fo_match_fields *f, struct rte_mbuf *m,
 	  struct fo_flow *flow, uint8_t dir, uint32_t frag_id)
 {
@@ -510,11 +513,14 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 		fo_pipeline_run(e, e->run_defs[i], e->touched, e->n_touched);
 	for (i = 0; i < e->n_touched; i++) {
 		struct fo_flow *flow = &e->flows[e->touched[i]];
+		const int streams = e->defs[flow->key.def].stream_offset != 0;
 		enum fo_flow_end_reason reason;
 
 		prefetch_flows_ahead(e, e->touched, i, e->n_touched);
-		fo_pipeline_release_ready(e, flow);
-		if (e->defs[flow->key.def].stream_offset != 0)
+		/* Without streams, a flow that queues nothing (and so keeps nothing) has nothing to release. */
+		if (streams || flow->q_head != NULL || flow->keeping)
+			fo_pipeline_release_ready(e, flow);
+		if (streams)
 			fo_stream_hold_track(e, flow);
 		if (fo_flow_wants_end(flow, &reason))
 			end_flow(e, flow, reason);

@@ -609,7 +609,10 @@ void fo_stream_cut_back(struct fo_engine *e, struct fo_flow *flow, uint32_t shar
 int fo_budget_cut(struct fo_engine *e, struct fo_flow *flow);
 struct fo_flow *fo_budget_sweep_next(struct fo_engine *e, uint32_t share, uint32_t *looked);
 
-/* fo_pipeline.c */
+/*
+ * fo_pipeline.c. fo_pipeline_run runs a definition's pipeline over the given flows of it; the flows
+ * whose windows stayed shared (every packet passed every processor) release their queues there.
+ */
 void fo_pipeline_run(struct fo_engine *e, uint16_t def, const uint32_t *flows, uint16_t n);
 void fo_pipeline_release(struct fo_engine *e, struct fo_flow *flow, uint32_t upto);
 uint32_t fo_pipeline_released(const struct fo_engine *e, struct fo_flow *flow);

@@ -148,7 +148,8 @@ lru_append(struct fo_engine *e, struct fo_flow *flow)
 	e->lru_tail[c] = flow->id;
 }
 
-static void
+/* Once per flow: out of line, so that the per-packet lookup keeps a small frame. */
+static __rte_noinline void
 flow_start(struct fo_engine *e, struct fo_flow *flow, const struct fo_flow_key *key, int src_lo,
 	   uint32_t id, struct rte_mbuf *first)
 {
@@ -215,6 +216,35 @@ flow_is_over(const struct fo_engine *e, const struct fo_flow *flow, const struct
 	return 0;
 }
 
+/* fo_flow_for_key where the burst's lookup cannot be trusted, or found nothing: hashes the key. */
+static __rte_noinline struct fo_flow *
+flow_for_key_hashed(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int32_t pos,
+		    struct rte_mbuf *m, uint8_t *dir, int *over)
+{
+	enum fo_flow_end_reason reason;
+	uint32_t hash = fo_flow_index_hash(e->index, key);
+
+	/*
+	 * The flow the burst's lookup found may have ended since, earlier in the burst, and its slot
+	 * been taken by another.
+	 */
+	if (pos < 0 || !e->flows[pos].live || memcmp(&e->flows[pos].key, key, sizeof(*key)) != 0)
+		pos = fo_flow_index_lookup(e->index, e->flows, key, hash);
+	if (pos >= 0 && unlikely(flow_is_over(e, &e->flows[pos], m, &reason))) {
+		*over = reason;
+		return &e->flows[pos];
+	}
+	if (pos < 0) {
+		/* Every flow id has its state area, so only the table can be full. */
+		pos = fo_flow_index_add(e->index, hash);
+		if (pos < 0)
+			return NULL;
+		flow_start(e, &e->flows[pos], key, src_lo, pos, m);
+	}
+	*dir = src_lo == e->flows[pos].opener_is_lo ? 0 : 1;
+	return &e->flows[pos];
+}
+
 /*
  * Finds or starts the flow of a packet whose key is made (src_lo: fo_flow_make_key's answer).
  * hint: where a burst-wide lookup found the key, or negative; the flow there may have ended
@@ -226,37 +256,20 @@ struct fo_flow *
 fo_flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int32_t hint,
 		struct rte_mbuf *m, uint8_t *dir, int *over)
 {
-	int32_t pos = hint;
 	enum fo_flow_end_reason reason;
-	uint32_t hash = 0;
-	int hashed = 0;
+	struct fo_flow *flow;
 
 	*over = -1;
-	/*
-	 * The flow the burst's lookup found may have ended since, earlier in the burst, and its slot
-	 * been taken by another; where no flow ended since, it is still the one.
-	 */
-	if (pos < 0 || (e->flows_ended != e->ended_at_lookup &&
-			(!e->flows[pos].live || memcmp(&e->flows[pos].key, key, sizeof(*key)) != 0))) {
-		hash = fo_flow_index_hash(e->index, key);
-		hashed = 1;
-		pos = fo_flow_index_lookup(e->index, e->flows, key, hash);
-	}
-	if (pos >= 0 && unlikely(flow_is_over(e, &e->flows[pos], m, &reason))) {
+	/* The common packet: the burst's lookup found its flow, and no flow ended since (no slot was reused). */
+	if (unlikely(hint < 0 || e->flows_ended != e->ended_at_lookup))
+		return flow_for_key_hashed(e, key, src_lo, hint, m, dir, over);
+	flow = &e->flows[hint];
+	if (unlikely(flow_is_over(e, flow, m, &reason))) {
 		*over = reason;
-		return &e->flows[pos];
+		return flow;
 	}
-	if (unlikely(pos < 0)) {
-		if (!hashed)
-			hash = fo_flow_index_hash(e->index, key);
-		/* Every flow id has its state area, so only the table can be full. */
-		pos = fo_flow_index_add(e->index, hash);
-		if (pos < 0)
-			return NULL;
-		flow_start(e, &e->flows[pos], key, src_lo, pos, m);
-	}
-	*dir = src_lo == e->flows[pos].opener_is_lo ? 0 : 1;
-	return &e->flows[pos];
+	*dir = src_lo == flow->opener_is_lo ? 0 : 1;
+	return flow;
 }
 
 void
@@ -283,22 +296,18 @@ fo_flow_for_fragment(struct fo_engine *e, const struct fo_match_fields *f, uint3
 }
 
 /*
- * TCP state from one packet. A connection is over on RST, or once each side's FIN has been
- * acknowledged by the other (which also covers a simultaneous close): closed by FIN.
+ * TCP state from one packet whose flags or connection's state may change it (fo_flow_account
+ * passes by the others: data and acknowledgements of an open connection). A connection is over
+ * on RST, or once each side's FIN has been acknowledged by the other (which also covers a
+ * simultaneous close): closed by FIN.
  */
-static void
-track_tcp(struct fo_flow *flow, const struct rte_mbuf *m, uint8_t dir)
+static __rte_noinline void
+track_tcp(struct fo_flow *flow, const struct rte_mbuf *m, const struct rte_tcp_hdr *th, uint8_t dir)
 {
 	const struct fo_pkt_meta *meta = fo_pkt_meta((struct rte_mbuf *)(uintptr_t)m);
-	const struct rte_tcp_hdr *th = rte_pktmbuf_mtod_offset(m, const struct rte_tcp_hdr *,
-							       meta->offset[FO_LEVEL_L4]);
 	uint8_t flags = th->tcp_flags, other = dir ^ 1;
 	uint32_t seq, payload;
 
-	/* Most packets: data or acknowledgements of an open connection, which change nothing. */
-	if (likely(flow->tcp_state == FO_TCP_ESTABLISHED &&
-		   !(flags & (RTE_TCP_SYN_FLAG | RTE_TCP_FIN_FLAG | RTE_TCP_RST_FLAG))))
-		return;
 	seq = rte_be_to_cpu_32(th->sent_seq);
 	payload = meta->offset[FO_LEVEL_PAYLOAD] != FO_NO_LEVEL && meta->end > meta->offset[FO_LEVEL_PAYLOAD] ?
 		meta->end - meta->offset[FO_LEVEL_PAYLOAD] : 0;
@@ -342,6 +351,15 @@ track_tcp(struct fo_flow *flow, const struct rte_mbuf *m, uint8_t dir)
 	}
 }
 
+/* The flow moves to the end of its (maybe new) timeout class's idle list. */
+static __rte_noinline void
+flow_relist(struct fo_engine *e, struct fo_flow *flow, uint8_t cls)
+{
+	lru_unlink(e, flow);
+	flow->timeout_class = cls;
+	lru_append(e, flow);
+}
+
 void
 fo_flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, uint8_t dir)
 {
@@ -352,19 +370,23 @@ fo_flow_account(struct fo_engine *e, struct fo_flow *flow, struct rte_mbuf *m, u
 	flow->packets[dir]++;
 	flow->bytes[dir] += rte_pktmbuf_pkt_len(m);
 	flow->last_seen = e->now;
-	if (flow->key.proto == IPPROTO_TCP && meta->offset[FO_LEVEL_L4] != FO_NO_LEVEL)
-		track_tcp(flow, m, dir);
+	if (flow->key.proto == IPPROTO_TCP && meta->offset[FO_LEVEL_L4] != FO_NO_LEVEL) {
+		const struct rte_tcp_hdr *th = rte_pktmbuf_mtod_offset(m, const struct rte_tcp_hdr *,
+								       meta->offset[FO_LEVEL_L4]);
+
+		/* Most packets: data or acknowledgements of an open connection, which change nothing. */
+		if (unlikely(flow->tcp_state != FO_TCP_ESTABLISHED ||
+			     (th->tcp_flags & (RTE_TCP_SYN_FLAG | RTE_TCP_FIN_FLAG | RTE_TCP_RST_FLAG))))
+			track_tcp(flow, m, th, dir);
+	}
 	/*
 	 * A flow moves to its idle list's end only when its class changed or when it last moved
 	 * more than 1/1024 of its timeout ago: most packets skip the list (and the neighbours it
 	 * would touch), and flow_expire, which reads last_seen, ends a flow at most that late.
 	 */
 	cls = timeout_class(flow);
-	if (cls == flow->timeout_class && e->now - flow->lru_time < (e->pc->conf.timeout_ns[cls] >> 10))
-		return;
-	lru_unlink(e, flow);
-	flow->timeout_class = cls;
-	lru_append(e, flow);
+	if (unlikely(cls != flow->timeout_class || e->now - flow->lru_time >= (e->pc->conf.timeout_ns[cls] >> 10)))
+		flow_relist(e, flow, cls);
 }
 
 void

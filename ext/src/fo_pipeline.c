@@ -295,6 +295,34 @@ run_processor(struct fo_engine *e, const struct definition *d, uint16_t p, const
 		RELAXED_ADD(e->stats.verdicts[i], counts[i]);
 }
 
+/* A packet the last stage released leaves: dropped, or sent (its checksums fixed if it changed). */
+static inline void
+depart(struct fo_engine *e, struct rte_mbuf *m)
+{
+	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
+
+	if (meta->verdict == FO_DROP) {
+		fo_drop(e, m);
+		return;
+	}
+	if (meta->verdict == FO_MODIFIED || (meta->flags & (FO_PKT_EDITED | FO_PKT_HDR_DIRTY)))
+		fo_fix_checksums(e, m);
+	fo_send(e, m);
+}
+
+/* The flow's queue has left whole: it queues nothing, and (without streams) keeps nothing. */
+static inline void
+queue_left(struct fo_engine *e, struct fo_flow *flow)
+{
+	flow->q_head = flow->q_tail = NULL;
+	flow->q_packets = 0;
+	flow->q_bytes = 0;
+	if (flow->keeping) {   /* flow_note_kept: without streams, a flow keeps only its queue */
+		e->keepers--;
+		flow->keeping = 0;
+	}
+}
+
 /* Whether m has bytes at each level of the set (a bit per level). */
 static int
 at_levels(struct rte_mbuf *m, uint8_t levels)
@@ -362,6 +390,35 @@ share_windows(struct fo_engine *e, const struct definition *d, const uint32_t *f
 		memset(e->verdicts, FO_PASS, at);
 	*used = at;
 	return nb;
+}
+
+/*
+ * The end of a run whose windows stayed shared: every processor let every packet go and nothing
+ * was injected, so each window is its flow's whole queue (share_windows took all of it) and the
+ * flow holds nothing now. Its heads move to the end and its packets leave here, from the windows,
+ * while they and the flows' lines are in cache, instead of in the burst's release pass (which
+ * then finds the queue empty and passes the flow by).
+ */
+static void
+release_shared(struct fo_engine *e, const struct definition *d, uint16_t nb, uint32_t used)
+{
+	const uint16_t n_procs = d->n_procs;
+	uint16_t i, p;
+	uint32_t j;
+
+	for (i = 0; i < nb; i++) {
+		struct fo_flow *flow = e->batches[i].flow;
+		uint32_t *heads = flow->heads, end = flow->next_seq;
+
+		p = 0;
+		do   /* a shared run has a processor at least (share_windows) */
+			heads[p] = end;
+		while (++p < n_procs);
+		queue_left(e, flow);
+	}
+	for (j = 0; j < used; j++)
+		depart(e, e->window[j]);
+	RELAXED_ADD(e->stats.held, -(uint64_t)used);
 }
 
 /* Processors [0, upto) have released every shared window: their heads move to its end. */
@@ -450,7 +507,7 @@ fo_pipeline_run(struct fo_engine *e, uint16_t def, const uint32_t *flows, uint16
 			fo_pkt_meta(e->pending_drops[i])->verdict = FO_DROP;
 	}
 	if (shared > 0)
-		shared_heads(e, shared, d->n_procs);
+		release_shared(e, d, shared, used);
 	e->n_pending_drops = 0;
 	/*
 	 * What its flows still queue now was held: a later run in this burst (a flow ended at its
@@ -511,21 +568,6 @@ release_overtakers(struct fo_engine *e, struct fo_flow *flow)
 	}
 }
 
-/* A packet the last stage released leaves: dropped, or sent (its checksums fixed if it changed). */
-static inline void
-depart(struct fo_engine *e, struct rte_mbuf *m)
-{
-	const struct fo_pkt_meta *meta = fo_pkt_meta(m);
-
-	if (meta->verdict == FO_DROP) {
-		fo_drop(e, m);
-		return;
-	}
-	if (meta->verdict == FO_MODIFIED || (meta->flags & (FO_PKT_EDITED | FO_PKT_HDR_DIRTY)))
-		fo_fix_checksums(e, m);
-	fo_send(e, m);
-}
-
 /*
  * Everything a flow without streams holds goes (the common release: its whole queue): counted
  * once for the queue, not per packet, and nothing is left to overflow or to keep.
@@ -540,14 +582,8 @@ release_all(struct fo_engine *e, struct fo_flow *flow)
 		next = *pkt_next(m);
 		depart(e, m);
 	}
-	flow->q_head = flow->q_tail = NULL;
-	flow->q_packets = 0;
-	flow->q_bytes = 0;
+	queue_left(e, flow);
 	RELAXED_ADD(e->stats.held, -(uint64_t)n);
-	if (flow->keeping) {   /* flow_note_kept: without streams, a flow keeps only its queue */
-		e->keepers--;
-		flow->keeping = 0;
-	}
 }
 
 static __rte_always_inline void

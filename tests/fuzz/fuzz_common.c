@@ -60,6 +60,7 @@ fuzz_mbuf(const uint8_t *data, size_t len)
 	if (len > rte_pktmbuf_tailroom(m))
 		len = rte_pktmbuf_tailroom(m);
 	memcpy(rte_pktmbuf_append(m, (uint16_t)len), data, len);
+	m->hash.usr = 0;   /* a target's mark (fuzz_pipeline's), which a freed mbuf keeps */
 	return m;
 }
 

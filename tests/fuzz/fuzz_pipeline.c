@@ -10,12 +10,16 @@
  * place and the call count picks. Each processor checks what it is shown against a model of what
  * it and the stage before it released, per flow: its window is in flow order, it never sees again
  * a packet it released, every packet it sees has bytes at its level, and stage 1 sees only packets
- * the L2 processor of stage 0 released and neither of the two dropped. At the end every packet is
- * accounted for and every mbuf is back in the pool (fuzz_traffic.c).
+ * the L2 processor of stage 0 released and neither of the two dropped. On the way out (a TX
+ * callback on the port) each flow's packets leave in its order: a flow's packets never overtake
+ * each other, whether they left from the shared windows or from the queue after a hold. At the end
+ * every packet is accounted for and every mbuf is back in the pool (fuzz_traffic.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <rte_ethdev.h>
 
 #include "fuzz_traffic.h"
 
@@ -32,6 +36,20 @@ struct model {
 static struct model models[CAPACITY];
 static uint8_t manner[N_PROCS];
 static uint32_t calls;
+
+/*
+ * The order out. Each packet the L2 processor is shown carries a tag in m->hash.usr (fuzz_mbuf
+ * clears it): its flow's id and how many flows that id had started, + 1. Per id, the sequence
+ * number of the current flow's last packet out.
+ */
+static uint32_t starts[CAPACITY];
+static uint32_t last_out[CAPACITY];
+
+static uint32_t
+order_tag(uint32_t id)
+{
+	return (starts[id] << 4 | id) + 1;
+}
 
 static void
 broken(uint16_t p, const char *what, uint32_t seq)
@@ -95,6 +113,9 @@ check_and_decide(uint16_t p, enum fo_level level, struct fo_batch *b)
 			seen = 1;
 		}
 	}
+	if (p == 0)
+		for (i = 0; i < b->n; i++)
+			b->pkts[i]->hash.usr = order_tag(b->flow->id);
 	released = seen ? last + 1 : mo->released[p];
 	for (i = 0; i < b->n; i++) {
 		uint32_t seq = *fo_pkt_seq(b->pkts[i]);
@@ -157,6 +178,35 @@ flow_start(void *ctx, const struct fo_flow *flow, void *state, const struct rte_
 		abort();
 	}
 	memset(&models[flow->id], 0, sizeof(models[flow->id]));
+	starts[flow->id]++;
+	last_out[flow->id] = 0;
+}
+
+/*
+ * What leaves by the port: each tagged packet of a flow that is still the current one on its id
+ * (an ended flow's last packets may go out in the burst that starts the next) comes no earlier in
+ * its flow than the one before it (an injected copy shares its neighbour's number).
+ */
+static uint16_t
+check_order_out(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n, void *arg)
+{
+	uint16_t i;
+
+	for (i = 0; i < n; i++) {
+		uint32_t tag = pkts[i]->hash.usr, id, seq;
+
+		if (tag == 0)
+			continue;   /* never shown to the L2 processor (unmatched, or released by a policy) */
+		pkts[i]->hash.usr = 0;
+		id = (tag - 1) % CAPACITY;
+		if (tag != order_tag(id))
+			continue;
+		seq = *fo_pkt_seq(pkts[i]);
+		if (seq < last_out[id])
+			broken(0, "its flow's packets left out of order", seq);
+		last_out[id] = seq;
+	}
+	return n;
 }
 
 static const struct fo_processor_ops l2_ops = {
@@ -174,6 +224,10 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	fuzz_init(1);
 	fuzz_traffic_init();
+	if (rte_eth_add_tx_callback(0, 0, check_order_out, NULL) == NULL) {
+		fprintf(stderr, "fuzz_pipeline: cannot watch the port's TX queue\n");
+		abort();
+	}
 	return 0;
 }
 
