@@ -161,14 +161,18 @@ def test_worker_processes_that_do_not_switch_in_time_change_nothing(tmp_path):
     """Both processes prepared, but their workers are in a processor call past the 10 s a switch
     is waited for (PortDropper's stall; a call budget long enough that neither is taken for
     stuck): each withdraws its request and drops what it prepared, the reload is refused, and once
-    the stall is over the next one works."""
+    the stall is over the next one works. The stall outlasts the wait by 10 s, whatever the
+    reload's preparing takes on a loaded machine (with 1 s to spare, it once did not)."""
     run = start(tmp_path, {"pyprocs.control:Silent": {}}, call_budget_ms=5000)
     try:
         wait_for(lambda: run.ok("flows")["live"] >= 2)
-        assert run.ok("message", "0.0", "stall 11")["status"] == "ok"
+        assert run.ok("message", "0.0", "stall 20")["status"] == "ok"
         rc, reply, err = run.ctl("attach", "all", "counter")
         assert rc == 1, (reply, err)
         assert "reload refused, nothing changed: the workers did not take the new configuration" in reply["error"]
+        assert "timeout: its worker stayed in one burst meanwhile" in reply["error"], reply
+        wait_for(lambda: all(r["status"] == "ok" and json.loads(r["reply"])["stalled"] == 1
+                             for r in run.ctl("message", "0.0", "count")[1]["replies"]))
         changed_nothing_then_attach_works(run)
     finally:
         report = stop(run) if run.proc.poll() is None else None
