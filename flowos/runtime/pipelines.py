@@ -3,6 +3,8 @@ pipeline configuration (built once), a shard per worker with its own processor i
 up; and what a shard's processors report at the end. The runner, worker processes and reloads
 build their shards here."""
 
+import errno
+
 from flowos.boundary._engine import Engine, PipelineConf
 from flowos.boundary._python import PythonTier, thread_hooks
 from flowos.configuration import flows as flow_defs
@@ -140,6 +142,21 @@ def refresh_tier_reports(engine, report):
 
 class PartialReload(FlowOSError):
     """Some workers took the new configuration, the others did not (one stuck past the wait)."""
+
+
+def switch_through(control, worker, migrate):
+    """The worker takes its shard's staged configuration between two bursts (control: its
+    mailbox). A timeout says what the worker did meanwhile, which an operator and a bug report
+    need: held in one burst (a processor's call, say), or round its loop without taking the request."""
+    polls = worker.polls[0]
+    try:
+        control.switch(migrate)
+    except FlowOSError as e:
+        if e.errno != errno.ETIMEDOUT:
+            raise
+        rounds = worker.polls[0] - polls
+        did = "stayed in one burst" if rounds == 0 else f"went round its loop {rounds} times"
+        raise FlowOSError(f"{e}: its worker {did} meanwhile", e.errno) from None
 
 
 def stage(shards, flows, engine, port_ids, stop_address):

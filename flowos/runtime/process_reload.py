@@ -12,7 +12,6 @@ The primary (flowos.runtime.reload checked the flows first, once) asks every pro
 when every one has does it ask each to commit; if any could not prepare, each drops what it
 staged and nothing changed anywhere. A process restarted later builds the running configuration
 (the plan it reads is written from it then, flowos.runtime.worker_processes)."""
-import errno
 import itertools
 import os
 import pickle
@@ -142,19 +141,12 @@ class WorkerReloads:
     def commit(self, migrate):
         if self.staged is None:
             raise FlowOSError("nothing staged")
-        polls = self.worker.polls[0]
+        from flowos.runtime import pipelines
         try:
-            self.control.switch(migrate)
-        except FlowOSError as e:
+            pipelines.switch_through(self.control, self.worker, migrate)
+        except FlowOSError:
             self.drop()
-            if e.errno != errno.ETIMEDOUT:
-                raise
-            # Whether the worker was held inside a burst (a processor's call) or went round its
-            # loop without taking the request: what an operator, and a bug report, needs to know.
-            rounds = self.worker.polls[0] - polls
-            raise FlowOSError(f"{e}: its worker " + ("stayed in one burst meanwhile" if rounds == 0 else
-                                                     f"went round its loop {rounds} times meanwhile"),
-                              e.errno) from None
+            raise
         self.engine.switched()
         self.tiers.extend(tier for _, _, tier in self.staged)
         self.staged = None

@@ -140,8 +140,8 @@ def switch(bridge, flows, engine, migrate):
     tiers = pipelines.stage(shards, flows, engine, bridge.port_ids(), bridge.worker.address())
     switched = 0
     try:
-        for shard, control in zip(shards, bridge.control.all):
-            control.switch(migrate)
+        for shard, control, worker in zip(shards, bridge.control.all, bridge.worker.all):
+            pipelines.switch_through(control, worker, migrate)
             shard.switched()
             switched += 1
     except FlowOSError as e:
