@@ -120,7 +120,7 @@ key_vec_at(const struct fo_flow_key *key, unsigned int i)
 	return v;
 }
 
-/* The 48 bytes in three 16-byte loads a side (six 8-byte ones took 10 instructions more). */
+/* The 48 bytes in three 16-byte loads a side (not six 8-byte ones): fewer instructions, one compare. */
 static inline int
 keys_equal(const struct fo_flow_key *a, const struct fo_flow_key *b)
 {
