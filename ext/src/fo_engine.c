@@ -404,6 +404,9 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 	struct rte_mbuf *away[FO_MAX_BURST];
 	uint16_t away_owners[FO_MAX_BURST];
 	const int steering = (e->shard.workers > 1 || e->shard.index == e->shard.workers) && route != NULL;
+	/* Read once: the loop's stores through packet pointers would make the compiler read it again. */
+	const int class_keys = e->pc->class_keys;
+	int capture_clock;
 	uint16_t i, j, k, n_todo = 0, n_keys = 0, n_away = 0;
 
 	for (i = 0; i < n; i++) {
@@ -436,7 +439,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 				continue;
 			}
 		}
-		if (e->pc->class_keys) {
+		if (class_keys) {
 			fo_class_key_fill(&keys[n_todo], &fields[n_todo]);
 			key_ptrs[n_todo] = &keys[n_todo];
 		}
@@ -475,6 +478,8 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 
 		n_todo = join_old_flows(e, pkts, &t, n_todo);
 	}
+	/* Read once, as above, but after the handoff: its waiting runs other code (an inbox's burst, a wait callback). */
+	capture_clock = e->pc->conf.clock == FO_CLOCK_CAPTURE;
 	/* In arrival order, so that a first fragment is known before the later ones of the burst. */
 	for (j = 0; j < n_todo; j++) {
 		struct rte_mbuf *m = pkts[todo[j]];
@@ -482,7 +487,7 @@ engine_process(struct fo_engine *e, const struct fo_route *route, struct rte_mbu
 		struct fo_flow *flow;
 		uint8_t dir;
 
-		if (e->pc->conf.clock == FO_CLOCK_CAPTURE)
+		if (capture_clock)
 			capture_time(e, m);
 		/* A later fragment carries no ports: it joins its first fragment's flow. */
 		if (unlikely((flags & (FO_PKT_FRAGMENT | FO_PKT_FIRST_FRAG)) == FO_PKT_FRAGMENT)) {

@@ -108,12 +108,26 @@ signature(uint32_t hash)
 	return sig == EMPTY ? 1 : sig;
 }
 
+/* 16 bytes as one value (SSE2 on x86; GCC's and clang's vector extension elsewhere). */
+typedef uint64_t key_vec __attribute__((vector_size(16)));
+
+static inline key_vec
+key_vec_at(const struct fo_flow_key *key, unsigned int i)
+{
+	key_vec v;
+
+	memcpy(&v, (const uint8_t *)key + 16 * i, sizeof(v));
+	return v;
+}
+
+/* The 48 bytes in three 16-byte loads a side (not six 8-byte ones): fewer instructions, one compare. */
 static inline int
 keys_equal(const struct fo_flow_key *a, const struct fo_flow_key *b)
 {
-	return ((key_word(a, 0) ^ key_word(b, 0)) | (key_word(a, 1) ^ key_word(b, 1)) |
-		(key_word(a, 2) ^ key_word(b, 2)) | (key_word(a, 3) ^ key_word(b, 3)) |
-		(key_word(a, 4) ^ key_word(b, 4)) | (key_word(a, 5) ^ key_word(b, 5))) == 0;
+	key_vec diff = (key_vec_at(a, 0) ^ key_vec_at(b, 0)) | (key_vec_at(a, 1) ^ key_vec_at(b, 1)) |
+		       (key_vec_at(a, 2) ^ key_vec_at(b, 2));
+
+	return (diff[0] | diff[1]) == 0;
 }
 
 /* Bit 2s set where slot s holds sig (bit 2s + 1 too, with SSE2: one compare for the bucket). */
@@ -252,14 +266,15 @@ prefetch_flow(const struct fo_flow *flow)
 /*
  * In three passes over the keys, so that their cache misses overlap: hash each and fetch its home
  * bucket; match its signatures and fetch the first candidate's flow; compare the keys. A whole
- * burst per pass, so that the memory a pass fetches has the rest of the pass to arrive.
+ * burst per pass, so that the memory a pass fetches has the rest of the pass to arrive. The last
+ * pass compares the first candidate the second found, and searches only when that is not it.
  */
 void
 fo_flow_index_lookup_bulk(const struct flow_index *ix, const struct fo_flow *flows,
 		       const struct fo_flow_key *const *keys, uint32_t n, int32_t *ids)
 {
 	const struct sip_state secret = ix->secret;   /* in registers for the burst's hashes (inline, not a call each) */
-	uint32_t hashes[LOOKUP_CHUNK], hits[LOOKUP_CHUNK], done, i, chunk;
+	uint32_t hashes[LOOKUP_CHUNK], hits[LOOKUP_CHUNK], first[LOOKUP_CHUNK], done, i, chunk;
 	/* Few flows stay in L2: fetching their other lines too would only cost instructions. */
 	int deep = ix->capacity - ix->n_free > DEEP_PREFETCH_FLOWS;
 
@@ -275,13 +290,18 @@ fo_flow_index_lookup_bulk(const struct flow_index *ix, const struct fo_flow *flo
 			hits[i] = sig_matches(bk, signature(hashes[i]));
 			if (hits[i] == 0)
 				continue;
+			first[i] = bk->id[rte_bsf32(hits[i]) / 2];
 			if (deep)
-				prefetch_flow(&flows[bk->id[rte_bsf32(hits[i]) / 2]]);
+				prefetch_flow(&flows[first[i]]);
 			else
-				rte_prefetch0(&flows[bk->id[rte_bsf32(hits[i]) / 2]]);
+				rte_prefetch0(&flows[first[i]]);
 		}
-		for (i = 0; i < chunk; i++)
-			ids[i] = search(ix, flows, keys[i], hashes[i] & ix->mask, signature(hashes[i]), hits[i]);
+		for (i = 0; i < chunk; i++) {
+			if (likely(hits[i] != 0) && keys_equal(&flows[first[i]].key, keys[i]))
+				ids[i] = (int32_t)first[i];
+			else
+				ids[i] = search(ix, flows, keys[i], hashes[i] & ix->mask, signature(hashes[i]), hits[i]);
+		}
 	}
 }
 

@@ -189,36 +189,9 @@ flow_start(struct fo_engine *e, struct fo_flow *flow, const struct fo_flow_key *
 	}
 }
 
-/*
- * Whether the packet's flow is over already: idle past its timeout (the packet starts a new
- * flow on the same 5-tuple), or closed and the packet opens a new connection (a SYN).
- */
-static int
-flow_is_over(const struct fo_engine *e, const struct fo_flow *flow, const struct rte_mbuf *m,
-	     enum fo_flow_end_reason *reason)
-{
-	const struct fo_pkt_meta *meta = fo_pkt_meta((struct rte_mbuf *)(uintptr_t)m);
-
-	if (e->now - flow->last_seen >= e->pc->conf.timeout_ns[flow->timeout_class] && e->now > flow->last_seen) {
-		*reason = flow->tcp_state == FO_TCP_CLOSED ? FO_END_FIN : FO_END_IDLE;
-		return 1;
-	}
-	if ((flow->end_pending || flow_closed_by_fin(flow)) && meta->ip_proto == IPPROTO_TCP &&
-	    meta->offset[FO_LEVEL_L4] != FO_NO_LEVEL) {
-		uint8_t flags = rte_pktmbuf_mtod_offset(m, const struct rte_tcp_hdr *,
-							meta->offset[FO_LEVEL_L4])->tcp_flags;
-
-		if ((flags & (RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG)) == RTE_TCP_SYN_FLAG) {
-			*reason = flow->end_pending ? flow->end_pending - 1 : FO_END_FIN;
-			return 1;
-		}
-	}
-	return 0;
-}
-
-/* fo_flow_for_key where the burst's lookup cannot be trusted, or found nothing: hashes the key. */
-static __rte_noinline struct fo_flow *
-flow_for_key_hashed(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int32_t pos,
+/* fo_flow_for_key's way when the burst's lookup cannot be trusted, or found nothing (fo_engine_priv.h). */
+struct fo_flow *
+fo_flow_for_key_hashed(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int32_t pos,
 		    struct rte_mbuf *m, uint8_t *dir, int *over)
 {
 	enum fo_flow_end_reason reason;
@@ -230,7 +203,7 @@ flow_for_key_hashed(struct fo_engine *e, const struct fo_flow_key *key, int src_
 	 */
 	if (pos < 0 || !e->flows[pos].live || memcmp(&e->flows[pos].key, key, sizeof(*key)) != 0)
 		pos = fo_flow_index_lookup(e->index, e->flows, key, hash);
-	if (pos >= 0 && unlikely(flow_is_over(e, &e->flows[pos], m, &reason))) {
+	if (pos >= 0 && unlikely(fo_flow_is_over(e, &e->flows[pos], m, &reason))) {
 		*over = reason;
 		return &e->flows[pos];
 	}
@@ -243,33 +216,6 @@ flow_for_key_hashed(struct fo_engine *e, const struct fo_flow_key *key, int src_
 	}
 	*dir = src_lo == e->flows[pos].opener_is_lo ? 0 : 1;
 	return &e->flows[pos];
-}
-
-/*
- * Finds or starts the flow of a packet whose key is made (src_lo: fo_flow_make_key's answer).
- * hint: where a burst-wide lookup found the key, or negative; the flow there may have ended
- * since, earlier in the burst. *dir says which way the packet goes in its flow. Returns NULL
- * when the table is full. A flow the packet shows is over (a new connection on its ports) is
- * returned as it is, with *over set to why: the caller ends it and asks again.
- */
-struct fo_flow *
-fo_flow_for_key(struct fo_engine *e, const struct fo_flow_key *key, int src_lo, int32_t hint,
-		struct rte_mbuf *m, uint8_t *dir, int *over)
-{
-	enum fo_flow_end_reason reason;
-	struct fo_flow *flow;
-
-	*over = -1;
-	/* The common packet: the burst's lookup found its flow, and no flow ended since (no slot was reused). */
-	if (unlikely(hint < 0 || e->flows_ended != e->ended_at_lookup))
-		return flow_for_key_hashed(e, key, src_lo, hint, m, dir, over);
-	flow = &e->flows[hint];
-	if (unlikely(flow_is_over(e, flow, m, &reason))) {
-		*over = reason;
-		return flow;
-	}
-	*dir = src_lo == flow->opener_is_lo ? 0 : 1;
-	return flow;
 }
 
 void

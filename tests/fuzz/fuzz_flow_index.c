@@ -2,8 +2,10 @@
 /*
  * The flow index (ext/src/fo_flow_index.c) against a plain model, on operations from the input:
  * add a key (hashed with the index's keyed hash, or given a hash from the input, so that keys
- * crowd chosen buckets and runs wrap around the table), delete an id, look a key up alone or a
- * burst of them in bulk. Every answer must be the model's; a full index must refuse.
+ * crowd chosen buckets and runs wrap around the table, or the keyed hash of another key, so that
+ * a key's signature is first in its bucket under another key's), delete an id, look a key up
+ * alone or a burst of them in bulk (the live keys, then keys from the input that are not in it).
+ * Every answer must be the model's; a full index must refuse.
  *
  * Input: a byte for the capacity (1 + b % 64), then operations of a byte each and their fields.
  */
@@ -17,6 +19,7 @@
 
 #define MAX_CAPACITY 64
 #define MAX_OPS 4096
+#define MAX_ABSENT 4        /* keys not in the index, in a bulk lookup */
 
 static struct fo_flow flows[MAX_CAPACITY];
 static struct fo_flow_key keys[MAX_CAPACITY];
@@ -71,9 +74,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fuzz_in in = { data, size };
 	uint32_t capacity = 1 + fuzz_u8(&in) % MAX_CAPACITY, n_live = 0, id, ops = 0;
 	struct flow_index *ix = fo_flow_index_create("fuzz_ix", capacity, SOCKET_ID_ANY);
-	const struct fo_flow_key *ptrs[MAX_CAPACITY];
-	int32_t ids[MAX_CAPACITY], got;
-	struct fo_flow_key k;
+	const struct fo_flow_key *ptrs[MAX_CAPACITY + MAX_ABSENT];
+	struct fo_flow_key k, absent[MAX_ABSENT];
+	int32_t ids[MAX_CAPACITY + MAX_ABSENT], got;
 
 	if (ix == NULL)
 		broken("cannot create an index", capacity);
@@ -85,7 +88,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		switch (op % 4) {
 		case 0:         /* add, unless the model has the key already */
 			read_key(&in, &k);
-			h = op & 4 ? fuzz_u32(&in) : fo_flow_index_hash(ix, &k);
+			if (op & 8) {   /* under another key's hash: the bulk lookup's first candidate for it */
+				struct fo_flow_key other;
+
+				read_key(&in, &other);
+				h = fo_flow_index_hash(ix, &other);
+			} else {
+				h = op & 4 ? fuzz_u32(&in) : fo_flow_index_hash(ix, &k);
+			}
 			if (model_find(&k, capacity) >= 0)
 				break;
 			got = fo_flow_index_add(ix, h);
@@ -116,15 +126,27 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (fo_flow_index_lookup(ix, flows, &k, h) != got)
 				broken("lookup disagrees with the model", got);
 			break;
-		default:        /* every live key hashed with the index's hash, in bulk */
+		default: {      /* every live key hashed with the index's hash, then absent keys, in bulk */
+			uint32_t n_live_keys, n_absent = 0, want = fuzz_u8(&in) % (MAX_ABSENT + 1);
+
 			for (id = 0; id < capacity; id++)
 				if (live[id] && hashes[id] == fo_flow_index_hash(ix, &keys[id]))
 					ptrs[n++] = &keys[id];
+			n_live_keys = n;
+			while (n_absent < want && in.left > 0) {
+				read_key(&in, &absent[n_absent]);
+				if (model_find(&absent[n_absent], capacity) < 0)
+					ptrs[n++] = &absent[n_absent++];
+			}
 			fo_flow_index_lookup_bulk(ix, flows, ptrs, n, ids);
-			for (id = 0; id < n; id++)
+			for (id = 0; id < n_live_keys; id++)
 				if (ids[id] < 0 || &keys[ids[id]] != ptrs[id])
 					broken("the bulk lookup disagrees with the model", id);
+			for (; id < n; id++)
+				if (ids[id] != -1)
+					broken("the bulk lookup found a key the model does not have", ids[id]);
 			break;
+		}
 		}
 	}
 	fo_flow_index_free(ix);
